@@ -1,0 +1,260 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// File is meshgate's friendly configuration format. Every part translates
+// into Envoy v3 resources (see Translate); docs/config.md documents it.
+type File struct {
+	// Admin is the admin endpoint (default 127.0.0.1:9901).
+	Admin *AdminConfig `json:"admin,omitempty"`
+	// DrainTimeout bounds how long SIGTERM waits for in-flight requests
+	// (default 15s).
+	DrainTimeout *Duration `json:"drain_timeout,omitempty"`
+	// Listeners are the ports the gateway serves.
+	Listeners []ListenerConfig `json:"listeners,omitempty"`
+	// RouteConfigs are route tables that listeners name.
+	RouteConfigs []RouteTableConfig `json:"route_configs,omitempty"`
+	// Clusters are the upstreams that routes forward to.
+	Clusters []ClusterConfig `json:"clusters,omitempty"`
+}
+
+// AdminConfig places the admin endpoint.
+type AdminConfig struct {
+	// Address is host:port; "" disables the admin endpoint.
+	Address string `json:"address"`
+}
+
+// ListenerConfig is one port that serves HTTP/1.1, cleartext HTTP/2 and,
+// with TLS set, TLS with ALPN.
+type ListenerConfig struct {
+	Name string `json:"name"`
+	// Address is host:port to bind, e.g. "0.0.0.0:8080".
+	Address string           `json:"address"`
+	TLS     *ServerTLSConfig `json:"tls,omitempty"`
+	// MaxRequestHeadersKB limits the size of request headers (Envoy's
+	// default: 60).
+	MaxRequestHeadersKB uint32 `json:"max_request_headers_kb,omitempty"`
+	// MaxRequestBodyBytes limits non-gRPC request bodies (413 beyond it);
+	// 0 means no limit (bodies are streamed, never buffered whole).
+	MaxRequestBodyBytes uint64 `json:"max_request_body_bytes,omitempty"`
+	// MaxGRPCMessageBytes limits each gRPC message (RESOURCE_EXHAUSTED
+	// beyond it); 0 means no limit.
+	MaxGRPCMessageBytes uint64 `json:"max_grpc_message_bytes,omitempty"`
+	// IdleTimeout closes a downstream connection idle this long (default 1h).
+	IdleTimeout *Duration `json:"idle_timeout,omitempty"`
+	// RouteConfig names an entry of route_configs; or give VirtualHosts
+	// inline instead.
+	RouteConfig  string              `json:"route_config,omitempty"`
+	VirtualHosts []VirtualHostConfig `json:"virtual_hosts,omitempty"`
+}
+
+// ServerTLSConfig turns on TLS for a listener.
+type ServerTLSConfig struct {
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
+	// ClientCAFile, when set, asks clients for a certificate signed by it.
+	ClientCAFile string `json:"client_ca_file,omitempty"`
+	// RequireClientCert rejects clients without a valid certificate.
+	RequireClientCert bool `json:"require_client_cert,omitempty"`
+	// AllowPlaintext also serves cleartext HTTP/1.1 and HTTP/2 on the port.
+	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
+}
+
+// RouteTableConfig is a named route table (an Envoy RouteConfiguration).
+type RouteTableConfig struct {
+	Name         string              `json:"name"`
+	VirtualHosts []VirtualHostConfig `json:"virtual_hosts"`
+	HeaderEdits
+}
+
+// HeaderEdits change request headers before forwarding and response headers
+// before answering.
+type HeaderEdits struct {
+	// RequestHeadersToSet overwrite (or add) request headers.
+	RequestHeadersToSet map[string]string `json:"request_headers_to_set,omitempty"`
+	// RequestHeadersToAdd append a value to request headers.
+	RequestHeadersToAdd    map[string]string `json:"request_headers_to_add,omitempty"`
+	RequestHeadersToRemove []string          `json:"request_headers_to_remove,omitempty"`
+	// ResponseHeadersToSet, ResponseHeadersToAdd and
+	// ResponseHeadersToRemove do the same on the response.
+	ResponseHeadersToSet    map[string]string `json:"response_headers_to_set,omitempty"`
+	ResponseHeadersToAdd    map[string]string `json:"response_headers_to_add,omitempty"`
+	ResponseHeadersToRemove []string          `json:"response_headers_to_remove,omitempty"`
+}
+
+// VirtualHostConfig groups the routes of a set of domains.
+type VirtualHostConfig struct {
+	Name string `json:"name"`
+	// Domains match the Host / :authority header: exact names, "*.suffix",
+	// "prefix.*", or "*" for any host. Default: ["*"].
+	Domains []string      `json:"domains,omitempty"`
+	Routes  []RouteConfig `json:"routes"`
+	HeaderEdits
+}
+
+// RouteConfig is one route: a match and exactly one action (cluster,
+// weighted_clusters, direct_response or redirect).
+type RouteConfig struct {
+	Name  string      `json:"name,omitempty"`
+	Match MatchConfig `json:"match"`
+
+	Cluster          string                  `json:"cluster,omitempty"`
+	WeightedClusters []WeightedClusterConfig `json:"weighted_clusters,omitempty"`
+	DirectResponse   *DirectResponseConfig   `json:"direct_response,omitempty"`
+	Redirect         *RedirectConfig         `json:"redirect,omitempty"`
+
+	// PrefixRewrite replaces the matched prefix (or whole path).
+	PrefixRewrite string              `json:"prefix_rewrite,omitempty"`
+	RegexRewrite  *RegexRewriteConfig `json:"regex_rewrite,omitempty"`
+	// HostRewrite sets the Host header sent upstream.
+	HostRewrite string `json:"host_rewrite,omitempty"`
+	// AutoHostRewrite sends the chosen endpoint's address as Host.
+	AutoHostRewrite bool `json:"auto_host_rewrite,omitempty"`
+	// Timeout bounds the whole call, streams included (Envoy's default:
+	// 15s; 0s disables it, as long-lived streams need).
+	Timeout *Duration `json:"timeout,omitempty"`
+	// GRPCTimeoutMax caps a client's grpc-timeout header (0: no cap).
+	GRPCTimeoutMax *Duration `json:"grpc_timeout_max,omitempty"`
+	HeaderEdits
+}
+
+// MatchConfig selects requests. Give at most one of Prefix, Path, Regex
+// (default: prefix "/"); every other condition must also hold.
+type MatchConfig struct {
+	Prefix string `json:"prefix,omitempty"`
+	Path   string `json:"path,omitempty"`
+	// Regex must match the whole path, without the query (RE2 syntax).
+	Regex string `json:"regex,omitempty"`
+	// CaseInsensitive makes Prefix and Path ignore case.
+	CaseInsensitive bool `json:"case_insensitive,omitempty"`
+	// GRPC matches only gRPC requests (content-type application/grpc*).
+	GRPC    bool                `json:"grpc,omitempty"`
+	Headers []HeaderMatchConfig `json:"headers,omitempty"`
+	Query   []HeaderMatchConfig `json:"query,omitempty"`
+}
+
+// HeaderMatchConfig matches one header (or query parameter) by name. Give at
+// most one of the value conditions; with none, the header must be present.
+type HeaderMatchConfig struct {
+	Name     string  `json:"name"`
+	Exact    *string `json:"exact,omitempty"`
+	Prefix   string  `json:"prefix,omitempty"`
+	Suffix   string  `json:"suffix,omitempty"`
+	Contains string  `json:"contains,omitempty"`
+	Regex    string  `json:"regex,omitempty"`
+	// Present: true requires the header, false requires its absence.
+	Present    *bool `json:"present,omitempty"`
+	IgnoreCase bool  `json:"ignore_case,omitempty"`
+	// Invert negates the whole condition (headers only).
+	Invert bool `json:"invert,omitempty"`
+}
+
+// WeightedClusterConfig is one target of a traffic split.
+type WeightedClusterConfig struct {
+	Cluster string `json:"cluster"`
+	Weight  uint32 `json:"weight"`
+}
+
+// DirectResponseConfig answers without an upstream.
+type DirectResponseConfig struct {
+	Status uint32 `json:"status"`
+	Body   string `json:"body,omitempty"`
+}
+
+// RedirectConfig answers with a redirect built from the request's URL.
+type RedirectConfig struct {
+	Scheme        string `json:"scheme,omitempty"`
+	Host          string `json:"host,omitempty"`
+	Port          uint32 `json:"port,omitempty"`
+	Path          string `json:"path,omitempty"`
+	PrefixRewrite string `json:"prefix_rewrite,omitempty"`
+	// Code is 301 (default), 302, 303, 307 or 308.
+	Code       uint32 `json:"code,omitempty"`
+	StripQuery bool   `json:"strip_query,omitempty"`
+}
+
+// RegexRewriteConfig rewrites the path with a regular expression;
+// Substitution may use \1 style group references.
+type RegexRewriteConfig struct {
+	Pattern      string `json:"pattern"`
+	Substitution string `json:"substitution"`
+}
+
+// ClusterConfig is one upstream service.
+type ClusterConfig struct {
+	Name string `json:"name"`
+	// Type is "static" (endpoints listed here, the default) or "eds"
+	// (endpoints from xDS or a registry).
+	Type string `json:"type,omitempty"`
+	// Protocol is "http1" (default), "http2", or "grpc" (HTTP/2).
+	Protocol string `json:"protocol,omitempty"`
+	// ConnectTimeout bounds each dial (default 5s, as Envoy).
+	ConnectTimeout *Duration `json:"connect_timeout,omitempty"`
+	// LBPolicy picks an endpoint: "round_robin" (default).
+	LBPolicy string             `json:"lb_policy,omitempty"`
+	TLS      *UpstreamTLSConfig `json:"tls,omitempty"`
+	// Endpoints are "host:port" strings or {address, weight} objects.
+	Endpoints []EndpointConfig `json:"endpoints,omitempty"`
+}
+
+// UpstreamTLSConfig makes the cluster dial TLS.
+type UpstreamTLSConfig struct {
+	// CAFile verifies the server; without it the system roots are used.
+	CAFile string `json:"ca_file,omitempty"`
+	// CertFile and KeyFile present a client certificate.
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// SNI is the server name to ask for and verify.
+	SNI string `json:"sni,omitempty"`
+}
+
+// EndpointConfig is one upstream host.
+type EndpointConfig struct {
+	Address string `json:"address"`
+	Weight  uint32 `json:"weight,omitempty"`
+}
+
+// UnmarshalJSON accepts "host:port" as well as an object.
+func (e *EndpointConfig) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		e.Address = s
+		return nil
+	}
+	type plain EndpointConfig
+	d := json.NewDecoder(strings.NewReader(string(b)))
+	d.DisallowUnknownFields()
+	return d.Decode((*plain)(e))
+}
+
+// Duration is a time.Duration written as "1.5s", "250ms" or a number of
+// seconds.
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON parses a Go duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("duration %q: want a value like \"1.5s\" or \"250ms\"", s)
+		}
+		d.Duration = v
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("duration %s: want a string like \"1.5s\" or a number of seconds", b)
+	}
+	d.Duration = time.Duration(f * float64(time.Second))
+	return nil
+}
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }

@@ -1,0 +1,205 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Update is one change from one source.
+type Update struct {
+	// Source names who writes (e.g. "file", "xds", "registry/zk"). A resource
+	// belongs to the source that wrote it; another source may not replace it.
+	Source string
+	// Version labels the resources this update writes.
+	Version string
+	// Replace lists the type URLs this update carries in full (xDS "state of
+	// the world"): resources of those types owned by Source that are absent
+	// from Resources are removed.
+	Replace []string
+	// Resources are added or replaced.
+	Resources []proto.Message
+	// Remove names resources to delete, by type URL.
+	Remove map[string][]string
+}
+
+// Change tells a Consumer which resource types differ from the last Set.
+type Change struct {
+	types map[string]bool
+}
+
+// Has reports whether resources of typeURL were added, changed or removed.
+func (c Change) Has(typeURL string) bool { return c.types[typeURL] }
+
+// OnlyEndpoints reports whether the change touches ClusterLoadAssignments
+// and nothing else, so that the data plane can update host sets in place.
+func (c Change) OnlyEndpoints() bool {
+	return len(c.types) == 1 && c.types[EndpointType]
+}
+
+// Consumer receives each candidate Set before the store commits it.
+type Consumer interface {
+	// Apply is called from the goroutine that called Store.Apply, one call at
+	// a time. It must make next live or return an error; an error rejects the
+	// update whole and the store keeps its previous Set.
+	Apply(ctx context.Context, next *Set, change Change) error
+}
+
+// ConsumerFunc adapts a function to Consumer.
+type ConsumerFunc func(ctx context.Context, next *Set, change Change) error
+
+// Apply calls f.
+func (f ConsumerFunc) Apply(ctx context.Context, next *Set, change Change) error {
+	return f(ctx, next, change)
+}
+
+// Store holds the Envoy resources from every source. It is safe for
+// concurrent use; updates are applied one at a time.
+type Store struct {
+	consumer Consumer
+	now      func() time.Time
+
+	mu  sync.Mutex // serialises Apply
+	cur *Set
+}
+
+// NewStore returns an empty store that hands every change to consumer.
+func NewStore(consumer Consumer) *Store {
+	return &Store{
+		consumer: consumer,
+		now:      time.Now,
+		cur:      &Set{byType: map[string]map[string]*Resource{}},
+	}
+}
+
+// Current returns the last committed Set.
+func (s *Store) Current() *Set {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// Apply validates u, builds the next Set, and commits it if the consumer
+// accepts it. An update that changes nothing is accepted without calling the
+// consumer.
+func (s *Store) Apply(ctx context.Context, u Update) error {
+	if u.Source == "" {
+		return errors.New("config store: update has no source")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	next, change, err := s.build(u)
+	if err != nil {
+		return err
+	}
+	if len(change.types) == 0 {
+		return nil
+	}
+	if s.consumer != nil {
+		if err := s.consumer.Apply(ctx, next, change); err != nil {
+			return err
+		}
+	}
+	s.cur = next
+	return nil
+}
+
+func (s *Store) build(u Update) (*Set, Change, error) {
+	change := Change{types: map[string]bool{}}
+	byType := make(map[string]map[string]*Resource, len(s.cur.byType))
+	for t, m := range s.cur.byType {
+		byType[t] = m // copied on first write below
+	}
+	written := map[string]bool{}
+	writable := func(t string) map[string]*Resource {
+		if !written[t] {
+			byType[t] = maps.Clone(byType[t])
+			if byType[t] == nil {
+				byType[t] = map[string]*Resource{}
+			}
+			written[t] = true
+		}
+		return byType[t]
+	}
+
+	var errs []error
+	kept := map[string]map[string]bool{} // names this update carries, by type
+	now := s.now()
+	for _, m := range u.Resources {
+		t := TypeURL(m)
+		name, err := ResourceName(m)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := Validate(m); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", kind(t), name, err))
+			continue
+		}
+		if kept[t] == nil {
+			kept[t] = map[string]bool{}
+		}
+		if kept[t][name] {
+			errs = append(errs, fmt.Errorf("%s %q: defined twice", kind(t), name))
+			continue
+		}
+		kept[t][name] = true
+		old := byType[t][name]
+		if old != nil && old.Source != u.Source {
+			errs = append(errs, fmt.Errorf("%s %q: already defined by source %q", kind(t), name, old.Source))
+			continue
+		}
+		if old != nil && proto.Equal(old.Message, m) {
+			continue
+		}
+		writable(t)[name] = &Resource{Name: name, Message: m, Version: u.Version, Source: u.Source, LastUpdated: now}
+		change.types[t] = true
+	}
+	for _, t := range u.Replace {
+		for name, r := range byType[t] {
+			if r.Source == u.Source && !kept[t][name] {
+				delete(writable(t), name)
+				change.types[t] = true
+			}
+		}
+	}
+	for t, names := range u.Remove {
+		for _, name := range names {
+			r := byType[t][name]
+			if r == nil {
+				continue
+			}
+			if r.Source != u.Source {
+				errs = append(errs, fmt.Errorf("%s %q: cannot remove, owned by source %q", kind(t), name, r.Source))
+				continue
+			}
+			delete(writable(t), name)
+			change.types[t] = true
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, Change{}, err
+	}
+	return &Set{Version: s.cur.Version + 1, byType: byType}, change, nil
+}
+
+// kind is a short human name for a type URL, used in error messages.
+func kind(typeURL string) string {
+	switch typeURL {
+	case ListenerType:
+		return "listener"
+	case RouteType:
+		return "route config"
+	case ClusterType:
+		return "cluster"
+	case EndpointType:
+		return "endpoints"
+	}
+	return typeURL
+}

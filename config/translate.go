@@ -1,0 +1,605 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	limitsv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/limits/v1"
+)
+
+// Translate turns the friendly format into Envoy v3 resources. Relative file
+// paths (certificates) are resolved against baseDir. Every problem found is
+// reported, each naming its field.
+func (f *File) Translate(baseDir string) ([]proto.Message, error) {
+	t := &translator{baseDir: baseDir}
+	var out []proto.Message
+	clusters := map[string]bool{}
+	for i := range f.Clusters {
+		c := &f.Clusters[i]
+		p := fmt.Sprintf("clusters[%d]", i)
+		if clusters[c.Name] {
+			t.errf(p+".name", "cluster %q is defined twice", c.Name)
+		}
+		clusters[c.Name] = true
+		out = append(out, t.cluster(p, c))
+	}
+	routeTables := map[string]bool{}
+	for i := range f.RouteConfigs {
+		rc := &f.RouteConfigs[i]
+		p := fmt.Sprintf("route_configs[%d]", i)
+		if rc.Name == "" {
+			t.errf(p+".name", "must not be empty")
+		}
+		if routeTables[rc.Name] {
+			t.errf(p+".name", "route config %q is defined twice", rc.Name)
+		}
+		routeTables[rc.Name] = true
+		out = append(out, t.routeConfiguration(p, rc.Name, rc.VirtualHosts, &rc.HeaderEdits))
+	}
+	listeners := map[string]bool{}
+	for i := range f.Listeners {
+		l := &f.Listeners[i]
+		p := fmt.Sprintf("listeners[%d]", i)
+		if listeners[l.Name] {
+			t.errf(p+".name", "listener %q is defined twice", l.Name)
+		}
+		listeners[l.Name] = true
+		if l.RouteConfig != "" && !routeTables[l.RouteConfig] {
+			t.errf(p+".route_config", "route config %q is not defined in route_configs", l.RouteConfig)
+		}
+		out = append(out, t.listener(p, l))
+	}
+	if err := errors.Join(t.errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Bootstrap returns the process settings of the file, with defaults.
+func (f *File) Bootstrap() Bootstrap {
+	b := DefaultBootstrap()
+	if f.Admin != nil {
+		b.AdminAddress = f.Admin.Address
+	}
+	if f.DrainTimeout != nil {
+		b.DrainTimeout = f.DrainTimeout.Duration
+	}
+	return b
+}
+
+type translator struct {
+	baseDir string
+	errs    []error
+}
+
+func (t *translator) errf(path, format string, args ...any) {
+	t.errs = append(t.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+func (t *translator) file(name string) string {
+	if name == "" || filepath.IsAbs(name) || t.baseDir == "" {
+		return name
+	}
+	return filepath.Join(t.baseDir, name)
+}
+
+func (t *translator) socketAddress(path, addr string) *corev3.Address {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.errf(path, "want host:port, got %q", addr)
+		return nil
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		t.errf(path, "port %q is not a number from 0 to 65535", portStr)
+		return nil
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address:       host,
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(port)},
+	}}}
+}
+
+func mustAny(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(fmt.Sprintf("config: marshal %T: %v", m, err)) // only on a broken proto registry
+	}
+	return a
+}
+
+func (t *translator) listener(path string, l *ListenerConfig) *listenerv3.Listener {
+	if l.Name == "" {
+		t.errf(path+".name", "must not be empty")
+	}
+	if l.Address == "" {
+		t.errf(path+".address", "must not be empty")
+	}
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: l.Name,
+		CodecType:  hcmv3.HttpConnectionManager_AUTO,
+	}
+	switch {
+	case l.RouteConfig != "" && len(l.VirtualHosts) > 0:
+		t.errf(path, "give either route_config or virtual_hosts, not both")
+	case l.RouteConfig != "":
+		hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			RouteConfigName: l.RouteConfig,
+			ConfigSource:    &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}},
+		}}
+	case len(l.VirtualHosts) > 0:
+		hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{
+			RouteConfig: t.routeConfiguration(path, l.Name, l.VirtualHosts, nil),
+		}
+	default:
+		t.errf(path, "needs route_config or virtual_hosts")
+	}
+	if l.MaxRequestHeadersKB > 0 {
+		hcm.MaxRequestHeadersKb = wrapperspb.UInt32(l.MaxRequestHeadersKB)
+	}
+	if l.IdleTimeout != nil {
+		hcm.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(l.IdleTimeout.Duration)}
+	}
+	if l.MaxRequestBodyBytes > 0 || l.MaxGRPCMessageBytes > 0 {
+		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
+			Name: LimitsFilter,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&limitsv1.Limits{
+				MaxRequestBodyBytes: l.MaxRequestBodyBytes,
+				MaxGrpcMessageBytes: l.MaxGRPCMessageBytes,
+			})},
+		})
+	}
+	hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
+		Name:       RouterFilter,
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+	})
+	network := []*listenerv3.Filter{{
+		Name:       HTTPConnectionManagerFilter,
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
+	}}
+	out := &listenerv3.Listener{
+		Name:    l.Name,
+		Address: t.socketAddress(path+".address", l.Address),
+	}
+	if l.TLS == nil {
+		out.FilterChains = []*listenerv3.FilterChain{{Filters: network}}
+		return out
+	}
+	tlsChain := &listenerv3.FilterChain{
+		Name:            "tls",
+		Filters:         network,
+		TransportSocket: t.downstreamTLS(path+".tls", l.TLS),
+	}
+	if !l.TLS.AllowPlaintext {
+		out.FilterChains = []*listenerv3.FilterChain{tlsChain}
+		return out
+	}
+	// Envoy's way to serve TLS and cleartext on one port: the TLS inspector
+	// tells them apart and the chain that matches "tls" terminates TLS.
+	tlsChain.FilterChainMatch = &listenerv3.FilterChainMatch{TransportProtocol: "tls"}
+	out.ListenerFilters = []*listenerv3.ListenerFilter{{
+		Name:       TLSInspectorFilter,
+		ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})},
+	}}
+	out.FilterChains = []*listenerv3.FilterChain{tlsChain, {Name: "plaintext", Filters: network}}
+	return out
+}
+
+func (t *translator) downstreamTLS(path string, c *ServerTLSConfig) *corev3.TransportSocket {
+	if c.CertFile == "" || c.KeyFile == "" {
+		t.errf(path, "cert_file and key_file are required")
+	}
+	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+		TlsCertificates: []*tlsv3.TlsCertificate{{
+			CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.file(c.CertFile)}},
+			PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.file(c.KeyFile)}},
+		}},
+		AlpnProtocols: []string{"h2", "http/1.1"},
+	}}
+	if c.ClientCAFile != "" {
+		ctx.CommonTlsContext.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{
+			ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.file(c.ClientCAFile)}},
+			},
+		}
+	}
+	if c.RequireClientCert {
+		if c.ClientCAFile == "" {
+			t.errf(path+".require_client_cert", "needs client_ca_file")
+		}
+		ctx.RequireClientCertificate = wrapperspb.Bool(true)
+	}
+	return &corev3.TransportSocket{
+		Name:       TLSTransportSocket,
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)},
+	}
+}
+
+func (t *translator) routeConfiguration(path, name string, vhosts []VirtualHostConfig, edits *HeaderEdits) *routev3.RouteConfiguration {
+	rc := &routev3.RouteConfiguration{Name: name}
+	if edits != nil {
+		rc.RequestHeadersToAdd, rc.RequestHeadersToRemove, rc.ResponseHeadersToAdd, rc.ResponseHeadersToRemove = headerEdits(edits)
+	}
+	names := map[string]bool{}
+	for i := range vhosts {
+		vh := &vhosts[i]
+		p := fmt.Sprintf("%s.virtual_hosts[%d]", path, i)
+		vname := vh.Name
+		if vname == "" {
+			vname = fmt.Sprintf("vhost-%d", i)
+		}
+		if names[vname] {
+			t.errf(p+".name", "virtual host %q is defined twice", vname)
+		}
+		names[vname] = true
+		domains := vh.Domains
+		if len(domains) == 0 {
+			domains = []string{"*"}
+		}
+		out := &routev3.VirtualHost{Name: vname, Domains: domains}
+		out.RequestHeadersToAdd, out.RequestHeadersToRemove, out.ResponseHeadersToAdd, out.ResponseHeadersToRemove = headerEdits(&vh.HeaderEdits)
+		if len(vh.Routes) == 0 {
+			t.errf(p+".routes", "needs at least one route")
+		}
+		for j := range vh.Routes {
+			out.Routes = append(out.Routes, t.route(fmt.Sprintf("%s.routes[%d]", p, j), &vh.Routes[j]))
+		}
+		rc.VirtualHosts = append(rc.VirtualHosts, out)
+	}
+	return rc
+}
+
+func headerEdits(e *HeaderEdits) (reqAdd []*corev3.HeaderValueOption, reqRemove []string, respAdd []*corev3.HeaderValueOption, respRemove []string) {
+	return headerOptions(e.RequestHeadersToSet, e.RequestHeadersToAdd), e.RequestHeadersToRemove,
+		headerOptions(e.ResponseHeadersToSet, e.ResponseHeadersToAdd), e.ResponseHeadersToRemove
+}
+
+func headerOptions(set, add map[string]string) []*corev3.HeaderValueOption {
+	var out []*corev3.HeaderValueOption
+	for _, k := range sortedKeys(set) {
+		out = append(out, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: k, Value: set[k]},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	for _, k := range sortedKeys(add) {
+		out = append(out, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: k, Value: add[k]},
+			AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD,
+		})
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (t *translator) route(path string, r *RouteConfig) *routev3.Route {
+	out := &routev3.Route{Name: r.Name, Match: t.match(path+".match", &r.Match)}
+	out.RequestHeadersToAdd, out.RequestHeadersToRemove, out.ResponseHeadersToAdd, out.ResponseHeadersToRemove = headerEdits(&r.HeaderEdits)
+
+	actions := 0
+	for _, set := range []bool{r.Cluster != "", len(r.WeightedClusters) > 0, r.DirectResponse != nil, r.Redirect != nil} {
+		if set {
+			actions++
+		}
+	}
+	if actions != 1 {
+		t.errf(path, "needs exactly one of cluster, weighted_clusters, direct_response, redirect (has %d)", actions)
+		return out
+	}
+	switch {
+	case r.DirectResponse != nil:
+		d := r.DirectResponse
+		if d.Status < 200 || d.Status > 599 {
+			t.errf(path+".direct_response.status", "want an HTTP status from 200 to 599, got %d", d.Status)
+		}
+		dr := &routev3.DirectResponseAction{Status: d.Status}
+		if d.Body != "" {
+			dr.Body = &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: d.Body}}
+		}
+		out.Action = &routev3.Route_DirectResponse{DirectResponse: dr}
+		return out
+	case r.Redirect != nil:
+		out.Action = &routev3.Route_Redirect{Redirect: t.redirect(path+".redirect", r.Redirect)}
+		return out
+	}
+
+	ra := &routev3.RouteAction{}
+	if r.Cluster != "" {
+		ra.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: r.Cluster}
+	} else {
+		wc := &routev3.WeightedCluster{}
+		for i, w := range r.WeightedClusters {
+			if w.Cluster == "" {
+				t.errf(fmt.Sprintf("%s.weighted_clusters[%d].cluster", path, i), "must not be empty")
+			}
+			wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{Name: w.Cluster, Weight: wrapperspb.UInt32(w.Weight)})
+		}
+		ra.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}
+	}
+	if r.PrefixRewrite != "" {
+		if r.Match.Regex != "" {
+			t.errf(path+".prefix_rewrite", "works with a prefix or path match, not regex; use regex_rewrite")
+		}
+		ra.PrefixRewrite = r.PrefixRewrite
+	}
+	if r.RegexRewrite != nil {
+		if r.PrefixRewrite != "" {
+			t.errf(path+".regex_rewrite", "give either prefix_rewrite or regex_rewrite, not both")
+		}
+		if _, err := regexp.Compile(r.RegexRewrite.Pattern); err != nil {
+			t.errf(path+".regex_rewrite.pattern", "%v", err)
+		}
+		ra.RegexRewrite = &matcherv3.RegexMatchAndSubstitute{
+			Pattern:      &matcherv3.RegexMatcher{Regex: r.RegexRewrite.Pattern},
+			Substitution: r.RegexRewrite.Substitution,
+		}
+	}
+	switch {
+	case r.HostRewrite != "" && r.AutoHostRewrite:
+		t.errf(path, "give either host_rewrite or auto_host_rewrite, not both")
+	case r.HostRewrite != "":
+		ra.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: r.HostRewrite}
+	case r.AutoHostRewrite:
+		ra.HostRewriteSpecifier = &routev3.RouteAction_AutoHostRewrite{AutoHostRewrite: wrapperspb.Bool(true)}
+	}
+	if r.Timeout != nil {
+		if r.Timeout.Duration < 0 {
+			t.errf(path+".timeout", "must not be negative")
+		}
+		ra.Timeout = durationpb.New(r.Timeout.Duration)
+	}
+	if r.GRPCTimeoutMax != nil {
+		ra.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{GrpcTimeoutHeaderMax: durationpb.New(r.GRPCTimeoutMax.Duration)}
+	}
+	out.Action = &routev3.Route_Route{Route: ra}
+	return out
+}
+
+func (t *translator) redirect(path string, r *RedirectConfig) *routev3.RedirectAction {
+	out := &routev3.RedirectAction{HostRedirect: r.Host, PortRedirect: r.Port, StripQuery: r.StripQuery}
+	if r.Scheme != "" {
+		out.SchemeRewriteSpecifier = &routev3.RedirectAction_SchemeRedirect{SchemeRedirect: r.Scheme}
+	}
+	switch {
+	case r.Path != "" && r.PrefixRewrite != "":
+		t.errf(path, "give either path or prefix_rewrite, not both")
+	case r.Path != "":
+		out.PathRewriteSpecifier = &routev3.RedirectAction_PathRedirect{PathRedirect: r.Path}
+	case r.PrefixRewrite != "":
+		out.PathRewriteSpecifier = &routev3.RedirectAction_PrefixRewrite{PrefixRewrite: r.PrefixRewrite}
+	}
+	codes := map[uint32]routev3.RedirectAction_RedirectResponseCode{
+		0:   routev3.RedirectAction_MOVED_PERMANENTLY,
+		301: routev3.RedirectAction_MOVED_PERMANENTLY,
+		302: routev3.RedirectAction_FOUND,
+		303: routev3.RedirectAction_SEE_OTHER,
+		307: routev3.RedirectAction_TEMPORARY_REDIRECT,
+		308: routev3.RedirectAction_PERMANENT_REDIRECT,
+	}
+	code, ok := codes[r.Code]
+	if !ok {
+		t.errf(path+".code", "want 301, 302, 303, 307 or 308, got %d", r.Code)
+	}
+	out.ResponseCode = code
+	return out
+}
+
+func (t *translator) match(path string, m *MatchConfig) *routev3.RouteMatch {
+	out := &routev3.RouteMatch{}
+	switch {
+	case m.Path != "":
+		out.PathSpecifier = &routev3.RouteMatch_Path{Path: m.Path}
+	case m.Regex != "":
+		if _, err := regexp.Compile(m.Regex); err != nil {
+			t.errf(path+".regex", "%v", err)
+		}
+		out.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: m.Regex}}
+	case m.Prefix != "":
+		out.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: m.Prefix}
+	default:
+		out.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: "/"}
+	}
+	if (m.Path != "") && (m.Regex != "" || m.Prefix != "") || (m.Regex != "" && m.Prefix != "") {
+		t.errf(path, "give at most one of prefix, path, regex")
+	}
+	if m.CaseInsensitive {
+		out.CaseSensitive = wrapperspb.Bool(false)
+	}
+	if m.GRPC {
+		out.Grpc = &routev3.RouteMatch_GrpcRouteMatchOptions{}
+	}
+	for i := range m.Headers {
+		h := &m.Headers[i]
+		p := fmt.Sprintf("%s.headers[%d]", path, i)
+		hm := &routev3.HeaderMatcher{Name: strings.ToLower(h.Name), InvertMatch: h.Invert}
+		if h.Name == "" {
+			t.errf(p+".name", "must not be empty")
+		}
+		if sm := t.stringMatch(p, h); sm != nil {
+			hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_StringMatch{StringMatch: sm}
+		} else {
+			present := h.Present == nil || *h.Present
+			hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_PresentMatch{PresentMatch: present}
+		}
+		out.Headers = append(out.Headers, hm)
+	}
+	for i := range m.Query {
+		q := &m.Query[i]
+		p := fmt.Sprintf("%s.query[%d]", path, i)
+		if q.Name == "" {
+			t.errf(p+".name", "must not be empty")
+		}
+		if q.Invert {
+			t.errf(p+".invert", "is not supported on query parameters (Envoy has no such field)")
+		}
+		qm := &routev3.QueryParameterMatcher{Name: q.Name}
+		if sm := t.stringMatch(p, q); sm != nil {
+			qm.QueryParameterMatchSpecifier = &routev3.QueryParameterMatcher_StringMatch{StringMatch: sm}
+		} else {
+			if q.Present != nil && !*q.Present {
+				t.errf(p+".present", "query parameters can only be required, not forbidden")
+			}
+			qm.QueryParameterMatchSpecifier = &routev3.QueryParameterMatcher_PresentMatch{PresentMatch: true}
+		}
+		out.QueryParameters = append(out.QueryParameters, qm)
+	}
+	return out
+}
+
+// stringMatch translates the value condition of h, or returns nil when h
+// only asks for presence.
+func (t *translator) stringMatch(path string, h *HeaderMatchConfig) *matcherv3.StringMatcher {
+	sm := &matcherv3.StringMatcher{IgnoreCase: h.IgnoreCase}
+	n := 0
+	if h.Exact != nil {
+		n++
+		sm.MatchPattern = &matcherv3.StringMatcher_Exact{Exact: *h.Exact}
+	}
+	if h.Prefix != "" {
+		n++
+		sm.MatchPattern = &matcherv3.StringMatcher_Prefix{Prefix: h.Prefix}
+	}
+	if h.Suffix != "" {
+		n++
+		sm.MatchPattern = &matcherv3.StringMatcher_Suffix{Suffix: h.Suffix}
+	}
+	if h.Contains != "" {
+		n++
+		sm.MatchPattern = &matcherv3.StringMatcher_Contains{Contains: h.Contains}
+	}
+	if h.Regex != "" {
+		n++
+		if _, err := regexp.Compile(h.Regex); err != nil {
+			t.errf(path+".regex", "%v", err)
+		}
+		sm.MatchPattern = &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: h.Regex}}
+	}
+	if n > 1 || (n == 1 && h.Present != nil) {
+		t.errf(path, "give at most one of exact, prefix, suffix, contains, regex, present")
+	}
+	if n == 0 {
+		return nil
+	}
+	return sm
+}
+
+func (t *translator) cluster(path string, c *ClusterConfig) *clusterv3.Cluster {
+	if c.Name == "" {
+		t.errf(path+".name", "must not be empty")
+	}
+	out := &clusterv3.Cluster{Name: c.Name, ConnectTimeout: durationpb.New(5 * time.Second)}
+	if c.ConnectTimeout != nil {
+		if c.ConnectTimeout.Duration <= 0 {
+			t.errf(path+".connect_timeout", "must be positive")
+		}
+		out.ConnectTimeout = durationpb.New(c.ConnectTimeout.Duration)
+	}
+	switch strings.ToLower(c.LBPolicy) {
+	case "", "round_robin":
+		out.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
+	default:
+		t.errf(path+".lb_policy", "unknown policy %q (want round_robin)", c.LBPolicy)
+	}
+	switch strings.ToLower(c.Protocol) {
+	case "", "http1", "http/1.1":
+	case "http2", "h2", "grpc":
+		opts := &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+			},
+		}}
+		out.TypedExtensionProtocolOptions = map[string]*anypb.Any{HTTPProtocolOptions: mustAny(opts)}
+	default:
+		t.errf(path+".protocol", "unknown protocol %q (want http1, http2 or grpc)", c.Protocol)
+	}
+	switch strings.ToLower(c.Type) {
+	case "", "static":
+		out.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
+		cla := &endpointv3.ClusterLoadAssignment{ClusterName: c.Name}
+		lb := &endpointv3.LocalityLbEndpoints{}
+		for i, e := range c.Endpoints {
+			p := fmt.Sprintf("%s.endpoints[%d]", path, i)
+			addr := t.socketAddress(p, e.Address)
+			if addr == nil {
+				continue
+			}
+			lbe := &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}}}
+			if e.Weight > 0 {
+				lbe.LoadBalancingWeight = wrapperspb.UInt32(e.Weight)
+			}
+			lb.LbEndpoints = append(lb.LbEndpoints, lbe)
+		}
+		if len(lb.LbEndpoints) > 0 {
+			cla.Endpoints = []*endpointv3.LocalityLbEndpoints{lb}
+		}
+		out.LoadAssignment = cla
+	case "eds":
+		if len(c.Endpoints) > 0 {
+			t.errf(path+".endpoints", "an eds cluster takes its endpoints from xDS or a registry; remove them or use type static")
+		}
+		out.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
+		out.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{
+			EdsConfig: &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}},
+		}
+	default:
+		t.errf(path+".type", "unknown type %q (want static or eds)", c.Type)
+	}
+	if c.TLS != nil {
+		ctx := &tlsv3.UpstreamTlsContext{Sni: c.TLS.SNI, CommonTlsContext: &tlsv3.CommonTlsContext{}}
+		if c.TLS.CAFile != "" {
+			ctx.CommonTlsContext.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{
+				ValidationContext: &tlsv3.CertificateValidationContext{
+					TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.file(c.TLS.CAFile)}},
+				},
+			}
+		}
+		if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+			t.errf(path+".tls", "cert_file and key_file go together")
+		}
+		if c.TLS.CertFile != "" {
+			ctx.CommonTlsContext.TlsCertificates = []*tlsv3.TlsCertificate{{
+				CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.file(c.TLS.CertFile)}},
+				PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.file(c.TLS.KeyFile)}},
+			}}
+		}
+		out.TransportSocket = &corev3.TransportSocket{
+			Name:       TLSTransportSocket,
+			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)},
+		}
+	}
+	return out
+}

@@ -1,0 +1,13 @@
+package config
+
+// Names of the extensions meshgate understands, as Envoy spells them.
+const (
+	HTTPConnectionManagerFilter = "envoy.filters.network.http_connection_manager"
+	RouterFilter                = "envoy.filters.http.router"
+	TLSTransportSocket          = "envoy.transport_sockets.tls"
+	TLSInspectorFilter          = "envoy.filters.listener.tls_inspector"
+	HTTPProtocolOptions         = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+	// LimitsFilter carries meshgate's request size limits
+	// (meshgate.extensions.filters.http.limits.v1.Limits).
+	LimitsFilter = "meshgate.filters.http.limits"
+)
