@@ -62,19 +62,32 @@ func (f ConsumerFunc) Apply(ctx context.Context, next *Set, change Change) error
 // concurrent use; updates are applied one at a time.
 type Store struct {
 	consumer Consumer
+	observe  func(u *Update, err error)
 	now      func() time.Time
 
 	mu  sync.Mutex // serialises Apply
 	cur *Set
 }
 
+// StoreOption configures a Store.
+type StoreOption func(*Store)
+
+// WithObserver calls fn after every Apply with its result; metrics use it.
+func WithObserver(fn func(u *Update, err error)) StoreOption {
+	return func(s *Store) { s.observe = fn }
+}
+
 // NewStore returns an empty store that hands every change to consumer.
-func NewStore(consumer Consumer) *Store {
-	return &Store{
+func NewStore(consumer Consumer, opts ...StoreOption) *Store {
+	s := &Store{
 		consumer: consumer,
 		now:      time.Now,
 		cur:      &Set{byType: map[string]map[string]*Resource{}},
 	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Current returns the last committed Set.
@@ -87,12 +100,15 @@ func (s *Store) Current() *Set {
 // Apply validates u, builds the next Set, and commits it if the consumer
 // accepts it. An update that changes nothing is accepted without calling the
 // consumer.
-func (s *Store) Apply(ctx context.Context, u Update) error {
+func (s *Store) Apply(ctx context.Context, u Update) (err error) {
 	if u.Source == "" {
 		return errors.New("config store: update has no source")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.observe != nil {
+		defer func() { s.observe(&u, err) }()
+	}
 
 	next, change, err := s.build(u)
 	if err != nil {

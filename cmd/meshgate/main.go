@@ -1,0 +1,265 @@
+// Command meshgate is the gateway binary: `meshgate run`, `meshgate validate`
+// and `meshgate version`.
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/internal/demo"
+	"github.com/meshgate/meshgate/server"
+	"github.com/meshgate/meshgate/server/admin"
+)
+
+//go:embed demo.yaml
+var demoConfig []byte
+
+// version is set by the build (-ldflags "-X main.version=...").
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `meshgate: a gRPC/Triple-first API and mesh gateway for the Dubbo ecosystem.
+
+Usage:
+  meshgate run [-c FILE] [flags]   serve; without -c, the embedded demo config and demo backend
+  meshgate validate -c FILE        check a config file and exit (0: valid)
+  meshgate version                 print the version
+
+Run 'meshgate run -h' for the flags of run.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(args[1:], stdout, stderr)
+	case "validate":
+		return validateCmd(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "meshgate", buildVersion())
+		return 0
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "meshgate: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+	}
+	return "dev"
+}
+
+func validateCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "config file to check (meshgate YAML, or Envoy static_resources YAML/JSON)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "meshgate validate: -c FILE is required")
+		return 2
+	}
+	l, err := config.LoadFile(*path)
+	if err == nil {
+		err = check(l)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "invalid config:\n%v\n", err)
+		return 1
+	}
+	for _, w := range l.Warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	fmt.Fprintf(stdout, "%s: valid (%s format, %d resources)\n", *path, l.Format, len(l.Resources))
+	return 0
+}
+
+// check compiles the loaded resources as the data plane would, without
+// binding any port.
+func check(l *config.Loaded) error {
+	store := config.NewStore(nil)
+	if err := store.Apply(context.Background(), config.Update{
+		Source: config.FileSourceName, Replace: config.ResourceTypes, Resources: l.Resources,
+	}); err != nil {
+		return err
+	}
+	return server.New(server.Options{}).Check(store.Current())
+}
+
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "config file; without it, the embedded demo config (and -demo)")
+	demoFlag := fs.Bool("demo", false, "also run the in-process demo backend (on by default without -c)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logJSON := fs.Bool("log-json", false, "log as JSON lines")
+	drain := fs.Duration("drain-timeout", 0, "how long SIGTERM waits for in-flight requests (default: the config's, else 15s)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "meshgate: -log-level: %v\n", err)
+		return 2
+	}
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	if *logJSON {
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(handler)
+	if err := serve(log, *path, *path == "" || *demoFlag, *drain); err != nil {
+		log.Error("meshgate stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the gateway until SIGTERM or SIGINT, then drains.
+func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	var data []byte
+	if path == "" {
+		data = demoConfig
+	}
+	// Read once up front for the bootstrap settings (admin, drain).
+	var boot *config.Loaded
+	var err error
+	if path == "" {
+		boot, err = config.Load(data, "")
+	} else {
+		boot, err = config.LoadFile(path)
+	}
+	if err != nil {
+		return err
+	}
+	for _, w := range boot.Warnings {
+		log.Warn("config", "warning", w)
+	}
+	drain := boot.Bootstrap.DrainTimeout
+	if drainFlag > 0 {
+		drain = drainFlag
+	}
+
+	var backend *demo.Backend
+	if withDemo {
+		backend, err = demo.Start(ctx, "demo", "127.0.0.1:50051", "127.0.0.1:50052")
+		if err != nil {
+			return fmt.Errorf("demo backend: %w", err)
+		}
+		defer backend.Stop()
+		log.Info("demo backend", "grpc", backend.GRPCAddr, "http", backend.HTTPAddr)
+	}
+
+	srv := server.New(server.Options{Logger: log, DrainTimeout: drain})
+	metrics := srv.Metrics()
+	store := config.NewStore(srv, config.WithObserver(func(_ *config.Update, err error) {
+		result := "accepted"
+		if err != nil {
+			result = "rejected"
+		}
+		metrics.ConfigUpdates.WithLabelValues(result).Inc()
+	}))
+	source := config.NewFileSource(store, log, path, data)
+	if _, err := source.Load(ctx); err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var adminSrv *http.Server
+	if addr := boot.Bootstrap.AdminAddress; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			_ = srv.Shutdown(context.Background())
+			return fmt.Errorf("admin: %w", err)
+		}
+		adminSrv = &http.Server{Handler: admin.Handler(srv, metrics.Registry), ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := adminSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin stopped", "error", err)
+			}
+		}()
+		log.Info("admin", "address", ln.Addr().String())
+	}
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := source.Watch(watchCtx); err != nil {
+			log.Warn("config file is not watched; SIGHUP still reloads it", "error", err)
+		}
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	log.Info("meshgate started", "version", buildVersion(), "config", configName(path))
+
+	for running := true; running; {
+		select {
+		case <-hup:
+			source.Reload(ctx, "SIGHUP")
+		case <-ctx.Done():
+			running = false
+		}
+	}
+	stopWatch()
+	log.Info("draining", "timeout", drain)
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(dctx); err != nil {
+		log.Warn("drain timeout passed; open requests were cut", "error", err)
+	}
+	if adminSrv != nil {
+		_ = adminSrv.Close()
+	}
+	log.Info("meshgate stopped")
+	return nil
+}
+
+func configName(path string) string {
+	if path == "" {
+		return "embedded demo"
+	}
+	return path
+}

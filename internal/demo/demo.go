@@ -1,0 +1,307 @@
+// Package demo is the in-process demo backend of `meshgate run` and the
+// grpc-go backend of the integration tests and benchmarks: the
+// demo.v1.DemoService (one method per gRPC stream kind) and an HTTP echo.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	demov1 "github.com/meshgate/meshgate/proto/demo/v1"
+)
+
+// Service implements demo.v1.DemoService.
+type Service struct {
+	demov1.UnimplementedDemoServiceServer
+	// Name is returned in every response's server field.
+	Name string
+
+	// Sent counts the messages ServerStream and BidiStream have sent.
+	Sent atomic.Int64
+	// Cancels receives the method name of each call the client cancelled
+	// (or whose deadline passed) while the server was still working, when
+	// the channel has room.
+	Cancels chan string
+}
+
+// NewService returns a Service named name.
+func NewService(name string) *Service {
+	return &Service{Name: name, Cancels: make(chan string, 64)}
+}
+
+func (s *Service) cancelled(ctx context.Context, method string) error {
+	select {
+	case s.Cancels <- method:
+	default:
+	}
+	return status.FromContextError(ctx.Err()).Err()
+}
+
+// wait sleeps d unless the call ends first.
+func (s *Service) wait(ctx context.Context, method string, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return s.cancelled(ctx, method)
+	}
+}
+
+// echoMetadata sends every "x-" request key back as a header, and as a
+// trailer named "x-trailer-<rest>".
+func echoMetadata(ctx context.Context) map[string]string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	seen := map[string]string{}
+	header, trailer := metadata.MD{}, metadata.MD{}
+	for k, vs := range md {
+		if !strings.HasPrefix(k, "x-") {
+			continue
+		}
+		header[k] = vs
+		trailer["x-trailer-"+k[2:]] = vs
+		seen[k] = strings.Join(vs, ",")
+	}
+	if len(header) > 0 {
+		_ = grpc.SetHeader(ctx, header)
+		_ = grpc.SetTrailer(ctx, trailer)
+	}
+	return seen
+}
+
+func failure(code int32, msg string) error {
+	if code == 0 {
+		return nil
+	}
+	if msg == "" {
+		msg = "failure requested by the caller"
+	}
+	return status.Error(codes.Code(code), msg)
+}
+
+// Echo answers with the request's message and payload.
+func (s *Service) Echo(ctx context.Context, req *demov1.EchoRequest) (*demov1.EchoResponse, error) {
+	md := echoMetadata(ctx)
+	if err := s.wait(ctx, "Echo", time.Duration(req.GetDelayMs())*time.Millisecond); err != nil {
+		return nil, err
+	}
+	if err := failure(req.GetFailCode(), req.GetFailMessage()); err != nil {
+		return nil, err
+	}
+	return &demov1.EchoResponse{Message: req.GetMessage(), Payload: req.GetPayload(), Metadata: md, Server: s.Name}, nil
+}
+
+// ServerStream sends count messages of payload_size bytes.
+func (s *Service) ServerStream(req *demov1.ServerStreamRequest, stream grpc.ServerStreamingServer[demov1.EchoResponse]) error {
+	ctx := stream.Context()
+	md := echoMetadata(ctx)
+	payload := bytes.Repeat([]byte{'x'}, int(req.GetPayloadSize()))
+	for i := int64(0); i < req.GetCount(); i++ {
+		if err := s.wait(ctx, "ServerStream", time.Duration(req.GetIntervalMs())*time.Millisecond); err != nil {
+			return err
+		}
+		resp := &demov1.EchoResponse{Message: req.GetMessage(), Payload: payload, Sequence: i, Server: s.Name}
+		if i == 0 {
+			resp.Metadata = md
+		}
+		if err := stream.Send(resp); err != nil {
+			if ctx.Err() != nil {
+				return s.cancelled(ctx, "ServerStream")
+			}
+			return err
+		}
+		s.Sent.Add(1)
+	}
+	return failure(req.GetFailCode(), "")
+}
+
+// ClientStream counts what the client sends.
+func (s *Service) ClientStream(stream grpc.ClientStreamingServer[demov1.EchoRequest, demov1.ClientStreamResponse]) error {
+	ctx := stream.Context()
+	echoMetadata(ctx)
+	var out demov1.ClientStreamResponse
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return stream.SendAndClose(&out)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return s.cancelled(ctx, "ClientStream")
+			}
+			return err
+		}
+		if err := failure(req.GetFailCode(), req.GetFailMessage()); err != nil {
+			return err
+		}
+		out.Count++
+		out.Bytes += int64(len(req.GetPayload()))
+		out.LastMessage = req.GetMessage()
+	}
+}
+
+// BidiStream answers each message as it arrives.
+func (s *Service) BidiStream(stream grpc.BidiStreamingServer[demov1.EchoRequest, demov1.EchoResponse]) error {
+	ctx := stream.Context()
+	md := echoMetadata(ctx)
+	for i := int64(0); ; i++ {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return s.cancelled(ctx, "BidiStream")
+			}
+			return err
+		}
+		if err := s.wait(ctx, "BidiStream", time.Duration(req.GetDelayMs())*time.Millisecond); err != nil {
+			return err
+		}
+		if err := failure(req.GetFailCode(), req.GetFailMessage()); err != nil {
+			return err
+		}
+		resp := &demov1.EchoResponse{Message: req.GetMessage(), Payload: req.GetPayload(), Sequence: i, Server: s.Name}
+		if i == 0 {
+			resp.Metadata = md
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+		s.Sent.Add(1)
+	}
+}
+
+// EchoHandler answers any HTTP request with a JSON description of it.
+// Query parameters steer it: status=N answers with that status,
+// delay=250ms waits first, size=N sends a body of N bytes instead.
+func EchoHandler(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if d, err := time.ParseDuration(q.Get("delay")); err == nil {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		body, _ := io.ReadAll(r.Body)
+		code := http.StatusOK
+		if n, err := strconv.Atoi(q.Get("status")); err == nil && n >= 200 && n <= 599 {
+			code = n
+		}
+		if n, err := strconv.Atoi(q.Get("size")); err == nil && n >= 0 {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			w.WriteHeader(code)
+			chunk := bytes.Repeat([]byte{'x'}, 32<<10)
+			for n > 0 {
+				k := min(n, len(chunk))
+				if _, err := w.Write(chunk[:k]); err != nil {
+					return
+				}
+				n -= k
+			}
+			return
+		}
+		headers := map[string]string{}
+		for k, vs := range r.Header {
+			headers[strings.ToLower(k)] = strings.Join(vs, ",")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"server":  name,
+			"method":  r.Method,
+			"host":    r.Host,
+			"path":    r.URL.Path,
+			"query":   r.URL.RawQuery,
+			"proto":   r.Proto,
+			"headers": headers,
+			"body":    string(body),
+		})
+	})
+}
+
+// Backend is a running demo backend: a gRPC server (with server reflection)
+// and an HTTP echo server.
+type Backend struct {
+	Service  *Service
+	GRPCAddr string
+	HTTPAddr string
+
+	grpc *grpc.Server
+	http *http.Server
+	wg   sync.WaitGroup
+}
+
+// Start serves the demo backend on the given addresses ("127.0.0.1:0" picks
+// a free port). An empty address skips that server.
+func Start(ctx context.Context, name, grpcAddr, httpAddr string) (*Backend, error) {
+	b := &Backend{Service: NewService(name)}
+	var lc net.ListenConfig
+	if grpcAddr != "" {
+		gl, err := lc.Listen(ctx, "tcp", grpcAddr)
+		if err != nil {
+			return nil, err
+		}
+		b.GRPCAddr = gl.Addr().String()
+		b.grpc = grpc.NewServer()
+		demov1.RegisterDemoServiceServer(b.grpc, b.Service)
+		reflection.Register(b.grpc)
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			_ = b.grpc.Serve(gl)
+		}()
+	}
+	if httpAddr != "" {
+		hl, err := lc.Listen(ctx, "tcp", httpAddr)
+		if err != nil {
+			b.Stop()
+			return nil, err
+		}
+		b.HTTPAddr = hl.Addr().String()
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		b.http = &http.Server{Handler: EchoHandler(name), Protocols: &p, ReadHeaderTimeout: 10 * time.Second}
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			_ = b.http.Serve(hl)
+		}()
+	}
+	return b, nil
+}
+
+// Stop ends both servers at once, cutting open calls.
+func (b *Backend) Stop() {
+	if b.grpc != nil {
+		b.grpc.Stop()
+	}
+	if b.http != nil {
+		_ = b.http.Close()
+	}
+	b.wg.Wait()
+}

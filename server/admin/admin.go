@@ -1,0 +1,205 @@
+// Package admin serves meshgate's admin endpoints, in the shape Envoy's admin
+// interface gives them so that Envoy tooling reads them: /ready,
+// /config_dump, /clusters and /stats/prometheus.
+package admin
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/server/cluster"
+)
+
+// Source is what the admin endpoints read; the data plane's Server is one.
+type Source interface {
+	// Ready reports whether the gateway serves a config and is not draining.
+	Ready() bool
+	// Config returns the running resources, or nil.
+	Config() *config.Set
+	// Clusters returns the live clusters.
+	Clusters() []*cluster.Cluster
+}
+
+// Handler returns the admin mux. gatherer is exposed on /stats/prometheus.
+func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	a := &admin{src: src}
+	mux.HandleFunc("GET /ready", a.ready)
+	mux.HandleFunc("GET /config_dump", a.configDump)
+	mux.HandleFunc("GET /clusters", a.clusters)
+	mux.Handle("GET /stats/prometheus", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, "meshgate admin\n  /ready             200 LIVE when serving\n  /config_dump       active resources (Envoy admin.v3.ConfigDump JSON)\n  /clusters          hosts and counters (?format=json)\n  /stats/prometheus  metrics\n")
+	})
+	return mux
+}
+
+type admin struct {
+	src Source
+}
+
+func (a *admin) ready(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !a.src.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "NOT READY")
+		return
+	}
+	fmt.Fprintln(w, "LIVE")
+}
+
+var jsonOpts = protojson.MarshalOptions{Multiline: true, Indent: "  "}
+
+// configDump writes the running resources as an envoy.admin.v3.ConfigDump.
+// Every resource is listed as dynamic and active, with the version its
+// source gave it (for a file, a hash of its content).
+func (a *admin) configDump(w http.ResponseWriter, _ *http.Request) {
+	set := a.src.Config()
+	ts := func(r *config.Resource) *timestamppb.Timestamp { return timestamppb.New(r.LastUpdated) }
+	var (
+		clusters  adminv3.ClustersConfigDump
+		listeners adminv3.ListenersConfigDump
+		routes    adminv3.RoutesConfigDump
+		endpoints adminv3.EndpointsConfigDump
+	)
+	for _, r := range set.All(config.ClusterType) {
+		clusters.DynamicActiveClusters = append(clusters.DynamicActiveClusters, &adminv3.ClustersConfigDump_DynamicCluster{
+			VersionInfo: r.Version, Cluster: mustAny(r.Message), LastUpdated: ts(r), ClientStatus: adminv3.ClientResourceStatus_ACKED,
+		})
+	}
+	for _, r := range set.All(config.ListenerType) {
+		listeners.DynamicListeners = append(listeners.DynamicListeners, &adminv3.ListenersConfigDump_DynamicListener{
+			Name:         r.Name,
+			ActiveState:  &adminv3.ListenersConfigDump_DynamicListenerState{VersionInfo: r.Version, Listener: mustAny(r.Message), LastUpdated: ts(r)},
+			ClientStatus: adminv3.ClientResourceStatus_ACKED,
+		})
+	}
+	for _, r := range set.All(config.RouteType) {
+		routes.DynamicRouteConfigs = append(routes.DynamicRouteConfigs, &adminv3.RoutesConfigDump_DynamicRouteConfig{
+			VersionInfo: r.Version, RouteConfig: mustAny(r.Message), LastUpdated: ts(r), ClientStatus: adminv3.ClientResourceStatus_ACKED,
+		})
+	}
+	for _, r := range set.All(config.EndpointType) {
+		endpoints.DynamicEndpointConfigs = append(endpoints.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{
+			VersionInfo: r.Version, EndpointConfig: mustAny(r.Message), LastUpdated: ts(r), ClientStatus: adminv3.ClientResourceStatus_ACKED,
+		})
+	}
+	dump := &adminv3.ConfigDump{Configs: []*anypb.Any{mustAny(&clusters), mustAny(&listeners), mustAny(&routes), mustAny(&endpoints)}}
+	b, err := jsonOpts.Marshal(dump)
+	if err != nil {
+		http.Error(w, "config dump: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func mustAny(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(fmt.Sprintf("admin: marshal %T: %v", m, err))
+	}
+	return a
+}
+
+// clusters writes hosts and counters in Envoy's text form
+// (cluster::host::stat::value), or as envoy.admin.v3.Clusters JSON with
+// ?format=json.
+func (a *admin) clusters(w http.ResponseWriter, r *http.Request) {
+	cls := a.src.Clusters()
+	if r.URL.Query().Get("format") == "json" {
+		out := &adminv3.Clusters{}
+		for _, c := range cls {
+			cs := &adminv3.ClusterStatus{Name: c.Name}
+			for _, h := range c.Hosts() {
+				host, port := splitHostPort(h.Address)
+				cs.HostStatuses = append(cs.HostStatuses, &adminv3.HostStatus{
+					Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+						Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+					}}},
+					Stats:        hostStats(h),
+					HealthStatus: &adminv3.HostHealthStatus{EdsHealthStatus: corev3.HealthStatus_HEALTHY},
+					Weight:       h.Weight,
+				})
+			}
+			out.ClusterStatuses = append(out.ClusterStatuses, cs)
+		}
+		b, err := jsonOpts.Marshal(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(append(b, '\n'))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var b strings.Builder
+	for _, c := range cls {
+		s := &c.Stats
+		fmt.Fprintf(&b, "%s::protocol::%s\n", c.Name, c.Protocol)
+		fmt.Fprintf(&b, "%s::upstream_rq_total::%d\n", c.Name, s.RqTotal.Load())
+		fmt.Fprintf(&b, "%s::upstream_rq_active::%d\n", c.Name, s.RqActive.Load())
+		fmt.Fprintf(&b, "%s::upstream_rq_timeout::%d\n", c.Name, s.RqTimeout.Load())
+		fmt.Fprintf(&b, "%s::upstream_rq_5xx::%d\n", c.Name, s.Rq5xx.Load())
+		fmt.Fprintf(&b, "%s::upstream_cx_active::%d\n", c.Name, s.CxActive.Load())
+		fmt.Fprintf(&b, "%s::upstream_cx_connect_fail::%d\n", c.Name, s.CxConnectFail.Load())
+		for _, h := range c.Hosts() {
+			for _, m := range hostStats(h) {
+				fmt.Fprintf(&b, "%s::%s::%s::%d\n", c.Name, h.Address, m.GetName(), m.GetValue())
+			}
+			fmt.Fprintf(&b, "%s::%s::health_flags::healthy\n", c.Name, h.Address)
+			fmt.Fprintf(&b, "%s::%s::weight::%d\n", c.Name, h.Address, h.Weight)
+		}
+	}
+	_, _ = w.Write([]byte(b.String()))
+}
+
+func hostStats(h *cluster.Host) []*adminv3.SimpleMetric {
+	m := map[string]uint64{
+		"cx_active":       uint64(max(h.CxActive.Load(), 0)),
+		"cx_total":        h.CxTotal.Load(),
+		"cx_connect_fail": h.CxConnectFail.Load(),
+		"rq_active":       uint64(max(h.RqActive.Load(), 0)),
+		"rq_total":        h.RqTotal.Load(),
+		"rq_error":        h.RqError.Load(),
+		"rq_success":      h.RqTotal.Load() - min(h.RqError.Load(), h.RqTotal.Load()),
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]*adminv3.SimpleMetric, 0, len(m))
+	for _, k := range names {
+		typ := adminv3.SimpleMetric_COUNTER
+		if strings.HasSuffix(k, "_active") {
+			typ = adminv3.SimpleMetric_GAUGE
+		}
+		out = append(out, &adminv3.SimpleMetric{Name: k, Value: m[k], Type: typ})
+	}
+	return out
+}
+
+func splitHostPort(addr string) (string, uint32) {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return addr, 0
+	}
+	var port uint32
+	fmt.Sscanf(addr[i+1:], "%d", &port)
+	return strings.Trim(addr[:i], "[]"), port
+}

@@ -1,0 +1,366 @@
+// Package cluster builds the data plane's upstream clusters from Envoy
+// Cluster and ClusterLoadAssignment resources: a pooled HTTP/1.1 or HTTP/2
+// transport per cluster, the host set, and the balancer's picker over it.
+//
+// A Cluster's host set is replaced in place (SetEndpoints) when only its
+// endpoints change, so an EDS or registry update never recompiles routes.
+// Hosts are kept by address across updates, so their counters survive.
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshgate/meshgate/governance"
+)
+
+// ErrNoHealthyUpstream is returned by Pick when the cluster has no host to
+// send to.
+var ErrNoHealthyUpstream = errors.New("no healthy upstream")
+
+// Protocol is what a cluster speaks to its hosts.
+type Protocol uint8
+
+const (
+	// HTTP1 is HTTP/1.1 with keep-alive connections.
+	HTTP1 Protocol = iota
+	// HTTP2 is HTTP/2, cleartext with prior knowledge or TLS with ALPN h2.
+	HTTP2
+	// Downstream speaks whatever the downstream request used.
+	Downstream
+)
+
+func (p Protocol) String() string {
+	return [...]string{"http1", "http2", "downstream"}[p]
+}
+
+// Cluster is one upstream cluster. It is safe for concurrent use.
+type Cluster struct {
+	Name     string
+	Protocol Protocol
+	// EDSName is the ClusterLoadAssignment name an EDS cluster reads.
+	EDSName string
+	// Static reports whether endpoints come from the Cluster itself.
+	Static bool
+
+	spec     *clusterv3.Cluster
+	scheme   string
+	h1, h2   *http.Transport
+	balancer governance.Builder
+	hosts    atomic.Pointer[hostSet]
+
+	mu    sync.Mutex // guards known
+	known map[string]*Host
+
+	Stats Stats
+}
+
+// Stats are a cluster's counters.
+type Stats struct {
+	RqTotal         atomic.Uint64
+	RqActive        atomic.Int64
+	RqTimeout       atomic.Uint64
+	Rq5xx           atomic.Uint64
+	CxTotal         atomic.Uint64
+	CxActive        atomic.Int64
+	CxConnectFail   atomic.Uint64
+	NoHealthyUpstrm atomic.Uint64
+	MembershipTotal atomic.Int64
+}
+
+// Host is one upstream endpoint with its counters.
+type Host struct {
+	Address string
+	Weight  uint32
+
+	RqTotal       atomic.Uint64
+	RqActive      atomic.Int64
+	RqError       atomic.Uint64
+	CxTotal       atomic.Uint64
+	CxActive      atomic.Int64
+	CxConnectFail atomic.Uint64
+}
+
+type hostSet struct {
+	hosts  []*Host
+	picker governance.Picker
+}
+
+// Options tune how clusters are built.
+type Options struct {
+	// IdleConnTimeout closes pooled connections idle this long.
+	IdleConnTimeout time.Duration
+}
+
+// New builds a cluster from its resource. Endpoints of a STATIC cluster are
+// set from its load_assignment; an EDS cluster starts empty.
+func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
+	out := &Cluster{Name: c.GetName(), spec: c, known: map[string]*Host{}, scheme: "http"}
+	if opts.IdleConnTimeout == 0 {
+		opts.IdleConnTimeout = time.Hour
+	}
+	switch c.GetType() {
+	case clusterv3.Cluster_STATIC:
+		out.Static = true
+	case clusterv3.Cluster_EDS:
+		out.EDSName = c.GetEdsClusterConfig().GetServiceName()
+		if out.EDSName == "" {
+			out.EDSName = c.GetName()
+		}
+	default:
+		if c.GetClusterType() != nil {
+			return nil, fmt.Errorf("cluster %q: cluster_type %q is not supported", c.GetName(), c.GetClusterType().GetName())
+		}
+		return nil, fmt.Errorf("cluster %q: type %v is not supported (want STATIC or EDS)", c.GetName(), c.GetType())
+	}
+	lb, err := lbPolicy(c)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+	}
+	out.balancer = lb
+	if out.Protocol, err = protocol(c); err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+	}
+	tlsConf, err := upstreamTLS(c)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+	}
+	if tlsConf != nil {
+		out.scheme = "https"
+	}
+	connectTimeout := 5 * time.Second
+	if ct := c.GetConnectTimeout(); ct != nil {
+		connectTimeout = ct.AsDuration()
+	}
+	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
+	if out.Protocol != HTTP2 {
+		out.h1 = out.transport(dialer, tlsConf, false, opts)
+	}
+	if out.Protocol != HTTP1 {
+		out.h2 = out.transport(dialer, tlsConf, true, opts)
+	}
+	if out.Static {
+		out.SetEndpoints(c.GetLoadAssignment())
+	} else {
+		out.hosts.Store(&hostSet{picker: out.balancer.Build(nil)})
+	}
+	return out, nil
+}
+
+// Same reports whether c was built from a resource equal to spec, so that
+// a config reload can keep it (and its pooled connections).
+func (c *Cluster) Same(spec *clusterv3.Cluster) bool { return proto.Equal(c.spec, spec) }
+
+func lbPolicy(c *clusterv3.Cluster) (governance.Builder, error) {
+	switch c.GetLbPolicy() {
+	case clusterv3.Cluster_ROUND_ROBIN:
+		return governance.LookupBalancer("round_robin")
+	default:
+		return nil, fmt.Errorf("lb_policy %v is not supported yet", c.GetLbPolicy())
+	}
+}
+
+func (c *Cluster) transport(d *net.Dialer, tlsConf *tls.Config, h2 bool, opts Options) *http.Transport {
+	var p http.Protocols
+	if tlsConf != nil {
+		tlsConf = tlsConf.Clone()
+		if h2 {
+			p.SetHTTP2(true)
+			tlsConf.NextProtos = []string{"h2"}
+		} else {
+			p.SetHTTP1(true)
+			tlsConf.NextProtos = []string{"http/1.1"}
+		}
+	} else if h2 {
+		p.SetUnencryptedHTTP2(true)
+	} else {
+		p.SetHTTP1(true)
+	}
+	return &http.Transport{
+		Protocols:           &p,
+		DialContext:         c.dial(d),
+		TLSClientConfig:     tlsConf,
+		ForceAttemptHTTP2:   h2,
+		DisableCompression:  true, // a proxy forwards encodings untouched
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     opts.IdleConnTimeout,
+		TLSHandshakeTimeout: d.Timeout,
+		HTTP2: &http.HTTP2Config{
+			MaxReceiveBufferPerStream:     1 << 20,
+			MaxReceiveBufferPerConnection: 16 << 20,
+		},
+	}
+}
+
+// dial counts connections per host.
+func (c *Cluster) dial(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		h := c.host(addr)
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			c.Stats.CxConnectFail.Add(1)
+			if h != nil {
+				h.CxConnectFail.Add(1)
+			}
+			return nil, err
+		}
+		c.Stats.CxTotal.Add(1)
+		c.Stats.CxActive.Add(1)
+		if h != nil {
+			h.CxTotal.Add(1)
+			h.CxActive.Add(1)
+		}
+		return &countedConn{Conn: conn, c: c, h: h}, nil
+	}
+}
+
+type countedConn struct {
+	net.Conn
+	c    *Cluster
+	h    *Host
+	once sync.Once
+}
+
+func (cc *countedConn) Close() error {
+	cc.once.Do(func() {
+		cc.c.Stats.CxActive.Add(-1)
+		if cc.h != nil {
+			cc.h.CxActive.Add(-1)
+		}
+	})
+	return cc.Conn.Close()
+}
+
+func (c *Cluster) host(addr string) *Host {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.known[addr]
+}
+
+// Scheme is "https" for a TLS cluster, "http" otherwise.
+func (c *Cluster) Scheme() string { return c.scheme }
+
+// Transport returns the pooled transport for a request that arrived over
+// HTTP/2 (downstreamH2) or HTTP/1.x.
+func (c *Cluster) Transport(downstreamH2 bool) *http.Transport {
+	switch c.Protocol {
+	case HTTP1:
+		return c.h1
+	case HTTP2:
+		return c.h2
+	}
+	if downstreamH2 {
+		return c.h2
+	}
+	return c.h1
+}
+
+// Pick chooses a host for one request.
+func (c *Cluster) Pick(info governance.PickInfo) (*Host, error) {
+	hs := c.hosts.Load()
+	i, err := hs.picker.Pick(info)
+	if err != nil || i < 0 || i >= len(hs.hosts) {
+		c.Stats.NoHealthyUpstrm.Add(1)
+		return nil, fmt.Errorf("cluster %q: %w", c.Name, ErrNoHealthyUpstream)
+	}
+	return hs.hosts[i], nil
+}
+
+// Hosts returns the current host set.
+func (c *Cluster) Hosts() []*Host { return c.hosts.Load().hosts }
+
+// SetEndpoints replaces the host set from a ClusterLoadAssignment. Hosts of
+// the lowest priority that has any usable endpoint are used; endpoints
+// marked UNHEALTHY, DRAINING or TIMEOUT are left out. A nil assignment
+// empties the cluster.
+func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
+	type ep struct {
+		addr   string
+		weight uint32
+	}
+	byPriority := map[uint32][]ep{}
+	for _, lle := range cla.GetEndpoints() {
+		for _, lbe := range lle.GetLbEndpoints() {
+			switch lbe.GetHealthStatus() {
+			case corev3.HealthStatus_UNHEALTHY, corev3.HealthStatus_DRAINING, corev3.HealthStatus_TIMEOUT:
+				continue
+			}
+			sa := lbe.GetEndpoint().GetAddress().GetSocketAddress()
+			if sa == nil {
+				continue
+			}
+			addr := net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))
+			w := lbe.GetLoadBalancingWeight().GetValue()
+			if w == 0 {
+				w = 1
+			}
+			byPriority[lle.GetPriority()] = append(byPriority[lle.GetPriority()], ep{addr, w})
+		}
+	}
+	var chosen []ep
+	if len(byPriority) > 0 {
+		prios := make([]uint32, 0, len(byPriority))
+		for p := range byPriority {
+			prios = append(prios, p)
+		}
+		slices.Sort(prios)
+		chosen = byPriority[prios[0]]
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hs := &hostSet{}
+	eps := make([]governance.Endpoint, 0, len(chosen))
+	next := make(map[string]*Host, len(chosen))
+	for _, e := range chosen {
+		if next[e.addr] != nil {
+			continue
+		}
+		h := c.known[e.addr]
+		if h == nil || h.Weight != e.weight {
+			nh := &Host{Address: e.addr, Weight: e.weight}
+			if h != nil {
+				nh.inherit(h)
+			}
+			h = nh
+		}
+		next[e.addr] = h
+		hs.hosts = append(hs.hosts, h)
+		eps = append(eps, governance.Endpoint{Address: e.addr, Weight: e.weight})
+	}
+	hs.picker = c.balancer.Build(eps)
+	c.known = next
+	c.Stats.MembershipTotal.Store(int64(len(hs.hosts)))
+	c.hosts.Store(hs)
+}
+
+// inherit carries counters over to a host whose weight changed.
+func (h *Host) inherit(old *Host) {
+	h.RqTotal.Store(old.RqTotal.Load())
+	h.RqError.Store(old.RqError.Load())
+	h.CxTotal.Store(old.CxTotal.Load())
+	h.CxConnectFail.Store(old.CxConnectFail.Load())
+}
+
+// CloseIdle closes the pooled connections that carry no request.
+func (c *Cluster) CloseIdle() {
+	for _, t := range []*http.Transport{c.h1, c.h2} {
+		if t != nil {
+			t.CloseIdleConnections()
+		}
+	}
+}

@@ -1,0 +1,194 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/meshgate/meshgate/config"
+	limitsv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/limits/v1"
+	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/server/tlsconf"
+)
+
+// Defaults that Envoy documents for an HttpConnectionManager.
+const (
+	defaultMaxHeaderBytes = 60 << 10
+	defaultIdleTimeout    = time.Hour
+)
+
+// compiledListener is a Listener resource made ready to serve.
+type compiledListener struct {
+	address        string
+	state          *listenerState
+	maxHeaderBytes int
+	idleTimeout    time.Duration
+}
+
+// compileListener checks a Listener and builds its chains. Route tables
+// come from the inline route_config or, for RDS, from set.
+func (s *Server) compileListener(l *listenerv3.Listener, set *config.Set, resolve router.Resolver[*cluster.Cluster]) (*compiledListener, error) {
+	sa := l.GetAddress().GetSocketAddress()
+	if sa == nil {
+		return nil, errors.New("address: needs a socket_address")
+	}
+	if sa.GetProtocol() != 0 {
+		return nil, errors.New("address.socket_address.protocol: only TCP is supported")
+	}
+	out := &compiledListener{
+		address: net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10)),
+		state:   &listenerState{name: l.GetName()},
+	}
+	for i, lf := range l.GetListenerFilters() {
+		if lf.GetName() != config.TLSInspectorFilter {
+			return nil, fmt.Errorf("listener_filters[%d]: %q is not supported (only %s)", i, lf.GetName(), config.TLSInspectorFilter)
+		}
+	}
+	chains := l.GetFilterChains()
+	if dfc := l.GetDefaultFilterChain(); dfc != nil {
+		chains = append(chains[:len(chains):len(chains)], dfc)
+	}
+	if len(chains) == 0 {
+		return nil, errors.New("filter_chains: needs at least one")
+	}
+	for i, fc := range chains {
+		m := fc.GetFilterChainMatch()
+		switch {
+		case m == nil:
+		case m.GetTransportProtocol() != "" && m.GetTransportProtocol() != "tls" && m.GetTransportProtocol() != "raw_buffer":
+			return nil, fmt.Errorf("filter_chains[%d].filter_chain_match.transport_protocol: %q is not supported", i, m.GetTransportProtocol())
+		case len(m.GetServerNames()) > 0 || len(m.GetApplicationProtocols()) > 0 || m.GetDestinationPort() != nil ||
+			len(m.GetPrefixRanges()) > 0 || len(m.GetSourcePrefixRanges()) > 0 || len(m.GetSourcePorts()) > 0:
+			return nil, fmt.Errorf("filter_chains[%d].filter_chain_match: only transport_protocol is supported", i)
+		}
+		ch, tlsConf, err := s.compileChain(l.GetName(), fc, set, resolve)
+		if err != nil {
+			return nil, fmt.Errorf("filter_chains[%d]: %w", i, err)
+		}
+		if tlsConf != nil {
+			if out.state.tls != nil {
+				return nil, fmt.Errorf("filter_chains[%d]: a second TLS chain (SNI selection is not supported)", i)
+			}
+			out.state.tls, out.state.tlsC = &ch.chain, tlsConf
+		} else {
+			if out.state.plain != nil {
+				return nil, fmt.Errorf("filter_chains[%d]: a second cleartext chain", i)
+			}
+			out.state.plain = &ch.chain
+		}
+		out.maxHeaderBytes = max(out.maxHeaderBytes, ch.maxHeaderBytes)
+		if t := ch.idle; t > 0 {
+			out.idleTimeout = t
+		}
+	}
+	if out.idleTimeout == 0 {
+		out.idleTimeout = defaultIdleTimeout
+	}
+	return out, nil
+}
+
+// compileChain builds one filter chain; tlsConf is nil for cleartext.
+func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, set *config.Set,
+	resolve router.Resolver[*cluster.Cluster]) (*chainBuild, *tls.Config, error) {
+	var tlsConf *tls.Config
+	if ts := fc.GetTransportSocket(); ts != nil && ts.GetName() != "envoy.transport_sockets.raw_buffer" {
+		var dtc tlsv3.DownstreamTlsContext
+		if tc := ts.GetTypedConfig(); tc == nil || tc.UnmarshalTo(&dtc) != nil {
+			return nil, nil, fmt.Errorf("transport_socket %q: want a DownstreamTlsContext", ts.GetName())
+		}
+		var err error
+		if tlsConf, err = tlsconf.Server(&dtc); err != nil {
+			return nil, nil, fmt.Errorf("transport_socket: %w", err)
+		}
+	}
+	hcm, err := config.HTTPConnectionManager(fc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if hcm.GetCodecType() == hcmv3.HttpConnectionManager_HTTP3 {
+		return nil, nil, errors.New("codec_type HTTP3 is not supported")
+	}
+	ch := &chainBuild{chain: chain{srv: s, listener: listener, maxHeaderBytes: defaultMaxHeaderBytes}}
+	if kb := hcm.GetMaxRequestHeadersKb(); kb != nil {
+		ch.maxHeaderBytes = int(kb.GetValue()) << 10
+	}
+	if t := hcm.GetCommonHttpProtocolOptions().GetIdleTimeout(); t != nil {
+		ch.idle = t.AsDuration()
+	}
+	if err := s.compileHTTPFilters(listener, hcm, &ch.chain); err != nil {
+		return nil, nil, err
+	}
+	var rc = hcm.GetRouteConfig()
+	switch spec := hcm.GetRouteSpecifier().(type) {
+	case *hcmv3.HttpConnectionManager_RouteConfig:
+	case *hcmv3.HttpConnectionManager_Rds:
+		rc = set.Route(spec.Rds.GetRouteConfigName())
+		if rc == nil {
+			ch.missingRoutes = spec.Rds.GetRouteConfigName()
+		}
+	default:
+		return nil, nil, fmt.Errorf("http_connection_manager: route specifier %T is not supported (want route_config or rds)", spec)
+	}
+	if rc != nil {
+		table, err := router.Compile(rc, resolve)
+		if err != nil {
+			return nil, nil, err
+		}
+		ch.routes = table
+	}
+	return ch, tlsConf, nil
+}
+
+// chainBuild is a chain plus the connection settings it asks for.
+type chainBuild struct {
+	chain
+	idle time.Duration
+}
+
+// compileHTTPFilters reads the HTTP filter list. The router must come last;
+// meshgate's limits and Envoy's buffer filter set body limits; any other
+// filter is skipped when marked optional and fails the listener otherwise.
+func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionManager, ch *chain) error {
+	filters := hcm.GetHttpFilters()
+	if len(filters) == 0 {
+		return errors.New("http_filters: needs the router filter (" + config.RouterFilter + ")")
+	}
+	for i, f := range filters {
+		tc := f.GetTypedConfig()
+		typeURL := tc.GetTypeUrl()
+		switch {
+		case f.GetName() == config.RouterFilter || typeURL == "type.googleapis.com/"+string((&routerv3.Router{}).ProtoReflect().Descriptor().FullName()):
+			if i != len(filters)-1 {
+				return fmt.Errorf("http_filters[%d]: the router filter must be the last", i)
+			}
+			return nil
+		case f.GetName() == config.LimitsFilter:
+			var l limitsv1.Limits
+			if tc == nil || tc.UnmarshalTo(&l) != nil {
+				return fmt.Errorf("http_filters[%d] (%s): want a %s", i, f.GetName(), (&l).ProtoReflect().Descriptor().FullName())
+			}
+			ch.maxBody, ch.maxMsg = l.GetMaxRequestBodyBytes(), l.GetMaxGrpcMessageBytes()
+		case typeURL == "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer":
+			var b bufferv3.Buffer
+			if err := tc.UnmarshalTo(&b); err != nil {
+				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
+			}
+			ch.maxBody = uint64(b.GetMaxRequestBytes().GetValue())
+		case f.GetIsOptional() || f.GetDisabled():
+			s.log.Info("skipping an HTTP filter meshgate does not implement", "listener", listener, "filter", f.GetName(), "type", typeURL)
+		default:
+			return fmt.Errorf("http_filters[%d]: filter %q (%s) is not supported; mark it is_optional to skip it", i, f.GetName(), typeURL)
+		}
+	}
+	return errors.New("http_filters: the router filter (" + config.RouterFilter + ") must be the last")
+}

@@ -1,0 +1,446 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/meshgate/meshgate/governance"
+	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/router"
+)
+
+// chain is a compiled filter chain: what one listener does with requests
+// that arrive on one kind of connection (TLS or cleartext).
+type chain struct {
+	srv      *Server
+	listener string
+	routes   *router.Table[*cluster.Cluster]
+	// missingRoutes names the RDS route config that has not arrived.
+	missingRoutes string
+	maxBody       uint64 // non-gRPC request bodies; 0: none
+	maxMsg        uint64 // each gRPC message; 0: none
+	// maxHeaderBytes is checked here only when it is lower than what the
+	// http.Server enforces (a reload lowered it).
+	maxHeaderBytes int
+	checkHeaders   bool
+}
+
+// call is the per-request state, one allocation per request.
+type call struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+	route       string
+	cluster     string
+}
+
+func (c *call) WriteHeader(code int) {
+	if !c.wroteHeader {
+		c.status, c.wroteHeader = code, true
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *call) Write(p []byte) (int, error) {
+	if !c.wroteHeader {
+		c.status, c.wroteHeader = http.StatusOK, true
+	}
+	return c.ResponseWriter.Write(p)
+}
+
+func (c *call) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (c *call) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// grpcStatus reads the gRPC status the response carries, or -1.
+func (c *call) grpcStatus(r *http.Request) int {
+	if !router.IsGRPC(r) {
+		return -1
+	}
+	h := c.ResponseWriter.Header()
+	v := h.Get("Grpc-Status")
+	if v == "" {
+		v = h.Get(http.TrailerPrefix + "Grpc-Status")
+	}
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return int(codeUnknown)
+		}
+		n = n*10 + int(v[i]-'0')
+	}
+	if v == "" {
+		return int(codeUnknown)
+	}
+	return n
+}
+
+func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	c := &call{ResponseWriter: w}
+	defer func() {
+		p := recover()
+		if p != nil && p != http.ErrAbortHandler { //nolint:errorlint // net/http compares it the same way.
+			ch.srv.metrics.Panics.Inc()
+			ch.srv.log.Error("panic serving request", "listener", ch.listener, "path", r.URL.Path,
+				"panic", p, "stack", string(debug.Stack()))
+			if !c.wroteHeader {
+				writeError(c, r, http.StatusInternalServerError, codeInternal, "internal error in the gateway")
+				p = nil
+			} else {
+				p = http.ErrAbortHandler // the response is half written: reset the stream
+			}
+		}
+		status := c.status
+		if !c.wroteHeader {
+			status = 499 // the client went away before an answer
+		}
+		ch.srv.metrics.Request(ch.listener, c.route, c.cluster, status, c.grpcStatus(r), time.Since(start))
+		if p != nil {
+			panic(p)
+		}
+	}()
+
+	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {
+		writeError(c, r, http.StatusRequestHeaderFieldsTooLarge, codeResourceExhausted,
+			fmt.Sprintf("request headers are larger than %d bytes", ch.maxHeaderBytes))
+		return
+	}
+	if ch.routes == nil {
+		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable,
+			fmt.Sprintf("route config %q is not available yet", ch.missingRoutes))
+		return
+	}
+	rt := ch.routes.Match(r)
+	if rt == nil {
+		writeError(c, r, http.StatusNotFound, codeUnimplemented,
+			fmt.Sprintf("no route for %s %s on host %q", r.Method, r.URL.Path, r.Host))
+		return
+	}
+	c.route = rt.Name
+	switch {
+	case rt.Direct != nil:
+		h := c.Header()
+		rt.ResponseEdits.Apply(h)
+		if len(rt.Direct.Body) > 0 && h.Get("Content-Type") == "" {
+			h.Set("Content-Type", "text/plain")
+		}
+		c.WriteHeader(rt.Direct.Status)
+		_, _ = c.Write(rt.Direct.Body)
+	case rt.Redirect != nil:
+		h := c.Header()
+		rt.ResponseEdits.Apply(h)
+		h.Set("Location", rt.Redirect.Location(r))
+		c.WriteHeader(rt.Redirect.Status)
+	default:
+		ch.forward(c, r, rt)
+	}
+}
+
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// forward proxies r to the route's cluster and streams the answer back. A
+// gRPC call passes through byte for byte: messages are never decoded.
+func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Cluster]) {
+	f := rt.Forward
+	target := f.Pick(rand.Uint64())
+	c.cluster = target.Name
+	if !target.Found {
+		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q is not configured", target.Name))
+		return
+	}
+	cl := target.Target
+	isGRPC := router.IsGRPC(r)
+
+	var body io.ReadCloser = r.Body
+	var limited *limitedBody
+	switch {
+	case isGRPC && ch.maxMsg > 0:
+		limited = &limitedBody{ReadCloser: r.Body, maxMsg: ch.maxMsg}
+	case !isGRPC && ch.maxBody > 0:
+		if r.ContentLength > int64(ch.maxBody) {
+			writeError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
+				fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, ch.maxBody))
+			return
+		}
+		limited = &limitedBody{ReadCloser: r.Body, maxBody: ch.maxBody}
+	}
+	if limited != nil {
+		body = limited
+	}
+
+	timeout := f.Timeout
+	if isGRPC {
+		if v := r.Header.Get("Grpc-Timeout"); v != "" {
+			d, err := parseGRPCTimeout(v)
+			if err != nil {
+				writeGRPCStatus(c, codes.InvalidArgument, err.Error())
+				return
+			}
+			if f.GRPCTimeoutMax > 0 && d > f.GRPCTimeoutMax {
+				d = f.GRPCTimeoutMax
+			}
+			if timeout == 0 || d < timeout {
+				timeout = d
+			}
+		}
+	}
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(r.Context(), timeout)
+	} else {
+		ctx, cancel = context.WithCancel(r.Context())
+	}
+	defer cancel()
+
+	host, err := cl.Pick(governance.PickInfo{})
+	if err != nil {
+		cl.Stats.Rq5xx.Add(1)
+		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+		return
+	}
+	cl.Stats.RqTotal.Add(1)
+	cl.Stats.RqActive.Add(1)
+	host.RqTotal.Add(1)
+	host.RqActive.Add(1)
+	defer func() {
+		cl.Stats.RqActive.Add(-1)
+		host.RqActive.Add(-1)
+	}()
+
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		// Let a streaming HTTP/1.1 upload keep flowing after the answer starts.
+		_ = http.NewResponseController(c.ResponseWriter).EnableFullDuplex()
+	}
+	out := ch.upstreamRequest(ctx, r, rt, cl, host, body, isGRPC, timeout)
+	resp, err := cl.Transport(r.ProtoMajor == 2).RoundTrip(out)
+	if err != nil {
+		code, gc, msg := ch.classify(ctx, r, cl, host, limited, err)
+		if code == 0 {
+			return // the client left
+		}
+		if code >= 500 {
+			cl.Stats.Rq5xx.Add(1)
+			host.RqError.Add(1)
+		}
+		writeError(c, r, code, gc, msg)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		cl.Stats.Rq5xx.Add(1)
+		host.RqError.Add(1)
+	}
+
+	h := c.Header()
+	for k, vs := range resp.Header {
+		if !isHopByHop(k) {
+			h[k] = vs
+		}
+	}
+	rt.ResponseEdits.Apply(h)
+	c.WriteHeader(resp.StatusCode)
+	streaming := isGRPC || resp.ContentLength < 0
+	if isGRPC {
+		// A gRPC server may send headers and wait for the client, which may
+		// wait for the headers: they must go out now.
+		c.Flush()
+	}
+
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return // the client left; the deferred cancel resets the upstream stream
+			}
+			if streaming {
+				c.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			code, gc, msg := ch.classify(ctx, r, cl, host, limited, rerr)
+			if code == 0 {
+				return
+			}
+			if code >= 500 {
+				cl.Stats.Rq5xx.Add(1)
+				host.RqError.Add(1)
+			}
+			if isGRPC {
+				setGRPCTrailers(c, gc, msg)
+				return
+			}
+			panic(http.ErrAbortHandler) // the body is cut short: reset the downstream stream
+		}
+	}
+	for k, vs := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vs
+	}
+}
+
+// upstreamRequest builds the request sent to host. It edits r's headers in
+// place: the handler owns them and they are not read again.
+func (ch *chain) upstreamRequest(ctx context.Context, r *http.Request, rt *router.Route[*cluster.Cluster], cl *cluster.Cluster,
+	host *cluster.Host, body io.ReadCloser, isGRPC bool, timeout time.Duration) *http.Request {
+	f := rt.Forward
+	full := r.RequestURI
+	if full == "" || full[0] != '/' {
+		full = r.URL.RequestURI()
+	}
+	path, query, _ := strings.Cut(full, "?")
+	if f.RewritesPath() {
+		path = f.RewritePath(path)
+	}
+	u := &url.URL{Scheme: cl.Scheme(), Host: host.Address, RawQuery: query}
+	if strings.HasPrefix(path, "//") {
+		u.Path, _ = url.PathUnescape(path)
+		u.RawPath = path
+	} else {
+		u.Opaque = path // sent as is, keeping the client's escaping
+	}
+
+	hdr := r.Header
+	removeHopByHop(hdr)
+	if clientIP, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := hdr["X-Forwarded-For"]; len(prior) > 0 {
+			hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + clientIP}
+		} else {
+			hdr["X-Forwarded-For"] = []string{clientIP}
+		}
+	}
+	if r.TLS != nil {
+		hdr["X-Forwarded-Proto"] = []string{"https"}
+	} else {
+		hdr["X-Forwarded-Proto"] = []string{"http"}
+	}
+	if isGRPC {
+		hdr["Te"] = []string{"trailers"}
+		if timeout > 0 {
+			left := timeout
+			if dl, ok := ctx.Deadline(); ok {
+				left = time.Until(dl)
+			}
+			hdr["Grpc-Timeout"] = []string{formatGRPCTimeout(left)}
+		}
+	}
+	rt.RequestEdits.Apply(hdr)
+
+	hostHeader := r.Host
+	switch {
+	case f.HostRewrite != "":
+		hostHeader = f.HostRewrite
+	case f.AutoHostRewrite:
+		hostHeader = host.Address
+	}
+	if r.ContentLength == 0 && !isGRPC {
+		body = nil
+	}
+	out := &http.Request{
+		Method:        r.Method,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        hdr,
+		Body:          body,
+		ContentLength: r.ContentLength,
+		Host:          hostHeader,
+		Trailer:       r.Trailer,
+	}
+	if body == nil {
+		out.ContentLength = 0
+	}
+	return out.WithContext(ctx)
+}
+
+// classify turns an upstream failure into the answer for the client: an
+// HTTP status, a gRPC code and a message. A zero status means the client
+// itself went away and gets no answer.
+func (ch *chain) classify(ctx context.Context, r *http.Request, cl *cluster.Cluster, host *cluster.Host,
+	limited *limitedBody, err error) (int, codes.Code, string) {
+	if limited != nil {
+		switch limited.Tripped() {
+		case errBodyTooLarge:
+			return http.StatusRequestEntityTooLarge, codeResourceExhausted,
+				fmt.Sprintf("request body is over the limit of %d bytes", ch.maxBody)
+		case errMessageTooLarge:
+			return http.StatusRequestEntityTooLarge, codeResourceExhausted,
+				fmt.Sprintf("a gRPC message is over the limit of %d bytes", ch.maxMsg)
+		}
+	}
+	switch {
+	case r.Context().Err() != nil:
+		return 0, codeCancelled, ""
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		cl.Stats.RqTimeout.Add(1)
+		return http.StatusGatewayTimeout, codeDeadlineExceeded,
+			fmt.Sprintf("upstream request timeout (cluster %q, host %s)", cl.Name, host.Address)
+	}
+	if gc, ok := resetCode(err); ok {
+		return http.StatusServiceUnavailable, gc,
+			fmt.Sprintf("upstream reset (cluster %q, host %s): %v", cl.Name, host.Address, err)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return http.StatusServiceUnavailable, codeUnavailable,
+			fmt.Sprintf("upstream connect error (cluster %q, host %s): %v", cl.Name, host.Address, op.Err)
+	}
+	return http.StatusServiceUnavailable, codeUnavailable,
+		fmt.Sprintf("upstream failed (cluster %q, host %s): %v", cl.Name, host.Address, err)
+}
+
+// hopByHop are the headers that describe one connection, not the message
+// (RFC 9110 section 7.6.1), and are not forwarded.
+var hopByHop = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+func isHopByHop(k string) bool { return hopByHop[k] }
+
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				delete(h, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
+	for k := range hopByHop {
+		delete(h, k)
+	}
+}

@@ -1,0 +1,352 @@
+// Package server is meshgate's data plane: it compiles the resources of a
+// config.Set into listeners, route tables and clusters, serves every
+// listener port (HTTP/1.1, cleartext HTTP/2, TLS with ALPN), and forwards
+// requests to upstream clusters, gRPC streams byte for byte.
+//
+// Server implements config.Consumer. A change is compiled whole before
+// anything goes live; if any part fails the change is rejected and the
+// running config stays. Listeners whose address is unchanged keep their
+// socket and only swap their compiled state, so a reload drops nothing.
+package server
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+
+	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/stats"
+)
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger
+	// DrainTimeout bounds how long a listener that goes away (on reload or
+	// shutdown) waits for its in-flight requests. Default 15s.
+	DrainTimeout time.Duration
+}
+
+// Server is the data plane. Its methods are safe for concurrent use.
+type Server struct {
+	log     *slog.Logger
+	metrics *stats.Metrics
+	drain   time.Duration
+
+	mu        sync.Mutex // serialises Apply and Shutdown
+	listeners map[string]*listener
+	clusters  map[string]*cluster.Cluster
+	retired   []*cluster.Cluster
+	closing   bool
+	bg        sync.WaitGroup // listeners draining after a reload
+
+	clusterView atomic.Pointer[[]*cluster.Cluster]
+	set         atomic.Pointer[config.Set]
+	ready       atomic.Bool
+}
+
+var _ config.Consumer = (*Server)(nil)
+
+// New returns a Server with no listeners; Apply gives it a config.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 15 * time.Second
+	}
+	s := &Server{
+		log:       opts.Logger,
+		drain:     opts.DrainTimeout,
+		listeners: map[string]*listener{},
+		clusters:  map[string]*cluster.Cluster{},
+	}
+	s.clusterView.Store(&[]*cluster.Cluster{})
+	s.metrics = stats.New(s.Clusters)
+	return s
+}
+
+// Metrics returns the server's metrics registry.
+func (s *Server) Metrics() *stats.Metrics { return s.metrics }
+
+// Clusters returns the live clusters sorted by name.
+func (s *Server) Clusters() []*cluster.Cluster { return *s.clusterView.Load() }
+
+// Config returns the Set the server runs, or nil before the first Apply.
+func (s *Server) Config() *config.Set { return s.set.Load() }
+
+// Ready reports whether the server runs a config and is not draining.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// ListenerAddr returns the bound address of the named listener ("" if
+// there is none): the real port when the config asked for port 0.
+func (s *Server) ListenerAddr(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listeners {
+		if l.state.Load().name == name {
+			return l.raw.Addr().String()
+		}
+	}
+	return ""
+}
+
+// Apply compiles next and makes it live, or rejects it whole.
+func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Change) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return errors.New("server is shutting down")
+	}
+	if change.OnlyEndpoints() {
+		// Membership changes swap host sets in place: no recompile.
+		for _, c := range s.clusters {
+			if !c.Static {
+				c.SetEndpoints(next.Endpoints(c.EDSName))
+			}
+		}
+		s.set.Store(next)
+		return nil
+	}
+
+	p, err := s.compile(next)
+	if err != nil {
+		return err
+	}
+	clusters, compiled := p.clusters, p.listeners
+	abandon := p.abandon
+
+	// Bind the new ports before anything goes live, so a port in use
+	// rejects the config instead of half applying it.
+	bound := map[string]*listener{}
+	for addr, cl := range compiled {
+		if s.listeners[addr] != nil {
+			continue
+		}
+		ln, err := listen(ctx, addr, s.log)
+		if err != nil {
+			for _, b := range bound {
+				_ = b.raw.Close()
+			}
+			abandon()
+			return fmt.Errorf("listener %q: %w", cl.state.name, err)
+		}
+		bound[addr] = ln
+	}
+
+	for addr, cl := range compiled {
+		ln := s.listeners[addr]
+		if ln == nil {
+			ln = bound[addr]
+			ln.maxHeaderBytes = cl.maxHeaderBytes
+		}
+		for _, ch := range []*chain{cl.state.plain, cl.state.tls} {
+			if ch != nil {
+				ch.checkHeaders = ch.maxHeaderBytes < ln.maxHeaderBytes
+			}
+		}
+		ln.state.Store(cl.state)
+		if bound[addr] != nil {
+			ln.serve(s.httpServer(ln, cl))
+			s.log.Info("listening", "listener", cl.state.name, "address", ln.raw.Addr().String())
+		}
+		s.listeners[addr] = ln
+	}
+	for addr, ln := range s.listeners {
+		if compiled[addr] == nil {
+			delete(s.listeners, addr)
+			s.log.Info("draining removed listener", "address", addr)
+			s.bg.Add(1)
+			go func() {
+				defer s.bg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), s.drain)
+				defer cancel()
+				_ = ln.shutdown(ctx)
+			}()
+		}
+	}
+
+	for name, old := range s.clusters {
+		if clusters[name] != old {
+			s.retired = append(s.retired, old)
+		}
+	}
+	s.clusters = clusters
+	for _, c := range clusters {
+		if !c.Static {
+			c.SetEndpoints(next.Endpoints(c.EDSName))
+		}
+	}
+	s.sweepRetired()
+	view := make([]*cluster.Cluster, 0, len(clusters))
+	for _, c := range clusters {
+		view = append(view, c)
+	}
+	slices.SortFunc(view, func(a, b *cluster.Cluster) int { return cmp.Compare(a.Name, b.Name) })
+	s.clusterView.Store(&view)
+	s.set.Store(next)
+	s.ready.Store(true)
+	return nil
+}
+
+// plan is a compiled config that is not live yet.
+type plan struct {
+	clusters  map[string]*cluster.Cluster
+	built     []*cluster.Cluster // new in this plan; the rest are reused
+	listeners map[string]*compiledListener
+}
+
+// abandon releases what the plan built.
+func (p *plan) abandon() {
+	for _, c := range p.built {
+		c.CloseIdle()
+	}
+}
+
+// compile builds clusters (reusing unchanged ones) and listeners for next,
+// reporting every problem at once.
+func (s *Server) compile(next *config.Set) (*plan, error) {
+	p := &plan{clusters: map[string]*cluster.Cluster{}, listeners: map[string]*compiledListener{}}
+	var errs []error
+	for _, r := range next.All(config.ClusterType) {
+		spec := r.Message.(*clusterv3.Cluster)
+		if old := s.clusters[r.Name]; old != nil && old.Same(spec) {
+			p.clusters[r.Name] = old
+			continue
+		}
+		c, err := cluster.New(spec, cluster.Options{})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.clusters[r.Name] = c
+		p.built = append(p.built, c)
+	}
+	resolve := func(name string) (*cluster.Cluster, bool) {
+		c, ok := p.clusters[name]
+		return c, ok
+	}
+	for _, r := range next.All(config.ListenerType) {
+		cl, err := s.compileListener(r.Message.(*listenerv3.Listener), next, resolve)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listener %q: %w", r.Name, err))
+			continue
+		}
+		if other, dup := p.listeners[cl.address]; dup {
+			errs = append(errs, fmt.Errorf("listener %q: address %s is also used by listener %q", r.Name, cl.address, other.state.name))
+			continue
+		}
+		p.listeners[cl.address] = cl
+	}
+	if err := errors.Join(errs...); err != nil {
+		p.abandon()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Check compiles set as Apply would, without binding ports or changing
+// anything: `meshgate validate` uses it.
+func (s *Server) Check(set *config.Set) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.compile(set)
+	if err != nil {
+		return err
+	}
+	p.abandon()
+	return nil
+}
+
+// sweepRetired closes the idle connections of clusters that left the
+// config, and forgets those with no request left in flight.
+func (s *Server) sweepRetired() {
+	kept := s.retired[:0]
+	for _, c := range s.retired {
+		c.CloseIdle()
+		if c.Stats.RqActive.Load() > 0 {
+			kept = append(kept, c)
+		}
+	}
+	s.retired = kept
+}
+
+func (s *Server) httpServer(ln *listener, cl *compiledListener) *http.Server {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Handler:   ln,
+		Protocols: &p,
+		// Only read by net/http to decide that TLS connections may speak h2;
+		// the certificates come from the listener state at each handshake.
+		TLSConfig:         ln.tlsConfig(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       cl.idleTimeout,
+		MaxHeaderBytes:    ln.maxHeaderBytes,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:          1024,
+			MaxReceiveBufferPerStream:     1 << 20,
+			MaxReceiveBufferPerConnection: 16 << 20,
+		},
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			g := s.metrics.Connections.WithLabelValues(ln.state.Load().name)
+			switch st {
+			case http.StateNew:
+				g.Inc()
+			case http.StateClosed, http.StateHijacked:
+				g.Dec()
+			}
+		},
+	}
+}
+
+// Shutdown stops accepting on every listener, waits for in-flight requests
+// until ctx ends, then closes what is left and the upstream pools.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.ready.Store(false)
+	lns := make([]*listener, 0, len(s.listeners))
+	for _, ln := range s.listeners {
+		lns = append(lns, ln)
+	}
+	s.listeners = map[string]*listener{}
+	s.mu.Unlock()
+
+	errs := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errs <- ln.shutdown(ctx) }()
+	}
+	var first error
+	for range lns {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	s.bg.Wait()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.clusters {
+		c.CloseIdle()
+	}
+	for _, c := range s.retired {
+		c.CloseIdle()
+	}
+	return first
+}

@@ -1,0 +1,141 @@
+// Package stats holds meshgate's Prometheus metrics. Each Server gets its own
+// registry (no global state), exposed by the admin endpoint.
+package stats
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/meshgate/meshgate/server/cluster"
+)
+
+// Metrics are the gateway's counters and histograms.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	Panics        prometheus.Counter
+	ConfigUpdates *prometheus.CounterVec
+	Connections   *prometheus.GaugeVec
+}
+
+// latencyBuckets reach down to 50µs: a gateway's added latency lives there.
+var latencyBuckets = []float64{
+	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+}
+
+// New registers the gateway's metrics, the Go runtime's and the process's
+// in a new registry. clusters is called at scrape time to read cluster
+// counters.
+func New(clusters func() []*cluster.Cluster) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshgate_http_requests_total",
+			Help: "Downstream requests by listener, route, cluster, HTTP status and gRPC status (\"\" for non-gRPC).",
+		}, []string{"listener", "route", "cluster", "code", "grpc_status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "meshgate_http_request_duration_seconds",
+			Help:    "Downstream request duration, first byte in to last byte out, by listener, route and cluster.",
+			Buckets: latencyBuckets,
+		}, []string{"listener", "route", "cluster"}),
+		Panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshgate_request_panics_total",
+			Help: "Requests whose handling panicked; the panic was recovered.",
+		}),
+		ConfigUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshgate_config_updates_total",
+			Help: "Configuration updates by result (accepted, rejected).",
+		}, []string{"result"}),
+		Connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshgate_downstream_connections_active",
+			Help: "Open downstream connections by listener.",
+		}, []string{"listener"}),
+	}
+	m.Registry.MustRegister(m.requests, m.duration, m.Panics, m.ConfigUpdates, m.Connections,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&clusterCollector{clusters: clusters})
+	return m
+}
+
+// Request records one finished downstream request. grpcStatus is -1 for a
+// non-gRPC request.
+func (m *Metrics) Request(listener, route, clusterName string, code, grpcStatus int, d time.Duration) {
+	gs := ""
+	if grpcStatus >= 0 {
+		gs = strconv.Itoa(grpcStatus)
+	}
+	m.requests.WithLabelValues(listener, route, clusterName, statusText(code), gs).Inc()
+	m.duration.WithLabelValues(listener, route, clusterName).Observe(d.Seconds())
+}
+
+// statusText avoids an allocation for common codes.
+func statusText(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 404:
+		return "404"
+	case 503:
+		return "503"
+	}
+	return strconv.Itoa(code)
+}
+
+var (
+	descRq = prometheus.NewDesc("meshgate_cluster_upstream_rq_total",
+		"Requests sent to a cluster.", []string{"cluster"}, nil)
+	descRqActive = prometheus.NewDesc("meshgate_cluster_upstream_rq_active",
+		"Requests in flight to a cluster.", []string{"cluster"}, nil)
+	descRqTimeout = prometheus.NewDesc("meshgate_cluster_upstream_rq_timeout_total",
+		"Requests to a cluster that timed out.", []string{"cluster"}, nil)
+	descRq5xx = prometheus.NewDesc("meshgate_cluster_upstream_rq_5xx_total",
+		"Requests to a cluster that failed with a 5xx or could not be sent.", []string{"cluster"}, nil)
+	descCx = prometheus.NewDesc("meshgate_cluster_upstream_cx_total",
+		"Connections opened to a cluster.", []string{"cluster"}, nil)
+	descCxActive = prometheus.NewDesc("meshgate_cluster_upstream_cx_active",
+		"Open connections to a cluster.", []string{"cluster"}, nil)
+	descCxFail = prometheus.NewDesc("meshgate_cluster_upstream_cx_connect_fail_total",
+		"Failed connection attempts to a cluster.", []string{"cluster"}, nil)
+	descNoHealthy = prometheus.NewDesc("meshgate_cluster_upstream_no_healthy_total",
+		"Requests that found no healthy host in a cluster.", []string{"cluster"}, nil)
+	descMembers = prometheus.NewDesc("meshgate_cluster_membership_total",
+		"Hosts in a cluster.", []string{"cluster"}, nil)
+)
+
+// clusterCollector reads the clusters' own atomic counters at scrape time,
+// so the request path pays nothing for them.
+type clusterCollector struct {
+	clusters func() []*cluster.Cluster
+}
+
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRq, descRqActive, descRqTimeout, descRq5xx, descCx, descCxActive, descCxFail, descNoHealthy, descMembers} {
+		ch <- d
+	}
+}
+
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, cl := range c.clusters() {
+		s := &cl.Stats
+		counter := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), cl.Name)
+		}
+		gauge := func(d *prometheus.Desc, v int64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), cl.Name)
+		}
+		counter(descRq, s.RqTotal.Load())
+		gauge(descRqActive, s.RqActive.Load())
+		counter(descRqTimeout, s.RqTimeout.Load())
+		counter(descRq5xx, s.Rq5xx.Load())
+		counter(descCx, s.CxTotal.Load())
+		gauge(descCxActive, s.CxActive.Load())
+		counter(descCxFail, s.CxConnectFail.Load())
+		counter(descNoHealthy, s.NoHealthyUpstrm.Load())
+		gauge(descMembers, s.MembershipTotal.Load())
+	}
+}
