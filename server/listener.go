@@ -69,7 +69,7 @@ func (l *listener) serve(srv *http.Server) {
 	}()
 	go func() {
 		defer l.wg.Done()
-		if err := srv.Serve((*virtualListener)(l)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve((*virtualListener)(l)); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			l.log.Error("listener stopped", "address", l.addr, "error", err)
 		}
 	}()

@@ -6,6 +6,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -69,7 +70,8 @@ func (s *Service) wait(ctx context.Context, method string, d time.Duration) erro
 }
 
 // echoMetadata sends every "x-" request key back as a header, and as a
-// trailer named "x-trailer-<rest>".
+// trailer named "x-trailer-<rest>"; it returns them ("-bin" values in
+// base64) for the response's metadata field.
 func echoMetadata(ctx context.Context) map[string]string {
 	md, _ := metadata.FromIncomingContext(ctx)
 	seen := map[string]string{}
@@ -80,6 +82,14 @@ func echoMetadata(ctx context.Context) map[string]string {
 		}
 		header[k] = vs
 		trailer["x-trailer-"+k[2:]] = vs
+		if strings.HasSuffix(k, "-bin") {
+			// Binary values are not valid proto strings: report them base64.
+			enc := make([]string, len(vs))
+			for i, v := range vs {
+				enc[i] = base64.StdEncoding.EncodeToString([]byte(v))
+			}
+			vs = enc
+		}
 		seen[k] = strings.Join(vs, ",")
 	}
 	if len(header) > 0 {
