@@ -380,4 +380,3 @@ func writeCert(t *testing.T, dir string) *x509.CertPool {
 	pool.AppendCertsFromPEM(certPEM)
 	return pool
 }
-

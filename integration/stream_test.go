@@ -141,7 +141,6 @@ func serveH2C(t *testing.T, h http.Handler) string {
 	return ln.Addr().String()
 }
 
-
 // 100 MB stream through the gateway while its heap stays bounded, and a
 // slow reader holds the backend back instead of filling the gateway.
 func TestGRPC_LargeStreamBoundedMemory(t *testing.T) {

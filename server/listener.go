@@ -21,13 +21,13 @@ const sniffTimeout = 10 * time.Second
 // ALPN on TLS ones; the first byte of a connection tells which it is when
 // the port serves both.
 type listener struct {
-	addr  string
-	raw   net.Listener
-	srv   *http.Server
+	addr string
+	raw  net.Listener
+	srv  *http.Server
 	// maxHeaderBytes is what srv enforces; set once, at bind time.
 	maxHeaderBytes int
-	log   *slog.Logger
-	state atomic.Pointer[listenerState]
+	log            *slog.Logger
+	state          atomic.Pointer[listenerState]
 
 	conns     chan net.Conn
 	closed    chan struct{}
