@@ -44,7 +44,8 @@ func protocol(c *clusterv3.Cluster) (Protocol, error) {
 		}
 		return HTTP1, nil
 	}
-	if c.GetHttp2ProtocolOptions() != nil { //nolint:staticcheck // Envoy still accepts the deprecated field.
+	//lint:ignore SA1019 Envoy still accepts the deprecated field.
+	if c.GetHttp2ProtocolOptions() != nil {
 		return HTTP2, nil
 	}
 	return HTTP1, nil

@@ -45,7 +45,6 @@ type Forward[T any] struct {
 	totalWeight uint64
 
 	prefix        string // the matched prefix or path that PrefixRewrite replaces
-	foldPrefix    bool
 	PrefixRewrite string
 	hasPrefixRW   bool
 	regexRewrite  *regexp.Regexp
@@ -241,6 +240,7 @@ func compileEditLevel(adds []*corev3.HeaderValueOption, removes []string) (heade
 		}
 		v = strings.ReplaceAll(v, "%%", "%")
 		action := o.GetAppendAction()
+		//lint:ignore SA1019 Envoy still reads the deprecated append flag.
 		if ap := o.GetAppend(); ap != nil {
 			// The deprecated append flag, when set, wins as Envoy reads it.
 			action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD

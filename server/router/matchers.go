@@ -131,15 +131,20 @@ func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
 	case *routev3.HeaderMatcher_StringMatch:
 		out.str, err = compileStringMatcher(s.StringMatch)
 	case *routev3.HeaderMatcher_ExactMatch:
+		//lint:ignore SA1019 Envoy still accepts the deprecated matchers.
 		out.str = stringMatcher{kind: stringExact, value: s.ExactMatch}
 	case *routev3.HeaderMatcher_PrefixMatch:
+		//lint:ignore SA1019 Envoy still accepts the deprecated matchers.
 		out.str = stringMatcher{kind: stringPrefix, value: s.PrefixMatch}
 	case *routev3.HeaderMatcher_SuffixMatch:
+		//lint:ignore SA1019 Envoy still accepts the deprecated matchers.
 		out.str = stringMatcher{kind: stringSuffix, value: s.SuffixMatch}
 	case *routev3.HeaderMatcher_ContainsMatch:
+		//lint:ignore SA1019 Envoy still accepts the deprecated matchers.
 		out.str = stringMatcher{kind: stringContains, value: s.ContainsMatch}
 	case *routev3.HeaderMatcher_SafeRegexMatch:
 		out.str.kind = stringRegex
+		//lint:ignore SA1019 Envoy still accepts the deprecated matchers.
 		out.str.re, err = compileFullRegex(s.SafeRegexMatch.GetRegex())
 	case *routev3.HeaderMatcher_PresentMatch:
 		out.kind, out.present = headerPresent, s.PresentMatch
