@@ -139,7 +139,13 @@ func loadEnvoy(top map[string]json.RawMessage) (*Loaded, error) {
 	if err := json.Unmarshal(top["static_resources"], &sr); err != nil {
 		return nil, fmt.Errorf("static_resources: %w", err)
 	}
-	for field, list := range sr {
+	fields := make([]string, 0, len(sr))
+	for f := range sr {
+		fields = append(fields, f)
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(fields))) // listeners, then clusters
+	for _, field := range fields {
+		list := sr[field]
 		var mk func() proto.Message
 		switch field {
 		case "listeners":

@@ -580,13 +580,15 @@ func (t *translator) cluster(path string, c *ClusterConfig) *clusterv3.Cluster {
 	}
 	if c.TLS != nil {
 		ctx := &tlsv3.UpstreamTlsContext{Sni: c.TLS.SNI, CommonTlsContext: &tlsv3.CommonTlsContext{}}
+		// Unlike Envoy, the friendly format never skips verification: without
+		// a CA file the system roots verify the server.
+		vc := &tlsv3.CertificateValidationContext{SystemRootCerts: &tlsv3.CertificateValidationContext_SystemRootCerts{}}
 		if c.TLS.CAFile != "" {
-			ctx.CommonTlsContext.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{
-				ValidationContext: &tlsv3.CertificateValidationContext{
-					TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.file(c.TLS.CAFile)}},
-				},
+			vc = &tlsv3.CertificateValidationContext{
+				TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.file(c.TLS.CAFile)}},
 			}
 		}
+		ctx.CommonTlsContext.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
 		if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 			t.errf(path+".tls", "cert_file and key_file go together")
 		}

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"testing"
+	"time"
+)
+
+func TestParseGRPCTimeout(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"1S", time.Second, false},
+		{"250m", 250 * time.Millisecond, false},
+		{"10u", 10 * time.Microsecond, false},
+		{"7n", 7, false},
+		{"2M", 2 * time.Minute, false},
+		{"1H", time.Hour, false},
+		{"99999999S", 99999999 * time.Second, false},
+		{"100000000S", 0, true}, // nine digits
+		{"", 0, true},
+		{"S", 0, true},
+		{"5", 0, true},
+		{"5s", 0, true}, // units are case sensitive
+		{"-1S", 0, true},
+		{"1.5S", 0, true},
+	}
+	for _, tc := range tests {
+		got, err := parseGRPCTimeout(tc.in)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("parseGRPCTimeout(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestFormatGRPCTimeout(t *testing.T) {
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{1500 * time.Millisecond, "1500000u"},
+		{99 * time.Millisecond, "99000000n"},
+		{time.Hour, "3600000m"},
+		{0, "1n"},
+		{200 * 24 * time.Hour, "17280000S"},
+		{43800 * time.Hour, "2628000M"},
+	}
+	for _, tc := range tests {
+		if got := formatGRPCTimeout(tc.in); got != tc.want {
+			t.Errorf("formatGRPCTimeout(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzGRPCTimeout: parsing never panics, and what is formatted parses back
+// to at least the time it stood for, never less.
+func FuzzGRPCTimeout(f *testing.F) {
+	for _, s := range []string{"1S", "99999999H", "0n", "12m", "x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseGRPCTimeout(s)
+		if err != nil {
+			return
+		}
+		back, err := parseGRPCTimeout(formatGRPCTimeout(d))
+		if err != nil {
+			t.Fatalf("format(%v) does not parse: %v", d, err)
+		}
+		if back < d && d > 0 {
+			t.Fatalf("format(%v) parses back to %v, less time than given", d, back)
+		}
+	})
+}
+
+// frames builds a gRPC body of messages of the given sizes.
+func frames(sizes ...int) []byte {
+	var b bytes.Buffer
+	for _, n := range sizes {
+		var hdr [5]byte
+		binary.BigEndian.PutUint32(hdr[1:], uint32(n))
+		b.Write(hdr[:])
+		b.Write(make([]byte, n))
+	}
+	return b.Bytes()
+}
+
+// chunkReader returns its data in reads of the given sizes.
+type chunkReader struct {
+	data   []byte
+	chunks []int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := len(c.data)
+	if len(c.chunks) > 0 {
+		n = max(1, min(n, c.chunks[0]))
+		c.chunks = c.chunks[1:]
+	}
+	n = copy(p[:min(n, len(p))], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+func (c *chunkReader) Close() error { return nil }
+
+func TestLimitedBody(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    []byte
+		chunks  []int
+		maxBody uint64
+		maxMsg  uint64
+		want    error
+	}{
+		{"messages under the limit", frames(10, 100, 0, 100), []int{3, 1, 7, 50}, 0, 100, nil},
+		{"message over the limit", frames(10, 101), nil, 0, 100, errMessageTooLarge},
+		{"header split byte by byte", frames(5, 200), []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 0, 100, errMessageTooLarge},
+		{"body under the limit", make([]byte, 1000), []int{100}, 1000, 0, nil},
+		{"body over the limit", make([]byte, 1001), []int{100}, 1000, 0, errBodyTooLarge},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lb := &limitedBody{ReadCloser: &chunkReader{data: tc.body, chunks: tc.chunks}, maxBody: tc.maxBody, maxMsg: tc.maxMsg}
+			_, err := io.Copy(io.Discard, lb)
+			if !errors.Is(err, tc.want) || lb.Tripped() != tc.want {
+				t.Errorf("copy = %v, Tripped() = %v; want %v", err, lb.Tripped(), tc.want)
+			}
+		})
+	}
+}
+
+// FuzzLimitedBody checks the streaming gRPC frame scanner against a plain
+// walk over the whole body, for any body and any way of splitting it.
+func FuzzLimitedBody(f *testing.F) {
+	f.Add(frames(1, 2, 3), []byte{1, 2, 3}, uint16(2))
+	f.Add(frames(70000), []byte{5}, uint16(65535))
+	f.Add([]byte{0, 0, 0}, []byte{}, uint16(1))
+	f.Fuzz(func(t *testing.T, body, splits []byte, limit uint16) {
+		maxMsg := uint64(limit) + 1
+		var want error
+		for rest := body; len(rest) >= 5; {
+			n := uint64(binary.BigEndian.Uint32(rest[1:5]))
+			if n > maxMsg {
+				want = errMessageTooLarge
+				break
+			}
+			rest = rest[5:]
+			rest = rest[min(uint64(len(rest)), n):]
+		}
+		chunks := make([]int, len(splits))
+		for i, s := range splits {
+			chunks[i] = int(s)
+		}
+		lb := &limitedBody{ReadCloser: &chunkReader{data: body, chunks: chunks}, maxMsg: maxMsg}
+		_, err := io.Copy(io.Discard, lb)
+		if !errors.Is(err, want) && !(want == nil && err == nil) {
+			t.Fatalf("scanner says %v, a whole-body walk says %v", err, want)
+		}
+	})
+}

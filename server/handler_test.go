@@ -1,0 +1,77 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/router"
+)
+
+// A panic while serving one request is answered, counted and contained.
+func TestChain_PanicIsRecovered(t *testing.T) {
+	s := New(Options{})
+	rc := &routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{{
+		Name: "vh", Domains: []string{"*"},
+		Routes: []*routev3.Route{
+			{Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/boom"}},
+				Action: &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "broken"}}}},
+			{Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 204}}},
+		},
+	}}}
+	// The resolver claims a cluster it has no object for: forwarding to it
+	// dereferences nil, a stand-in for any bug on the request path.
+	table, err := router.Compile(rc, func(string) (*cluster.Cluster, bool) { return nil, true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := &chain{srv: s, listener: "l", routes: table}
+
+	tests := []struct {
+		name        string
+		contentType string
+		wantStatus  int
+		check       func(t *testing.T, rec *httptest.ResponseRecorder)
+	}{
+		{"HTTP", "", http.StatusInternalServerError, func(t *testing.T, rec *httptest.ResponseRecorder) {
+			var body errorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error.Status != "INTERNAL" {
+				t.Errorf("body %q, want a JSON INTERNAL error", rec.Body.String())
+			}
+		}},
+		{"gRPC", "application/grpc", http.StatusOK, func(t *testing.T, rec *httptest.ResponseRecorder) {
+			if got := rec.Header().Get("Grpc-Status"); got != "13" {
+				t.Errorf("grpc-status %q, want 13 (INTERNAL)", got)
+			}
+		}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("POST", "/boom", strings.NewReader("x"))
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			rec := httptest.NewRecorder()
+			ch.serveHTTP(rec, req)
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d", rec.Code, tc.wantStatus)
+			}
+			tc.check(t, rec)
+			if got := testutil.ToFloat64(s.metrics.Panics); got != float64(i+1) {
+				t.Errorf("panics counted: %v, want %d", got, i+1)
+			}
+		})
+	}
+	rec := httptest.NewRecorder()
+	ch.serveHTTP(rec, httptest.NewRequest("GET", "/fine", nil))
+	if rec.Code != http.StatusNoContent {
+		t.Errorf("after the panics a normal request got %d, want 204", rec.Code)
+	}
+}
