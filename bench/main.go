@@ -1,0 +1,403 @@
+// Command bench measures meshgate against the direct call, side by side in
+// one run: gRPC unary, gRPC server and bidi streaming, and HTTP/1.1. It
+// starts the demo backend in this process, builds and starts the gateway
+// binary as its own process, drives load at each in turn, and writes a
+// Markdown report with throughput ratios and added latency.
+//
+//	go run ./bench -out bench/RESULTS.md
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/meshgate/meshgate/internal/demo"
+	demov1 "github.com/meshgate/meshgate/proto/demo/v1"
+)
+
+func main() {
+	out := flag.String("out", "", "write the Markdown report here (default: stdout only)")
+	dur := flag.Duration("duration", 5*time.Second, "measuring time of each run")
+	warm := flag.Duration("warmup", time.Second, "warm-up time before each run")
+	conc := flag.Int("c", 16, "concurrent callers for the unary and HTTP runs")
+	flag.Parse()
+	if err := run(*out, *dur, *warm, *conc); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// result is one measured run.
+type result struct {
+	ops      int64
+	elapsed  time.Duration
+	lat      []time.Duration // sorted; empty for streaming runs
+	failures int64
+}
+
+func (r result) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
+
+func (r result) pct(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	return r.lat[min(len(r.lat)-1, int(p*float64(len(r.lat))))]
+}
+
+type scenario struct {
+	name, unit, target string
+	run                func(ctx context.Context, addr string) (result, error)
+}
+
+func run(out string, dur, warm time.Duration, conc int) error {
+	ctx := context.Background()
+	backend, err := demo.Start(ctx, "bench", "127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer backend.Stop()
+
+	gw, err := startGateway(ctx, backend)
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	idleRSS := rssKiB(gw.cmd.Process.Pid)
+
+	payload := bytes.Repeat([]byte{'x'}, 1024)
+	scenarios := []scenario{
+		{"gRPC unary", "calls/s", "≥ 0.60 / ≤ 0.15 ms", func(ctx context.Context, addr string) (result, error) {
+			return grpcUnary(ctx, addr, conc, warm, dur)
+		}},
+		{"gRPC server streaming", "msgs/s", "≥ 0.70", func(ctx context.Context, addr string) (result, error) {
+			return grpcServerStream(ctx, addr, warm, dur)
+		}},
+		{"gRPC bidi streaming", "msgs/s", "≥ 0.70", func(ctx context.Context, addr string) (result, error) {
+			return grpcBidi(ctx, addr, payload, warm, dur)
+		}},
+		{"HTTP/1.1 GET", "req/s", "≥ 0.70 / ≤ 0.3 ms", func(ctx context.Context, addr string) (result, error) {
+			return httpGet(ctx, addr, conc, warm, dur)
+		}},
+	}
+
+	var rows []string
+	for _, s := range scenarios {
+		direct := backend.GRPCAddr
+		if strings.HasPrefix(s.name, "HTTP") {
+			direct = backend.HTTPAddr
+		}
+		d, err := s.run(ctx, direct)
+		if err != nil {
+			return fmt.Errorf("%s direct: %w", s.name, err)
+		}
+		g, err := s.run(ctx, gw.addr)
+		if err != nil {
+			return fmt.Errorf("%s through meshgate: %w", s.name, err)
+		}
+		row := fmt.Sprintf("| %s | %.0f %s | %.0f %s | **%.2f** | %s | %s | %d / %d | %s |",
+			s.name, d.rate(), s.unit, g.rate(), s.unit, g.rate()/d.rate(),
+			latency(d, g, 0.50), latency(d, g, 0.99), d.failures, g.failures, s.target)
+		fmt.Println(row)
+		rows = append(rows, row)
+	}
+	loadRSS := rssKiB(gw.cmd.Process.Pid)
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "# meshgate benchmark results\n\n")
+	fmt.Fprintf(&b, "Written by `make bench` (`go run ./bench`) on %s: %d CPUs, %s, %s/%s.\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&b, "The load generator and the grpc-go / net/http demo backend run in one process, the gateway in its own;\n")
+	fmt.Fprintf(&b, "each scenario runs direct and then through meshgate, %s each after %s of warm-up, in the same run.\n", dur, warm)
+	fmt.Fprintf(&b, "Unary and HTTP use %d concurrent callers (gRPC: one connection; HTTP: keep-alive pool); streams are one stream of 1 KiB messages.\n\n", conc)
+	fmt.Fprintf(&b, "| path | direct | through meshgate | ratio | p50 direct → meshgate (added) | p99 direct → meshgate (added) | failures direct / meshgate | target (ratio / added p50) |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintln(&b, r)
+	}
+	fmt.Fprintf(&b, "\nGateway RSS: %d MiB idle after start, %d MiB after the runs (budget: idle ≤ 40 MB).\n", idleRSS>>10, loadRSS>>10)
+	fmt.Fprintf(&b, "\nTimings on a shared 2-core machine are noisy: compare ratios from the same run, not absolute numbers across runs.\n")
+	fmt.Print("\n", b.String())
+	if out != "" {
+		return os.WriteFile(out, []byte(b.String()), 0o644)
+	}
+	return nil
+}
+
+func latency(d, g result, p float64) string {
+	if len(d.lat) == 0 || len(g.lat) == 0 {
+		return "n/a (streaming)"
+	}
+	dp, gp := d.pct(p), g.pct(p)
+	return fmt.Sprintf("%s → %s (+%s)", ms(dp), ms(gp), ms(gp-dp))
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d.Microseconds())/1000) }
+
+// gateway is the meshgate binary running as a child process.
+type gateway struct {
+	cmd  *exec.Cmd
+	addr string
+	dir  string
+}
+
+const gatewayConfig = `
+admin: { address: "" }
+listeners:
+  - name: bench
+    address: %s
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /demo.v1.DemoService/ }
+            cluster: grpc
+            timeout: 0s
+          - match: { prefix: / }
+            cluster: http
+clusters:
+  - { name: grpc, protocol: grpc, endpoints: [ "%s" ] }
+  - { name: http, endpoints: [ "%s" ] }
+`
+
+func startGateway(ctx context.Context, b *demo.Backend) (*gateway, error) {
+	dir, err := os.MkdirTemp("", "meshgate-bench")
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(dir, "meshgate")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/meshgate")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("build the gateway (run from the repository root): %w", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(dir, "bench.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, addr, b.GRPCAddr, b.HTTPAddr), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "-c", cfg, "-log-level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	g := &gateway{cmd: cmd, addr: addr, dir: dir}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return g, nil
+		}
+		if time.Now().After(deadline) {
+			g.stop()
+			return nil, fmt.Errorf("the gateway did not listen on %s: %w", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (g *gateway) stop() {
+	_ = g.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = g.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-done
+	}
+	_ = os.RemoveAll(g.dir)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// rssKiB reads a process's resident set from /proc (0 if unknown).
+func rssKiB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
+}
+
+// measure runs worker on n goroutines: first for warm, then for dur while
+// counting. worker returns how many operations one step did and how long
+// the step took (0 for streaming steps).
+func measure(ctx context.Context, n int, warm, dur time.Duration, worker func(ctx context.Context) (int64, time.Duration, error)) result {
+	var counting atomic.Bool
+	var ops, fails atomic.Int64
+	lats := make([][]time.Duration, n)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				k, lat, err := worker(ctx)
+				if !counting.Load() {
+					continue
+				}
+				if err != nil {
+					if ctx.Err() == nil {
+						fails.Add(1)
+					}
+					continue
+				}
+				ops.Add(k)
+				if lat > 0 {
+					lats[i] = append(lats[i], lat)
+				}
+			}
+		}()
+	}
+	time.Sleep(warm)
+	counting.Store(true)
+	start := time.Now()
+	time.Sleep(dur)
+	counting.Store(false)
+	elapsed := time.Since(start)
+	cancel()
+	wg.Wait()
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	return result{ops: ops.Load(), elapsed: elapsed, lat: all, failures: fails.Load()}
+}
+
+func dial(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+func grpcUnary(ctx context.Context, addr string, n int, warm, dur time.Duration) (result, error) {
+	cc, err := dial(addr)
+	if err != nil {
+		return result{}, err
+	}
+	defer cc.Close()
+	c := demov1.NewDemoServiceClient(cc)
+	req := &demov1.EchoRequest{Message: "hello meshgate"}
+	if _, err := c.Echo(ctx, req); err != nil {
+		return result{}, err
+	}
+	return measure(ctx, n, warm, dur, func(ctx context.Context) (int64, time.Duration, error) {
+		start := time.Now()
+		_, err := c.Echo(ctx, req)
+		return 1, time.Since(start), err
+	}), nil
+}
+
+func grpcServerStream(ctx context.Context, addr string, warm, dur time.Duration) (result, error) {
+	cc, err := dial(addr)
+	if err != nil {
+		return result{}, err
+	}
+	defer cc.Close()
+	c := demov1.NewDemoServiceClient(cc)
+	return measure(ctx, 1, warm, dur, func(ctx context.Context) (int64, time.Duration, error) {
+		s, err := c.ServerStream(ctx, &demov1.ServerStreamRequest{Count: 5000, PayloadSize: 1024})
+		if err != nil {
+			return 0, 0, err
+		}
+		var n int64
+		for {
+			if _, err := s.Recv(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return n, 0, nil
+				}
+				return n, 0, err
+			}
+			n++
+		}
+	}), nil
+}
+
+func grpcBidi(ctx context.Context, addr string, payload []byte, warm, dur time.Duration) (result, error) {
+	cc, err := dial(addr)
+	if err != nil {
+		return result{}, err
+	}
+	defer cc.Close()
+	c := demov1.NewDemoServiceClient(cc)
+	return measure(ctx, 1, warm, dur, func(ctx context.Context) (int64, time.Duration, error) {
+		s, err := c.BidiStream(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		const batch = 5000
+		go func() {
+			req := &demov1.EchoRequest{Payload: payload}
+			for range batch {
+				if s.Send(req) != nil {
+					return
+				}
+			}
+			_ = s.CloseSend()
+		}()
+		var n int64
+		for {
+			if _, err := s.Recv(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return n, 0, nil
+				}
+				return n, 0, err
+			}
+			n++
+		}
+	}), nil
+}
+
+func httpGet(ctx context.Context, addr string, n int, warm, dur time.Duration) (result, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	url := "http://" + addr + "/echo/bench"
+	return measure(ctx, n, warm, dur, func(ctx context.Context) (int64, time.Duration, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		start := time.Now()
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, 0, err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return 1, time.Since(start), err
+	}), nil
+}
