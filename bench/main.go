@@ -39,8 +39,9 @@ func main() {
 	dur := flag.Duration("duration", 5*time.Second, "measuring time of each run")
 	warm := flag.Duration("warmup", time.Second, "warm-up time before each run")
 	conc := flag.Int("c", 16, "concurrent callers for the unary and HTTP runs")
+	profile := flag.String("cpuprofile", "", "write CPU profiles of the gateway, one per scenario, to FILE-<n>.pprof")
 	flag.Parse()
-	if err := run(*out, *dur, *warm, *conc); err != nil {
+	if err := run(*out, *dur, *warm, *conc, *profile); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -67,7 +68,7 @@ type scenario struct {
 	run                func(ctx context.Context, addr string) (result, error)
 }
 
-func run(out string, dur, warm time.Duration, conc int) error {
+func run(out string, dur, warm time.Duration, conc int, profile string) error {
 	ctx := context.Background()
 	backend, err := demo.Start(ctx, "bench", "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
@@ -75,7 +76,7 @@ func run(out string, dur, warm time.Duration, conc int) error {
 	}
 	defer backend.Stop()
 
-	gw, err := startGateway(ctx, backend)
+	gw, err := startGateway(ctx, backend, profile != "")
 	if err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func run(out string, dur, warm time.Duration, conc int) error {
 	}
 
 	var rows []string
-	for _, s := range scenarios {
+	for i, s := range scenarios {
 		direct := backend.GRPCAddr
 		if strings.HasPrefix(s.name, "HTTP") {
 			direct = backend.HTTPAddr
@@ -108,7 +109,17 @@ func run(out string, dur, warm time.Duration, conc int) error {
 		if err != nil {
 			return fmt.Errorf("%s direct: %w", s.name, err)
 		}
+		var profDone chan error
+		if profile != "" {
+			profDone = make(chan error, 1)
+			go func() { profDone <- gw.cpuProfile(fmt.Sprintf("%s-%d.pprof", profile, i), warm, dur) }()
+		}
 		g, err := s.run(ctx, gw.addr)
+		if profDone != nil {
+			if perr := <-profDone; perr != nil {
+				log.Printf("profile: %v", perr)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("%s through meshgate: %w", s.name, err)
 		}
@@ -153,13 +164,31 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d.Micros
 
 // gateway is the meshgate binary running as a child process.
 type gateway struct {
-	cmd  *exec.Cmd
-	addr string
-	dir  string
+	cmd   *exec.Cmd
+	addr  string
+	admin string
+	dir   string
+}
+
+// cpuProfile fetches a CPU profile of the measuring part of a run.
+func (g *gateway) cpuProfile(path string, warm, dur time.Duration) error {
+	time.Sleep(warm)
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", g.admin, max(1, int(dur.Seconds()))))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }
 
 const gatewayConfig = `
-admin: { address: "" }
+admin: { address: "%s" }
 listeners:
   - name: bench
     address: %s
@@ -175,7 +204,7 @@ clusters:
   - { name: http, endpoints: [ "%s" ] }
 `
 
-func startGateway(ctx context.Context, b *demo.Backend) (*gateway, error) {
+func startGateway(ctx context.Context, b *demo.Backend, withAdmin bool) (*gateway, error) {
 	dir, err := os.MkdirTemp("", "meshgate-bench")
 	if err != nil {
 		return nil, err
@@ -190,8 +219,14 @@ func startGateway(ctx context.Context, b *demo.Backend) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	admin := ""
+	if withAdmin {
+		if admin, err = freeAddr(); err != nil {
+			return nil, err
+		}
+	}
 	cfg := filepath.Join(dir, "bench.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, addr, b.GRPCAddr, b.HTTPAddr), 0o600); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, admin, addr, b.GRPCAddr, b.HTTPAddr), 0o600); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "run", "-c", cfg, "-log-level", "warn")
@@ -199,7 +234,7 @@ func startGateway(ctx context.Context, b *demo.Backend) (*gateway, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	g := &gateway{cmd: cmd, addr: addr, dir: dir}
+	g := &gateway{cmd: cmd, addr: addr, admin: admin, dir: dir}
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {

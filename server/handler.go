@@ -268,30 +268,47 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 	}
 	rt.ResponseEdits.Apply(h)
 	c.WriteHeader(resp.StatusCode)
-	streaming := isGRPC || resp.ContentLength < 0
-	if isGRPC {
-		// A gRPC server may send headers and wait for the client, which may
-		// wait for the headers: they must go out now.
-		c.Flush()
-	}
 
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
+	// A gRPC server may send headers and wait for the client, which may
+	// wait for the headers: so streamed responses are flushed whenever the
+	// upstream pauses, headers included.
+	var co *coalescer
+	if isGRPC || resp.ContentLength < 0 {
+		co = newCoalescer(c)
+		co.markPending()
+	}
 	for {
+		if co != nil {
+			co.beforeWait()
+		}
 		n, rerr := resp.Body.Read(buf)
+		if co != nil {
+			co.afterWait()
+		}
 		if n > 0 {
-			if _, werr := c.Write(buf[:n]); werr != nil {
-				return // the client left; the deferred cancel resets the upstream stream
+			var werr error
+			if co != nil {
+				werr = co.write(buf[:n])
+			} else {
+				_, werr = c.Write(buf[:n])
 			}
-			if streaming {
-				c.Flush()
+			if werr != nil {
+				if co != nil {
+					co.stop()
+				}
+				return // the client left; the deferred cancel resets the upstream stream
 			}
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
+			if co != nil {
+				co.stop()
+			}
 			code, gc, msg := ch.classify(ctx, r, cl, host, limited, rerr)
 			if code == 0 {
 				return
@@ -306,6 +323,9 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 			}
 			panic(http.ErrAbortHandler) // the body is cut short: reset the downstream stream
 		}
+	}
+	if co != nil {
+		co.stop()
 	}
 	for k, vs := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vs
@@ -402,10 +422,15 @@ func (ch *chain) classify(ctx context.Context, r *http.Request, cl *cluster.Clus
 				fmt.Sprintf("a gRPC message is over the limit of %d bytes", ch.maxMsg)
 		}
 	}
+	// The upstream got the deadline in grpc-timeout and may give up a hair
+	// before the gateway's own timer fires: a failure that close to the
+	// deadline is the deadline's.
+	dl, hasDeadline := ctx.Deadline()
+	nearDeadline := hasDeadline && time.Until(dl) < deadlineSlack
 	switch {
 	case r.Context().Err() != nil:
 		return 0, codeCancelled, ""
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || nearDeadline:
 		cl.Stats.RqTimeout.Add(1)
 		return http.StatusGatewayTimeout, codeDeadlineExceeded,
 			fmt.Sprintf("upstream request timeout (cluster %q, host %s)", cl.Name, host.Address)
@@ -422,6 +447,10 @@ func (ch *chain) classify(ctx context.Context, r *http.Request, cl *cluster.Clus
 	return http.StatusServiceUnavailable, codeUnavailable,
 		fmt.Sprintf("upstream failed (cluster %q, host %s): %v", cl.Name, host.Address, err)
 }
+
+// deadlineSlack is how close to the deadline an upstream failure counts as
+// the deadline passing.
+const deadlineSlack = 10 * time.Millisecond
 
 // hopByHop are the headers that describe one connection, not the message
 // (RFC 9110 section 7.6.1), and are not forwarded.

@@ -6,6 +6,7 @@ package admin
 import (
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 
@@ -40,9 +41,13 @@ func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("GET /config_dump", a.configDump)
 	mux.HandleFunc("GET /clusters", a.clusters)
 	mux.Handle("GET /stats/prometheus", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	// Go's profiler, for performance work (admin binds to loopback by default).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, "meshgate admin\n  /ready             200 LIVE when serving\n  /config_dump       active resources (Envoy admin.v3.ConfigDump JSON)\n  /clusters          hosts and counters (?format=json)\n  /stats/prometheus  metrics\n")
+		fmt.Fprint(w, "meshgate admin\n  /ready             200 LIVE when serving\n  /config_dump       active resources (Envoy admin.v3.ConfigDump JSON)\n  /clusters          hosts and counters (?format=json)\n  /stats/prometheus  metrics\n  /debug/pprof/      Go profiles\n")
 	})
 	return mux
 }
