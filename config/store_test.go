@@ -120,4 +120,3 @@ func TestStore_Apply(t *testing.T) {
 		}
 	})
 }
-
