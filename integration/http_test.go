@@ -36,6 +36,7 @@ type echoed struct {
 	Host    string            `json:"host"`
 	Path    string            `json:"path"`
 	Query   string            `json:"query"`
+	Proto   string            `json:"proto"`
 	Headers map[string]string `json:"headers"`
 	Body    string            `json:"body"`
 }

@@ -130,6 +130,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log as JSON lines")
 	drain := fs.Duration("drain-timeout", 0, "how long SIGTERM waits for in-flight requests (default: the config's, else 15s)")
+	watch := fs.Bool("watch", true, "reload when the config file changes (SIGHUP always reloads)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -143,7 +144,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
 	}
 	log := slog.New(handler)
-	if err := serve(log, *path, *path == "" || *demoFlag, *drain); err != nil {
+	if err := serve(log, *path, *path == "" || *demoFlag, *drain, *watch); err != nil {
 		log.Error("meshgate stopped", "error", err)
 		return 1
 	}
@@ -151,7 +152,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 // serve runs the gateway until SIGTERM or SIGINT, then drains.
-func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration) error {
+func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration, watch bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -223,13 +224,15 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 	}
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := source.Watch(watchCtx); err != nil {
-			log.Warn("config file is not watched; SIGHUP still reloads it", "error", err)
-		}
-	}()
+	if watch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := source.Watch(watchCtx); err != nil {
+				log.Warn("config file is not watched; SIGHUP still reloads it", "error", err)
+			}
+		}()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -23,6 +23,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"golang.org/x/net/http2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshgate/meshgate/governance"
@@ -59,7 +60,8 @@ type Cluster struct {
 
 	spec     *clusterv3.Cluster
 	scheme   string
-	h1, h2   *http.Transport
+	h1       *http.Transport
+	h2       *http2.Transport
 	balancer governance.Builder
 	hosts    atomic.Pointer[hostSet]
 
@@ -102,8 +104,13 @@ type hostSet struct {
 
 // Options tune how clusters are built.
 type Options struct {
-	// IdleConnTimeout closes pooled connections idle this long.
+	// IdleConnTimeout closes pooled connections idle this long (default 1h,
+	// as Envoy's upstream idle_timeout).
 	IdleConnTimeout time.Duration
+	// PingInterval sends an HTTP/2 PING on a connection quiet this long, and
+	// PingTimeout closes it when the PING is not answered (defaults 30s, 15s),
+	// so a dead upstream connection is noticed without a request failing.
+	PingInterval, PingTimeout time.Duration
 }
 
 // New builds a cluster from its resource. Endpoints of a STATIC cluster are
@@ -112,6 +119,12 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 	out := &Cluster{Name: c.GetName(), spec: c, known: map[string]*Host{}, scheme: "http"}
 	if opts.IdleConnTimeout == 0 {
 		opts.IdleConnTimeout = time.Hour
+	}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = 30 * time.Second
+	}
+	if opts.PingTimeout == 0 {
+		opts.PingTimeout = 15 * time.Second
 	}
 	switch c.GetType() {
 	case clusterv3.Cluster_STATIC:
@@ -148,10 +161,10 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 	}
 	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 	if out.Protocol != HTTP2 {
-		out.h1 = out.transport(dialer, tlsConf, false, opts)
+		out.h1 = out.http1Transport(dialer, tlsConf, opts)
 	}
 	if out.Protocol != HTTP1 {
-		out.h2 = out.transport(dialer, tlsConf, true, opts)
+		out.h2 = out.http2Transport(dialer, tlsConf, opts)
 	}
 	if out.Static {
 		out.SetEndpoints(c.GetLoadAssignment())
@@ -174,36 +187,65 @@ func lbPolicy(c *clusterv3.Cluster) (governance.Builder, error) {
 	}
 }
 
-func (c *Cluster) transport(d *net.Dialer, tlsConf *tls.Config, h2 bool, opts Options) *http.Transport {
+func (c *Cluster) http1Transport(d *net.Dialer, tlsConf *tls.Config, opts Options) *http.Transport {
 	var p http.Protocols
+	p.SetHTTP1(true)
 	if tlsConf != nil {
 		tlsConf = tlsConf.Clone()
-		if h2 {
-			p.SetHTTP2(true)
-			tlsConf.NextProtos = []string{"h2"}
-		} else {
-			p.SetHTTP1(true)
-			tlsConf.NextProtos = []string{"http/1.1"}
-		}
-	} else if h2 {
-		p.SetUnencryptedHTTP2(true)
-	} else {
-		p.SetHTTP1(true)
+		tlsConf.NextProtos = []string{"http/1.1"}
 	}
 	return &http.Transport{
 		Protocols:           &p,
 		DialContext:         c.dial(d),
 		TLSClientConfig:     tlsConf,
-		ForceAttemptHTTP2:   h2,
 		DisableCompression:  true, // a proxy forwards encodings untouched
 		MaxIdleConnsPerHost: 1024,
 		IdleConnTimeout:     opts.IdleConnTimeout,
 		TLSHandshakeTimeout: d.Timeout,
-		HTTP2: &http.HTTP2Config{
-			MaxReceiveBufferPerStream:     1 << 20,
-			MaxReceiveBufferPerConnection: 16 << 20,
-		},
 	}
+}
+
+// http2Transport multiplexes requests over one connection per host (more
+// only when the server's stream limit is reached); concurrent first
+// requests share one dial.
+func (c *Cluster) http2Transport(d *net.Dialer, tlsConf *tls.Config, opts Options) *http2.Transport {
+	dial := c.dial(d)
+	t := &http2.Transport{
+		DisableCompression: true,
+		AllowHTTP:          tlsConf == nil,
+		IdleConnTimeout:    opts.IdleConnTimeout,
+		ReadIdleTimeout:    opts.PingInterval,
+		PingTimeout:        opts.PingTimeout,
+	}
+	if tlsConf == nil {
+		// Cleartext HTTP/2 with prior knowledge: the "TLS" dial is plain TCP.
+		t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return dial(ctx, network, addr)
+		}
+		return t
+	}
+	tlsConf = tlsConf.Clone()
+	tlsConf.NextProtos = []string{"h2"}
+	t.TLSClientConfig = tlsConf
+	t.DialTLSContext = func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		cfg = cfg.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(raw, cfg)
+		hctx, cancel := context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+	return t
 }
 
 // dial counts connections per host.
@@ -256,14 +298,8 @@ func (c *Cluster) Scheme() string { return c.scheme }
 
 // Transport returns the pooled transport for a request that arrived over
 // HTTP/2 (downstreamH2) or HTTP/1.x.
-func (c *Cluster) Transport(downstreamH2 bool) *http.Transport {
-	switch c.Protocol {
-	case HTTP1:
-		return c.h1
-	case HTTP2:
-		return c.h2
-	}
-	if downstreamH2 {
+func (c *Cluster) Transport(downstreamH2 bool) http.RoundTripper {
+	if c.Protocol == HTTP2 || (c.Protocol == Downstream && downstreamH2) {
 		return c.h2
 	}
 	return c.h1
@@ -358,9 +394,10 @@ func (h *Host) inherit(old *Host) {
 
 // CloseIdle closes the pooled connections that carry no request.
 func (c *Cluster) CloseIdle() {
-	for _, t := range []*http.Transport{c.h1, c.h2} {
-		if t != nil {
-			t.CloseIdleConnections()
-		}
+	if c.h1 != nil {
+		c.h1.CloseIdleConnections()
+	}
+	if c.h2 != nil {
+		c.h2.CloseIdleConnections()
 	}
 }

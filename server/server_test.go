@@ -1,0 +1,102 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshgate/meshgate/config"
+)
+
+func loadSet(t *testing.T, store *config.Store, yaml string) {
+	t.Helper()
+	l, err := config.Load([]byte(yaml), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Apply(context.Background(), config.Update{Source: "file", Replace: config.ResourceTypes, Resources: l.Resources}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func cla(name string, addrs ...string) *endpointv3.ClusterLoadAssignment {
+	out := &endpointv3.ClusterLoadAssignment{ClusterName: name}
+	lle := &endpointv3.LocalityLbEndpoints{}
+	for _, a := range addrs {
+		host, port, _ := strings.Cut(strings.TrimPrefix(a, "http://"), ":")
+		var p uint32
+		for _, c := range port {
+			p = p*10 + uint32(c-'0')
+		}
+		lle.LbEndpoints = append(lle.LbEndpoints, &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{
+			Endpoint: &endpointv3.Endpoint{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+				Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: p},
+			}}}},
+		}})
+	}
+	out.Endpoints = []*endpointv3.LocalityLbEndpoints{lle}
+	return out
+}
+
+// An endpoint update of an EDS cluster swaps its host set in place: the
+// listener keeps its compiled route table, and traffic moves to the new
+// endpoint.
+func TestServer_EndpointUpdateInPlace(t *testing.T) {
+	backend := func(name string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, name) }))
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, b := backend("a"), backend("b")
+	srv := New(Options{})
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	store := config.NewStore(srv)
+	loadSet(t, store, `
+listeners: [{name: l, address: "127.0.0.1:0", virtual_hosts: [{routes: [{match: {prefix: /}, cluster: svc}]}]}]
+clusters: [{name: svc, type: eds}]
+`)
+	addr := srv.ListenerAddr("l")
+	get := func() (int, string) {
+		resp, err := http.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get(); code != 503 || !strings.Contains(body, `cluster \"svc\": no healthy upstream`) {
+		t.Fatalf("EDS cluster without endpoints: %d %s, want 503 naming the cluster", code, body)
+	}
+
+	var ln *listener
+	for _, l := range srv.listeners {
+		ln = l
+	}
+	before := ln.state.Load()
+	for _, tc := range []struct{ addr, want string }{{a.URL, "a"}, {b.URL, "b"}} {
+		start := time.Now()
+		if err := store.Apply(context.Background(), config.Update{Source: "eds", Resources: []proto.Message{cla("svc", tc.addr)}}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("endpoint update applied in %v", time.Since(start))
+		if ln.state.Load() != before {
+			t.Fatal("an endpoint-only update recompiled the listener")
+		}
+		if code, body := get(); code != 200 || body != tc.want {
+			t.Errorf("after moving svc to %s: %d %q, want 200 %q", tc.want, code, body, tc.want)
+		}
+	}
+	hosts := srv.Clusters()[0].Hosts()
+	if len(hosts) != 1 || hosts[0].Address != strings.TrimPrefix(b.URL, "http://") {
+		t.Errorf("hosts = %v, want only b", hosts)
+	}
+}
