@@ -23,7 +23,6 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	"golang.org/x/net/http2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshgate/meshgate/governance"
@@ -61,7 +60,7 @@ type Cluster struct {
 	spec     *clusterv3.Cluster
 	scheme   string
 	h1       *http.Transport
-	h2       *http2.Transport
+	h2       pool
 	balancer governance.Builder
 	hosts    atomic.Pointer[hostSet]
 
@@ -203,49 +202,6 @@ func (c *Cluster) http1Transport(d *net.Dialer, tlsConf *tls.Config, opts Option
 		IdleConnTimeout:     opts.IdleConnTimeout,
 		TLSHandshakeTimeout: d.Timeout,
 	}
-}
-
-// http2Transport multiplexes requests over one connection per host (more
-// only when the server's stream limit is reached); concurrent first
-// requests share one dial.
-func (c *Cluster) http2Transport(d *net.Dialer, tlsConf *tls.Config, opts Options) *http2.Transport {
-	dial := c.dial(d)
-	t := &http2.Transport{
-		DisableCompression: true,
-		AllowHTTP:          tlsConf == nil,
-		IdleConnTimeout:    opts.IdleConnTimeout,
-		ReadIdleTimeout:    opts.PingInterval,
-		PingTimeout:        opts.PingTimeout,
-	}
-	if tlsConf == nil {
-		// Cleartext HTTP/2 with prior knowledge: the "TLS" dial is plain TCP.
-		t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return dial(ctx, network, addr)
-		}
-		return t
-	}
-	tlsConf = tlsConf.Clone()
-	tlsConf.NextProtos = []string{"h2"}
-	t.TLSClientConfig = tlsConf
-	t.DialTLSContext = func(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
-		raw, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		cfg = cfg.Clone()
-		if cfg.ServerName == "" {
-			cfg.ServerName, _, _ = net.SplitHostPort(addr)
-		}
-		tc := tls.Client(raw, cfg)
-		hctx, cancel := context.WithTimeout(ctx, d.Timeout)
-		defer cancel()
-		if err := tc.HandshakeContext(hctx); err != nil {
-			_ = raw.Close()
-			return nil, err
-		}
-		return tc, nil
-	}
-	return t
 }
 
 // dial counts connections per host.
