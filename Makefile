@@ -61,7 +61,7 @@ fuzz:
 
 ## lint: gofmt, go vet, staticcheck, buf lint
 lint: $(STATICCHECK) $(BUF)
-	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@bad=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
 	  if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...

@@ -34,7 +34,7 @@ func (c *Cluster) http2Transport(d *net.Dialer, tlsConf *tls.Config, opts Option
 	}
 	if tlsConf == nil {
 		// Cleartext HTTP/2 with prior knowledge: the "TLS" dial is plain TCP.
-			t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		t.DialTLSContext = func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 			return dial(ctx, network, addr)
 		}
 		return t
@@ -62,4 +62,3 @@ func (c *Cluster) http2Transport(d *net.Dialer, tlsConf *tls.Config, opts Option
 	}
 	return t
 }
-
