@@ -66,7 +66,8 @@ func (a *admin) ready(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintln(w, "LIVE")
 }
 
-var jsonOpts = protojson.MarshalOptions{Multiline: true, Indent: "  "}
+// jsonOpts writes field names as the protos spell them, as Envoy does.
+var jsonOpts = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}
 
 // configDump writes the running resources as an envoy.admin.v3.ConfigDump.
 // Every resource is listed as dynamic and active, with the version its
