@@ -368,16 +368,8 @@ func grpcServerStream(ctx context.Context, addr string, warm, dur time.Duration)
 		if err != nil {
 			return 0, 0, err
 		}
-		var n int64
-		for {
-			if _, err := s.Recv(); err != nil {
-				if errors.Is(err, io.EOF) {
-					return n, 0, nil
-				}
-				return n, 0, err
-			}
-			n++
-		}
+		n, err := countRecv(s.Recv)
+		return n, 0, err
 	}), nil
 }
 
@@ -403,17 +395,23 @@ func grpcBidi(ctx context.Context, addr string, payload []byte, warm, dur time.D
 			}
 			_ = s.CloseSend()
 		}()
-		var n int64
-		for {
-			if _, err := s.Recv(); err != nil {
-				if errors.Is(err, io.EOF) {
-					return n, 0, nil
-				}
-				return n, 0, err
-			}
-			n++
-		}
+		n, err := countRecv(s.Recv)
+		return n, 0, err
 	}), nil
+}
+
+// countRecv receives until the stream ends and counts the messages.
+func countRecv(recv func() (*demov1.EchoResponse, error)) (int64, error) {
+	var n int64
+	for {
+		if _, err := recv(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return n, nil
+			}
+			return n, err
+		}
+		n++
+	}
 }
 
 func httpGet(ctx context.Context, addr string, n int, warm, dur time.Duration) (result, error) {
