@@ -28,13 +28,25 @@ type Update struct {
 	Remove map[string][]string
 }
 
-// Change tells a Consumer which resource types differ from the last Set.
+// Change tells a Consumer which resources differ from the last Set.
 type Change struct {
 	types map[string]bool
+	names map[string]map[string]bool // type URL -> names added, changed or removed
 }
 
 // Has reports whether resources of typeURL were added, changed or removed.
 func (c Change) Has(typeURL string) bool { return c.types[typeURL] }
+
+// Changed reports whether the named resource was added, changed or removed.
+func (c Change) Changed(typeURL, name string) bool { return c.names[typeURL][name] }
+
+func (c *Change) mark(typeURL, name string) {
+	c.types[typeURL] = true
+	if c.names[typeURL] == nil {
+		c.names[typeURL] = map[string]bool{}
+	}
+	c.names[typeURL][name] = true
+}
 
 // OnlyEndpoints reports whether the change touches ClusterLoadAssignments
 // and nothing else, so that the data plane can update host sets in place.
@@ -127,7 +139,7 @@ func (s *Store) Apply(ctx context.Context, u Update) (err error) {
 }
 
 func (s *Store) build(u Update) (*Set, Change, error) {
-	change := Change{types: map[string]bool{}}
+	change := Change{types: map[string]bool{}, names: map[string]map[string]bool{}}
 	byType := make(map[string]map[string]*Resource, len(s.cur.byType))
 	for t, m := range s.cur.byType {
 		byType[t] = m // copied on first write below
@@ -175,13 +187,13 @@ func (s *Store) build(u Update) (*Set, Change, error) {
 			continue
 		}
 		writable(t)[name] = &Resource{Name: name, Message: m, Version: u.Version, Source: u.Source, LastUpdated: now}
-		change.types[t] = true
+		change.mark(t, name)
 	}
 	for _, t := range u.Replace {
 		for name, r := range byType[t] {
 			if r.Source == u.Source && !kept[t][name] {
 				delete(writable(t), name)
-				change.types[t] = true
+				change.mark(t, name)
 			}
 		}
 	}
@@ -196,7 +208,7 @@ func (s *Store) build(u Update) (*Set, Change, error) {
 				continue
 			}
 			delete(writable(t), name)
-			change.types[t] = true
+			change.mark(t, name)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -73,8 +73,8 @@ func TestStore_Apply(t *testing.T) {
 		}}); err != nil {
 			t.Fatal(err)
 		}
-		if !rec.change.OnlyEndpoints() {
-			t.Errorf("change %v, want endpoints only", rec.change.types)
+		if !rec.change.OnlyEndpoints() || !rec.change.Changed(EndpointType, "a") || rec.change.Changed(EndpointType, "b") {
+			t.Errorf("change %v, want endpoints of a only", rec.change.names)
 		}
 	})
 	t.Run("replace removes what is absent", func(t *testing.T) {

@@ -113,7 +113,7 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 	if change.OnlyEndpoints() {
 		// Membership changes swap host sets in place: no recompile.
 		for _, c := range s.clusters {
-			if !c.Static {
+			if !c.Static && change.Changed(config.EndpointType, c.EDSName) {
 				c.SetEndpoints(next.Endpoints(c.EDSName))
 			}
 		}
