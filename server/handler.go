@@ -212,14 +212,15 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 			}
 		}
 	}
-	var ctx context.Context
-	var cancel context.CancelFunc
+	// Without a timeout the request's own context does: net/http cancels it
+	// when the handler returns, and closing the upstream body resets an
+	// unfinished upstream stream.
+	ctx := r.Context()
 	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(r.Context(), timeout)
-	} else {
-		ctx, cancel = context.WithCancel(r.Context())
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
-	defer cancel()
 
 	host, err := cl.Pick(governance.PickInfo{})
 	if err != nil {
@@ -299,7 +300,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 				if co != nil {
 					co.stop()
 				}
-				return // the client left; the deferred cancel resets the upstream stream
+				return // the client left; closing the upstream body resets its stream
 			}
 		}
 		if rerr == io.EOF {
