@@ -16,6 +16,24 @@ type Endpoint struct {
 	Address string
 	// Weight is the endpoint's share; 0 counts as 1.
 	Weight uint32
+	// Priority is the endpoint's priority level; 0 is tried first.
+	Priority uint32
+	// Locality names the endpoint's region/zone/sub-zone, and
+	// LocalityWeight that locality's share (0: localities unweighted).
+	Locality       string
+	LocalityWeight uint32
+	// Active is the endpoint's count of requests in flight, read by
+	// least-request; nil counts as 0.
+	Active *atomic.Int64
+}
+
+func (e *Endpoint) weight() uint64 { return uint64(max(e.Weight, 1)) }
+
+func (e *Endpoint) active() int64 {
+	if e.Active == nil {
+		return 0
+	}
+	return e.Active.Load()
 }
 
 // PickInfo describes the request being balanced.
@@ -23,6 +41,10 @@ type PickInfo struct {
 	// Hash is the request's hash key, when the route computes one.
 	Hash    uint64
 	HasHash bool
+	// Exclude, when set, reports endpoints a retry should avoid (the hosts
+	// already tried). A picker tries a few times to avoid them, then takes
+	// what it gets, as Envoy's host_selection_retry_max_attempts does.
+	Exclude func(i int) bool
 }
 
 // Picker chooses an endpoint for each request. Pick is called concurrently
@@ -43,7 +65,11 @@ type Builder interface {
 // builders are the policies meshgate implements. It is filled once here
 // and never written afterwards.
 var builders = map[string]Builder{
-	roundRobinBuilder{}.Name(): roundRobinBuilder{},
+	RoundRobin{}.Name():   RoundRobin{},
+	LeastRequest{}.Name(): LeastRequest{},
+	Random{}.Name():       Random{},
+	RingHash{}.Name():     RingHash{},
+	Maglev{}.Name():       Maglev{},
 }
 
 // LookupBalancer returns the Builder of a policy by name, e.g.
@@ -61,99 +87,9 @@ func LookupBalancer(name string) (Builder, error) {
 	return b, nil
 }
 
-type roundRobinBuilder struct{}
-
-func (roundRobinBuilder) Name() string { return "round_robin" }
-
-// Build returns a smooth weighted round robin over endpoints: with weights
-// 5,1,1 the order is a a b a c a a, spreading the heavy endpoint out rather
-// than sending it five in a row (nginx's algorithm).
-func (roundRobinBuilder) Build(endpoints []Endpoint) Picker {
-	if len(endpoints) == 0 {
-		return emptyPicker{}
-	}
-	weights := make([]int, len(endpoints))
-	uniform := true
-	for i, e := range endpoints {
-		weights[i] = int(max(e.Weight, 1))
-		if weights[i] != weights[0] {
-			uniform = false
-		}
-	}
-	p := &roundRobinPicker{}
-	if uniform {
-		p.schedule = make([]int32, len(endpoints))
-		for i := range p.schedule {
-			p.schedule[i] = int32(i)
-		}
-	} else {
-		p.schedule = smoothSchedule(reduce(weights))
-	}
-	return p
-}
-
-// maxSchedule bounds the precomputed schedule; weights are scaled down to
-// fit, which keeps their proportions to within 1/maxSchedule.
-const maxSchedule = 1 << 14
-
-type roundRobinPicker struct {
-	next     atomic.Uint64
-	schedule []int32
-}
-
-func (p *roundRobinPicker) Pick(PickInfo) (int, error) {
-	n := p.next.Add(1) - 1
-	return int(p.schedule[n%uint64(len(p.schedule))]), nil
-}
-
 type emptyPicker struct{}
 
 func (emptyPicker) Pick(PickInfo) (int, error) { return 0, ErrNoEndpoint }
 
-// reduce divides weights by their greatest common divisor and scales them
-// down until their sum fits maxSchedule.
-func reduce(w []int) []int {
-	g := 0
-	for _, x := range w {
-		g = gcd(g, x)
-	}
-	sum := 0
-	for i := range w {
-		w[i] /= g
-		sum += w[i]
-	}
-	if sum > maxSchedule {
-		for i := range w {
-			w[i] = max(1, w[i]*maxSchedule/sum)
-		}
-	}
-	return w
-}
-
-func gcd(a, b int) int {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
-}
-
-func smoothSchedule(weights []int) []int32 {
-	total := 0
-	for _, w := range weights {
-		total += w
-	}
-	current := make([]int, len(weights))
-	out := make([]int32, 0, total)
-	for range total {
-		best := 0
-		for i, w := range weights {
-			current[i] += w
-			if current[i] > current[best] {
-				best = i
-			}
-		}
-		current[best] -= total
-		out = append(out, int32(best))
-	}
-	return out
-}
+// uniformRand returns a uniform number for balancing; tests replace it.
+type uniformRand func() uint64

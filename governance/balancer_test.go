@@ -98,7 +98,7 @@ func TestRoundRobin_Empty(t *testing.T) {
 }
 
 func TestLookupBalancer_Unknown(t *testing.T) {
-	if _, err := LookupBalancer("maglev"); err == nil || !strings.Contains(err.Error(), `unknown load balancer "maglev"`) {
-		t.Errorf("LookupBalancer(maglev) = %v", err)
+	if _, err := LookupBalancer("least_connections"); err == nil || !strings.Contains(err.Error(), `unknown load balancer "least_connections"`) {
+		t.Errorf("LookupBalancer(least_connections) = %v", err)
 	}
 }
