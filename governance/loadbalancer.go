@@ -48,14 +48,10 @@ func NewPicker(b Builder, hosts []Host, opts LBOptions) Picker {
 		opts.rand = rand.Uint64
 	}
 	type level struct {
-		prio           uint32
-		all, healthy   []int
-		health         float64 // percent, overprovisioned, at most 100
-		panic          bool
-		picker         Picker
-		index          []int
-		localityPicker *alias
-		localities     []localityPick
+		prio         uint32
+		all, healthy []int
+		health       float64 // percent, overprovisioned, at most 100
+		panic        bool
 	}
 	byPrio := map[uint32]*level{}
 	var order []*level
