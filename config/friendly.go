@@ -121,6 +121,8 @@ type RouteConfig struct {
 	Timeout *Duration `json:"timeout,omitempty"`
 	// GRPCTimeoutMax caps a client's grpc-timeout header (0: no cap).
 	GRPCTimeoutMax *Duration `json:"grpc_timeout_max,omitempty"`
+	// HashPolicy gives ring_hash and maglev clusters the request's key.
+	HashPolicy []HashPolicyConfig `json:"hash_policy,omitempty"`
 	HeaderEdits
 }
 
@@ -153,6 +155,17 @@ type HeaderMatchConfig struct {
 	IgnoreCase bool  `json:"ignore_case,omitempty"`
 	// Invert negates the whole condition (headers only).
 	Invert bool `json:"invert,omitempty"`
+}
+
+// HashPolicyConfig is one source of a request's hash key: give one of
+// Header, Cookie, Query or SourceIP. Terminal stops at this one when it
+// yields a value.
+type HashPolicyConfig struct {
+	Header   string `json:"header,omitempty"`
+	Cookie   string `json:"cookie,omitempty"`
+	Query    string `json:"query,omitempty"`
+	SourceIP bool   `json:"source_ip,omitempty"`
+	Terminal bool   `json:"terminal,omitempty"`
 }
 
 // WeightedClusterConfig is one target of a traffic split.
@@ -196,9 +209,21 @@ type ClusterConfig struct {
 	Protocol string `json:"protocol,omitempty"`
 	// ConnectTimeout bounds each dial (default 5s, as Envoy).
 	ConnectTimeout *Duration `json:"connect_timeout,omitempty"`
-	// LBPolicy picks an endpoint: "round_robin" (default).
-	LBPolicy string             `json:"lb_policy,omitempty"`
-	TLS      *UpstreamTLSConfig `json:"tls,omitempty"`
+	// LBPolicy picks an endpoint: "round_robin" (default, smooth weighted),
+	// "least_request", "random", "ring_hash" or "maglev" (the last two
+	// hash by the route's hash_policy).
+	LBPolicy string `json:"lb_policy,omitempty"`
+	// PanicThreshold is the percentage of healthy hosts below which a
+	// priority balances over all its hosts (default 50; 0 turns it off).
+	PanicThreshold *float64 `json:"panic_threshold,omitempty"`
+	// LocalityWeighted splits traffic between localities by their weight.
+	LocalityWeighted bool `json:"locality_weighted,omitempty"`
+	// SlowStart ramps a new host's share up over a window (round_robin and
+	// least_request).
+	SlowStart *SlowStartConfig `json:"slow_start,omitempty"`
+	// RingSize bounds ring_hash's ring (min, max points).
+	MinRingSize uint64             `json:"min_ring_size,omitempty"`
+	TLS         *UpstreamTLSConfig `json:"tls,omitempty"`
 	// Endpoints are "host:port" strings or {address, weight} objects.
 	Endpoints []EndpointConfig `json:"endpoints,omitempty"`
 }
@@ -214,10 +239,26 @@ type UpstreamTLSConfig struct {
 	SNI string `json:"sni,omitempty"`
 }
 
+// SlowStartConfig is Envoy's slow_start_config.
+type SlowStartConfig struct {
+	Window Duration `json:"window"`
+	// Aggression shapes the ramp: 1 (default) is linear.
+	Aggression float64 `json:"aggression,omitempty"`
+	// MinWeightPercent is the share a new host starts with (default 10).
+	MinWeightPercent float64 `json:"min_weight_percent,omitempty"`
+}
+
 // EndpointConfig is one upstream host.
 type EndpointConfig struct {
 	Address string `json:"address"`
 	Weight  uint32 `json:"weight,omitempty"`
+	// Priority 0 is used first; higher priorities take traffic as lower
+	// ones lose healthy hosts.
+	Priority uint32 `json:"priority,omitempty"`
+	// Locality is "region/zone/sub_zone"; LocalityWeight its share when the
+	// cluster is locality_weighted.
+	Locality       string `json:"locality,omitempty"`
+	LocalityWeight uint32 `json:"locality_weight,omitempty"`
 }
 
 // UnmarshalJSON accepts "host:port" as well as an object.

@@ -138,12 +138,12 @@ listeners: [{name: l, address: ":80", route_config: main}]`,
 			[]string{`listeners[0].route_config: route config "main" is not defined in route_configs`}},
 		{"several errors at once", `
 listeners: [{name: l, address: ":80", virtual_hosts: [{routes: [{match: {prefix: /, path: /x}, redirect: {code: 200}}]}]}]
-clusters: [{name: c, protocol: http3, lb_policy: maglev, endpoints: ["x"]}]`,
+clusters: [{name: c, protocol: http3, lb_policy: least_connections, endpoints: ["x"]}]`,
 			[]string{
 				"routes[0].match: give at most one of prefix, path, regex",
 				"routes[0].redirect.code: want 301, 302, 303, 307 or 308, got 200",
 				`clusters[0].protocol: unknown protocol "http3"`,
-				`clusters[0].lb_policy: unknown policy "maglev"`,
+				`clusters[0].lb_policy: unknown policy "least_connections"`,
 				`clusters[0].endpoints[0]: want host:port, got "x"`,
 			}},
 		{"bad regex", `

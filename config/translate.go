@@ -22,6 +22,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -382,6 +383,31 @@ func (t *translator) route(path string, r *RouteConfig) *routev3.Route {
 		}
 		ra.Timeout = durationpb.New(r.Timeout.Duration)
 	}
+	for i, h := range r.HashPolicy {
+		p := fmt.Sprintf("%s.hash_policy[%d]", path, i)
+		hp := &routev3.RouteAction_HashPolicy{Terminal: h.Terminal}
+		n := 0
+		if h.Header != "" {
+			n++
+			hp.PolicySpecifier = &routev3.RouteAction_HashPolicy_Header_{Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: strings.ToLower(h.Header)}}
+		}
+		if h.Cookie != "" {
+			n++
+			hp.PolicySpecifier = &routev3.RouteAction_HashPolicy_Cookie_{Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: h.Cookie}}
+		}
+		if h.Query != "" {
+			n++
+			hp.PolicySpecifier = &routev3.RouteAction_HashPolicy_QueryParameter_{QueryParameter: &routev3.RouteAction_HashPolicy_QueryParameter{Name: h.Query}}
+		}
+		if h.SourceIP {
+			n++
+			hp.PolicySpecifier = &routev3.RouteAction_HashPolicy_ConnectionProperties_{ConnectionProperties: &routev3.RouteAction_HashPolicy_ConnectionProperties{SourceIp: true}}
+		}
+		if n != 1 {
+			t.errf(p, "give exactly one of header, cookie, query, source_ip")
+		}
+		ra.HashPolicy = append(ra.HashPolicy, hp)
+	}
 	if r.GRPCTimeoutMax != nil {
 		ra.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{GrpcTimeoutHeaderMax: durationpb.New(r.GRPCTimeoutMax.Duration)}
 	}
@@ -528,11 +554,61 @@ func (t *translator) cluster(path string, c *ClusterConfig) *clusterv3.Cluster {
 		}
 		out.ConnectTimeout = durationpb.New(c.ConnectTimeout.Duration)
 	}
+	var slowStart *clusterv3.Cluster_SlowStartConfig
+	if ss := c.SlowStart; ss != nil {
+		if ss.Window.Duration <= 0 {
+			t.errf(path+".slow_start.window", "must be positive")
+		}
+		slowStart = &clusterv3.Cluster_SlowStartConfig{SlowStartWindow: durationpb.New(ss.Window.Duration)}
+		if ss.Aggression > 0 {
+			slowStart.Aggression = &corev3.RuntimeDouble{DefaultValue: ss.Aggression, RuntimeKey: "meshgate.slow_start.aggression"}
+		}
+		if ss.MinWeightPercent > 0 {
+			slowStart.MinWeightPercent = &typev3.Percent{Value: ss.MinWeightPercent}
+		}
+	}
 	switch strings.ToLower(c.LBPolicy) {
 	case "", "round_robin":
 		out.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
+		if slowStart != nil {
+			out.LbConfig = &clusterv3.Cluster_RoundRobinLbConfig_{RoundRobinLbConfig: &clusterv3.Cluster_RoundRobinLbConfig{SlowStartConfig: slowStart}}
+		}
+	case "least_request":
+		out.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+		if slowStart != nil {
+			out.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{SlowStartConfig: slowStart}}
+		}
+	case "random":
+		out.LbPolicy = clusterv3.Cluster_RANDOM
+	case "ring_hash":
+		out.LbPolicy = clusterv3.Cluster_RING_HASH
+		if c.MinRingSize > 0 {
+			out.LbConfig = &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: &clusterv3.Cluster_RingHashLbConfig{MinimumRingSize: wrapperspb.UInt64(c.MinRingSize)}}
+		}
+	case "maglev":
+		out.LbPolicy = clusterv3.Cluster_MAGLEV
 	default:
-		t.errf(path+".lb_policy", "unknown policy %q (want round_robin)", c.LBPolicy)
+		t.errf(path+".lb_policy", "unknown policy %q (want round_robin, least_request, random, ring_hash or maglev)", c.LBPolicy)
+	}
+	if slowStart != nil && out.LbPolicy != clusterv3.Cluster_ROUND_ROBIN && out.LbPolicy != clusterv3.Cluster_LEAST_REQUEST {
+		t.errf(path+".slow_start", "works with round_robin and least_request only")
+	}
+	if c.MinRingSize > 0 && out.LbPolicy != clusterv3.Cluster_RING_HASH {
+		t.errf(path+".min_ring_size", "works with ring_hash only")
+	}
+	if c.PanicThreshold != nil || c.LocalityWeighted {
+		out.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{}
+		if c.PanicThreshold != nil {
+			if *c.PanicThreshold < 0 || *c.PanicThreshold > 100 {
+				t.errf(path+".panic_threshold", "want a percentage from 0 to 100")
+			}
+			out.CommonLbConfig.HealthyPanicThreshold = &typev3.Percent{Value: *c.PanicThreshold}
+		}
+		if c.LocalityWeighted {
+			out.CommonLbConfig.LocalityConfigSpecifier = &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig_{
+				LocalityWeightedLbConfig: &clusterv3.Cluster_CommonLbConfig_LocalityWeightedLbConfig{},
+			}
+		}
 	}
 	switch strings.ToLower(c.Protocol) {
 	case "", "http1", "http/1.1":
@@ -550,21 +626,36 @@ func (t *translator) cluster(path string, c *ClusterConfig) *clusterv3.Cluster {
 	case "", "static":
 		out.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
 		cla := &endpointv3.ClusterLoadAssignment{ClusterName: c.Name}
-		lb := &endpointv3.LocalityLbEndpoints{}
+		// Endpoints group by priority and locality, in order of appearance.
+		groups := map[string]*endpointv3.LocalityLbEndpoints{}
 		for i, e := range c.Endpoints {
 			p := fmt.Sprintf("%s.endpoints[%d]", path, i)
 			addr := t.socketAddress(p, e.Address)
 			if addr == nil {
 				continue
 			}
+			key := fmt.Sprintf("%d|%s", e.Priority, e.Locality)
+			g := groups[key]
+			if g == nil {
+				g = &endpointv3.LocalityLbEndpoints{Priority: e.Priority}
+				if e.Locality != "" {
+					parts := append(strings.SplitN(e.Locality, "/", 3), "", "")
+					g.Locality = &corev3.Locality{Region: parts[0], Zone: parts[1], SubZone: parts[2]}
+				}
+				groups[key] = g
+				cla.Endpoints = append(cla.Endpoints, g)
+			}
+			if e.LocalityWeight > 0 {
+				if g.LoadBalancingWeight != nil && g.LoadBalancingWeight.GetValue() != e.LocalityWeight {
+					t.errf(p+".locality_weight", "locality %q has weight %d already", e.Locality, g.LoadBalancingWeight.GetValue())
+				}
+				g.LoadBalancingWeight = wrapperspb.UInt32(e.LocalityWeight)
+			}
 			lbe := &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}}}
 			if e.Weight > 0 {
 				lbe.LoadBalancingWeight = wrapperspb.UInt32(e.Weight)
 			}
-			lb.LbEndpoints = append(lb.LbEndpoints, lbe)
-		}
-		if len(lb.LbEndpoints) > 0 {
-			cla.Endpoints = []*endpointv3.LocalityLbEndpoints{lb}
+			g.LbEndpoints = append(g.LbEndpoints, lbe)
 		}
 		out.LoadAssignment = cla
 	case "eds":

@@ -184,12 +184,23 @@ func (lp *levelPicker) pick(info PickInfo, r uniformRand) (int, error) {
 		l := &lp.localities[lp.draw.pick(r())]
 		inner, index = l.picker, l.index
 	}
-	if ex := info.Exclude; ex != nil {
+	ex := info.Exclude
+	if ex != nil {
 		info.Exclude = func(i int) bool { return ex(index[i]) }
 	}
 	i, err := inner.Pick(info)
 	if err != nil {
 		return 0, err
+	}
+	if ex != nil && ex(index[i]) {
+		// The policy kept landing on tried hosts: take the next untried
+		// member of the level, if there is one.
+		start := int(r() % uint64(len(lp.index)))
+		for k := range lp.index {
+			if g := lp.index[(start+k)%len(lp.index)]; !ex(g) {
+				return g, nil
+			}
+		}
 	}
 	return index[i], nil
 }

@@ -222,7 +222,9 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 		defer cancel()
 	}
 
-	host, err := cl.Pick(governance.PickInfo{})
+	var info governance.PickInfo
+	info.Hash, info.HasHash = f.Hash(r)
+	host, err := cl.Pick(info, nil)
 	if err != nil {
 		cl.Stats.Rq5xx.Add(1)
 		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())

@@ -180,6 +180,7 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 
 	for name, old := range s.clusters {
 		if clusters[name] != old {
+			old.Close()
 			s.retired = append(s.retired, old)
 		}
 	}
@@ -211,7 +212,7 @@ type plan struct {
 // abandon releases what the plan built.
 func (p *plan) abandon() {
 	for _, c := range p.built {
-		c.CloseIdle()
+		c.Close()
 	}
 }
 
@@ -343,10 +344,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.clusters {
-		c.CloseIdle()
+		c.Close()
 	}
 	for _, c := range s.retired {
-		c.CloseIdle()
+		c.Close()
 	}
 	return first
 }

@@ -14,15 +14,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshgate/meshgate/governance"
@@ -57,15 +53,20 @@ type Cluster struct {
 	// Static reports whether endpoints come from the Cluster itself.
 	Static bool
 
-	spec     *clusterv3.Cluster
-	scheme   string
-	h1       *http.Transport
-	h2       pool
-	balancer governance.Builder
-	hosts    atomic.Pointer[hostSet]
+	spec   *clusterv3.Cluster
+	scheme string
+	h1     *http.Transport
+	h2     pool
+	lb     lbConfig
+	now    func() time.Time
+	hosts  atomic.Pointer[hostSet]
 
-	mu    sync.Mutex // guards known
-	known map[string]*Host
+	mu      sync.Mutex // guards members and rebuilds
+	members []*Host    // the current endpoints, with their health
+	// overprovisioning is the assignment's factor (0: Envoy's 1.4).
+	overprovisioning float64
+	closed  bool
+	timer   *time.Timer // the next slow-start step
 
 	Stats Stats
 }
@@ -83,24 +84,6 @@ type Stats struct {
 	MembershipTotal atomic.Int64
 }
 
-// Host is one upstream endpoint with its counters.
-type Host struct {
-	Address string
-	Weight  uint32
-
-	RqTotal       atomic.Uint64
-	RqActive      atomic.Int64
-	RqError       atomic.Uint64
-	CxTotal       atomic.Uint64
-	CxActive      atomic.Int64
-	CxConnectFail atomic.Uint64
-}
-
-type hostSet struct {
-	hosts  []*Host
-	picker governance.Picker
-}
-
 // Options tune how clusters are built.
 type Options struct {
 	// IdleConnTimeout closes pooled connections idle this long (default 1h,
@@ -115,7 +98,7 @@ type Options struct {
 // New builds a cluster from its resource. Endpoints of a STATIC cluster are
 // set from its load_assignment; an EDS cluster starts empty.
 func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
-	out := &Cluster{Name: c.GetName(), spec: c, known: map[string]*Host{}, scheme: "http"}
+	out := &Cluster{Name: c.GetName(), spec: c, scheme: "http", now: time.Now}
 	if opts.IdleConnTimeout == 0 {
 		opts.IdleConnTimeout = time.Hour
 	}
@@ -139,11 +122,10 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		}
 		return nil, fmt.Errorf("cluster %q: type %v is not supported (want STATIC or EDS)", c.GetName(), c.GetType())
 	}
-	lb, err := lbPolicy(c)
-	if err != nil {
+	var err error
+	if out.lb, err = lbFromCluster(c); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
-	out.balancer = lb
 	if out.Protocol, err = protocol(c); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
@@ -165,10 +147,9 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 	if out.Protocol != HTTP1 {
 		out.h2 = out.http2Transport(dialer, tlsConf, opts)
 	}
+	out.hosts.Store(&hostSet{picker: governance.NewPicker(out.lb.builder, nil, out.lb.opts)})
 	if out.Static {
 		out.SetEndpoints(c.GetLoadAssignment())
-	} else {
-		out.hosts.Store(&hostSet{picker: out.balancer.Build(nil)})
 	}
 	return out, nil
 }
@@ -176,15 +157,6 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 // Same reports whether c was built from a resource equal to spec, so that
 // a config reload can keep it (and its pooled connections).
 func (c *Cluster) Same(spec *clusterv3.Cluster) bool { return proto.Equal(c.spec, spec) }
-
-func lbPolicy(c *clusterv3.Cluster) (governance.Builder, error) {
-	switch c.GetLbPolicy() {
-	case clusterv3.Cluster_ROUND_ROBIN:
-		return governance.LookupBalancer("round_robin")
-	default:
-		return nil, fmt.Errorf("lb_policy %v is not supported yet", c.GetLbPolicy())
-	}
-}
 
 func (c *Cluster) http1Transport(d *net.Dialer, tlsConf *tls.Config, opts Options) *http.Transport {
 	var p http.Protocols
@@ -244,9 +216,12 @@ func (cc *countedConn) Close() error {
 }
 
 func (c *Cluster) host(addr string) *Host {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.known[addr]
+	for _, h := range c.hosts.Load().hosts {
+		if h.Address == addr {
+			return h
+		}
+	}
+	return nil
 }
 
 // Scheme is "https" for a TLS cluster, "http" otherwise.
@@ -261,91 +236,16 @@ func (c *Cluster) Transport(downstreamH2 bool) http.RoundTripper {
 	return c.h1
 }
 
-// Pick chooses a host for one request.
-func (c *Cluster) Pick(info governance.PickInfo) (*Host, error) {
-	hs := c.hosts.Load()
-	i, err := hs.picker.Pick(info)
-	if err != nil || i < 0 || i >= len(hs.hosts) {
-		c.Stats.NoHealthyUpstrm.Add(1)
-		return nil, fmt.Errorf("cluster %q: %w", c.Name, ErrNoHealthyUpstream)
-	}
-	return hs.hosts[i], nil
-}
-
-// Hosts returns the current host set.
-func (c *Cluster) Hosts() []*Host { return c.hosts.Load().hosts }
-
-// SetEndpoints replaces the host set from a ClusterLoadAssignment. Hosts of
-// the lowest priority that has any usable endpoint are used; endpoints
-// marked UNHEALTHY, DRAINING or TIMEOUT are left out. A nil assignment
-// empties the cluster.
-func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
-	type ep struct {
-		addr   string
-		weight uint32
-	}
-	byPriority := map[uint32][]ep{}
-	for _, lle := range cla.GetEndpoints() {
-		for _, lbe := range lle.GetLbEndpoints() {
-			switch lbe.GetHealthStatus() {
-			case corev3.HealthStatus_UNHEALTHY, corev3.HealthStatus_DRAINING, corev3.HealthStatus_TIMEOUT:
-				continue
-			}
-			sa := lbe.GetEndpoint().GetAddress().GetSocketAddress()
-			if sa == nil {
-				continue
-			}
-			addr := net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))
-			w := lbe.GetLoadBalancingWeight().GetValue()
-			if w == 0 {
-				w = 1
-			}
-			byPriority[lle.GetPriority()] = append(byPriority[lle.GetPriority()], ep{addr, w})
-		}
-	}
-	var chosen []ep
-	if len(byPriority) > 0 {
-		prios := make([]uint32, 0, len(byPriority))
-		for p := range byPriority {
-			prios = append(prios, p)
-		}
-		slices.Sort(prios)
-		chosen = byPriority[prios[0]]
-	}
-
+// Close stops the cluster's timers and closes its idle connections. Requests
+// in flight finish; their connections close when they go idle.
+func (c *Cluster) Close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	hs := &hostSet{}
-	eps := make([]governance.Endpoint, 0, len(chosen))
-	next := make(map[string]*Host, len(chosen))
-	for _, e := range chosen {
-		if next[e.addr] != nil {
-			continue
-		}
-		h := c.known[e.addr]
-		if h == nil || h.Weight != e.weight {
-			nh := &Host{Address: e.addr, Weight: e.weight}
-			if h != nil {
-				nh.inherit(h)
-			}
-			h = nh
-		}
-		next[e.addr] = h
-		hs.hosts = append(hs.hosts, h)
-		eps = append(eps, governance.Endpoint{Address: e.addr, Weight: e.weight})
+	c.closed = true
+	if c.timer != nil {
+		c.timer.Stop()
 	}
-	hs.picker = c.balancer.Build(eps)
-	c.known = next
-	c.Stats.MembershipTotal.Store(int64(len(hs.hosts)))
-	c.hosts.Store(hs)
-}
-
-// inherit carries counters over to a host whose weight changed.
-func (h *Host) inherit(old *Host) {
-	h.RqTotal.Store(old.RqTotal.Load())
-	h.RqError.Store(old.RqError.Load())
-	h.CxTotal.Store(old.CxTotal.Load())
-	h.CxConnectFail.Store(old.CxConnectFail.Load())
+	c.mu.Unlock()
+	c.CloseIdle()
 }
 
 // CloseIdle closes the pooled connections that carry no request.

@@ -55,6 +55,8 @@ type Forward[T any] struct {
 
 	// Timeout bounds the whole call; 0 means none.
 	Timeout time.Duration
+	// hash is the route's hash policy, for ring hash and Maglev.
+	hash []hashMethod
 	// GRPCTimeoutMax caps a grpc-timeout header; 0 means no cap.
 	GRPCTimeoutMax time.Duration
 }
@@ -378,6 +380,13 @@ func compileForward[T any](ra *routev3.RouteAction, m *routeMatch, resolve Resol
 	}
 	if t := ra.GetTimeout(); t != nil {
 		f.Timeout = t.AsDuration()
+	}
+	for i, hp := range ra.GetHashPolicy() {
+		m, err := compileHashMethod(hp)
+		if err != nil {
+			return nil, fmt.Errorf("route.hash_policy[%d]: %w", i, err)
+		}
+		f.hash = append(f.hash, m)
 	}
 	if msd := ra.GetMaxStreamDuration(); msd != nil {
 		if g := msd.GetGrpcTimeoutHeaderMax(); g != nil {
