@@ -65,8 +65,8 @@ type Cluster struct {
 	members []*Host    // the current endpoints, with their health
 	// overprovisioning is the assignment's factor (0: Envoy's 1.4).
 	overprovisioning float64
-	closed  bool
-	timer   *time.Timer // the next slow-start step
+	closed           bool
+	timer            *time.Timer // the next slow-start step
 
 	Stats Stats
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/meshgate/meshgate/governance"
 )
 
-func parse[T interface{ *clusterv3.Cluster | *endpointv3.ClusterLoadAssignment }](t *testing.T, y string, m T) T {
+func parse[T interface {
+	*clusterv3.Cluster | *endpointv3.ClusterLoadAssignment
+}](t *testing.T, y string, m T) T {
 	t.Helper()
 	js, err := yaml.YAMLToJSON([]byte(y))
 	if err != nil {
