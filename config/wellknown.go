@@ -11,3 +11,8 @@ const (
 	// (meshgate.extensions.filters.http.limits.v1.Limits).
 	LimitsFilter = "meshgate.filters.http.limits"
 )
+
+// EndpointBreakerOptions is the typed_extension_protocol_options key of a
+// cluster's per-endpoint breaker
+// (meshgate.extensions.upstreams.breaker.v1.EndpointBreaker).
+const EndpointBreakerOptions = "meshgate.upstreams.endpoint_breaker"

@@ -10,10 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 
 	"github.com/meshgate/meshgate/governance"
@@ -195,6 +198,9 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 	if limited != nil {
 		body = limited
 	}
+	if r.ContentLength == 0 && !isGRPC {
+		body = nil
+	}
 
 	timeout := f.Timeout
 	if isGRPC {
@@ -222,46 +228,129 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 		defer cancel()
 	}
 
-	var info governance.PickInfo
-	info.Hash, info.HasHash = f.Hash(r)
-	host, err := cl.Pick(info, nil)
-	if err != nil {
-		cl.Stats.Rq5xx.Add(1)
+	if err := cl.Admit(f.Priority); err != nil {
+		c.Header().Set("X-Envoy-Overloaded", "true")
 		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 		return
 	}
-	cl.Stats.RqTotal.Add(1)
-	cl.Stats.RqActive.Add(1)
-	host.RqTotal.Add(1)
-	host.RqActive.Add(1)
-	defer func() {
-		cl.Stats.RqActive.Add(-1)
-		host.RqActive.Add(-1)
-	}()
-
+	var info governance.PickInfo
+	info.Hash, info.HasHash = f.Hash(r)
 	if r.ProtoMajor == 1 && r.ContentLength != 0 {
 		// Let a streaming HTTP/1.1 upload keep flowing after the answer starts.
 		_ = http.NewResponseController(c.ResponseWriter).EnableFullDuplex()
 	}
-	out := ch.upstreamRequest(ctx, r, rt, cl, host, body, isGRPC, timeout)
-	resp, err := cl.Transport(r.ProtoMajor == 2).RoundTrip(out)
-	if err != nil {
-		code, gc, msg := ch.classify(ctx, r, cl, host, limited, err)
-		if code == 0 {
-			return // the client left
+	ch.prepareHeaders(r, rt, isGRPC)
+
+	policy := f.Retry
+	var replay *replayBody
+	if policy != nil && policy.NumRetries > 0 && body != nil {
+		replay = newReplayBody(body, f.BufferLimit)
+	}
+	var tried []*cluster.Host
+	var releaseRetry func()
+	defer func() {
+		if releaseRetry != nil {
+			releaseRetry()
 		}
-		if code >= 500 {
-			cl.Stats.Rq5xx.Add(1)
-			host.RqError.Add(1)
+	}()
+	for n := 0; ; n++ {
+		avoid := tried
+		if policy == nil || !policy.SkipPreviousHosts {
+			avoid = nil
 		}
-		writeError(c, r, code, gc, msg)
+		a, err := cl.Begin(info, avoid)
+		if err != nil {
+			writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+			return
+		}
+		attemptBody := body
+		if replay != nil {
+			attemptBody = replay.attempt()
+		}
+		actx, acancel := ctx, context.CancelFunc(func() {})
+		var perTry *time.Timer
+		var perTryFired atomic.Bool
+		if policy != nil && policy.PerTryTimeout > 0 {
+			actx, acancel = context.WithCancel(ctx)
+			perTry = time.AfterFunc(policy.PerTryTimeout, func() { perTryFired.Store(true); acancel() })
+		}
+		out := ch.upstreamRequest(actx, r, rt, cl, a.Host, attemptBody, isGRPC, timeout)
+		resp, err := cl.Transport(r.ProtoMajor == 2).RoundTrip(out)
+		if perTry != nil && !perTry.Stop() && err == nil {
+			// The per-try timeout fired as the headers came: the attempt's
+			// context is gone, so the answer cannot be read.
+			resp.Body.Close()
+			resp, err = nil, context.DeadlineExceeded
+		}
+
+		var result governance.Attempt
+		var fail failure
+		if err != nil {
+			fail = ch.failure(ctx, r, cl, a.Host, limited, err, perTryFired.Load())
+			result = governance.Attempt{Outcome: governance.Outcome{Local: fail.local}, GRPCStatus: -1, RefusedStream: fail.refused}
+		} else {
+			result = governance.Attempt{Outcome: governance.Outcome{Status: resp.StatusCode}, GRPCStatus: -1}
+			if isGRPC {
+				if gs, ok := grpcStatusOf(resp.Header); ok {
+					result.GRPCStatus = gs
+					result.Status = governance.HTTPStatusFromGRPC(gs)
+				}
+			}
+		}
+		retry := policy != nil && n < int(policy.NumRetries) && fail.judge && policy.Retriable(result) &&
+			(replay == nil || replay.Replayable())
+		if retry {
+			if releaseRetry != nil {
+				releaseRetry()
+				releaseRetry = nil
+			}
+			release, ok := cl.AcquireRetry(f.Priority)
+			retry = ok
+			releaseRetry = release
+		}
+		if retry {
+			if resp != nil {
+				resp.Body.Close()
+			}
+			a.End(result.Outcome, true)
+			acancel()
+			tried = append(tried, a.Host)
+			wait := time.NewTimer(policy.Backoff(n + 1))
+			select {
+			case <-wait.C:
+				continue
+			case <-ctx.Done():
+				wait.Stop()
+				fail = ch.failure(ctx, r, cl, a.Host, limited, ctx.Err(), false)
+				if fail.code != 0 {
+					writeError(c, r, fail.code, fail.grpc, fail.msg)
+				}
+				return
+			}
+		}
+		defer acancel()
+		if err != nil {
+			a.End(result.Outcome, fail.judge)
+			if fail.code != 0 {
+				writeError(c, r, fail.code, fail.grpc, fail.msg)
+			}
+			return
+		}
+		if n > 0 {
+			cl.Stats.RqRetrySuccess.Add(1)
+		}
+		ch.respond(c, r, rt, cl, a, resp, result, isGRPC, limited, ctx)
 		return
 	}
+}
+
+// respond streams an upstream answer to the client and reports how the
+// attempt ended once the stream is over.
+func (ch *chain) respond(c *call, r *http.Request, rt *router.Route[*cluster.Cluster], cl *cluster.Cluster, a *cluster.Attempt,
+	resp *http.Response, result governance.Attempt, isGRPC bool, limited *limitedBody, ctx context.Context) {
 	defer resp.Body.Close()
-	if resp.StatusCode >= 500 {
-		cl.Stats.Rq5xx.Add(1)
-		host.RqError.Add(1)
-	}
+	outcome, judge := result.Outcome, true
+	defer func() { a.End(outcome, judge) }()
 
 	h := c.Header()
 	for k, vs := range resp.Header {
@@ -302,6 +391,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 				if co != nil {
 					co.stop()
 				}
+				judge = false
 				return // the client left; closing the upstream body resets its stream
 			}
 		}
@@ -312,16 +402,13 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 			if co != nil {
 				co.stop()
 			}
-			code, gc, msg := ch.classify(ctx, r, cl, host, limited, rerr)
-			if code == 0 {
+			fail := ch.failure(ctx, r, cl, a.Host, limited, rerr, false)
+			outcome, judge = governance.Outcome{Local: fail.local}, fail.judge
+			if fail.code == 0 {
 				return
 			}
-			if code >= 500 {
-				cl.Stats.Rq5xx.Add(1)
-				host.RqError.Add(1)
-			}
 			if isGRPC {
-				setGRPCTrailers(c, gc, msg)
+				setGRPCTrailers(c, fail.grpc, fail.msg)
 				return
 			}
 			panic(http.ErrAbortHandler) // the body is cut short: reset the downstream stream
@@ -333,10 +420,50 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 	for k, vs := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vs
 	}
+	if isGRPC {
+		if gs, ok := grpcStatusOf(resp.Trailer); ok {
+			outcome.Status = governance.HTTPStatusFromGRPC(gs)
+		}
+	}
 }
 
-// upstreamRequest builds the request sent to host. It edits r's headers in
-// place: the handler owns them and they are not read again.
+// grpcStatusOf reads grpc-status from headers or trailers.
+func grpcStatusOf(h http.Header) (int, bool) {
+	v := h.Get("Grpc-Status")
+	if v == "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return int(codeUnknown), true
+	}
+	return n, true
+}
+
+// prepareHeaders edits r's headers for the upstream, once for all
+// attempts: the handler owns them and they are not read again.
+func (ch *chain) prepareHeaders(r *http.Request, rt *router.Route[*cluster.Cluster], isGRPC bool) {
+	hdr := r.Header
+	removeHopByHop(hdr)
+	if clientIP, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := hdr["X-Forwarded-For"]; len(prior) > 0 {
+			hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + clientIP}
+		} else {
+			hdr["X-Forwarded-For"] = []string{clientIP}
+		}
+	}
+	if r.TLS != nil {
+		hdr["X-Forwarded-Proto"] = []string{"https"}
+	} else {
+		hdr["X-Forwarded-Proto"] = []string{"http"}
+	}
+	if isGRPC {
+		hdr["Te"] = []string{"trailers"}
+	}
+	rt.RequestEdits.Apply(hdr)
+}
+
+// upstreamRequest builds one attempt's request to host.
 func (ch *chain) upstreamRequest(ctx context.Context, r *http.Request, rt *router.Route[*cluster.Cluster], cl *cluster.Cluster,
 	host *cluster.Host, body io.ReadCloser, isGRPC bool, timeout time.Duration) *http.Request {
 	f := rt.Forward
@@ -355,33 +482,13 @@ func (ch *chain) upstreamRequest(ctx context.Context, r *http.Request, rt *route
 	} else {
 		u.Opaque = path // sent as is, keeping the client's escaping
 	}
-
-	hdr := r.Header
-	removeHopByHop(hdr)
-	if clientIP, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior := hdr["X-Forwarded-For"]; len(prior) > 0 {
-			hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + clientIP}
-		} else {
-			hdr["X-Forwarded-For"] = []string{clientIP}
+	if isGRPC && timeout > 0 {
+		left := timeout
+		if dl, ok := ctx.Deadline(); ok {
+			left = time.Until(dl)
 		}
+		r.Header["Grpc-Timeout"] = []string{formatGRPCTimeout(left)}
 	}
-	if r.TLS != nil {
-		hdr["X-Forwarded-Proto"] = []string{"https"}
-	} else {
-		hdr["X-Forwarded-Proto"] = []string{"http"}
-	}
-	if isGRPC {
-		hdr["Te"] = []string{"trailers"}
-		if timeout > 0 {
-			left := timeout
-			if dl, ok := ctx.Deadline(); ok {
-				left = time.Until(dl)
-			}
-			hdr["Grpc-Timeout"] = []string{formatGRPCTimeout(left)}
-		}
-	}
-	rt.RequestEdits.Apply(hdr)
-
 	hostHeader := r.Host
 	switch {
 	case f.HostRewrite != "":
@@ -389,16 +496,13 @@ func (ch *chain) upstreamRequest(ctx context.Context, r *http.Request, rt *route
 	case f.AutoHostRewrite:
 		hostHeader = host.Address
 	}
-	if r.ContentLength == 0 && !isGRPC {
-		body = nil
-	}
 	out := &http.Request{
 		Method:        r.Method,
 		URL:           u,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        hdr,
+		Header:        r.Header,
 		Body:          body,
 		ContentLength: r.ContentLength,
 		Host:          hostHeader,
@@ -410,19 +514,28 @@ func (ch *chain) upstreamRequest(ctx context.Context, r *http.Request, rt *route
 	return out.WithContext(ctx)
 }
 
-// classify turns an upstream failure into the answer for the client: an
-// HTTP status, a gRPC code and a message. A zero status means the client
-// itself went away and gets no answer.
-func (ch *chain) classify(ctx context.Context, r *http.Request, cl *cluster.Cluster, host *cluster.Host,
-	limited *limitedBody, err error) (int, codes.Code, string) {
+// failure describes an attempt that got no (complete) answer: how the
+// client is answered, and how the host is judged.
+type failure struct {
+	code    int // HTTP status for the client; 0: the client left, no answer
+	grpc    codes.Code
+	msg     string
+	local   governance.LocalFailure
+	refused bool // REFUSED_STREAM: the upstream did not process it
+	judge   bool // false: not the host's doing (client left, request too large)
+}
+
+// failure classifies an upstream error.
+func (ch *chain) failure(ctx context.Context, r *http.Request, cl *cluster.Cluster, host *cluster.Host,
+	limited *limitedBody, err error, perTryTimeout bool) failure {
 	if limited != nil {
 		switch limited.Tripped() {
 		case errBodyTooLarge:
-			return http.StatusRequestEntityTooLarge, codeResourceExhausted,
-				fmt.Sprintf("request body is over the limit of %d bytes", ch.maxBody)
+			return failure{code: http.StatusRequestEntityTooLarge, grpc: codeResourceExhausted,
+				msg: fmt.Sprintf("request body is over the limit of %d bytes", ch.maxBody)}
 		case errMessageTooLarge:
-			return http.StatusRequestEntityTooLarge, codeResourceExhausted,
-				fmt.Sprintf("a gRPC message is over the limit of %d bytes", ch.maxMsg)
+			return failure{code: http.StatusRequestEntityTooLarge, grpc: codeResourceExhausted,
+				msg: fmt.Sprintf("a gRPC message is over the limit of %d bytes", ch.maxMsg)}
 		}
 	}
 	// The upstream got the deadline in grpc-timeout and may give up a hair
@@ -432,23 +545,30 @@ func (ch *chain) classify(ctx context.Context, r *http.Request, cl *cluster.Clus
 	nearDeadline := hasDeadline && time.Until(dl) < deadlineSlack
 	switch {
 	case r.Context().Err() != nil:
-		return 0, codeCancelled, ""
+		return failure{code: 0, grpc: codeCancelled}
+	case perTryTimeout:
+		cl.Stats.RqTimeout.Add(1)
+		return failure{code: http.StatusGatewayTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout, judge: true,
+			msg: fmt.Sprintf("upstream per-try timeout (cluster %q, host %s)", cl.Name, host.Address)}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || nearDeadline:
 		cl.Stats.RqTimeout.Add(1)
-		return http.StatusGatewayTimeout, codeDeadlineExceeded,
-			fmt.Sprintf("upstream request timeout (cluster %q, host %s)", cl.Name, host.Address)
+		return failure{code: http.StatusGatewayTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout, judge: true,
+			msg: fmt.Sprintf("upstream request timeout (cluster %q, host %s)", cl.Name, host.Address)}
 	}
-	if gc, ok := resetCode(err); ok {
-		return http.StatusServiceUnavailable, gc,
-			fmt.Sprintf("upstream reset (cluster %q, host %s): %v", cl.Name, host.Address, err)
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		gc, _ := resetCode(err)
+		return failure{code: http.StatusServiceUnavailable, grpc: gc, local: governance.Reset, judge: true,
+			refused: se.Code == http2.ErrCodeRefusedStream,
+			msg:     fmt.Sprintf("upstream reset (cluster %q, host %s): %v", cl.Name, host.Address, err)}
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
-		return http.StatusServiceUnavailable, codeUnavailable,
-			fmt.Sprintf("upstream connect error (cluster %q, host %s): %v", cl.Name, host.Address, op.Err)
+		return failure{code: http.StatusServiceUnavailable, grpc: codeUnavailable, local: governance.ConnectFailure, judge: true,
+			msg: fmt.Sprintf("upstream connect error (cluster %q, host %s): %v", cl.Name, host.Address, op.Err)}
 	}
-	return http.StatusServiceUnavailable, codeUnavailable,
-		fmt.Sprintf("upstream failed (cluster %q, host %s): %v", cl.Name, host.Address, err)
+	return failure{code: http.StatusServiceUnavailable, grpc: codeUnavailable, local: governance.Reset, judge: true,
+		msg: fmt.Sprintf("upstream failed (cluster %q, host %s): %v", cl.Name, host.Address, err)}
 }
 
 // deadlineSlack is how close to the deadline an upstream failure counts as

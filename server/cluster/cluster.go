@@ -59,7 +59,12 @@ type Cluster struct {
 	h2     pool
 	lb     lbConfig
 	now    func() time.Time
-	hosts  atomic.Pointer[hostSet]
+
+	thresholds [2]Thresholds // by routing priority
+	outlier    *governance.Outlier
+	outlierT   *time.Timer
+	breakerCfg governance.BreakerConfig
+	hosts      atomic.Pointer[hostSet]
 
 	mu      sync.Mutex // guards members and rebuilds
 	members []*Host    // the current endpoints, with their health
@@ -82,6 +87,14 @@ type Stats struct {
 	CxConnectFail   atomic.Uint64
 	NoHealthyUpstrm atomic.Uint64
 	MembershipTotal atomic.Int64
+
+	// Circuit breaker overflows and retries, as Envoy names them.
+	RqOverflow        atomic.Uint64 // upstream_rq_overflow (max_requests)
+	RqPendingOverflow atomic.Uint64 // upstream_rq_pending_overflow
+	RqRetry           atomic.Uint64 // upstream_rq_retry
+	RqRetrySuccess    atomic.Uint64 // upstream_rq_retry_success
+	RetryOverflow     atomic.Uint64 // upstream_rq_retry_overflow (max_retries / budget)
+	RetriesActive     atomic.Int64
 }
 
 // Options tune how clusters are built.
@@ -126,6 +139,15 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 	if out.lb, err = lbFromCluster(c); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
+	if out.thresholds, err = thresholdsFromCluster(c); err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+	}
+	if od := c.GetOutlierDetection(); od != nil {
+		out.outlier = governance.NewOutlier(outlierConfig(od), out.rebuild)
+	}
+	if out.breakerCfg, err = endpointBreaker(c); err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+	}
 	if out.Protocol, err = protocol(c); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
@@ -151,6 +173,9 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 	if out.Static {
 		out.SetEndpoints(c.GetLoadAssignment())
 	}
+	if out.outlier != nil {
+		out.outlierT = time.AfterFunc(out.outlier.Interval(), out.outlierTick)
+	}
 	return out, nil
 }
 
@@ -171,6 +196,7 @@ func (c *Cluster) http1Transport(d *net.Dialer, tlsConf *tls.Config, opts Option
 		TLSClientConfig:     tlsConf,
 		DisableCompression:  true, // a proxy forwards encodings untouched
 		MaxIdleConnsPerHost: 1024,
+		MaxConnsPerHost:     int(c.thresholds[0].MaxConnections),
 		IdleConnTimeout:     opts.IdleConnTimeout,
 		TLSHandshakeTimeout: d.Timeout,
 	}
@@ -243,6 +269,9 @@ func (c *Cluster) Close() {
 	c.closed = true
 	if c.timer != nil {
 		c.timer.Stop()
+	}
+	if c.outlierT != nil {
+		c.outlierT.Stop()
 	}
 	c.mu.Unlock()
 	c.CloseIdle()

@@ -34,10 +34,12 @@ type Host struct {
 	CxTotal       atomic.Uint64
 	CxActive      atomic.Int64
 	CxConnectFail atomic.Uint64
+
+	outlier *governance.OutlierHost     // nil without outlier detection
+	breaker *governance.EndpointBreaker // nil without an endpoint breaker
 }
 
-// Healthy reports whether the host takes traffic outside panic mode.
-func (h *Host) Healthy() bool {
+func (h *Host) edsHealthy() bool {
 	switch h.EDSHealth {
 	case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
 		return true
@@ -45,12 +47,46 @@ func (h *Host) Healthy() bool {
 	return false
 }
 
+// Healthy reports whether the host takes traffic outside panic mode: EDS
+// calls it healthy, outlier detection has not ejected it, and its breaker
+// is not open.
+func (h *Host) Healthy() bool {
+	return h.edsHealthy() && !h.Ejected() && (h.breaker == nil || !h.breaker.Open())
+}
+
+// Ejected reports whether outlier detection holds the host out.
+func (h *Host) Ejected() bool { return h.outlier != nil && h.outlier.Ejected() }
+
+// BreakerState is the endpoint breaker's state ("closed", "open",
+// "half-open"), or "" without a breaker.
+func (h *Host) BreakerState() string {
+	if h.breaker == nil {
+		return ""
+	}
+	return h.breaker.State()
+}
+
+// BreakerOpens counts the endpoint breaker's trips.
+func (h *Host) BreakerOpens() uint64 {
+	if h.breaker == nil {
+		return 0
+	}
+	return h.breaker.Opens.Load()
+}
+
 // HealthFlags describes the host's health the way Envoy's /clusters does
-// ("healthy", or "/"-joined reasons such as "/eds_health_unhealthy").
+// ("healthy", or "/"-joined reasons: "/eds_health_unhealthy",
+// "/failed_outlier_check", and meshgate's "/breaker_open").
 func (h *Host) HealthFlags() string {
 	var flags []string
-	if !h.Healthy() {
+	if !h.edsHealthy() {
 		flags = append(flags, "/eds_health_"+strings.ToLower(h.EDSHealth.String()))
+	}
+	if h.Ejected() {
+		flags = append(flags, "/failed_outlier_check")
+	}
+	if h.breaker != nil && h.breaker.Open() {
+		flags = append(flags, "/breaker_open")
 	}
 	if len(flags) == 0 {
 		return "healthy"
@@ -110,6 +146,9 @@ func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
 			h := known[addr]
 			if h == nil {
 				h = &Host{Address: addr, Added: now}
+				if c.breakerCfg.Enabled() {
+					h.breaker = governance.NewEndpointBreaker(c.Name+"/"+addr, c.breakerCfg, c.breakerChanged)
+				}
 			}
 			// Fields a picker reads are rewritten only here, under c.mu,
 			// before the new picker is published.
@@ -122,6 +161,15 @@ func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
 		}
 	}
 	c.members = members
+	if c.outlier != nil {
+		addrs := make([]string, len(members))
+		for i, h := range members {
+			addrs[i] = h.Address
+		}
+		for i, oh := range c.outlier.SetHosts(addrs) {
+			members[i].outlier = oh
+		}
+	}
 	c.overprovisioning = 0
 	if f := cla.GetPolicy().GetOverprovisioningFactor(); f != nil {
 		c.overprovisioning = float64(f.GetValue()) / 100
@@ -165,10 +213,79 @@ func (c *Cluster) rebuildLocked() {
 	}
 }
 
+// breakerChanged runs inside gobreaker's lock: the rebuild, which reads
+// breaker states, happens on its own. An open breaker gets another rebuild
+// when it may turn half-open, so its host is probed again.
+func (c *Cluster) breakerChanged(_, to string) {
+	time.AfterFunc(0, c.rebuild)
+	if to == "open" {
+		openFor := c.breakerCfg.OpenFor
+		if openFor == 0 {
+			openFor = 30 * time.Second // gobreaker's default, as NewEndpointBreaker sets it
+		}
+		time.AfterFunc(openFor, c.rebuild)
+	}
+}
+
 func (c *Cluster) rebuild() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closed {
 		c.rebuildLocked()
+	}
+}
+
+// Attempt is one try of a request at one host. End must be called once.
+type Attempt struct {
+	Host        *Host
+	c           *Cluster
+	breakerDone func(governance.Outcome)
+}
+
+// Begin picks a host for one attempt (avoiding tried hosts when it can,
+// and hosts whose breaker refuses) and counts it as in flight.
+func (c *Cluster) Begin(info governance.PickInfo, tried []*Host) (*Attempt, error) {
+	excluded := tried
+	for range 4 {
+		h, err := c.Pick(info, excluded)
+		if err != nil {
+			return nil, err
+		}
+		var done func(governance.Outcome)
+		if h.breaker != nil {
+			d, ok := h.breaker.Allow()
+			if !ok {
+				excluded = append(slices.Clip(excluded), h)
+				continue
+			}
+			done = d
+		}
+		c.Stats.RqTotal.Add(1)
+		c.Stats.RqActive.Add(1)
+		h.RqTotal.Add(1)
+		h.RqActive.Add(1)
+		return &Attempt{Host: h, c: c, breakerDone: done}, nil
+	}
+	c.Stats.NoHealthyUpstrm.Add(1)
+	return nil, fmt.Errorf("cluster %q: the endpoint breakers refused every host tried: %w", c.Name, ErrNoHealthyUpstream)
+}
+
+// End records how the attempt ended. With judge false (the client went
+// away), the outcome is not held against the host.
+func (a *Attempt) End(out governance.Outcome, judge bool) {
+	a.c.Stats.RqActive.Add(-1)
+	a.Host.RqActive.Add(-1)
+	if !judge {
+		out = governance.Outcome{Status: 200}
+	}
+	if out.Failed() {
+		a.Host.RqError.Add(1)
+		a.c.Stats.Rq5xx.Add(1)
+	}
+	if judge && a.Host.outlier != nil {
+		a.c.outlier.Report(a.Host.outlier, out)
+	}
+	if a.breakerDone != nil {
+		a.breakerDone(out)
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/meshgate/meshgate/governance"
 )
 
 // DefaultTimeout is Envoy's route timeout when a route sets none.
@@ -57,6 +59,17 @@ type Forward[T any] struct {
 	Timeout time.Duration
 	// hash is the route's hash policy, for ring hash and Maglev.
 	hash []hashMethod
+	// Retry is the route's (or its virtual host's) retry policy; nil: none.
+	Retry *governance.RetryPolicy
+	// Priority is the routing priority whose circuit breaker thresholds
+	// apply: 0 DEFAULT, 1 HIGH.
+	Priority int
+	// BufferLimit bounds the request body kept for replay by retries; a
+	// longer body is not retried (Envoy's per_request_buffer_limit_bytes).
+	BufferLimit uint64
+	// IdleTimeout resets a stream with no bytes either way for this long
+	// (0: none).
+	IdleTimeout time.Duration
 	// GRPCTimeoutMax caps a grpc-timeout header; 0 means no cap.
 	GRPCTimeoutMax time.Duration
 }
@@ -272,7 +285,7 @@ func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, sp
 	vh := &VirtualHost[T]{Name: vhc.GetName()}
 	var errs []error
 	for i, rc := range vhc.GetRoutes() {
-		rt, err := compileRoute(vhc.GetName(), i, rc, resolve)
+		rt, err := compileRoute(vhc.GetName(), i, rc, vhc, resolve)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("routes[%d] (%s): %w", i, rc.GetName(), err))
 			continue
@@ -306,7 +319,11 @@ func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, sp
 	return vh, nil
 }
 
-func compileRoute[T any](vhost string, index int, rc *routev3.Route, resolve Resolver[T]) (*Route[T], error) {
+// defaultBufferLimit is the request body kept for retries when a route
+// sets no limit (Envoy's default connection buffer, 1 MiB).
+const defaultBufferLimit = 1 << 20
+
+func compileRoute[T any](vhost string, index int, rc *routev3.Route, vhc *routev3.VirtualHost, resolve Resolver[T]) (*Route[T], error) {
 	m, err := compileMatch(rc.GetMatch())
 	if err != nil {
 		return nil, err
@@ -318,6 +335,9 @@ func compileRoute[T any](vhost string, index int, rc *routev3.Route, resolve Res
 	switch a := rc.GetAction().(type) {
 	case *routev3.Route_Route:
 		rt.Forward, err = compileForward(a.Route, &m, resolve)
+		if err == nil {
+			err = routeGovernance(rt.Forward, rc, vhc)
+		}
 	case *routev3.Route_DirectResponse:
 		rt.Direct, err = compileDirect(a.DirectResponse)
 	case *routev3.Route_Redirect:
@@ -467,4 +487,92 @@ func compileRedirect(r *routev3.RedirectAction, m *routeMatch) (*Redirect, error
 		return nil, fmt.Errorf("redirect.response_code: %v is not supported", r.GetResponseCode())
 	}
 	return out, nil
+}
+
+// routeGovernance reads the retry policy (the route's, else its virtual
+// host's), routing priority, buffer limit and idle timeout.
+func routeGovernance[T any](f *Forward[T], rc *routev3.Route, vhc *routev3.VirtualHost) error {
+	ra := rc.GetRoute()
+	rp := ra.GetRetryPolicy()
+	if rp == nil {
+		rp = vhc.GetRetryPolicy()
+	}
+	if rp != nil {
+		p, err := compileRetryPolicy(rp)
+		if err != nil {
+			return fmt.Errorf("retry_policy: %w", err)
+		}
+		f.Retry = p
+	}
+	if ra.GetRetryPolicyTypedConfig() != nil || vhc.GetRetryPolicyTypedConfig() != nil {
+		return errors.New("retry_policy_typed_config: not supported")
+	}
+	if len(ra.GetRequestMirrorPolicies()) > 0 {
+		return errors.New("route.request_mirror_policies: not supported yet")
+	}
+	if ra.GetHedgePolicy() != nil || vhc.GetHedgePolicy() != nil {
+		return errors.New("hedge_policy: not supported")
+	}
+	f.Priority = int(ra.GetPriority())
+	f.BufferLimit = defaultBufferLimit
+	//lint:ignore SA1019 Envoy still reads the deprecated per_request_buffer_limit_bytes.
+	if v := rc.GetPerRequestBufferLimitBytes(); v != nil {
+		f.BufferLimit = uint64(v.GetValue())
+		//lint:ignore SA1019 Envoy still reads the deprecated per_request_buffer_limit_bytes.
+	} else if v := vhc.GetPerRequestBufferLimitBytes(); v != nil {
+		f.BufferLimit = uint64(v.GetValue())
+	}
+	if v := rc.GetRequestBodyBufferLimit(); v != nil {
+		f.BufferLimit = v.GetValue()
+	}
+	if t := ra.GetIdleTimeout(); t != nil {
+		f.IdleTimeout = t.AsDuration()
+	}
+	return nil
+}
+
+// previousHosts is Envoy's retry host predicate that avoids tried hosts.
+const previousHosts = "envoy.retry_host_predicates.previous_hosts"
+
+func compileRetryPolicy(rp *routev3.RetryPolicy) (*governance.RetryPolicy, error) {
+	on, err := governance.ParseRetryOn(rp.GetRetryOn())
+	if err != nil {
+		return nil, err
+	}
+	p := &governance.RetryPolicy{On: on, NumRetries: 1}
+	if n := rp.GetNumRetries(); n != nil {
+		p.NumRetries = n.GetValue()
+	}
+	if t := rp.GetPerTryTimeout(); t != nil {
+		p.PerTryTimeout = t.AsDuration()
+	}
+	if b := rp.GetRetryBackOff(); b != nil {
+		p.BaseInterval = b.GetBaseInterval().AsDuration()
+		if m := b.GetMaxInterval(); m != nil {
+			p.MaxInterval = m.AsDuration()
+			if p.MaxInterval < p.BaseInterval {
+				return nil, errors.New("retry_back_off.max_interval is less than base_interval")
+			}
+		}
+	}
+	for _, c := range rp.GetRetriableStatusCodes() {
+		p.RetriableStatusCodes = append(p.RetriableStatusCodes, int(c))
+	}
+	for i, hp := range rp.GetRetryHostPredicate() {
+		if hp.GetName() != previousHosts {
+			return nil, fmt.Errorf("retry_host_predicate[%d]: %q is not supported (only %s)", i, hp.GetName(), previousHosts)
+		}
+		p.SkipPreviousHosts = true
+	}
+	switch {
+	case rp.GetRetryPriority() != nil:
+		return nil, errors.New("retry_priority: not supported")
+	case len(rp.GetRetriableHeaders()) > 0 || len(rp.GetRetriableRequestHeaders()) > 0:
+		return nil, errors.New("retriable_headers / retriable_request_headers: not supported")
+	case rp.GetRateLimitedRetryBackOff() != nil:
+		return nil, errors.New("rate_limited_retry_back_off: not supported")
+	case rp.GetPerTryIdleTimeout() != nil:
+		return nil, errors.New("per_try_idle_timeout: not supported yet")
+	}
+	return p, nil
 }
