@@ -95,6 +95,8 @@ type VirtualHostConfig struct {
 	// "prefix.*", or "*" for any host. Default: ["*"].
 	Domains []string      `json:"domains,omitempty"`
 	Routes  []RouteConfig `json:"routes"`
+	// Retries is the retry policy of routes that have none.
+	Retries *RetryConfig `json:"retries,omitempty"`
 	HeaderEdits
 }
 
@@ -123,6 +125,13 @@ type RouteConfig struct {
 	GRPCTimeoutMax *Duration `json:"grpc_timeout_max,omitempty"`
 	// HashPolicy gives ring_hash and maglev clusters the request's key.
 	HashPolicy []HashPolicyConfig `json:"hash_policy,omitempty"`
+	// Retries retry failed attempts (this route's policy wins over its
+	// virtual host's).
+	Retries *RetryConfig `json:"retries,omitempty"`
+	// Priority "high" selects the cluster's HIGH circuit breaker thresholds.
+	Priority string `json:"priority,omitempty"`
+	// IdleTimeout resets a stream quiet both ways this long.
+	IdleTimeout *Duration `json:"idle_timeout,omitempty"`
 	HeaderEdits
 }
 
@@ -221,9 +230,17 @@ type ClusterConfig struct {
 	// SlowStart ramps a new host's share up over a window (round_robin and
 	// least_request).
 	SlowStart *SlowStartConfig `json:"slow_start,omitempty"`
-	// RingSize bounds ring_hash's ring (min, max points).
-	MinRingSize uint64             `json:"min_ring_size,omitempty"`
-	TLS         *UpstreamTLSConfig `json:"tls,omitempty"`
+	// MinRingSize is ring_hash's minimum number of ring points.
+	MinRingSize uint64 `json:"min_ring_size,omitempty"`
+	// CircuitBreakers are Envoy's per-cluster thresholds (defaults: 1024
+	// connections, pending and requests, 3 retries).
+	CircuitBreakers *CircuitBreakersConfig `json:"circuit_breakers,omitempty"`
+	// OutlierDetection ejects failing hosts for a while (Envoy's fields
+	// and defaults).
+	OutlierDetection *OutlierConfig `json:"outlier_detection,omitempty"`
+	// EndpointBreaker trips a breaker per host on its own failures.
+	EndpointBreaker *EndpointBreakerConfig `json:"endpoint_breaker,omitempty"`
+	TLS             *UpstreamTLSConfig     `json:"tls,omitempty"`
 	// Endpoints are "host:port" strings or {address, weight} objects.
 	Endpoints []EndpointConfig `json:"endpoints,omitempty"`
 }
@@ -237,6 +254,78 @@ type UpstreamTLSConfig struct {
 	KeyFile  string `json:"key_file,omitempty"`
 	// SNI is the server name to ask for and verify.
 	SNI string `json:"sni,omitempty"`
+}
+
+// CircuitBreakersConfig is Envoy's circuit_breakers thresholds for the
+// DEFAULT routing priority. Zero fields keep Envoy's defaults.
+type CircuitBreakersConfig struct {
+	MaxConnections     uint32 `json:"max_connections,omitempty"`
+	MaxPendingRequests uint32 `json:"max_pending_requests,omitempty"`
+	MaxRequests        uint32 `json:"max_requests,omitempty"`
+	MaxRetries         uint32 `json:"max_retries,omitempty"`
+	// RetryBudget replaces max_retries with a share of active requests.
+	RetryBudget *RetryBudgetConfig `json:"retry_budget,omitempty"`
+}
+
+// RetryBudgetConfig is Envoy's retry_budget (defaults 20% and 3).
+type RetryBudgetConfig struct {
+	BudgetPercent       float64 `json:"budget_percent,omitempty"`
+	MinRetryConcurrency uint32  `json:"min_retry_concurrency,omitempty"`
+}
+
+// OutlierConfig is Envoy's OutlierDetection; unset fields keep Envoy's
+// defaults (5 consecutive 5xx, 10s interval, 30s base ejection, 10% max).
+type OutlierConfig struct {
+	Consecutive5xx                     *uint32   `json:"consecutive_5xx,omitempty"`
+	ConsecutiveGatewayFailure          *uint32   `json:"consecutive_gateway_failure,omitempty"`
+	EnforcingConsecutiveGatewayFailure *uint32   `json:"enforcing_consecutive_gateway_failure,omitempty"`
+	SplitLocalOriginErrors             bool      `json:"split_local_origin_errors,omitempty"`
+	ConsecutiveLocalOriginFailure      *uint32   `json:"consecutive_local_origin_failure,omitempty"`
+	Interval                           *Duration `json:"interval,omitempty"`
+	BaseEjectionTime                   *Duration `json:"base_ejection_time,omitempty"`
+	MaxEjectionTime                    *Duration `json:"max_ejection_time,omitempty"`
+	MaxEjectionPercent                 *uint32   `json:"max_ejection_percent,omitempty"`
+	EnforcingSuccessRate               *uint32   `json:"enforcing_success_rate,omitempty"`
+	SuccessRateMinimumHosts            *uint32   `json:"success_rate_minimum_hosts,omitempty"`
+	SuccessRateRequestVolume           *uint32   `json:"success_rate_request_volume,omitempty"`
+	SuccessRateStdevFactor             *uint32   `json:"success_rate_stdev_factor,omitempty"`
+	FailurePercentageThreshold         *uint32   `json:"failure_percentage_threshold,omitempty"`
+	EnforcingFailurePercentage         *uint32   `json:"enforcing_failure_percentage,omitempty"`
+	FailurePercentageMinimumHosts      *uint32   `json:"failure_percentage_minimum_hosts,omitempty"`
+	FailurePercentageRequestVolume     *uint32   `json:"failure_percentage_request_volume,omitempty"`
+}
+
+// EndpointBreakerConfig is meshgate's per-host breaker (sony/gobreaker).
+type EndpointBreakerConfig struct {
+	ConsecutiveFailures uint32    `json:"consecutive_failures,omitempty"`
+	FailureRatio        float64   `json:"failure_ratio,omitempty"`
+	MinRequests         uint32    `json:"min_requests,omitempty"`
+	Interval            *Duration `json:"interval,omitempty"`
+	OpenFor             *Duration `json:"open_for,omitempty"`
+	HalfOpenRequests    uint32    `json:"half_open_requests,omitempty"`
+}
+
+// RetryConfig is a route's (or virtual host's) retry policy.
+type RetryConfig struct {
+	// RetryOn lists Envoy retry_on conditions: 5xx, gateway-error, reset,
+	// connect-failure, retriable-4xx, refused-stream,
+	// retriable-status-codes, and the gRPC ones: cancelled,
+	// deadline-exceeded, internal, resource-exhausted, unavailable.
+	RetryOn       string    `json:"retry_on"`
+	NumRetries    *uint32   `json:"num_retries,omitempty"` // default 1
+	PerTryTimeout *Duration `json:"per_try_timeout,omitempty"`
+	// Backoff between attempts: a jittered exponential from Base (25ms) up
+	// to Max (10 x base).
+	Backoff              *BackoffConfig `json:"backoff,omitempty"`
+	RetriableStatusCodes []uint32       `json:"retriable_status_codes,omitempty"`
+	// SkipPreviousHosts makes a retry go to a host not tried yet.
+	SkipPreviousHosts bool `json:"skip_previous_hosts,omitempty"`
+}
+
+// BackoffConfig shapes retry backoff.
+type BackoffConfig struct {
+	Base Duration  `json:"base"`
+	Max  *Duration `json:"max,omitempty"`
 }
 
 // SlowStartConfig is Envoy's slow_start_config.

@@ -28,7 +28,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/meshgate/meshgate/governance"
 	limitsv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/limits/v1"
+	breakerv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/upstreams/breaker/v1"
 )
 
 // Translate turns the friendly format into Envoy v3 resources. Relative file
@@ -264,6 +266,9 @@ func (t *translator) routeConfiguration(path, name string, vhosts []VirtualHostC
 			domains = []string{"*"}
 		}
 		out := &routev3.VirtualHost{Name: vname, Domains: domains}
+		if vh.Retries != nil {
+			out.RetryPolicy = t.retryPolicy(p+".retries", vh.Retries)
+		}
 		out.RequestHeadersToAdd, out.RequestHeadersToRemove, out.ResponseHeadersToAdd, out.ResponseHeadersToRemove = headerEdits(&vh.HeaderEdits)
 		if len(vh.Routes) == 0 {
 			t.errf(p+".routes", "needs at least one route")
@@ -408,10 +413,52 @@ func (t *translator) route(path string, r *RouteConfig) *routev3.Route {
 		}
 		ra.HashPolicy = append(ra.HashPolicy, hp)
 	}
+	if r.Retries != nil {
+		ra.RetryPolicy = t.retryPolicy(path+".retries", r.Retries)
+	}
+	switch strings.ToLower(r.Priority) {
+	case "", "default":
+	case "high":
+		ra.Priority = corev3.RoutingPriority_HIGH
+	default:
+		t.errf(path+".priority", "want default or high, got %q", r.Priority)
+	}
+	if r.IdleTimeout != nil {
+		ra.IdleTimeout = durationpb.New(r.IdleTimeout.Duration)
+	}
 	if r.GRPCTimeoutMax != nil {
 		ra.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{GrpcTimeoutHeaderMax: durationpb.New(r.GRPCTimeoutMax.Duration)}
 	}
 	out.Action = &routev3.Route_Route{Route: ra}
+	return out
+}
+
+func (t *translator) retryPolicy(path string, r *RetryConfig) *routev3.RetryPolicy {
+	if _, err := governance.ParseRetryOn(r.RetryOn); err != nil || strings.TrimSpace(r.RetryOn) == "" {
+		if err == nil {
+			err = errors.New("must list at least one condition")
+		}
+		t.errf(path+".retry_on", "%v", err)
+	}
+	out := &routev3.RetryPolicy{RetryOn: r.RetryOn, RetriableStatusCodes: r.RetriableStatusCodes}
+	if r.NumRetries != nil {
+		out.NumRetries = wrapperspb.UInt32(*r.NumRetries)
+	}
+	if r.PerTryTimeout != nil {
+		out.PerTryTimeout = durationpb.New(r.PerTryTimeout.Duration)
+	}
+	if b := r.Backoff; b != nil {
+		if b.Base.Duration <= 0 {
+			t.errf(path+".backoff.base", "must be positive")
+		}
+		out.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(b.Base.Duration)}
+		if b.Max != nil {
+			out.RetryBackOff.MaxInterval = durationpb.New(b.Max.Duration)
+		}
+	}
+	if r.SkipPreviousHosts {
+		out.RetryHostPredicate = []*routev3.RetryPolicy_RetryHostPredicate{{Name: "envoy.retry_host_predicates.previous_hosts"}}
+	}
 	return out
 }
 
@@ -669,6 +716,51 @@ func (t *translator) cluster(path string, c *ClusterConfig) *clusterv3.Cluster {
 	default:
 		t.errf(path+".type", "unknown type %q (want static or eds)", c.Type)
 	}
+	if cb := c.CircuitBreakers; cb != nil {
+		th := &clusterv3.CircuitBreakers_Thresholds{}
+		set := func(dst **wrapperspb.UInt32Value, v uint32) {
+			if v > 0 {
+				*dst = wrapperspb.UInt32(v)
+			}
+		}
+		set(&th.MaxConnections, cb.MaxConnections)
+		set(&th.MaxPendingRequests, cb.MaxPendingRequests)
+		set(&th.MaxRequests, cb.MaxRequests)
+		set(&th.MaxRetries, cb.MaxRetries)
+		if rb := cb.RetryBudget; rb != nil {
+			th.RetryBudget = &clusterv3.CircuitBreakers_Thresholds_RetryBudget{}
+			if rb.BudgetPercent > 0 {
+				th.RetryBudget.BudgetPercent = &typev3.Percent{Value: rb.BudgetPercent}
+			}
+			set(&th.RetryBudget.MinRetryConcurrency, rb.MinRetryConcurrency)
+		}
+		out.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{th}}
+	}
+	if od := c.OutlierDetection; od != nil {
+		out.OutlierDetection = outlierDetection(od)
+	}
+	if eb := c.EndpointBreaker; eb != nil {
+		if eb.ConsecutiveFailures == 0 && eb.FailureRatio == 0 {
+			t.errf(path+".endpoint_breaker", "needs consecutive_failures or failure_ratio")
+		}
+		if eb.FailureRatio < 0 || eb.FailureRatio > 1 {
+			t.errf(path+".endpoint_breaker.failure_ratio", "want a fraction from 0 to 1")
+		}
+		b := &breakerv1.EndpointBreaker{
+			ConsecutiveFailures: eb.ConsecutiveFailures, FailureRatio: eb.FailureRatio,
+			MinRequests: eb.MinRequests, HalfOpenRequests: eb.HalfOpenRequests,
+		}
+		if eb.Interval != nil {
+			b.Interval = durationpb.New(eb.Interval.Duration)
+		}
+		if eb.OpenFor != nil {
+			b.OpenDuration = durationpb.New(eb.OpenFor.Duration)
+		}
+		if out.TypedExtensionProtocolOptions == nil {
+			out.TypedExtensionProtocolOptions = map[string]*anypb.Any{}
+		}
+		out.TypedExtensionProtocolOptions[EndpointBreakerOptions] = mustAny(b)
+	}
 	if c.TLS != nil {
 		ctx := &tlsv3.UpstreamTlsContext{Sni: c.TLS.SNI, CommonTlsContext: &tlsv3.CommonTlsContext{}}
 		// Unlike Envoy, the friendly format never skips verification: without
@@ -695,4 +787,38 @@ func (t *translator) cluster(path string, c *ClusterConfig) *clusterv3.Cluster {
 		}
 	}
 	return out
+}
+
+func outlierDetection(od *OutlierConfig) *clusterv3.OutlierDetection {
+	u32 := func(v *uint32) *wrapperspb.UInt32Value {
+		if v == nil {
+			return nil
+		}
+		return wrapperspb.UInt32(*v)
+	}
+	dur := func(v *Duration) *durationpb.Duration {
+		if v == nil {
+			return nil
+		}
+		return durationpb.New(v.Duration)
+	}
+	return &clusterv3.OutlierDetection{
+		Consecutive_5Xx:                    u32(od.Consecutive5xx),
+		ConsecutiveGatewayFailure:          u32(od.ConsecutiveGatewayFailure),
+		EnforcingConsecutiveGatewayFailure: u32(od.EnforcingConsecutiveGatewayFailure),
+		SplitExternalLocalOriginErrors:     od.SplitLocalOriginErrors,
+		ConsecutiveLocalOriginFailure:      u32(od.ConsecutiveLocalOriginFailure),
+		Interval:                           dur(od.Interval),
+		BaseEjectionTime:                   dur(od.BaseEjectionTime),
+		MaxEjectionTime:                    dur(od.MaxEjectionTime),
+		MaxEjectionPercent:                 u32(od.MaxEjectionPercent),
+		EnforcingSuccessRate:               u32(od.EnforcingSuccessRate),
+		SuccessRateMinimumHosts:            u32(od.SuccessRateMinimumHosts),
+		SuccessRateRequestVolume:           u32(od.SuccessRateRequestVolume),
+		SuccessRateStdevFactor:             u32(od.SuccessRateStdevFactor),
+		FailurePercentageThreshold:         u32(od.FailurePercentageThreshold),
+		EnforcingFailurePercentage:         u32(od.EnforcingFailurePercentage),
+		FailurePercentageMinimumHosts:      u32(od.FailurePercentageMinimumHosts),
+		FailurePercentageRequestVolume:     u32(od.FailurePercentageRequestVolume),
+	}
 }

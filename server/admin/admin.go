@@ -136,9 +136,14 @@ func (a *admin) clusters(w http.ResponseWriter, r *http.Request) {
 					Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 						Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
 					}}},
-					Stats:        hostStats(h),
-					HealthStatus: &adminv3.HostHealthStatus{EdsHealthStatus: corev3.HealthStatus_HEALTHY},
-					Weight:       h.Weight,
+					Stats: hostStats(h),
+					HealthStatus: &adminv3.HostHealthStatus{
+						EdsHealthStatus:    h.EDSHealth,
+						FailedOutlierCheck: h.Ejected(),
+						PendingActiveHc:    false,
+					},
+					Priority: h.Priority,
+					Weight:   h.Weight,
 				})
 			}
 			out.ClusterStatuses = append(out.ClusterStatuses, cs)
@@ -163,12 +168,31 @@ func (a *admin) clusters(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "%s::upstream_rq_5xx::%d\n", c.Name, s.Rq5xx.Load())
 		fmt.Fprintf(&b, "%s::upstream_cx_active::%d\n", c.Name, s.CxActive.Load())
 		fmt.Fprintf(&b, "%s::upstream_cx_connect_fail::%d\n", c.Name, s.CxConnectFail.Load())
+		fmt.Fprintf(&b, "%s::upstream_rq_overflow::%d\n", c.Name, s.RqOverflow.Load())
+		fmt.Fprintf(&b, "%s::upstream_rq_pending_overflow::%d\n", c.Name, s.RqPendingOverflow.Load())
+		fmt.Fprintf(&b, "%s::upstream_rq_retry::%d\n", c.Name, s.RqRetry.Load())
+		fmt.Fprintf(&b, "%s::upstream_rq_retry_success::%d\n", c.Name, s.RqRetrySuccess.Load())
+		fmt.Fprintf(&b, "%s::upstream_rq_retry_overflow::%d\n", c.Name, s.RetryOverflow.Load())
+		if ej, active := c.OutlierStats(); ej != nil {
+			for _, kind := range sortedKeys(ej) {
+				fmt.Fprintf(&b, "%s::outlier_detection.ejections_enforced_%s::%d\n", c.Name, kind, ej[kind])
+			}
+			fmt.Fprintf(&b, "%s::outlier_detection.ejections_active::%d\n", c.Name, active)
+		}
 		for _, h := range c.Hosts() {
 			for _, m := range hostStats(h) {
 				fmt.Fprintf(&b, "%s::%s::%s::%d\n", c.Name, h.Address, m.GetName(), m.GetValue())
 			}
-			fmt.Fprintf(&b, "%s::%s::health_flags::healthy\n", c.Name, h.Address)
+			fmt.Fprintf(&b, "%s::%s::health_flags::%s\n", c.Name, h.Address, h.HealthFlags())
 			fmt.Fprintf(&b, "%s::%s::weight::%d\n", c.Name, h.Address, h.Weight)
+			fmt.Fprintf(&b, "%s::%s::priority::%d\n", c.Name, h.Address, h.Priority)
+			if h.Locality != "//" {
+				fmt.Fprintf(&b, "%s::%s::locality::%s\n", c.Name, h.Address, h.Locality)
+			}
+			if st := h.BreakerState(); st != "" {
+				fmt.Fprintf(&b, "%s::%s::breaker_state::%s\n", c.Name, h.Address, st)
+				fmt.Fprintf(&b, "%s::%s::breaker_opens::%d\n", c.Name, h.Address, h.BreakerOpens())
+			}
 		}
 	}
 	_, _ = w.Write([]byte(b.String()))
@@ -198,6 +222,15 @@ func hostStats(h *cluster.Host) []*adminv3.SimpleMetric {
 		out = append(out, &adminv3.SimpleMetric{Name: k, Value: m[k], Type: typ})
 	}
 	return out
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func splitHostPort(addr string) (string, uint32) {

@@ -262,6 +262,19 @@ func (c *Cluster) Transport(downstreamH2 bool) http.RoundTripper {
 	return c.h1
 }
 
+// OutlierStats returns the outlier detector's enforced ejections by kind
+// name and the hosts ejected now; nil without outlier detection.
+func (c *Cluster) OutlierStats() (ejections map[string]uint64, active int64) {
+	if c.outlier == nil {
+		return nil, 0
+	}
+	ejections = map[string]uint64{}
+	for k := governance.EjectConsecutive5xx; k <= governance.EjectFailurePercentage; k++ {
+		ejections[k.String()] = c.outlier.Ejections[k].Load()
+	}
+	return ejections, c.outlier.Active.Load()
+}
+
 // Close stops the cluster's timers and closes its idle connections. Requests
 // in flight finish; their connections close when they go idle.
 func (c *Cluster) Close() {

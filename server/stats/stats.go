@@ -105,6 +105,24 @@ var (
 		"Requests that found no healthy host in a cluster.", []string{"cluster"}, nil)
 	descMembers = prometheus.NewDesc("meshgate_cluster_membership_total",
 		"Hosts in a cluster.", []string{"cluster"}, nil)
+	descHealthy = prometheus.NewDesc("meshgate_cluster_membership_healthy",
+		"Hosts in a cluster that take traffic outside panic mode.", []string{"cluster"}, nil)
+	descOverflow = prometheus.NewDesc("meshgate_cluster_upstream_rq_overflow_total",
+		"Requests refused by a circuit breaker threshold, by which (max_requests, max_pending_requests).", []string{"cluster", "threshold"}, nil)
+	descRetry = prometheus.NewDesc("meshgate_cluster_upstream_rq_retry_total",
+		"Retries sent.", []string{"cluster"}, nil)
+	descRetrySuccess = prometheus.NewDesc("meshgate_cluster_upstream_rq_retry_success_total",
+		"Requests that succeeded on a retry.", []string{"cluster"}, nil)
+	descRetryOverflow = prometheus.NewDesc("meshgate_cluster_upstream_rq_retry_overflow_total",
+		"Retries not sent because of max_retries or the retry budget.", []string{"cluster"}, nil)
+	descEjections = prometheus.NewDesc("meshgate_cluster_outlier_ejections_enforced_total",
+		"Outlier ejections by kind.", []string{"cluster", "kind"}, nil)
+	descEjectionsActive = prometheus.NewDesc("meshgate_cluster_outlier_ejections_active",
+		"Hosts ejected now.", []string{"cluster"}, nil)
+	descBreakerOpens = prometheus.NewDesc("meshgate_cluster_endpoint_breaker_opens_total",
+		"Times an endpoint breaker tripped open, summed over the cluster's hosts.", []string{"cluster"}, nil)
+	descBreakersOpen = prometheus.NewDesc("meshgate_cluster_endpoint_breakers_open",
+		"Hosts whose endpoint breaker is open now.", []string{"cluster"}, nil)
 )
 
 // clusterCollector reads the clusters' own atomic counters at scrape time,
@@ -114,7 +132,9 @@ type clusterCollector struct {
 }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRq, descRqActive, descRqTimeout, descRq5xx, descCx, descCxActive, descCxFail, descNoHealthy, descMembers} {
+	for _, d := range []*prometheus.Desc{descRq, descRqActive, descRqTimeout, descRq5xx, descCx, descCxActive, descCxFail,
+		descNoHealthy, descMembers, descHealthy, descOverflow, descRetry, descRetrySuccess, descRetryOverflow,
+		descEjections, descEjectionsActive, descBreakerOpens, descBreakersOpen} {
 		ch <- d
 	}
 }
@@ -137,5 +157,29 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descCxFail, s.CxConnectFail.Load())
 		counter(descNoHealthy, s.NoHealthyUpstrm.Load())
 		gauge(descMembers, s.MembershipTotal.Load())
+		ch <- prometheus.MustNewConstMetric(descOverflow, prometheus.CounterValue, float64(s.RqOverflow.Load()), cl.Name, "max_requests")
+		ch <- prometheus.MustNewConstMetric(descOverflow, prometheus.CounterValue, float64(s.RqPendingOverflow.Load()), cl.Name, "max_pending_requests")
+		counter(descRetry, s.RqRetry.Load())
+		counter(descRetrySuccess, s.RqRetrySuccess.Load())
+		counter(descRetryOverflow, s.RetryOverflow.Load())
+		var healthy, opens, open int64
+		for _, h := range cl.Hosts() {
+			if h.Healthy() {
+				healthy++
+			}
+			opens += int64(h.BreakerOpens())
+			if h.BreakerState() == "open" {
+				open++
+			}
+		}
+		gauge(descHealthy, healthy)
+		counter(descBreakerOpens, uint64(opens))
+		gauge(descBreakersOpen, open)
+		if ej, active := cl.OutlierStats(); ej != nil {
+			for kind, n := range ej {
+				ch <- prometheus.MustNewConstMetric(descEjections, prometheus.CounterValue, float64(n), cl.Name, kind)
+			}
+			gauge(descEjectionsActive, active)
+		}
 	}
 }
