@@ -297,7 +297,24 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 				}
 			}
 		}
-		retry := policy != nil && n < int(policy.NumRetries) && fail.judge && policy.Retriable(result) &&
+		judged := err == nil || fail.judge // not the client leaving or a request over the limit
+		var peeked []byte
+		var peekErr error
+		if err == nil && isGRPC && result.GRPCStatus < 0 && policy != nil && n < int(policy.NumRetries) &&
+			(replay == nil || replay.Done()) {
+			// The status may come in trailers right behind the headers. With
+			// the whole request sent, wait for the first message or the
+			// trailers before answering, so that a failed call can still be
+			// retried: nothing has reached the client yet.
+			peeked, peekErr = peek(resp.Body)
+			if peekErr == io.EOF && len(peeked) == 0 {
+				if gs, ok := grpcStatusOf(resp.Trailer); ok {
+					result.GRPCStatus = gs
+					result.Status = governance.HTTPStatusFromGRPC(gs)
+				}
+			}
+		}
+		retry := policy != nil && n < int(policy.NumRetries) && judged && policy.Retriable(result) &&
 			(replay == nil || replay.Replayable())
 		if retry {
 			if releaseRetry != nil {
@@ -338,6 +355,9 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 		}
 		if n > 0 {
 			cl.Stats.RqRetrySuccess.Add(1)
+		}
+		if peeked != nil || peekErr != nil {
+			resp.Body = &prefixedBody{ReadCloser: resp.Body, prefix: peeked, err: peekErr}
 		}
 		ch.respond(c, r, rt, cl, a, resp, result, isGRPC, limited, ctx)
 		return
@@ -425,6 +445,32 @@ func (ch *chain) respond(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 			outcome.Status = governance.HTTPStatusFromGRPC(gs)
 		}
 	}
+}
+
+// peek reads the first bytes of a body (or its end).
+func peek(body io.Reader) ([]byte, error) {
+	buf := make([]byte, 4096)
+	n, err := body.Read(buf)
+	return buf[:n], err
+}
+
+// prefixedBody gives back what peek read, then the rest of the body.
+type prefixedBody struct {
+	io.ReadCloser
+	prefix []byte
+	err    error // what the peek's read returned with the prefix
+}
+
+func (b *prefixedBody) Read(p []byte) (int, error) {
+	if len(b.prefix) > 0 {
+		n := copy(p, b.prefix)
+		b.prefix = b.prefix[n:]
+		return n, nil
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return b.ReadCloser.Read(p)
 }
 
 // grpcStatusOf reads grpc-status from headers or trailers.

@@ -41,6 +41,13 @@ func (rb *replayBody) Replayable() bool {
 	return !rb.overflow
 }
 
+// Done reports whether the client has sent its whole body.
+func (rb *replayBody) Done() bool {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	return rb.err == io.EOF
+}
+
 // attempt returns a reader for one attempt, starting at the beginning.
 func (rb *replayBody) attempt() *attemptBody { return &attemptBody{rb: rb} }
 

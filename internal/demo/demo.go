@@ -39,11 +39,37 @@ type Service struct {
 	// (or whose deadline passed) while the server was still working, when
 	// the channel has room.
 	Cancels chan string
+	// Faults make the whole instance misbehave, for failure tests.
+	Faults *Faults
+	// Calls counts the unary calls that reached the instance.
+	Calls atomic.Int64
+}
+
+// Faults are switches that make an instance fail or slow down on purpose.
+type Faults struct {
+	// GRPCCode, when non-zero, answers every gRPC call with this status.
+	GRPCCode atomic.Int32
+	// HTTPStatus, when non-zero, answers every HTTP request with it.
+	HTTPStatus atomic.Int32
+	// Delay, when non-zero, holds every call and request this long first.
+	Delay atomic.Int64 // nanoseconds
+}
+
+func (f *Faults) apply(ctx context.Context, s *Service, method string) error {
+	if d := time.Duration(f.Delay.Load()); d > 0 {
+		if err := s.wait(ctx, method, d); err != nil {
+			return err
+		}
+	}
+	if c := f.GRPCCode.Load(); c != 0 {
+		return status.Errorf(codes.Code(c), "%s is failing on purpose", s.Name)
+	}
+	return nil
 }
 
 // NewService returns a Service named name.
 func NewService(name string) *Service {
-	return &Service{Name: name, Cancels: make(chan string, 64)}
+	return &Service{Name: name, Cancels: make(chan string, 64), Faults: &Faults{}}
 }
 
 func (s *Service) cancelled(ctx context.Context, method string) error {
@@ -111,7 +137,11 @@ func failure(code int32, msg string) error {
 
 // Echo answers with the request's message and payload.
 func (s *Service) Echo(ctx context.Context, req *demov1.EchoRequest) (*demov1.EchoResponse, error) {
+	s.Calls.Add(1)
 	md := echoMetadata(ctx)
+	if err := s.Faults.apply(ctx, s, "Echo"); err != nil {
+		return nil, err
+	}
 	if err := s.wait(ctx, "Echo", time.Duration(req.GetDelayMs())*time.Millisecond); err != nil {
 		return nil, err
 	}
@@ -204,9 +234,24 @@ func (s *Service) BidiStream(stream grpc.BidiStreamingServer[demov1.EchoRequest,
 
 // EchoHandler answers any HTTP request with a JSON description of it.
 // Query parameters steer it: status=N answers with that status,
-// delay=250ms waits first, size=N sends a body of N bytes instead.
-func EchoHandler(name string) http.Handler {
+// delay=250ms waits first, size=N sends a body of N bytes instead. faults
+// (may be nil) make every request fail or wait.
+func EchoHandler(name string, faults *Faults) http.Handler {
+	if faults == nil {
+		faults = &Faults{}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d := time.Duration(faults.Delay.Load()); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if st := faults.HTTPStatus.Load(); st != 0 {
+			http.Error(w, name+" is failing on purpose", int(st))
+			return
+		}
 		q := r.URL.Query()
 		if d, err := time.ParseDuration(q.Get("delay")); err == nil {
 			select {
@@ -295,7 +340,7 @@ func Start(ctx context.Context, name, grpcAddr, httpAddr string) (*Backend, erro
 		var p http.Protocols
 		p.SetHTTP1(true)
 		p.SetUnencryptedHTTP2(true)
-		b.http = &http.Server{Handler: EchoHandler(name), Protocols: &p, ReadHeaderTimeout: 10 * time.Second}
+		b.http = &http.Server{Handler: EchoHandler(name, b.Service.Faults), Protocols: &p, ReadHeaderTimeout: 10 * time.Second}
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()

@@ -174,7 +174,9 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		out.SetEndpoints(c.GetLoadAssignment())
 	}
 	if out.outlier != nil {
+		out.mu.Lock() // the first tick may run before New returns
 		out.outlierT = time.AfterFunc(out.outlier.Interval(), out.outlierTick)
+		out.mu.Unlock()
 	}
 	return out, nil
 }
