@@ -240,7 +240,9 @@ type ClusterConfig struct {
 	OutlierDetection *OutlierConfig `json:"outlier_detection,omitempty"`
 	// EndpointBreaker trips a breaker per host on its own failures.
 	EndpointBreaker *EndpointBreakerConfig `json:"endpoint_breaker,omitempty"`
-	TLS             *UpstreamTLSConfig     `json:"tls,omitempty"`
+	// HealthCheck actively checks every host.
+	HealthCheck *HealthCheckConfig `json:"health_check,omitempty"`
+	TLS         *UpstreamTLSConfig `json:"tls,omitempty"`
 	// Endpoints are "host:port" strings or {address, weight} objects.
 	Endpoints []EndpointConfig `json:"endpoints,omitempty"`
 }
@@ -303,6 +305,45 @@ type EndpointBreakerConfig struct {
 	Interval            *Duration `json:"interval,omitempty"`
 	OpenFor             *Duration `json:"open_for,omitempty"`
 	HalfOpenRequests    uint32    `json:"half_open_requests,omitempty"`
+}
+
+// HealthCheckConfig is an active health check (Envoy's HealthCheck): give
+// one of HTTP, GRPC or TCP. New hosts take traffic once a check passes.
+type HealthCheckConfig struct {
+	Interval *Duration `json:"interval,omitempty"` // default 5s
+	Timeout  *Duration `json:"timeout,omitempty"`  // default 1s
+	// IntervalJitter adds up to this much to each interval.
+	IntervalJitter *Duration `json:"interval_jitter,omitempty"`
+	// UnhealthyThreshold failures make a host unhealthy (default 3);
+	// HealthyThreshold successes make it healthy again (default 2).
+	UnhealthyThreshold uint32 `json:"unhealthy_threshold,omitempty"`
+	HealthyThreshold   uint32 `json:"healthy_threshold,omitempty"`
+
+	HTTP *HTTPHealthCheckConfig `json:"http,omitempty"`
+	GRPC *GRPCHealthCheckConfig `json:"grpc,omitempty"`
+	TCP  *TCPHealthCheckConfig  `json:"tcp,omitempty"`
+}
+
+// HTTPHealthCheckConfig checks with a GET.
+type HTTPHealthCheckConfig struct {
+	Path string `json:"path"`
+	Host string `json:"host,omitempty"`
+	// ExpectedStatuses pass (default [200]).
+	ExpectedStatuses []uint32 `json:"expected_statuses,omitempty"`
+	HTTP2            bool     `json:"http2,omitempty"`
+}
+
+// GRPCHealthCheckConfig asks grpc.health.v1.Health/Check.
+type GRPCHealthCheckConfig struct {
+	Service   string `json:"service,omitempty"`
+	Authority string `json:"authority,omitempty"`
+}
+
+// TCPHealthCheckConfig connects, sends Send and expects each of Receive in
+// the answer (plain text).
+type TCPHealthCheckConfig struct {
+	Send    string   `json:"send,omitempty"`
+	Receive []string `json:"receive,omitempty"`
 }
 
 // RetryConfig is a route's (or virtual host's) retry policy.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -739,6 +740,9 @@ func (t *translator) cluster(path string, c *ClusterConfig) *clusterv3.Cluster {
 	if od := c.OutlierDetection; od != nil {
 		out.OutlierDetection = outlierDetection(od)
 	}
+	if hc := c.HealthCheck; hc != nil {
+		out.HealthChecks = []*corev3.HealthCheck{t.healthCheck(path+".health_check", hc)}
+	}
 	if eb := c.EndpointBreaker; eb != nil {
 		if eb.ConsecutiveFailures == 0 && eb.FailureRatio == 0 {
 			t.errf(path+".endpoint_breaker", "needs consecutive_failures or failure_ratio")
@@ -785,6 +789,64 @@ func (t *translator) cluster(path string, c *ClusterConfig) *clusterv3.Cluster {
 			Name:       TLSTransportSocket,
 			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)},
 		}
+	}
+	return out
+}
+
+func (t *translator) healthCheck(path string, hc *HealthCheckConfig) *corev3.HealthCheck {
+	dur := func(d *Duration, def time.Duration) *durationpb.Duration {
+		if d == nil {
+			return durationpb.New(def)
+		}
+		return durationpb.New(d.Duration)
+	}
+	out := &corev3.HealthCheck{
+		Interval:           dur(hc.Interval, 5*time.Second),
+		Timeout:            dur(hc.Timeout, time.Second),
+		UnhealthyThreshold: wrapperspb.UInt32(max(hc.UnhealthyThreshold, 1)),
+		HealthyThreshold:   wrapperspb.UInt32(max(hc.HealthyThreshold, 1)),
+	}
+	if hc.UnhealthyThreshold == 0 {
+		out.UnhealthyThreshold = wrapperspb.UInt32(3)
+	}
+	if hc.HealthyThreshold == 0 {
+		out.HealthyThreshold = wrapperspb.UInt32(2)
+	}
+	if hc.IntervalJitter != nil {
+		out.IntervalJitter = durationpb.New(hc.IntervalJitter.Duration)
+	}
+	kinds := 0
+	if h := hc.HTTP; h != nil {
+		kinds++
+		if !strings.HasPrefix(h.Path, "/") {
+			t.errf(path+".http.path", "must start with /")
+		}
+		hh := &corev3.HealthCheck_HttpHealthCheck{Path: h.Path, Host: h.Host}
+		for _, st := range h.ExpectedStatuses {
+			hh.ExpectedStatuses = append(hh.ExpectedStatuses, &typev3.Int64Range{Start: int64(st), End: int64(st) + 1})
+		}
+		if h.HTTP2 {
+			hh.CodecClientType = typev3.CodecClientType_HTTP2
+		}
+		out.HealthChecker = &corev3.HealthCheck_HttpHealthCheck_{HttpHealthCheck: hh}
+	}
+	if g := hc.GRPC; g != nil {
+		kinds++
+		out.HealthChecker = &corev3.HealthCheck_GrpcHealthCheck_{GrpcHealthCheck: &corev3.HealthCheck_GrpcHealthCheck{ServiceName: g.Service, Authority: g.Authority}}
+	}
+	if tc := hc.TCP; tc != nil {
+		kinds++
+		th := &corev3.HealthCheck_TcpHealthCheck{}
+		if tc.Send != "" {
+			th.Send = &corev3.HealthCheck_Payload{Payload: &corev3.HealthCheck_Payload_Text{Text: hex.EncodeToString([]byte(tc.Send))}}
+		}
+		for _, r := range tc.Receive {
+			th.Receive = append(th.Receive, &corev3.HealthCheck_Payload{Payload: &corev3.HealthCheck_Payload_Text{Text: hex.EncodeToString([]byte(r))}})
+		}
+		out.HealthChecker = &corev3.HealthCheck_TcpHealthCheck_{TcpHealthCheck: th}
+	}
+	if kinds != 1 {
+		t.errf(path, "give exactly one of http, grpc, tcp")
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/meshgate/meshgate/internal/demo"
@@ -403,5 +404,44 @@ func TestGovernance_RetryOnTrailerStatus(t *testing.T) {
 	}
 	if bs[0].Service.Calls.Load() == 0 {
 		t.Fatal("the failing backend was never tried: the test proves nothing")
+	}
+}
+
+// Active health checks take a host out when it stops serving and put it
+// back when it serves again; new hosts wait for their first good check.
+func TestGovernance_ActiveHealthChecks(t *testing.T) {
+	bs := backends(t, 2)
+	g := startGateway(t, render(t, governanceConfig, governanceData{
+		Backends: bs,
+		Extra:    indent(`health_check: { interval: 50ms, timeout: 1s, unhealthy_threshold: 2, healthy_threshold: 2, grpc: { service: demo.v1.DemoService } }`, 4),
+	}))
+	c := demoClient(t, g.addr("main"))
+	cl := clusterNamed(t, g, "grpc")
+	flags := func(b *demo.Backend) string {
+		for _, h := range cl.Hosts() {
+			if h.Address == b.GRPCAddr {
+				return h.HealthFlags()
+			}
+		}
+		return "missing"
+	}
+	waitFor(t, "both hosts to pass their first check", func() bool { return flags(bs[0]) == "healthy" && flags(bs[1]) == "healthy" })
+
+	bs[0].Health.SetServingStatus("demo.v1.DemoService", healthpb.HealthCheckResponse_NOT_SERVING)
+	waitFor(t, "the host to fail its checks", func() bool { return flags(bs[0]) == "/failed_active_hc" })
+	before := bs[0].Service.Calls.Load()
+	for range 20 {
+		if _, err := c.Echo(context.Background(), &demov1.EchoRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := bs[0].Service.Calls.Load() - before; got != 0 {
+		t.Errorf("the host failing health checks got %d calls", got)
+	}
+	bs[0].Health.SetServingStatus("demo.v1.DemoService", healthpb.HealthCheckResponse_SERVING)
+	waitFor(t, "the host to pass its checks again", func() bool { return flags(bs[0]) == "healthy" })
+	attempts, ok, failed, _ := cl.HealthCheckStats()
+	if failed < 2 || ok < 4 || attempts != ok+failed {
+		t.Errorf("health check counts: %d attempts, %d ok, %d failed", attempts, ok, failed)
 	}
 }

@@ -20,6 +20,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
@@ -301,7 +303,10 @@ func EchoHandler(name string, faults *Faults) http.Handler {
 // Backend is a running demo backend: a gRPC server (with server reflection)
 // and an HTTP echo server.
 type Backend struct {
-	Service  *Service
+	Service *Service
+	// Health is the grpc.health.v1 service (SERVING for "" and the demo
+	// service at start).
+	Health   *health.Server
 	GRPCAddr string
 	HTTPAddr string
 
@@ -323,6 +328,9 @@ func Start(ctx context.Context, name, grpcAddr, httpAddr string) (*Backend, erro
 		b.GRPCAddr = gl.Addr().String()
 		b.grpc = grpc.NewServer()
 		demov1.RegisterDemoServiceServer(b.grpc, b.Service)
+		b.Health = health.NewServer()
+		b.Health.SetServingStatus("demo.v1.DemoService", healthpb.HealthCheckResponse_SERVING)
+		healthpb.RegisterHealthServer(b.grpc, b.Health)
 		reflection.Register(b.grpc)
 		b.wg.Add(1)
 		go func() {

@@ -173,6 +173,11 @@ func (a *admin) clusters(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "%s::upstream_rq_retry::%d\n", c.Name, s.RqRetry.Load())
 		fmt.Fprintf(&b, "%s::upstream_rq_retry_success::%d\n", c.Name, s.RqRetrySuccess.Load())
 		fmt.Fprintf(&b, "%s::upstream_rq_retry_overflow::%d\n", c.Name, s.RetryOverflow.Load())
+		if a, ok, f, has := c.HealthCheckStats(); has {
+			fmt.Fprintf(&b, "%s::health_check.attempt::%d\n", c.Name, a)
+			fmt.Fprintf(&b, "%s::health_check.success::%d\n", c.Name, ok)
+			fmt.Fprintf(&b, "%s::health_check.failure::%d\n", c.Name, f)
+		}
 		if ej, active := c.OutlierStats(); ej != nil {
 			for _, kind := range sortedKeys(ej) {
 				fmt.Fprintf(&b, "%s::outlier_detection.ejections_enforced_%s::%d\n", c.Name, kind, ej[kind])

@@ -64,6 +64,7 @@ type Cluster struct {
 	outlier    *governance.Outlier
 	outlierT   *time.Timer
 	breakerCfg governance.BreakerConfig
+	hc         *governance.HealthChecker // nil without active health checks
 	hosts      atomic.Pointer[hostSet]
 
 	mu      sync.Mutex // guards members and rebuilds
@@ -157,6 +158,9 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 	}
 	if tlsConf != nil {
 		out.scheme = "https"
+	}
+	if out.hc, err = healthChecker(c, tlsConf, out.rebuild); err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
 	connectTimeout := 5 * time.Second
 	if ct := c.GetConnectTimeout(); ct != nil {
@@ -277,6 +281,15 @@ func (c *Cluster) OutlierStats() (ejections map[string]uint64, active int64) {
 	return ejections, c.outlier.Active.Load()
 }
 
+// HealthCheckStats returns the active health checks' attempts, successes
+// and failures; ok is false without health checks.
+func (c *Cluster) HealthCheckStats() (attempts, successes, failures uint64, ok bool) {
+	if c.hc == nil {
+		return 0, 0, 0, false
+	}
+	return c.hc.Attempts.Load(), c.hc.Successes.Load(), c.hc.Failures.Load(), true
+}
+
 // Close stops the cluster's timers and closes its idle connections. Requests
 // in flight finish; their connections close when they go idle.
 func (c *Cluster) Close() {
@@ -289,6 +302,10 @@ func (c *Cluster) Close() {
 		c.outlierT.Stop()
 	}
 	c.mu.Unlock()
+	// Outside c.mu: a check loop may be waiting for it to report a change.
+	if c.hc != nil {
+		c.hc.Close()
+	}
 	c.CloseIdle()
 }
 

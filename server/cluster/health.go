@@ -1,9 +1,14 @@
 package cluster
 
 import (
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
 	"fmt"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/meshgate/meshgate/config"
@@ -81,4 +86,68 @@ func (c *Cluster) outlierTick() {
 	if !c.closed {
 		c.outlierT.Reset(c.outlier.Interval())
 	}
+}
+
+// healthChecker builds the active health checker of health_checks (one is
+// supported), or returns nil without one.
+func healthChecker(c *clusterv3.Cluster, tlsConf *tls.Config, onChange func()) (*governance.HealthChecker, error) {
+	hcs := c.GetHealthChecks()
+	if len(hcs) == 0 {
+		return nil, nil
+	}
+	if len(hcs) > 1 {
+		return nil, errors.New("health_checks: only one health check per cluster is supported")
+	}
+	h := hcs[0]
+	cfg := governance.HealthCheckConfig{
+		Timeout:               h.GetTimeout().AsDuration(),
+		Interval:              h.GetInterval().AsDuration(),
+		IntervalJitter:        h.GetIntervalJitter().AsDuration(),
+		IntervalJitterPercent: h.GetIntervalJitterPercent(),
+		InitialJitter:         h.GetInitialJitter().AsDuration(),
+		UnhealthyInterval:     h.GetUnhealthyInterval().AsDuration(),
+		UnhealthyThreshold:    h.GetUnhealthyThreshold().GetValue(),
+		HealthyThreshold:      h.GetHealthyThreshold().GetValue(),
+	}
+	var probe governance.Probe
+	switch k := h.GetHealthChecker().(type) {
+	case *corev3.HealthCheck_HttpHealthCheck_:
+		hh := k.HttpHealthCheck
+		p := &governance.HTTPProbe{Path: hh.GetPath(), Host: hh.GetHost(), TLS: tlsConf,
+			HTTP2: hh.GetCodecClientType() == typev3.CodecClientType_HTTP2}
+		for _, r := range hh.GetExpectedStatuses() {
+			p.Expected = append(p.Expected, [2]int{int(r.GetStart()), int(r.GetEnd())})
+		}
+		probe = p
+	case *corev3.HealthCheck_TcpHealthCheck_:
+		p := &governance.TCPProbe{TLS: tlsConf}
+		var err error
+		if p.Send, err = payload(k.TcpHealthCheck.GetSend()); err != nil {
+			return nil, fmt.Errorf("health_checks[0].tcp_health_check.send: %w", err)
+		}
+		for i, r := range k.TcpHealthCheck.GetReceive() {
+			b, err := payload(r)
+			if err != nil {
+				return nil, fmt.Errorf("health_checks[0].tcp_health_check.receive[%d]: %w", i, err)
+			}
+			p.Receive = append(p.Receive, b)
+		}
+		probe = p
+	case *corev3.HealthCheck_GrpcHealthCheck_:
+		probe = &governance.GRPCProbe{Service: k.GrpcHealthCheck.GetServiceName(), Authority: k.GrpcHealthCheck.GetAuthority(), TLS: tlsConf}
+	default:
+		return nil, fmt.Errorf("health_checks[0]: %T is not supported (http, tcp and grpc are)", k)
+	}
+	return governance.NewHealthChecker(cfg, probe, onChange), nil
+}
+
+// payload decodes an Envoy health check payload (text is hex).
+func payload(p *corev3.HealthCheck_Payload) ([]byte, error) {
+	switch v := p.GetPayload().(type) {
+	case *corev3.HealthCheck_Payload_Text:
+		return hex.DecodeString(v.Text)
+	case *corev3.HealthCheck_Payload_Binary:
+		return v.Binary, nil
+	}
+	return nil, nil
 }

@@ -37,6 +37,7 @@ type Host struct {
 
 	outlier *governance.OutlierHost     // nil without outlier detection
 	breaker *governance.EndpointBreaker // nil without an endpoint breaker
+	hc      *governance.HealthState     // nil without active health checks
 }
 
 func (h *Host) edsHealthy() bool {
@@ -51,8 +52,15 @@ func (h *Host) edsHealthy() bool {
 // calls it healthy, outlier detection has not ejected it, and its breaker
 // is not open.
 func (h *Host) Healthy() bool {
-	return h.edsHealthy() && !h.Ejected() && (h.breaker == nil || !h.breaker.Open())
+	return h.edsHealthy() && !h.Ejected() && (h.breaker == nil || !h.breaker.Open()) && (h.hc == nil || h.hc.Healthy())
 }
+
+// FailedActiveHealthCheck reports whether active health checks fail (or
+// have not passed yet) for the host.
+func (h *Host) FailedActiveHealthCheck() bool { return h.hc != nil && !h.hc.Healthy() }
+
+// PendingActiveHealthCheck reports whether no active check has passed yet.
+func (h *Host) PendingActiveHealthCheck() bool { return h.hc != nil && h.hc.Pending() }
 
 // Ejected reports whether outlier detection holds the host out.
 func (h *Host) Ejected() bool { return h.outlier != nil && h.outlier.Ejected() }
@@ -81,6 +89,12 @@ func (h *Host) HealthFlags() string {
 	var flags []string
 	if !h.edsHealthy() {
 		flags = append(flags, "/eds_health_"+strings.ToLower(h.EDSHealth.String()))
+	}
+	if h.hc != nil && !h.hc.Healthy() {
+		flags = append(flags, "/failed_active_hc")
+		if h.hc.Pending() {
+			flags = append(flags, "/pending_active_hc")
+		}
 	}
 	if h.Ejected() {
 		flags = append(flags, "/failed_outlier_check")
@@ -168,6 +182,15 @@ func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
 		}
 		for i, oh := range c.outlier.SetHosts(addrs) {
 			members[i].outlier = oh
+		}
+	}
+	if c.hc != nil {
+		addrs := make([]string, len(members))
+		for i, h := range members {
+			addrs[i] = h.Address
+		}
+		for i, hs := range c.hc.SetHosts(addrs) {
+			members[i].hc = hs
 		}
 	}
 	c.overprovisioning = 0

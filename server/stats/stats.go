@@ -121,6 +121,8 @@ var (
 		"Hosts ejected now.", []string{"cluster"}, nil)
 	descBreakerOpens = prometheus.NewDesc("meshgate_cluster_endpoint_breaker_opens_total",
 		"Times an endpoint breaker tripped open, summed over the cluster's hosts.", []string{"cluster"}, nil)
+	descHealthChecks = prometheus.NewDesc("meshgate_cluster_health_check_total",
+		"Active health checks by result (success, failure).", []string{"cluster", "result"}, nil)
 	descBreakersOpen = prometheus.NewDesc("meshgate_cluster_endpoint_breakers_open",
 		"Hosts whose endpoint breaker is open now.", []string{"cluster"}, nil)
 )
@@ -134,7 +136,7 @@ type clusterCollector struct {
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRq, descRqActive, descRqTimeout, descRq5xx, descCx, descCxActive, descCxFail,
 		descNoHealthy, descMembers, descHealthy, descOverflow, descRetry, descRetrySuccess, descRetryOverflow,
-		descEjections, descEjectionsActive, descBreakerOpens, descBreakersOpen} {
+		descEjections, descEjectionsActive, descBreakerOpens, descBreakersOpen, descHealthChecks} {
 		ch <- d
 	}
 }
@@ -175,6 +177,10 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descHealthy, healthy)
 		counter(descBreakerOpens, uint64(opens))
 		gauge(descBreakersOpen, open)
+		if _, okN, failN, has := cl.HealthCheckStats(); has {
+			ch <- prometheus.MustNewConstMetric(descHealthChecks, prometheus.CounterValue, float64(okN), cl.Name, "success")
+			ch <- prometheus.MustNewConstMetric(descHealthChecks, prometheus.CounterValue, float64(failN), cl.Name, "failure")
+		}
 		if ej, active := cl.OutlierStats(); ej != nil {
 			for kind, n := range ej {
 				ch <- prometheus.MustNewConstMetric(descEjections, prometheus.CounterValue, float64(n), cl.Name, kind)
