@@ -48,6 +48,9 @@ type ListenerConfig struct {
 	MaxGRPCMessageBytes uint64 `json:"max_grpc_message_bytes,omitempty"`
 	// IdleTimeout closes a downstream connection idle this long (default 1h).
 	IdleTimeout *Duration `json:"idle_timeout,omitempty"`
+	// RateLimit limits every request of the listener (routes and virtual
+	// hosts with their own limit use theirs).
+	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
 	// RouteConfig names an entry of route_configs; or give VirtualHosts
 	// inline instead.
 	RouteConfig  string              `json:"route_config,omitempty"`
@@ -97,6 +100,8 @@ type VirtualHostConfig struct {
 	Routes  []RouteConfig `json:"routes"`
 	// Retries is the retry policy of routes that have none.
 	Retries *RetryConfig `json:"retries,omitempty"`
+	// RateLimit is one bucket shared by the routes without their own.
+	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
 	HeaderEdits
 }
 
@@ -132,6 +137,8 @@ type RouteConfig struct {
 	Priority string `json:"priority,omitempty"`
 	// IdleTimeout resets a stream quiet both ways this long.
 	IdleTimeout *Duration `json:"idle_timeout,omitempty"`
+	// RateLimit limits this route's requests (a bucket of its own).
+	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
 	HeaderEdits
 }
 
@@ -305,6 +312,16 @@ type EndpointBreakerConfig struct {
 	Interval            *Duration `json:"interval,omitempty"`
 	OpenFor             *Duration `json:"open_for,omitempty"`
 	HalfOpenRequests    uint32    `json:"half_open_requests,omitempty"`
+}
+
+// RateLimitConfig is a local token bucket (Envoy's local_ratelimit):
+// Requests tokens, refilled every Per; requests past it get 429 (gRPC:
+// RESOURCE_EXHAUSTED).
+type RateLimitConfig struct {
+	Requests uint32   `json:"requests"`
+	Per      Duration `json:"per"`
+	// Burst is the bucket size (default: Requests).
+	Burst uint32 `json:"burst,omitempty"`
 }
 
 // HealthCheckConfig is an active health check (Envoy's HealthCheck): give

@@ -17,6 +17,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -170,6 +171,12 @@ func (t *translator) listener(path string, l *ListenerConfig) *listenerv3.Listen
 	if l.IdleTimeout != nil {
 		hcm.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(l.IdleTimeout.Duration)}
 	}
+	if l.RateLimit != nil {
+		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
+			Name:       LocalRateLimitFilter,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(t.rateLimit(path+".rate_limit", l.RateLimit))},
+		})
+	}
 	if l.MaxRequestBodyBytes > 0 || l.MaxGRPCMessageBytes > 0 {
 		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
 			Name: LimitsFilter,
@@ -269,6 +276,9 @@ func (t *translator) routeConfiguration(path, name string, vhosts []VirtualHostC
 		out := &routev3.VirtualHost{Name: vname, Domains: domains}
 		if vh.Retries != nil {
 			out.RetryPolicy = t.retryPolicy(p+".retries", vh.Retries)
+		}
+		if vh.RateLimit != nil {
+			out.TypedPerFilterConfig = map[string]*anypb.Any{LocalRateLimitFilter: mustAny(t.rateLimit(p+".rate_limit", vh.RateLimit))}
 		}
 		out.RequestHeadersToAdd, out.RequestHeadersToRemove, out.ResponseHeadersToAdd, out.ResponseHeadersToRemove = headerEdits(&vh.HeaderEdits)
 		if len(vh.Routes) == 0 {
@@ -417,6 +427,9 @@ func (t *translator) route(path string, r *RouteConfig) *routev3.Route {
 	if r.Retries != nil {
 		ra.RetryPolicy = t.retryPolicy(path+".retries", r.Retries)
 	}
+	if r.RateLimit != nil {
+		out.TypedPerFilterConfig = map[string]*anypb.Any{LocalRateLimitFilter: mustAny(t.rateLimit(path+".rate_limit", r.RateLimit))}
+	}
 	switch strings.ToLower(r.Priority) {
 	case "", "default":
 	case "high":
@@ -432,6 +445,30 @@ func (t *translator) route(path string, r *RouteConfig) *routev3.Route {
 	}
 	out.Action = &routev3.Route_Route{Route: ra}
 	return out
+}
+
+func (t *translator) rateLimit(path string, r *RateLimitConfig) *ratelimitv3.LocalRateLimit {
+	if r.Requests == 0 {
+		t.errf(path+".requests", "must be positive")
+	}
+	if r.Per.Duration < time.Millisecond {
+		t.errf(path+".per", "must be at least 1ms")
+	}
+	burst := r.Burst
+	if burst == 0 {
+		burst = r.Requests
+	}
+	all := &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: 100, Denominator: typev3.FractionalPercent_HUNDRED}}
+	return &ratelimitv3.LocalRateLimit{
+		StatPrefix: "local_rate_limit",
+		TokenBucket: &typev3.TokenBucket{
+			MaxTokens:     burst,
+			TokensPerFill: wrapperspb.UInt32(r.Requests),
+			FillInterval:  durationpb.New(r.Per.Duration),
+		},
+		FilterEnabled:  all,
+		FilterEnforced: all,
+	}
 }
 
 func (t *translator) retryPolicy(path string, r *RetryConfig) *routev3.RetryPolicy {

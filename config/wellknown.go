@@ -7,6 +7,7 @@ const (
 	TLSTransportSocket          = "envoy.transport_sockets.tls"
 	TLSInspectorFilter          = "envoy.filters.listener.tls_inspector"
 	HTTPProtocolOptions         = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+	LocalRateLimitFilter        = "envoy.filters.http.local_ratelimit"
 	// LimitsFilter carries meshgate's request size limits
 	// (meshgate.extensions.filters.http.limits.v1.Limits).
 	LimitsFilter = "meshgate.filters.http.limits"

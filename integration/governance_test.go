@@ -445,3 +445,56 @@ func TestGovernance_ActiveHealthChecks(t *testing.T) {
 		t.Errorf("health check counts: %d attempts, %d ok, %d failed", attempts, ok, failed)
 	}
 }
+
+// Local rate limits answer 429 (HTTP) and RESOURCE_EXHAUSTED (gRPC) past
+// the bucket; a route's own bucket wins over the listener's.
+func TestGovernance_LocalRateLimit(t *testing.T) {
+	b := startBackend(t, "b0")
+	g := startGateway(t, render(t, `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    rate_limit: { requests: 100, per: 1h }
+    virtual_hosts:
+      - rate_limit: { requests: 2, per: 1h }
+        routes:
+          - match: { prefix: /demo.v1.DemoService/ }
+            cluster: grpc
+          - match: { prefix: /echo/own }
+            cluster: http
+            rate_limit: { requests: 3, per: 1h }
+          - match: { prefix: /echo }
+            cluster: http
+clusters:
+  - { name: grpc, protocol: grpc, endpoints: [ "{{.GRPCAddr}}" ] }
+  - { name: http, endpoints: [ "{{.HTTPAddr}}" ] }
+`, b))
+	hc := httpClient(t)
+	get := func(path string) int {
+		resp, err := hc.Get("http://" + g.addr("main") + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var got []int
+	for range 5 {
+		got = append(got, get("/echo/own"))
+	}
+	if fmt.Sprint(got) != "[200 200 200 429 429]" {
+		t.Errorf("route limit of 3: statuses %v", got)
+	}
+	// The virtual host's bucket of 2 is shared by gRPC and plain /echo.
+	c := demoClient(t, g.addr("main"))
+	if _, err := c.Echo(context.Background(), &demov1.EchoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := get("/echo"); st != 200 {
+		t.Errorf("second request on the virtual host's bucket: %d", st)
+	}
+	_, err := c.Echo(context.Background(), &demov1.EchoRequest{})
+	if s := status.Convert(err); s.Code() != codes.ResourceExhausted || !strings.Contains(s.Message(), "rate limit") {
+		t.Errorf("third call on a bucket of 2: %v, want ResourceExhausted", err)
+	}
+}

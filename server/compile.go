@@ -178,6 +178,12 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 				return fmt.Errorf("http_filters[%d] (%s): want a %s", i, f.GetName(), (&l).ProtoReflect().Descriptor().FullName())
 			}
 			ch.maxBody, ch.maxMsg = l.GetMaxRequestBodyBytes(), l.GetMaxGrpcMessageBytes()
+		case typeURL == router.LocalRateLimitType:
+			rl, err := router.CompileLocalRateLimit(tc)
+			if err != nil {
+				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
+			}
+			ch.rateLimit = rl
 		case typeURL == "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer":
 			var b bufferv3.Buffer
 			if err := tc.UnmarshalTo(&b); err != nil {

@@ -38,6 +38,8 @@ type chain struct {
 	// http.Server enforces (a reload lowered it).
 	maxHeaderBytes int
 	checkHeaders   bool
+	// rateLimit is the listener's local rate limit; a route's own wins.
+	rateLimit *router.LocalRateLimit
 }
 
 // call is the per-request state, one allocation per request.
@@ -138,6 +140,15 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.route = rt.Name
+	if rl := rt.RateLimit; rl != nil || ch.rateLimit != nil {
+		if rl == nil {
+			rl = ch.rateLimit
+		}
+		if !rl.Allow() {
+			writeError(c, r, rl.Status, codeResourceExhausted, "local rate limit exceeded")
+			return
+		}
+	}
 	switch {
 	case rt.Direct != nil:
 		h := c.Header()

@@ -35,6 +35,10 @@ type Route[T any] struct {
 	Direct   *DirectResponse
 	Redirect *Redirect
 
+	// RateLimit is the route's (else its virtual host's) local rate limit,
+	// or nil.
+	RateLimit *LocalRateLimit
+
 	// RequestEdits and ResponseEdits apply the header mutations of the
 	// route, its virtual host and its table, in Envoy's order.
 	RequestEdits  HeaderEdits
@@ -283,6 +287,12 @@ func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, sp
 		return nil, err
 	}
 	vh := &VirtualHost[T]{Name: vhc.GetName()}
+	// One bucket for the whole virtual host, shared by its routes without
+	// a limit of their own.
+	vhLimit, err := perRouteRateLimit(vhc.GetTypedPerFilterConfig())
+	if err != nil {
+		return nil, fmt.Errorf("typed_per_filter_config: %w", err)
+	}
 	var errs []error
 	for i, rc := range vhc.GetRoutes() {
 		rt, err := compileRoute(vhc.GetName(), i, rc, vhc, resolve)
@@ -310,6 +320,15 @@ func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, sp
 				rt.ResponseEdits = append(rt.ResponseEdits, l[1])
 			}
 		}
+		rl, err := perRouteRateLimit(rc.GetTypedPerFilterConfig())
+		if err == nil && rl == nil {
+			rl = vhLimit
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("routes[%d] (%s): typed_per_filter_config: %w", i, rc.GetName(), err))
+			continue
+		}
+		rt.RateLimit = rl
 		vh.index.add(int32(len(vh.routes)), &rt.match)
 		vh.routes = append(vh.routes, rt)
 	}
