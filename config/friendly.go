@@ -48,6 +48,9 @@ type ListenerConfig struct {
 	MaxGRPCMessageBytes uint64 `json:"max_grpc_message_bytes,omitempty"`
 	// IdleTimeout closes a downstream connection idle this long (default 1h).
 	IdleTimeout *Duration `json:"idle_timeout,omitempty"`
+	// StreamIdleTimeout resets a request with no bytes either way this
+	// long (Envoy's default 5m; 0s turns it off).
+	StreamIdleTimeout *Duration `json:"stream_idle_timeout,omitempty"`
 	// RateLimit limits every request of the listener (routes and virtual
 	// hosts with their own limit use theirs).
 	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`

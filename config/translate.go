@@ -171,6 +171,9 @@ func (t *translator) listener(path string, l *ListenerConfig) *listenerv3.Listen
 	if l.IdleTimeout != nil {
 		hcm.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(l.IdleTimeout.Duration)}
 	}
+	if l.StreamIdleTimeout != nil {
+		hcm.StreamIdleTimeout = durationpb.New(l.StreamIdleTimeout.Duration)
+	}
 	if l.RateLimit != nil {
 		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
 			Name:       LocalRateLimitFilter,

@@ -498,3 +498,39 @@ clusters:
 		t.Errorf("third call on a bucket of 2: %v, want ResourceExhausted", err)
 	}
 }
+
+// A stream quiet for longer than the route's idle timeout is reset; one
+// that keeps talking outlives it.
+func TestGovernance_IdleTimeout(t *testing.T) {
+	b := startBackend(t, "b0")
+	g := startGateway(t, render(t, `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /demo.v1.DemoService/ }
+            cluster: grpc
+            timeout: 0s
+            idle_timeout: 200ms
+clusters:
+  - { name: grpc, protocol: grpc, endpoints: [ "{{.GRPCAddr}}" ] }
+`, b))
+	c := demoClient(t, g.addr("main"))
+	s, err := c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 10, IntervalMs: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := drain(s); err != nil || len(got) != 10 {
+		t.Fatalf("a stream sending every 50ms over 500ms: %d messages, %v; want all 10", len(got), err)
+	}
+	s, err = c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 3, IntervalMs: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = drain(s)
+	if st := status.Convert(err); st.Code() != codes.DeadlineExceeded || !strings.Contains(st.Message(), "idle") {
+		t.Fatalf("a stream quiet for 600ms past a 200ms idle timeout: %v, want DeadlineExceeded (stream idle timeout)", err)
+	}
+	waitCancel(t, b, "ServerStream")
+}

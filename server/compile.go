@@ -25,6 +25,7 @@ import (
 const (
 	defaultMaxHeaderBytes = 60 << 10
 	defaultIdleTimeout    = time.Hour
+	defaultStreamIdle     = 5 * time.Minute
 )
 
 // compiledListener is a Listener resource made ready to serve.
@@ -124,6 +125,10 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, set *
 	}
 	if t := hcm.GetCommonHttpProtocolOptions().GetIdleTimeout(); t != nil {
 		ch.idle = t.AsDuration()
+	}
+	ch.streamIdle = defaultStreamIdle
+	if t := hcm.GetStreamIdleTimeout(); t != nil {
+		ch.streamIdle = t.AsDuration()
 	}
 	if err := s.compileHTTPFilters(listener, hcm, &ch.chain); err != nil {
 		return nil, nil, err

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,9 @@ type chain struct {
 	checkHeaders   bool
 	// rateLimit is the listener's local rate limit; a route's own wins.
 	rateLimit *router.LocalRateLimit
+	// streamIdle resets streams quiet both ways this long (HCM
+	// stream_idle_timeout, Envoy's default 5m; 0: off).
+	streamIdle time.Duration
 }
 
 // call is the per-request state, one allocation per request.
@@ -238,6 +242,14 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	var idle *idleWatch
+	if d := cmp.Or(f.IdleTimeout, ch.streamIdle); d > 0 {
+		idle, ctx = newIdleWatch(ctx, d)
+		defer idle.stop()
+		if body != nil {
+			body = &touchingBody{ReadCloser: body, w: idle}
+		}
+	}
 
 	if err := cl.Admit(f.Priority); err != nil {
 		c.Header().Set("X-Envoy-Overloaded", "true")
@@ -370,7 +382,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 		if peeked != nil || peekErr != nil {
 			resp.Body = &prefixedBody{ReadCloser: resp.Body, prefix: peeked, err: peekErr}
 		}
-		ch.respond(c, r, rt, cl, a, resp, result, isGRPC, limited, ctx)
+		ch.respond(c, r, rt, cl, a, resp, result, isGRPC, limited, ctx, idle)
 		return
 	}
 }
@@ -378,7 +390,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 // respond streams an upstream answer to the client and reports how the
 // attempt ended once the stream is over.
 func (ch *chain) respond(c *call, r *http.Request, rt *router.Route[*cluster.Cluster], cl *cluster.Cluster, a *cluster.Attempt,
-	resp *http.Response, result governance.Attempt, isGRPC bool, limited *limitedBody, ctx context.Context) {
+	resp *http.Response, result governance.Attempt, isGRPC bool, limited *limitedBody, ctx context.Context, idle *idleWatch) {
 	defer resp.Body.Close()
 	outcome, judge := result.Outcome, true
 	defer func() { a.End(outcome, judge) }()
@@ -412,6 +424,9 @@ func (ch *chain) respond(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 			co.afterWait()
 		}
 		if n > 0 {
+			if idle != nil {
+				idle.touch()
+			}
 			var werr error
 			if co != nil {
 				werr = co.write(buf[:n])
@@ -603,6 +618,10 @@ func (ch *chain) failure(ctx context.Context, r *http.Request, cl *cluster.Clust
 	switch {
 	case r.Context().Err() != nil:
 		return failure{code: 0, grpc: codeCancelled}
+	case errors.Is(context.Cause(ctx), errStreamIdle):
+		// The stream went quiet: not the host's failure to answer.
+		return failure{code: http.StatusRequestTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout,
+			msg: fmt.Sprintf("stream idle timeout (cluster %q, host %s)", cl.Name, host.Address)}
 	case perTryTimeout:
 		cl.Stats.RqTimeout.Add(1)
 		return failure{code: http.StatusGatewayTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout, judge: true,
