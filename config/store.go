@@ -16,8 +16,10 @@ type Update struct {
 	// Source names who writes (e.g. "file", "xds", "registry/zk"). A resource
 	// belongs to the source that wrote it; another source may not replace it.
 	Source string
-	// Version labels the resources this update writes.
-	Version string
+	// Version labels the resources this update writes; Versions, when it
+	// has the type, wins (xDS versions are per type).
+	Version  string
+	Versions map[string]string
 	// Replace lists the type URLs this update carries in full (xDS "state of
 	// the world"): resources of those types owned by Source that are absent
 	// from Resources are removed.
@@ -60,6 +62,12 @@ type Consumer interface {
 	// a time. It must make next live or return an error; an error rejects the
 	// update whole and the store keeps its previous Set.
 	Apply(ctx context.Context, next *Set, change Change) error
+}
+
+// Checker is implemented by consumers that can compile a Set without
+// making it live (a dry run).
+type Checker interface {
+	Check(next *Set) error
 }
 
 // ConsumerFunc adapts a function to Consumer.
@@ -138,6 +146,21 @@ func (s *Store) Apply(ctx context.Context, u Update) (err error) {
 	return nil
 }
 
+// Check validates u and dry-runs the Set it would make with the consumer,
+// when the consumer can (Checker), without committing anything.
+func (s *Store) Check(u Update) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next, _, err := s.build(u)
+	if err != nil {
+		return err
+	}
+	if c, ok := s.consumer.(Checker); ok {
+		return c.Check(next)
+	}
+	return nil
+}
+
 func (s *Store) build(u Update) (*Set, Change, error) {
 	change := Change{types: map[string]bool{}, names: map[string]map[string]bool{}}
 	byType := make(map[string]map[string]*Resource, len(s.cur.byType))
@@ -186,7 +209,11 @@ func (s *Store) build(u Update) (*Set, Change, error) {
 		if old != nil && proto.Equal(old.Message, m) {
 			continue
 		}
-		writable(t)[name] = &Resource{Name: name, Message: m, Version: u.Version, Source: u.Source, LastUpdated: now}
+		version := u.Version
+		if v, ok := u.Versions[t]; ok {
+			version = v
+		}
+		writable(t)[name] = &Resource{Name: name, Message: m, Version: version, Source: u.Source, LastUpdated: now}
 		change.mark(t, name)
 	}
 	for _, t := range u.Replace {
