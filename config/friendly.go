@@ -22,6 +22,11 @@ type File struct {
 	RouteConfigs []RouteTableConfig `json:"route_configs,omitempty"`
 	// Clusters are the upstreams that routes forward to.
 	Clusters []ClusterConfig `json:"clusters,omitempty"`
+	// XDS takes listeners, routes, clusters and endpoints from a control
+	// plane too (alongside what this file defines).
+	XDS *XDSConfig `json:"xds,omitempty"`
+
+	xdsSettings *XDSSettings // set by Translate
 }
 
 // AdminConfig places the admin endpoint.

@@ -24,6 +24,8 @@ type Bootstrap struct {
 	AdminAddress string
 	// DrainTimeout bounds the wait for in-flight requests on shutdown.
 	DrainTimeout time.Duration
+	// XDS, when set, takes config from a control plane too.
+	XDS *XDSSettings
 }
 
 // DefaultBootstrap returns the settings used when a file gives none.
@@ -75,8 +77,11 @@ func Load(data []byte, baseDir string) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckReferences(l.Resources); err != nil {
-		return nil, err
+	// With a control plane, a file may name what only it provides.
+	if l.Bootstrap.XDS == nil {
+		if err := CheckReferences(l.Resources); err != nil {
+			return nil, err
+		}
 	}
 	return l, nil
 }
@@ -98,9 +103,9 @@ func loadFriendly(js []byte, baseDir string) (*Loaded, error) {
 // envoyIgnored are bootstrap fields that make sense to Envoy but not to
 // meshgate; they are read past with a warning.
 var envoyIgnored = map[string]bool{
-	"node": true, "layered_runtime": true, "overload_manager": true, "stats_config": true,
+	"layered_runtime": true, "overload_manager": true, "stats_config": true,
 	"stats_sinks": true, "cluster_manager": true, "watchdogs": true, "tracing": true,
-	"stats_flush_interval": true, "dynamic_resources": true, "bootstrap_extensions": true,
+	"stats_flush_interval": true, "bootstrap_extensions": true,
 }
 
 func loadEnvoy(top map[string]json.RawMessage) (*Loaded, error) {
@@ -113,7 +118,7 @@ func loadEnvoy(top map[string]json.RawMessage) (*Loaded, error) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		switch {
-		case k == "static_resources" || k == "admin":
+		case k == "static_resources" || k == "admin" || k == "node" || k == "dynamic_resources":
 		case envoyIgnored[k]:
 			l.Warnings = append(l.Warnings, fmt.Sprintf("%s: not used by meshgate, ignored", k))
 		default:
@@ -168,5 +173,10 @@ func loadEnvoy(top map[string]json.RawMessage) (*Loaded, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	x, err := envoyXDS(top, l.Resources)
+	if err != nil {
+		return nil, err
+	}
+	l.Bootstrap.XDS = x
 	return l, nil
 }

@@ -10,6 +10,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // Type URLs of the resources the store holds, as xDS names them.
@@ -55,6 +56,16 @@ func ResourceName(m proto.Message) (string, error) {
 	default:
 		return "", fmt.Errorf("unsupported resource type %s", TypeURL(m))
 	}
+}
+
+// Failure is a rejected update of one resource (an xDS NACK), kept for
+// /config_dump.
+type Failure struct {
+	Version string
+	Details string
+	Time    time.Time
+	// Resource is what was rejected, as it was sent.
+	Resource *anypb.Any
 }
 
 // Set is an immutable view of every resource in the store.

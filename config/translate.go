@@ -77,6 +77,9 @@ func (f *File) Translate(baseDir string) ([]proto.Message, error) {
 		}
 		out = append(out, t.listener(p, l))
 	}
+	if f.XDS != nil {
+		f.xdsSettings = t.xds("xds", f.XDS)
+	}
 	if err := errors.Join(t.errs...); err != nil {
 		return nil, err
 	}
@@ -84,6 +87,7 @@ func (f *File) Translate(baseDir string) ([]proto.Message, error) {
 }
 
 // Bootstrap returns the process settings of the file, with defaults.
+// Translate must have run.
 func (f *File) Bootstrap() Bootstrap {
 	b := DefaultBootstrap()
 	if f.Admin != nil {
@@ -92,6 +96,7 @@ func (f *File) Bootstrap() Bootstrap {
 	if f.DrainTimeout != nil {
 		b.DrainTimeout = f.DrainTimeout.Duration
 	}
+	b.XDS = f.xdsSettings
 	return b
 }
 

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -27,6 +29,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -34,6 +37,7 @@ import (
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/internal/demo"
 	"github.com/meshgate/meshgate/server"
+	"github.com/meshgate/meshgate/server/admin"
 	"github.com/meshgate/meshgate/xds"
 )
 
@@ -333,6 +337,27 @@ func TestXDS_NackKeepsLastGood(t *testing.T) {
 	f := g.client.Failures()[config.RouteType]["routes"]
 	if f.Version != "2" || f.Details == "" {
 		t.Errorf("recorded failure %+v, want version 2 with details", f)
+	}
+	// /config_dump shows the last NACK on the resource, as Envoy's error_state.
+	rec := httptest.NewRecorder()
+	admin.Handler(g.srv, g.srv.Metrics().Registry, admin.WithFailures(g.client.Failures)).
+		ServeHTTP(rec, httptest.NewRequest("GET", "/config_dump", nil))
+	var dump adminv3.ConfigDump
+	if err := protojson.Unmarshal(rec.Body.Bytes(), &dump); err != nil {
+		t.Fatal(err)
+	}
+	var routes adminv3.RoutesConfigDump
+	if err := dump.GetConfigs()[2].UnmarshalTo(&routes); err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, r := range routes.GetDynamicRouteConfigs() {
+		if es := r.GetErrorState(); es != nil {
+			found = es.GetVersionInfo() == "2" && r.GetVersionInfo() == "1" && r.GetClientStatus() == adminv3.ClientResourceStatus_NACKED
+		}
+	}
+	if !found {
+		t.Errorf("/config_dump routes lack the NACK: %v", routes.GetDynamicRouteConfigs())
 	}
 	// A good version after the bad one is accepted.
 	cp.set("3", echoSnapshot(b1))

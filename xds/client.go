@@ -24,7 +24,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/meshgate/meshgate/config"
 )
@@ -70,12 +69,12 @@ type Client struct {
 
 	mu        sync.Mutex
 	types     map[string]*typeState
-	staged    map[string]map[string]proto.Message // accepted from the control plane
-	versions  map[string]string                   // type -> version of the last accepted response
-	pending   bool                                // staged differs from what the store has
-	waitSince time.Time                           // when the staged update became incomplete
-	applied   bool                                // a complete update has gone live
-	failures  map[string]map[string]Failure       // type -> resource -> last NACK
+	staged    map[string]map[string]proto.Message  // accepted from the control plane
+	versions  map[string]string                    // type -> version of the last accepted response
+	pending   bool                                 // staged differs from what the store has
+	waitSince time.Time                            // when the staged update became incomplete
+	applied   bool                                 // a complete update has gone live
+	failures  map[string]map[string]config.Failure // type -> resource -> last NACK
 
 	connected atomic.Bool
 	warmTimer *time.Timer
@@ -87,16 +86,6 @@ type typeState struct {
 	nonce    string   // nonce of the last response
 	names    []string // subscribed names (nil for wildcard)
 	lastNack string   // version and error of the last NACK, to log it once
-}
-
-// Failure is a NACKed update of one resource, for /config_dump.
-type Failure struct {
-	Version string
-	Nonce   string
-	Details string
-	Time    time.Time
-	// Resource is what the control plane sent, as it sent it.
-	Resource *anypb.Any
 }
 
 // New returns a client that writes into store; Run starts it.
@@ -118,7 +107,7 @@ func New(store *config.Store, opts Options) *Client {
 		types:    map[string]*typeState{},
 		staged:   map[string]map[string]proto.Message{},
 		versions: map[string]string{},
-		failures: map[string]map[string]Failure{},
+		failures: map[string]map[string]config.Failure{},
 		m:        newMetrics(opts.Registerer),
 	}
 	for _, t := range typeOrder {
@@ -139,12 +128,12 @@ func (c *Client) Applied() bool {
 }
 
 // Failures returns the last NACK of each resource that has one.
-func (c *Client) Failures() map[string]map[string]Failure {
+func (c *Client) Failures() map[string]map[string]config.Failure {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := map[string]map[string]Failure{}
+	out := map[string]map[string]config.Failure{}
 	for t, m := range c.failures {
-		out[t] = map[string]Failure{}
+		out[t] = map[string]config.Failure{}
 		for n, f := range m {
 			out[t][n] = f
 		}
@@ -459,7 +448,7 @@ func (c *Client) stopWarmTimerLocked() {
 
 func (c *Client) recordFailureLocked(t string, resp *discoveryv3.DiscoveryResponse, err error) {
 	if c.failures[t] == nil {
-		c.failures[t] = map[string]Failure{}
+		c.failures[t] = map[string]config.Failure{}
 	}
 	for _, a := range resp.GetResources() {
 		name := "?"
@@ -468,7 +457,7 @@ func (c *Client) recordFailureLocked(t string, resp *discoveryv3.DiscoveryRespon
 				name = n
 			}
 		}
-		c.failures[t][name] = Failure{Version: resp.GetVersionInfo(), Nonce: resp.GetNonce(), Details: err.Error(), Time: time.Now(), Resource: a}
+		c.failures[t][name] = config.Failure{Version: resp.GetVersionInfo(), Details: err.Error(), Time: time.Now(), Resource: a}
 	}
 }
 

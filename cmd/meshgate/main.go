@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"errors"
 	"flag"
@@ -19,10 +21,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/internal/demo"
 	"github.com/meshgate/meshgate/server"
 	"github.com/meshgate/meshgate/server/admin"
+	"github.com/meshgate/meshgate/xds"
 )
 
 //go:embed demo.yaml
@@ -205,6 +210,21 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var client *xds.Client
+	if x := boot.Bootstrap.XDS; x != nil {
+		if client, err = newXDSClient(x, store, log, metrics.Registry); err != nil {
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := client.Run(ctx); err != nil {
+				log.Error("xds client stopped", "error", err)
+			}
+		}()
+		log.Info("taking config from the control plane", "address", x.Address, "node", x.Node.GetId())
+	}
 	var adminSrv *http.Server
 	if addr := boot.Bootstrap.AdminAddress; addr != "" {
 		ln, err := net.Listen("tcp", addr)
@@ -212,7 +232,11 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 			_ = srv.Shutdown(context.Background())
 			return fmt.Errorf("admin: %w", err)
 		}
-		adminSrv = &http.Server{Handler: admin.Handler(srv, metrics.Registry), ReadHeaderTimeout: 10 * time.Second}
+		var opts []admin.Option
+		if client != nil {
+			opts = append(opts, admin.WithFailures(client.Failures))
+		}
+		adminSrv = &http.Server{Handler: admin.Handler(srv, metrics.Registry, opts...), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -258,6 +282,35 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 	}
 	log.Info("meshgate stopped")
 	return nil
+}
+
+// newXDSClient builds the ADS client of the bootstrap's xds settings.
+func newXDSClient(x *config.XDSSettings, store *config.Store, log *slog.Logger, reg prometheus.Registerer) (*xds.Client, error) {
+	var tlsConf *tls.Config
+	if t := x.TLS; t != nil {
+		tlsConf = &tls.Config{ServerName: t.SNI, MinVersion: tls.VersionTLS12}
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("xds tls: %w", err)
+			}
+			tlsConf.RootCAs = x509.NewCertPool()
+			if !tlsConf.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("xds tls: %s holds no PEM certificate", t.CAFile)
+			}
+		}
+		if t.CertFile != "" {
+			kp, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("xds tls: %w", err)
+			}
+			tlsConf.Certificates = []tls.Certificate{kp}
+		}
+	}
+	return xds.New(store, xds.Options{
+		Address: x.Address, TLS: tlsConf, Node: x.Node, InitialFetchTimeout: x.InitialFetchTimeout,
+		Logger: log, Registerer: reg,
+	}), nil
 }
 
 func configName(path string) string {

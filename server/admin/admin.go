@@ -11,7 +11,10 @@ import (
 	"strings"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -33,10 +36,22 @@ type Source interface {
 	Clusters() []*cluster.Cluster
 }
 
+// Option adds to the admin endpoints.
+type Option func(*admin)
+
+// WithFailures shows rejected updates (xDS NACKs) in /config_dump, as
+// Envoy's error_state. failures returns them by type URL and name.
+func WithFailures(failures func() map[string]map[string]config.Failure) Option {
+	return func(a *admin) { a.failures = failures }
+}
+
 // Handler returns the admin mux. gatherer is exposed on /stats/prometheus.
-func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
+func Handler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
 	a := &admin{src: src}
+	for _, o := range opts {
+		o(a)
+	}
 	mux.HandleFunc("GET /ready", a.ready)
 	mux.HandleFunc("GET /config_dump", a.configDump)
 	mux.HandleFunc("GET /clusters", a.clusters)
@@ -53,7 +68,8 @@ func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 }
 
 type admin struct {
-	src Source
+	src      Source
+	failures func() map[string]map[string]config.Failure
 }
 
 func (a *admin) ready(w http.ResponseWriter, _ *http.Request) {
@@ -102,6 +118,9 @@ func (a *admin) configDump(w http.ResponseWriter, _ *http.Request) {
 		endpoints.DynamicEndpointConfigs = append(endpoints.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{
 			VersionInfo: r.Version, EndpointConfig: mustAny(r.Message), LastUpdated: ts(r), ClientStatus: adminv3.ClientResourceStatus_ACKED,
 		})
+	}
+	if a.failures != nil {
+		addFailures(a.failures(), &clusters, &listeners, &routes, &endpoints)
 	}
 	dump := &adminv3.ConfigDump{Configs: []*anypb.Any{mustAny(&clusters), mustAny(&listeners), mustAny(&routes), mustAny(&endpoints)}}
 	b, err := jsonOpts.Marshal(dump)
@@ -246,4 +265,65 @@ func splitHostPort(addr string) (string, uint32) {
 	var port uint32
 	fmt.Sscanf(addr[i+1:], "%d", &port)
 	return strings.Trim(addr[:i], "[]"), port
+}
+
+// addFailures sets error_state on the entries of rejected resources, adding
+// entries for resources that were never accepted.
+func addFailures(failures map[string]map[string]config.Failure, clusters *adminv3.ClustersConfigDump,
+	listeners *adminv3.ListenersConfigDump, routes *adminv3.RoutesConfigDump, endpoints *adminv3.EndpointsConfigDump) {
+	state := func(f config.Failure) *adminv3.UpdateFailureState {
+		return &adminv3.UpdateFailureState{
+			FailedConfiguration: f.Resource, LastUpdateAttempt: timestamppb.New(f.Time), Details: f.Details, VersionInfo: f.Version,
+		}
+	}
+	for _, name := range sortedNames(failures[config.ClusterType]) {
+		f := failures[config.ClusterType][name]
+		entry := findOrAdd(&clusters.DynamicActiveClusters, func(d *adminv3.ClustersConfigDump_DynamicCluster) bool {
+			var c clusterv3.Cluster
+			return d.GetCluster().UnmarshalTo(&c) == nil && c.GetName() == name
+		}, &adminv3.ClustersConfigDump_DynamicCluster{})
+		entry.ErrorState, entry.ClientStatus = state(f), adminv3.ClientResourceStatus_NACKED
+	}
+	for _, name := range sortedNames(failures[config.ListenerType]) {
+		f := failures[config.ListenerType][name]
+		entry := findOrAdd(&listeners.DynamicListeners, func(d *adminv3.ListenersConfigDump_DynamicListener) bool {
+			return d.GetName() == name
+		}, &adminv3.ListenersConfigDump_DynamicListener{Name: name})
+		entry.ErrorState, entry.ClientStatus = state(f), adminv3.ClientResourceStatus_NACKED
+	}
+	for _, name := range sortedNames(failures[config.RouteType]) {
+		f := failures[config.RouteType][name]
+		entry := findOrAdd(&routes.DynamicRouteConfigs, func(d *adminv3.RoutesConfigDump_DynamicRouteConfig) bool {
+			var r routev3.RouteConfiguration
+			return d.GetRouteConfig().UnmarshalTo(&r) == nil && r.GetName() == name
+		}, &adminv3.RoutesConfigDump_DynamicRouteConfig{})
+		entry.ErrorState, entry.ClientStatus = state(f), adminv3.ClientResourceStatus_NACKED
+	}
+	for _, name := range sortedNames(failures[config.EndpointType]) {
+		f := failures[config.EndpointType][name]
+		entry := findOrAdd(&endpoints.DynamicEndpointConfigs, func(d *adminv3.EndpointsConfigDump_DynamicEndpointConfig) bool {
+			var e endpointv3.ClusterLoadAssignment
+			return d.GetEndpointConfig().UnmarshalTo(&e) == nil && e.GetClusterName() == name
+		}, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{})
+		entry.ErrorState, entry.ClientStatus = state(f), adminv3.ClientResourceStatus_NACKED
+	}
+}
+
+func findOrAdd[T any](list *[]*T, match func(*T) bool, fresh *T) *T {
+	for _, e := range *list {
+		if match(e) {
+			return e
+		}
+	}
+	*list = append(*list, fresh)
+	return fresh
+}
+
+func sortedNames(m map[string]config.Failure) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
 }
