@@ -10,9 +10,11 @@ import (
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/meshgate/meshgate/config"
 	limitsv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/limits/v1"
@@ -196,10 +198,55 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 			}
 			ch.maxBody = uint64(b.GetMaxRequestBytes().GetValue())
 		case f.GetIsOptional() || f.GetDisabled():
-			s.log.Info("skipping an HTTP filter meshgate does not implement", "listener", listener, "filter", f.GetName(), "type", typeURL)
+			s.logSkip(listener, f.GetName(), typeURL, "skipping an optional HTTP filter meshgate does not implement")
+		case inert(f.GetName(), tc):
+			s.logSkip(listener, f.GetName(), typeURL, "skipping an HTTP filter that has no effect here")
 		default:
 			return fmt.Errorf("http_filters[%d]: filter %q (%s) is not supported; mark it is_optional to skip it", i, f.GetName(), typeURL)
 		}
 	}
 	return errors.New("http_filters: the router filter (" + config.RouterFilter + ") must be the last")
+}
+
+// inertFilters are HTTP filters a control plane (Istio above all) puts in
+// every HTTP connection manager that only observe traffic (telemetry, peer
+// metadata) or do nothing until a route configures them (meshgate does
+// not apply their per-route config yet). They are skipped with a log line
+// even when not marked optional; any other unknown filter fails the
+// listener, so that a filter that guards traffic (RBAC, authn) is never
+// silently dropped.
+var inertFilters = map[string]bool{
+	"istio.metadata_exchange":       true,
+	"istio.alpn":                    true,
+	"istio.stats":                   true,
+	"envoy.filters.http.grpc_stats": true,
+	"envoy.filters.http.cors":       true,
+}
+
+// inert reports whether a filter can be skipped without changing what a
+// request gets: the listed ones, and a fault filter with no fault of its
+// own (Istio's carries none; faults come per route).
+func inert(name string, tc *anypb.Any) bool {
+	if inertFilters[name] {
+		return true
+	}
+	if name == "envoy.filters.http.fault" || tc.GetTypeUrl() == "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault" {
+		var hf faultv3.HTTPFault
+		return tc.UnmarshalTo(&hf) == nil && hf.GetDelay() == nil && hf.GetAbort() == nil
+	}
+	return false
+}
+
+// logSkip says once per listener and filter that a filter is skipped
+// (configs are compiled on every update; the log would repeat).
+func (s *Server) logSkip(listener, filter, typeURL, msg string) {
+	key := listener + "\x00" + filter
+	if s.skipped[key] {
+		return
+	}
+	if s.skipped == nil {
+		s.skipped = map[string]bool{}
+	}
+	s.skipped[key] = true
+	s.log.Info(msg, "listener", listener, "filter", filter, "type", typeURL)
 }

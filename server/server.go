@@ -50,7 +50,8 @@ type Server struct {
 	clusters  map[string]*cluster.Cluster
 	retired   []*cluster.Cluster
 	closing   bool
-	bg        sync.WaitGroup // listeners draining after a reload
+	bg        sync.WaitGroup  // listeners draining after a reload
+	skipped   map[string]bool // filters already reported as skipped
 
 	clusterView atomic.Pointer[[]*cluster.Cluster]
 	set         atomic.Pointer[config.Set]

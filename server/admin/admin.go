@@ -83,7 +83,9 @@ func (a *admin) ready(w http.ResponseWriter, _ *http.Request) {
 }
 
 // jsonOpts writes field names as the protos spell them, as Envoy does.
-var jsonOpts = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}
+// Types the binary does not know (Istio's own filter configs) print as
+// their type URL alone.
+var jsonOpts = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, Resolver: config.TolerantResolver{}}
 
 // configDump writes the running resources as an envoy.admin.v3.ConfigDump.
 // Every resource is listed as dynamic and active, with the version its

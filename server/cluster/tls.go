@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 
@@ -55,10 +56,13 @@ func protocol(c *clusterv3.Cluster) (Protocol, error) {
 // cleartext one.
 func upstreamTLS(c *clusterv3.Cluster) (*tls.Config, error) {
 	ts := c.GetTransportSocket()
-	if ts == nil || ts.GetName() == rawSocket {
-		if len(c.GetTransportSocketMatches()) > 0 {
-			return nil, errors.New("transport_socket_matches: not supported yet")
+	if ms := c.GetTransportSocketMatches(); len(ms) > 0 {
+		var err error
+		if ts, err = matchedSocket(c.GetName(), ms); err != nil {
+			return nil, err
 		}
+	}
+	if ts == nil || ts.GetName() == rawSocket {
 		return nil, nil
 	}
 	var utc tlsv3.UpstreamTlsContext
@@ -70,4 +74,29 @@ func upstreamTLS(c *clusterv3.Cluster) (*tls.Config, error) {
 		return nil, fmt.Errorf("transport_socket: %w", err)
 	}
 	return conf, nil
+}
+
+// matchedSocket picks one transport socket of transport_socket_matches for
+// the whole cluster: the catch-all match (Istio's tlsMode-disabled), or the
+// first TLS one whose certificates are files or inline. Istio's mTLS match
+// takes its certificates over SDS, which meshgate does not speak yet; its
+// endpoints are then reached in plaintext, which Istio's PERMISSIVE mode
+// accepts.
+func matchedSocket(cluster string, ms []*clusterv3.Cluster_TransportSocketMatch) (*corev3.TransportSocket, error) {
+	for _, m := range ms {
+		if len(m.GetMatch().GetFields()) == 0 {
+			return m.GetTransportSocket(), nil
+		}
+	}
+	for _, m := range ms {
+		ts := m.GetTransportSocket()
+		if ts.GetName() != config.TLSTransportSocket {
+			continue
+		}
+		var utc tlsv3.UpstreamTlsContext
+		if ts.GetTypedConfig().UnmarshalTo(&utc) == nil && len(utc.GetCommonTlsContext().GetTlsCertificateSdsSecretConfigs()) == 0 {
+			return ts, nil
+		}
+	}
+	return nil, fmt.Errorf("transport_socket_matches: none usable for cluster %q (SDS certificates are not supported yet)", cluster)
 }
