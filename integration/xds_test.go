@@ -433,3 +433,43 @@ func TestXDS_WarmingWaitsForRoutes(t *testing.T) {
 	cp.set("2", echoSnapshot(b1))
 	waitServing(t, g, httpClient(t), "b1")
 }
+
+// A file and a control plane together: the file's listener routes to a
+// cluster only the control plane defines.
+func TestXDS_FileAndControlPlaneCombined(t *testing.T) {
+	b1 := startBackend(t, "b1")
+	cp := startControlPlane(t, "", nil)
+	cp.set("1", map[resource.Type][]types.Resource{
+		resource.ClusterType:  {xdsCluster("svc")},
+		resource.EndpointType: {xdsEndpoints("svc", b1.HTTPAddr)},
+	})
+	g := startGateway(t, render(t, `
+xds: { address: "{{.}}", node: { id: gw } }
+listeners:
+  - name: static
+    address: 127.0.0.1:0
+    virtual_hosts: [ { routes: [ { match: { prefix: /echo }, cluster: svc } ] } ]
+`, cp.addr))
+	l, err := config.LoadFile(g.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := xds.New(g.store, xds.Options{Address: l.Bootstrap.XDS.Address, Node: l.Bootstrap.XDS.Node,
+		BackoffBase: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = client.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	hc := httpClient(t)
+	waitFor(t, "the file's route to reach the xDS cluster", func() bool {
+		e, err := getEcho(hc, "http://"+g.addr("static")+"/echo")
+		return err == nil && e.Server == "b1"
+	})
+	if r := g.srv.Config().Get(config.ClusterType, "svc"); r == nil || r.Source != xds.SourceName {
+		t.Errorf("cluster svc = %+v, want it from xds", r)
+	}
+	if r := g.srv.Config().Get(config.ListenerType, "static"); r == nil || r.Source != config.FileSourceName {
+		t.Errorf("listener static = %+v, want it from the file", r)
+	}
+}

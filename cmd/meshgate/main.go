@@ -17,11 +17,15 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/internal/demo"
@@ -136,6 +140,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	logJSON := fs.Bool("log-json", false, "log as JSON lines")
 	drain := fs.Duration("drain-timeout", 0, "how long SIGTERM waits for in-flight requests (default: the config's, else 15s)")
 	watch := fs.Bool("watch", true, "reload when the config file changes (SIGHUP always reloads)")
+	var xf xdsFlags
+	fs.StringVar(&xf.address, "xds-address", "", "take config from this xDS control plane (host:port), besides the file's")
+	fs.StringVar(&xf.nodeID, "node-id", "", "xDS node id (default: an Istio router id, router~<ip>~<pod>.<ns>~<ns>.svc.cluster.local)")
+	fs.StringVar(&xf.nodeCluster, "node-cluster", "", "xDS node cluster")
+	fs.Var(&xf.metadata, "node-metadata", "xDS node metadata KEY=VALUE (repeatable)")
+	fs.StringVar(&xf.locality, "node-locality", "", "xDS node locality region/zone/sub_zone")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -149,7 +159,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
 	}
 	log := slog.New(handler)
-	if err := serve(log, *path, *path == "" || *demoFlag, *drain, *watch); err != nil {
+	if err := serve(log, *path, *path == "" || *demoFlag, *drain, *watch, xf); err != nil {
 		log.Error("meshgate stopped", "error", err)
 		return 1
 	}
@@ -157,7 +167,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 // serve runs the gateway until SIGTERM or SIGINT, then drains.
-func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration, watch bool) error {
+func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration, watch bool, xf xdsFlags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -178,6 +188,9 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 	}
 	for _, w := range boot.Warnings {
 		log.Warn("config", "warning", w)
+	}
+	if err := xf.apply(&boot.Bootstrap); err != nil {
+		return err
 	}
 	drain := boot.Bootstrap.DrainTimeout
 	if drainFlag > 0 {
@@ -281,6 +294,77 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 		_ = adminSrv.Close()
 	}
 	log.Info("meshgate stopped")
+	return nil
+}
+
+// xdsFlags override the config file's xds settings.
+type xdsFlags struct {
+	address, nodeID, nodeCluster, locality string
+	metadata                               keyValues
+}
+
+type keyValues map[string]string
+
+func (kv *keyValues) String() string { return fmt.Sprint(map[string]string(*kv)) }
+
+func (kv *keyValues) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", s)
+	}
+	if *kv == nil {
+		*kv = keyValues{}
+	}
+	(*kv)[k] = v
+	return nil
+}
+
+// apply puts the flags over the bootstrap's xds settings; -xds-address
+// alone turns xDS on with Istio's router identity.
+func (f xdsFlags) apply(b *config.Bootstrap) error {
+	if f.address == "" && b.XDS == nil {
+		if f.nodeID != "" || f.nodeCluster != "" || len(f.metadata) > 0 || f.locality != "" {
+			return errors.New("the -node-* flags need -xds-address or an xds section in the config")
+		}
+		return nil
+	}
+	if b.XDS == nil {
+		node, err := config.IstioNode(config.IstioNodeConfig{})
+		if err != nil {
+			return err
+		}
+		b.XDS = &config.XDSSettings{Node: node}
+	}
+	x := b.XDS
+	if f.address != "" {
+		x.Address = f.address
+	}
+	node := proto.Clone(x.Node).(*corev3.Node)
+	if f.nodeID != "" {
+		node.Id = f.nodeID
+	}
+	if f.nodeCluster != "" {
+		node.Cluster = f.nodeCluster
+	}
+	if len(f.metadata) > 0 {
+		fields := map[string]any{}
+		for k, v := range node.GetMetadata().AsMap() {
+			fields[k] = v
+		}
+		for k, v := range f.metadata {
+			fields[k] = v
+		}
+		md, err := structpb.NewStruct(fields)
+		if err != nil {
+			return err
+		}
+		node.Metadata = md
+	}
+	if f.locality != "" {
+		parts := append(strings.SplitN(f.locality, "/", 3), "", "")
+		node.Locality = &corev3.Locality{Region: parts[0], Zone: parts[1], SubZone: parts[2]}
+	}
+	x.Node = node
 	return nil
 }
 

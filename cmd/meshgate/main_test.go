@@ -57,3 +57,25 @@ func TestRun_Commands(t *testing.T) {
 		}
 	}
 }
+
+func TestXDSFlags_Apply(t *testing.T) {
+	var b config.Bootstrap
+	f := xdsFlags{address: "istiod:15010", nodeCluster: "edge", locality: "eu/eu-1"}
+	_ = f.metadata.Set("CLUSTER_ID=c2")
+	if err := f.apply(&b); err != nil {
+		t.Fatal(err)
+	}
+	n := b.XDS.Node
+	if b.XDS.Address != "istiod:15010" || !strings.HasPrefix(n.GetId(), "router~127.0.0.1~meshgate.istio-system~") ||
+		n.GetCluster() != "edge" || n.GetLocality().GetZone() != "eu-1" {
+		t.Errorf("node = %v at %s", n, b.XDS.Address)
+	}
+	md := n.GetMetadata().AsMap()
+	if md["CLUSTER_ID"] != "c2" || md["NAMESPACE"] != "istio-system" {
+		t.Errorf("metadata = %v, want CLUSTER_ID overridden and Istio defaults kept", md)
+	}
+	var none config.Bootstrap
+	if err := (xdsFlags{nodeID: "x"}).apply(&none); err == nil {
+		t.Error("-node-id without a control plane was accepted")
+	}
+}

@@ -159,12 +159,12 @@ func (a *admin) clusters(w http.ResponseWriter, r *http.Request) {
 					}}},
 					Stats: hostStats(h),
 					HealthStatus: &adminv3.HostHealthStatus{
-						EdsHealthStatus:    h.EDSHealth,
+						EdsHealthStatus:    h.Spec().EDSHealth,
 						FailedOutlierCheck: h.Ejected(),
 						PendingActiveHc:    false,
 					},
-					Priority: h.Priority,
-					Weight:   h.Weight,
+					Priority: h.Spec().Priority,
+					Weight:   h.Spec().Weight,
 				})
 			}
 			out.ClusterStatuses = append(out.ClusterStatuses, cs)
@@ -210,10 +210,11 @@ func (a *admin) clusters(w http.ResponseWriter, r *http.Request) {
 				fmt.Fprintf(&b, "%s::%s::%s::%d\n", c.Name, h.Address, m.GetName(), m.GetValue())
 			}
 			fmt.Fprintf(&b, "%s::%s::health_flags::%s\n", c.Name, h.Address, h.HealthFlags())
-			fmt.Fprintf(&b, "%s::%s::weight::%d\n", c.Name, h.Address, h.Weight)
-			fmt.Fprintf(&b, "%s::%s::priority::%d\n", c.Name, h.Address, h.Priority)
-			if h.Locality != "//" {
-				fmt.Fprintf(&b, "%s::%s::locality::%s\n", c.Name, h.Address, h.Locality)
+			spec := h.Spec()
+			fmt.Fprintf(&b, "%s::%s::weight::%d\n", c.Name, h.Address, spec.Weight)
+			fmt.Fprintf(&b, "%s::%s::priority::%d\n", c.Name, h.Address, spec.Priority)
+			if spec.Locality != "//" {
+				fmt.Fprintf(&b, "%s::%s::locality::%s\n", c.Name, h.Address, spec.Locality)
 			}
 			if st := h.BreakerState(); st != "" {
 				fmt.Fprintf(&b, "%s::%s::breaker_state::%s\n", c.Name, h.Address, st)

@@ -18,15 +18,12 @@ import (
 // Host is one upstream endpoint: where it is, what EDS says of it, and its
 // counters. Hosts are kept by address across endpoint updates.
 type Host struct {
-	Address        string
-	Weight         uint32
-	Priority       uint32
-	Locality       string
-	LocalityWeight uint32
-	// EDSHealth is the health status the endpoint assignment gave.
-	EDSHealth corev3.HealthStatus
+	Address string
 	// Added is when the host joined the cluster (slow start counts from it).
 	Added time.Time
+	// spec is what the endpoint assignment says of the host; an update
+	// swaps it whole, so readers never see half of one.
+	spec atomic.Pointer[HostSpec]
 
 	RqTotal       atomic.Uint64
 	RqActive      atomic.Int64
@@ -40,8 +37,22 @@ type Host struct {
 	hc      *governance.HealthState     // nil without active health checks
 }
 
+// HostSpec is what an endpoint assignment says of a host.
+type HostSpec struct {
+	Weight         uint32
+	Priority       uint32
+	Locality       string // region/zone/sub_zone
+	LocalityWeight uint32
+	// EDSHealth is the health status the assignment gave.
+	EDSHealth corev3.HealthStatus
+}
+
+// Spec returns the host's current weight, priority, locality and EDS
+// health.
+func (h *Host) Spec() *HostSpec { return h.spec.Load() }
+
 func (h *Host) edsHealthy() bool {
-	switch h.EDSHealth {
+	switch h.Spec().EDSHealth {
 	case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
 		return true
 	}
@@ -88,7 +99,7 @@ func (h *Host) BreakerOpens() uint64 {
 func (h *Host) HealthFlags() string {
 	var flags []string
 	if !h.edsHealthy() {
-		flags = append(flags, "/eds_health_"+strings.ToLower(h.EDSHealth.String()))
+		flags = append(flags, "/eds_health_"+strings.ToLower(h.Spec().EDSHealth.String()))
 	}
 	if h.hc != nil && !h.hc.Healthy() {
 		flags = append(flags, "/failed_active_hc")
@@ -164,13 +175,13 @@ func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
 					h.breaker = governance.NewEndpointBreaker(c.Name+"/"+addr, c.breakerCfg, c.breakerChanged)
 				}
 			}
-			// Fields a picker reads are rewritten only here, under c.mu,
-			// before the new picker is published.
-			h.Weight = max(lbe.GetLoadBalancingWeight().GetValue(), 1)
-			h.Priority = lle.GetPriority()
-			h.Locality = locality
-			h.LocalityWeight = lle.GetLoadBalancingWeight().GetValue()
-			h.EDSHealth = lbe.GetHealthStatus()
+			h.spec.Store(&HostSpec{
+				Weight:         max(lbe.GetLoadBalancingWeight().GetValue(), 1),
+				Priority:       lle.GetPriority(),
+				Locality:       locality,
+				LocalityWeight: lle.GetLoadBalancingWeight().GetValue(),
+				EDSHealth:      lbe.GetHealthStatus(),
+			})
 			members = append(members, h)
 		}
 	}
@@ -181,7 +192,9 @@ func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
 			addrs[i] = h.Address
 		}
 		for i, oh := range c.outlier.SetHosts(addrs) {
-			members[i].outlier = oh
+			if members[i].outlier == nil { // set once, before the host is published
+				members[i].outlier = oh
+			}
 		}
 	}
 	if c.hc != nil {
@@ -190,7 +203,9 @@ func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
 			addrs[i] = h.Address
 		}
 		for i, hs := range c.hc.SetHosts(addrs) {
-			members[i].hc = hs
+			if members[i].hc == nil { // set once, before the host is published
+				members[i].hc = hs
+			}
 		}
 	}
 	c.overprovisioning = 0
@@ -209,7 +224,8 @@ func (c *Cluster) rebuildLocked() {
 	hs := make([]governance.Host, len(c.members))
 	ramping := false
 	for i, h := range c.members {
-		w := h.Weight
+		spec := h.Spec()
+		w := spec.Weight
 		if ss := c.lb.slowStart; ss.window > 0 {
 			age := now.Sub(h.Added)
 			// Weights are scaled so that a fraction of weight 1 still counts.
@@ -218,8 +234,8 @@ func (c *Cluster) rebuildLocked() {
 		}
 		hs[i] = governance.Host{
 			Endpoint: governance.Endpoint{
-				Address: h.Address, Weight: w, Priority: h.Priority,
-				Locality: h.Locality, LocalityWeight: h.LocalityWeight, Active: &h.RqActive,
+				Address: h.Address, Weight: w, Priority: spec.Priority,
+				Locality: spec.Locality, LocalityWeight: spec.LocalityWeight, Active: &h.RqActive,
 			},
 			Healthy: h.Healthy(),
 		}

@@ -95,7 +95,9 @@ func TestCluster_SetEndpoints(t *testing.T) {
 	if hs := c.Hosts(); len(hs) != 1 || hs[0] != first || hs[0].RqTotal.Load() != 7 {
 		t.Errorf("after the update hosts = %v; want the same host object, counters kept", hs)
 	}
-	if flags := (&Host{EDSHealth: corev3.HealthStatus_DRAINING}).HealthFlags(); flags != "/eds_health_draining" {
+	draining := &Host{}
+	draining.spec.Store(&HostSpec{EDSHealth: corev3.HealthStatus_DRAINING})
+	if flags := draining.HealthFlags(); flags != "/eds_health_draining" {
 		t.Errorf("HealthFlags() = %q", flags)
 	}
 }
