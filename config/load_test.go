@@ -170,3 +170,38 @@ listeners: [{name: l, address: ":80", virtual_hosts: [{routes: [{match: {regex: 
 		})
 	}
 }
+
+func TestLoad_XDSSettings(t *testing.T) {
+	friendly, err := Load([]byte(`
+xds:
+  address: istiod.istio-system:15012
+  delta: true
+  istio: { namespace: gw-ns, pod: edge-1, labels: { app: edge } }
+listeners:
+  - name: static
+    address: 127.0.0.1:0
+    virtual_hosts: [ { routes: [ { match: { prefix: / }, cluster: from-xds } ] } ]
+`), "")
+	if err != nil {
+		t.Fatalf("Load: %v (a route may name a cluster the control plane provides)", err)
+	}
+	x := friendly.Bootstrap.XDS
+	if x == nil || x.Address != "istiod.istio-system:15012" || !x.Delta ||
+		x.Node.GetId() != "router~127.0.0.1~edge-1.gw-ns~gw-ns.svc.cluster.local" ||
+		x.Node.GetMetadata().AsMap()["LABELS"].(map[string]any)["app"] != "edge" {
+		t.Errorf("xds settings %+v", x)
+	}
+	envoy, err := Load([]byte(`{
+  "node": {"id": "gw-1", "cluster": "edge"},
+  "dynamic_resources": {"ads_config": {"api_type": "DELTA_GRPC", "grpc_services": [{"envoy_grpc": {"cluster_name": "xds"}}]},
+                        "lds_config": {"ads": {}}, "cds_config": {"ads": {}}},
+  "static_resources": {"clusters": [{"name": "xds", "type": "STATIC", "load_assignment": {"cluster_name": "xds",
+    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "10.0.0.9", "port_value": 18000}}}}]}]}}]}
+}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := envoy.Bootstrap.XDS; x == nil || x.Address != "10.0.0.9:18000" || !x.Delta || x.Node.GetId() != "gw-1" {
+		t.Errorf("Envoy dynamic_resources read as %+v", x)
+	}
+}

@@ -20,6 +20,9 @@ type Update struct {
 	// has the type, wins (xDS versions are per type).
 	Version  string
 	Versions map[string]string
+	// ResourceVersions, when it has the resource, wins over both (delta
+	// xDS versions each resource): type URL -> name -> version.
+	ResourceVersions map[string]map[string]string
 	// Replace lists the type URLs this update carries in full (xDS "state of
 	// the world"): resources of those types owned by Source that are absent
 	// from Resources are removed.
@@ -211,6 +214,9 @@ func (s *Store) build(u Update) (*Set, Change, error) {
 		}
 		version := u.Version
 		if v, ok := u.Versions[t]; ok {
+			version = v
+		}
+		if v, ok := u.ResourceVersions[t][name]; ok {
 			version = v
 		}
 		writable(t)[name] = &Resource{Name: name, Message: m, Version: version, Source: u.Source, LastUpdated: now}

@@ -25,6 +25,8 @@ type XDSSettings struct {
 	Node *corev3.Node
 	// InitialFetchTimeout bounds how long an incomplete update waits.
 	InitialFetchTimeout time.Duration
+	// Delta uses incremental xDS.
+	Delta bool
 }
 
 // XDSConfig is the friendly format's xds section.
@@ -38,6 +40,9 @@ type XDSConfig struct {
 	// Istio fills the node as istiod expects an ingress gateway.
 	Istio               *IstioNodeConfig `json:"istio,omitempty"`
 	InitialFetchTimeout *Duration        `json:"initial_fetch_timeout,omitempty"`
+	// Delta uses the incremental protocol (Envoy's DELTA_GRPC) instead of
+	// state of the world.
+	Delta bool `json:"delta,omitempty"`
 }
 
 // NodeConfig is an Envoy node.
@@ -95,7 +100,7 @@ func IstioNode(c IstioNodeConfig) (*corev3.Node, error) {
 }
 
 func (t *translator) xds(path string, x *XDSConfig) *XDSSettings {
-	out := &XDSSettings{Address: x.Address, TLS: x.TLS}
+	out := &XDSSettings{Address: x.Address, TLS: x.TLS, Delta: x.Delta}
 	if _, _, err := net.SplitHostPort(x.Address); err != nil {
 		t.errf(path+".address", "want host:port, got %q", x.Address)
 	}
@@ -164,11 +169,15 @@ func envoyXDS(top map[string]json.RawMessage, resources []proto.Message) (*XDSSe
 	if dyn.ADS == nil || len(dyn.ADS.GRPCServices) == 0 || dyn.ADS.GRPCServices[0].EnvoyGRPC == nil {
 		return nil, errors.New("dynamic_resources: meshgate needs ads_config with an envoy_grpc service")
 	}
-	if dyn.ADS.APIType != "" && dyn.ADS.APIType != "GRPC" {
-		return nil, fmt.Errorf("dynamic_resources.ads_config.api_type %q: only GRPC (state of the world) is supported", dyn.ADS.APIType)
+	out := &XDSSettings{}
+	switch dyn.ADS.APIType {
+	case "", "GRPC":
+	case "DELTA_GRPC":
+		out.Delta = true
+	default:
+		return nil, fmt.Errorf("dynamic_resources.ads_config.api_type %q: want GRPC or DELTA_GRPC", dyn.ADS.APIType)
 	}
 	name := dyn.ADS.GRPCServices[0].EnvoyGRPC.ClusterName
-	out := &XDSSettings{}
 	for _, m := range resources {
 		c, ok := m.(*clusterv3.Cluster)
 		if !ok || c.GetName() != name {

@@ -135,7 +135,7 @@ func tail(s string, n int) string {
 
 // startIstioGateway runs the data plane with an ADS client that presents
 // itself as Istio's ingress gateway.
-func startIstioGateway(t *testing.T, xdsAddr string) *xdsGateway {
+func startIstioGateway(t *testing.T, xdsAddr string, delta bool) *xdsGateway {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv := server.New(server.Options{Logger: log, DrainTimeout: 2 * time.Second})
@@ -145,7 +145,8 @@ func startIstioGateway(t *testing.T, xdsAddr string) *xdsGateway {
 		t.Fatal(err)
 	}
 	client := xds.New(store, xds.Options{Address: xdsAddr, Node: node, InitialFetchTimeout: 5 * time.Second,
-		BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Logger: log, Registerer: srv.Metrics().Registry})
+		BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Logger: log, Registerer: srv.Metrics().Registry,
+		Delta: delta})
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &xdsGateway{srv: srv, client: client, cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -266,10 +267,14 @@ func TestIstio_GatewayFromIstiod(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs Istio's discovery server; skipped with -short")
 	}
+	forBothProtocols(t, testGatewayFromIstiod)
+}
+
+func testGatewayFromIstiod(t *testing.T, delta bool) {
 	v1, v2 := startBackend(t, "v1"), startBackend(t, "v2")
 	data := newIstioData(t, v1, v2)
 	ist := startIstiod(t, string(render(t, istioConfig, data)))
-	g := startIstioGateway(t, ist.xds)
+	g := startIstioGateway(t, ist.xds, delta)
 	hc := httpClient(t)
 	listener := "0.0.0.0_" + data.Port
 	addr := waitIstio(t, g, hc, listener)

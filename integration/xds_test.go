@@ -50,9 +50,10 @@ type controlPlane struct {
 	addr  string
 	done  chan struct{}
 
-	mu    sync.Mutex
-	nacks []string // error details of NACKs received
-	acks  map[string]string
+	mu     sync.Mutex
+	nacks  []string          // error details of NACKs received
+	acks   map[string]string // type -> version acknowledged
+	nonces map[string]string // delta: nonce -> the version it carried
 }
 
 func startControlPlane(t *testing.T, addr string, cache cachev3.SnapshotCache) *controlPlane {
@@ -74,17 +75,36 @@ func startControlPlane(t *testing.T, addr string, cache cachev3.SnapshotCache) *
 	if cache == nil {
 		cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)
 	}
-	cp := &controlPlane{t: t, cache: cache, addr: ln.Addr().String(), done: make(chan struct{}), acks: map[string]string{}}
-	cb := serverv3.CallbackFuncs{StreamRequestFunc: func(_ int64, r *discoveryv3.DiscoveryRequest) error {
-		cp.mu.Lock()
-		defer cp.mu.Unlock()
-		if r.GetErrorDetail() != nil {
-			cp.nacks = append(cp.nacks, r.GetErrorDetail().GetMessage())
-		} else if r.GetResponseNonce() != "" {
-			cp.acks[r.GetTypeUrl()] = r.GetVersionInfo()
-		}
-		return nil
-	}}
+	cp := &controlPlane{t: t, cache: cache, addr: ln.Addr().String(), done: make(chan struct{}),
+		acks: map[string]string{}, nonces: map[string]string{}}
+	cb := serverv3.CallbackFuncs{
+		StreamRequestFunc: func(_ int64, r *discoveryv3.DiscoveryRequest) error {
+			cp.mu.Lock()
+			defer cp.mu.Unlock()
+			if r.GetErrorDetail() != nil {
+				cp.nacks = append(cp.nacks, r.GetErrorDetail().GetMessage())
+			} else if r.GetResponseNonce() != "" {
+				cp.acks[r.GetTypeUrl()] = r.GetVersionInfo()
+			}
+			return nil
+		},
+		// Delta ACKs carry only the nonce: remember what each nonce sent.
+		StreamDeltaResponseFunc: func(_ int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+			cp.mu.Lock()
+			defer cp.mu.Unlock()
+			cp.nonces[resp.GetNonce()] = resp.GetSystemVersionInfo()
+		},
+		StreamDeltaRequestFunc: func(_ int64, r *discoveryv3.DeltaDiscoveryRequest) error {
+			cp.mu.Lock()
+			defer cp.mu.Unlock()
+			if r.GetErrorDetail() != nil {
+				cp.nacks = append(cp.nacks, r.GetErrorDetail().GetMessage())
+			} else if v, ok := cp.nonces[r.GetResponseNonce()]; ok {
+				cp.acks[r.GetTypeUrl()] = v
+			}
+			return nil
+		},
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := serverv3.NewServer(ctx, cache, cb)
 	cp.grpc = grpc.NewServer()
@@ -134,7 +154,7 @@ type xdsGateway struct {
 	done   chan struct{}
 }
 
-func startXDSGateway(t *testing.T, cpAddr string) *xdsGateway {
+func startXDSGateway(t *testing.T, cpAddr string, delta bool) *xdsGateway {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv := server.New(server.Options{Logger: log, DrainTimeout: 2 * time.Second})
@@ -142,7 +162,7 @@ func startXDSGateway(t *testing.T, cpAddr string) *xdsGateway {
 	client := xds.New(store, xds.Options{
 		Address: cpAddr, Node: &corev3.Node{Id: "gw", Cluster: "meshgate"},
 		InitialFetchTimeout: 2 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
-		Logger: log, Registerer: srv.Metrics().Registry,
+		Logger: log, Registerer: srv.Metrics().Registry, Delta: delta,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &xdsGateway{srv: srv, client: client, cancel: cancel, done: make(chan struct{})}
@@ -280,11 +300,13 @@ func getEcho(hc *http.Client, url string) (echoed, error) {
 
 // The basic path: the gateway takes everything from the control plane,
 // ACKs it, and follows an endpoint move.
-func TestXDS_ServesAndFollowsUpdates(t *testing.T) {
+func TestXDS_ServesAndFollowsUpdates(t *testing.T) { forBothProtocols(t, testServesAndFollowsUpdates) }
+
+func testServesAndFollowsUpdates(t *testing.T, delta bool) {
 	b1, b2 := startBackend(t, "b1"), startBackend(t, "b2")
 	cp := startControlPlane(t, "", nil)
 	cp.set("1", echoSnapshot(b1))
-	g := startXDSGateway(t, cp.addr)
+	g := startXDSGateway(t, cp.addr, delta)
 	hc := httpClient(t)
 	addr := waitServing(t, g, hc, "b1")
 	for _, typ := range []string{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType} {
@@ -295,18 +317,23 @@ func TestXDS_ServesAndFollowsUpdates(t *testing.T) {
 	if got := g.srv.ListenerAddr("main"); got != addr {
 		t.Errorf("the listener moved from %s to %s on an endpoint update", addr, got)
 	}
-	if r := g.srv.Config().Get(config.EndpointType, "svc"); r == nil || r.Version != "2" || r.Source != xds.SourceName {
-		t.Errorf("store holds endpoints %+v, want version 2 from xds", r)
+	// State of the world versions a type per response; delta versions each
+	// resource (go-control-plane uses a hash of its content).
+	r := g.srv.Config().Get(config.EndpointType, "svc")
+	if r == nil || r.Source != xds.SourceName || (!delta && r.Version != "2") || (delta && r.Version == "") {
+		t.Errorf("store holds endpoints %+v, want them from xds with the update's version", r)
 	}
 }
 
 // A resource that fails validation is NACKed with a reason, and traffic
 // keeps flowing on the last good config.
-func TestXDS_NackKeepsLastGood(t *testing.T) {
+func TestXDS_NackKeepsLastGood(t *testing.T) { forBothProtocols(t, testNackKeepsLastGood) }
+
+func testNackKeepsLastGood(t *testing.T, delta bool) {
 	b1 := startBackend(t, "b1")
 	cp := startControlPlane(t, "", nil)
 	cp.set("1", echoSnapshot(b1))
-	g := startXDSGateway(t, cp.addr)
+	g := startXDSGateway(t, cp.addr, delta)
 	hc := httpClient(t)
 	addr := waitServing(t, g, hc, "b1")
 
@@ -326,7 +353,7 @@ func TestXDS_NackKeepsLastGood(t *testing.T) {
 	if !strings.Contains(detail, "routes") {
 		t.Errorf("NACK detail %q does not name the route config", detail)
 	}
-	if v := cp.ackedVersion(resource.RouteType); v != "1" {
+	if v := cp.ackedVersion(resource.RouteType); v != "1" && !delta {
 		t.Errorf("acked RDS version %q after a NACK, want 1 kept", v)
 	}
 	for range 20 {
@@ -335,8 +362,9 @@ func TestXDS_NackKeepsLastGood(t *testing.T) {
 		}
 	}
 	f := g.client.Failures()[config.RouteType]["routes"]
-	if f.Version != "2" || f.Details == "" {
-		t.Errorf("recorded failure %+v, want version 2 with details", f)
+	accepted := g.srv.Config().Get(config.RouteType, "routes").Version
+	if f.Details == "" || f.Version == accepted || (!delta && f.Version != "2") {
+		t.Errorf("recorded failure %+v (accepted version %q), want the rejected version with details", f, accepted)
 	}
 	// /config_dump shows the last NACK on the resource, as Envoy's error_state.
 	rec := httptest.NewRecorder()
@@ -353,7 +381,7 @@ func TestXDS_NackKeepsLastGood(t *testing.T) {
 	var found bool
 	for _, r := range routes.GetDynamicRouteConfigs() {
 		if es := r.GetErrorState(); es != nil {
-			found = es.GetVersionInfo() == "2" && r.GetVersionInfo() == "1" && r.GetClientStatus() == adminv3.ClientResourceStatus_NACKED
+			found = es.GetVersionInfo() == f.Version && r.GetVersionInfo() == accepted && r.GetClientStatus() == adminv3.ClientResourceStatus_NACKED
 		}
 	}
 	if !found {
@@ -367,11 +395,13 @@ func TestXDS_NackKeepsLastGood(t *testing.T) {
 // The control plane dies: the gateway keeps serving; it comes back (a new
 // server, empty cache) with a new config: the gateway reconnects and
 // resyncs.
-func TestXDS_ControlPlaneRestart(t *testing.T) {
+func TestXDS_ControlPlaneRestart(t *testing.T) { forBothProtocols(t, testControlPlaneRestart) }
+
+func testControlPlaneRestart(t *testing.T, delta bool) {
 	b1, b2 := startBackend(t, "b1"), startBackend(t, "b2")
 	cp := startControlPlane(t, "", nil)
 	cp.set("1", echoSnapshot(b1))
-	g := startXDSGateway(t, cp.addr)
+	g := startXDSGateway(t, cp.addr, delta)
 	hc := httpClient(t)
 	addr := waitServing(t, g, hc, "b1")
 
@@ -391,10 +421,14 @@ func TestXDS_ControlPlaneRestart(t *testing.T) {
 // A cluster the control plane removes takes its endpoints with it: routes
 // still naming it answer 503.
 func TestXDS_RemovedClusterAnswers503(t *testing.T) {
+	forBothProtocols(t, testRemovedClusterAnswers503)
+}
+
+func testRemovedClusterAnswers503(t *testing.T, delta bool) {
 	b1 := startBackend(t, "b1")
 	cp := startControlPlane(t, "", nil)
 	cp.set("1", echoSnapshot(b1))
-	g := startXDSGateway(t, cp.addr)
+	g := startXDSGateway(t, cp.addr, delta)
 	hc := httpClient(t)
 	addr := waitServing(t, g, hc, "b1")
 	snap := echoSnapshot(b1)
@@ -418,13 +452,15 @@ func TestXDS_RemovedClusterAnswers503(t *testing.T) {
 
 // A new gateway serves nothing until its first complete config: a listener
 // waits for its route configuration (warming).
-func TestXDS_WarmingWaitsForRoutes(t *testing.T) {
+func TestXDS_WarmingWaitsForRoutes(t *testing.T) { forBothProtocols(t, testWarmingWaitsForRoutes) }
+
+func testWarmingWaitsForRoutes(t *testing.T, delta bool) {
 	b1 := startBackend(t, "b1")
 	cp := startControlPlane(t, "", nil)
 	partial := echoSnapshot(b1)
 	delete(partial, resource.RouteType) // the listener's RDS has not arrived
 	cp.set("1", partial)
-	g := startXDSGateway(t, cp.addr)
+	g := startXDSGateway(t, cp.addr, delta)
 	waitFor(t, "the LDS ACK", func() bool { return cp.ackedVersion(resource.ListenerType) == "1" })
 	time.Sleep(300 * time.Millisecond) // shorter than the 2s initial fetch timeout
 	if a := g.srv.ListenerAddr("main"); a != "" {
@@ -472,4 +508,10 @@ listeners:
 	if r := g.srv.Config().Get(config.ListenerType, "static"); r == nil || r.Source != config.FileSourceName {
 		t.Errorf("listener static = %+v, want it from the file", r)
 	}
+}
+
+// forBothProtocols runs an xDS test over state-of-the-world and delta ADS.
+func forBothProtocols(t *testing.T, test func(t *testing.T, delta bool)) {
+	t.Run("sotw", func(t *testing.T) { test(t, false) })
+	t.Run("delta", func(t *testing.T) { test(t, true) })
 }

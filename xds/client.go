@@ -49,6 +49,9 @@ type Options struct {
 	Logger                  *slog.Logger
 	// Registerer receives the client's metrics (nil: not registered).
 	Registerer prometheus.Registerer
+	// Delta uses the incremental xDS protocol (DeltaAggregatedResources)
+	// instead of state of the world.
+	Delta bool
 }
 
 // typeOrder is the order in which subscriptions are sent (as Envoy does).
@@ -70,7 +73,7 @@ type Client struct {
 	mu        sync.Mutex
 	types     map[string]*typeState
 	staged    map[string]map[string]proto.Message  // accepted from the control plane
-	versions  map[string]string                    // type -> version of the last accepted response
+	versions  map[string]map[string]string         // type -> resource -> the version it came with
 	pending   bool                                 // staged differs from what the store has
 	waitSince time.Time                            // when the staged update became incomplete
 	applied   bool                                 // a complete update has gone live
@@ -106,7 +109,7 @@ func New(store *config.Store, opts Options) *Client {
 		opts: opts, store: store, log: opts.Logger.With("xds", opts.Address),
 		types:    map[string]*typeState{},
 		staged:   map[string]map[string]proto.Message{},
-		versions: map[string]string{},
+		versions: map[string]map[string]string{},
 		failures: map[string]map[string]config.Failure{},
 		m:        newMetrics(opts.Registerer),
 	}
@@ -158,7 +161,12 @@ func (c *Client) Run(ctx context.Context) error {
 	backoff := c.opts.BackoffBase
 	for {
 		start := time.Now()
-		err := c.stream(ctx, client)
+		var err error
+		if c.opts.Delta {
+			err = c.deltaStream(ctx, client)
+		} else {
+			err = c.stream(ctx, client)
+		}
 		c.connected.Store(false)
 		c.m.connected.Set(0)
 		if ctx.Err() != nil {
@@ -316,7 +324,7 @@ func (c *Client) handle(ctx context.Context, resp *discoveryv3.DiscoveryResponse
 	if decodeErr != nil {
 		err = decodeErr
 	} else {
-		err = c.accept(ctx, t, resp.GetVersionInfo(), next)
+		err = c.acceptSotW(ctx, t, resp.GetVersionInfo(), next)
 	}
 	if err != nil {
 		ack.VersionInfo = ts.version
@@ -367,29 +375,42 @@ func (c *Client) decode(resp *discoveryv3.DiscoveryResponse) (map[string]proto.M
 	return out, errors.Join(errs...)
 }
 
-// accept stages a type's new resources after compiling the whole staged
-// config with them, and makes the staged config live when it is complete.
-func (c *Client) accept(ctx context.Context, t, version string, next map[string]proto.Message) error {
+// acceptSotW stages a state-of-the-world response: the whole type for
+// LDS and CDS, the named resources for RDS and EDS.
+func (c *Client) acceptSotW(ctx context.Context, t, version string, next map[string]proto.Message) error {
+	typed := next
+	versions := map[string]string{}
+	if !wildcard(t) {
+		typed = make(map[string]proto.Message, len(c.staged[t])+len(next))
+		for n, m := range c.staged[t] {
+			typed[n] = m
+			versions[n] = c.versions[t][n]
+		}
+		for n, m := range next {
+			typed[n] = m
+		}
+	}
+	for n := range next {
+		versions[n] = version
+	}
+	return c.accept(ctx, t, typed, versions)
+}
+
+// accept stages a type's new set of resources after compiling the whole
+// staged config with it, and makes the staged config live when complete.
+func (c *Client) accept(ctx context.Context, t string, typed map[string]proto.Message, typeVersions map[string]string) error {
 	candidate := map[string]map[string]proto.Message{}
 	for typ, m := range c.staged {
 		candidate[typ] = m
 	}
-	if wildcard(t) {
-		candidate[t] = next
-	} else {
-		merged := make(map[string]proto.Message, len(c.staged[t])+len(next))
-		for n, m := range c.staged[t] {
-			merged[n] = m
-		}
-		for n, m := range next {
-			merged[n] = m
-		}
-		candidate[t] = merged
-	}
+	candidate[t] = typed
 	// Drop route configurations and endpoints nothing refers to any more.
 	prune(candidate)
-	versions := maps(c.versions)
-	versions[t] = version
+	versions := map[string]map[string]string{}
+	for typ, m := range c.versions {
+		versions[typ] = m
+	}
+	versions[t] = typeVersions
 	u := updateOf(candidate, versions)
 	complete := isComplete(candidate)
 	var err error
@@ -461,14 +482,6 @@ func (c *Client) recordFailureLocked(t string, resp *discoveryv3.DiscoveryRespon
 	}
 }
 
-func maps(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // prune drops RDS and EDS resources no staged listener or cluster needs.
 func prune(staged map[string]map[string]proto.Message) {
 	routes := map[string]bool{}
@@ -516,8 +529,8 @@ func isComplete(staged map[string]map[string]proto.Message) bool {
 
 // updateOf is the store update that makes the store hold exactly the
 // staged resources under the xds source.
-func updateOf(staged map[string]map[string]proto.Message, versions map[string]string) config.Update {
-	u := config.Update{Source: SourceName, Replace: config.ResourceTypes, Versions: versions}
+func updateOf(staged map[string]map[string]proto.Message, versions map[string]map[string]string) config.Update {
+	u := config.Update{Source: SourceName, Replace: config.ResourceTypes, ResourceVersions: versions}
 	for _, t := range config.ResourceTypes {
 		names := make([]string, 0, len(staged[t]))
 		for n := range staged[t] {

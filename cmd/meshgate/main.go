@@ -393,7 +393,7 @@ func newXDSClient(x *config.XDSSettings, store *config.Store, log *slog.Logger, 
 	}
 	return xds.New(store, xds.Options{
 		Address: x.Address, TLS: tlsConf, Node: x.Node, InitialFetchTimeout: x.InitialFetchTimeout,
-		Logger: log, Registerer: reg,
+		Delta: x.Delta, Logger: log, Registerer: reg,
 	}), nil
 }
 

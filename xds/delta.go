@@ -1,0 +1,161 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshgate/meshgate/config"
+)
+
+// deltaStream runs one incremental (delta) ADS stream: the server sends
+// only what changed, each resource with its own version, and names what it
+// removed.
+func (c *Client) deltaStream(ctx context.Context, client discoveryv3.AggregatedDiscoveryServiceClient) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := client.DeltaAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	var reqs []*discoveryv3.DeltaDiscoveryRequest
+	for i, t := range typeOrder {
+		ts := c.types[t]
+		ts.nonce = ""
+		r := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, InitialResourceVersions: map[string]string{}}
+		if i == 0 {
+			r.Node = c.opts.Node
+		}
+		if wildcard(t) {
+			r.ResourceNamesSubscribe = []string{"*"}
+		} else {
+			ts.names = c.neededLocked(t)
+			if len(ts.names) == 0 {
+				continue
+			}
+			r.ResourceNamesSubscribe = ts.names
+		}
+		for n, v := range c.versions[t] {
+			r.InitialResourceVersions[n] = v
+		}
+		reqs = append(reqs, r)
+	}
+	c.mu.Unlock()
+	for _, r := range reqs {
+		if err := s.Send(r); err != nil {
+			return err
+		}
+	}
+	for {
+		resp, err := s.Recv()
+		if err != nil {
+			return err
+		}
+		if !c.connected.Swap(true) {
+			c.log.Info("delta ADS stream up")
+			c.m.connected.Set(1)
+		}
+		for _, r := range c.handleDelta(ctx, resp) {
+			if err := s.Send(r); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// handleDelta processes one delta response and returns its ACK or NACK,
+// then any subscription changes.
+func (c *Client) handleDelta(ctx context.Context, resp *discoveryv3.DeltaDiscoveryResponse) []*discoveryv3.DeltaDiscoveryRequest {
+	t := resp.GetTypeUrl()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ts := c.types[t]
+	if ts == nil {
+		c.log.Warn("ignoring a delta response of a type not asked for", "type", t)
+		return nil
+	}
+	ts.nonce = resp.GetNonce()
+	ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: ts.nonce}
+
+	typed := make(map[string]proto.Message, len(c.staged[t]))
+	versions := make(map[string]string, len(c.staged[t]))
+	for n, m := range c.staged[t] {
+		typed[n] = m
+		versions[n] = c.versions[t][n]
+	}
+	var errs []error
+	for _, r := range resp.GetResources() {
+		m, err := r.GetResource().UnmarshalNew()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", kind(t), r.GetName(), err))
+			continue
+		}
+		name, err := config.ResourceName(m)
+		if err == nil && name != r.GetName() {
+			err = fmt.Errorf("named %q inside", name)
+		}
+		if err == nil {
+			err = config.Validate(m)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", kind(t), r.GetName(), err))
+			continue
+		}
+		typed[name], versions[name] = m, r.GetVersion()
+	}
+	for _, n := range resp.GetRemovedResources() {
+		delete(typed, n)
+		delete(versions, n)
+	}
+	err := errors.Join(errs...)
+	if err == nil {
+		err = c.accept(ctx, t, typed, versions)
+	}
+	if err != nil {
+		ack.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+		if c.failures[t] == nil {
+			c.failures[t] = map[string]config.Failure{}
+		}
+		for _, r := range resp.GetResources() {
+			c.failures[t][r.GetName()] = config.Failure{Version: r.GetVersion(), Details: err.Error(), Time: time.Now(), Resource: r.GetResource()}
+		}
+		c.m.updates.WithLabelValues(kind(t), "nack").Inc()
+		c.log.Warn("NACK", "type", kind(t), "nonce", resp.GetNonce(), "error", err)
+		return []*discoveryv3.DeltaDiscoveryRequest{ack}
+	}
+	delete(c.failures, t)
+	c.m.updates.WithLabelValues(kind(t), "ack").Inc()
+	out := []*discoveryv3.DeltaDiscoveryRequest{ack}
+	// Follow what the listeners and clusters now name.
+	for _, typ := range typeOrder {
+		if wildcard(typ) {
+			continue
+		}
+		st := c.types[typ]
+		need := c.neededLocked(typ)
+		var add, drop []string
+		for _, n := range need {
+			if !slices.Contains(st.names, n) {
+				add = append(add, n)
+			}
+		}
+		for _, n := range st.names {
+			if !slices.Contains(need, n) {
+				drop = append(drop, n)
+			}
+		}
+		if len(add)+len(drop) > 0 {
+			st.names = need
+			out = append(out, &discoveryv3.DeltaDiscoveryRequest{TypeUrl: typ, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: drop})
+		}
+	}
+	return out
+}
