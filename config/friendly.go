@@ -226,8 +226,10 @@ type RegexRewriteConfig struct {
 // ClusterConfig is one upstream service.
 type ClusterConfig struct {
 	Name string `json:"name"`
-	// Type is "static" (endpoints listed here, the default) or "eds"
-	// (endpoints from xDS or a registry).
+	// Type is "static" (endpoints listed here, the default), "strict_dns"
+	// (endpoint names resolved every 5s, all addresses), "logical_dns"
+	// (the first address of each name) or "eds" (endpoints from xDS or a
+	// registry).
 	Type string `json:"type,omitempty"`
 	// Protocol is "http1" (default), "http2", or "grpc" (HTTP/2).
 	Protocol string `json:"protocol,omitempty"`

@@ -751,6 +751,28 @@ func (t *translator) cluster(path string, c *ClusterConfig) *clusterv3.Cluster {
 			g.LbEndpoints = append(g.LbEndpoints, lbe)
 		}
 		out.LoadAssignment = cla
+	case "strict_dns", "logical_dns":
+		// Endpoints are names (or addresses) resolved again every 5s.
+		if c.Type == "strict_dns" {
+			out.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
+		} else {
+			out.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS}
+		}
+		cla := &endpointv3.ClusterLoadAssignment{ClusterName: c.Name}
+		lle := &endpointv3.LocalityLbEndpoints{}
+		for i, e := range c.Endpoints {
+			addr := t.socketAddress(fmt.Sprintf("%s.endpoints[%d]", path, i), e.Address)
+			if addr == nil {
+				continue
+			}
+			lbe := &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}}}
+			if e.Weight > 0 {
+				lbe.LoadBalancingWeight = wrapperspb.UInt32(e.Weight)
+			}
+			lle.LbEndpoints = append(lle.LbEndpoints, lbe)
+		}
+		cla.Endpoints = []*endpointv3.LocalityLbEndpoints{lle}
+		out.LoadAssignment = cla
 	case "eds":
 		if len(c.Endpoints) > 0 {
 			t.errf(path+".endpoints", "an eds cluster takes its endpoints from xDS or a registry; remove them or use type static")
@@ -760,7 +782,7 @@ func (t *translator) cluster(path string, c *ClusterConfig) *clusterv3.Cluster {
 			EdsConfig: &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}},
 		}
 	default:
-		t.errf(path+".type", "unknown type %q (want static or eds)", c.Type)
+		t.errf(path+".type", "unknown type %q (want static, strict_dns, logical_dns or eds)", c.Type)
 	}
 	if cb := c.CircuitBreakers; cb != nil {
 		th := &clusterv3.CircuitBreakers_Thresholds{}

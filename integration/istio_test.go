@@ -188,6 +188,16 @@ spec:
   endpoints:
   - { address: 127.0.0.1, ports: { http: {{.V1HTTP}}, grpc: {{.V1GRPC}} }, labels: { version: v1 } }
   - { address: 127.0.0.1, ports: { http: {{.V2HTTP}}, grpc: {{.V2GRPC}} }, labels: { version: v2 } }
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: by-dns, namespace: default }
+spec:
+  hosts: [dns.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [ { number: 80, name: http, protocol: HTTP } ]
+  endpoints: [ { address: localhost, ports: { http: {{.V1HTTP}} } } ]
 {{end}}---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -212,6 +222,9 @@ spec:
   hosts: ["*"]
   gateways: [istio-system/gw]
   http:
+  - match: [ { uri: { prefix: /dns } } ]
+    rewrite: { uri: /echo/dns }
+    route: [ { destination: { host: dns.example.com, port: { number: 80 } } } ]
   - match: [ { uri: { prefix: /demo.v1.DemoService/ } } ]
     route: [ { destination: { host: echo.example.com, subset: v1, port: { number: 9000 } } } ]
   - match: [ { uri: { prefix: /echo }, headers: { x-canary: { exact: "yes" } } } ]
@@ -303,6 +316,11 @@ func testGatewayFromIstiod(t *testing.T, delta bool) {
 		if !strings.Contains(string(body), `"server":"v2"`) {
 			t.Errorf("header match x-canary: yes did not go to v2: %s", body)
 		}
+		// A DNS ServiceEntry: a STRICT_DNS cluster resolving localhost.
+		waitFor(t, "the DNS ServiceEntry to resolve", func() bool {
+			e, err := getEcho(hc, "http://"+addr+"/dns")
+			return err == nil && e.Server == "v1" && e.Path == "/echo/dns"
+		})
 		resp, err := demoClient(t, addr).Echo(context.Background(), &demov1.EchoRequest{Message: "via istio"})
 		if err != nil || resp.GetServer() != "v1" {
 			t.Errorf("gRPC through the Istio route: %v, %v; want an answer from v1", resp, err)

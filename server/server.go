@@ -114,7 +114,7 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 	if change.OnlyEndpoints() {
 		// Membership changes swap host sets in place: no recompile.
 		for _, c := range s.clusters {
-			if !c.Static && change.Changed(config.EndpointType, c.EDSName) {
+			if c.EDSName != "" && change.Changed(config.EndpointType, c.EDSName) {
 				c.SetEndpoints(next.Endpoints(c.EDSName))
 			}
 		}
@@ -187,7 +187,7 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 	}
 	s.clusters = clusters
 	for _, c := range clusters {
-		if !c.Static {
+		if c.EDSName != "" { // EDS clusters take their endpoints from the store
 			c.SetEndpoints(next.Endpoints(c.EDSName))
 		}
 	}

@@ -60,12 +60,17 @@ type Cluster struct {
 	lb     lbConfig
 	now    func() time.Time
 
-	thresholds [2]Thresholds // by routing priority
-	outlier    *governance.Outlier
-	outlierT   *time.Timer
-	breakerCfg governance.BreakerConfig
-	hc         *governance.HealthChecker // nil without active health checks
-	hosts      atomic.Pointer[hostSet]
+	thresholds [2]Thresholds      // by routing priority
+	dnsSpec    *clusterv3.Cluster // STRICT_DNS / LOGICAL_DNS: resolved by dnsLoop
+	dnsStop    context.CancelFunc
+	dnsDone    chan struct{}
+	// unsupported, when set, is why every request to the cluster fails.
+	unsupported string
+	outlier     *governance.Outlier
+	outlierT    *time.Timer
+	breakerCfg  governance.BreakerConfig
+	hc          *governance.HealthChecker // nil without active health checks
+	hosts       atomic.Pointer[hostSet]
 
 	mu      sync.Mutex // guards members and rebuilds
 	members []*Host    // the current endpoints, with their health
@@ -130,6 +135,12 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		if out.EDSName == "" {
 			out.EDSName = c.GetName()
 		}
+	case clusterv3.Cluster_STRICT_DNS, clusterv3.Cluster_LOGICAL_DNS:
+		out.dnsSpec = c
+	case clusterv3.Cluster_ORIGINAL_DST:
+		// Kept so that a control plane's config compiles (Istio sends a
+		// PassthroughCluster); requests routed to it get a clear 503.
+		out.unsupported = "ORIGINAL_DST clusters (forwarding to the original destination) are not supported"
 	default:
 		if c.GetClusterType() != nil {
 			return nil, fmt.Errorf("cluster %q: cluster_type %q is not supported", c.GetName(), c.GetClusterType().GetName())
@@ -176,6 +187,14 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 	out.hosts.Store(&hostSet{picker: governance.NewPicker(out.lb.builder, nil, out.lb.opts)})
 	if out.Static {
 		out.SetEndpoints(c.GetLoadAssignment())
+	}
+	if out.dnsSpec != nil {
+		ctx, stop := context.WithCancel(context.Background())
+		out.dnsStop, out.dnsDone = stop, make(chan struct{})
+		go func() {
+			defer close(out.dnsDone)
+			out.dnsLoop(ctx)
+		}()
 	}
 	if out.outlier != nil {
 		out.mu.Lock() // the first tick may run before New returns
@@ -302,9 +321,13 @@ func (c *Cluster) Close() {
 		c.outlierT.Stop()
 	}
 	c.mu.Unlock()
-	// Outside c.mu: a check loop may be waiting for it to report a change.
+	// Outside c.mu: a check or resolve loop may be waiting for it.
 	if c.hc != nil {
 		c.hc.Close()
+	}
+	if c.dnsStop != nil {
+		c.dnsStop()
+		<-c.dnsDone
 	}
 	c.CloseIdle()
 }

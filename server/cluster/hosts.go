@@ -127,6 +127,9 @@ type hostSet struct {
 // Pick chooses a host for one request, avoiding the hosts in tried (the
 // hosts earlier attempts of the request used) when it can.
 func (c *Cluster) Pick(info governance.PickInfo, tried []*Host) (*Host, error) {
+	if c.unsupported != "" {
+		return nil, fmt.Errorf("cluster %q: %s", c.Name, c.unsupported)
+	}
 	hs := c.hosts.Load()
 	if len(tried) > 0 {
 		info.Exclude = func(i int) bool { return slices.Contains(tried, hs.hosts[i]) }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -147,5 +148,28 @@ func TestCluster_SlowStart(t *testing.T) {
 	c.rebuild()
 	if s := share(); s < 0.47 || s > 0.53 {
 		t.Errorf("new host share after the window: %.3f, want 0.5", s)
+	}
+}
+
+// DNS clusters resolve their names (localhost here) and serve the
+// addresses; ORIGINAL_DST clusters compile but refuse every pick.
+func TestCluster_DNSAndOriginalDst(t *testing.T) {
+	for _, typ := range []string{"STRICT_DNS", "LOGICAL_DNS"} {
+		t.Run(typ, func(t *testing.T) {
+			c := newCluster(t, `{name: c, type: `+typ+`, dns_lookup_family: V4_ONLY, dns_refresh_rate: 0.05s,
+  load_assignment: {cluster_name: c, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: localhost, port_value: 8080}}}}]}]}}`)
+			deadline := time.Now().Add(5 * time.Second)
+			for len(c.Hosts()) == 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			hs := c.Hosts()
+			if len(hs) != 1 || hs[0].Address != "127.0.0.1:8080" {
+				t.Fatalf("hosts after resolving localhost = %v, want [127.0.0.1:8080]", hs)
+			}
+		})
+	}
+	c := newCluster(t, `{name: passthrough, type: ORIGINAL_DST, lb_policy: CLUSTER_PROVIDED}`)
+	if _, err := c.Pick(governance.PickInfo{}, nil); err == nil || !strings.Contains(err.Error(), "ORIGINAL_DST") {
+		t.Errorf("Pick on ORIGINAL_DST = %v, want an error saying it is not supported", err)
 	}
 }

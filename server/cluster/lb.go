@@ -44,6 +44,11 @@ func lbFromCluster(c *clusterv3.Cluster) (lbConfig, error) {
 			MinRingSize: cfg.GetMinimumRingSize().GetValue(),
 			MaxRingSize: cfg.GetMaximumRingSize().GetValue(),
 		}
+	case clusterv3.Cluster_CLUSTER_PROVIDED:
+		if c.GetType() != clusterv3.Cluster_ORIGINAL_DST {
+			return out, fmt.Errorf("lb_policy CLUSTER_PROVIDED needs an ORIGINAL_DST cluster")
+		}
+		out.builder = governance.RoundRobin{} // never used: the cluster refuses requests
 	case clusterv3.Cluster_MAGLEV:
 		out.builder = governance.Maglev{TableSize: c.GetMaglevLbConfig().GetTableSize().GetValue()}
 	default:
