@@ -18,6 +18,7 @@ import (
 // (LOGICAL_DNS). A failed lookup keeps the last known addresses.
 func (c *Cluster) dnsLoop(ctx context.Context) {
 	refresh := 5 * time.Second
+	//lint:ignore SA1019 Envoy (and Istio) still send the deprecated field.
 	if r := c.dnsSpec.GetDnsRefreshRate(); r != nil && r.AsDuration() > 0 {
 		refresh = r.AsDuration()
 	}
