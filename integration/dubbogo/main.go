@@ -1,0 +1,140 @@
+// Command provider is a dubbo-go v3.3.2 provider for meshgate's integration
+// tests: it exports one non-IDL service (hessian2) over both the dubbo and
+// tri protocols and registers it in ZooKeeper or Nacos, interface-level,
+// application-level, or both. It lives in its own module so that the
+// gateway's module does not pull in dubbo-go.
+//
+//	provider -app demo-app -registry zookeeper -registry-addr 127.0.0.1:2181 -mode all \
+//	  -iface org.apache.dubbo.samples.GreeterService -version 1.0.0 -group g1 \
+//	  -dubbo-port 20880 -tri-port 50051 -meta-port 20881
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"dubbo.apache.org/dubbo-go/v3"
+	"dubbo.apache.org/dubbo-go/v3/common/constant"
+	"dubbo.apache.org/dubbo-go/v3/graceful_shutdown"
+	_ "dubbo.apache.org/dubbo-go/v3/imports"
+	"dubbo.apache.org/dubbo-go/v3/protocol"
+	"dubbo.apache.org/dubbo-go/v3/registry"
+	"dubbo.apache.org/dubbo-go/v3/server"
+	hessian "github.com/apache/dubbo-go-hessian2"
+)
+
+// User is a POJO with a Java class name, as Java Dubbo services use.
+type User struct {
+	ID   string `hessian:"id"`
+	Name string `hessian:"name"`
+	Age  int32  `hessian:"age"`
+}
+
+// JavaClassName names the POJO for hessian2.
+func (u *User) JavaClassName() string { return "org.apache.dubbo.samples.User" }
+
+// Greeter is the exported service.
+type Greeter struct {
+	instance string
+}
+
+// SayHello greets.
+func (g *Greeter) SayHello(_ context.Context, name string) (string, error) {
+	return "Hello " + name + " from " + g.instance, nil
+}
+
+// GetUser returns the user it was given, one year older.
+func (g *Greeter) GetUser(_ context.Context, u *User) (*User, error) {
+	return &User{ID: u.ID, Name: u.Name, Age: u.Age + 1}, nil
+}
+
+// Add adds.
+func (g *Greeter) Add(_ context.Context, a, b int64) (int64, error) { return a + b, nil }
+
+func main() {
+	app := flag.String("app", "dubbo-go-provider", "application name")
+	reg := flag.String("registry", "zookeeper", "zookeeper or nacos")
+	regAddr := flag.String("registry-addr", "127.0.0.1:2181", "registry address")
+	namespace := flag.String("namespace", "", "Nacos namespace id")
+	mode := flag.String("mode", "all", "registration: interface, service (application-level) or all")
+	iface := flag.String("iface", "org.apache.dubbo.samples.GreeterService", "interface name")
+	version := flag.String("version", "1.0.0", "service version")
+	group := flag.String("group", "", "service group")
+	dubboPort := flag.Int("dubbo-port", 20880, "dubbo protocol port")
+	triPort := flag.Int("tri-port", 50051, "tri protocol port")
+	metaPort := flag.Int("meta-port", 20881, "metadata service port")
+	remote := flag.Bool("remote-metadata", false, "publish metadata to the registry instead of serving it")
+	instance := flag.String("instance", "", "name returned in answers (default: app)")
+	flag.Parse()
+	if *instance == "" {
+		*instance = *app
+	}
+
+	hessian.RegisterPOJO(&User{})
+	regOpts := []registry.Option{registry.WithAddress(*regAddr)}
+	switch *reg {
+	case "zookeeper":
+		regOpts = append(regOpts, registry.WithZookeeper())
+	case "nacos":
+		regOpts = append(regOpts, registry.WithNacos())
+		if *namespace != "" {
+			regOpts = append(regOpts, registry.WithNamespace(*namespace))
+		}
+	default:
+		log.Fatalf("unknown registry %q", *reg)
+	}
+	switch *mode {
+	case "interface":
+		regOpts = append(regOpts, registry.WithRegisterInterface())
+	case "service":
+		regOpts = append(regOpts, registry.WithRegisterService())
+	case "all":
+		regOpts = append(regOpts, registry.WithRegisterServiceAndInterface())
+	default:
+		log.Fatalf("unknown mode %q", *mode)
+	}
+	opts := []dubbo.InstanceOption{
+		dubbo.WithName(*app),
+		dubbo.WithProtocol(protocol.WithDubbo(), protocol.WithPort(*dubboPort)),
+		dubbo.WithProtocol(protocol.WithTriple(), protocol.WithPort(*triPort)),
+		dubbo.WithMetadataServicePort(*metaPort),
+		dubbo.WithRegistry(regOpts...),
+		dubbo.WithShutdown(
+			graceful_shutdown.WithTimeout(5*time.Second),
+			graceful_shutdown.WithStepTimeout(300*time.Millisecond),
+			graceful_shutdown.WithConsumerUpdateWaitTime(0),
+			graceful_shutdown.WithOfflineRequestWindowTimeout(0),
+			graceful_shutdown.WithNotifyTimeout(300*time.Millisecond),
+		),
+	}
+	if *remote {
+		opts = append(opts, dubbo.WithRemoteMetadata())
+	}
+	ins, err := dubbo.NewInstance(opts...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv, err := ins.NewServer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	svcOpts := []server.ServiceOption{
+		server.WithInterface(*iface),
+		server.WithVersion(*version),
+		server.WithSerialization(constant.Hessian2Serialization),
+	}
+	if *group != "" {
+		svcOpts = append(svcOpts, server.WithGroup(*group))
+	}
+	if err := srv.RegisterService(&Greeter{instance: *instance}, svcOpts...); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintln(os.Stdout, "SERVING")
+	if err := srv.Serve(); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,527 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/dubbo"
+)
+
+// Mode says which registration model to read.
+type Mode string
+
+// The registration models.
+const (
+	ModeAll         Mode = "all"
+	ModeInterface   Mode = "interface"
+	ModeApplication Mode = "application"
+)
+
+// ZooKeeperOptions configure a ZooKeeper watcher.
+type ZooKeeperOptions struct {
+	// Name names the registry (the store source is "registry/<name>").
+	Name    string
+	Servers []string
+	// Root is the Dubbo root (default "dubbo"): interface-level nodes live
+	// under /<root>, application-level ones under /services.
+	Root           string
+	SessionTimeout time.Duration
+	Mode           Mode
+	// Services limits discovery to these services (default: all found).
+	Services []ServiceKey
+	// Resync re-reads everything this often, besides watching (default 30s).
+	Resync   time.Duration
+	LBPolicy string
+	Logger   *slog.Logger
+	// Registerer receives the registry metrics (nil: not registered).
+	Registerer prometheus.Registerer
+}
+
+// ZooKeeper watches a ZooKeeper registry.
+type ZooKeeper struct {
+	opts ZooKeeperOptions
+	cat  *catalog
+	log  *slog.Logger
+	m    *metrics
+
+	events chan string // paths whose watch fired; "" for a full resync
+
+	mu       sync.Mutex
+	armed    map[string]bool                 // paths with a watch set
+	byIface  map[string][]*Provider          // interface-level, by interface
+	byApp    map[string]map[string]*Instance // application-level, by app and node
+	metadata map[string]*MetadataInfo        // by app + "@" + revision
+	sigs     map[ServiceKey]*Signatures
+	conn     *zk.Conn
+}
+
+// NewZooKeeper returns a watcher writing into store; Run starts it.
+func NewZooKeeper(store *config.Store, opts ZooKeeperOptions) (*ZooKeeper, error) {
+	if opts.Root == "" {
+		opts.Root = "dubbo"
+	}
+	opts.Root = strings.Trim(opts.Root, "/")
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = 10 * time.Second
+	}
+	if opts.Mode == "" {
+		opts.Mode = ModeAll
+	}
+	if opts.Resync <= 0 {
+		opts.Resync = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	m := newMetrics(opts.Registerer)
+	cat, err := newCatalog(store, "registry/"+opts.Name, opts.Logger, opts.Services, opts.LBPolicy, m)
+	if err != nil {
+		return nil, err
+	}
+	return &ZooKeeper{opts: opts, cat: cat, log: opts.Logger.With("registry", opts.Name), m: m,
+		events: make(chan string, 256), armed: map[string]bool{}, byIface: map[string][]*Provider{},
+		byApp: map[string]map[string]*Instance{}, metadata: map[string]*MetadataInfo{}, sigs: map[ServiceKey]*Signatures{}}, nil
+}
+
+// Run connects and watches until ctx ends. While ZooKeeper is unreachable
+// the last known providers keep serving.
+func (z *ZooKeeper) Run(ctx context.Context) error {
+	conn, sessions, err := zk.Connect(z.opts.Servers, z.opts.SessionTimeout, zk.WithLogger(zkLogger{z.log}))
+	if err != nil {
+		return fmt.Errorf("registry %s: %w", z.opts.Name, err)
+	}
+	z.mu.Lock()
+	z.conn = conn
+	z.mu.Unlock()
+	var wg sync.WaitGroup
+	defer func() {
+		conn.Close()
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		z.watchSessions(ctx, sessions)
+	}()
+	ticker := time.NewTicker(z.opts.Resync)
+	defer ticker.Stop()
+	z.events <- ""
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			z.m.resyncs.WithLabelValues(z.opts.Name).Inc()
+			z.sync(ctx, "")
+		case p := <-z.events:
+			if p != "" {
+				z.m.events.WithLabelValues(z.opts.Name).Inc()
+			}
+			// Take whatever else fired meanwhile in the same pass.
+			batch := map[string]bool{p: true}
+		drain:
+			for {
+				select {
+				case q := <-z.events:
+					batch[q] = true
+				default:
+					break drain
+				}
+			}
+			if batch[""] {
+				z.sync(ctx, "")
+				continue
+			}
+			for q := range batch {
+				z.sync(ctx, q)
+			}
+		}
+	}
+}
+
+// watchSessions follows the session: a new session (after expiry) has lost
+// every watch, so everything is read again.
+func (z *ZooKeeper) watchSessions(ctx context.Context, sessions <-chan zk.Event) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-sessions:
+			if !ok {
+				return
+			}
+			switch ev.State {
+			case zk.StateHasSession:
+				z.m.connected.WithLabelValues(z.opts.Name).Set(1)
+				z.mu.Lock()
+				z.armed = map[string]bool{}
+				z.mu.Unlock()
+				z.send(ctx, "")
+			case zk.StateDisconnected, zk.StateExpired:
+				z.m.connected.WithLabelValues(z.opts.Name).Set(0)
+				z.log.Warn("ZooKeeper session", "state", ev.State.String())
+			}
+		}
+	}
+}
+
+func (z *ZooKeeper) send(ctx context.Context, p string) {
+	select {
+	case z.events <- p:
+	case <-ctx.Done():
+	}
+}
+
+// arm hands a watch's firing to the event loop, once per path.
+func (z *ZooKeeper) arm(ctx context.Context, p string, ch <-chan zk.Event) {
+	z.mu.Lock()
+	if z.armed[p] {
+		z.mu.Unlock()
+		return
+	}
+	z.armed[p] = true
+	z.mu.Unlock()
+	go func() {
+		select {
+		case ev := <-ch:
+			z.mu.Lock()
+			delete(z.armed, p)
+			z.mu.Unlock()
+			if ev.Type != zk.EventNotWatching {
+				z.send(ctx, p)
+			}
+		case <-ctx.Done():
+		}
+	}()
+}
+
+func (z *ZooKeeper) children(ctx context.Context, p string) ([]string, error) {
+	z.mu.Lock()
+	armed := z.armed[p]
+	z.mu.Unlock()
+	if armed {
+		kids, _, err := z.conn.Children(p)
+		return kids, err
+	}
+	kids, _, ch, err := z.conn.ChildrenW(p)
+	if err != nil {
+		return nil, err
+	}
+	z.arm(ctx, p, ch)
+	return kids, nil
+}
+
+func (z *ZooKeeper) data(ctx context.Context, p string) ([]byte, error) {
+	z.mu.Lock()
+	armed := z.armed[p]
+	z.mu.Unlock()
+	if armed {
+		b, _, err := z.conn.Get(p)
+		return b, err
+	}
+	b, _, ch, err := z.conn.GetW(p)
+	if err != nil {
+		return nil, err
+	}
+	z.arm(ctx, p, ch)
+	return b, nil
+}
+
+// sync re-reads what a fired path covers ("" for everything) and
+// publishes the result.
+func (z *ZooKeeper) sync(ctx context.Context, p string) {
+	root := "/" + z.opts.Root
+	var err error
+	switch {
+	case p == "":
+		if z.opts.Mode != ModeApplication {
+			err = errors.Join(err, z.readInterfaces(ctx, root))
+		}
+		if z.opts.Mode != ModeInterface {
+			err = errors.Join(err, z.readApps(ctx))
+		}
+	case p == root:
+		err = z.readInterfaces(ctx, root)
+	case strings.HasPrefix(p, root+"/"):
+		parts := strings.Split(strings.TrimPrefix(p, root+"/"), "/")
+		err = z.readInterface(ctx, root, parts[0])
+	case p == "/services":
+		err = z.readApps(ctx)
+	case strings.HasPrefix(p, "/services/"):
+		err = z.readApp(ctx, strings.Split(strings.TrimPrefix(p, "/services/"), "/")[0])
+	}
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		z.m.errors.WithLabelValues(z.opts.Name, "read").Inc()
+		z.log.Warn("reading the registry", "path", p, "error", err)
+	}
+	z.publish(ctx)
+}
+
+func (z *ZooKeeper) readInterfaces(ctx context.Context, root string) error {
+	ifaces, err := z.children(ctx, root)
+	if err != nil {
+		if errors.Is(err, zk.ErrNoNode) {
+			// Not created yet: watch for it.
+			if _, _, ch, werr := z.conn.ExistsW(root); werr == nil {
+				z.arm(ctx, root, ch)
+			}
+		}
+		return err
+	}
+	var errs []error
+	seen := map[string]bool{}
+	for _, iface := range ifaces {
+		if iface == "mapping" || iface == "metadata" || iface == "config" {
+			continue
+		}
+		seen[iface] = true
+		if err := z.readInterface(ctx, root, iface); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			errs = append(errs, err)
+		}
+	}
+	z.mu.Lock()
+	for iface := range z.byIface {
+		if !seen[iface] {
+			delete(z.byIface, iface)
+		}
+	}
+	z.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// readInterface reads an interface's providers and its configurators
+// (override URLs that disable or re-weight providers).
+func (z *ZooKeeper) readInterface(ctx context.Context, root, iface string) error {
+	base := path.Join(root, iface)
+	nodes, err := z.children(ctx, base+"/providers")
+	if err != nil {
+		if errors.Is(err, zk.ErrNoNode) {
+			z.mu.Lock()
+			delete(z.byIface, iface)
+			z.mu.Unlock()
+			if _, _, ch, werr := z.conn.ExistsW(base + "/providers"); werr == nil {
+				z.arm(ctx, base+"/providers", ch)
+			}
+		}
+		return err
+	}
+	var provs []*Provider
+	for _, n := range nodes {
+		p, err := ParseURL(n)
+		if err != nil {
+			z.log.Debug("skipping a provider URL", "node", n, "error", err)
+			continue
+		}
+		provs = append(provs, p)
+	}
+	if overrides, err := z.children(ctx, base+"/configurators"); err == nil {
+		applyOverrides(provs, overrides)
+	}
+	z.mu.Lock()
+	z.byIface[iface] = provs
+	z.mu.Unlock()
+	return nil
+}
+
+// applyOverrides applies configurator URLs (override://host:port/iface?
+// disabled=true&weight=N) to matching providers (host 0.0.0.0: all).
+func applyOverrides(provs []*Provider, nodes []string) {
+	for _, n := range nodes {
+		o, err := ParseURL(n)
+		if err != nil || (o.Params["enabled"] == "false") {
+			continue
+		}
+		for _, p := range provs {
+			if o.Host != "0.0.0.0" && o.Host != "" && (o.Host != p.Host || (o.Port != 0 && o.Port != p.Port)) {
+				continue
+			}
+			if (o.Service.Version != "" && o.Service.Version != p.Service.Version) || (o.Service.Group != "" && o.Service.Group != p.Service.Group) {
+				continue
+			}
+			for _, k := range []string{"disabled", "weight"} {
+				if v, ok := o.Params[k]; ok {
+					p.Params[k] = v
+				}
+			}
+		}
+	}
+}
+
+func (z *ZooKeeper) readApps(ctx context.Context) error {
+	apps, err := z.children(ctx, "/services")
+	if err != nil {
+		if errors.Is(err, zk.ErrNoNode) {
+			if _, _, ch, werr := z.conn.ExistsW("/services"); werr == nil {
+				z.arm(ctx, "/services", ch)
+			}
+		}
+		return err
+	}
+	var errs []error
+	seen := map[string]bool{}
+	for _, app := range apps {
+		seen[app] = true
+		if err := z.readApp(ctx, app); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			errs = append(errs, err)
+		}
+	}
+	z.mu.Lock()
+	for app := range z.byApp {
+		if !seen[app] {
+			delete(z.byApp, app)
+		}
+	}
+	z.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// readApp reads an application's instances (one node per protocol port)
+// and fetches the metadata of any revision it has not seen.
+func (z *ZooKeeper) readApp(ctx context.Context, app string) error {
+	base := "/services/" + app
+	nodes, err := z.children(ctx, base)
+	if err != nil {
+		if errors.Is(err, zk.ErrNoNode) {
+			z.mu.Lock()
+			delete(z.byApp, app)
+			z.mu.Unlock()
+		}
+		return err
+	}
+	insts := map[string]*Instance{}
+	for _, n := range nodes {
+		b, err := z.data(ctx, base+"/"+n)
+		if err != nil {
+			continue
+		}
+		inst, err := ParseZKInstance(b)
+		if err != nil {
+			z.log.Debug("skipping an instance", "node", base+"/"+n, "error", err)
+			continue
+		}
+		insts[n] = inst
+		if err := z.fetchMetadata(ctx, inst); err != nil {
+			z.m.errors.WithLabelValues(z.opts.Name, "metadata").Inc()
+			z.log.Warn("no metadata for an instance yet", "app", app, "instance", n, "revision", inst.Revision(), "error", err)
+		}
+	}
+	z.mu.Lock()
+	z.byApp[app] = insts
+	z.mu.Unlock()
+	return nil
+}
+
+// fetchMetadata gets an application revision's MetadataInfo: from the
+// remote report (/<root>/<app>/<revision>) or the instance's
+// MetadataService, cached by revision.
+func (z *ZooKeeper) fetchMetadata(ctx context.Context, inst *Instance) error {
+	key := inst.App + "@" + inst.Revision()
+	z.mu.Lock()
+	_, have := z.metadata[key]
+	z.mu.Unlock()
+	if have || inst.Revision() == "" {
+		return nil
+	}
+	var md *MetadataInfo
+	proto, port, local := inst.MetadataService()
+	switch {
+	case !local:
+		b, _, err := z.conn.Get(path.Join("/", z.opts.Root, inst.App, inst.Revision()))
+		if err != nil {
+			return fmt.Errorf("remote metadata: %w", err)
+		}
+		if md, err = ParseMetadataJSON(b); err != nil {
+			return err
+		}
+	case proto == "dubbo":
+		var err error
+		if md, err = callMetadataService(ctx, inst, port); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("metadata service over %q is not supported (dubbo is)", proto)
+	}
+	z.mu.Lock()
+	z.metadata[key] = md
+	z.mu.Unlock()
+	return nil
+}
+
+// callMetadataService asks a provider's MetadataService for its metadata.
+func callMetadataService(ctx context.Context, inst *Instance, port uint32) (*MetadataInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	addr := (&Provider{Host: inst.Host, Port: port}).Address()
+	v, err := dubbo.Call(ctx, addr, dubbo.Service{
+		Interface: "org.apache.dubbo.metadata.MetadataService", Group: inst.App, Version: "1.0.0", Method: "getMetadataInfo",
+	}, []any{inst.Revision()}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("MetadataService at %s: %w", addr, err)
+	}
+	return MetadataFromHessian(v)
+}
+
+// publish writes the current view into the store.
+func (z *ZooKeeper) publish(ctx context.Context) {
+	z.mu.Lock()
+	var provs []*Provider
+	ifaces := make([]string, 0, len(z.byIface))
+	for i := range z.byIface {
+		ifaces = append(ifaces, i)
+	}
+	sort.Strings(ifaces)
+	for _, i := range ifaces {
+		provs = append(provs, z.byIface[i]...)
+	}
+	sigs := map[ServiceKey]*Signatures{}
+	for _, insts := range z.byApp {
+		for _, inst := range insts {
+			md := z.metadata[inst.App+"@"+inst.Revision()]
+			if md == nil {
+				continue
+			}
+			for _, p := range md.Providers(inst) {
+				provs = append(provs, p)
+				if sigs[p.Service] == nil {
+					sigs[p.Service] = &Signatures{Source: "metadata-service", Revision: inst.Revision(), Methods: methodsOf(p)}
+				}
+			}
+		}
+	}
+	for k, s := range z.sigs {
+		sigs[k] = s
+	}
+	z.mu.Unlock()
+	for _, p := range provs {
+		if sigs[p.Service] == nil && len(p.Methods()) > 0 {
+			sigs[p.Service] = &Signatures{Source: "provider-url", Methods: methodsOf(p)}
+		}
+	}
+	if err := z.cat.publish(ctx, provs, sigs); err != nil {
+		z.log.Error("publishing the registry view", "error", err)
+	}
+}
+
+func methodsOf(p *Provider) []Method {
+	var out []Method
+	for _, m := range p.Methods() {
+		out = append(out, Method{Name: m})
+	}
+	return out
+}
+
+// zkLogger sends go-zookeeper's log lines to slog at debug level.
+type zkLogger struct{ log *slog.Logger }
+
+func (l zkLogger) Printf(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
