@@ -3,8 +3,11 @@ package integration
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"github.com/go-zookeeper/zk"
 
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/registry"
@@ -31,7 +35,16 @@ var providerBinary = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(home, ".cache", "meshgate", "dubbo-go-"+dubboGoVersion, "provider")
+	// Keyed by the program's sources too, so that an edit rebuilds it.
+	h := sha256.New()
+	for _, f := range []string{"dubbogo/main.go", "dubbogo/go.mod", "dubbogo/go.sum"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	bin := filepath.Join(home, ".cache", "meshgate", "dubbo-go-"+dubboGoVersion, fmt.Sprintf("provider-%x", h.Sum(nil)[:6]))
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
@@ -56,8 +69,8 @@ type provider struct {
 }
 
 type providerSpec struct {
-	App, Registry, RegistryAddr, Mode, Iface, Version, Group, Namespace string
-	RemoteMetadata                                                      bool
+	App, Registry, RegistryAddr, Mode, Iface, Version, Group, Namespace, Username, Password string
+	RemoteMetadata                                                                          bool
 }
 
 func startProvider(t *testing.T, s providerSpec) *provider {
@@ -75,6 +88,9 @@ func startProvider(t *testing.T, s providerSpec) *provider {
 		"-dubbo-port", p.dubboPort, "-tri-port", p.triPort, "-meta-port", port(freeAddr(t))}
 	if s.Namespace != "" {
 		args = append(args, "-namespace", s.Namespace)
+	}
+	if s.Username != "" {
+		args = append(args, "-username", s.Username, "-password", s.Password)
 	}
 	if s.RemoteMetadata {
 		args = append(args, "-remote-metadata")
@@ -141,14 +157,14 @@ type registryGateway struct {
 	done   chan struct{}
 }
 
-func startZKWatcher(t *testing.T, zkAddr string, mode registry.Mode) *registryGateway {
+// watcher is what both registry watchers are to the test.
+type watcher interface{ Run(context.Context) error }
+
+func startRegistryGateway(t *testing.T, build func(*config.Store, *slog.Logger) (watcher, error)) *registryGateway {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv := server.New(server.Options{Logger: log})
-	store := config.NewStore(srv)
-	w, err := registry.NewZooKeeper(store, registry.ZooKeeperOptions{
-		Name: "zk", Servers: []string{zkAddr}, Mode: mode, SessionTimeout: 4 * time.Second, Resync: 2 * time.Second, Logger: log,
-	})
+	w, err := build(config.NewStore(srv), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +172,9 @@ func startZKWatcher(t *testing.T, zkAddr string, mode registry.Mode) *registryGa
 	g := &registryGateway{srv: srv, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(g.done)
-		_ = w.Run(ctx)
+		if err := w.Run(ctx); err != nil {
+			t.Errorf("watcher: %v", err)
+		}
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -164,6 +182,27 @@ func startZKWatcher(t *testing.T, zkAddr string, mode registry.Mode) *registryGa
 		_ = srv.Shutdown(context.Background())
 	})
 	return g
+}
+
+// startZKWatcher watches with a resync far longer than any test, so that
+// only ZooKeeper's watches can deliver changes.
+func startZKWatcher(t *testing.T, zkAddr string, mode registry.Mode) *registryGateway {
+	return startRegistryGateway(t, func(store *config.Store, log *slog.Logger) (watcher, error) {
+		return registry.NewZooKeeper(store, registry.ZooKeeperOptions{
+			Name: "zk", Servers: []string{zkAddr}, Mode: mode, SessionTimeout: 4 * time.Second, Resync: time.Hour, Logger: log,
+		})
+	})
+}
+
+func startNacosWatcher(t *testing.T, n *nacosServer, opts registry.NacosOptions) *registryGateway {
+	opts.Name, opts.Servers, opts.WorkDir = "nacos", []string{n.addr}, t.TempDir()
+	if opts.Resync == 0 {
+		opts.Resync = 2 * time.Second
+	}
+	return startRegistryGateway(t, func(store *config.Store, log *slog.Logger) (watcher, error) {
+		opts.Logger = log
+		return registry.NewNacos(store, opts)
+	})
 }
 
 // endpoints lists the ports of a cluster's endpoints in the store.
@@ -206,33 +245,57 @@ func (g *registryGateway) waitPorts(t *testing.T, cluster string, ports ...strin
 	}
 }
 
+// dubboMetadata is a cluster's Dubbo metadata (methods, signatures).
+func (g *registryGateway) dubboMetadata(t *testing.T, cluster string) map[string]any {
+	t.Helper()
+	c := g.srv.Config().Cluster(cluster)
+	if c == nil {
+		t.Fatalf("no cluster %s", cluster)
+	}
+	return c.GetMetadata().GetFilterMetadata()[registry.MetadataKey].AsMap()
+}
+
 const greeter = "org.apache.dubbo.samples.GreeterService"
 
-func TestRegistryZK_DubboGoProviders(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs ZooKeeper and dubbo-go providers; skipped with -short")
-	}
-	zkServer := startZooKeeper(t)
+// registrySetup is one registry under test: how the gateway watches it
+// and how a provider registers in it.
+type registrySetup struct {
+	name    string
+	watch   func(t *testing.T, mode registry.Mode) *registryGateway
+	spec    providerSpec // Registry, RegistryAddr, Namespace, credentials
+	removal string       // what a killed provider's removal waits for
+}
+
+// testDiscovery checks, with real dubbo-go providers registering
+// interface-level and application-level over dubbo and tri: providers
+// appear as endpoints, two versions/groups stay apart, method names come
+// from the provider's metadata, and providers that start, stop or are
+// killed are added or removed (timed).
+func testDiscovery(t *testing.T, rs registrySetup) {
 	for _, mode := range []registry.Mode{registry.ModeInterface, registry.ModeApplication} {
 		t.Run(string(mode), func(t *testing.T) {
-			regMode := map[registry.Mode]string{registry.ModeInterface: "interface", registry.ModeApplication: "service"}[mode]
-			g := startZKWatcher(t, zkServer.addr, mode)
-			app := "app-" + string(mode)
-			a := startProvider(t, providerSpec{App: app, Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: regMode, Version: "1.0.0", Group: "g1"})
-			v2 := startProvider(t, providerSpec{App: app + "-v2", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: regMode, Version: "2.0.0", Group: "g2"})
+			g := rs.watch(t, mode)
+			spec := rs.spec
+			spec.Mode = map[registry.Mode]string{registry.ModeInterface: "interface", registry.ModeApplication: "service"}[mode]
+			withApp := func(app, version, group string) providerSpec {
+				s := spec
+				s.App, s.Version, s.Group = rs.name+"-"+app, version, group
+				return s
+			}
+			a := startProvider(t, withApp(string(mode), "1.0.0", "g1"))
+			v2 := startProvider(t, withApp(string(mode)+"-v2", "2.0.0", "g2"))
 
-			tri1, dub1 := registry.ClusterName("tri", registry.ServiceKey{Interface: greeter, Version: "1.0.0", Group: "g1"}),
-				registry.ClusterName("dubbo", registry.ServiceKey{Interface: greeter, Version: "1.0.0", Group: "g1"})
-			tri2 := registry.ClusterName("tri", registry.ServiceKey{Interface: greeter, Version: "2.0.0", Group: "g2"})
+			k1, k2 := registry.ServiceKey{Interface: greeter, Version: "1.0.0", Group: "g1"}, registry.ServiceKey{Interface: greeter, Version: "2.0.0", Group: "g2"}
+			tri1, dub1, tri2 := registry.ClusterName("tri", k1), registry.ClusterName("dubbo", k1), registry.ClusterName("tri", k2)
 			d := g.waitPorts(t, tri1, a.triPort)
 			g.waitPorts(t, dub1, a.dubboPort)
 			g.waitPorts(t, tri2, v2.triPort)
-			t.Logf("%s: a new provider appeared within %v of the watcher looking", mode, d.Round(time.Millisecond))
+			g.waitPorts(t, registry.ClusterName("dubbo", k2), v2.dubboPort)
+			t.Logf("%s %s: the first providers appeared within %v of the watcher starting", rs.name, mode, d.Round(time.Millisecond))
 
 			// Methods from the provider's metadata: the names of its Go
 			// methods (dubbo-go publishes no parameter types).
-			c := g.srv.Config().Cluster(tri1)
-			md := c.GetMetadata().GetFilterMetadata()[registry.MetadataKey].AsMap()
+			md := g.dubboMetadata(t, tri1)
 			var methods []string
 			for _, m := range md["methods"].([]any) {
 				methods = append(methods, m.(string))
@@ -243,24 +306,53 @@ func TestRegistryZK_DubboGoProviders(t *testing.T) {
 				}
 			}
 			wantSource := map[registry.Mode]string{registry.ModeInterface: "provider-url", registry.ModeApplication: "metadata-service"}[mode]
-			if md["signatures_source"] != wantSource || md["serialization"] != "hessian2" {
-				t.Errorf("metadata %v, want signatures from %s and hessian2", md, wantSource)
+			if md["signatures_source"] != wantSource || md["serialization"] != "hessian2" || md["version"] != "1.0.0" || md["group"] != "g1" {
+				t.Errorf("metadata %v, want version 1.0.0, group g1, signatures from %s and hessian2", md, wantSource)
 			}
 
 			// A second provider of v1 joins; a graceful stop and a kill leave.
-			b := startProvider(t, providerSpec{App: app, Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: regMode, Version: "1.0.0", Group: "g1"})
+			b := startProvider(t, withApp(string(mode), "1.0.0", "g1"))
 			d = g.waitPorts(t, tri1, a.triPort, b.triPort)
-			t.Logf("%s: a provider that started was added within %v", mode, d.Round(time.Millisecond))
+			t.Logf("%s %s: a provider that started was added within %v of it saying SERVING", rs.name, mode, d.Round(time.Millisecond))
 			start := time.Now()
 			b.stop()
 			g.waitPorts(t, tri1, a.triPort)
-			t.Logf("%s: a provider stopped with SIGTERM was removed %v after the signal", mode, time.Since(start).Round(time.Millisecond))
+			t.Logf("%s %s: a provider stopped with SIGTERM was removed %v after the signal", rs.name, mode, time.Since(start).Round(time.Millisecond))
 			start = time.Now()
 			v2.kill()
 			g.waitPorts(t, tri2)
-			t.Logf("%s: a killed provider was removed %v after the kill (its ZooKeeper session had to expire)", mode, time.Since(start).Round(time.Millisecond))
+			g.waitPorts(t, tri1, a.triPort)
+			t.Logf("%s %s: a killed provider was removed %v after the kill (%s)", rs.name, mode, time.Since(start).Round(time.Millisecond), rs.removal)
 		})
 	}
+}
+
+func TestRegistryZK_DubboGoProviders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and dubbo-go providers; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	testDiscovery(t, registrySetup{
+		name:    "zk",
+		watch:   func(t *testing.T, mode registry.Mode) *registryGateway { return startZKWatcher(t, zkServer.addr, mode) },
+		spec:    providerSpec{Registry: "zookeeper", RegistryAddr: zkServer.addr},
+		removal: "its ZooKeeper session had to expire",
+	})
+}
+
+func TestRegistryNacos_DubboGoProviders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a Nacos server and dubbo-go providers; skipped with -short")
+	}
+	n := startNacos(t)
+	testDiscovery(t, registrySetup{
+		name: "nacos",
+		watch: func(t *testing.T, mode registry.Mode) *registryGateway {
+			return startNacosWatcher(t, n, registry.NacosOptions{Mode: mode})
+		},
+		spec:    providerSpec{Registry: "nacos", RegistryAddr: n.addr},
+		removal: "Nacos dropped the instance when its gRPC connection closed",
+	})
 }
 
 // ZooKeeper restarts under the gateway: the last endpoints keep serving
@@ -285,4 +377,158 @@ func TestRegistryZK_ServerRestart(t *testing.T) {
 	b := startProvider(t, providerSpec{App: "restart-app", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "all", Version: "1.0.0"})
 	d := g.waitPorts(t, tri, a.triPort, b.triPort)
 	t.Logf("after the ZooKeeper restart a new provider appeared within %v", d.Round(time.Millisecond))
+}
+
+// Nacos restarts under the gateway (rnacos keeps instances in memory, so
+// the providers must register again): discovery resumes, both the
+// providers that re-register and one that starts afterwards appear.
+func TestRegistryNacos_ServerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a Nacos server and dubbo-go providers; skipped with -short")
+	}
+	n := startNacos(t)
+	g := startNacosWatcher(t, n, registry.NacosOptions{})
+	spec := providerSpec{App: "restart-app", Registry: "nacos", RegistryAddr: n.addr, Mode: "all", Version: "1.0.0"}
+	a := startProvider(t, spec)
+	tri := registry.ClusterName("tri", registry.ServiceKey{Interface: greeter, Version: "1.0.0"})
+	g.waitPorts(t, tri, a.triPort)
+
+	start := time.Now()
+	n.restart()
+	b := startProvider(t, spec)
+	g.waitPorts(t, tri, a.triPort, b.triPort)
+	t.Logf("after the Nacos restart the re-registered and the new provider were both endpoints %v after the restart began", time.Since(start).Round(time.Millisecond))
+}
+
+// Configurators (override URLs under /dubbo/<interface>/configurators, as
+// dubbo-admin writes them) disable and re-weight a provider in place.
+func TestRegistryZK_Configurators(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and dubbo-go providers; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	g := startZKWatcher(t, zkServer.addr, registry.ModeInterface)
+	spec := providerSpec{App: "override-app", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1"}
+	a, b := startProvider(t, spec), startProvider(t, spec)
+	k := registry.ServiceKey{Interface: greeter, Version: "1.0.0", Group: "g1"}
+	tri := registry.ClusterName("tri", k)
+	g.waitPorts(t, tri, a.triPort, b.triPort)
+	host := g.srv.Config().Endpoints(tri).GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetAddress()
+
+	c, _, err := zk.Connect([]string{zkServer.addr}, 5*time.Second, zk.WithLogger(zkQuiet{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	override := func(params string) string {
+		node := url.QueryEscape(fmt.Sprintf("override://%s:%s/%s?category=configurators&dynamic=false&enabled=true&version=1.0.0&group=g1&%s", host, a.triPort, greeter, params))
+		p := "/dubbo/" + greeter + "/configurators/" + node
+		if _, err := c.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			t.Fatalf("create %s: %v", p, err)
+		}
+		return p
+	}
+	if _, err := c.Create("/dubbo/"+greeter+"/configurators", nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		t.Fatal(err)
+	}
+
+	weightOf := func(port string) uint32 {
+		for _, e := range g.srv.Config().Endpoints(tri).GetEndpoints()[0].GetLbEndpoints() {
+			if fmt.Sprint(e.GetEndpoint().GetAddress().GetSocketAddress().GetPortValue()) == port {
+				return e.GetLoadBalancingWeight().GetValue()
+			}
+		}
+		return 0
+	}
+	if w := weightOf(a.triPort); w != 100 {
+		t.Fatalf("weight before any override %d, want Dubbo's default 100", w)
+	}
+	p := override("weight=300")
+	deadline := time.Now().Add(10 * time.Second)
+	for weightOf(a.triPort) != 300 {
+		if time.Now().After(deadline) {
+			t.Fatalf("weight %d after a weight=300 override, want 300", weightOf(a.triPort))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if w := weightOf(b.triPort); w != 100 {
+		t.Errorf("the override for %s:%s re-weighted the other provider too (%d)", host, a.triPort, w)
+	}
+	if err := c.Delete(p, -1); err != nil {
+		t.Fatal(err)
+	}
+	override("disabled=true")
+	d := g.waitPorts(t, tri, b.triPort)
+	t.Logf("a disabled=true override took the provider out within %v", d.Round(time.Millisecond))
+}
+
+// A new ZooKeeper (its data lost) expires the gateway's session: the
+// watcher takes a new session and sets its watches again. (dubbo-go
+// v3.3.2 providers do not register again after their own session expired;
+// the one that was there before is rightly gone.)
+func TestRegistryZK_SessionExpiry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and dubbo-go providers; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	g := startZKWatcher(t, zkServer.addr, registry.ModeAll)
+	spec := providerSpec{App: "expiry-app", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "all", Version: "1.0.0"}
+	a := startProvider(t, spec)
+	tri := registry.ClusterName("tri", registry.ServiceKey{Interface: greeter, Version: "1.0.0"})
+	g.waitPorts(t, tri, a.triPort)
+
+	zkServer.stop()
+	if err := os.RemoveAll(filepath.Join(zkServer.dataDir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	zkServer.start()
+	b := startProvider(t, spec)
+	g.waitPorts(t, tri, b.triPort)
+	// The watches of the new session (resync is an hour away) see a
+	// provider join and leave.
+	c := startProvider(t, spec)
+	d := g.waitPorts(t, tri, b.triPort, c.triPort)
+	t.Logf("after the session expired, a provider that started was added within %v", d.Round(time.Millisecond))
+	c.stop()
+	g.waitPorts(t, tri, b.triPort)
+}
+
+type zkQuiet struct{}
+
+func (zkQuiet) Printf(string, ...any) {}
+
+// A Nacos with auth on, providers in a namespace, and a watcher that names
+// its services: it sees only its namespace, finds the service by
+// subscribing (no listing), and a watcher with a wrong password sees
+// nothing.
+func TestRegistryNacos_NamespaceAuthServices(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a Nacos server and dubbo-go providers; skipped with -short")
+	}
+	const user, pass = "gateway", "s3cret-pw"
+	n := startNacosAuth(t, user, pass)
+	k := registry.ServiceKey{Interface: greeter, Version: "1.0.0", Group: "g1"}
+	for _, mode := range []registry.Mode{registry.ModeInterface, registry.ModeApplication} {
+		t.Run(string(mode), func(t *testing.T) {
+			ns := "ns-" + string(mode)
+			g := startNacosWatcher(t, n, registry.NacosOptions{Mode: mode, Namespace: ns, Username: user, Password: pass,
+				Services: []registry.ServiceKey{k}, Resync: time.Hour})
+			wrong := startNacosWatcher(t, n, registry.NacosOptions{Mode: mode, Namespace: ns, Username: user, Password: "wrong",
+				Services: []registry.ServiceKey{k}, Resync: time.Hour})
+			regMode := map[registry.Mode]string{registry.ModeInterface: "interface", registry.ModeApplication: "service"}[mode]
+			spec := providerSpec{App: "auth-" + string(mode), Registry: "nacos", RegistryAddr: n.addr, Mode: regMode,
+				Version: "1.0.0", Group: "g1", Username: user, Password: pass}
+			other := spec
+			other.App = "public-" + string(mode)
+			startProvider(t, other) // public namespace: not ours
+			spec.Namespace = ns
+			a := startProvider(t, spec)
+			tri := registry.ClusterName("tri", k)
+			d := g.waitPorts(t, tri, a.triPort)
+			t.Logf("%s: a service the watcher subscribed to appeared %v after its provider said SERVING (resync is an hour away)", mode, d.Round(time.Millisecond))
+			if got := wrong.endpoints(tri); len(got) != 0 {
+				t.Errorf("a watcher with a wrong password found %v", got)
+			}
+		})
+	}
 }

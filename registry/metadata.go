@@ -202,3 +202,37 @@ func (m *MetadataInfo) Providers(inst *Instance) []*Provider {
 	}
 	return out
 }
+
+// ServiceDefinition is a service's method list with full signatures, as
+// Java Dubbo's metadata report stores it (FullServiceDefinition JSON).
+type ServiceDefinition struct {
+	CanonicalName string
+	Methods       []Method
+}
+
+// ParseServiceDefinition reads a (Full)ServiceDefinition JSON.
+func ParseServiceDefinition(data []byte) (*ServiceDefinition, error) {
+	var raw struct {
+		CanonicalName string `json:"canonicalName"`
+		Methods       []struct {
+			Name           string   `json:"name"`
+			ParameterTypes []string `json:"parameterTypes"`
+			ReturnType     string   `json:"returnType"`
+		} `json:"methods"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("service definition: %w", err)
+	}
+	if raw.CanonicalName == "" {
+		return nil, fmt.Errorf("service definition: no canonicalName")
+	}
+	def := &ServiceDefinition{CanonicalName: raw.CanonicalName}
+	for _, m := range raw.Methods {
+		if m.Name == "" {
+			return nil, fmt.Errorf("service definition %s: a method without a name", raw.CanonicalName)
+		}
+		def.Methods = append(def.Methods, Method{Name: m.Name, ParameterTypes: m.ParameterTypes, ReturnType: m.ReturnType})
+	}
+	sort.SliceStable(def.Methods, func(i, j int) bool { return def.Methods[i].Name < def.Methods[j].Name })
+	return def, nil
+}

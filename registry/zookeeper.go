@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshgate/meshgate/config"
-	"github.com/meshgate/meshgate/dubbo"
 )
 
 // Mode says which registration model to read.
@@ -51,19 +49,15 @@ type ZooKeeperOptions struct {
 // ZooKeeper watches a ZooKeeper registry.
 type ZooKeeper struct {
 	opts ZooKeeperOptions
-	cat  *catalog
+	v    *view
 	log  *slog.Logger
 	m    *metrics
 
 	events chan string // paths whose watch fired; "" for a full resync
 
-	mu       sync.Mutex
-	armed    map[string]bool                 // paths with a watch set
-	byIface  map[string][]*Provider          // interface-level, by interface
-	byApp    map[string]map[string]*Instance // application-level, by app and node
-	metadata map[string]*MetadataInfo        // by app + "@" + revision
-	sigs     map[ServiceKey]*Signatures
-	conn     *zk.Conn
+	mu    sync.Mutex
+	armed map[string]bool // paths with a watch set
+	conn  *zk.Conn
 }
 
 // NewZooKeeper returns a watcher writing into store; Run starts it.
@@ -89,9 +83,9 @@ func NewZooKeeper(store *config.Store, opts ZooKeeperOptions) (*ZooKeeper, error
 	if err != nil {
 		return nil, err
 	}
-	return &ZooKeeper{opts: opts, cat: cat, log: opts.Logger.With("registry", opts.Name), m: m,
-		events: make(chan string, 256), armed: map[string]bool{}, byIface: map[string][]*Provider{},
-		byApp: map[string]map[string]*Instance{}, metadata: map[string]*MetadataInfo{}, sigs: map[ServiceKey]*Signatures{}}, nil
+	log := opts.Logger.With("registry", opts.Name)
+	return &ZooKeeper{opts: opts, v: newView(opts.Name, cat, log, m), log: log, m: m,
+		events: make(chan string, 256), armed: map[string]bool{}}, nil
 }
 
 // Run connects and watches until ctx ends. While ZooKeeper is unreachable
@@ -245,6 +239,7 @@ func (z *ZooKeeper) sync(ctx context.Context, p string) {
 	var err error
 	switch {
 	case p == "":
+		z.v.retryDefinitions()
 		if z.opts.Mode != ModeApplication {
 			err = errors.Join(err, z.readInterfaces(ctx, root))
 		}
@@ -253,6 +248,8 @@ func (z *ZooKeeper) sync(ctx context.Context, p string) {
 		}
 	case p == root:
 		err = z.readInterfaces(ctx, root)
+	case strings.HasPrefix(p, root+"/metadata/"):
+		z.v.retryDefinitions() // a service definition appeared or changed
 	case strings.HasPrefix(p, root+"/"):
 		parts := strings.Split(strings.TrimPrefix(p, root+"/"), "/")
 		err = z.readInterface(ctx, root, parts[0])
@@ -290,13 +287,7 @@ func (z *ZooKeeper) readInterfaces(ctx context.Context, root string) error {
 			errs = append(errs, err)
 		}
 	}
-	z.mu.Lock()
-	for iface := range z.byIface {
-		if !seen[iface] {
-			delete(z.byIface, iface)
-		}
-	}
-	z.mu.Unlock()
+	z.v.keepProviders(seen)
 	return errors.Join(errs...)
 }
 
@@ -307,9 +298,7 @@ func (z *ZooKeeper) readInterface(ctx context.Context, root, iface string) error
 	nodes, err := z.children(ctx, base+"/providers")
 	if err != nil {
 		if errors.Is(err, zk.ErrNoNode) {
-			z.mu.Lock()
-			delete(z.byIface, iface)
-			z.mu.Unlock()
+			z.v.setProviders(iface, nil)
 			if _, _, ch, werr := z.conn.ExistsW(base + "/providers"); werr == nil {
 				z.arm(ctx, base+"/providers", ch)
 			}
@@ -325,12 +314,22 @@ func (z *ZooKeeper) readInterface(ctx context.Context, root, iface string) error
 		}
 		provs = append(provs, p)
 	}
-	if overrides, err := z.children(ctx, base+"/configurators"); err == nil {
+	overrides, err := z.children(ctx, base+"/configurators")
+	switch {
+	case err == nil:
 		applyOverrides(provs, overrides)
+	case errors.Is(err, zk.ErrNoNode):
+		// None yet: watch for the first one.
+		if _, _, ch, werr := z.conn.ExistsW(base + "/configurators"); werr == nil {
+			z.arm(ctx, base+"/configurators", ch)
+		}
+	default:
+		return err
 	}
-	z.mu.Lock()
-	z.byIface[iface] = provs
-	z.mu.Unlock()
+	if provs == nil {
+		provs = []*Provider{}
+	}
+	z.v.setProviders(iface, provs)
 	return nil
 }
 
@@ -376,13 +375,7 @@ func (z *ZooKeeper) readApps(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	z.mu.Lock()
-	for app := range z.byApp {
-		if !seen[app] {
-			delete(z.byApp, app)
-		}
-	}
-	z.mu.Unlock()
+	z.v.keepApps(seen)
 	return errors.Join(errs...)
 }
 
@@ -393,9 +386,7 @@ func (z *ZooKeeper) readApp(ctx context.Context, app string) error {
 	nodes, err := z.children(ctx, base)
 	if err != nil {
 		if errors.Is(err, zk.ErrNoNode) {
-			z.mu.Lock()
-			delete(z.byApp, app)
-			z.mu.Unlock()
+			z.v.setInstances(app, nil)
 		}
 		return err
 	}
@@ -411,114 +402,52 @@ func (z *ZooKeeper) readApp(ctx context.Context, app string) error {
 			continue
 		}
 		insts[n] = inst
-		if err := z.fetchMetadata(ctx, inst); err != nil {
+		if err := z.v.fetchMetadata(ctx, inst, z.remoteMetadata); err != nil {
 			z.m.errors.WithLabelValues(z.opts.Name, "metadata").Inc()
 			z.log.Warn("no metadata for an instance yet", "app", app, "instance", n, "revision", inst.Revision(), "error", err)
 		}
 	}
-	z.mu.Lock()
-	z.byApp[app] = insts
-	z.mu.Unlock()
+	z.v.setInstances(app, insts)
 	return nil
 }
 
-// fetchMetadata gets an application revision's MetadataInfo: from the
-// remote report (/<root>/<app>/<revision>) or the instance's
-// MetadataService, cached by revision.
-func (z *ZooKeeper) fetchMetadata(ctx context.Context, inst *Instance) error {
-	key := inst.App + "@" + inst.Revision()
-	z.mu.Lock()
-	_, have := z.metadata[key]
-	z.mu.Unlock()
-	if have || inst.Revision() == "" {
-		return nil
+// remoteMetadata reads an application revision's MetadataInfo from the
+// metadata report: /<root>/metadata/<app>/<revision> (Java Dubbo), or
+// /<root>/<app>/<revision> (dubbo-go).
+func (z *ZooKeeper) remoteMetadata(_ context.Context, app, revision string) ([]byte, error) {
+	b, _, err := z.conn.Get(path.Join("/", z.opts.Root, "metadata", app, revision))
+	if errors.Is(err, zk.ErrNoNode) {
+		b, _, err = z.conn.Get(path.Join("/", z.opts.Root, app, revision))
 	}
-	var md *MetadataInfo
-	proto, port, local := inst.MetadataService()
-	switch {
-	case !local:
-		b, _, err := z.conn.Get(path.Join("/", z.opts.Root, inst.App, inst.Revision()))
-		if err != nil {
-			return fmt.Errorf("remote metadata: %w", err)
-		}
-		if md, err = ParseMetadataJSON(b); err != nil {
-			return err
-		}
-	case proto == "dubbo":
-		var err error
-		if md, err = callMetadataService(ctx, inst, port); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("metadata service over %q is not supported (dubbo is)", proto)
-	}
-	z.mu.Lock()
-	z.metadata[key] = md
-	z.mu.Unlock()
-	return nil
+	return b, err
 }
 
-// callMetadataService asks a provider's MetadataService for its metadata.
-func callMetadataService(ctx context.Context, inst *Instance, port uint32) (*MetadataInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	addr := (&Provider{Host: inst.Host, Port: port}).Address()
-	v, err := dubbo.Call(ctx, addr, dubbo.Service{
-		Interface: "org.apache.dubbo.metadata.MetadataService", Group: inst.App, Version: "1.0.0", Method: "getMetadataInfo",
-	}, []any{inst.Revision()}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("MetadataService at %s: %w", addr, err)
+// readDefinition reads a service definition from the metadata report,
+// /<root>/metadata/<interface>[/<version>][/<group>]/provider/<app>, and
+// watches for it when it is not there yet.
+func (z *ZooKeeper) readDefinition(ctx context.Context, k ServiceKey, app string) ([]byte, error) {
+	parts := []string{"/", z.opts.Root, "metadata", k.Interface}
+	if k.Version != "" {
+		parts = append(parts, k.Version)
 	}
-	return MetadataFromHessian(v)
+	if k.Group != "" {
+		parts = append(parts, k.Group)
+	}
+	p := path.Join(append(parts, "provider", app)...)
+	b, err := z.data(ctx, p)
+	if errors.Is(err, zk.ErrNoNode) {
+		if _, _, ch, werr := z.conn.ExistsW(p); werr == nil {
+			z.arm(ctx, p, ch)
+		}
+		return nil, nil
+	}
+	return b, err
 }
 
 // publish writes the current view into the store.
 func (z *ZooKeeper) publish(ctx context.Context) {
-	z.mu.Lock()
-	var provs []*Provider
-	ifaces := make([]string, 0, len(z.byIface))
-	for i := range z.byIface {
-		ifaces = append(ifaces, i)
-	}
-	sort.Strings(ifaces)
-	for _, i := range ifaces {
-		provs = append(provs, z.byIface[i]...)
-	}
-	sigs := map[ServiceKey]*Signatures{}
-	for _, insts := range z.byApp {
-		for _, inst := range insts {
-			md := z.metadata[inst.App+"@"+inst.Revision()]
-			if md == nil {
-				continue
-			}
-			for _, p := range md.Providers(inst) {
-				provs = append(provs, p)
-				if sigs[p.Service] == nil {
-					sigs[p.Service] = &Signatures{Source: "metadata-service", Revision: inst.Revision(), Methods: methodsOf(p)}
-				}
-			}
-		}
-	}
-	for k, s := range z.sigs {
-		sigs[k] = s
-	}
-	z.mu.Unlock()
-	for _, p := range provs {
-		if sigs[p.Service] == nil && len(p.Methods()) > 0 {
-			sigs[p.Service] = &Signatures{Source: "provider-url", Methods: methodsOf(p)}
-		}
-	}
-	if err := z.cat.publish(ctx, provs, sigs); err != nil {
-		z.log.Error("publishing the registry view", "error", err)
-	}
-}
-
-func methodsOf(p *Provider) []Method {
-	var out []Method
-	for _, m := range p.Methods() {
-		out = append(out, Method{Name: m})
-	}
-	return out
+	z.v.fetchDefinitions(ctx, z.readDefinition)
+	z.v.publish(ctx)
 }
 
 // zkLogger sends go-zookeeper's log lines to slog at debug level.

@@ -60,6 +60,8 @@ func main() {
 	reg := flag.String("registry", "zookeeper", "zookeeper or nacos")
 	regAddr := flag.String("registry-addr", "127.0.0.1:2181", "registry address")
 	namespace := flag.String("namespace", "", "Nacos namespace id")
+	username := flag.String("username", "", "registry username (Nacos auth)")
+	password := flag.String("password", "", "registry password (Nacos auth)")
 	mode := flag.String("mode", "all", "registration: interface, service (application-level) or all")
 	iface := flag.String("iface", "org.apache.dubbo.samples.GreeterService", "interface name")
 	version := flag.String("version", "1.0.0", "service version")
@@ -83,6 +85,9 @@ func main() {
 		regOpts = append(regOpts, registry.WithNacos())
 		if *namespace != "" {
 			regOpts = append(regOpts, registry.WithNamespace(*namespace))
+		}
+		if *username != "" {
+			regOpts = append(regOpts, registry.WithUsername(*username), registry.WithPassword(*password))
 		}
 	default:
 		log.Fatalf("unknown registry %q", *reg)

@@ -1,0 +1,528 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nacos-group/nacos-sdk-go/v2/clients"
+	"github.com/nacos-group/nacos-sdk-go/v2/clients/config_client"
+	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
+	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
+	"github.com/nacos-group/nacos-sdk-go/v2/model"
+	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshgate/meshgate/config"
+)
+
+// NacosOptions configure a Nacos watcher.
+type NacosOptions struct {
+	// Name names the registry (the store source is "registry/<name>").
+	Name string
+	// Servers are Nacos HTTP addresses (host:port); the gRPC port that
+	// Nacos 2 clients use is GRPCPort, or the HTTP port + 1000.
+	Servers   []string
+	GRPCPort  uint64
+	Namespace string // namespace id ("" is public)
+	Group     string // default DEFAULT_GROUP
+	Username  string
+	Password  string
+	Mode      Mode
+	// Services limits discovery to these services (default: all found).
+	Services []ServiceKey
+	// Resync re-lists the services and re-reads every subscription this
+	// often, besides the pushes (default 10s). Without Services, a
+	// service never seen before is found at the next resync; with them,
+	// the watcher subscribes to each service (and listens to its
+	// interface -> application mapping) as a Dubbo consumer does, and
+	// finds it as soon as Nacos pushes.
+	Resync   time.Duration
+	LBPolicy string
+	// WorkDir holds the Nacos client's logs and cache (default: a
+	// directory under the system temp dir).
+	WorkDir    string
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Timeout bounds each request to Nacos (default 5s).
+	Timeout time.Duration
+}
+
+// Nacos watches a Nacos registry: interface-level services named
+// providers:<interface>:<version>:<group>, and application-level services
+// (named after the application) whose instances carry Dubbo's metadata
+// revision.
+type Nacos struct {
+	opts NacosOptions
+	v    *view
+	log  *slog.Logger
+	m    *metrics
+
+	naming  naming_client.INamingClient
+	configs config_client.IConfigClient
+
+	events chan string // services whose push arrived; "" for a resync
+
+	mu        sync.Mutex
+	subs      map[string]*vo.SubscribeParam // by service name
+	instances map[string][]model.Instance   // last push, by service name
+	mappings  map[string]bool               // interfaces whose mapping is listened to
+}
+
+// NewNacos returns a watcher writing into store; Run starts it.
+func NewNacos(store *config.Store, opts NacosOptions) (*Nacos, error) {
+	if len(opts.Servers) == 0 {
+		return nil, fmt.Errorf("registry %s: no Nacos servers", opts.Name)
+	}
+	if opts.Group == "" {
+		opts.Group = constant.DEFAULT_GROUP
+	}
+	if opts.Mode == "" {
+		opts.Mode = ModeAll
+	}
+	if opts.Resync <= 0 {
+		opts.Resync = 10 * time.Second
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.WorkDir == "" {
+		opts.WorkDir = filepath.Join(os.TempDir(), "meshgate-nacos", fmt.Sprintf("%s-%d", opts.Name, os.Getpid()))
+	}
+	m := newMetrics(opts.Registerer)
+	cat, err := newCatalog(store, "registry/"+opts.Name, opts.Logger, opts.Services, opts.LBPolicy, m)
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger.With("registry", opts.Name)
+	return &Nacos{opts: opts, v: newView(opts.Name, cat, log, m), log: log, m: m,
+		events: make(chan string, 256), subs: map[string]*vo.SubscribeParam{}, instances: map[string][]model.Instance{}, mappings: map[string]bool{}}, nil
+}
+
+func (n *Nacos) clientParam() (vo.NacosClientParam, error) {
+	var servers []constant.ServerConfig
+	for _, s := range n.opts.Servers {
+		host, portStr, err := net.SplitHostPort(s)
+		if err != nil {
+			return vo.NacosClientParam{}, fmt.Errorf("registry %s: server %q: %w", n.opts.Name, s, err)
+		}
+		port, err := strconv.ParseUint(portStr, 10, 16)
+		if err != nil {
+			return vo.NacosClientParam{}, fmt.Errorf("registry %s: server %q: bad port", n.opts.Name, s)
+		}
+		servers = append(servers, constant.ServerConfig{IpAddr: host, Port: port, GrpcPort: n.opts.GRPCPort, ContextPath: "/nacos", Scheme: "http"})
+	}
+	return vo.NacosClientParam{
+		ClientConfig: &constant.ClientConfig{
+			NamespaceId: n.opts.Namespace, TimeoutMs: uint64(n.opts.Timeout.Milliseconds()),
+			Username: n.opts.Username, Password: n.opts.Password,
+			// Without it the client ignores a push of zero instances, and
+			// the last provider of a service would never go away.
+			UpdateCacheWhenEmpty: true,
+			NotLoadCacheAtStart:  true,
+			DisableUseSnapShot:   true,
+			LogDir:               filepath.Join(n.opts.WorkDir, "log"),
+			CacheDir:             filepath.Join(n.opts.WorkDir, "cache"),
+			LogLevel:             "error",
+		},
+		ServerConfigs: servers,
+	}, nil
+}
+
+// Run connects and watches until ctx ends.
+func (n *Nacos) Run(ctx context.Context) error {
+	param, err := n.clientParam()
+	if err != nil {
+		return err
+	}
+	if n.naming, err = clients.NewNamingClient(param); err != nil {
+		return fmt.Errorf("registry %s: naming client: %w", n.opts.Name, err)
+	}
+	defer n.naming.CloseClient()
+	if n.configs, err = clients.NewConfigClient(param); err != nil {
+		return fmt.Errorf("registry %s: config client: %w", n.opts.Name, err)
+	}
+	defer n.configs.CloseClient()
+	defer n.unsubscribeAll()
+
+	ticker := time.NewTicker(n.opts.Resync)
+	defer ticker.Stop()
+	// A resync that failed in part (Nacos down, a subscription refused)
+	// is tried again with backoff, not only at the next tick.
+	const firstRetry = 500 * time.Millisecond
+	backoff := firstRetry
+	var retry <-chan time.Time
+	resync := func() {
+		if n.resync(ctx) {
+			backoff, retry = firstRetry, nil
+			return
+		}
+		retry = time.After(backoff)
+		backoff = min(2*backoff, n.opts.Resync, 30*time.Second)
+	}
+	resync()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			n.m.resyncs.WithLabelValues(n.opts.Name).Inc()
+			resync()
+		case <-retry:
+			resync()
+		case s := <-n.events:
+			n.m.events.WithLabelValues(n.opts.Name).Inc()
+			batch := map[string]bool{s: true}
+		drain:
+			for {
+				select {
+				case q := <-n.events:
+					batch[q] = true
+				default:
+					break drain
+				}
+			}
+			if batch[""] {
+				resync()
+				continue
+			}
+			for q := range batch {
+				n.apply(ctx, q)
+			}
+			n.publish(ctx)
+		}
+	}
+}
+
+// kind sorts a Nacos service name: interface-level providers, some other
+// Dubbo category (consumers, configurators, routers: not read), or an
+// application.
+func kind(service string) string {
+	switch {
+	case strings.HasPrefix(service, "providers:"):
+		return "interface"
+	case strings.HasPrefix(service, "consumers:"), strings.HasPrefix(service, "configurators:"), strings.HasPrefix(service, "routers:"):
+		return ""
+	}
+	return "application"
+}
+
+// resync lists the services, subscribes to new ones, drops the ones gone,
+// and re-reads every subscription. It reports whether all of it worked.
+func (n *Nacos) resync(ctx context.Context) bool {
+	n.m.connected.WithLabelValues(n.opts.Name).Set(boolGauge(n.naming.ServerHealthy()))
+	names, err := n.serviceNames(ctx)
+	if err != nil {
+		n.m.errors.WithLabelValues(n.opts.Name, "read").Inc()
+		n.log.Warn("listing the Nacos services", "error", err.Error())
+		return false // keep what is known
+	}
+	want := map[string]bool{}
+	for _, s := range names {
+		switch kind(s) {
+		case "interface":
+			if n.opts.Mode != ModeApplication {
+				want[s] = true
+			}
+		case "application":
+			if n.opts.Mode != ModeInterface {
+				want[s] = true
+			}
+		}
+	}
+	n.mu.Lock()
+	var gone []*vo.SubscribeParam
+	for s, p := range n.subs {
+		if !want[s] {
+			gone = append(gone, p)
+			delete(n.subs, s)
+			delete(n.instances, s)
+		}
+	}
+	n.mu.Unlock()
+	for _, p := range gone {
+		if err := n.naming.Unsubscribe(p); err != nil {
+			n.log.Debug("unsubscribing", "service", p.ServiceName, "error", err)
+		}
+	}
+	ok := true
+	for s := range want {
+		if err := n.subscribe(ctx, s); err != nil {
+			ok = false
+			n.m.errors.WithLabelValues(n.opts.Name, "read").Inc()
+			n.log.Warn("subscribing to a Nacos service", "service", s, "error", err.Error())
+		}
+	}
+	n.v.retryDefinitions()
+	keepKeys, keepApps := map[string]bool{}, map[string]bool{}
+	for s := range want {
+		// The subscription's cache, which the client keeps fresh.
+		insts, err := n.naming.SelectAllInstances(vo.SelectAllInstancesParam{ServiceName: s, GroupName: n.opts.Group})
+		if err != nil {
+			n.m.errors.WithLabelValues(n.opts.Name, "read").Inc()
+			n.log.Warn("reading a Nacos service", "service", s, "error", err.Error())
+			keepKeys[s], keepApps[s] = true, true // keep the last known
+			ok = false
+			continue
+		}
+		n.mu.Lock()
+		n.instances[s] = insts
+		n.mu.Unlock()
+		n.apply(ctx, s)
+		keepKeys[s], keepApps[s] = true, true
+	}
+	n.v.keepProviders(keepKeys)
+	n.v.keepApps(keepApps)
+	n.publish(ctx)
+	return ok
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// serviceNames are the Nacos services to watch: every service of the
+// namespace and group, or, when Services are configured, their
+// providers:<interface>:<version>:<group> names and the applications
+// their interfaces map to.
+func (n *Nacos) serviceNames(ctx context.Context) ([]string, error) {
+	if len(n.opts.Services) == 0 {
+		return n.listServices()
+	}
+	var names []string
+	ifaces := map[string]bool{}
+	for _, k := range n.opts.Services {
+		names = append(names, "providers:"+k.Interface+":"+k.Version+":"+k.Group)
+		ifaces[k.Interface] = true
+	}
+	if n.opts.Mode == ModeInterface {
+		return names, nil
+	}
+	for iface := range ifaces {
+		n.listenMapping(ctx, iface)
+		b, err := n.getConfig(iface, "mapping")
+		if err != nil {
+			return nil, fmt.Errorf("mapping of %s: %w", iface, err)
+		}
+		for _, app := range strings.Split(string(b), ",") {
+			if app = strings.TrimSpace(app); app != "" {
+				names = append(names, app)
+			}
+		}
+	}
+	return names, nil
+}
+
+// listenMapping asks Nacos to push changes of an interface's mapping
+// (config dataId <interface>, group mapping), which start a resync.
+func (n *Nacos) listenMapping(ctx context.Context, iface string) {
+	n.mu.Lock()
+	listening := n.mappings[iface]
+	n.mappings[iface] = true
+	n.mu.Unlock()
+	if listening {
+		return
+	}
+	err := n.configs.ListenConfig(vo.ConfigParam{DataId: iface, Group: "mapping", OnChange: func(_, _, _, _ string) {
+		select {
+		case n.events <- "":
+		case <-ctx.Done():
+		}
+	}})
+	if err != nil {
+		n.mu.Lock()
+		delete(n.mappings, iface)
+		n.mu.Unlock()
+		n.log.Warn("listening to an interface mapping", "interface", iface, "error", err.Error())
+	}
+}
+
+// listServices pages through the services of the namespace and group.
+func (n *Nacos) listServices() ([]string, error) {
+	const pageSize = 500
+	var out []string
+	for page := uint32(1); ; page++ {
+		l, err := n.naming.GetAllServicesInfo(vo.GetAllServiceInfoParam{
+			NameSpace: n.opts.Namespace, GroupName: n.opts.Group, PageNo: page, PageSize: pageSize,
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l.Doms...)
+		if len(l.Doms) < pageSize || int64(len(out)) >= l.Count {
+			return out, nil
+		}
+	}
+}
+
+// subscribe asks Nacos to push the service's instances (once per service).
+func (n *Nacos) subscribe(ctx context.Context, service string) error {
+	n.mu.Lock()
+	if n.subs[service] != nil {
+		n.mu.Unlock()
+		return nil
+	}
+	p := &vo.SubscribeParam{ServiceName: service, GroupName: n.opts.Group}
+	p.SubscribeCallback = func(insts []model.Instance, err error) {
+		if err != nil {
+			n.m.errors.WithLabelValues(n.opts.Name, "read").Inc()
+			n.log.Warn("a Nacos push", "service", service, "error", err.Error())
+			return
+		}
+		n.mu.Lock()
+		if n.subs[service] == nil {
+			n.mu.Unlock()
+			return // unsubscribed meanwhile
+		}
+		n.instances[service] = insts
+		n.mu.Unlock()
+		select {
+		case n.events <- service:
+		case <-ctx.Done():
+		}
+	}
+	n.subs[service] = p
+	n.mu.Unlock()
+	if err := n.naming.Subscribe(p); err != nil {
+		n.mu.Lock()
+		delete(n.subs, service)
+		n.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (n *Nacos) unsubscribeAll() {
+	n.mu.Lock()
+	subs := n.subs
+	n.subs = map[string]*vo.SubscribeParam{}
+	n.mu.Unlock()
+	for _, p := range subs {
+		_ = n.naming.Unsubscribe(p)
+	}
+}
+
+// apply turns the last instances of a service into the view.
+func (n *Nacos) apply(ctx context.Context, service string) {
+	n.mu.Lock()
+	insts, known := n.instances[service], n.subs[service] != nil
+	n.mu.Unlock()
+	switch kind(service) {
+	case "interface":
+		if !known {
+			n.v.setProviders(service, nil)
+			return
+		}
+		provs := []*Provider{}
+		for _, in := range insts {
+			if p := nacosProvider(service, in); p != nil {
+				provs = append(provs, p)
+			}
+		}
+		n.v.setProviders(service, provs)
+	case "application":
+		if !known {
+			n.v.setInstances(service, nil)
+			return
+		}
+		byID := map[string]*Instance{}
+		for _, in := range insts {
+			if !in.Enable || !in.Healthy || in.Metadata["dubbo.metadata.revision"] == "" {
+				continue // not serving, or not a Dubbo application
+			}
+			inst := &Instance{App: service, Host: in.Ip, Port: uint32(in.Port), Meta: in.Metadata, Healthy: in.Healthy}
+			if err := n.v.fetchMetadata(ctx, inst, n.remoteMetadata); err != nil {
+				n.m.errors.WithLabelValues(n.opts.Name, "metadata").Inc()
+				n.log.Warn("no metadata for an instance yet", "app", service, "instance", inst.Host, "revision", inst.Revision(), "error", err.Error())
+			}
+			byID[net.JoinHostPort(in.Ip, strconv.FormatUint(in.Port, 10))] = inst
+		}
+		n.v.setInstances(service, byID)
+	}
+}
+
+// nacosProvider reads an interface-level instance: its metadata holds the
+// provider URL's parameters. Disabled or unhealthy instances and weight 0
+// take no traffic (as a Nacos client selects).
+func nacosProvider(service string, in model.Instance) *Provider {
+	if !in.Enable || !in.Healthy || in.Weight <= 0 {
+		return nil
+	}
+	params := make(map[string]string, len(in.Metadata)+1)
+	for k, v := range in.Metadata {
+		params[k] = v
+	}
+	k := ServiceKey{Interface: params["interface"], Version: params["version"], Group: params["group"]}
+	if k.Interface == "" {
+		// providers:<interface>:<version>:<group>
+		parts := strings.SplitN(service, ":", 4)
+		if len(parts) < 2 || parts[1] == "" {
+			return nil
+		}
+		k.Interface = parts[1]
+		if len(parts) > 2 {
+			k.Version = parts[2]
+		}
+		if len(parts) > 3 {
+			k.Group = parts[3]
+		}
+	}
+	proto := params["protocol"]
+	if proto == "" {
+		proto = "dubbo"
+	}
+	// Nacos's own weight (1.0 by default, edited in its console) scales
+	// Dubbo's, unless the provider set one.
+	if w, _ := strconv.ParseUint(params["weight"], 10, 32); w == 0 {
+		params["weight"] = strconv.FormatUint(uint64(math.Max(1, math.Round(in.Weight*100))), 10)
+	}
+	return &Provider{Service: k, Protocol: proto, Host: in.Ip, Port: uint32(in.Port), Params: params}
+}
+
+// getConfig reads a config; nil, nil when there is none.
+func (n *Nacos) getConfig(dataID, group string) ([]byte, error) {
+	content, err := n.configs.GetConfig(vo.ConfigParam{DataId: dataID, Group: group})
+	if content == "" {
+		if err != nil && !strings.Contains(strings.ToLower(err.Error()), "not") {
+			return nil, err
+		}
+		return nil, nil
+	}
+	return []byte(content), nil
+}
+
+// remoteMetadata reads an application revision's MetadataInfo from the
+// metadata report: config dataId <app>, group <revision>.
+func (n *Nacos) remoteMetadata(_ context.Context, app, revision string) ([]byte, error) {
+	b, err := n.getConfig(app, revision)
+	if err == nil && b == nil {
+		err = errors.New("not in the metadata report")
+	}
+	return b, err
+}
+
+// readDefinition reads a service definition from the metadata report:
+// config dataId <interface>:<version>:<group>:provider:<app>, group dubbo.
+func (n *Nacos) readDefinition(_ context.Context, k ServiceKey, app string) ([]byte, error) {
+	return n.getConfig(k.Interface+":"+k.Version+":"+k.Group+":provider:"+app, "dubbo")
+}
+
+func (n *Nacos) publish(ctx context.Context) {
+	n.v.fetchDefinitions(ctx, n.readDefinition)
+	n.v.publish(ctx)
+}
