@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -142,7 +143,29 @@ func (n *nacosServer) ok() bool {
 		return false
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	// Config writes go through rnacos's raft, which elects its leader
+	// after HTTP serves: a provider publishing its metadata before that
+	// loses it for good. Write and read back a probe.
+	probe := url.Values{"dataId": {"meshgate-probe"}, "group": {"meshgate"}, "content": {"ok"}}
+	if tok := q.Get("accessToken"); tok != "" {
+		probe.Set("accessToken", tok)
+	}
+	resp, err = c.PostForm(fmt.Sprintf("http://%s/nacos/v1/cs/configs", n.addr), probe)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	probe.Del("content")
+	resp, err = c.Get(fmt.Sprintf("http://%s/nacos/v1/cs/configs?%s", n.addr, probe.Encode()))
+	if err != nil {
+		return false
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && string(body) == "ok"
 }
 
 func (n *nacosServer) stop() {

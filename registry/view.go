@@ -1,9 +1,13 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -28,12 +32,16 @@ type view struct {
 	metadata    map[string]*MetadataInfo        // by app + "@" + revision
 	definitions map[string]*Signatures          // by definitionKey, from metadata reports
 	missing     map[string]bool                 // definitions looked for and not found
+
+	http *http.Client // for MetadataService over Triple
 }
 
 func newView(name string, cat *catalog, log *slog.Logger, m *metrics) *view {
 	return &view{name: name, cat: cat, log: log, m: m,
 		byKey: map[string][]*Provider{}, byApp: map[string]map[string]*Instance{},
-		metadata: map[string]*MetadataInfo{}, definitions: map[string]*Signatures{}, missing: map[string]bool{}}
+		metadata: map[string]*MetadataInfo{}, definitions: map[string]*Signatures{}, missing: map[string]bool{},
+		// Rare calls (once per revision): no idle connections to leak.
+		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
 }
 
 // setProviders replaces the interface-level providers found under key
@@ -112,8 +120,13 @@ func (v *view) fetchMetadata(ctx context.Context, inst *Instance, remote remoteM
 		if md, err = callMetadataService(ctx, inst, port); err != nil {
 			return err
 		}
+	case proto == "tri":
+		var err error
+		if md, err = v.callTriMetadataService(ctx, inst, port); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("metadata service over %q is not supported (dubbo is)", proto)
+		return fmt.Errorf("metadata service over %q is not supported (dubbo and tri are)", proto)
 	}
 	v.mu.Lock()
 	v.metadata[key] = md
@@ -133,6 +146,44 @@ func callMetadataService(ctx context.Context, inst *Instance, port uint32) (*Met
 		return nil, fmt.Errorf("MetadataService at %s: %w", addr, err)
 	}
 	return MetadataFromHessian(v)
+}
+
+// maxMetadataBytes bounds a MetadataInfo answer.
+const maxMetadataBytes = 4 << 20
+
+// callTriMetadataService asks a provider's MetadataService over Triple,
+// where Java Dubbo 3.3 serves it by default. MetadataService 1.0.0 answers
+// JSON over plain HTTP (Triple's unary form); the 2.0.0 the instance
+// advertises speaks protobuf only, and serves the same content.
+func (v *view) callTriMetadataService(ctx context.Context, inst *Instance, port uint32) (*MetadataInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	addr := (&Provider{Host: inst.Host, Port: port}).Address()
+	body, err := json.Marshal([]string{inst.Revision()})
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		"http://"+addr+"/org.apache.dubbo.metadata.MetadataService/getMetadataInfo", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("tri-service-group", inst.App)
+	req.Header.Set("tri-service-version", "1.0.0")
+	resp, err := v.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("MetadataService (tri) at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes))
+	if err != nil {
+		return nil, fmt.Errorf("MetadataService (tri) at %s: %w", addr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("MetadataService (tri) at %s: HTTP %d: %.200s", addr, resp.StatusCode, b)
+	}
+	return ParseMetadataJSON(b)
 }
 
 // definitionKey names a service definition as the metadata report stores
