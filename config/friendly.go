@@ -25,8 +25,12 @@ type File struct {
 	// XDS takes listeners, routes, clusters and endpoints from a control
 	// plane too (alongside what this file defines).
 	XDS *XDSConfig `json:"xds,omitempty"`
+	// Registries are Dubbo registries (ZooKeeper, Nacos) whose providers
+	// become clusters named <protocol>|<interface>|<version>|<group>.
+	Registries []RegistryConfig `json:"registries,omitempty"`
 
-	xdsSettings *XDSSettings // set by Translate
+	xdsSettings      *XDSSettings       // set by Translate
+	registrySettings []RegistrySettings // set by Translate
 }
 
 // AdminConfig places the admin endpoint.

@@ -26,6 +26,8 @@ type Bootstrap struct {
 	DrainTimeout time.Duration
 	// XDS, when set, takes config from a control plane too.
 	XDS *XDSSettings
+	// Registries are Dubbo registries to discover providers in.
+	Registries []RegistrySettings
 }
 
 // DefaultBootstrap returns the settings used when a file gives none.
@@ -77,9 +79,14 @@ func Load(data []byte, baseDir string) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	// With a control plane, a file may name what only it provides.
+	// With a control plane, a file may name what only it provides; with
+	// registries, the clusters they provide.
 	if l.Bootstrap.XDS == nil {
-		if err := CheckReferences(l.Resources); err != nil {
+		var provided func(string) bool
+		if len(l.Bootstrap.Registries) > 0 {
+			provided = IsRegistryClusterName
+		}
+		if err := CheckReferences(l.Resources, provided); err != nil {
 			return nil, err
 		}
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -33,8 +34,9 @@ func HTTPConnectionManager(fc *listenerv3.FilterChain) (*hcmv3.HttpConnectionMan
 
 // CheckReferences checks that a self-contained set of resources (one file)
 // refers only to what it defines: listeners to route configurations, routes
-// to clusters.
-func CheckReferences(resources []proto.Message) error {
+// to clusters. provided, when set, names clusters that come from
+// elsewhere (a registry's).
+func CheckReferences(resources []proto.Message, provided func(cluster string) bool) error {
 	routes := map[string]*routev3.RouteConfiguration{}
 	clusters := map[string]bool{}
 	var listeners []*listenerv3.Listener
@@ -77,7 +79,7 @@ func CheckReferences(resources []proto.Message) error {
 		for i, vh := range rc.GetVirtualHosts() {
 			for j, r := range vh.GetRoutes() {
 				for _, c := range routeClusters(r) {
-					if !clusters[c] {
+					if !clusters[c] && (provided == nil || !provided(c)) {
 						errs = append(errs, fmt.Errorf("route config %q: virtual_hosts[%d] (%s) routes[%d]: cluster %q is not defined",
 							rc.GetName(), i, vh.GetName(), j, c))
 					}
@@ -101,4 +103,11 @@ func routeClusters(r *routev3.Route) []string {
 		out = append(out, w.GetName())
 	}
 	return out
+}
+
+// IsRegistryClusterName reports whether name has the shape of a cluster a
+// Dubbo registry provides: <protocol>|<interface>|<version>|<group>.
+func IsRegistryClusterName(name string) bool {
+	parts := strings.Split(name, "|")
+	return len(parts) == 4 && parts[0] != "" && parts[1] != ""
 }

@@ -80,6 +80,7 @@ func (f *File) Translate(baseDir string) ([]proto.Message, error) {
 	if f.XDS != nil {
 		f.xdsSettings = t.xds("xds", f.XDS)
 	}
+	f.registrySettings = t.registries("registries", f.Registries)
 	if err := errors.Join(t.errs...); err != nil {
 		return nil, err
 	}
@@ -97,6 +98,7 @@ func (f *File) Bootstrap() Bootstrap {
 		b.DrainTimeout = f.DrainTimeout.Duration
 	}
 	b.XDS = f.xdsSettings
+	b.Registries = f.registrySettings
 	return b
 }
 

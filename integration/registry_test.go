@@ -4,14 +4,18 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,6 +23,7 @@ import (
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"github.com/go-zookeeper/zk"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/registry"
@@ -530,5 +535,117 @@ func TestRegistryNacos_NamespaceAuthServices(t *testing.T) {
 				t.Errorf("a watcher with a wrong password found %v", got)
 			}
 		})
+	}
+}
+
+const registryBinaryConfig = `
+admin: { address: "{{.Admin}}" }
+listeners:
+  - name: main
+    address: "{{.Addr}}"
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /grpc.health.v1.Health/ }
+            cluster: "tri|org.apache.dubbo.samples.GreeterService|1.0.0|g1"
+          - match: { prefix: /dubbo2/ }
+            cluster: "dubbo|org.apache.dubbo.samples.GreeterService|1.0.0|g1"
+registries:
+  - name: zk
+    zookeeper: { servers: [ "{{.ZK}}" ], session_timeout: 4s }
+  - name: nacos
+    nacos: { servers: [ "{{.Nacos}}" ] }
+    mode: application
+    resync: 1s
+`
+
+// The binary with registries in its config: a gRPC call through the
+// gateway reaches a dubbo-go provider found in ZooKeeper (its Triple port
+// serves grpc.health.v1.Health), HTTP to the Dubbo2 cluster gets a clear
+// 503, and /clusters and /registries show both registries.
+func TestBinary_Registries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper, Nacos and dubbo-go providers; skipped with -short")
+	}
+	zkServer, nacos := startZooKeeper(t), startNacos(t)
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := map[string]string{"Admin": freeAddr(t), "Addr": freeAddr(t), "ZK": zkServer.addr, "Nacos": nacos.addr}
+	path := filepath.Join(t.TempDir(), "meshgate.yaml")
+	if err := os.WriteFile(path, render(t, registryBinaryConfig, data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{logs: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "run", "-c", path)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exit = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.done
+		if t.Failed() {
+			t.Logf("meshgate logs:\n%s", p.logs.String())
+		}
+	})
+	startProvider(t, providerSpec{App: "bin-zk", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "all", Version: "1.0.0", Group: "g1"})
+	startProvider(t, providerSpec{App: "bin-nacos", Registry: "nacos", RegistryAddr: nacos.addr, Mode: "service", Version: "1.0.0", Group: "g2"})
+
+	cc := dialGRPC(t, data["Addr"])
+	hc := healthpb.NewHealthClient(cc)
+	waitFor(t, "a health check through the gateway to the dubbo-go provider", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	})
+
+	resp, err := http.Get("http://" + data["Addr"] + "/dubbo2/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "Dubbo2 bridge") {
+		t.Errorf("HTTP to the dubbo cluster: %d %s, want 503 naming the Dubbo2 bridge", resp.StatusCode, body)
+	}
+
+	var clusters string
+	defer func() {
+		if t.Failed() {
+			t.Logf("/clusters:\n%s", clusters)
+		}
+	}()
+	waitFor(t, "both registries in /clusters", func() bool {
+		resp, err := http.Get("http://" + data["Admin"] + "/clusters")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		s := string(b)
+		clusters = s
+		return strings.Contains(s, "registry/zk::connected::true") && strings.Contains(s, "registry/nacos::connected::true") &&
+			strings.Contains(s, "tri|org.apache.dubbo.samples.GreeterService|1.0.0|g2::") && strings.Contains(s, "registry/zk::endpoints::2")
+	})
+	resp, err = http.Get("http://" + data["Admin"] + "/registries")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var regs struct {
+		Registries []struct {
+			Name      string `json:"name"`
+			Kind      string `json:"kind"`
+			Connected bool   `json:"connected"`
+			Clusters  int    `json:"clusters"`
+		} `json:"registries"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&regs)
+	resp.Body.Close()
+	if err != nil || len(regs.Registries) != 2 || regs.Registries[0].Kind != "zookeeper" || regs.Registries[0].Clusters != 2 ||
+		regs.Registries[1].Kind != "nacos" || regs.Registries[1].Clusters != 2 {
+		t.Errorf("/registries = %+v (%v), want zk and nacos with 2 clusters each", regs, err)
 	}
 }

@@ -59,10 +59,11 @@ type catalog struct {
 	lb     clusterv3.Cluster_LbPolicy
 	m      *metrics
 
-	mu       sync.Mutex
-	last     string // fingerprint of what was written last
-	applied  time.Time
-	services int
+	mu        sync.Mutex
+	last      string // fingerprint of what was written last
+	applied   time.Time
+	services  int // clusters written
+	endpoints int
 }
 
 func newCatalog(store *config.Store, source string, log *slog.Logger, services []ServiceKey, lb string, m *metrics) (*catalog, error) {
@@ -129,6 +130,7 @@ func (c *catalog) publish(ctx context.Context, providers []*Provider, sigs map[S
 	sort.Strings(names)
 	var res []proto.Message
 	var fp strings.Builder
+	endpoints := 0
 	for _, name := range names {
 		g := groups[name]
 		cl := c.cluster(name, g.proto, g.key, g.serial, g.methods, sigs[g.key], g.warmup)
@@ -147,6 +149,7 @@ func (c *catalog) publish(ctx context.Context, providers []*Provider, sigs map[S
 			cla.Endpoints = []*endpointv3.LocalityLbEndpoints{lle}
 		}
 		res = append(res, cl, cla)
+		endpoints += len(lle.LbEndpoints)
 		fmt.Fprintf(&fp, "%s=%d;", name, len(lle.LbEndpoints))
 	}
 	err := c.store.Apply(ctx, config.Update{
@@ -156,10 +159,10 @@ func (c *catalog) publish(ctx context.Context, providers []*Provider, sigs map[S
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
-		c.m.errors.WithLabelValues(c.source, "apply").Inc()
 		return fmt.Errorf("registry %s: %w", c.source, err)
 	}
 	c.services = len(groups)
+	c.endpoints = endpoints
 	c.applied = time.Now()
 	if fp.String() != c.last {
 		c.last = fp.String()
@@ -258,4 +261,11 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// counts reports what the last successful publish wrote, and when.
+func (c *catalog) counts() (clusters, endpoints int, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.services, c.endpoints, c.applied
 }

@@ -178,12 +178,12 @@ func (n *Nacos) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
-			n.m.resyncs.WithLabelValues(n.opts.Name).Inc()
+			n.v.noteResync()
 			resync()
 		case <-retry:
 			resync()
 		case s := <-n.events:
-			n.m.events.WithLabelValues(n.opts.Name).Inc()
+			n.v.noteEvent()
 			batch := map[string]bool{s: true}
 		drain:
 			for {
@@ -222,10 +222,10 @@ func kind(service string) string {
 // resync lists the services, subscribes to new ones, drops the ones gone,
 // and re-reads every subscription. It reports whether all of it worked.
 func (n *Nacos) resync(ctx context.Context) bool {
-	n.m.connected.WithLabelValues(n.opts.Name).Set(boolGauge(n.naming.ServerHealthy()))
+	n.v.setConnected(n.naming.ServerHealthy())
 	names, err := n.serviceNames(ctx)
 	if err != nil {
-		n.m.errors.WithLabelValues(n.opts.Name, "read").Inc()
+		n.v.noteError("read", err)
 		n.log.Warn("listing the Nacos services", "error", err.Error())
 		return false // keep what is known
 	}
@@ -261,7 +261,7 @@ func (n *Nacos) resync(ctx context.Context) bool {
 	for s := range want {
 		if err := n.subscribe(ctx, s); err != nil {
 			ok = false
-			n.m.errors.WithLabelValues(n.opts.Name, "read").Inc()
+			n.v.noteError("read", err)
 			n.log.Warn("subscribing to a Nacos service", "service", s, "error", err.Error())
 		}
 	}
@@ -271,7 +271,7 @@ func (n *Nacos) resync(ctx context.Context) bool {
 		// The subscription's cache, which the client keeps fresh.
 		insts, err := n.naming.SelectAllInstances(vo.SelectAllInstancesParam{ServiceName: s, GroupName: n.opts.Group})
 		if err != nil {
-			n.m.errors.WithLabelValues(n.opts.Name, "read").Inc()
+			n.v.noteError("read", err)
 			n.log.Warn("reading a Nacos service", "service", s, "error", err.Error())
 			keepKeys[s], keepApps[s] = true, true // keep the last known
 			ok = false
@@ -287,13 +287,6 @@ func (n *Nacos) resync(ctx context.Context) bool {
 	n.v.keepApps(keepApps)
 	n.publish(ctx)
 	return ok
-}
-
-func boolGauge(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // serviceNames are the Nacos services to watch: every service of the
@@ -380,7 +373,7 @@ func (n *Nacos) subscribe(ctx context.Context, service string) error {
 	p := &vo.SubscribeParam{ServiceName: service, GroupName: n.opts.Group}
 	p.SubscribeCallback = func(insts []model.Instance, err error) {
 		if err != nil {
-			n.m.errors.WithLabelValues(n.opts.Name, "read").Inc()
+			n.v.noteError("read", err)
 			n.log.Warn("a Nacos push", "service", service, "error", err.Error())
 			return
 		}
@@ -447,7 +440,7 @@ func (n *Nacos) apply(ctx context.Context, service string) {
 			}
 			inst := &Instance{App: service, Host: in.Ip, Port: uint32(in.Port), Meta: in.Metadata, Healthy: in.Healthy}
 			if err := n.v.fetchMetadata(ctx, inst, n.remoteMetadata); err != nil {
-				n.m.errors.WithLabelValues(n.opts.Name, "metadata").Inc()
+				n.v.noteError("metadata", err)
 				n.log.Warn("no metadata for an instance yet", "app", service, "instance", inst.Host, "revision", inst.Revision(), "error", err.Error())
 			}
 			byID[net.JoinHostPort(in.Ip, strconv.FormatUint(in.Port, 10))] = inst

@@ -34,6 +34,8 @@ type view struct {
 	missing     map[string]bool                 // definitions looked for and not found
 
 	http *http.Client // for MetadataService over Triple
+
+	st status
 }
 
 func newView(name string, cat *catalog, log *slog.Logger, m *metrics) *view {
@@ -227,7 +229,7 @@ func (v *view) fetchDefinitions(ctx context.Context, read definitionReader) {
 	for _, w := range wants {
 		b, err := read(ctx, w.k, w.app)
 		if err != nil {
-			v.m.errors.WithLabelValues(v.name, "metadata").Inc()
+			v.noteError("metadata", err)
 			v.log.Debug("reading a service definition", "service", w.k.String(), "app", w.app, "error", err)
 			continue
 		}
@@ -239,7 +241,7 @@ func (v *view) fetchDefinitions(ctx context.Context, read definitionReader) {
 		}
 		def, err := ParseServiceDefinition(b)
 		if err != nil {
-			v.m.errors.WithLabelValues(v.name, "metadata").Inc()
+			v.noteError("metadata", err)
 			v.log.Warn("a service definition that does not parse", "service", w.k.String(), "app", w.app, "error", err)
 			continue
 		}
@@ -313,6 +315,7 @@ func (v *view) publish(ctx context.Context) {
 		}
 	}
 	if err := v.cat.publish(ctx, provs, sigs); err != nil {
+		v.noteError("apply", err)
 		v.log.Error("publishing the registry view", "error", err)
 	}
 }

@@ -116,11 +116,11 @@ func (z *ZooKeeper) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
-			z.m.resyncs.WithLabelValues(z.opts.Name).Inc()
+			z.v.noteResync()
 			z.sync(ctx, "")
 		case p := <-z.events:
 			if p != "" {
-				z.m.events.WithLabelValues(z.opts.Name).Inc()
+				z.v.noteEvent()
 			}
 			// Take whatever else fired meanwhile in the same pass.
 			batch := map[string]bool{p: true}
@@ -157,13 +157,13 @@ func (z *ZooKeeper) watchSessions(ctx context.Context, sessions <-chan zk.Event)
 			}
 			switch ev.State {
 			case zk.StateHasSession:
-				z.m.connected.WithLabelValues(z.opts.Name).Set(1)
+				z.v.setConnected(true)
 				z.mu.Lock()
 				z.armed = map[string]bool{}
 				z.mu.Unlock()
 				z.send(ctx, "")
 			case zk.StateDisconnected, zk.StateExpired:
-				z.m.connected.WithLabelValues(z.opts.Name).Set(0)
+				z.v.setConnected(false)
 				z.log.Warn("ZooKeeper session", "state", ev.State.String())
 			}
 		}
@@ -259,7 +259,7 @@ func (z *ZooKeeper) sync(ctx context.Context, p string) {
 		err = z.readApp(ctx, strings.Split(strings.TrimPrefix(p, "/services/"), "/")[0])
 	}
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
-		z.m.errors.WithLabelValues(z.opts.Name, "read").Inc()
+		z.v.noteError("read", err)
 		z.log.Warn("reading the registry", "path", p, "error", err)
 	}
 	z.publish(ctx)
@@ -403,7 +403,7 @@ func (z *ZooKeeper) readApp(ctx context.Context, app string) error {
 		}
 		insts[n] = inst
 		if err := z.v.fetchMetadata(ctx, inst, z.remoteMetadata); err != nil {
-			z.m.errors.WithLabelValues(z.opts.Name, "metadata").Inc()
+			z.v.noteError("metadata", err)
 			z.log.Warn("no metadata for an instance yet", "app", app, "instance", n, "revision", inst.Revision(), "error", err)
 		}
 	}

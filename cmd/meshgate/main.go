@@ -29,6 +29,7 @@ import (
 
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/internal/demo"
+	"github.com/meshgate/meshgate/registry"
 	"github.com/meshgate/meshgate/server"
 	"github.com/meshgate/meshgate/server/admin"
 	"github.com/meshgate/meshgate/xds"
@@ -238,6 +239,23 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 		}()
 		log.Info("taking config from the control plane", "address", x.Address, "node", x.Node.GetId())
 	}
+	var watchers []registry.Watcher
+	for _, rs := range boot.Bootstrap.Registries {
+		w, err := registry.FromSettings(store, rs, log, metrics.Registry)
+		if err != nil {
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
+		watchers = append(watchers, w)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Run(ctx); err != nil {
+				log.Error("registry watcher stopped", "registry", rs.Name, "error", err)
+			}
+		}()
+		log.Info("discovering Dubbo providers", "registry", rs.Name, "kind", rs.Kind, "servers", rs.Servers, "mode", rs.Mode)
+	}
 	var adminSrv *http.Server
 	if addr := boot.Bootstrap.AdminAddress; addr != "" {
 		ln, err := net.Listen("tcp", addr)
@@ -248,6 +266,15 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 		var opts []admin.Option
 		if client != nil {
 			opts = append(opts, admin.WithFailures(client.Failures))
+		}
+		if len(watchers) > 0 {
+			opts = append(opts, admin.WithRegistries(func() []registry.Status {
+				out := make([]registry.Status, 0, len(watchers))
+				for _, w := range watchers {
+					out = append(out, w.Status())
+				}
+				return out
+			}))
 		}
 		adminSrv = &http.Server{Handler: admin.Handler(srv, metrics.Registry, opts...), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)

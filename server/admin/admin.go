@@ -4,11 +4,13 @@
 package admin
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"sort"
 	"strings"
+	"time"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -23,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/registry"
 	"github.com/meshgate/meshgate/server/cluster"
 )
 
@@ -45,6 +48,13 @@ func WithFailures(failures func() map[string]map[string]config.Failure) Option {
 	return func(a *admin) { a.failures = failures }
 }
 
+// WithRegistries shows the Dubbo registries' state at the end of
+// /clusters (registry/<name>::<field>::<value> lines) and as JSON on
+// /registries.
+func WithRegistries(statuses func() []registry.Status) Option {
+	return func(a *admin) { a.registries = statuses }
+}
+
 // Handler returns the admin mux. gatherer is exposed on /stats/prometheus.
 func Handler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
@@ -55,6 +65,7 @@ func Handler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Hand
 	mux.HandleFunc("GET /ready", a.ready)
 	mux.HandleFunc("GET /config_dump", a.configDump)
 	mux.HandleFunc("GET /clusters", a.clusters)
+	mux.HandleFunc("GET /registries", a.registryStatus)
 	mux.Handle("GET /stats/prometheus", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	// Go's profiler, for performance work (admin binds to loopback by default).
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -62,14 +73,15 @@ func Handler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Hand
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, "meshgate admin\n  /ready             200 LIVE when serving\n  /config_dump       active resources (Envoy admin.v3.ConfigDump JSON)\n  /clusters          hosts and counters (?format=json)\n  /stats/prometheus  metrics\n  /debug/pprof/      Go profiles\n")
+		fmt.Fprint(w, "meshgate admin\n  /ready             200 LIVE when serving\n  /config_dump       active resources (Envoy admin.v3.ConfigDump JSON)\n  /clusters          hosts and counters (?format=json), registries\n  /registries        Dubbo registries (JSON)\n  /stats/prometheus  metrics\n  /debug/pprof/      Go profiles\n")
 	})
 	return mux
 }
 
 type admin struct {
-	src      Source
-	failures func() map[string]map[string]config.Failure
+	src        Source
+	failures   func() map[string]map[string]config.Failure
+	registries func() []registry.Status
 }
 
 func (a *admin) ready(w http.ResponseWriter, _ *http.Request) {
@@ -222,7 +234,58 @@ func (a *admin) clusters(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if a.registries != nil {
+		for _, st := range a.registries() {
+			p := "registry/" + st.Name
+			fmt.Fprintf(&b, "%s::kind::%s\n", p, st.Kind)
+			fmt.Fprintf(&b, "%s::connected::%t\n", p, st.Connected)
+			fmt.Fprintf(&b, "%s::clusters::%d\n", p, st.Clusters)
+			fmt.Fprintf(&b, "%s::endpoints::%d\n", p, st.Endpoints)
+			if !st.Updated.IsZero() {
+				fmt.Fprintf(&b, "%s::updated::%s\n", p, st.Updated.UTC().Format(time.RFC3339Nano))
+			}
+			fmt.Fprintf(&b, "%s::watch_events::%d\n", p, st.Events)
+			fmt.Fprintf(&b, "%s::resyncs::%d\n", p, st.Resyncs)
+			fmt.Fprintf(&b, "%s::errors::%d\n", p, st.Errors)
+			if st.LastError != "" {
+				fmt.Fprintf(&b, "%s::last_error::%s (%s)\n", p, st.LastError, st.LastErrorAt.UTC().Format(time.RFC3339))
+			}
+		}
+	}
 	_, _ = w.Write([]byte(b.String()))
+}
+
+// registryStatus serves the registries' state as JSON.
+func (a *admin) registryStatus(w http.ResponseWriter, _ *http.Request) {
+	type entry struct {
+		Name        string     `json:"name"`
+		Kind        string     `json:"kind"`
+		Connected   bool       `json:"connected"`
+		Clusters    int        `json:"clusters"`
+		Endpoints   int        `json:"endpoints"`
+		Updated     *time.Time `json:"updated,omitempty"`
+		Events      uint64     `json:"watch_events"`
+		Resyncs     uint64     `json:"resyncs"`
+		Errors      uint64     `json:"errors"`
+		LastError   string     `json:"last_error,omitempty"`
+		LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	}
+	out := []entry{}
+	if a.registries != nil {
+		for _, st := range a.registries() {
+			e := entry{Name: st.Name, Kind: st.Kind, Connected: st.Connected, Clusters: st.Clusters, Endpoints: st.Endpoints,
+				Events: st.Events, Resyncs: st.Resyncs, Errors: st.Errors, LastError: st.LastError}
+			if !st.Updated.IsZero() {
+				e.Updated = &st.Updated
+			}
+			if !st.LastErrorAt.IsZero() {
+				e.LastErrorAt = &st.LastErrorAt
+			}
+			out = append(out, e)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"registries": out})
 }
 
 func hostStats(h *cluster.Host) []*adminv3.SimpleMetric {

@@ -147,6 +147,12 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		}
 		return nil, fmt.Errorf("cluster %q: type %v is not supported (want STATIC or EDS)", c.GetName(), c.GetType())
 	}
+	if md := c.GetMetadata().GetFilterMetadata()["meshgate.dubbo"]; md.GetFields()["protocol"].GetStringValue() == "dubbo" {
+		// A registry's Dubbo2 providers speak the dubbo protocol, not
+		// HTTP: the cluster is kept for the Dubbo2 bridge, and HTTP or
+		// gRPC routed to it get a clear 503 instead of a broken connection.
+		out.unsupported = "its providers speak the dubbo protocol (Dubbo2), which needs the Dubbo2 bridge; route to the tri cluster of the service for gRPC/Triple"
+	}
 	var err error
 	if out.lb, err = lbFromCluster(c); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)

@@ -173,3 +173,21 @@ func TestCluster_DNSAndOriginalDst(t *testing.T) {
 		t.Errorf("Pick on ORIGINAL_DST = %v, want an error saying it is not supported", err)
 	}
 }
+
+// A registry's dubbo-protocol cluster (Dubbo2 providers) refuses HTTP
+// picks with a message naming the bridge; its tri twin serves.
+func TestCluster_DubboProtocolRefusesHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		protocol string
+		refused  bool
+	}{{"dubbo", true}, {"tri", false}} {
+		t.Run(tc.protocol, func(t *testing.T) {
+			c := newCluster(t, `{name: c, type: STATIC, metadata: {filter_metadata: {meshgate.dubbo: {protocol: `+tc.protocol+`}}},
+  load_assignment: {cluster_name: c, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 20880}}}}]}]}}`)
+			_, err := c.Pick(governance.PickInfo{}, nil)
+			if tc.refused != (err != nil) || (tc.refused && !strings.Contains(err.Error(), "Dubbo2 bridge")) {
+				t.Errorf("Pick = %v, want refused %v (naming the Dubbo2 bridge)", err, tc.refused)
+			}
+		})
+	}
+}
