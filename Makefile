@@ -14,16 +14,19 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 STATICCHECK_VERSION := v0.7.0
 GRPCURL_VERSION := v1.9.4
+RNACOS_VERSION := 0.8.8
+CARGO ?= $(shell command -v cargo || echo $(HOME)/.cargo/bin/cargo)
 
 BUF := $(TOOLS)/buf-$(BUF_VERSION)/buf
 PROTOC_GEN_GO := $(TOOLS)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION)/protoc-gen-go
 PROTOC_GEN_GO_GRPC := $(TOOLS)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)/protoc-gen-go-grpc
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 GRPCURL := $(TOOLS)/grpcurl-$(GRPCURL_VERSION)/grpcurl
+RNACOS := $(CACHE)/rnacos-$(RNACOS_VERSION)/bin/rnacos
 
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /integration -e /bench)
 
-.PHONY: all run build test test-unit test-integration bench lint proto fuzz grpcurl clean
+.PHONY: all run build test test-unit test-integration peers bench lint proto fuzz grpcurl clean
 
 all: build
 
@@ -41,8 +44,29 @@ test: lint test-unit test-integration
 test-unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
-test-integration:
-	$(GO) test -race -count=1 -timeout 20m ./integration/...
+test-integration: peers
+	$(GO) test -race -count=1 -timeout 30m ./integration/...
+
+## peers: install the real servers the integration tests run: ZooKeeper
+## (Debian's package, with slf4j-simple for its logs), Java and Maven (for
+## the Java Dubbo provider), and rnacos (a Nacos 2.x server, from crates.io;
+## a cold build takes ~15 minutes, then it is cached by version). The
+## dubbo-go and Java Dubbo providers build themselves on first use, cached
+## in $(CACHE).
+peers: $(RNACOS)
+	@missing=""; \
+	  [ -f /usr/share/java/zookeeper.jar ] || missing="$$missing zookeeper"; \
+	  [ -f /usr/share/java/slf4j-simple.jar ] || missing="$$missing libslf4j-java"; \
+	  command -v java >/dev/null || missing="$$missing default-jdk-headless"; \
+	  command -v mvn >/dev/null || missing="$$missing maven"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  fi
+
+$(RNACOS):
+	@[ -x "$(CARGO)" ] || { echo "cargo is needed to build rnacos (a Nacos 2.x server)"; exit 1; }
+	$(CARGO) install rnacos --version $(RNACOS_VERSION) --locked --root $(CACHE)/rnacos-$(RNACOS_VERSION)
 
 ## bench: Go benchmarks of the hot paths, then the whole-gateway harness
 ## (writes bench/RESULTS.md)
