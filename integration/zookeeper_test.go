@@ -103,9 +103,3 @@ func (z *zookeeper) stop() {
 	_ = z.cmd.Wait()
 	z.cmd = nil
 }
-
-// restart stops the server and starts it again on the same port and data.
-func (z *zookeeper) restart() {
-	z.stop()
-	z.start()
-}
