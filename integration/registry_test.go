@@ -384,27 +384,6 @@ func TestRegistryZK_ServerRestart(t *testing.T) {
 	t.Logf("after the ZooKeeper restart a new provider appeared within %v", d.Round(time.Millisecond))
 }
 
-// Nacos restarts under the gateway (rnacos keeps instances in memory, so
-// the providers must register again): discovery resumes, both the
-// providers that re-register and one that starts afterwards appear.
-func TestRegistryNacos_ServerRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a Nacos server and dubbo-go providers; skipped with -short")
-	}
-	n := startNacos(t)
-	g := startNacosWatcher(t, n, registry.NacosOptions{})
-	spec := providerSpec{App: "restart-app", Registry: "nacos", RegistryAddr: n.addr, Mode: "all", Version: "1.0.0"}
-	a := startProvider(t, spec)
-	tri := registry.ClusterName("tri", registry.ServiceKey{Interface: greeter, Version: "1.0.0"})
-	g.waitPorts(t, tri, a.triPort)
-
-	start := time.Now()
-	n.restart()
-	b := startProvider(t, spec)
-	g.waitPorts(t, tri, a.triPort, b.triPort)
-	t.Logf("after the Nacos restart the re-registered and the new provider were both endpoints %v after the restart began", time.Since(start).Round(time.Millisecond))
-}
-
 // Configurators (override URLs under /dubbo/<interface>/configurators, as
 // dubbo-admin writes them) disable and re-weight a provider in place.
 func TestRegistryZK_Configurators(t *testing.T) {
