@@ -23,9 +23,15 @@ type scriptedProbe struct {
 	checks map[string]int
 	forgot []string
 	closed bool
+	// gate, when set, holds every check until it is closed (so that a
+	// test can finish its setup before the first result arrives).
+	gate chan struct{}
 }
 
 func (p *scriptedProbe) Check(_ context.Context, addr string) error {
+	if p.gate != nil {
+		<-p.gate
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.script[addr]
@@ -45,7 +51,8 @@ func (p *scriptedProbe) Close() { p.mu.Lock(); p.closed = true; p.mu.Unlock() }
 
 func TestHealthChecker_StateMachine(t *testing.T) {
 	// ok, then 3 failures (unhealthy after 2), then 3 successes (healthy after 3).
-	probe := &scriptedProbe{script: map[string][]bool{"h": {true, false, false, false, true, true, true}}, checks: map[string]int{}}
+	probe := &scriptedProbe{script: map[string][]bool{"h": {true, false, false, false, true, true, true}}, checks: map[string]int{},
+		gate: make(chan struct{})}
 	changes := make(chan bool, 10)
 	var state *HealthState
 	hc := NewHealthChecker(HealthCheckConfig{Interval: 5 * time.Millisecond, UnhealthyThreshold: 2, HealthyThreshold: 3}, probe,
@@ -54,6 +61,7 @@ func TestHealthChecker_StateMachine(t *testing.T) {
 	if state.Healthy() || !state.Pending() {
 		t.Fatal("a new host is not pending")
 	}
+	close(probe.gate) // the callback reads state: checks start once it is set
 	var got []bool
 	for range 3 {
 		select {

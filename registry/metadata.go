@@ -179,6 +179,9 @@ func (m *MetadataInfo) Providers(inst *Instance) []*Provider {
 	var out []*Provider
 	for _, k := range keys {
 		si := m.Services[k]
+		if si == nil {
+			continue // "services": {"k": null} from a report or an answer
+		}
 		port, ok := ports[si.Protocol]
 		if !ok && si.Port > 0 {
 			port, ok = uint32(si.Port), true
