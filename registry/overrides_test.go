@@ -100,7 +100,7 @@ func TestApplyOverrides(t *testing.T) {
 			nodes: []string{overrideNode("0.0.0.0", "enabled=true&version=1.0.0&group=g1&disabled=true")},
 			changed: map[string]string{javaTri: "weight 100 disabled", javaDubbo: "weight 100 disabled", goDubbo: "weight 100 disabled",
 				goTri: "weight 100 disabled", otherTri: "weight 100 disabled"},
-			knownBug: "ParseURL wants host:port, so override://0.0.0.0/<interface>?... is dropped as malformed"},
+		},
 		{name: "a host without a port is a consumer's (Dubbo: providers ignore it)",
 			nodes: []string{overrideNode("192.0.2.2", "enabled=true&disabled=true")}},
 		{name: "version mismatch",

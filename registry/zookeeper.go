@@ -341,6 +341,9 @@ func applyOverrides(provs []*Provider, nodes []string) {
 		if err != nil || (o.Params["enabled"] == "false") {
 			continue
 		}
+		if o.Port == 0 && o.Host != "0.0.0.0" && o.Host != "" {
+			continue // a host without a port names a consumer: not for providers
+		}
 		for _, p := range provs {
 			if o.Host != "0.0.0.0" && o.Host != "" && (o.Host != p.Host || (o.Port != 0 && o.Port != p.Port)) {
 				continue
