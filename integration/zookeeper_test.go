@@ -40,13 +40,13 @@ func startZooKeeper(t *testing.T) *zookeeper {
 		t.Skipf("no java to run ZooKeeper: %v", err)
 	}
 	z := &zookeeper{t: t, addr: freeAddr(t), dataDir: t.TempDir()}
-	z.start()
 	t.Cleanup(func() {
 		z.stop()
-		if t.Failed() {
+		if t.Failed() && z.logs != nil {
 			t.Logf("ZooKeeper logs (tail):\n%s", tail(z.logs.String(), 30))
 		}
 	})
+	z.start()
 	return z
 }
 
