@@ -44,24 +44,24 @@ func signatures(md map[string]any) []string {
 // the MetadataService over tri, Java's default, and from the remote
 // metadata report), and learns full signatures from the metadata report,
 // matching the Java interface.
-func TestRegistry_JavaProviders(t *testing.T) {
+func TestRegistry_JavaProvidersZK(t *testing.T) {
+	testJavaProviders(t, javaSetup{"zookeeper", func(t *testing.T) (*registryGateway, string) {
+		z := startZooKeeper(t)
+		return startZKWatcher(t, z.addr, registry.ModeAll), "zookeeper://" + z.addr
+	}})
+}
+
+// javaSetup is a registry the Java providers register in.
+type javaSetup struct {
+	name     string
+	registry func(t *testing.T) (gw *registryGateway, url string)
+}
+
+func testJavaProviders(t *testing.T, setups ...javaSetup) {
 	if testing.Short() {
 		t.Skip("runs registries and Java Dubbo providers; skipped with -short")
 	}
-	type setup struct {
-		name     string
-		registry func(t *testing.T) (gw *registryGateway, url string)
-	}
-	for _, s := range []setup{
-		{"zookeeper", func(t *testing.T) (*registryGateway, string) {
-			z := startZooKeeper(t)
-			return startZKWatcher(t, z.addr, registry.ModeAll), "zookeeper://" + z.addr
-		}},
-		{"nacos", func(t *testing.T) (*registryGateway, string) {
-			n := startNacos(t)
-			return startNacosWatcher(t, n, registry.NacosOptions{}), "nacos://" + n.addr
-		}},
-	} {
+	for _, s := range setups {
 		t.Run(s.name, func(t *testing.T) {
 			g, regURL := s.registry(t)
 			// Started together: a JVM takes seconds.

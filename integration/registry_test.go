@@ -345,21 +345,6 @@ func TestRegistryZK_DubboGoProviders(t *testing.T) {
 	})
 }
 
-func TestRegistryNacos_DubboGoProviders(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a Nacos server and dubbo-go providers; skipped with -short")
-	}
-	n := startNacos(t)
-	testDiscovery(t, registrySetup{
-		name: "nacos",
-		watch: func(t *testing.T, mode registry.Mode) *registryGateway {
-			return startNacosWatcher(t, n, registry.NacosOptions{Mode: mode})
-		},
-		spec:    providerSpec{Registry: "nacos", RegistryAddr: n.addr},
-		removal: "Nacos dropped the instance when its gRPC connection closed",
-	})
-}
-
 // ZooKeeper restarts under the gateway: the last endpoints keep serving
 // meanwhile, and discovery resumes (a provider that starts afterwards
 // appears).
@@ -480,42 +465,6 @@ func TestRegistryZK_SessionExpiry(t *testing.T) {
 type zkQuiet struct{}
 
 func (zkQuiet) Printf(string, ...any) {}
-
-// A Nacos with auth on, providers in a namespace, and a watcher that names
-// its services: it sees only its namespace, finds the service by
-// subscribing (no listing), and a watcher with a wrong password sees
-// nothing.
-func TestRegistryNacos_NamespaceAuthServices(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a Nacos server and dubbo-go providers; skipped with -short")
-	}
-	const user, pass = "gateway", "s3cret-pw"
-	n := startNacosAuth(t, user, pass)
-	k := registry.ServiceKey{Interface: greeter, Version: "1.0.0", Group: "g1"}
-	for _, mode := range []registry.Mode{registry.ModeInterface, registry.ModeApplication} {
-		t.Run(string(mode), func(t *testing.T) {
-			ns := "ns-" + string(mode)
-			g := startNacosWatcher(t, n, registry.NacosOptions{Mode: mode, Namespace: ns, Username: user, Password: pass,
-				Services: []registry.ServiceKey{k}, Resync: time.Hour})
-			wrong := startNacosWatcher(t, n, registry.NacosOptions{Mode: mode, Namespace: ns, Username: user, Password: "wrong",
-				Services: []registry.ServiceKey{k}, Resync: time.Hour})
-			regMode := map[registry.Mode]string{registry.ModeInterface: "interface", registry.ModeApplication: "service"}[mode]
-			spec := providerSpec{App: "auth-" + string(mode), Registry: "nacos", RegistryAddr: n.addr, Mode: regMode,
-				Version: "1.0.0", Group: "g1", Username: user, Password: pass}
-			other := spec
-			other.App = "public-" + string(mode)
-			startProvider(t, other) // public namespace: not ours
-			spec.Namespace = ns
-			a := startProvider(t, spec)
-			tri := registry.ClusterName("tri", k)
-			d := g.waitPorts(t, tri, a.triPort)
-			t.Logf("%s: a service the watcher subscribed to appeared %v after its provider said SERVING (resync is an hour away)", mode, d.Round(time.Millisecond))
-			if got := wrong.endpoints(tri); len(got) != 0 {
-				t.Errorf("a watcher with a wrong password found %v", got)
-			}
-		})
-	}
-}
 
 const registryBinaryConfig = `
 admin: { address: "{{.Admin}}" }
