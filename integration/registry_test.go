@@ -432,9 +432,7 @@ func TestRegistryZK_Configurators(t *testing.T) {
 }
 
 // A new ZooKeeper (its data lost) expires the gateway's session: the
-// watcher takes a new session and sets its watches again. (dubbo-go
-// v3.3.2 providers do not register again after their own session expired;
-// the one that was there before is rightly gone.)
+// watcher takes a new session and sets its watches again.
 func TestRegistryZK_SessionExpiry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ZooKeeper and dubbo-go providers; skipped with -short")
@@ -446,6 +444,9 @@ func TestRegistryZK_SessionExpiry(t *testing.T) {
 	tri := registry.ClusterName("tri", registry.ServiceKey{Interface: greeter, Version: "1.0.0"})
 	g.waitPorts(t, tri, a.triPort)
 
+	// dubbo-go re-registers after its own session expired only sometimes:
+	// take it out of the picture, this test is about the gateway's session.
+	a.kill()
 	zkServer.stop()
 	if err := os.RemoveAll(filepath.Join(zkServer.dataDir, "data")); err != nil {
 		t.Fatal(err)
