@@ -269,7 +269,9 @@ func (z *ZooKeeper) readInterfaces(ctx context.Context, root string) error {
 	ifaces, err := z.children(ctx, root)
 	if err != nil {
 		if errors.Is(err, zk.ErrNoNode) {
-			// Not created yet: watch for it.
+			// Gone (a new ensemble) or not created yet: nothing is
+			// registered; watch for it.
+			z.v.keepProviders(nil)
 			if _, _, ch, werr := z.conn.ExistsW(root); werr == nil {
 				z.arm(ctx, root, ch)
 			}
@@ -364,6 +366,7 @@ func (z *ZooKeeper) readApps(ctx context.Context) error {
 	apps, err := z.children(ctx, "/services")
 	if err != nil {
 		if errors.Is(err, zk.ErrNoNode) {
+			z.v.keepApps(nil)
 			if _, _, ch, werr := z.conn.ExistsW("/services"); werr == nil {
 				z.arm(ctx, "/services", ch)
 			}
