@@ -110,7 +110,7 @@ func dubboGoZKPayloads(t *testing.T, got map[string][]byte) {
 	t.Cleanup(conn.Close)
 
 	// Interface-level: one URL per protocol, the node names URL-encoded.
-	urls := dubboGoWait(t, "provider URLs of go-all", func() (map[string]string, error) {
+	urls := waitValue(t, "provider URLs of go-all", func() (map[string]string, error) {
 		kids, _, err := conn.Children("/dubbo/" + greeter + "/providers")
 		if err != nil {
 			return nil, err
@@ -155,7 +155,7 @@ func dubboGoZKPayloads(t *testing.T, got map[string][]byte) {
 		p          *provider
 		storage    string
 	}{{"go-all", "all", all, "local"}, {"go-remote", "remote", remote, "remote"}} {
-		nodes := dubboGoWait(t, "instances of "+c.app, func() (map[string][]byte, error) {
+		nodes := waitValue(t, "instances of "+c.app, func() (map[string][]byte, error) {
 			kids, _, err := conn.Children("/services/" + c.app)
 			if err != nil {
 				return nil, err
@@ -235,7 +235,7 @@ func dubboGoZKPayloads(t *testing.T, got map[string][]byte) {
 		t.Errorf("go-remote: MetadataService() ok although its metadata is remote: %v", rinst.Meta)
 	}
 	rev := rinst.Revision()
-	revPaths := dubboGoWait(t, "the remote metadata of go-remote", func() ([]string, error) {
+	revPaths := waitValue(t, "the remote metadata of go-remote", func() ([]string, error) {
 		var out []string
 		err := dubboGoWalk(conn, "/", func(p string, _ *zk.Stat) {
 			if path.Base(p) == rev {
@@ -261,7 +261,7 @@ func dubboGoZKPayloads(t *testing.T, got map[string][]byte) {
 	dubboGoCheckProviders(t, "go-remote from "+revPaths[0], rmd, rinst, "go-remote", registry.ServiceKey{Interface: greeter, Version: "3.0.0"}, remote)
 	got["metadata-info-remote.json"] = remoteInfo
 
-	mapping := dubboGoWait(t, "mapping of "+greeter, func() ([]byte, error) {
+	mapping := waitValue(t, "mapping of "+greeter, func() ([]byte, error) {
 		data, _, err := conn.Get("/dubbo/mapping/" + greeter)
 		if err == nil && !slices.Contains(strings.Split(string(data), ","), "go-remote") {
 			err = fmt.Errorf("mapping %q lacks go-remote", data)
@@ -329,7 +329,7 @@ func dubboGoNacosPayloads(t *testing.T, got map[string][]byte) {
 	// Both instances of a service: one per protocol.
 	list := func(service string) ([]byte, []model.Instance) {
 		var svc model.Service
-		body := dubboGoWait(t, "instances of "+service, func() ([]byte, error) {
+		body := waitValue(t, "instances of "+service, func() ([]byte, error) {
 			b, err := get("/nacos/v1/ns/instance/list", url.Values{"serviceName": {service}, "namespaceId": {""}})
 			if err != nil {
 				return nil, err
@@ -376,29 +376,13 @@ func dubboGoNacosPayloads(t *testing.T, got map[string][]byte) {
 	}
 	got["nacos-app.json"] = body
 
-	mapping := dubboGoWait(t, "the mapping of "+greeter+" in Nacos", func() ([]byte, error) {
+	mapping := waitValue(t, "the mapping of "+greeter+" in Nacos", func() ([]byte, error) {
 		return get("/nacos/v1/cs/configs", url.Values{"dataId": {greeter}, "group": {"mapping"}, "tenant": {""}})
 	})
 	if string(mapping) != "go-nacos" {
 		t.Errorf("Nacos mapping config %q, want go-nacos", mapping)
 	}
 	got["nacos-mapping.txt"] = append(mapping, '\n')
-}
-
-// dubboGoWait polls until get succeeds or 20s pass.
-func dubboGoWait[T any](t *testing.T, what string, get func() (T, error)) T {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		v, err := get()
-		if err == nil {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // dubboGoWalk visits every ZooKeeper node under root (ZooKeeper's own

@@ -281,8 +281,8 @@ const javaFixturesEnv = "MESHGATE_CAPTURE_JAVA_FIXTURES"
 
 var javaFixturesDir = filepath.Join("..", "registry", "testdata", "java")
 
-// javaWait polls ZooKeeper until get succeeds or 20s pass.
-func javaWait[T any](t *testing.T, what string, get func() (T, error)) T {
+// waitValue polls until get succeeds or 20s pass.
+func waitValue[T any](t *testing.T, what string, get func() (T, error)) T {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -355,7 +355,7 @@ func TestJavaDubbo_PublishesSignatures(t *testing.T) {
 
 	// Interface-level: one URL per protocol under /dubbo/<iface>/providers,
 	// the node names URL-encoded.
-	urls := javaWait(t, "provider URLs of java-all", func() (map[string]string, error) {
+	urls := waitValue(t, "provider URLs of java-all", func() (map[string]string, error) {
 		kids, _, err := conn.Children("/dubbo/" + iface + "/providers")
 		if err != nil {
 			return nil, err
@@ -397,7 +397,7 @@ func TestJavaDubbo_PublishesSignatures(t *testing.T) {
 	// <ip>:<first protocol's port>, with every protocol's port.
 	instances := map[string]*javaZKInstance{}
 	for _, p := range []*javaProvider{all, dubboMeta, remote} {
-		inst := javaWait(t, "instance of "+p.spec.App, func() (*javaZKInstance, error) {
+		inst := waitValue(t, "instance of "+p.spec.App, func() (*javaZKInstance, error) {
 			kids, _, err := conn.Children("/services/" + p.spec.App)
 			if err != nil {
 				return nil, err
@@ -463,7 +463,7 @@ func TestJavaDubbo_PublishesSignatures(t *testing.T) {
 
 	// The mapping from interface to applications, for consumers that
 	// discover by application.
-	mapping := javaWait(t, "mapping of "+iface, func() ([]byte, error) {
+	mapping := waitValue(t, "mapping of "+iface, func() ([]byte, error) {
 		data, _, err := conn.Get("/dubbo/mapping/" + iface)
 		if err != nil {
 			return nil, err
@@ -484,7 +484,7 @@ func TestJavaDubbo_PublishesSignatures(t *testing.T) {
 		{"java-dubbometa", "/dubbo/metadata/" + iface + "/2.0.0/g2/provider/java-dubbometa"},
 		{"java-remote", "/dubbo/metadata/" + iface + "/3.0.0/provider/java-remote"},
 	} {
-		data := javaWait(t, "service definition at "+c.path, func() ([]byte, error) {
+		data := waitValue(t, "service definition at "+c.path, func() ([]byte, error) {
 			data, _, err := conn.Get(c.path)
 			return data, err
 		})
@@ -501,7 +501,7 @@ func TestJavaDubbo_PublishesSignatures(t *testing.T) {
 	// The application's metadata (MetadataInfo), three ways.
 	// Remote: in the metadata report at /dubbo/metadata/<app>/<revision>.
 	rev := instances["java-remote"].Payload.Metadata["dubbo.metadata.revision"]
-	remoteInfo := javaWait(t, "remote metadata of java-remote", func() ([]byte, error) {
+	remoteInfo := waitValue(t, "remote metadata of java-remote", func() ([]byte, error) {
 		data, _, err := conn.Get("/dubbo/metadata/java-remote/" + rev)
 		return data, err
 	})
@@ -559,7 +559,7 @@ func TestJavaDubbo_PublishesSignatures(t *testing.T) {
 	// A graceful stop unregisters before the shutdown wait.
 	start := time.Now()
 	_ = all.cmd.Process.Signal(syscall.SIGTERM)
-	javaWait(t, "java-all unregistered", func() (bool, error) {
+	waitValue(t, "java-all unregistered", func() (bool, error) {
 		kids, _, err := conn.Children("/dubbo/" + iface + "/providers")
 		if err != nil {
 			return false, err
