@@ -579,3 +579,44 @@ func TestBinary_Registries(t *testing.T) {
 		t.Errorf("/registries = %+v (%v), want zk and nacos with 2 clusters each", regs, err)
 	}
 }
+
+// Paths created while the watcher reads them: a registry node that appears
+// between a read that missed it and the watch set for it must still be
+// seen (CI once lost every provider that way). Each round races a fresh
+// watcher against a writer creating /<root>/<iface>/providers/<url> one
+// node at a time, as a provider does on its first registration.
+func TestRegistryZK_PathsCreatedWhileWatching(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	c, _, err := zk.Connect([]string{zkServer.addr}, 5*time.Second, zk.WithLogger(zkQuiet{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const rounds = 30
+	k := registry.ServiceKey{Interface: greeter, Version: "1.0.0", Group: "g1"}
+	for i := range rounds {
+		root := fmt.Sprintf("race%d", i)
+		g := startRegistryGateway(t, func(store *config.Store, log *slog.Logger) (watcher, error) {
+			return registry.NewZooKeeper(store, registry.ZooKeeperOptions{
+				Name: root, Root: root, Servers: []string{zkServer.addr}, Mode: registry.ModeInterface,
+				SessionTimeout: 4 * time.Second, Resync: time.Hour, Logger: log,
+			})
+		})
+		// Spread the writer's start over the watcher's first reads.
+		time.Sleep(time.Duration(i%6) * time.Millisecond)
+		provider := fmt.Sprintf("tri://127.0.0.1:%d/%s?interface=%s&version=1.0.0&group=g1&methods=SayHello&side=provider", 30000+i, greeter, greeter)
+		p := ""
+		for _, part := range []string{root, greeter, "providers", url.QueryEscape(provider)} {
+			p += "/" + part
+			if _, err := c.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+				t.Fatalf("create %s: %v", p, err)
+			}
+		}
+		g.waitPorts(t, registry.ClusterName("tri", k), fmt.Sprint(30000+i))
+		g.cancel()
+		<-g.done
+	}
+}

@@ -56,7 +56,7 @@ type ZooKeeper struct {
 	events chan string // paths whose watch fired; "" for a full resync
 
 	mu    sync.Mutex
-	armed map[string]bool // paths with a watch set
+	armed map[watchKey]*struct{} // watches set, each with the token of its waiter
 	conn  *zk.Conn
 }
 
@@ -85,7 +85,7 @@ func NewZooKeeper(store *config.Store, opts ZooKeeperOptions) (*ZooKeeper, error
 	}
 	log := opts.Logger.With("registry", opts.Name)
 	return &ZooKeeper{opts: opts, v: newView(opts.Name, cat, log, m), log: log, m: m,
-		events: make(chan string, 256), armed: map[string]bool{}}, nil
+		events: make(chan string, 256), armed: map[watchKey]*struct{}{}}, nil
 }
 
 // Run connects and watches until ctx ends. While ZooKeeper is unreachable
@@ -159,7 +159,7 @@ func (z *ZooKeeper) watchSessions(ctx context.Context, sessions <-chan zk.Event)
 			case zk.StateHasSession:
 				z.v.setConnected(true)
 				z.mu.Lock()
-				z.armed = map[string]bool{}
+				z.armed = map[watchKey]*struct{}{}
 				z.mu.Unlock()
 				z.send(ctx, "")
 			case zk.StateDisconnected, zk.StateExpired:
@@ -177,34 +177,60 @@ func (z *ZooKeeper) send(ctx context.Context, p string) {
 	}
 }
 
-// arm hands a watch's firing to the event loop, once per path.
-func (z *ZooKeeper) arm(ctx context.Context, p string, ch <-chan zk.Event) {
+// watchKind tells ZooKeeper's three watches apart: an exists watch on a
+// node that is there fires on its deletion only, never on new children,
+// so it must not stand in for a children watch on the same path.
+type watchKind uint8
+
+const (
+	watchChildren watchKind = iota
+	watchData
+	watchExists
+)
+
+type watchKey struct {
+	kind watchKind
+	path string
+}
+
+// arm hands a watch's firing to the event loop, once per path and kind
+// (a second channel for a watch already set is dropped: ZooKeeper fires
+// the same event on both).
+func (z *ZooKeeper) arm(ctx context.Context, k watchKey, ch <-chan zk.Event) {
+	token := &struct{}{}
 	z.mu.Lock()
-	if z.armed[p] {
+	if z.armed[k] != nil {
 		z.mu.Unlock()
 		return
 	}
-	z.armed[p] = true
+	z.armed[k] = token
 	z.mu.Unlock()
 	go func() {
 		select {
 		case ev := <-ch:
 			z.mu.Lock()
-			delete(z.armed, p)
+			// A new session may have set this watch again meanwhile.
+			if z.armed[k] == token {
+				delete(z.armed, k)
+			}
 			z.mu.Unlock()
 			if ev.Type != zk.EventNotWatching {
-				z.send(ctx, p)
+				z.send(ctx, k.path)
 			}
 		case <-ctx.Done():
 		}
 	}()
 }
 
-func (z *ZooKeeper) children(ctx context.Context, p string) ([]string, error) {
+func (z *ZooKeeper) isArmed(k watchKey) bool {
 	z.mu.Lock()
-	armed := z.armed[p]
-	z.mu.Unlock()
-	if armed {
+	defer z.mu.Unlock()
+	return z.armed[k] != nil
+}
+
+func (z *ZooKeeper) children(ctx context.Context, p string) ([]string, error) {
+	k := watchKey{watchChildren, p}
+	if z.isArmed(k) {
 		kids, _, err := z.conn.Children(p)
 		return kids, err
 	}
@@ -212,15 +238,13 @@ func (z *ZooKeeper) children(ctx context.Context, p string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	z.arm(ctx, p, ch)
+	z.arm(ctx, k, ch)
 	return kids, nil
 }
 
 func (z *ZooKeeper) data(ctx context.Context, p string) ([]byte, error) {
-	z.mu.Lock()
-	armed := z.armed[p]
-	z.mu.Unlock()
-	if armed {
+	k := watchKey{watchData, p}
+	if z.isArmed(k) {
 		b, _, err := z.conn.Get(p)
 		return b, err
 	}
@@ -228,8 +252,23 @@ func (z *ZooKeeper) data(ctx context.Context, p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	z.arm(ctx, p, ch)
+	z.arm(ctx, k, ch)
 	return b, nil
+}
+
+// watchCreation watches for a node found missing. When it was created
+// between the read that missed it and this call, the exists watch would
+// only fire on its deletion, so the path is read again now instead.
+func (z *ZooKeeper) watchCreation(ctx context.Context, p string) {
+	exists, _, ch, err := z.conn.ExistsW(p)
+	if err != nil {
+		return // the session event that follows a lost connection reads everything
+	}
+	z.arm(ctx, watchKey{watchExists, p}, ch)
+	if exists {
+		// Not from the event loop's own goroutine: the queue may be full.
+		go z.send(ctx, p)
+	}
 }
 
 // sync re-reads what a fired path covers ("" for everything) and
@@ -272,9 +311,7 @@ func (z *ZooKeeper) readInterfaces(ctx context.Context, root string) error {
 			// Gone (a new ensemble) or not created yet: nothing is
 			// registered; watch for it.
 			z.v.keepProviders(nil)
-			if _, _, ch, werr := z.conn.ExistsW(root); werr == nil {
-				z.arm(ctx, root, ch)
-			}
+			z.watchCreation(ctx, root)
 		}
 		return err
 	}
@@ -301,9 +338,7 @@ func (z *ZooKeeper) readInterface(ctx context.Context, root, iface string) error
 	if err != nil {
 		if errors.Is(err, zk.ErrNoNode) {
 			z.v.setProviders(iface, nil)
-			if _, _, ch, werr := z.conn.ExistsW(base + "/providers"); werr == nil {
-				z.arm(ctx, base+"/providers", ch)
-			}
+			z.watchCreation(ctx, base+"/providers")
 		}
 		return err
 	}
@@ -322,9 +357,7 @@ func (z *ZooKeeper) readInterface(ctx context.Context, root, iface string) error
 		applyOverrides(provs, overrides)
 	case errors.Is(err, zk.ErrNoNode):
 		// None yet: watch for the first one.
-		if _, _, ch, werr := z.conn.ExistsW(base + "/configurators"); werr == nil {
-			z.arm(ctx, base+"/configurators", ch)
-		}
+		z.watchCreation(ctx, base+"/configurators")
 	default:
 		return err
 	}
@@ -367,9 +400,7 @@ func (z *ZooKeeper) readApps(ctx context.Context) error {
 	if err != nil {
 		if errors.Is(err, zk.ErrNoNode) {
 			z.v.keepApps(nil)
-			if _, _, ch, werr := z.conn.ExistsW("/services"); werr == nil {
-				z.arm(ctx, "/services", ch)
-			}
+			z.watchCreation(ctx, "/services")
 		}
 		return err
 	}
@@ -442,9 +473,7 @@ func (z *ZooKeeper) readDefinition(ctx context.Context, k ServiceKey, app string
 	p := path.Join(append(parts, "provider", app)...)
 	b, err := z.data(ctx, p)
 	if errors.Is(err, zk.ErrNoNode) {
-		if _, _, ch, werr := z.conn.ExistsW(p); werr == nil {
-			z.arm(ctx, p, ch)
-		}
+		z.watchCreation(ctx, p)
 		return nil, nil
 	}
 	return b, err
