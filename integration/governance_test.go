@@ -3,6 +3,9 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -533,4 +536,53 @@ clusters:
 		t.Fatalf("a stream quiet for 600ms past a 200ms idle timeout: %v, want DeadlineExceeded (stream idle timeout)", err)
 	}
 	waitCancel(t, b, "ServerStream")
+}
+
+// A backend that sends its response headers and then dies, before the
+// first message: nothing has reached the client, so retry_on reset moves
+// the call to another host (a backend killed mid-load does this).
+func TestGovernance_ResetAfterHeadersIsRetried(t *testing.T) {
+	good := startBackend(t, "good")
+	var cut atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // a unary server reads the request first
+		cut.Add(1)
+		w.Header().Set("Content-Type", "application/grpc")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler) // RST_STREAM after the headers
+	}), ErrorLog: log.New(io.Discard, "", 0)}
+	bad.Protocols = new(http.Protocols)
+	bad.Protocols.SetUnencryptedHTTP2(true)
+	go func() { _ = bad.Serve(ln) }()
+	t.Cleanup(func() { _ = bad.Close() })
+
+	g := startGateway(t, fmt.Appendf(nil, `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    virtual_hosts:
+      - routes:
+          - match: { prefix: / }
+            cluster: grpc
+            retries: { retry_on: reset, num_retries: 1, skip_previous_hosts: true }
+clusters:
+  - name: grpc
+    protocol: grpc
+    endpoints: [ %q, %q ]
+`, ln.Addr().String(), good.GRPCAddr))
+	c := demoClient(t, g.addr("main"))
+	for i := range 20 {
+		resp, err := c.Echo(context.Background(), &demov1.EchoRequest{Message: "x"})
+		if err != nil || resp.GetServer() != "good" {
+			t.Fatalf("call %d: %v, %v; want an answer from the good backend after a retry", i, resp, err)
+		}
+	}
+	if cut.Load() == 0 {
+		t.Fatal("the backend that cuts its answers was never tried: the test proves nothing")
+	}
 }

@@ -330,11 +330,21 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 			// trailers before answering, so that a failed call can still be
 			// retried: nothing has reached the client yet.
 			peeked, peekErr = peek(resp.Body)
-			if peekErr == io.EOF && len(peeked) == 0 {
+			switch {
+			case peekErr == io.EOF && len(peeked) == 0:
 				if gs, ok := grpcStatusOf(resp.Trailer); ok {
 					result.GRPCStatus = gs
 					result.Status = governance.HTTPStatusFromGRPC(gs)
 				}
+			case peekErr != nil && peekErr != io.EOF && len(peeked) == 0:
+				// Cut off after the headers (a backend dying mid-answer):
+				// nothing reached the client, so it fails like an attempt
+				// that got no headers, and may be retried.
+				resp.Body.Close()
+				resp, err, peekErr = nil, peekErr, nil
+				fail = ch.failure(ctx, r, cl, a.Host, limited, err, perTryFired.Load())
+				result = governance.Attempt{Outcome: governance.Outcome{Local: fail.local}, GRPCStatus: -1, RefusedStream: fail.refused}
+				judged = fail.judge
 			}
 		}
 		retry := policy != nil && n < int(policy.NumRetries) && judged && policy.Retriable(result) &&
