@@ -67,6 +67,9 @@ func (f *Frame) Response() (any, map[string]string, error) {
 	if err := codec.ReadHeader(&h); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrFrame, err)
 	}
+	if err := checkHessian(f.raw[HeaderLen:]); err != nil {
+		return nil, nil, err
+	}
 	resp := &hessian.Response{}
 	if err := decodeSafely(func() error { return codec.ReadBody(resp) }); err != nil {
 		return nil, nil, fmt.Errorf("dubbo: response body: %w", err)
