@@ -153,7 +153,7 @@ func TestInferType(t *testing.T) {
 type bean struct {
 	UserID string `hessian:"userId"`
 	Age    int32
-	hidden int
+	secret int // unexported: not in the JSON
 }
 
 func TestToJSON(t *testing.T) {
@@ -179,7 +179,7 @@ func TestToJSON(t *testing.T) {
 		{"bytes", []byte("hi"), JSONOptions{}, `"aGk="`},
 		{"typed slice", []int32{1, 2}, JSONOptions{}, `[1,2]`},
 		{"NaN", math.NaN(), JSONOptions{}, `"NaN"`},
-		{"struct", &bean{UserID: "u", Age: 4}, JSONOptions{}, `{"age":4,"userId":"u"}`},
+		{"struct", &bean{UserID: "u", Age: 4, secret: 1}, JSONOptions{}, `{"age":4,"userId":"u"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
