@@ -151,7 +151,39 @@ type RouteConfig struct {
 	IdleTimeout *Duration `json:"idle_timeout,omitempty"`
 	// RateLimit limits this route's requests (a bucket of its own).
 	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
+	// Dubbo calls a Dubbo2 method on the route's cluster (protocol dubbo)
+	// instead of forwarding the request.
+	Dubbo *DubboRouteConfig `json:"dubbo,omitempty"`
 	HeaderEdits
+}
+
+// DubboRouteConfig is the Dubbo2 bridge of a route: which method it calls
+// and where the arguments come from (see the DubboRoute proto).
+type DubboRouteConfig struct {
+	Interface    string             `json:"interface,omitempty"`
+	Version      string             `json:"version,omitempty"`
+	Group        string             `json:"group,omitempty"`
+	Method       string             `json:"method,omitempty"`
+	PathTemplate string             `json:"path_template,omitempty"`
+	Params       []DubboParamConfig `json:"params,omitempty"`
+	Types        []string           `json:"types,omitempty"`
+	Attachments  *DubboAttachConfig `json:"attachments,omitempty"`
+	KeepClass    bool               `json:"keep_class,omitempty"`
+	LongsAsStr   bool               `json:"longs_as_strings,omitempty"`
+	Exceptions   map[string]uint32  `json:"exception_status,omitempty"`
+}
+
+// DubboParamConfig is one argument: its source and Java type.
+type DubboParamConfig struct {
+	From     string `json:"from"`
+	Type     string `json:"type,omitempty"`
+	Optional bool   `json:"optional,omitempty"`
+}
+
+// DubboAttachConfig maps headers to attachments.
+type DubboAttachConfig struct {
+	Headers      []string `json:"headers,omitempty"`
+	HeaderPrefix string   `json:"header_prefix,omitempty"`
 }
 
 // MatchConfig selects requests. Give at most one of Prefix, Path, Regex
@@ -235,7 +267,8 @@ type ClusterConfig struct {
 	// (the first address of each name) or "eds" (endpoints from xDS or a
 	// registry).
 	Type string `json:"type,omitempty"`
-	// Protocol is "http1" (default), "http2", or "grpc" (HTTP/2).
+	// Protocol is "http1" (default), "http2", "grpc" (HTTP/2), or "dubbo"
+	// (Dubbo2 providers, reached through a route's dubbo bridge).
 	Protocol string `json:"protocol,omitempty"`
 	// ConnectTimeout bounds each dial (default 5s, as Envoy).
 	ConnectTimeout *Duration `json:"connect_timeout,omitempty"`

@@ -28,9 +28,12 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/meshgate/meshgate/dubbo"
 	"github.com/meshgate/meshgate/governance"
+	dubbov1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/dubbo/v1"
 	limitsv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/limits/v1"
 	breakerv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/upstreams/breaker/v1"
 )
@@ -437,8 +440,14 @@ func (t *translator) route(path string, r *RouteConfig) *routev3.Route {
 	if r.Retries != nil {
 		ra.RetryPolicy = t.retryPolicy(path+".retries", r.Retries)
 	}
+	if r.RateLimit != nil || r.Dubbo != nil {
+		out.TypedPerFilterConfig = map[string]*anypb.Any{}
+	}
 	if r.RateLimit != nil {
-		out.TypedPerFilterConfig = map[string]*anypb.Any{LocalRateLimitFilter: mustAny(t.rateLimit(path+".rate_limit", r.RateLimit))}
+		out.TypedPerFilterConfig[LocalRateLimitFilter] = mustAny(t.rateLimit(path+".rate_limit", r.RateLimit))
+	}
+	if r.Dubbo != nil {
+		out.TypedPerFilterConfig[DubboFilter] = mustAny(t.dubboRoute(path+".dubbo", r.Dubbo))
 	}
 	switch strings.ToLower(r.Priority) {
 	case "", "default":
@@ -454,6 +463,31 @@ func (t *translator) route(path string, r *RouteConfig) *routev3.Route {
 		ra.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{GrpcTimeoutHeaderMax: durationpb.New(r.GRPCTimeoutMax.Duration)}
 	}
 	out.Action = &routev3.Route_Route{Route: ra}
+	return out
+}
+
+func (t *translator) dubboRoute(path string, d *DubboRouteConfig) *dubbov1.DubboRoute {
+	out := &dubbov1.DubboRoute{
+		Interface: d.Interface, Version: d.Version, Group: d.Group, Method: d.Method, PathTemplate: d.PathTemplate,
+		KeepClass: d.KeepClass, LongsAsStrings: d.LongsAsStr, ExceptionStatus: d.Exceptions, Types: d.Types,
+	}
+	if len(d.Types) > 0 && len(d.Params) > 0 {
+		t.errf(path+".types", "give the types in params when the route maps them")
+	}
+	for i, p := range d.Params {
+		out.Params = append(out.Params, &dubbov1.Param{From: p.From, Type: p.Type, Optional: p.Optional})
+		if _, err := dubbo.ParseSource(p.From); err != nil {
+			t.errf(fmt.Sprintf("%s.params[%d].from", path, i), "%v", err)
+		}
+	}
+	for k, s := range d.Exceptions {
+		if s < 200 || s > 599 {
+			t.errf(path+".exception_status."+k, "want an HTTP status from 200 to 599, got %d", s)
+		}
+	}
+	if a := d.Attachments; a != nil {
+		out.Attachments = &dubbov1.Attachments{Headers: a.Headers, HeaderPrefix: a.HeaderPrefix}
+	}
 	return out
 }
 
@@ -714,8 +748,12 @@ func (t *translator) cluster(path string, c *ClusterConfig) *clusterv3.Cluster {
 			},
 		}}
 		out.TypedExtensionProtocolOptions = map[string]*anypb.Any{HTTPProtocolOptions: mustAny(opts)}
+	case "dubbo":
+		out.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+			DubboMetadata: {Fields: map[string]*structpb.Value{"protocol": structpb.NewStringValue("dubbo")}},
+		}}
 	default:
-		t.errf(path+".protocol", "unknown protocol %q (want http1, http2 or grpc)", c.Protocol)
+		t.errf(path+".protocol", "unknown protocol %q (want http1, http2, grpc or dubbo)", c.Protocol)
 	}
 	switch strings.ToLower(c.Type) {
 	case "", "static":

@@ -11,6 +11,13 @@ const (
 	// LimitsFilter carries meshgate's request size limits
 	// (meshgate.extensions.filters.http.limits.v1.Limits).
 	LimitsFilter = "meshgate.filters.http.limits"
+	// DubboFilter is the typed_per_filter_config key of a route's Dubbo2
+	// bridge (meshgate.extensions.filters.http.dubbo.v1.DubboRoute).
+	DubboFilter = "meshgate.filters.http.dubbo"
+	// DubboMetadata is the cluster filter_metadata namespace of Dubbo
+	// facts: protocol ("dubbo" for Dubbo2 providers), interface, version,
+	// group, methods and signatures.
+	DubboMetadata = "meshgate.dubbo"
 )
 
 // EndpointBreakerOptions is the typed_extension_protocol_options key of a

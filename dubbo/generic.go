@@ -1,6 +1,10 @@
 package dubbo
 
-import "context"
+import (
+	"context"
+
+	hessian "github.com/apache/dubbo-go-hessian2"
+)
 
 // Caller sends one call to one provider: a Pool, or a test's fake.
 type Caller interface {
@@ -19,10 +23,13 @@ func GenericRequest(svc Service, paramTypes []string, args []any, attachments ma
 	if paramTypes == nil {
 		paramTypes = []string{}
 	}
-	if args == nil {
-		args = []any{}
+	// Object[] on the wire (a typed list): dubbo-go's provider asserts
+	// []hessian.Object, which an untyped list does not decode to.
+	objs := make([]hessian.Object, len(args))
+	for i, a := range args {
+		objs[i] = a
 	}
 	method := svc.Method
 	svc.Method = "$invoke"
-	return Request{Service: svc, Args: []any{method, paramTypes, args}, Attachments: att}
+	return Request{Service: svc, Args: []any{method, paramTypes, objs}, Attachments: att}
 }

@@ -25,7 +25,7 @@ import (
 
 // MetadataKey is the filter metadata namespace of Dubbo facts on clusters
 // and endpoints.
-const MetadataKey = "meshgate.dubbo"
+const MetadataKey = config.DubboMetadata
 
 // ClusterName names the cluster of one service over one protocol:
 // <protocol>|<interface>|<version>|<group>.

@@ -19,6 +19,7 @@ import (
 	"github.com/meshgate/meshgate/config"
 	limitsv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/limits/v1"
 	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/router"
 	"github.com/meshgate/meshgate/server/tlsconf"
 )
@@ -147,7 +148,7 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, set *
 		return nil, nil, fmt.Errorf("http_connection_manager: route specifier %T is not supported (want route_config or rds)", spec)
 	}
 	if rc != nil {
-		table, err := router.Compile(rc, resolve)
+		table, err := router.Compile(rc, resolve, router.WithBridge(dubbobridge.Compile))
 		if err != nil {
 			return nil, nil, err
 		}

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/router"
 )
 
@@ -44,6 +45,10 @@ type errorBody struct {
 		Code    int    `json:"code"`
 		Status  string `json:"status"`
 		Message string `json:"message"`
+		// The Dubbo2 bridge's details: the exception a provider threw,
+		// and its response status when not OK.
+		Exception   *dubbobridge.Exception `json:"exception,omitempty"`
+		DubboStatus string                 `json:"dubbo_status,omitempty"`
 	} `json:"error"`
 }
 
@@ -55,10 +60,18 @@ func writeError(w http.ResponseWriter, r *http.Request, httpCode int, grpcCode c
 		writeGRPCStatus(w, grpcCode, msg)
 		return
 	}
+	writeErrorBody(w, httpCode, grpcCode, msg, nil)
+}
+
+// writeErrorBody writes the JSON error; more adds details.
+func writeErrorBody(w http.ResponseWriter, httpCode int, grpcCode codes.Code, msg string, more func(*errorBody)) {
 	var body errorBody
 	body.Error.Code = httpCode
 	body.Error.Status = statusName(grpcCode)
 	body.Error.Message = msg
+	if more != nil {
+		more(&body)
+	}
 	b, _ := json.Marshal(body)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

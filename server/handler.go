@@ -22,6 +22,7 @@ import (
 
 	"github.com/meshgate/meshgate/governance"
 	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/router"
 )
 
@@ -168,6 +169,10 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Location", rt.Redirect.Location(r))
 		c.WriteHeader(rt.Redirect.Status)
 	default:
+		if b, ok := rt.Bridge.(*dubbobridge.Route); ok {
+			ch.bridgeDubbo(c, r, rt, b)
+			return
+		}
 		ch.forward(c, r, rt)
 	}
 }
@@ -195,6 +200,11 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 		return
 	}
 	cl := target.Target
+	if cl.Protocol == cluster.Dubbo {
+		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q: its providers speak the dubbo protocol (Dubbo2), which needs the Dubbo2 bridge: "+
+			"give the route a dubbo bridge (dubbo: in the route), or route gRPC/Triple to the tri cluster of the service", cl.Name))
+		return
+	}
 	isGRPC := router.IsGRPC(r)
 
 	var body io.ReadCloser = r.Body

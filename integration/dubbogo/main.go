@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -25,6 +26,7 @@ import (
 	"dubbo.apache.org/dubbo-go/v3/registry"
 	"dubbo.apache.org/dubbo-go/v3/server"
 	hessian "github.com/apache/dubbo-go-hessian2"
+	gxbig "github.com/dubbogo/gost/math/big"
 )
 
 // User is a POJO with a Java class name, as Java Dubbo services use.
@@ -54,6 +56,66 @@ func (g *Greeter) GetUser(_ context.Context, u *User) (*User, error) {
 
 // Add adds.
 func (g *Greeter) Add(_ context.Context, a, b int64) (int64, error) { return a + b, nil }
+
+// Describe formats its primitive arguments, so a caller sees what arrived.
+func (g *Greeter) Describe(_ context.Context, i int32, l int64, d float64, b bool, s string) (string, error) {
+	return fmt.Sprintf("int=%d long=%d double=%g boolean=%t string=%s", i, l, d, b, s), nil
+}
+
+// Totals sums each list of a map of lists (nested collections).
+func (g *Greeter) Totals(_ context.Context, groups map[string][]int64) (map[string]int64, error) {
+	out := map[string]int64{}
+	for k, vs := range groups {
+		for _, v := range vs {
+			out[k] += v
+		}
+	}
+	return out, nil
+}
+
+// Oldest returns the oldest of a list of users (a list of POJOs).
+func (g *Greeter) Oldest(_ context.Context, users []*User) (*User, error) {
+	var oldest *User
+	for _, u := range users {
+		if oldest == nil || u.Age > oldest.Age {
+			oldest = u
+		}
+	}
+	return oldest, nil
+}
+
+// Later moves a date (java.util.Date) by a number of days. It answers a
+// string: dubbo-go's generic invocation turns a time.Time result into an
+// empty map.
+func (g *Greeter) Later(_ context.Context, t time.Time, days int32) (string, error) {
+	return t.AddDate(0, 0, int(days)).UTC().Format(time.RFC3339Nano), nil
+}
+
+// Double doubles a java.math.BigDecimal exactly. It answers a string:
+// dubbo-go's generic invocation loses a Decimal result's digits.
+func (g *Greeter) Double(_ context.Context, d *gxbig.Decimal) (string, error) {
+	out := new(gxbig.Decimal)
+	if err := gxbig.DecimalAdd(d, d, out); err != nil {
+		return "", err
+	}
+	return out.String(), nil
+}
+
+// Fail throws: its error reaches the caller as an exception.
+func (g *Greeter) Fail(_ context.Context, msg string) (string, error) {
+	return "", errors.New("refused: " + msg)
+}
+
+// Sleep answers after ms milliseconds (a provider slower than the caller's
+// timeout).
+func (g *Greeter) Sleep(ctx context.Context, ms int64) (string, error) {
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+		return "slept " + g.instance, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
 
 func main() {
 	app := flag.String("app", "dubbo-go-provider", "application name")

@@ -20,7 +20,10 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/dubbo"
 	"github.com/meshgate/meshgate/governance"
 )
 
@@ -38,10 +41,13 @@ const (
 	HTTP2
 	// Downstream speaks whatever the downstream request used.
 	Downstream
+	// Dubbo is Dubbo2 (hessian2 over TCP): reached only through a
+	// route's Dubbo2 bridge, on the cluster's Dubbo pool.
+	Dubbo
 )
 
 func (p Protocol) String() string {
-	return [...]string{"http1", "http2", "downstream"}[p]
+	return [...]string{"http1", "http2", "downstream", "dubbo"}[p]
 }
 
 // Cluster is one upstream cluster. It is safe for concurrent use.
@@ -52,6 +58,10 @@ type Cluster struct {
 	EDSName string
 	// Static reports whether endpoints come from the Cluster itself.
 	Static bool
+	// Dubbo holds the connections to a Dubbo2 cluster's providers (nil
+	// for HTTP clusters), and DubboService what its metadata says.
+	Dubbo        *dubbo.Pool
+	DubboService DubboService
 
 	spec   *clusterv3.Cluster
 	scheme string
@@ -147,12 +157,6 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		}
 		return nil, fmt.Errorf("cluster %q: type %v is not supported (want STATIC or EDS)", c.GetName(), c.GetType())
 	}
-	if md := c.GetMetadata().GetFilterMetadata()["meshgate.dubbo"]; md.GetFields()["protocol"].GetStringValue() == "dubbo" {
-		// A registry's Dubbo2 providers speak the dubbo protocol, not
-		// HTTP: the cluster is kept for the Dubbo2 bridge, and HTTP or
-		// gRPC routed to it get a clear 503 instead of a broken connection.
-		out.unsupported = "its providers speak the dubbo protocol (Dubbo2), which needs the Dubbo2 bridge; route to the tri cluster of the service for gRPC/Triple"
-	}
 	var err error
 	if out.lb, err = lbFromCluster(c); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
@@ -169,6 +173,14 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 	if out.Protocol, err = protocol(c); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
+	md := c.GetMetadata().GetFilterMetadata()[config.DubboMetadata]
+	if md.GetFields()["protocol"].GetStringValue() == "dubbo" {
+		// Dubbo2 providers: not HTTP. Routes with the Dubbo2 bridge call
+		// them on the Dubbo pool; forwarding HTTP to them is refused.
+		out.Protocol = Dubbo
+		out.Dubbo = dubbo.NewPool(dubbo.PoolOptions{DialTimeout: connectTimeoutOf(c)})
+		out.DubboService = dubboService(md)
+	}
 	tlsConf, err := upstreamTLS(c)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
@@ -179,15 +191,11 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 	if out.hc, err = healthChecker(c, tlsConf, out.rebuild); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
-	connectTimeout := 5 * time.Second
-	if ct := c.GetConnectTimeout(); ct != nil {
-		connectTimeout = ct.AsDuration()
-	}
-	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
-	if out.Protocol != HTTP2 {
+	dialer := &net.Dialer{Timeout: connectTimeoutOf(c), KeepAlive: 30 * time.Second}
+	if out.Protocol != HTTP2 && out.Protocol != Dubbo {
 		out.h1 = out.http1Transport(dialer, tlsConf, opts)
 	}
-	if out.Protocol != HTTP1 {
+	if out.Protocol != HTTP1 && out.Protocol != Dubbo {
 		out.h2 = out.http2Transport(dialer, tlsConf, opts)
 	}
 	out.hosts.Store(&hostSet{picker: governance.NewPicker(out.lb.builder, nil, out.lb.opts)})
@@ -208,6 +216,52 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		out.mu.Unlock()
 	}
 	return out, nil
+}
+
+func connectTimeoutOf(c *clusterv3.Cluster) time.Duration {
+	if ct := c.GetConnectTimeout(); ct != nil {
+		return ct.AsDuration()
+	}
+	return 5 * time.Second
+}
+
+// DubboService is what a Dubbo2 cluster's metadata says of its service (a
+// registry fills it; a static cluster may leave it empty) and the method
+// signatures its providers published.
+type DubboService struct {
+	Interface, Version, Group string
+	// Methods are the method names the providers publish.
+	Methods []string
+	// Signatures lists each method's overloads' parameter types.
+	Signatures map[string][][]string
+}
+
+func dubboService(md *structpb.Struct) DubboService {
+	f := md.GetFields()
+	out := DubboService{
+		Interface: f["interface"].GetStringValue(),
+		Version:   f["version"].GetStringValue(),
+		Group:     f["group"].GetStringValue(),
+	}
+	for _, m := range f["methods"].GetListValue().GetValues() {
+		out.Methods = append(out.Methods, m.GetStringValue())
+	}
+	for _, sv := range f["signatures"].GetListValue().GetValues() {
+		sf := sv.GetStructValue().GetFields()
+		name := sf["name"].GetStringValue()
+		if name == "" {
+			continue
+		}
+		types := []string{}
+		for _, t := range sf["parameter_types"].GetListValue().GetValues() {
+			types = append(types, t.GetStringValue())
+		}
+		if out.Signatures == nil {
+			out.Signatures = map[string][][]string{}
+		}
+		out.Signatures[name] = append(out.Signatures[name], types)
+	}
+	return out
 }
 
 // Same reports whether c was built from a resource equal to spec, so that
@@ -336,6 +390,9 @@ func (c *Cluster) Close() {
 		<-c.dnsDone
 	}
 	c.CloseIdle()
+	if c.Dubbo != nil {
+		c.Dubbo.Forget(nil) // calls in flight finish first
+	}
 }
 
 // CloseIdle closes the pooled connections that carry no request.

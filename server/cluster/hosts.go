@@ -217,6 +217,9 @@ func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
 	}
 	c.Stats.MembershipTotal.Store(int64(len(members)))
 	c.rebuildLocked()
+	if c.Dubbo != nil {
+		c.Dubbo.Forget(seen) // providers that left: their connections drain and close
+	}
 }
 
 // rebuildLocked publishes a new picker over the members. While a host is

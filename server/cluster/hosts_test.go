@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -174,20 +175,28 @@ func TestCluster_DNSAndOriginalDst(t *testing.T) {
 	}
 }
 
-// A registry's dubbo-protocol cluster (Dubbo2 providers) refuses HTTP
-// picks with a message naming the bridge; its tri twin serves.
-func TestCluster_DubboProtocolRefusesHTTP(t *testing.T) {
-	for _, tc := range []struct {
-		protocol string
-		refused  bool
-	}{{"dubbo", true}, {"tri", false}} {
-		t.Run(tc.protocol, func(t *testing.T) {
-			c := newCluster(t, `{name: c, type: STATIC, metadata: {filter_metadata: {meshgate.dubbo: {protocol: `+tc.protocol+`}}},
+// A registry's dubbo-protocol cluster (Dubbo2 providers) gets a Dubbo
+// pool and the service its metadata names, signatures included; its tri
+// twin stays an HTTP cluster.
+func TestCluster_DubboProtocol(t *testing.T) {
+	c := newCluster(t, `{name: c, type: STATIC, metadata: {filter_metadata: {meshgate.dubbo: {protocol: dubbo,
+    interface: org.example.Greeter, version: 1.0.0, group: g1,
+    signatures: [{name: add, parameter_types: [int, int]}, {name: add, parameter_types: [long, long, long]}, {name: ping, parameter_types: []}]}}},
   load_assignment: {cluster_name: c, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 20880}}}}]}]}}`)
-			_, err := c.Pick(governance.PickInfo{}, nil)
-			if tc.refused != (err != nil) || (tc.refused && !strings.Contains(err.Error(), "Dubbo2 bridge")) {
-				t.Errorf("Pick = %v, want refused %v (naming the Dubbo2 bridge)", err, tc.refused)
-			}
-		})
+	if c.Protocol != Dubbo || c.Dubbo == nil {
+		t.Fatalf("protocol %v, pool %v: want dubbo with a pool", c.Protocol, c.Dubbo)
+	}
+	want := DubboService{Interface: "org.example.Greeter", Version: "1.0.0", Group: "g1",
+		Signatures: map[string][][]string{"add": {{"int", "int"}, {"long", "long", "long"}}, "ping": {{}}}}
+	if !reflect.DeepEqual(c.DubboService, want) {
+		t.Errorf("service %+v, want %+v", c.DubboService, want)
+	}
+	if _, err := c.Pick(governance.PickInfo{}, nil); err != nil {
+		t.Errorf("Pick on a dubbo cluster: %v", err)
+	}
+	tri := newCluster(t, `{name: c, type: STATIC, metadata: {filter_metadata: {meshgate.dubbo: {protocol: tri}}},
+  load_assignment: {cluster_name: c, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 50051}}}}]}]}}`)
+	if tri.Protocol == Dubbo || tri.Dubbo != nil {
+		t.Errorf("the tri cluster is %v with pool %v, want HTTP without one", tri.Protocol, tri.Dubbo)
 	}
 }

@@ -38,6 +38,10 @@ type Route[T any] struct {
 	// RateLimit is the route's (else its virtual host's) local rate limit,
 	// or nil.
 	RateLimit *LocalRateLimit
+	// Bridge, when set, is a protocol bridge's compiled config (the
+	// Dubbo2 bridge): the request is translated into a call on Forward's
+	// cluster rather than forwarded.
+	Bridge any
 
 	// RequestEdits and ResponseEdits apply the header mutations of the
 	// route, its virtual host and its table, in Envoy's order.
@@ -272,7 +276,7 @@ func compileEditLevel(adds []*corev3.HeaderValueOption, removes []string) (heade
 	return out, nil
 }
 
-func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, specificWins bool, resolve Resolver[T]) (*VirtualHost[T], error) {
+func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, specificWins bool, resolve Resolver[T], bridge BridgeFunc) (*VirtualHost[T], error) {
 	switch {
 	case len(vhc.GetDomains()) == 0:
 		return nil, errors.New("domains: needs at least one")
@@ -329,6 +333,12 @@ func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, sp
 			continue
 		}
 		rt.RateLimit = rl
+		if bridge != nil && rt.Forward != nil {
+			if rt.Bridge, err = bridge(rc.GetTypedPerFilterConfig()); err != nil {
+				errs = append(errs, fmt.Errorf("routes[%d] (%s): typed_per_filter_config: %w", i, rc.GetName(), err))
+				continue
+			}
+		}
 		vh.index.add(int32(len(vh.routes)), &rt.match)
 		vh.routes = append(vh.routes, rt)
 	}

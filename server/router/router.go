@@ -8,6 +8,8 @@
 package router
 
 import (
+	"google.golang.org/protobuf/types/known/anypb"
+
 	"errors"
 	"fmt"
 	"net"
@@ -47,9 +49,25 @@ type VirtualHost[T any] struct {
 // cluster rather than failing, as Envoy does.
 type Resolver[T any] func(cluster string) (T, bool)
 
+// BridgeFunc compiles a route's protocol bridge (a Dubbo2 call instead of
+// forwarding) from its typed_per_filter_config; nil, nil: none.
+type BridgeFunc func(perFilter map[string]*anypb.Any) (any, error)
+
+// Option tunes Compile.
+type Option func(*options)
+
+type options struct{ bridge BridgeFunc }
+
+// WithBridge compiles each route's bridge with f (Route.Bridge).
+func WithBridge(f BridgeFunc) Option { return func(o *options) { o.bridge = f } }
+
 // Compile builds a Table. Every problem is reported, each naming the virtual
 // host and route it is in.
-func Compile[T any](rc *routev3.RouteConfiguration, resolve Resolver[T]) (*Table[T], error) {
+func Compile[T any](rc *routev3.RouteConfiguration, resolve Resolver[T], opts ...Option) (*Table[T], error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	t := &Table[T]{Name: rc.GetName(), exact: map[string]*VirtualHost[T]{}}
 	tableEdits, err := compileEdits(rc.GetRequestHeadersToAdd(), rc.GetRequestHeadersToRemove(),
 		rc.GetResponseHeadersToAdd(), rc.GetResponseHeadersToRemove())
@@ -60,7 +78,7 @@ func Compile[T any](rc *routev3.RouteConfiguration, resolve Resolver[T]) (*Table
 	seenDomain := map[string]string{}
 	for i, vhc := range rc.GetVirtualHosts() {
 		where := fmt.Sprintf("route config %q: virtual_hosts[%d] (%s)", rc.GetName(), i, vhc.GetName())
-		vh, err := compileVirtualHost(vhc, tableEdits, rc.GetMostSpecificHeaderMutationsWins(), resolve)
+		vh, err := compileVirtualHost(vhc, tableEdits, rc.GetMostSpecificHeaderMutationsWins(), resolve, o.bridge)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			continue

@@ -1,0 +1,204 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bridgeConfig fronts Dubbo2 providers (a static cluster of their dubbo
+// ports) with routes that call them: the zero-config convention under
+// /dubbo/, and routes that map path, query, headers and body.
+const bridgeConfig = `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /users/ }
+            cluster: greeter
+            dubbo:
+              interface: org.apache.dubbo.samples.GreeterService
+              version: 1.0.0
+              group: g1
+              method: GetUser
+              path_template: /users/{id}
+              params:
+                - { from: body, type: org.apache.dubbo.samples.User }
+          - match: { prefix: /describe }
+            cluster: greeter
+            dubbo:
+              interface: org.apache.dubbo.samples.GreeterService
+              version: 1.0.0
+              group: g1
+              method: Describe
+              params:
+                - { from: query.i, type: int }
+                - { from: query.l, type: long }
+                - { from: body.d, type: double }
+                - { from: body.b, type: boolean }
+                - { from: header.x-name, type: java.lang.String }
+          - match: { path: /later }
+            cluster: greeter
+            dubbo: { interface: org.apache.dubbo.samples.GreeterService, version: 1.0.0, group: g1, method: Later, types: [java.util.Date, int] }
+          - match: { path: /double }
+            cluster: greeter
+            dubbo: { interface: org.apache.dubbo.samples.GreeterService, version: 1.0.0, group: g1, method: Double, types: [java.math.BigDecimal] }
+          - match: { path: /add }
+            cluster: greeter
+            dubbo: { interface: org.apache.dubbo.samples.GreeterService, version: 1.0.0, group: g1, method: Add, types: [long, long] }
+          - match: { prefix: /dubbo/ }
+            cluster: greeter
+            timeout: 1s
+{{.Retries}}
+            dubbo: { version: 1.0.0, group: g1 }
+clusters:
+  - name: greeter
+    protocol: dubbo
+{{.Extra}}
+    endpoints: [ {{range $i, $a := .Providers}}{{if $i}}, {{end}}"{{$a}}"{{end}} ]
+`
+
+type bridgeData struct {
+	Providers      []string
+	Retries, Extra string
+}
+
+// post sends a JSON body and returns the status and the decoded answer.
+func post(t *testing.T, c *http.Client, url, body string, hdr ...string) (int, any, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewBufferString(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("POST %s: %d, not JSON: %q", url, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, v, raw
+}
+
+// answer is a bridged call's expected result.
+type answer struct {
+	path, body string
+	hdr        []string
+	status     int
+	check      func(t *testing.T, v any)
+}
+
+func equalJSON(want string) func(t *testing.T, v any) {
+	return func(t *testing.T, v any) {
+		t.Helper()
+		var w any
+		d := json.NewDecoder(strings.NewReader(want))
+		d.UseNumber()
+		if err := d.Decode(&w); err != nil {
+			t.Fatalf("bad want %s: %v", want, err)
+		}
+		if !reflect.DeepEqual(v, w) {
+			got, _ := json.Marshal(v)
+			t.Errorf("answer %s, want %s", got, want)
+		}
+	}
+}
+
+// errorSays checks a JSON error answer's message (and exception).
+func errorSays(status string, parts ...string) func(t *testing.T, v any) {
+	return func(t *testing.T, v any) {
+		t.Helper()
+		e, _ := v.(map[string]any)["error"].(map[string]any)
+		b, _ := json.Marshal(e)
+		if e == nil || e["status"] != status {
+			t.Errorf("error %s, want status %s", b, status)
+		}
+		for _, p := range parts {
+			if !strings.Contains(string(b), p) {
+				t.Errorf("error %s does not say %q", b, p)
+			}
+		}
+	}
+}
+
+const greeterPath = "/dubbo/org.apache.dubbo.samples.GreeterService/"
+
+// A real dubbo-go v3.3.2 provider behind the bridge: every kind of
+// argument and result, a method that throws, a provider slower than the
+// route's timeout, unknown methods and services, wrong arguments.
+func TestDubboBridge_DubboGoProvider(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and a dubbo-go provider; skipped with -short")
+	}
+	zkServer := startZooKeeper(t) // the provider will not start without a registry
+	p := startProvider(t, providerSpec{App: "bridge-a", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1"})
+	g := startGateway(t, render(t, bridgeConfig, bridgeData{Providers: []string{"127.0.0.1:" + p.dubboPort}}))
+	c := httpClient(t)
+	base := "http://" + g.addr("main")
+	for _, tc := range []answer{
+		// Primitives, by the convention and by mapping query, body and a header.
+		{path: greeterPath + "SayHello", body: `["world"]`, status: 200, check: equalJSON(`"Hello world from bridge-a"`)},
+		{path: greeterPath + "Add", body: `[40, 2]`, status: 200, check: equalJSON(`42`)},
+		{path: "/describe?i=7&l=9007199254740993", body: `{"d": 2.5, "b": true}`, hdr: []string{"X-Name", "é"}, status: 200,
+			check: equalJSON(`"int=7 long=9007199254740993 double=2.5 boolean=true string=é"`)},
+		// A POJO in and out (dubbo-go names the Go field ID "iD").
+		{path: "/users/u1", body: `{"id": "u1", "name": "Ann", "age": 30}`, status: 200, check: equalJSON(`{"iD": "u1", "name": "Ann", "age": 31}`)},
+		{path: greeterPath + "GetUser", body: `[{"id": "u2", "name": "Bo", "age": 1}]`, status: 200, check: equalJSON(`{"iD": "u2", "name": "Bo", "age": 2}`)},
+		// Nested collections: a map of lists, a list of POJOs.
+		{path: greeterPath + "Totals", body: `[{"a": [1, 2], "b": [3]}]`, status: 200, check: equalJSON(`{"a": 3, "b": 3}`)},
+		{path: greeterPath + "Oldest", body: `[[{"id": "a", "age": 3}, {"id": "b", "age": 9}]]`, status: 200, check: equalJSON(`{"iD": "b", "name": "", "age": 9}`)},
+		// java.util.Date and java.math.BigDecimal, typed by the route.
+		{path: "/later", body: `["2024-02-28T00:00:00Z", 2]`, status: 200, check: func(t *testing.T, v any) {
+			s, _ := v.(string)
+			if when, err := time.Parse(time.RFC3339Nano, s); err != nil || !when.Equal(time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)) {
+				t.Errorf("Later answered %v, want 2024-03-01T00:00:00Z", v)
+			}
+		}},
+		{path: "/later", body: `[1709078400000, 1]`, status: 200, check: func(t *testing.T, v any) {
+			s, _ := v.(string)
+			if when, err := time.Parse(time.RFC3339Nano, s); err != nil || !when.Equal(time.UnixMilli(1709078400000).AddDate(0, 0, 1)) {
+				t.Errorf("Later from epoch millis answered %v", v)
+			}
+		}},
+		{path: "/double", body: `["12345678901234567890.0123456789"]`, status: 200, check: equalJSON(`"24691357802469135780.0246913578"`)},
+		// The provider's own failures.
+		{path: greeterPath + "Fail", body: `["no"]`, status: 500, check: errorSays("UNKNOWN", `"exception":{"class":"java.lang.Throwable","message":"refused: no"}`)},
+		{path: greeterPath + "Sleep", body: `[3000]`, status: 504, check: errorSays("DEADLINE_EXCEEDED", "timeout")},
+		{path: greeterPath + "Nope", body: `[]`, status: 500, check: errorSays("UNKNOWN", `\"Nope\" method is not found`)},
+		{path: "/dubbo/org.apache.dubbo.samples.Missing/Add", body: `[1, 2]`, status: 500, check: errorSays("UNKNOWN", "org.apache.dubbo.samples.Missing")},
+		// The caller's mistakes, caught before any call.
+		{path: "/add", body: `["a", "b"]`, status: 400, check: errorSays("INVALID_ARGUMENT", `argument 0 (long): \"a\" is not an integer`)},
+		{path: "/add", body: `[1]`, status: 400, check: errorSays("INVALID_ARGUMENT", "takes (long, long), not 1 arguments")},
+		{path: "/later", body: `["yesterday", 1]`, status: 400, check: errorSays("INVALID_ARGUMENT", "neither ISO-8601 nor epoch milliseconds")},
+		{path: greeterPath + "Add", body: `{"a": 1}`, status: 400, check: errorSays("INVALID_ARGUMENT", "JSON array")},
+		{path: greeterPath + "Add", body: `[1, 2`, status: 400, check: errorSays("INVALID_ARGUMENT", "not JSON")},
+		{path: "/describe?i=7", body: `{"d": 2.5, "b": true}`, status: 400, check: errorSays("INVALID_ARGUMENT", "argument 1 (query.l) is missing")},
+		{path: "/describe?i=99999999999&l=1", body: `{"d": 2.5, "b": true}`, hdr: []string{"X-Name", "x"}, status: 400, check: errorSays("INVALID_ARGUMENT", "out of range")},
+	} {
+		t.Run(tc.path+" "+tc.body, func(t *testing.T) {
+			status, v, raw := post(t, c, base+tc.path, tc.body, tc.hdr...)
+			if status != tc.status {
+				t.Errorf("status %d (%s), want %d", status, raw, tc.status)
+			}
+			tc.check(t, v)
+		})
+	}
+}

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/meshgate/meshgate/dubbo"
+	"github.com/meshgate/meshgate/governance"
+	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/dubbobridge"
+	"github.com/meshgate/meshgate/server/router"
+)
+
+// defaultDubboBody bounds a bridged request's body when the listener sets
+// no limit: the bridge reads it whole (Dubbo's own payload default).
+const defaultDubboBody = 8 << 20
+
+// bridgeDubbo answers a request whose route calls a Dubbo2 method: the
+// arguments from the request, a generic call on a host of the route's
+// cluster (with the route's timeout and retries, and the cluster's
+// balancer, breakers and outlier detection), the answer as JSON.
+func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster.Cluster], b *dubbobridge.Route) {
+	f := rt.Forward
+	target := f.Pick(rand.Uint64())
+	c.cluster = target.Name
+	if !target.Found {
+		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q is not configured", target.Name))
+		return
+	}
+	cl := target.Target
+	if cl.Dubbo == nil {
+		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable,
+			fmt.Sprintf("the route calls Dubbo2, but cluster %q does not hold Dubbo2 providers (protocol dubbo)", cl.Name))
+		return
+	}
+	limit := ch.maxBody
+	if limit == 0 {
+		limit = defaultDubboBody
+	}
+	if r.ContentLength > int64(limit) {
+		writeError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
+			fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, limit))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		writeError(c, r, http.StatusBadRequest, codes.InvalidArgument, "reading the request body: "+err.Error())
+		return
+	}
+	if uint64(len(body)) > limit {
+		writeError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
+			fmt.Sprintf("request body is over the limit of %d bytes", limit))
+		return
+	}
+	svc := cl.DubboService
+	callSpec, err := b.Request(r, body, dubbobridge.Service{Interface: svc.Interface, Version: svc.Version, Group: svc.Group, Methods: svc.Methods, Signatures: svc.Signatures})
+	if err != nil {
+		if br, ok := dubbobridge.IsBadRequest(err); ok {
+			writeError(c, r, br.Status, br.GRPC, br.Msg)
+			return
+		}
+		writeError(c, r, http.StatusInternalServerError, codeInternal, err.Error())
+		return
+	}
+
+	ctx := r.Context()
+	if f.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.Timeout)
+		defer cancel()
+	}
+	if err := cl.Admit(f.Priority); err != nil {
+		c.Header().Set("X-Envoy-Overloaded", "true")
+		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+		return
+	}
+	var info governance.PickInfo
+	info.Hash, info.HasHash = f.Hash(r)
+	policy := f.Retry
+	var tried []*cluster.Host
+	var releaseRetry func()
+	defer func() {
+		if releaseRetry != nil {
+			releaseRetry()
+		}
+	}()
+	for n := 0; ; n++ {
+		avoid := tried
+		if policy == nil || !policy.SkipPreviousHosts {
+			avoid = nil
+		}
+		a, err := cl.Begin(info, avoid)
+		if err != nil {
+			writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+			return
+		}
+		req := dubbo.GenericRequest(callSpec.Service, callSpec.Types, callSpec.Args, callSpec.Attachments)
+		if dl, ok := ctx.Deadline(); ok {
+			req.Timeout = time.Until(dl)
+		}
+		actx, acancel := ctx, context.CancelFunc(func() {})
+		if policy != nil && policy.PerTryTimeout > 0 {
+			actx, acancel = context.WithTimeout(ctx, policy.PerTryTimeout)
+			req.Timeout = min(req.Timeout, policy.PerTryTimeout)
+			if req.Timeout <= 0 {
+				req.Timeout = policy.PerTryTimeout
+			}
+		}
+		resp, err := cl.Dubbo.Call(actx, a.Host.Address, req)
+		acancel()
+		if err == nil {
+			a.End(governance.Outcome{Status: http.StatusOK}, true)
+			if n > 0 {
+				cl.Stats.RqRetrySuccess.Add(1)
+			}
+			if werr := b.Answer(c, resp); werr != nil && !c.wroteHeader {
+				writeError(c, r, http.StatusBadGateway, codeInternal, werr.Error())
+			}
+			return
+		}
+		if r.Context().Err() != nil {
+			a.End(governance.Outcome{}, false) // the client left: not the host's doing
+			return
+		}
+		fail := b.Classify(actx, err, cl.Name, a.Host.Address)
+		if fail.Outcome.Local == governance.Timeout && ctx.Err() == nil {
+			cl.Stats.RqTimeout.Add(1) // a per-try timeout
+		}
+		a.End(fail.Outcome, true)
+		result := governance.Attempt{Outcome: fail.Outcome, GRPCStatus: -1}
+		if fail.Outcome.Status != 0 && fail.Outcome.Status != http.StatusOK {
+			result.GRPCStatus = int(fail.GRPC)
+		}
+		retry := policy != nil && n < int(policy.NumRetries) && ctx.Err() == nil && fail.Outcome.Failed() && policy.Retriable(result)
+		if retry {
+			if releaseRetry != nil {
+				releaseRetry()
+				releaseRetry = nil
+			}
+			release, ok := cl.AcquireRetry(f.Priority)
+			retry, releaseRetry = ok, release
+		}
+		if !retry {
+			writeDubboFailure(c, r, fail)
+			return
+		}
+		tried = append(tried, a.Host)
+		wait := time.NewTimer(policy.Backoff(n + 1))
+		select {
+		case <-wait.C:
+		case <-ctx.Done():
+			wait.Stop()
+			writeDubboFailure(c, r, b.Classify(ctx, ctx.Err(), cl.Name, a.Host.Address))
+			return
+		}
+	}
+}
+
+// writeDubboFailure answers with the failure: for HTTP, the usual JSON
+// error with the exception and Dubbo status added.
+func writeDubboFailure(w http.ResponseWriter, r *http.Request, f dubbobridge.Failure) {
+	if f.HTTP == 499 {
+		return // nobody to answer
+	}
+	if router.IsGRPC(r) {
+		writeGRPCStatus(w, f.GRPC, f.Msg)
+		return
+	}
+	writeErrorBody(w, f.HTTP, f.GRPC, f.Msg, func(e *errorBody) {
+		e.Error.Exception = f.Exception
+		e.Error.DubboStatus = f.DubboStatus
+	})
+}
