@@ -3,10 +3,13 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -201,4 +204,92 @@ func TestDubboBridge_DubboGoProvider(t *testing.T) {
 			tc.check(t, v)
 		})
 	}
+}
+
+// A provider killed mid-load: calls in flight on its connections and new
+// calls to it fail over to the other provider by the route's retries, and
+// outlier detection ejects it.
+func TestDubboBridge_ProviderKilledMidLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and dubbo-go providers; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	spec := providerSpec{Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1"}
+	spec.App = "bridge-a"
+	a := startProvider(t, spec)
+	spec.App = "bridge-b"
+	b := startProvider(t, spec)
+	g := startGateway(t, render(t, bridgeConfig, bridgeData{
+		Providers: []string{"127.0.0.1:" + a.dubboPort, "127.0.0.1:" + b.dubboPort},
+		Retries:   indent(`retries: { retry_on: "connect-failure,reset", num_retries: 2, skip_previous_hosts: true }`, 12),
+		// Envoy's default of 3 concurrent retries is less than the calls in
+		// flight on the provider when it dies.
+		Extra: indent(`
+outlier_detection: { consecutive_5xx: 2, interval: 100ms, base_ejection_time: 30s, max_ejection_percent: 50 }
+circuit_breakers: { max_retries: 16 }`, 4),
+	}))
+	url := "http://" + g.addr("main") + greeterPath + "Sleep"
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+
+	var ok, failed atomic.Int64
+	var lastErr atomic.Value
+	served := map[string]*atomic.Int64{"bridge-a": {}, "bridge-b": {}}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Each call takes 20ms at the provider, so that some are in
+				// flight when it dies.
+				resp, err := c.Post(url, "application/json", strings.NewReader(`[20]`))
+				if err != nil {
+					failed.Add(1)
+					lastErr.Store(err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					lastErr.Store(fmt.Sprintf("%d %s", resp.StatusCode, body))
+					continue
+				}
+				ok.Add(1)
+				for name, n := range served {
+					if strings.Contains(string(body), name) {
+						n.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	beforeKill := served["bridge-a"].Load()
+	a.kill()
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+
+	if beforeKill == 0 || served["bridge-b"].Load() == 0 {
+		t.Fatalf("served a:%d (before the kill) b:%d: the load did not reach both providers (%d failed, last: %v)", beforeKill, served["bridge-b"].Load(), failed.Load(), lastErr.Load())
+	}
+	if f := failed.Load(); f > 0 {
+		t.Errorf("%d of %d calls failed after a provider was killed (last: %v); retries should have hidden it", f, f+ok.Load(), lastErr.Load())
+	}
+	cl := clusterNamed(t, g, "greeter")
+	for _, h := range cl.Hosts() {
+		if h.Address == "127.0.0.1:"+a.dubboPort && h.HealthFlags() != "/failed_outlier_check" {
+			t.Errorf("the killed provider's health flags are %q, want /failed_outlier_check", h.HealthFlags())
+		}
+	}
+	t.Logf("%d calls ok, %d failed; a served %d before its kill; %d retries", ok.Load(), failed.Load(), beforeKill, cl.Stats.RqRetry.Load())
 }
