@@ -479,6 +479,12 @@ listeners:
             cluster: "tri|org.apache.dubbo.samples.GreeterService|1.0.0|g1"
           - match: { prefix: /dubbo2/ }
             cluster: "dubbo|org.apache.dubbo.samples.GreeterService|1.0.0|g1"
+          - match: { prefix: /zk-api/ }
+            cluster: "dubbo|org.apache.dubbo.samples.GreeterService|1.0.0|g1"
+            dubbo: {}
+          - match: { prefix: /nacos-api/ }
+            cluster: "dubbo|org.apache.dubbo.samples.GreeterService|1.0.0|g2"
+            dubbo: {}
 registries:
   - name: zk
     zookeeper: { servers: [ "{{.ZK}}" ], session_timeout: 4s }
@@ -532,14 +538,46 @@ func TestBinary_Registries(t *testing.T) {
 		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 	})
 
-	resp, err := http.Get("http://" + data["Addr"] + "/dubbo2/x")
-	if err != nil {
-		t.Fatal(err)
+	// The provider registers its dubbo URL apart from its tri one: wait
+	// for the dubbo cluster, then HTTP forwarded to it gets a clear 503.
+	var body []byte
+	var code int
+	waitFor(t, "the dubbo cluster", func() bool {
+		resp, err := http.Get("http://" + data["Addr"] + "/dubbo2/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		code = resp.StatusCode
+		return !strings.Contains(string(body), "is not configured")
+	})
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "Dubbo2 bridge") {
+		t.Errorf("HTTP to the dubbo cluster: %d %s, want 503 naming the Dubbo2 bridge", code, body)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "Dubbo2 bridge") {
-		t.Errorf("HTTP to the dubbo cluster: %d %s, want 503 naming the Dubbo2 bridge", resp.StatusCode, body)
+
+	// The Dubbo2 bridge on the registries' dubbo clusters: the service
+	// from the cluster's metadata, the method from the path, unknown
+	// methods refused from the published method list.
+	c := httpClient(t)
+	for _, tc := range []struct {
+		path, want string
+		status     int
+	}{
+		{"/zk-api/SayHello", `"Hello zk from bin-zk"`, 200},
+		{"/nacos-api/SayHello", `"Hello nacos from bin-nacos"`, 200},
+		{"/zk-api/Nope", `"status":"UNIMPLEMENTED"`, 404},
+	} {
+		var status int
+		var raw []byte
+		arg := strings.TrimSuffix(strings.TrimPrefix(tc.path, "/"), "-api/SayHello")
+		waitFor(t, "the bridge answering "+tc.path, func() bool {
+			status, _, raw = post(t, c, "http://"+data["Addr"]+tc.path, `["`+arg+`"]`)
+			return status == tc.status
+		})
+		if !strings.Contains(string(raw), tc.want) {
+			t.Errorf("POST %s: %d %s, want %s", tc.path, status, raw, tc.want)
+		}
 	}
 
 	var clusters string
@@ -560,7 +598,7 @@ func TestBinary_Registries(t *testing.T) {
 		return strings.Contains(s, "registry/zk::connected::true") && strings.Contains(s, "registry/nacos::connected::true") &&
 			strings.Contains(s, "tri|org.apache.dubbo.samples.GreeterService|1.0.0|g2::") && strings.Contains(s, "registry/zk::endpoints::2")
 	})
-	resp, err = http.Get("http://" + data["Admin"] + "/registries")
+	resp, err := http.Get("http://" + data["Admin"] + "/registries")
 	if err != nil {
 		t.Fatal(err)
 	}
