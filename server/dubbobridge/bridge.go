@@ -192,11 +192,7 @@ func (rt *Route) Request(r *http.Request, body []byte, svc Service) (*Call, erro
 	c.Types, c.TypesSource = types, source
 	c.Args = make([]any, len(values))
 	for i, v := range values {
-		t := types[i]
-		if source == "inferred" {
-			t = "" // ToHessian infers the same way InferType named it
-		}
-		if c.Args[i], err = dubbo.ToHessian(v, t); err != nil {
+		if c.Args[i], err = dubbo.ToHessian(v, types[i]); err != nil {
 			return nil, badRequest(http.StatusBadRequest, (&dubbo.ArgError{Index: i, Type: types[i], Err: err}).Error())
 		}
 	}
@@ -247,7 +243,8 @@ func (rt *Route) arguments(r *http.Request, body []byte) ([]any, error) {
 	}
 	var vars []string
 	if rt.template != nil {
-		vars = rt.template.FindStringSubmatch(r.URL.Path)
+		// Matched escaped, so that an escaped "/" stays inside its segment.
+		vars = rt.template.FindStringSubmatch(r.URL.EscapedPath())
 		if vars == nil {
 			return nil, badRequest(http.StatusNotFound, fmt.Sprintf("the path %q does not match the route's template %q", r.URL.Path, rt.cfg.GetPathTemplate()))
 		}
