@@ -59,7 +59,7 @@ listeners:
             cluster: greeter
             timeout: 1s
 {{.Retries}}
-            dubbo: { version: 1.0.0, group: g1 }
+            dubbo: { version: 1.0.0, group: g1, attachments: { headers: [x-user] } }
 clusters:
   - name: greeter
     protocol: dubbo
@@ -182,6 +182,13 @@ func TestDubboBridge_DubboGoProvider(t *testing.T) {
 			}
 		}},
 		{path: "/double", body: `["12345678901234567890.0123456789"]`, status: 200, check: equalJSON(`"24691357802469135780.0246913578"`)},
+		// Headers become attachments: named ones, prefixed ones without the
+		// prefix, and the W3C trace context.
+		{path: greeterPath + "Attachment", body: `["x-user"]`, hdr: []string{"X-User", "ann"}, status: 200, check: equalJSON(`"ann"`)},
+		{path: greeterPath + "Attachment", body: `["region"]`, hdr: []string{"X-Dubbo-Region", "eu"}, status: 200, check: equalJSON(`"eu"`)},
+		{path: greeterPath + "Attachment", body: `["traceparent"]`, hdr: []string{"Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+			status: 200, check: equalJSON(`"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"`)},
+		{path: greeterPath + "Attachment", body: `["x-other"]`, hdr: []string{"X-Other", "not mapped"}, status: 200, check: equalJSON(`"<none>"`)},
 		// The provider's own failures.
 		{path: greeterPath + "Fail", body: `["no"]`, status: 500, check: errorSays("UNKNOWN", `"exception":{"class":"java.lang.Throwable","message":"refused: no"}`)},
 		{path: greeterPath + "Sleep", body: `[3000]`, status: 504, check: errorSays("DEADLINE_EXCEEDED", "timeout")},

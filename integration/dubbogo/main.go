@@ -101,6 +101,20 @@ func (g *Greeter) Double(_ context.Context, d *gxbig.Decimal) (string, error) {
 	return out.String(), nil
 }
 
+// Attachment answers with an attachment the caller sent (Dubbo's
+// RpcContext), so that a caller sees which headers became attachments.
+func (g *Greeter) Attachment(ctx context.Context, key string) (string, error) {
+	att, _ := ctx.Value(constant.AttachmentKey).(map[string]any)
+	v, ok := att[key]
+	if !ok {
+		return "<none>", nil
+	}
+	if vs, ok := v.([]string); ok && len(vs) == 1 {
+		return vs[0], nil
+	}
+	return fmt.Sprint(v), nil
+}
+
 // Fail throws: its error reaches the caller as an exception.
 func (g *Greeter) Fail(_ context.Context, msg string) (string, error) {
 	return "", errors.New("refused: " + msg)
