@@ -40,10 +40,47 @@ func ToHessian(v any, javaType string) (any, error) {
 
 const maxDepth = 64
 
+// EraseType drops a type's generic parameters ("java.util.List<x.User>"
+// is "java.util.List"): what a generic call's type list names.
+func EraseType(t string) string {
+	if i := strings.IndexByte(t, '<'); i >= 0 {
+		return strings.TrimSpace(t[:i]) + t[strings.LastIndexByte(t, '>')+1:]
+	}
+	return t
+}
+
+// typeParams splits "java.util.Map<K, java.util.List<V>>" into its base
+// and its parameters.
+func typeParams(t string) (string, []string) {
+	i := strings.IndexByte(t, '<')
+	j := strings.LastIndexByte(t, '>')
+	if i < 0 || j < i || strings.TrimSpace(t[j+1:]) != "" {
+		return t, nil
+	}
+	var params []string
+	depth, start := 0, i+1
+	for k := i + 1; k < j; k++ {
+		switch t[k] {
+		case '<':
+			depth++
+		case '>':
+			depth--
+		case ',':
+			if depth == 0 {
+				params = append(params, strings.TrimSpace(t[start:k]))
+				start = k + 1
+			}
+		}
+	}
+	params = append(params, strings.TrimSpace(t[start:j]))
+	return strings.TrimSpace(t[:i]), params
+}
+
 func toHessian(v any, t string, depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, errors.New("nested too deep")
 	}
+	t, params := typeParams(t)
 	if v == nil {
 		if isPrimitive(t) {
 			return nil, fmt.Errorf("null for the primitive %s", t)
@@ -139,9 +176,13 @@ func toHessian(v any, t string, depth int) (any, error) {
 		if !ok {
 			return nil, wantGot("a JSON array", v)
 		}
+		elem := ""
+		if len(params) == 1 {
+			elem = params[0]
+		}
 		out := make([]any, len(list))
 		for i, e := range list {
-			x, err := infer(e, depth+1)
+			x, err := toHessian(e, elem, depth+1)
 			if err != nil {
 				return nil, fmt.Errorf("[%d]: %w", i, err)
 			}
@@ -153,6 +194,9 @@ func toHessian(v any, t string, depth int) (any, error) {
 		obj, ok := v.(map[string]any)
 		if !ok {
 			return nil, wantGot("a JSON object", v)
+		}
+		if len(params) == 2 {
+			return typedMap(obj, params[0], params[1], depth)
 		}
 		return object(obj, "", depth)
 	}
@@ -207,6 +251,27 @@ func object(obj map[string]any, class string, depth int) (map[any]any, error) {
 	}
 	if _, ok := obj["class"]; !ok && class != "" {
 		out["class"] = class
+	}
+	return out, nil
+}
+
+// typedMap converts a JSON object to a Map<K, V>: keys (JSON strings)
+// parsed as K, values converted as V.
+func typedMap(obj map[string]any, kt, vt string, depth int) (map[any]any, error) {
+	out := make(map[any]any, len(obj))
+	for k, e := range obj {
+		key, err := toHessian(k, kt, depth+1)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", k, err)
+		}
+		if key == nil || !reflect.TypeOf(key).Comparable() {
+			return nil, fmt.Errorf("key %q: %s cannot key a map", k, kt)
+		}
+		x, err := toHessian(e, vt, depth+1)
+		if err != nil {
+			return nil, fmt.Errorf(".%s: %w", k, err)
+		}
+		out[key] = x
 	}
 	return out, nil
 }

@@ -53,6 +53,9 @@ func TestToHessian(t *testing.T) {
 		{`{"class": "org.example.Admin", "id": "u1"}`, "org.example.User", map[any]any{"id": "u1", "class": "org.example.Admin"}},
 		{`"RED"`, "org.example.Color", "RED"},
 		{`[{"id": "a"}]`, "org.example.User[]", []any{map[any]any{"id": "a", "class": "org.example.User"}}},
+		{`[{"id": 1}]`, "java.util.List<org.example.User>", []any{map[any]any{"id": int64(1), "class": "org.example.User"}}},
+		{`{"1": [2]}`, "java.util.Map<java.lang.Long, java.util.List<java.lang.Integer>>", map[any]any{int64(1): []any{int32(2)}}},
+		{`{"a": {"b": 1.5}}`, "java.util.Map<java.lang.String,java.util.Map<java.lang.String,java.lang.Float>>", map[any]any{"a": map[any]any{"b": float32(1.5)}}},
 		{`12`, "", int64(12)},
 		{`1.25`, "java.lang.Object", 1.25},
 		{`{"k": {"n": null}}`, "", map[any]any{"k": map[any]any{"n": nil}}},
@@ -121,6 +124,9 @@ func TestToHessian_Errors(t *testing.T) {
 		{`["x"]`, "int[]", `[0]: "x" is not an integer`},
 		{`3`, "org.example.User", "want a JSON object for org.example.User"},
 		{`1e39`, "float", "out of a float's range"},
+		{`{"x": 1}`, "java.util.Map<java.lang.Long,java.lang.String>", `key "x": "x" is not an integer`},
+		{`{"aGk=": 1}`, "java.util.Map<byte[],java.lang.String>", `cannot key a map`},
+		{`["x"]`, "java.util.List<java.lang.Integer>", `[0]: "x" is not an integer`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ+" "+tt.json, func(t *testing.T) {
@@ -136,6 +142,19 @@ func TestToHessian_DeepNestingRefused(t *testing.T) {
 	s := strings.Repeat("[", 200) + strings.Repeat("]", 200)
 	if _, err := ToHessian(decodeJSON(t, s), ""); err == nil || !strings.Contains(err.Error(), "too deep") {
 		t.Errorf("error %v, want too deep", err)
+	}
+}
+
+func TestEraseType(t *testing.T) {
+	for in, want := range map[string]string{
+		"java.util.List<org.x.User>":                                     "java.util.List",
+		"java.util.Map<java.lang.String,java.util.List<java.lang.Long>>": "java.util.Map",
+		"int":             "int",
+		"org.x.Page<T>[]": "org.x.Page[]",
+	} {
+		if got := EraseType(in); got != want {
+			t.Errorf("EraseType(%s) = %s, want %s", in, got, want)
+		}
 	}
 }
 

@@ -156,6 +156,8 @@ type javaProviderSpec struct {
 	// MetaProtocol is the MetadataService's protocol, dubbo or tri;
 	// empty leaves Dubbo's choice (tri, with the protocols configured here).
 	MetaProtocol string
+	// Bridge exports BridgeService too (the Dubbo2 bridge's tests).
+	Bridge bool
 }
 
 // javaProvider is a Java Dubbo provider process.
@@ -211,6 +213,9 @@ func launchJavaProvider(t *testing.T, s javaProviderSpec) *javaProvider {
 	}
 	if s.MetaProtocol != "" {
 		args = append(args, "-meta-protocol", s.MetaProtocol)
+	}
+	if s.Bridge {
+		args = append(args, "-bridge", "true")
 	}
 	p.cmd = exec.Command("java", args...)
 	p.cmd.Dir = t.TempDir()

@@ -189,7 +189,12 @@ func (rt *Route) Request(r *http.Request, body []byte, svc Service) (*Call, erro
 		return nil, badRequest(http.StatusBadRequest, fmt.Sprintf("%s.%s takes %s, not %d arguments",
 			c.Service.Interface, c.Service.Method, arities(sigs), len(values)))
 	}
-	c.Types, c.TypesSource = types, source
+	// The provider matches the erased types; conversion uses the full ones
+	// (a List<User> makes its elements Users).
+	c.Types, c.TypesSource = make([]string, len(types)), source
+	for i, t := range types {
+		c.Types[i] = dubbo.EraseType(t)
+	}
 	c.Args = make([]any, len(values))
 	for i, v := range values {
 		if c.Args[i], err = dubbo.ToHessian(v, types[i]); err != nil {

@@ -236,6 +236,17 @@ func TestAnswer(t *testing.T) {
 	}
 }
 
+// genericException stands for what hessian decodes Java's
+// GenericException into: the wrapped class and message, then a stack, in
+// its detail message.
+type genericException struct{ DetailMessage string }
+
+func (genericException) Error() string { return "generic" }
+func (genericException) JavaClassName() string {
+	return "com.alibaba.dubbo.rpc.service.GenericException"
+}
+func (genericException) GetStackTrace() []java_exception.StackTraceElement { return nil }
+
 func TestClassify(t *testing.T) {
 	rt := mustCompile(t, &dubbov1.DubboRoute{ExceptionStatus: map[string]uint32{"org.x.NotFound": 404}})
 	thr := java_exception.NewThrowable("boom")
@@ -248,6 +259,10 @@ func TestClassify(t *testing.T) {
 		want    string
 	}{
 		{"exception", &dubbo.ExceptionError{Err: thr}, 500, codes.Unknown, governance.Outcome{Status: 200}, "java.lang.Throwable: boom"},
+		{"generic exception unwrapped, stack dropped", &dubbo.ExceptionError{Err: genericException{"java.lang.IllegalStateException: no stock\n\tat x.Y.z(Y.java:1)"}},
+			500, codes.Unknown, governance.Outcome{Status: 200}, "java.lang.IllegalStateException: no stock"},
+		{"status text without its stack", &dubbo.StatusError{Status: 70, Err: errors.New("java exception:RpcException: bad\n\tat a.B(B.java:1)")},
+			500, codes.Internal, governance.Outcome{Status: 500}, "SERVICE_ERROR (cluster \"c\", host h:1): RpcException: bad"},
 		{"plain error exception", &dubbo.ExceptionError{Err: errors.New("refused")}, 500, codes.Unknown, governance.Outcome{Status: 200}, "refused"},
 		{"timeout status", &dubbo.StatusError{Status: 31, Err: errors.New("slow")}, 504, codes.DeadlineExceeded, governance.Outcome{Local: governance.Timeout}, "SERVER_TIMEOUT"},
 		{"bad request status", &dubbo.StatusError{Status: 40}, 400, codes.InvalidArgument, governance.Outcome{Status: 200}, "BAD_REQUEST"},
@@ -264,7 +279,7 @@ func TestClassify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := rt.Classify(context.Background(), tt.err, "c", "h:1")
-			if f.HTTP != tt.http || f.GRPC != tt.code || f.Outcome != tt.outcome || !strings.Contains(f.Msg+f.DubboStatus, tt.want) {
+			if f.HTTP != tt.http || f.GRPC != tt.code || f.Outcome != tt.outcome || !strings.Contains(f.Msg+f.DubboStatus, tt.want) || strings.Contains(f.Msg, "\tat ") {
 				t.Errorf("got %d %v %+v %q %s, want %d %v %+v saying %q", f.HTTP, f.GRPC, f.Outcome, f.Msg, f.DubboStatus, tt.http, tt.code, tt.outcome, tt.want)
 			}
 		})

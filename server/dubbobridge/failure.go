@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/apache/dubbo-go-hessian2/java_exception"
 	"google.golang.org/grpc/codes"
@@ -53,7 +54,13 @@ func (rt *Route) Classify(ctx context.Context, err error, cluster, host string) 
 			Msg: fmt.Sprintf("the provider threw %s: %s", e.Class, e.Message), Outcome: governance.Outcome{Status: 200}}
 	case errors.As(err, &st):
 		fail = statusFailure(st)
-		fail.Msg = fmt.Sprintf("the provider answered %s %s: %v", dubbo.StatusName(st.Status), where, st.Err)
+		// The provider's text carries its stack trace: the first line says
+		// what happened, the rest stays in the provider's logs.
+		detail := ""
+		if st.Err != nil {
+			detail = firstLine(strings.TrimPrefix(st.Err.Error(), "java exception:"))
+		}
+		fail.Msg = fmt.Sprintf("the provider answered %s %s: %s", dubbo.StatusName(st.Status), where, detail)
 		if errors.As(st.Err, &thr) {
 			fail.Exception = exceptionOf(thr)
 		}
@@ -82,6 +89,14 @@ func (rt *Route) Classify(ctx context.Context, err error, cluster, host string) 
 }
 
 // statusFailure maps Dubbo's response statuses.
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return strings.TrimSpace(s[:i])
+	}
+	return s
+}
+
 func statusFailure(st *dubbo.StatusError) Failure {
 	f := Failure{DubboStatus: dubbo.StatusName(st.Status)}
 	switch st.Status {
@@ -113,7 +128,20 @@ func statusFailure(st *dubbo.StatusError) Failure {
 func exceptionOf(err error) *Exception {
 	var thr java_exception.Throwabler
 	if errors.As(err, &thr) {
-		return &Exception{Class: thr.JavaClassName(), Message: dubbo.ExceptionMessage(thr)}
+		e := &Exception{Class: thr.JavaClassName(), Message: dubbo.ExceptionMessage(thr)}
+		if strings.HasSuffix(e.Class, ".rpc.service.GenericException") {
+			// Java's generic invocation wraps what the method threw:
+			// "<class>: <message>" then the stack trace.
+			first := firstLine(e.Message)
+			if cls, msg, ok := strings.Cut(first, ": "); ok && !strings.ContainsAny(cls, " \t") {
+				return &Exception{Class: cls, Message: msg}
+			}
+			if first != "" && !strings.ContainsAny(first, " \t") {
+				return &Exception{Class: first}
+			}
+			e.Message = first
+		}
+		return e
 	}
 	if err == nil {
 		return &Exception{Class: "java.lang.Throwable"}

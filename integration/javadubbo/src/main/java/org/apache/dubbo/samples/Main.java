@@ -32,7 +32,8 @@ import org.apache.dubbo.config.bootstrap.DubboBootstrap;
  * (local|remote), -host (the address to bind and register; default: Dubbo's
  * choice, which binds 0.0.0.0 and registers the first non-loopback address:
  * a 127.x host counts as none), -instance (the name answers carry; default the
- * app), -qos (true|false, default false).
+ * app), -qos (true|false, default false), -bridge (true: also export
+ * BridgeService, the Dubbo2 bridge tests' service; default false).
  */
 public final class Main {
     private Main() {}
@@ -52,6 +53,7 @@ public final class Main {
         f.put("host", "");
         f.put("instance", "");
         f.put("qos", "false");
+        f.put("bridge", "false");
         for (int i = 0; i < args.length; i++) {
             String a = args[i].replaceFirst("^--?", "");
             String v;
@@ -109,8 +111,19 @@ public final class Main {
                 .application(application)
                 .registry(registry)
                 .protocols(List.of(dubbo, tri))
-                .service(service)
-                .start();
+                .service(service);
+        if (Boolean.parseBoolean(f.get("bridge"))) {
+            ServiceConfig<BridgeService> bridge = new ServiceConfig<>();
+            bridge.setInterface(BridgeService.class);
+            bridge.setRef(new BridgeServiceImpl(instance));
+            bridge.setVersion(f.get("version"));
+            if (!f.get("group").isEmpty()) {
+                bridge.setGroup(f.get("group"));
+            }
+            bridge.setProtocols(List.of(dubbo, tri));
+            bootstrap.service(bridge);
+        }
+        bootstrap.start();
         System.err.printf("exported in %d ms (JVM up %d ms)%n",
                 (System.nanoTime() - start) / 1_000_000,
                 java.lang.management.ManagementFactory.getRuntimeMXBean().getUptime());
