@@ -40,7 +40,7 @@ listeners:
           - match: { prefix: /describe }
             cluster: greeter
             dubbo:
-              interface: org.apache.dubbo.samples.GreeterService
+              interface: org.apache.dubbo.samples.BridgeService
               version: 1.0.0
               group: g1
               method: Describe
@@ -52,10 +52,10 @@ listeners:
                 - { from: header.x-name, type: java.lang.String }
           - match: { path: /later }
             cluster: greeter
-            dubbo: { interface: org.apache.dubbo.samples.GreeterService, version: 1.0.0, group: g1, method: Later, types: [java.util.Date, int] }
+            dubbo: { interface: org.apache.dubbo.samples.BridgeService, version: 1.0.0, group: g1, method: Later, types: [java.util.Date, int] }
           - match: { path: /double }
             cluster: greeter
-            dubbo: { interface: org.apache.dubbo.samples.GreeterService, version: 1.0.0, group: g1, method: Double, types: [java.math.BigDecimal] }
+            dubbo: { interface: org.apache.dubbo.samples.BridgeService, version: 1.0.0, group: g1, method: Double, types: [java.math.BigDecimal] }
           - match: { path: /add }
             cluster: greeter
             dubbo: { interface: org.apache.dubbo.samples.GreeterService, version: 1.0.0, group: g1, method: Add, types: [long, long] }
@@ -146,7 +146,10 @@ func errorSays(status string, parts ...string) func(t *testing.T, v any) {
 	}
 }
 
-const greeterPath = "/dubbo/org.apache.dubbo.samples.GreeterService/"
+const (
+	greeterPath = "/dubbo/org.apache.dubbo.samples.GreeterService/"
+	bridgePath  = "/dubbo/org.apache.dubbo.samples.BridgeService/"
+)
 
 // A real dubbo-go v3.3.2 provider behind the bridge: every kind of
 // argument and result, a method that throws, a provider slower than the
@@ -156,7 +159,7 @@ func TestDubboBridge_DubboGoProvider(t *testing.T) {
 		t.Skip("runs ZooKeeper and a dubbo-go provider; skipped with -short")
 	}
 	zkServer := startZooKeeper(t) // the provider will not start without a registry
-	p := startProvider(t, providerSpec{App: "bridge-a", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1"})
+	p := startProvider(t, providerSpec{App: "bridge-a", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1", Bridge: true})
 	g := startGateway(t, render(t, bridgeConfig, bridgeData{Providers: []string{"127.0.0.1:" + p.dubboPort}}))
 	c := httpClient(t)
 	base := "http://" + g.addr("main")
@@ -170,8 +173,8 @@ func TestDubboBridge_DubboGoProvider(t *testing.T) {
 		{path: "/users/u1", body: `{"id": "u1", "name": "Ann", "age": 30}`, status: 200, check: equalJSON(`{"iD": "u1", "name": "Ann", "age": 31}`)},
 		{path: greeterPath + "GetUser", body: `[{"id": "u2", "name": "Bo", "age": 1}]`, status: 200, check: equalJSON(`{"iD": "u2", "name": "Bo", "age": 2}`)},
 		// Nested collections: a map of lists, a list of POJOs.
-		{path: greeterPath + "Totals", body: `[{"a": [1, 2], "b": [3]}]`, status: 200, check: equalJSON(`{"a": 3, "b": 3}`)},
-		{path: greeterPath + "Oldest", body: `[[{"id": "a", "age": 3}, {"id": "b", "age": 9}]]`, status: 200, check: equalJSON(`{"iD": "b", "name": "", "age": 9}`)},
+		{path: bridgePath + "Totals", body: `[{"a": [1, 2], "b": [3]}]`, status: 200, check: equalJSON(`{"a": 3, "b": 3}`)},
+		{path: bridgePath + "Oldest", body: `[[{"id": "a", "age": 3}, {"id": "b", "age": 9}]]`, status: 200, check: equalJSON(`{"iD": "b", "name": "", "age": 9}`)},
 		// java.util.Date and java.math.BigDecimal, typed by the route.
 		{path: "/later", body: `["2024-02-28T00:00:00Z", 2]`, status: 200, check: func(t *testing.T, v any) {
 			s, _ := v.(string)
@@ -188,14 +191,14 @@ func TestDubboBridge_DubboGoProvider(t *testing.T) {
 		{path: "/double", body: `["12345678901234567890.0123456789"]`, status: 200, check: equalJSON(`"24691357802469135780.0246913578"`)},
 		// Headers become attachments: named ones, prefixed ones without the
 		// prefix, and the W3C trace context.
-		{path: greeterPath + "Attachment", body: `["x-user"]`, hdr: []string{"X-User", "ann"}, status: 200, check: equalJSON(`"ann"`)},
-		{path: greeterPath + "Attachment", body: `["region"]`, hdr: []string{"X-Dubbo-Region", "eu"}, status: 200, check: equalJSON(`"eu"`)},
-		{path: greeterPath + "Attachment", body: `["traceparent"]`, hdr: []string{"Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+		{path: bridgePath + "Attachment", body: `["x-user"]`, hdr: []string{"X-User", "ann"}, status: 200, check: equalJSON(`"ann"`)},
+		{path: bridgePath + "Attachment", body: `["region"]`, hdr: []string{"X-Dubbo-Region", "eu"}, status: 200, check: equalJSON(`"eu"`)},
+		{path: bridgePath + "Attachment", body: `["traceparent"]`, hdr: []string{"Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
 			status: 200, check: equalJSON(`"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"`)},
-		{path: greeterPath + "Attachment", body: `["x-other"]`, hdr: []string{"X-Other", "not mapped"}, status: 200, check: equalJSON(`"<none>"`)},
+		{path: bridgePath + "Attachment", body: `["x-other"]`, hdr: []string{"X-Other", "not mapped"}, status: 200, check: equalJSON(`"<none>"`)},
 		// The provider's own failures.
-		{path: greeterPath + "Fail", body: `["no"]`, status: 500, check: errorSays("UNKNOWN", `"exception":{"class":"java.lang.Throwable","message":"refused: no"}`)},
-		{path: greeterPath + "Sleep", body: `[3000]`, status: 504, check: errorSays("DEADLINE_EXCEEDED", "timeout")},
+		{path: bridgePath + "Fail", body: `["no"]`, status: 500, check: errorSays("UNKNOWN", `"exception":{"class":"java.lang.Throwable","message":"refused: no"}`)},
+		{path: bridgePath + "Sleep", body: `[3000]`, status: 504, check: errorSays("DEADLINE_EXCEEDED", "timeout")},
 		{path: greeterPath + "Nope", body: `[]`, status: 500, check: errorSays("UNKNOWN", `\"Nope\" method is not found`)},
 		{path: "/dubbo/org.apache.dubbo.samples.Missing/Add", body: `[1, 2]`, status: 500, check: errorSays("UNKNOWN", "org.apache.dubbo.samples.Missing")},
 		// The caller's mistakes, caught before any call.
@@ -225,7 +228,7 @@ func TestDubboBridge_ProviderKilledMidLoad(t *testing.T) {
 		t.Skip("runs ZooKeeper and dubbo-go providers; skipped with -short")
 	}
 	zkServer := startZooKeeper(t)
-	spec := providerSpec{Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1"}
+	spec := providerSpec{Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1", Bridge: true}
 	spec.App = "bridge-a"
 	a := startProvider(t, spec)
 	spec.App = "bridge-b"
@@ -239,7 +242,7 @@ func TestDubboBridge_ProviderKilledMidLoad(t *testing.T) {
 outlier_detection: { consecutive_5xx: 2, interval: 100ms, base_ejection_time: 30s, max_ejection_percent: 50 }
 circuit_breakers: { max_retries: 16 }`, 4),
 	}))
-	url := "http://" + g.addr("main") + greeterPath + "Sleep"
+	url := "http://" + g.addr("main") + bridgePath + "Sleep"
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,6 +27,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/dubbo"
 	"github.com/meshgate/meshgate/registry"
 	"github.com/meshgate/meshgate/server"
 )
@@ -76,6 +78,8 @@ type provider struct {
 type providerSpec struct {
 	App, Registry, RegistryAddr, Mode, Iface, Version, Group, Namespace, Username, Password string
 	RemoteMetadata                                                                          bool
+	// Bridge exports BridgeService too (the Dubbo2 bridge tests').
+	Bridge bool
 }
 
 func startProvider(t *testing.T, s providerSpec) *provider {
@@ -99,6 +103,9 @@ func startProvider(t *testing.T, s providerSpec) *provider {
 	}
 	if s.RemoteMetadata {
 		args = append(args, "-remote-metadata")
+	}
+	if s.Bridge {
+		args = append(args, "-bridge")
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = t.TempDir() // dubbo-go writes logs and caches next to it
@@ -134,6 +141,44 @@ func startProvider(t *testing.T, s providerSpec) *provider {
 		t.Fatalf("the dubbo-go provider exited:\n%s", tail(p.logs.String(), 30))
 	case <-time.After(60 * time.Second):
 		t.Fatal("the dubbo-go provider did not start within 60s")
+	}
+	// SERVING comes before dubbo-go's Serve opens its ports and exports
+	// its services: wait until a generic call to each service works, or a
+	// caller's first attempts are refused or find no exporter.
+	for _, port := range []string{p.dubboPort, p.triPort} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the dubbo-go provider does not listen on %s: %v", port, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	probes := map[string]string{s.Iface: "SayHello"}
+	if s.Bridge {
+		probes["org.apache.dubbo.samples.BridgeService"] = "Attachment"
+	}
+	for iface, method := range probes {
+		req := dubbo.GenericRequest(dubbo.Service{Interface: iface, Version: s.Version, Group: s.Group, Method: method},
+			[]string{"java.lang.String"}, []any{"probe"}, nil)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := dubbo.Call(ctx, "127.0.0.1:"+p.dubboPort, req.Service, req.Args, req.Attachments)
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the dubbo-go provider does not serve %s: %v", iface, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	return p
 }

@@ -57,13 +57,20 @@ func (g *Greeter) GetUser(_ context.Context, u *User) (*User, error) {
 // Add adds.
 func (g *Greeter) Add(_ context.Context, a, b int64) (int64, error) { return a + b, nil }
 
+// Bridge is the second service, exported with -bridge only (so that
+// what Greeter publishes, which registry fixtures record, stays as it is):
+// the Dubbo2 bridge tests' arguments and results.
+type Bridge struct {
+	instance string
+}
+
 // Describe formats its primitive arguments, so a caller sees what arrived.
-func (g *Greeter) Describe(_ context.Context, i int32, l int64, d float64, b bool, s string) (string, error) {
+func (g *Bridge) Describe(_ context.Context, i int32, l int64, d float64, b bool, s string) (string, error) {
 	return fmt.Sprintf("int=%d long=%d double=%g boolean=%t string=%s", i, l, d, b, s), nil
 }
 
 // Totals sums each list of a map of lists (nested collections).
-func (g *Greeter) Totals(_ context.Context, groups map[string][]int64) (map[string]int64, error) {
+func (g *Bridge) Totals(_ context.Context, groups map[string][]int64) (map[string]int64, error) {
 	out := map[string]int64{}
 	for k, vs := range groups {
 		for _, v := range vs {
@@ -74,7 +81,7 @@ func (g *Greeter) Totals(_ context.Context, groups map[string][]int64) (map[stri
 }
 
 // Oldest returns the oldest of a list of users (a list of POJOs).
-func (g *Greeter) Oldest(_ context.Context, users []*User) (*User, error) {
+func (g *Bridge) Oldest(_ context.Context, users []*User) (*User, error) {
 	var oldest *User
 	for _, u := range users {
 		if oldest == nil || u.Age > oldest.Age {
@@ -87,13 +94,13 @@ func (g *Greeter) Oldest(_ context.Context, users []*User) (*User, error) {
 // Later moves a date (java.util.Date) by a number of days. It answers a
 // string: dubbo-go's generic invocation turns a time.Time result into an
 // empty map.
-func (g *Greeter) Later(_ context.Context, t time.Time, days int32) (string, error) {
+func (g *Bridge) Later(_ context.Context, t time.Time, days int32) (string, error) {
 	return t.AddDate(0, 0, int(days)).UTC().Format(time.RFC3339Nano), nil
 }
 
 // Double doubles a java.math.BigDecimal exactly. It answers a string:
 // dubbo-go's generic invocation loses a Decimal result's digits.
-func (g *Greeter) Double(_ context.Context, d *gxbig.Decimal) (string, error) {
+func (g *Bridge) Double(_ context.Context, d *gxbig.Decimal) (string, error) {
 	out := new(gxbig.Decimal)
 	if err := gxbig.DecimalAdd(d, d, out); err != nil {
 		return "", err
@@ -103,7 +110,7 @@ func (g *Greeter) Double(_ context.Context, d *gxbig.Decimal) (string, error) {
 
 // Attachment answers with an attachment the caller sent (Dubbo's
 // RpcContext), so that a caller sees which headers became attachments.
-func (g *Greeter) Attachment(ctx context.Context, key string) (string, error) {
+func (g *Bridge) Attachment(ctx context.Context, key string) (string, error) {
 	att, _ := ctx.Value(constant.AttachmentKey).(map[string]any)
 	v, ok := att[key]
 	if !ok {
@@ -116,13 +123,13 @@ func (g *Greeter) Attachment(ctx context.Context, key string) (string, error) {
 }
 
 // Fail throws: its error reaches the caller as an exception.
-func (g *Greeter) Fail(_ context.Context, msg string) (string, error) {
+func (g *Bridge) Fail(_ context.Context, msg string) (string, error) {
 	return "", errors.New("refused: " + msg)
 }
 
 // Sleep answers after ms milliseconds (a provider slower than the caller's
 // timeout).
-func (g *Greeter) Sleep(ctx context.Context, ms int64) (string, error) {
+func (g *Bridge) Sleep(ctx context.Context, ms int64) (string, error) {
 	select {
 	case <-time.After(time.Duration(ms) * time.Millisecond):
 		return "slept " + g.instance, nil
@@ -133,7 +140,7 @@ func (g *Greeter) Sleep(ctx context.Context, ms int64) (string, error) {
 
 func main() {
 	app := flag.String("app", "dubbo-go-provider", "application name")
-	reg := flag.String("registry", "zookeeper", "zookeeper or nacos")
+	reg := flag.String("registry", "zookeeper", "zookeeper, nacos, or none (serve without registering: bench/)")
 	regAddr := flag.String("registry-addr", "127.0.0.1:2181", "registry address")
 	namespace := flag.String("namespace", "", "Nacos namespace id")
 	username := flag.String("username", "", "registry username (Nacos auth)")
@@ -147,6 +154,7 @@ func main() {
 	metaPort := flag.Int("meta-port", 20881, "metadata service port")
 	remote := flag.Bool("remote-metadata", false, "publish metadata to the registry instead of serving it")
 	instance := flag.String("instance", "", "name returned in answers (default: app)")
+	bridge := flag.Bool("bridge", false, "also export org.apache.dubbo.samples.BridgeService (the Dubbo2 bridge tests')")
 	flag.Parse()
 	if *instance == "" {
 		*instance = *app
@@ -155,6 +163,7 @@ func main() {
 	hessian.RegisterPOJO(&User{})
 	regOpts := []registry.Option{registry.WithAddress(*regAddr)}
 	switch *reg {
+	case "none":
 	case "zookeeper":
 		regOpts = append(regOpts, registry.WithZookeeper())
 	case "nacos":
@@ -183,7 +192,6 @@ func main() {
 		dubbo.WithProtocol(protocol.WithDubbo(), protocol.WithPort(*dubboPort)),
 		dubbo.WithProtocol(protocol.WithTriple(), protocol.WithPort(*triPort)),
 		dubbo.WithMetadataServicePort(*metaPort),
-		dubbo.WithRegistry(regOpts...),
 		dubbo.WithShutdown(
 			graceful_shutdown.WithTimeout(5*time.Second),
 			graceful_shutdown.WithStepTimeout(300*time.Millisecond),
@@ -191,6 +199,9 @@ func main() {
 			graceful_shutdown.WithOfflineRequestWindowTimeout(0),
 			graceful_shutdown.WithNotifyTimeout(300*time.Millisecond),
 		),
+	}
+	if *reg != "none" {
+		opts = append(opts, dubbo.WithRegistry(regOpts...))
 	}
 	if *remote {
 		opts = append(opts, dubbo.WithRemoteMetadata())
@@ -213,6 +224,12 @@ func main() {
 	}
 	if err := srv.RegisterService(&Greeter{instance: *instance}, svcOpts...); err != nil {
 		log.Fatal(err)
+	}
+	if *bridge {
+		bridgeOpts := append([]server.ServiceOption{server.WithInterface("org.apache.dubbo.samples.BridgeService")}, svcOpts[1:]...)
+		if err := srv.RegisterService(&Bridge{instance: *instance}, bridgeOpts...); err != nil {
+			log.Fatal(err)
+		}
 	}
 	fmt.Fprintln(os.Stdout, "SERVING")
 	if err := srv.Serve(); err != nil {
