@@ -167,6 +167,7 @@ type DubboRouteConfig struct {
 	PathTemplate string             `json:"path_template,omitempty"`
 	Params       []DubboParamConfig `json:"params,omitempty"`
 	Types        []string           `json:"types,omitempty"`
+	HashArgs     []uint32           `json:"hash_arguments,omitempty"`
 	Attachments  *DubboAttachConfig `json:"attachments,omitempty"`
 	KeepClass    bool               `json:"keep_class,omitempty"`
 	LongsAsStr   bool               `json:"longs_as_strings,omitempty"`

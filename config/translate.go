@@ -470,6 +470,7 @@ func (t *translator) dubboRoute(path string, d *DubboRouteConfig) *dubbov1.Dubbo
 	out := &dubbov1.DubboRoute{
 		Interface: d.Interface, Version: d.Version, Group: d.Group, Method: d.Method, PathTemplate: d.PathTemplate,
 		KeepClass: d.KeepClass, LongsAsStrings: d.LongsAsStr, ExceptionStatus: d.Exceptions, Types: d.Types,
+		HashArguments: d.HashArgs,
 	}
 	if len(d.Types) > 0 && len(d.Params) > 0 {
 		t.errf(path+".types", "give the types in params when the route maps them")

@@ -392,3 +392,53 @@ func TestDubboBridge_JavaProvider(t *testing.T) {
 		})
 	}
 }
+
+// Dubbo's consistent hashing on an argument: on a ring_hash cluster with
+// hash_arguments [0], calls with one first argument reach one provider,
+// and the keys spread over both.
+func TestDubboBridge_ConsistentHashOnArgument(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and dubbo-go providers; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	spec := providerSpec{Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1"}
+	spec.App = "hash-a"
+	a := startProvider(t, spec)
+	spec.App = "hash-b"
+	b := startProvider(t, spec)
+	g := startGateway(t, []byte(fmt.Sprintf(`
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /hello/ }
+            cluster: greeter
+            dubbo: { interface: %s, version: 1.0.0, group: g1, method: SayHello, hash_arguments: [0] }
+clusters:
+  - { name: greeter, protocol: dubbo, lb_policy: ring_hash, endpoints: [ "127.0.0.1:%s", "127.0.0.1:%s" ] }
+`, greeter, a.dubboPort, b.dubboPort)))
+	c := httpClient(t)
+	byProvider := map[string]int{}
+	for i := range 20 {
+		key := fmt.Sprintf("user-%d", i)
+		first := ""
+		for range 5 {
+			status, v, raw := post(t, c, "http://"+g.addr("main")+"/hello/", `["`+key+`"]`)
+			if status != 200 {
+				t.Fatalf("%s: %d %s", key, status, raw)
+			}
+			s, _ := v.(string)
+			who := s[strings.LastIndex(s, " ")+1:]
+			if first == "" {
+				first = who
+				byProvider[who]++
+			} else if who != first {
+				t.Fatalf("%s reached %s and then %s", key, first, who)
+			}
+		}
+	}
+	if byProvider["hash-a"] == 0 || byProvider["hash-b"] == 0 {
+		t.Errorf("keys by provider %v: want both to hold some", byProvider)
+	}
+}

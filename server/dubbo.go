@@ -82,6 +82,9 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 	}
 	var info governance.PickInfo
 	info.Hash, info.HasHash = f.Hash(r)
+	if callSpec.HasHash {
+		info.Hash, info.HasHash = callSpec.Hash, true
+	}
 	policy := f.Retry
 	var tried []*cluster.Host
 	var releaseRetry func()

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cespare/xxhash/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -146,6 +147,10 @@ type Call struct {
 	// "signature" or "inferred".
 	TypesSource string
 	Attachments map[string]string
+	// Hash keys a ring_hash or maglev pick when HasHash (the route's
+	// hash_arguments).
+	Hash    uint64
+	HasHash bool
 }
 
 // Request builds the generic call for r. A client's mistake comes back as
@@ -202,6 +207,18 @@ func (rt *Route) Request(r *http.Request, body []byte, svc Service) (*Call, erro
 		}
 	}
 	c.Attachments = rt.attachments(r)
+	if args := rt.cfg.GetHashArguments(); len(args) > 0 {
+		// As Dubbo's ConsistentHashLoadBalance: the chosen arguments' values.
+		h := xxhash.New()
+		for _, i := range args {
+			if int(i) < len(values) {
+				b, _ := json.Marshal(values[i])
+				_, _ = h.Write(b)
+			}
+			_, _ = h.Write([]byte{0})
+		}
+		c.Hash, c.HasHash = h.Sum64(), true
+	}
 	return c, nil
 }
 

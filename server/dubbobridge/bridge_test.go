@@ -218,6 +218,35 @@ func TestRequest_BadRequests(t *testing.T) {
 	}
 }
 
+func TestRequest_HashArguments(t *testing.T) {
+	rt := mustCompile(t, &dubbov1.DubboRoute{Interface: "I", HashArguments: []uint32{0, 2}})
+	hash := func(body string) uint64 {
+		t.Helper()
+		req := request("POST", "/x/m", body)
+		c, err := rt.Request(req, readAll(t, req), Service{})
+		if err != nil || !c.HasHash {
+			t.Fatalf("%s: %v, hash %v", body, err, c != nil && c.HasHash)
+		}
+		return c.Hash
+	}
+	a := hash(`["alice", 1, {"k": 1}]`)
+	if b := hash(`["alice", 2, {"k": 1}]`); a != b {
+		t.Error("an argument not hashed changed the hash")
+	}
+	if b := hash(`["bob", 1, {"k": 1}]`); a == b {
+		t.Error("a hashed argument did not change the hash")
+	}
+	if b := hash(`["alice", 1, {"k": 2}]`); a == b {
+		t.Error("the second hashed argument did not change the hash")
+	}
+	_ = hash(`["alice"]`) // fewer arguments than hash_arguments name
+	plain := mustCompile(t, &dubbov1.DubboRoute{Interface: "I"})
+	req := request("POST", "/x/m", `["alice"]`)
+	if c, _ := plain.Request(req, readAll(t, req), Service{}); c.HasHash {
+		t.Error("a route without hash_arguments hashed")
+	}
+}
+
 func TestAnswer(t *testing.T) {
 	rt := mustCompile(t, &dubbov1.DubboRoute{LongsAsStrings: true})
 	w := httptest.NewRecorder()

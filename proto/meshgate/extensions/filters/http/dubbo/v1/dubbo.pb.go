@@ -56,7 +56,12 @@ type DubboRoute struct {
 	// The parameter types for the JSON-array convention (no params), for
 	// providers that publish none (dubbo-go): without them the types are
 	// guessed from the JSON values.
-	Types         []string `protobuf:"bytes,11,rep,name=types,proto3" json:"types,omitempty"`
+	Types []string `protobuf:"bytes,11,rep,name=types,proto3" json:"types,omitempty"`
+	// Dubbo's consistent hashing on arguments (its hash.arguments): these
+	// arguments' values key a ring_hash or maglev cluster's choice, so that
+	// calls with the same values reach the same provider. Empty: the
+	// route's hash_policy, if any.
+	HashArguments []uint32 `protobuf:"varint,12,rep,packed,name=hash_arguments,json=hashArguments,proto3" json:"hash_arguments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -164,6 +169,13 @@ func (x *DubboRoute) GetExceptionStatus() map[string]uint32 {
 func (x *DubboRoute) GetTypes() []string {
 	if x != nil {
 		return x.Types
+	}
+	return nil
+}
+
+func (x *DubboRoute) GetHashArguments() []uint32 {
+	if x != nil {
+		return x.HashArguments
 	}
 	return nil
 }
@@ -297,7 +309,7 @@ var File_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto protoreflect.File
 
 const file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDesc = "" +
 	"\n" +
-	"5meshgate/extensions/filters/http/dubbo/v1/dubbo.proto\x12)meshgate.extensions.filters.http.dubbo.v1\"\xd5\x04\n" +
+	"5meshgate/extensions/filters/http/dubbo/v1/dubbo.proto\x12)meshgate.extensions.filters.http.dubbo.v1\"\xfc\x04\n" +
 	"\n" +
 	"DubboRoute\x12\x1c\n" +
 	"\tinterface\x18\x01 \x01(\tR\tinterface\x12\x18\n" +
@@ -312,7 +324,8 @@ const file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDesc = "" +
 	"\x10longs_as_strings\x18\t \x01(\bR\x0elongsAsStrings\x12u\n" +
 	"\x10exception_status\x18\n" +
 	" \x03(\v2J.meshgate.extensions.filters.http.dubbo.v1.DubboRoute.ExceptionStatusEntryR\x0fexceptionStatus\x12\x14\n" +
-	"\x05types\x18\v \x03(\tR\x05types\x1aB\n" +
+	"\x05types\x18\v \x03(\tR\x05types\x12%\n" +
+	"\x0ehash_arguments\x18\f \x03(\rR\rhashArguments\x1aB\n" +
 	"\x14ExceptionStatusEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"K\n" +
