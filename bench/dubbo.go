@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"os"
 	"os/exec"
@@ -132,6 +133,9 @@ func dubboDirect(ctx context.Context, addr string, n int, warm, dur time.Duratio
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
 		return result{}, fmt.Errorf("the dubbo-go consumer's report %q: %w", lines[len(lines)-1], err)
+	}
+	if r.Failures > 0 {
+		log.Printf("the dubbo-go consumer: %d failures, last: %s", r.Failures, r.LastError)
 	}
 	return result{ops: r.Ops, failures: r.Failures, elapsed: time.Duration(r.Seconds * float64(time.Second)),
 		p50: time.Duration(r.P50us) * time.Microsecond, p99: time.Duration(r.P99us) * time.Microsecond}, nil

@@ -168,10 +168,13 @@ type DubboRouteConfig struct {
 	Params       []DubboParamConfig `json:"params,omitempty"`
 	Types        []string           `json:"types,omitempty"`
 	HashArgs     []uint32           `json:"hash_arguments,omitempty"`
-	Attachments  *DubboAttachConfig `json:"attachments,omitempty"`
-	KeepClass    bool               `json:"keep_class,omitempty"`
-	LongsAsStr   bool               `json:"longs_as_strings,omitempty"`
-	Exceptions   map[string]uint32  `json:"exception_status,omitempty"`
+	// ProtoDescriptor is a FileDescriptorSet file (buf build -o, protoc
+	// --descriptor_set_out --include_imports) for gRPC and Triple callers.
+	ProtoDescriptor string             `json:"proto_descriptor,omitempty"`
+	Attachments     *DubboAttachConfig `json:"attachments,omitempty"`
+	KeepClass       bool               `json:"keep_class,omitempty"`
+	LongsAsStr      bool               `json:"longs_as_strings,omitempty"`
+	Exceptions      map[string]uint32  `json:"exception_status,omitempty"`
 }
 
 // DubboParamConfig is one argument: its source and Java type.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -471,6 +472,14 @@ func (t *translator) dubboRoute(path string, d *DubboRouteConfig) *dubbov1.Dubbo
 		Interface: d.Interface, Version: d.Version, Group: d.Group, Method: d.Method, PathTemplate: d.PathTemplate,
 		KeepClass: d.KeepClass, LongsAsStrings: d.LongsAsStr, ExceptionStatus: d.Exceptions, Types: d.Types,
 		HashArguments: d.HashArgs,
+	}
+	if d.ProtoDescriptor != "" {
+		b, err := os.ReadFile(t.file(d.ProtoDescriptor))
+		if err != nil {
+			t.errf(path+".proto_descriptor", "%v", err)
+		} else {
+			out.ProtoDescriptorBin = b
+		}
 	}
 	if len(d.Types) > 0 && len(d.Params) > 0 {
 		t.errf(path+".types", "give the types in params when the route maps them")

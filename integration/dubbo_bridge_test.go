@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -15,6 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	dubbotestv1 "github.com/meshgate/meshgate/proto/dubbotest/v1"
 	"github.com/meshgate/meshgate/registry"
 )
 
@@ -440,5 +450,103 @@ clusters:
 	}
 	if byProvider["hash-a"] == 0 || byProvider["hash-b"] == 0 {
 		t.Errorf("keys by provider %v: want both to hold some", byProvider)
+	}
+}
+
+// descriptorFile writes the FileDescriptorSet of a compiled-in proto file
+// (as `buf build -o` would) for a route's proto_descriptor.
+func descriptorFile(t *testing.T, fd protoreflect.FileDescriptor) string {
+	t.Helper()
+	set := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{protodesc.ToFileDescriptorProto(fd)}}
+	b, err := proto.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "greeter.pb")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// gRPC callers reach a real dubbo-go Dubbo2 provider through the bridge:
+// each protobuf request becomes the method's arguments through its JSON
+// form, and the answer fills the response message.
+func TestDubboBridge_GRPCCallers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and a dubbo-go provider; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	p := startProvider(t, providerSpec{App: "grpc-bridge", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1", Bridge: true})
+	desc := descriptorFile(t, dubbotestv1.File_dubbotest_v1_greeter_proto)
+	g := startGateway(t, []byte(fmt.Sprintf(`
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /dubbotest.v1.GreeterService/ }
+            cluster: greeter
+            dubbo: { interface: org.apache.dubbo.samples.GreeterService, version: 1.0.0, group: g1, proto_descriptor: %[1]q }
+          - match: { prefix: /dubbotest.v1.BridgeService/ }
+            cluster: greeter
+            timeout: 5s
+            dubbo: { interface: org.apache.dubbo.samples.BridgeService, version: 1.0.0, group: g1, proto_descriptor: %[1]q }
+          - match: { prefix: /nodesc/ }
+            cluster: greeter
+            dubbo: { interface: org.apache.dubbo.samples.GreeterService, version: 1.0.0, group: g1 }
+clusters:
+  - { name: greeter, protocol: dubbo, endpoints: [ "127.0.0.1:%[2]s" ] }
+`, desc, p.dubboPort)))
+	cc := dialGRPC(t, g.addr("main"))
+	greeterClient, bridgeClient := dubbotestv1.NewGreeterServiceClient(cc), dubbotestv1.NewBridgeServiceClient(cc)
+	ctx := context.Background()
+
+	hello, err := greeterClient.SayHello(ctx, &dubbotestv1.SayHelloRequest{Name: "grpc"})
+	if err != nil || hello.GetMessage() != "Hello grpc from grpc-bridge" {
+		t.Errorf("SayHello: %v, %v", hello, err)
+	}
+	sum, err := greeterClient.Add(ctx, &dubbotestv1.AddRequest{A: 1 << 40, B: 2})
+	if err != nil || sum.GetSum() != 1<<40+2 {
+		t.Errorf("Add: %v, %v", sum, err)
+	}
+	zero, err := greeterClient.Add(ctx, &dubbotestv1.AddRequest{A: 0, B: 0})
+	if err != nil || zero.GetSum() != 0 {
+		t.Errorf("Add of zeros (fields absent on the wire are arguments too): %v, %v", zero, err)
+	}
+	user, err := greeterClient.GetUser(ctx, &dubbotestv1.GetUserRequest{User: &dubbotestv1.User{Id: "u1", Name: "Ann", Age: 30}})
+	if err != nil || user.GetID() != "u1" || user.GetName() != "Ann" || user.GetAge() != 31 {
+		t.Errorf("GetUser: %v, %v", user, err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		call func() error
+		code codes.Code
+		says string
+	}{
+		{"a method that throws", func() error {
+			_, err := bridgeClient.Fail(ctx, &dubbotestv1.FailRequest{Msg: "no"})
+			return err
+		}, codes.Unknown, "refused: no"},
+		{"grpc-timeout shorter than the provider", func() error {
+			tctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			_, err := bridgeClient.Sleep(tctx, &dubbotestv1.SleepRequest{Ms: 3000})
+			return err
+		}, codes.DeadlineExceeded, ""},
+		{"a method the descriptor does not have", func() error {
+			return cc.Invoke(ctx, "/dubbotest.v1.GreeterService/Nope", &dubbotestv1.SayHelloRequest{}, &dubbotestv1.SayHelloResponse{})
+		}, codes.Unimplemented, "unknown method Nope"},
+		{"a route without a descriptor", func() error {
+			return cc.Invoke(ctx, "/nodesc/SayHello", &dubbotestv1.SayHelloRequest{}, &dubbotestv1.SayHelloResponse{})
+		}, codes.Unimplemented, "proto descriptor"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if st, _ := status.FromError(err); st.Code() != tc.code || !strings.Contains(st.Message(), tc.says) {
+				t.Errorf("got %v, want %v saying %q", err, tc.code, tc.says)
+			}
+		})
 	}
 }

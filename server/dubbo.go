@@ -59,7 +59,17 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 		return
 	}
 	svc := cl.DubboService
-	callSpec, err := b.Request(r, body, dubbobridge.Service{Interface: svc.Interface, Version: svc.Version, Group: svc.Group, Methods: svc.Methods, Signatures: svc.Signatures})
+	bsvc := dubbobridge.Service{Interface: svc.Interface, Version: svc.Version, Group: svc.Group, Methods: svc.Methods, Signatures: svc.Signatures}
+	isGRPC := router.IsGRPC(r)
+	var callSpec *dubbobridge.Call
+	var grpcCall *dubbobridge.GRPCCall
+	if isGRPC {
+		if grpcCall, err = b.GRPCRequest(r, body, bsvc); err == nil {
+			callSpec = grpcCall.Call
+		}
+	} else {
+		callSpec, err = b.Request(r, body, bsvc)
+	}
 	if err != nil {
 		if br, ok := dubbobridge.IsBadRequest(err); ok {
 			writeError(c, r, br.Status, br.GRPC, br.Msg)
@@ -70,9 +80,23 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 	}
 
 	ctx := r.Context()
-	if f.Timeout > 0 {
+	timeout := f.Timeout
+	if v := r.Header.Get("Grpc-Timeout"); isGRPC && v != "" {
+		d, err := parseGRPCTimeout(v)
+		if err != nil {
+			writeGRPCStatus(c, codes.InvalidArgument, err.Error())
+			return
+		}
+		if f.GRPCTimeoutMax > 0 && d > f.GRPCTimeoutMax {
+			d = f.GRPCTimeoutMax
+		}
+		if timeout == 0 || d < timeout {
+			timeout = d
+		}
+	}
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, f.Timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	if err := cl.Admit(f.Priority); err != nil {
@@ -122,7 +146,13 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 			if n > 0 {
 				cl.Stats.RqRetrySuccess.Add(1)
 			}
-			if werr := b.Answer(c, resp); werr != nil && !c.wroteHeader {
+			var werr error
+			if grpcCall != nil {
+				werr = b.AnswerGRPC(c, grpcCall, resp)
+			} else {
+				werr = b.Answer(c, resp)
+			}
+			if werr != nil && !c.wroteHeader {
 				writeError(c, r, http.StatusBadGateway, codeInternal, werr.Error())
 			}
 			return

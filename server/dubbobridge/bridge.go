@@ -19,6 +19,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/meshgate/meshgate/dubbo"
@@ -35,8 +36,9 @@ type Route struct {
 	vars     []string       // the template's variables, in order
 	params   []param
 	json     dubbo.JSONOptions
-	headers  []string // request headers copied into attachments
-	prefix   string   // header prefix of attachments, lower case
+	headers  []string             // request headers copied into attachments
+	prefix   string               // header prefix of attachments, lower case
+	files    *protoregistry.Files // the gRPC services bridged, or nil
 }
 
 type param struct {
@@ -87,6 +89,13 @@ func compile(cfg *dubbov1.DubboRoute) (*Route, error) {
 	}
 	for _, h := range cfg.GetAttachments().GetHeaders() {
 		r.headers = append(r.headers, strings.ToLower(h))
+	}
+	if b := cfg.GetProtoDescriptorBin(); len(b) > 0 {
+		files, err := descriptors(b)
+		if err != nil {
+			return nil, fmt.Errorf("dubbo bridge: %w", err)
+		}
+		r.files = files
 	}
 	r.prefix = strings.ToLower(cfg.GetAttachments().GetHeaderPrefix())
 	if r.prefix == "" {
@@ -153,43 +162,62 @@ type Call struct {
 	HasHash bool
 }
 
-// Request builds the generic call for r. A client's mistake comes back as
-// *BadRequest.
+// Request builds the generic call for r, whose body is JSON. A client's
+// mistake comes back as *BadRequest.
 func (rt *Route) Request(r *http.Request, body []byte, svc Service) (*Call, error) {
-	c := &Call{Service: dubbo.Service{
-		Interface: first(rt.cfg.GetInterface(), svc.Interface),
-		Version:   first(rt.cfg.GetVersion(), svc.Version),
-		Group:     first(rt.cfg.GetGroup(), svc.Group),
-		Method:    rt.cfg.GetMethod(),
-	}}
-	if c.Service.Method == "" || c.Service.Interface == "" {
-		// The convention: POST /<interface>/<method>.
-		segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-		if c.Service.Method == "" {
-			c.Service.Method = segs[len(segs)-1]
-		}
-		if c.Service.Interface == "" && len(segs) >= 2 {
-			c.Service.Interface = segs[len(segs)-2]
-		}
+	if _, err := rt.service(r, svc); err != nil {
+		return nil, err
 	}
-	if c.Service.Method == "" || c.Service.Interface == "" {
-		return nil, badRequest(http.StatusNotFound, "the path names no method: call POST /<interface>/<method>")
-	}
-	if len(svc.Methods) > 0 && !slices.Contains(svc.Methods, c.Service.Method) &&
-		(rt.cfg.GetInterface() == "" || rt.cfg.GetInterface() == svc.Interface) {
-		return nil, &BadRequest{Status: http.StatusNotFound, GRPC: codes.Unimplemented,
-			Msg: fmt.Sprintf("%s has no method %q (its providers publish %s)", c.Service.Interface, c.Service.Method, strings.Join(svc.Methods, ", "))}
-	}
-
 	values, err := rt.arguments(r, body)
 	if err != nil {
 		return nil, err
 	}
+	return rt.call(r, values, svc, nil)
+}
+
+// service names the call's target: the route's, else the cluster's, else
+// the path's (POST /<interface>/<method>).
+func (rt *Route) service(r *http.Request, svc Service) (dubbo.Service, error) {
+	s := dubbo.Service{
+		Interface: first(rt.cfg.GetInterface(), svc.Interface),
+		Version:   first(rt.cfg.GetVersion(), svc.Version),
+		Group:     first(rt.cfg.GetGroup(), svc.Group),
+		Method:    rt.cfg.GetMethod(),
+	}
+	if s.Method == "" || s.Interface == "" {
+		segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+		if s.Method == "" {
+			s.Method = segs[len(segs)-1]
+		}
+		if s.Interface == "" && len(segs) >= 2 {
+			s.Interface = segs[len(segs)-2]
+		}
+	}
+	if s.Method == "" || s.Interface == "" {
+		return s, badRequest(http.StatusNotFound, "the path names no method: call POST /<interface>/<method>")
+	}
+	if len(svc.Methods) > 0 && !slices.Contains(svc.Methods, s.Method) &&
+		(rt.cfg.GetInterface() == "" || rt.cfg.GetInterface() == svc.Interface) {
+		return s, &BadRequest{Status: http.StatusNotFound, GRPC: codes.Unimplemented,
+			Msg: fmt.Sprintf("%s has no method %q (its providers publish %s)", s.Interface, s.Method, strings.Join(svc.Methods, ", "))}
+	}
+	return s, nil
+}
+
+// call types and converts the arguments' JSON values. fallback, when
+// given, types what neither the route nor a signature does (a gRPC
+// request's proto field types).
+func (rt *Route) call(r *http.Request, values []any, svc Service, fallback []string) (*Call, error) {
+	s, err := rt.service(r, svc)
+	if err != nil {
+		return nil, err
+	}
+	c := &Call{Service: s}
 	sigs := svc.Signatures[c.Service.Method]
 	if len(rt.params) == 0 && len(rt.cfg.GetTypes()) > 0 {
 		sigs = [][]string{rt.cfg.GetTypes()}
 	}
-	types, source := rt.types(sigs, values)
+	types, source := rt.types(sigs, values, fallback)
 	if types == nil {
 		return nil, badRequest(http.StatusBadRequest, fmt.Sprintf("%s.%s takes %s, not %d arguments",
 			c.Service.Interface, c.Service.Method, arities(sigs), len(values)))
@@ -337,7 +365,7 @@ func field(doc any, path []string) (any, bool) {
 // one, else a published signature of the right arity (the route's own
 // types winning where given), else inferred from the values. It returns
 // nil when signatures are known and none takes that many arguments.
-func (rt *Route) types(sigs [][]string, values []any) ([]string, string) {
+func (rt *Route) types(sigs [][]string, values []any, fallback []string) ([]string, string) {
 	declared := len(rt.params) > 0
 	for _, p := range rt.params {
 		if p.typ == "" {
@@ -388,13 +416,17 @@ func (rt *Route) types(sigs [][]string, values []any) ([]string, string) {
 		return nil, ""
 	}
 	out := make([]string, len(values))
+	source := "inferred"
 	for i, v := range values {
 		out[i] = dubbo.InferType(v)
+		if i < len(fallback) && fallback[i] != "" {
+			out[i], source = fallback[i], "proto"
+		}
 		if i < len(rt.params) && rt.params[i].typ != "" {
 			out[i] = rt.params[i].typ
 		}
 	}
-	return out, "inferred"
+	return out, source
 }
 
 // hasEmpty reports a signature list that only names methods (dubbo-go

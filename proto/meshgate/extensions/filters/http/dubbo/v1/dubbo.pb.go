@@ -62,8 +62,16 @@ type DubboRoute struct {
 	// calls with the same values reach the same provider. Empty: the
 	// route's hash_policy, if any.
 	HashArguments []uint32 `protobuf:"varint,12,rep,packed,name=hash_arguments,json=hashArguments,proto3" json:"hash_arguments,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// A FileDescriptorSet (serialized; with imports) describing the gRPC
+	// services whose calls this route bridges, as Envoy's
+	// grpc_json_transcoder takes proto_descriptor_bin. A gRPC or Triple call
+	// /<package.Service>/<Method> is converted through its JSON form: the
+	// request message's fields are the arguments, in order (or the params'
+	// body.<field> sources read them), and the answer fills the response
+	// message (a single-field response gets the whole answer).
+	ProtoDescriptorBin []byte `protobuf:"bytes,13,opt,name=proto_descriptor_bin,json=protoDescriptorBin,proto3" json:"proto_descriptor_bin,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *DubboRoute) Reset() {
@@ -176,6 +184,13 @@ func (x *DubboRoute) GetTypes() []string {
 func (x *DubboRoute) GetHashArguments() []uint32 {
 	if x != nil {
 		return x.HashArguments
+	}
+	return nil
+}
+
+func (x *DubboRoute) GetProtoDescriptorBin() []byte {
+	if x != nil {
+		return x.ProtoDescriptorBin
 	}
 	return nil
 }
@@ -309,7 +324,7 @@ var File_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto protoreflect.File
 
 const file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDesc = "" +
 	"\n" +
-	"5meshgate/extensions/filters/http/dubbo/v1/dubbo.proto\x12)meshgate.extensions.filters.http.dubbo.v1\"\xfc\x04\n" +
+	"5meshgate/extensions/filters/http/dubbo/v1/dubbo.proto\x12)meshgate.extensions.filters.http.dubbo.v1\"\xae\x05\n" +
 	"\n" +
 	"DubboRoute\x12\x1c\n" +
 	"\tinterface\x18\x01 \x01(\tR\tinterface\x12\x18\n" +
@@ -325,7 +340,8 @@ const file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDesc = "" +
 	"\x10exception_status\x18\n" +
 	" \x03(\v2J.meshgate.extensions.filters.http.dubbo.v1.DubboRoute.ExceptionStatusEntryR\x0fexceptionStatus\x12\x14\n" +
 	"\x05types\x18\v \x03(\tR\x05types\x12%\n" +
-	"\x0ehash_arguments\x18\f \x03(\rR\rhashArguments\x1aB\n" +
+	"\x0ehash_arguments\x18\f \x03(\rR\rhashArguments\x120\n" +
+	"\x14proto_descriptor_bin\x18\r \x01(\fR\x12protoDescriptorBin\x1aB\n" +
 	"\x14ExceptionStatusEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"K\n" +
