@@ -126,13 +126,18 @@ func dubboDirect(ctx context.Context, addr string, n int, warm, dur time.Duratio
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	var r struct {
-		Ops, Failures int64
-		Seconds       float64
-		P50us, P99us  float64
-		LastError     string `json:"last_error"`
+		Ops       int64   `json:"ops"`
+		Failures  int64   `json:"failures"`
+		Seconds   float64 `json:"seconds"`
+		P50us     float64 `json:"p50_us"`
+		P99us     float64 `json:"p99_us"`
+		LastError string  `json:"last_error"`
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
 		return result{}, fmt.Errorf("the dubbo-go consumer's report %q: %w", lines[len(lines)-1], err)
+	}
+	if r.Failures > 0 {
+		log.Printf("the dubbo-go consumer: %d failures, last: %s", r.Failures, r.LastError)
 	}
 	if r.Failures > 0 {
 		log.Printf("the dubbo-go consumer: %d failures, last: %s", r.Failures, r.LastError)

@@ -40,8 +40,9 @@ func main() {
 	warm := flag.Duration("warmup", time.Second, "warm-up time before each run")
 	conc := flag.Int("c", 16, "concurrent callers for the unary and HTTP runs")
 	profile := flag.String("cpuprofile", "", "write CPU profiles of the gateway, one per scenario, to FILE-<n>.pprof")
+	only := flag.String("only", "", "run only the scenarios whose name contains this")
 	flag.Parse()
-	if err := run(*out, *dur, *warm, *conc, *profile); err != nil {
+	if err := run(*out, *dur, *warm, *conc, *profile, *only); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -80,7 +81,7 @@ type scenario struct {
 	directAddr string
 }
 
-func run(out string, dur, warm time.Duration, conc int, profile string) error {
+func run(out string, dur, warm time.Duration, conc int, profile, only string) error {
 	ctx := context.Background()
 	backend, err := demo.Start(ctx, "bench", "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
@@ -135,6 +136,9 @@ func run(out string, dur, warm time.Duration, conc int, profile string) error {
 
 	var rows []string
 	for i, s := range scenarios {
+		if !strings.Contains(s.name, only) {
+			continue
+		}
 		direct := backend.GRPCAddr
 		if strings.HasPrefix(s.name, "HTTP") {
 			direct = backend.HTTPAddr

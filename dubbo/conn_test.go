@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -321,5 +322,44 @@ func TestPool_SharesConnectionsAndBacksOff(t *testing.T) {
 	_, err = pool.Call(context.Background(), dead, Request{Service: Service{Interface: "x.Svc", Method: "echo"}})
 	if !errors.As(err, &ce) || !bytes.Contains([]byte(err.Error()), []byte("next attempt in")) {
 		t.Fatalf("error %v, want the backoff's ConnectError", err)
+	}
+}
+
+// Closing a pool ends every goroutine its connections started (readers,
+// heartbeats), including calls that were waiting.
+func TestPool_CloseLeaksNothing(t *testing.T) {
+	p := startFake(t, echoArgs)
+	p.delay = func(method string, _ []any) time.Duration {
+		if method == "slow" {
+			return time.Second // the fake's own goroutine ends after it
+		}
+		return 0
+	}
+	before := runtime.NumGoroutine()
+	pool := NewPool(PoolOptions{ConnsPerHost: 3})
+	for i := range 10 {
+		if _, err := pool.Call(context.Background(), p.ln.Addr().String(), Request{Service: Service{Interface: "x", Method: "echo"}, Args: []any{fmt.Sprint(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waiting := make(chan error)
+	go func() {
+		_, err := pool.Call(context.Background(), p.ln.Addr().String(), Request{Service: Service{Interface: "x", Method: "slow"}, Args: []any{"a"}})
+		waiting <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	pool.Close()
+	if err := <-waiting; !errors.Is(err, ErrClosed) {
+		t.Errorf("a waiting call got %v, want ErrClosed", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Close, %d before the pool", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := pool.Call(context.Background(), p.ln.Addr().String(), Request{Service: Service{Interface: "x", Method: "echo"}}); err == nil {
+		t.Error("a closed pool made a call")
 	}
 }
