@@ -77,10 +77,17 @@ type Conn struct {
 	inflight  atomic.Int32
 	goingAway atomic.Bool
 	done      chan struct{}
+	// onGoingAway, when set, hears of the provider's readonly event (the
+	// pool stops dialling it).
+	onGoingAway func()
 }
 
 // Dial connects to a provider and starts reading its frames.
 func Dial(ctx context.Context, addr string, opts ConnOptions) (*Conn, error) {
+	return dial(ctx, addr, opts, nil)
+}
+
+func dial(ctx context.Context, addr string, opts ConnOptions, onGoingAway func()) (*Conn, error) {
 	opts.defaults()
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
@@ -90,7 +97,7 @@ func Dial(ctx context.Context, addr string, opts ConnOptions) (*Conn, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	c := &Conn{addr: addr, nc: nc, opts: opts, pending: map[int64]chan *Frame{}, done: make(chan struct{})}
+	c := &Conn{addr: addr, nc: nc, opts: opts, pending: map[int64]chan *Frame{}, done: make(chan struct{}), onGoingAway: onGoingAway}
 	c.lastRead.Store(time.Now().UnixNano())
 	go c.readLoop()
 	go c.heartbeatLoop()
@@ -255,7 +262,9 @@ func (c *Conn) event(f *Frame) {
 		return // a provider does not call its consumer otherwise
 	}
 	if v, err := f.eventBody(); err == nil && v == readonlyEvent {
-		c.goingAway.Store(true)
+		if !c.goingAway.Swap(true) && c.onGoingAway != nil {
+			c.onGoingAway()
+		}
 		return
 	}
 	if f.Header.Type&hessian.PackageRequest_TwoWay == 0 {

@@ -363,3 +363,64 @@ func TestPool_CloseLeaksNothing(t *testing.T) {
 		t.Error("a closed pool made a call")
 	}
 }
+
+// readonlyFrame is Java Dubbo's readonly event: a one-way event request
+// whose body is "R".
+func readonlyFrame(t *testing.T) []byte {
+	t.Helper()
+	enc := hessian.NewEncoder()
+	if err := enc.Encode("R"); err != nil {
+		t.Fatal(err)
+	}
+	body := enc.Buffer()
+	hdr := []byte{0xda, 0xbb, 0x80 | 0x20 | 2, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, byte(len(body))}
+	return append(hdr, body...)
+}
+
+// A provider's readonly event takes it out of the pool for the away
+// window: calls fail at once without a dial, and Away says so.
+func TestPool_ReadonlyTakesTheProviderAway(t *testing.T) {
+	p := startFake(t, echoArgs)
+	addr := p.ln.Addr().String()
+	pool := NewPool(PoolOptions{ConnsPerHost: 1, AwayFor: 300 * time.Millisecond})
+	defer pool.Close()
+	call := func() error {
+		_, err := pool.Call(context.Background(), addr, Request{Service: Service{Interface: "x", Method: "echo"}, Args: []any{"a"}})
+		return err
+	}
+	if err := call(); err != nil {
+		t.Fatal(err)
+	}
+	if pool.AnyAway() || pool.Away(addr) {
+		t.Fatal("away before any readonly event")
+	}
+	p.send(readonlyFrame(t))
+	deadline := time.Now().Add(5 * time.Second)
+	for !pool.Away(addr) {
+		if time.Now().After(deadline) {
+			t.Fatal("the readonly event did not take the provider away")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.mu.Lock()
+	dialled := len(p.conns)
+	p.mu.Unlock()
+	var ce *ConnectError
+	if err := call(); !errors.As(err, &ce) || !errors.Is(err, ErrGoingAway) {
+		t.Errorf("a call to a provider going away: %v, want a ConnectError wrapping ErrGoingAway", err)
+	}
+	p.mu.Lock()
+	if len(p.conns) != dialled {
+		t.Error("the pool dialled a provider that is going away")
+	}
+	p.mu.Unlock()
+	// After the window the provider is dialled again (a restarted one
+	// serves).
+	time.Sleep(400 * time.Millisecond)
+	if pool.Away(addr) {
+		t.Error("still away after the window")
+	}
+	if err := call(); err != nil {
+		t.Errorf("after the away window: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,9 @@ type PoolOptions struct {
 	// MinBackoff and MaxBackoff bound the wait after a failed dial before
 	// the next one; calls meanwhile fail at once (defaults 100ms, 10s).
 	MinBackoff, MaxBackoff time.Duration
+	// AwayFor is how long a provider that sent the readonly event (it is
+	// shutting down) is not dialled again (default 10s).
+	AwayFor time.Duration
 }
 
 // Pool holds multiplexed connections to many providers, dialled on first
@@ -29,6 +33,7 @@ type Pool struct {
 	mu     sync.Mutex
 	hosts  map[string]*hostConns
 	closed bool
+	away   atomic.Int32 // hosts inside their away window, roughly
 }
 
 type hostConns struct {
@@ -39,6 +44,9 @@ type hostConns struct {
 	lastErr error
 	retryAt time.Time
 	backoff time.Duration
+	// awayUntil: the provider said it is shutting down; no calls or dials
+	// before then.
+	awayUntil time.Time
 }
 
 // NewPool returns an empty pool.
@@ -54,6 +62,9 @@ func NewPool(opts PoolOptions) *Pool {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 10 * time.Second
+	}
+	if opts.AwayFor <= 0 {
+		opts.AwayFor = 10 * time.Second
 	}
 	return &Pool{opts: opts, hosts: map[string]*hostConns{}}
 }
@@ -90,6 +101,10 @@ func (p *Pool) conn(ctx context.Context, addr string) (*Conn, error) {
 
 	for {
 		h.mu.Lock()
+		if time.Now().Before(h.awayUntil) {
+			h.mu.Unlock()
+			return nil, &ConnectError{Err: fmt.Errorf("%s: %w", addr, ErrGoingAway)}
+		}
 		live := h.conns[:0]
 		for _, c := range h.conns {
 			if c.Usable() {
@@ -123,7 +138,7 @@ func (p *Pool) conn(ctx context.Context, addr string) (*Conn, error) {
 		h.mu.Unlock()
 
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.DialTimeout)
-		c, err := Dial(dctx, addr, p.opts.Conn)
+		c, err := dial(dctx, addr, p.opts.Conn, func() { p.goingAway(h) })
 		cancel()
 
 		h.mu.Lock()
@@ -155,6 +170,39 @@ func (p *Pool) conn(ctx context.Context, addr string) (*Conn, error) {
 		return c, nil
 	}
 }
+
+// goingAway takes a provider that sent the readonly event out for the
+// away window.
+func (p *Pool) goingAway(h *hostConns) {
+	h.mu.Lock()
+	wasAway := time.Now().Before(h.awayUntil)
+	h.awayUntil = time.Now().Add(p.opts.AwayFor)
+	h.mu.Unlock()
+	if !wasAway {
+		p.away.Add(1)
+		time.AfterFunc(p.opts.AwayFor, func() { p.away.Add(-1) })
+	}
+}
+
+// Away reports whether the provider at addr said it is shutting down, so
+// that a balancer can pick another. Cheap when no provider did.
+func (p *Pool) Away(addr string) bool {
+	if p.away.Load() <= 0 {
+		return false
+	}
+	p.mu.Lock()
+	h := p.hosts[addr]
+	p.mu.Unlock()
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return time.Now().Before(h.awayUntil)
+}
+
+// AnyAway reports whether some provider may be in its away window.
+func (p *Pool) AnyAway() bool { return p.away.Load() > 0 }
 
 // Forget closes the connections to providers not in keep (gone from the
 // cluster).

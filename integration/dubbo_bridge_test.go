@@ -550,3 +550,99 @@ clusters:
 		})
 	}
 }
+
+// A Java provider stopped gracefully under load (SIGTERM: it sends its
+// consumers the readonly event, finishes what is in flight, then closes):
+// the bridge stops sending it calls and nothing fails.
+func TestDubboBridge_JavaProviderStopsUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and Java Dubbo providers; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	spec := javaProviderSpec{Registry: "zookeeper://" + zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1", Bridge: true}
+	spec.App = "java-a"
+	a := launchJavaProvider(t, spec)
+	spec.App = "java-b"
+	b := launchJavaProvider(t, spec)
+	a.wait()
+	b.wait()
+	g := startGateway(t, []byte(fmt.Sprintf(`
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /java/ }
+            cluster: java
+            timeout: 5s
+            retries: { retry_on: "connect-failure,reset", num_retries: 2, skip_previous_hosts: true }
+            dubbo: { interface: org.apache.dubbo.samples.BridgeService, version: 1.0.0, group: g1, types: [long] }
+clusters:
+  - { name: java, protocol: dubbo, endpoints: [ "127.0.0.1:%s", "127.0.0.1:%s" ], circuit_breakers: { max_retries: 16 } }
+`, a.dubboPort, b.dubboPort)))
+	url := "http://" + g.addr("main") + "/java/sleep"
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var ok, failed atomic.Int64
+	var lastErr atomic.Value
+	served := map[string]*atomic.Int64{"java-a": {}, "java-b": {}}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Post(url, "application/json", strings.NewReader(`[20]`))
+				if err != nil {
+					failed.Add(1)
+					lastErr.Store(err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					lastErr.Store(fmt.Sprintf("%d %s", resp.StatusCode, body))
+					continue
+				}
+				ok.Add(1)
+				for name, n := range served {
+					if strings.Contains(string(body), name) {
+						n.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	start := time.Now()
+	a.stop()
+	stopped := time.Since(start)
+	afterStop := served["java-a"].Load()
+	// Java sent its readonly event before closing: the pool holds the
+	// provider away rather than dialling it again.
+	if !clusterNamed(t, g, "java").Dubbo.Away("127.0.0.1:" + a.dubboPort) {
+		t.Error("the stopped Java provider's readonly event was not seen")
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if afterStop == 0 || served["java-b"].Load() == 0 {
+		t.Fatalf("served a:%d b:%d: the load did not reach both providers (%d failed, last %v)", afterStop, served["java-b"].Load(), failed.Load(), lastErr.Load())
+	}
+	if f := failed.Load(); f > 0 {
+		t.Errorf("%d of %d calls failed while a provider stopped gracefully (last: %v)", f, f+ok.Load(), lastErr.Load())
+	}
+	if n := served["java-a"].Load(); n != afterStop {
+		t.Errorf("the stopped provider answered %d calls after it exited", n-afterStop)
+	}
+	t.Logf("%d calls ok, %d failed; a served %d and took %v to stop; %d retries", ok.Load(), failed.Load(), afterStop,
+		stopped.Round(time.Millisecond), clusterNamed(t, g, "java").Stats.RqRetry.Load())
+}

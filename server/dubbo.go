@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -121,6 +122,16 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 		avoid := tried
 		if policy == nil || !policy.SkipPreviousHosts {
 			avoid = nil
+		}
+		if cl.Dubbo.AnyAway() {
+			// Providers shutting down (their readonly event) take no new
+			// calls while others can, as a Dubbo consumer skips them.
+			avoid = slices.Clip(avoid)
+			for _, h := range cl.Hosts() {
+				if cl.Dubbo.Away(h.Address) {
+					avoid = append(avoid, h)
+				}
+			}
 		}
 		a, err := cl.Begin(info, avoid)
 		if err != nil {
