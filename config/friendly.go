@@ -271,8 +271,9 @@ type ClusterConfig struct {
 	// (the first address of each name) or "eds" (endpoints from xDS or a
 	// registry).
 	Type string `json:"type,omitempty"`
-	// Protocol is "http1" (default), "http2", "grpc" (HTTP/2), or "dubbo"
-	// (Dubbo2 providers, reached through a route's dubbo bridge).
+	// Protocol is "http1" (default), "http2", "grpc" (HTTP/2), "dubbo"
+	// (Dubbo2 providers, reached through a route's dubbo bridge) or "tri"
+	// (Triple providers: HTTP/2 for gRPC, the bridge for non-IDL methods).
 	Protocol string `json:"protocol,omitempty"`
 	// ConnectTimeout bounds each dial (default 5s, as Envoy).
 	ConnectTimeout *Duration `json:"connect_timeout,omitempty"`

@@ -762,8 +762,17 @@ func (t *translator) cluster(path string, c *ClusterConfig) *clusterv3.Cluster {
 		out.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 			DubboMetadata: {Fields: map[string]*structpb.Value{"protocol": structpb.NewStringValue("dubbo")}},
 		}}
+	case "tri", "triple":
+		out.TypedExtensionProtocolOptions = map[string]*anypb.Any{HTTPProtocolOptions: mustAny(&httpv3.HttpProtocolOptions{
+			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+			}},
+		})}
+		out.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+			DubboMetadata: {Fields: map[string]*structpb.Value{"protocol": structpb.NewStringValue("tri")}},
+		}}
 	default:
-		t.errf(path+".protocol", "unknown protocol %q (want http1, http2, grpc or dubbo)", c.Protocol)
+		t.errf(path+".protocol", "unknown protocol %q (want http1, http2, grpc, dubbo or tri)", c.Protocol)
 	}
 	switch strings.ToLower(c.Type) {
 	case "", "static":

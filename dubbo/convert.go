@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	hessian "github.com/apache/dubbo-go-hessian2"
 	"github.com/apache/dubbo-go-hessian2/java_exception"
 	gxbig "github.com/dubbogo/gost/math/big"
 )
@@ -527,7 +528,13 @@ func toJSON(v any, o JSONOptions, depth int) any {
 		out := make(map[string]any, len(x))
 		for k, e := range x {
 			ks := fmt.Sprint(k)
-			if ks == "class" && !o.KeepClass {
+			if ks == "class" || ks == hessian.ClassKey {
+				// A POJO's class: generic invocation's "class" key, or
+				// the decoder's "_class" for an object of a class it
+				// does not know.
+				if o.KeepClass {
+					out["class"] = toJSON(e, o, depth+1)
+				}
 				continue
 			}
 			out[ks] = toJSON(e, o, depth+1)
@@ -536,7 +543,10 @@ func toJSON(v any, o JSONOptions, depth int) any {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			if k == "class" && !o.KeepClass {
+			if k == "class" || k == hessian.ClassKey {
+				if o.KeepClass {
+					out["class"] = toJSON(e, o, depth+1)
+				}
 				continue
 			}
 			out[k] = toJSON(e, o, depth+1)

@@ -189,6 +189,8 @@ func TestToJSON(t *testing.T) {
 	}{
 		{"pojo map drops class", map[any]any{"class": "x.User", "id": "u", "age": int32(3)}, JSONOptions{}, `{"age":3,"id":"u"}`},
 		{"keep class", map[any]any{"class": "x.User", "id": "u"}, JSONOptions{KeepClass: true}, `{"class":"x.User","id":"u"}`},
+		{"decoder's _class dropped", map[any]any{"_class": "x.User", "id": "u"}, JSONOptions{}, `{"id":"u"}`},
+		{"decoder's _class kept as class", map[any]any{"_class": "x.User", "id": "u"}, JSONOptions{KeepClass: true}, `{"class":"x.User","id":"u"}`},
 		{"non-string keys", map[any]any{int64(1): "a"}, JSONOptions{}, `{"1":"a"}`},
 		{"nested list", []any{map[any]any{"d": when}, nil}, JSONOptions{}, `[{"d":"2024-01-02T03:04:05Z"},null]`},
 		{"big long", int64(1 << 60), JSONOptions{}, `1152921504606846976`},

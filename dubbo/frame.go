@@ -138,3 +138,22 @@ func StatusName(s byte) string {
 	}
 	return "UNKNOWN"
 }
+
+// DecodeHessian decodes one hessian2 value from bytes off the network:
+// checked first (counts within the bytes, nesting bounded), decoder panics
+// recovered.
+func DecodeHessian(b []byte) (any, error) {
+	if err := checkHessian(b); err != nil {
+		return nil, err
+	}
+	var v any
+	err := decodeSafely(func() error {
+		var err error
+		v, err = hessian.NewDecoder(b).Decode()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFrame, err)
+	}
+	return v, nil
+}

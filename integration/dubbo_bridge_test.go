@@ -646,3 +646,56 @@ clusters:
 	t.Logf("%d calls ok, %d failed; a served %d and took %v to stop; %d retries", ok.Load(), failed.Load(), afterStop,
 		stopped.Round(time.Millisecond), clusterNamed(t, g, "java").Stats.RqRetry.Load())
 }
+
+// REST callers reach a dubbo-go provider's non-IDL Triple port (hessian2
+// in Triple's wrapper messages) through the same dubbo route block, on a
+// cluster of protocol tri.
+func TestDubboBridge_NonIDLTripleProvider(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and a dubbo-go provider; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	p := startProvider(t, providerSpec{App: "tri-bridge", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1", Bridge: true})
+	g := startGateway(t, []byte(fmt.Sprintf(`
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /users/ }
+            cluster: tri
+            dubbo:
+              interface: org.apache.dubbo.samples.GreeterService
+              version: 1.0.0
+              group: g1
+              method: GetUser
+              params: [ { from: body, type: org.apache.dubbo.samples.User } ]
+          - match: { prefix: /tri/ }
+            cluster: tri
+            timeout: 1s
+            dubbo: { version: 1.0.0, group: g1, attachments: { headers: [ x-user ] } }
+clusters:
+  - { name: tri, protocol: tri, endpoints: [ "127.0.0.1:%s" ] }
+`, p.triPort)))
+	c := httpClient(t)
+	base := "http://" + g.addr("main")
+	for _, tc := range []answer{
+		{path: "/tri/org.apache.dubbo.samples.GreeterService/SayHello", body: `["triple"]`, status: 200, check: equalJSON(`"Hello triple from tri-bridge"`)},
+		{path: "/tri/org.apache.dubbo.samples.GreeterService/Add", body: `[40, 2]`, status: 200, check: equalJSON(`42`)},
+		// A POJO argument goes as an object of its class; the answer's
+		// object (a class the gateway does not know) comes back without it.
+		{path: "/users/", body: `{"id": "u1", "name": "Ann", "age": 30}`, status: 200, check: equalJSON(`{"id": "u1", "name": "Ann", "age": 31}`)},
+		{path: "/tri/org.apache.dubbo.samples.BridgeService/Attachment", body: `["x-user"]`, hdr: []string{"X-User", "ann"}, status: 200, check: equalJSON(`"ann"`)},
+		{path: "/tri/org.apache.dubbo.samples.BridgeService/Fail", body: `["no"]`, status: 500, check: errorSays("UNKNOWN", "refused: no")},
+		{path: "/tri/org.apache.dubbo.samples.BridgeService/Sleep", body: `[3000]`, status: 504, check: errorSays("DEADLINE_EXCEEDED")},
+		{path: "/tri/org.apache.dubbo.samples.GreeterService/Nope", body: `[]`, status: 404, check: errorSays("UNIMPLEMENTED")},
+	} {
+		t.Run(tc.path+" "+tc.body, func(t *testing.T) {
+			status, v, raw := post(t, c, base+tc.path, tc.body, tc.hdr...)
+			if status != tc.status {
+				t.Errorf("status %d (%s), want %d", status, raw, tc.status)
+			}
+			tc.check(t, v)
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/triple"
 )
 
 // defaultDubboBody bounds a bridged request's body when the listener sets
@@ -35,9 +36,9 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 		return
 	}
 	cl := target.Target
-	if cl.Dubbo == nil {
+	if cl.Dubbo == nil && !cl.Triple {
 		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable,
-			fmt.Sprintf("the route calls Dubbo2, but cluster %q does not hold Dubbo2 providers (protocol dubbo)", cl.Name))
+			fmt.Sprintf("the route calls Dubbo services, but cluster %q holds neither Dubbo2 nor Triple providers (protocol dubbo or tri)", cl.Name))
 		return
 	}
 	limit := ch.maxBody
@@ -123,7 +124,7 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 		if policy == nil || !policy.SkipPreviousHosts {
 			avoid = nil
 		}
-		if cl.Dubbo.AnyAway() {
+		if cl.Dubbo != nil && cl.Dubbo.AnyAway() {
 			// Providers shutting down (their readonly event) take no new
 			// calls while others can, as a Dubbo consumer skips them.
 			avoid = slices.Clip(avoid)
@@ -138,19 +139,30 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 			writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 			return
 		}
-		req := dubbo.GenericRequest(callSpec.Service, callSpec.Types, callSpec.Args, callSpec.Attachments)
+		var callTimeout time.Duration
 		if dl, ok := ctx.Deadline(); ok {
-			req.Timeout = time.Until(dl)
+			callTimeout = time.Until(dl)
 		}
 		actx, acancel := ctx, context.CancelFunc(func() {})
 		if policy != nil && policy.PerTryTimeout > 0 {
 			actx, acancel = context.WithTimeout(ctx, policy.PerTryTimeout)
-			req.Timeout = min(req.Timeout, policy.PerTryTimeout)
-			if req.Timeout <= 0 {
-				req.Timeout = policy.PerTryTimeout
+			callTimeout = min(callTimeout, policy.PerTryTimeout)
+			if callTimeout <= 0 {
+				callTimeout = policy.PerTryTimeout
 			}
 		}
-		resp, err := cl.Dubbo.Call(actx, a.Host.Address, req)
+		var resp *dubbo.Response
+		if cl.Dubbo != nil {
+			req := dubbo.GenericRequest(callSpec.Service, callSpec.Types, callSpec.Args, callSpec.Attachments)
+			req.Timeout = callTimeout
+			resp, err = cl.Dubbo.Call(actx, a.Host.Address, req)
+		} else {
+			// A Triple provider: the method itself, arguments in the
+			// non-IDL wrapper.
+			resp, err = triple.Call(actx, cl.Transport(true), cl.Scheme(), a.Host.Address, triple.Request{
+				Service: callSpec.Service, Args: callSpec.Args, Types: callSpec.Types, Attachments: callSpec.Attachments, Timeout: callTimeout,
+			})
+		}
 		acancel()
 		if err == nil {
 			a.End(governance.Outcome{Status: http.StatusOK}, true)

@@ -1,5 +1,5 @@
-// Package triple will hold Triple's wire forms (the gRPC-compatible one,
-// which the data plane already passes through as gRPC, and the unary HTTP
-// form) and the Triple upstream client. Nothing is implemented here yet;
-// see the Triple issue.
+// Package triple holds Triple's wire forms beyond plain gRPC (which the
+// data plane passes through as gRPC): the wrapper messages of non-IDL
+// Triple, whose arguments and result travel hessian2-serialized inside
+// protobuf, and the unary call that carries them to a provider.
 package triple

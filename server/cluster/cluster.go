@@ -62,6 +62,8 @@ type Cluster struct {
 	// for HTTP clusters), and DubboService what its metadata says.
 	Dubbo        *dubbo.Pool
 	DubboService DubboService
+	// Triple marks a cluster of Triple providers (HTTP/2).
+	Triple bool
 
 	spec   *clusterv3.Cluster
 	scheme string
@@ -174,11 +176,17 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
 	md := c.GetMetadata().GetFilterMetadata()[config.DubboMetadata]
-	if md.GetFields()["protocol"].GetStringValue() == "dubbo" {
+	switch md.GetFields()["protocol"].GetStringValue() {
+	case "dubbo":
 		// Dubbo2 providers: not HTTP. Routes with the Dubbo2 bridge call
 		// them on the Dubbo pool; forwarding HTTP to them is refused.
 		out.Protocol = Dubbo
 		out.Dubbo = dubbo.NewPool(dubbo.PoolOptions{DialTimeout: connectTimeoutOf(c)})
+		out.DubboService = dubboService(md)
+	case "tri":
+		// Triple providers: gRPC passes through; routes with the bridge
+		// call non-IDL methods in Triple's wrapper form.
+		out.Triple = true
 		out.DubboService = dubboService(md)
 	}
 	tlsConf, err := upstreamTLS(c)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshgate/meshgate/dubbo"
 	"github.com/meshgate/meshgate/governance"
+	"github.com/meshgate/meshgate/triple"
 )
 
 // Failure is how a failed call is answered and what it says of the host.
@@ -30,7 +31,7 @@ type Failure struct {
 
 // Exception is a Java exception a provider threw.
 type Exception struct {
-	Class   string `json:"class"`
+	Class   string `json:"class,omitempty"`
 	Message string `json:"message"`
 }
 
@@ -44,6 +45,7 @@ func (rt *Route) Classify(ctx context.Context, err error, cluster, host string) 
 		ce   *dubbo.ConnectError
 		enc  *dubbo.EncodeError
 		thr  java_exception.Throwabler
+		tst  *triple.StatusError
 		fail Failure
 	)
 	where := fmt.Sprintf("(cluster %q, host %s)", cluster, host)
@@ -63,6 +65,26 @@ func (rt *Route) Classify(ctx context.Context, err error, cluster, host string) 
 		fail.Msg = fmt.Sprintf("the provider answered %s %s: %s", dubbo.StatusName(st.Status), where, detail)
 		if errors.As(st.Err, &thr) {
 			fail.Exception = exceptionOf(thr)
+		}
+	case errors.As(err, &tst):
+		// A Triple provider's status: UNKNOWN is what a method's error
+		// becomes (the application's answer); the others say what failed.
+		hs := governance.HTTPStatusFromGRPC(int(tst.Code))
+		fail = Failure{HTTP: hs, GRPC: tst.Code, Msg: fmt.Sprintf("the provider answered %s %s: %s", tst.Code, where, firstLine(tst.Message)),
+			Outcome: governance.Outcome{Status: hs}}
+		switch tst.Code {
+		case codes.Unknown:
+			fail.HTTP, fail.Outcome = 500, governance.Outcome{Status: 200}
+			fail.Exception = &Exception{Message: firstLine(tst.Message)}
+		case codes.Unimplemented:
+			// No such method or service at the provider: for a REST
+			// caller, a 404 as the Dubbo2 path answers.
+			fail.HTTP, fail.Outcome = http.StatusNotFound, governance.Outcome{Status: 200}
+		case codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition, codes.OutOfRange,
+			codes.AlreadyExists, codes.PermissionDenied, codes.Unauthenticated:
+			fail.Outcome = governance.Outcome{Status: 200} // the call's fault, not the host's
+		case codes.DeadlineExceeded:
+			fail.Outcome = governance.Outcome{Local: governance.Timeout}
 		}
 	case errors.As(err, &enc):
 		fail = Failure{HTTP: http.StatusBadRequest, GRPC: codes.InvalidArgument, Msg: enc.Error(), Outcome: governance.Outcome{Status: 200}}

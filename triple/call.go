@@ -1,0 +1,175 @@
+package triple
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/meshgate/meshgate/dubbo"
+)
+
+// Request is one non-IDL Triple call.
+type Request struct {
+	Service     dubbo.Service
+	Args        []any
+	Types       []string
+	Attachments map[string]string
+	// Timeout, when set, is sent as grpc-timeout.
+	Timeout time.Duration
+}
+
+// StatusError is a call that ended with a gRPC status other than OK.
+type StatusError struct {
+	Code    codes.Code
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("triple: status %s: %s", e.Code, e.Message)
+}
+
+// maxResponse bounds an answer (Dubbo's payload default).
+const maxResponse = 8 << 20
+
+// Call sends req to the provider at addr over rt (an HTTP/2 transport) in
+// Triple's gRPC form, with the arguments in a TripleRequestWrapper, and
+// reads the TripleResponseWrapper back. A refused connection comes back as
+// *dubbo.ConnectError, a provider's error status as *StatusError.
+func Call(ctx context.Context, rt http.RoundTripper, scheme, addr string, req Request) (*dubbo.Response, error) {
+	msg, err := EncodeRequest(req.Args, req.Types)
+	if err != nil {
+		return nil, &dubbo.EncodeError{Err: err}
+	}
+	frame := make([]byte, 5+len(msg))
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
+	copy(frame[5:], msg)
+	u := &url.URL{Scheme: scheme, Host: addr, Path: "/" + req.Service.Interface + "/" + req.Service.Method}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(frame))
+	if err != nil {
+		return nil, &dubbo.EncodeError{Err: err}
+	}
+	hr.ContentLength = int64(len(frame))
+	h := hr.Header
+	for k, v := range req.Attachments {
+		if attachable(k) {
+			h.Set(k, v)
+		}
+	}
+	h.Set("Content-Type", "application/grpc+proto")
+	h.Set("Te", "trailers")
+	if req.Service.Version != "" {
+		h.Set("Tri-Service-Version", req.Service.Version)
+	}
+	if req.Service.Group != "" {
+		h.Set("Tri-Service-Group", req.Service.Group)
+	}
+	if req.Timeout > 0 {
+		h.Set("Grpc-Timeout", strconv.FormatInt(max(req.Timeout.Milliseconds(), 1), 10)+"m")
+	}
+	resp, err := rt.RoundTrip(hr)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return nil, &dubbo.ConnectError{Err: fmt.Errorf("triple: dial %s: %w", addr, op.Err)}
+		}
+		return nil, fmt.Errorf("triple: %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, &StatusError{Code: httpCode(resp.StatusCode), Message: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+6))
+	if err != nil {
+		return nil, fmt.Errorf("triple: reading the answer from %s: %w", addr, err)
+	}
+	if st := status(resp); st != nil {
+		return nil, st
+	}
+	if len(body) > maxResponse+5 {
+		return nil, fmt.Errorf("%w: triple answer over %d bytes", dubbo.ErrFrame, maxResponse)
+	}
+	if len(body) < 5 || body[0] != 0 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 {
+		return nil, fmt.Errorf("%w: the triple answer is not one uncompressed message (%d bytes)", dubbo.ErrFrame, len(body))
+	}
+	v, err := DecodeResponse(body[5:])
+	if err != nil {
+		return nil, err
+	}
+	att := map[string]string{}
+	for k, vs := range resp.Header {
+		lk := strings.ToLower(k)
+		if attachable(lk) && len(vs) > 0 {
+			att[lk] = vs[0]
+		}
+	}
+	return &dubbo.Response{Value: v, Attachments: att}, nil
+}
+
+// status reads grpc-status from the trailers (or the headers of a
+// trailers-only answer); nil when OK.
+func status(resp *http.Response) *StatusError {
+	s := resp.Trailer.Get("Grpc-Status")
+	m := resp.Trailer.Get("Grpc-Message")
+	if s == "" {
+		s, m = resp.Header.Get("Grpc-Status"), resp.Header.Get("Grpc-Message")
+	}
+	if s == "" {
+		return &StatusError{Code: codes.Internal, Message: "the answer has no grpc-status"}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return &StatusError{Code: codes.Internal, Message: fmt.Sprintf("malformed grpc-status %q", s)}
+	}
+	if n == 0 {
+		return nil
+	}
+	if u, err := url.PathUnescape(m); err == nil {
+		m = u
+	}
+	return &StatusError{Code: codes.Code(n), Message: m}
+}
+
+// attachable reports a header name that may carry an attachment: not the
+// protocol's own headers.
+func attachable(k string) bool {
+	k = strings.ToLower(k)
+	if k == "" || strings.HasPrefix(k, ":") || strings.HasPrefix(k, "grpc-") {
+		return false
+	}
+	switch k {
+	case "content-type", "te", "content-length", "user-agent", "host", "connection", "trailer", "transfer-encoding",
+		"tri-service-version", "tri-service-group", "date", "server":
+		return false
+	}
+	return true
+}
+
+// httpCode maps an HTTP status of a non-gRPC answer to a gRPC code, as the
+// gRPC spec does.
+func httpCode(s int) codes.Code {
+	switch s {
+	case http.StatusBadRequest:
+		return codes.Internal
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusNotFound:
+		return codes.Unimplemented
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return codes.Unavailable
+	}
+	return codes.Unknown
+}
