@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,43 +14,21 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/meshgate/meshgate/internal/peers"
 )
 
 // The REST -> Dubbo2 scenario's peers live in integration/dubbogo (their
 // own module, so that this one does not import dubbo-go): a dubbo-go
 // v3.3.2 provider and a dubbo-go generic consumer, the direct side.
-const dubboGoVersion = "v3.3.2"
+const dubboGoVersion = peers.DubboGoVersion
 
 const greeter = "org.apache.dubbo.samples.GreeterService"
 
-// dubboGoBinary builds one program of integration/dubbogo, cached in
-// $HOME/.cache/meshgate by dubbo-go version and sources (the provider
-// shares the integration tests' cache entry).
-func dubboGoBinary(ctx context.Context, name, pkg string, sources ...string) (string, error) {
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	for _, f := range sources {
-		b, err := os.ReadFile(filepath.Join("integration", "dubbogo", f))
-		if err != nil {
-			return "", err
-		}
-		h.Write(b)
-	}
-	bin := filepath.Join(home, ".cache", "meshgate", "dubbo-go-"+dubboGoVersion, fmt.Sprintf("%s-%x", name, h.Sum(nil)[:6]))
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
-	cmd.Dir = filepath.Join("integration", "dubbogo")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build the dubbo-go %s: %v\n%s", name, err, out)
-	}
-	fmt.Fprintf(os.Stderr, "built the dubbo-go %s in %v\n", name, time.Since(start).Round(time.Second))
-	return bin, nil
+// dubboGoBinary builds one program of integration/dubbogo (cached; the
+// provider shares the integration tests' cache entry).
+func dubboGoBinary(_ context.Context, name, pkg string, sources ...string) (string, error) {
+	return peers.BuildDubboGo(filepath.Join("integration", "dubbogo"), name, pkg, sources...)
 }
 
 // dubboProvider is a dubbo-go provider serving without a registry.

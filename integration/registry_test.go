@@ -3,7 +3,6 @@ package integration
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,41 +27,16 @@ import (
 
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/dubbo"
+	"github.com/meshgate/meshgate/internal/peers"
 	"github.com/meshgate/meshgate/registry"
 	"github.com/meshgate/meshgate/server"
+	"github.com/meshgate/meshgate/triple"
 )
-
-// dubboGoVersion is the dubbo-go the provider (integration/dubbogo) pins.
-const dubboGoVersion = "v3.3.2"
 
 // providerBinary builds the dubbo-go provider once, cached in
 // $HOME/.cache/meshgate (a cold build compiles ~1,000 packages).
 var providerBinary = sync.OnceValues(func() (string, error) {
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", err
-	}
-	// Keyed by the program's sources too, so that an edit rebuilds it.
-	h := sha256.New()
-	for _, f := range []string{"dubbogo/main.go", "dubbogo/go.mod", "dubbogo/go.sum"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return "", err
-		}
-		h.Write(b)
-	}
-	bin := filepath.Join(home, ".cache", "meshgate", "dubbo-go-"+dubboGoVersion, fmt.Sprintf("provider-%x", h.Sum(nil)[:6]))
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	start := time.Now()
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = "dubbogo"
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build the dubbo-go provider: %v\n%s", err, out)
-	}
-	fmt.Fprintf(os.Stderr, "built the dubbo-go provider in %v (cached at %s)\n", time.Since(start).Round(time.Second), bin)
-	return bin, nil
+	return peers.BuildDubboGo("dubbogo", "provider", ".", "main.go", "go.mod", "go.sum")
 })
 
 // provider is a dubbo-go v3.3.2 provider process.
@@ -163,6 +137,9 @@ func startProvider(t *testing.T, s providerSpec) *provider {
 	if s.Bridge {
 		probes["org.apache.dubbo.samples.BridgeService"] = "Attachment"
 	}
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	defer h2c.CloseIdleConnections()
 	for iface, method := range probes {
 		req := dubbo.GenericRequest(dubbo.Service{Interface: iface, Version: s.Version, Group: s.Group, Method: method},
 			[]string{"java.lang.String"}, []any{"probe"}, nil)
@@ -170,6 +147,13 @@ func startProvider(t *testing.T, s providerSpec) *provider {
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_, err := dubbo.Call(ctx, "127.0.0.1:"+p.dubboPort, req.Service, req.Args, req.Attachments)
+			if err == nil {
+				// The tri port exports its services apart from dubbo's.
+				_, err = triple.Call(ctx, h2c, "http", "127.0.0.1:"+p.triPort, triple.Request{
+					Service: dubbo.Service{Interface: iface, Version: s.Version, Group: s.Group, Method: method},
+					Args:    []any{"probe"}, Types: []string{"java.lang.String"},
+				})
+			}
 			cancel()
 			if err == nil {
 				break

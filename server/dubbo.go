@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -32,12 +35,12 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 	target := f.Pick(rand.Uint64())
 	c.cluster = target.Name
 	if !target.Found {
-		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q is not configured", target.Name))
+		bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q is not configured", target.Name))
 		return
 	}
 	cl := target.Target
 	if cl.Dubbo == nil && !cl.Triple {
-		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable,
+		bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable,
 			fmt.Sprintf("the route calls Dubbo services, but cluster %q holds neither Dubbo2 nor Triple providers (protocol dubbo or tri)", cl.Name))
 		return
 	}
@@ -46,17 +49,17 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 		limit = defaultDubboBody
 	}
 	if r.ContentLength > int64(limit) {
-		writeError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
+		bridgeError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
 			fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, limit))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
-		writeError(c, r, http.StatusBadRequest, codes.InvalidArgument, "reading the request body: "+err.Error())
+		bridgeError(c, r, http.StatusBadRequest, codes.InvalidArgument, "reading the request body: "+err.Error())
 		return
 	}
 	if uint64(len(body)) > limit {
-		writeError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
+		bridgeError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
 			fmt.Sprintf("request body is over the limit of %d bytes", limit))
 		return
 	}
@@ -74,15 +77,26 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 	}
 	if err != nil {
 		if br, ok := dubbobridge.IsBadRequest(err); ok {
-			writeError(c, r, br.Status, br.GRPC, br.Msg)
+			bridgeError(c, r, br.Status, br.GRPC, br.Msg)
 			return
 		}
-		writeError(c, r, http.StatusInternalServerError, codeInternal, err.Error())
+		bridgeError(c, r, http.StatusInternalServerError, codeInternal, err.Error())
 		return
 	}
 
 	ctx := r.Context()
 	timeout := f.Timeout
+	if v := r.Header.Get(tripleTimeoutHeader); !isGRPC && v != "" {
+		// Triple's unary HTTP form: the caller's timeout in milliseconds.
+		ms, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			bridgeError(c, r, http.StatusBadRequest, codes.InvalidArgument, fmt.Sprintf("%s %q is not milliseconds", tripleTimeoutHeader, v))
+			return
+		}
+		if d := time.Duration(ms) * time.Millisecond; timeout == 0 || d < timeout {
+			timeout = d
+		}
+	}
 	if v := r.Header.Get("Grpc-Timeout"); isGRPC && v != "" {
 		d, err := parseGRPCTimeout(v)
 		if err != nil {
@@ -103,7 +117,7 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 	}
 	if err := cl.Admit(f.Priority); err != nil {
 		c.Header().Set("X-Envoy-Overloaded", "true")
-		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+		bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 		return
 	}
 	var info governance.PickInfo
@@ -136,7 +150,7 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 		}
 		a, err := cl.Begin(info, avoid)
 		if err != nil {
-			writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+			bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 			return
 		}
 		var callTimeout time.Duration
@@ -176,7 +190,7 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 				werr = b.Answer(c, resp)
 			}
 			if werr != nil && !c.wroteHeader {
-				writeError(c, r, http.StatusBadGateway, codeInternal, werr.Error())
+				bridgeError(c, r, http.StatusBadGateway, codeInternal, werr.Error())
 			}
 			return
 		}
@@ -218,6 +232,68 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 	}
 }
 
+// Headers of Triple's unary HTTP form (dubbo-go's names).
+const (
+	tripleVersionHeader = "Triple-Protocol-Version"
+	tripleTimeoutHeader = "Triple-Timeout-Ms"
+)
+
+// isTripleUnary tells a caller of Triple's unary HTTP form, which expects
+// Triple's error answer.
+func isTripleUnary(r *http.Request) bool {
+	return r.Header.Get(tripleVersionHeader) != "" && !router.IsGRPC(r)
+}
+
+// bridgeError answers a bridged call's failure in the caller's protocol:
+// gRPC status, Triple's unary error, or the JSON error.
+func bridgeError(w http.ResponseWriter, r *http.Request, httpCode int, grpcCode codes.Code, msg string) {
+	if isTripleUnary(r) {
+		writeTripleError(w, grpcCode, msg)
+		return
+	}
+	writeError(w, r, httpCode, grpcCode, msg)
+}
+
+// writeTripleError is Triple's unary error answer: the HTTP status of the
+// code, and {"code":"<name>","message":...}.
+func writeTripleError(w http.ResponseWriter, code codes.Code, msg string) {
+	name := strings.ToLower(statusName(code))
+	if code == codes.Canceled {
+		name = "canceled"
+	}
+	b, _ := json.Marshal(map[string]string{"code": name, "message": msg})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(tripleHTTPStatus(code))
+	_, _ = w.Write(b)
+}
+
+// tripleHTTPStatus is the Triple (Connect) mapping of codes to HTTP.
+func tripleHTTPStatus(c codes.Code) int {
+	switch c {
+	case codes.Canceled, codes.DeadlineExceeded:
+		return 408
+	case codes.InvalidArgument, codes.OutOfRange:
+		return 400
+	case codes.NotFound, codes.Unimplemented:
+		return 404
+	case codes.AlreadyExists, codes.Aborted:
+		return 409
+	case codes.PermissionDenied:
+		return 403
+	case codes.ResourceExhausted:
+		return 429
+	case codes.FailedPrecondition:
+		return 412
+	case codes.Unavailable:
+		return 503
+	case codes.Unauthenticated:
+		return 401
+	}
+	return 500
+}
+
 // writeDubboFailure answers with the failure: for HTTP, the usual JSON
 // error with the exception and Dubbo status added.
 func writeDubboFailure(w http.ResponseWriter, r *http.Request, f dubbobridge.Failure) {
@@ -226,6 +302,10 @@ func writeDubboFailure(w http.ResponseWriter, r *http.Request, f dubbobridge.Fai
 	}
 	if router.IsGRPC(r) {
 		writeGRPCStatus(w, f.GRPC, f.Msg)
+		return
+	}
+	if isTripleUnary(r) {
+		writeTripleError(w, f.GRPC, f.Msg)
 		return
 	}
 	writeErrorBody(w, f.HTTP, f.GRPC, f.Msg, func(e *errorBody) {

@@ -178,10 +178,12 @@ func (rt *Route) Request(r *http.Request, body []byte, svc Service) (*Call, erro
 // service names the call's target: the route's, else the cluster's, else
 // the path's (POST /<interface>/<method>).
 func (rt *Route) service(r *http.Request, svc Service) (dubbo.Service, error) {
+	// Triple callers name the version and group in headers; the route and
+	// a registry cluster's metadata win.
 	s := dubbo.Service{
 		Interface: first(rt.cfg.GetInterface(), svc.Interface),
-		Version:   first(rt.cfg.GetVersion(), svc.Version),
-		Group:     first(rt.cfg.GetGroup(), svc.Group),
+		Version:   first(first(rt.cfg.GetVersion(), svc.Version), r.Header.Get("Tri-Service-Version")),
+		Group:     first(first(rt.cfg.GetGroup(), svc.Group), r.Header.Get("Tri-Service-Group")),
 		Method:    rt.cfg.GetMethod(),
 	}
 	if s.Method == "" || s.Interface == "" {

@@ -1,11 +1,16 @@
-// Command consumer is a dubbo-go v3.3.2 generic consumer that loads one
-// provider directly: the "direct" side of meshgate's REST -> Dubbo2
-// benchmark (bench/). It calls one method with one string argument from
-// -c goroutines for -duration after -warmup and prints one JSON line:
+// Command consumer is a dubbo-go v3.3.2 consumer for meshgate's tests and
+// benchmarks. With -mode bench (the default) it is a generic consumer that
+// loads one provider: the "direct" side of bench/'s REST -> Dubbo2 row. It
+// calls one method with one string argument from -c goroutines for
+// -duration after -warmup and prints one JSON line:
 // {"ops":N,"failures":N,"seconds":S,"p50_us":X,"p99_us":Y,"last_error":"..."}.
+// With -mode tri makes one non-IDL Triple call (hessian2, the method
+// itself, not generic) and with -mode tri-health one IDL Triple call
+// (grpc.health.v1.Health/Check), printing {"result":...} or {"error":...}.
 //
 //	consumer -url dubbo://127.0.0.1:20880 -iface org.apache.dubbo.samples.GreeterService \
 //	  -version 1.0.0 -group g1 -method SayHello -arg world -c 16 -duration 5s
+//	consumer -mode tri -url tri://127.0.0.1:8080 -group g1 -method SayHello -arg world
 package main
 
 import (
@@ -22,7 +27,9 @@ import (
 
 	"dubbo.apache.org/dubbo-go/v3"
 	"dubbo.apache.org/dubbo-go/v3/client"
+	"dubbo.apache.org/dubbo-go/v3/common/constant"
 	_ "dubbo.apache.org/dubbo-go/v3/imports"
+	"dubbo.apache.org/dubbo-go/v3/protocol/triple/health/triple_health"
 	hessian "github.com/apache/dubbo-go-hessian2"
 )
 
@@ -36,7 +43,12 @@ func main() {
 	conc := flag.Int("c", 16, "concurrent callers")
 	dur := flag.Duration("duration", 5*time.Second, "measuring time")
 	warm := flag.Duration("warmup", time.Second, "warm-up time")
+	mode := flag.String("mode", "bench", "bench, tri (one non-IDL Triple call) or tri-health (one IDL Triple call)")
 	flag.Parse()
+	if *mode != "bench" {
+		once(*mode, *url, *iface, *version, *group, *method, *arg)
+		return
+	}
 
 	ins, err := dubbo.NewInstance(dubbo.WithName("meshgate-bench-consumer"))
 	if err != nil {
@@ -124,4 +136,59 @@ func main() {
 	b, _ := json.Marshal(out)
 	fmt.Fprintln(os.Stdout, string(b))
 	os.Exit(0) // dubbo-go keeps goroutines (registries, getty) that would hold the process
+}
+
+// once makes one Triple call and prints its outcome as JSON.
+func once(mode, url, iface, version, group, method, arg string) {
+	out := map[string]any{}
+	defer func() {
+		b, _ := json.Marshal(out)
+		fmt.Fprintln(os.Stdout, string(b))
+		os.Exit(0)
+	}()
+	ins, err := dubbo.NewInstance(dubbo.WithName("meshgate-test-consumer"))
+	if err != nil {
+		out["error"] = err.Error()
+		return
+	}
+	cli, err := ins.NewClient(client.WithClientProtocolTriple())
+	if err != nil {
+		out["error"] = err.Error()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	switch mode {
+	case "tri":
+		opts := []client.ReferenceOption{client.WithURL(url), client.WithVersion(version), client.WithProtocolTriple(),
+			client.WithSerialization(constant.Hessian2Serialization), client.WithIDL(constant.NONIDL), client.WithRetries(0)}
+		if group != "" {
+			opts = append(opts, client.WithGroup(group))
+		}
+		conn, err := cli.Dial(iface, opts...)
+		if err != nil {
+			out["error"] = err.Error()
+			return
+		}
+		var resp string
+		if err := conn.CallUnary(ctx, []any{arg}, &resp, method); err != nil {
+			out["error"] = err.Error()
+			return
+		}
+		out["result"] = resp
+	case "tri-health":
+		h, err := triple_health.NewHealth(cli, client.WithURL(url), client.WithRetries(0))
+		if err != nil {
+			out["error"] = err.Error()
+			return
+		}
+		resp, err := h.Check(ctx, &triple_health.HealthCheckRequest{Service: arg})
+		if err != nil {
+			out["error"] = err.Error()
+			return
+		}
+		out["result"] = resp.GetStatus().String()
+	default:
+		out["error"] = "unknown mode " + mode
+	}
 }

@@ -1,0 +1,138 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/peers"
+)
+
+// consumerBinary builds integration/dubbogo/consumer (a dubbo-go v3.3.2
+// consumer: generic Dubbo2, non-IDL and IDL Triple), cached like the
+// provider.
+var consumerBinary = sync.OnceValues(func() (string, error) {
+	return peers.BuildDubboGo("dubbogo", "consumer", "./consumer", "consumer/main.go", "go.mod", "go.sum")
+})
+
+// dubboGoCall runs the consumer once and returns what it printed.
+func dubboGoCall(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	bin, err := consumerBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = t.TempDir()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("consumer %v: %v\n%s", args, err, tail(stderr.String(), 20))
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var v map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &v); err != nil {
+		t.Fatalf("consumer %v printed %q", args, out)
+	}
+	return v
+}
+
+const tripleConfig = `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    virtual_hosts:
+      - routes:
+          # Triple's gRPC form (IDL and non-IDL): passed through.
+          - match: { prefix: /org.apache.dubbo.samples., grpc: true }
+            cluster: tri
+          - match: { prefix: /grpc.health.v1.Health/ }
+            cluster: tri
+          # Triple's unary HTTP form (JSON): the bridge, to the non-IDL provider.
+          - match: { prefix: /org.apache.dubbo.samples. }
+            cluster: tri
+            timeout: 2s
+            dubbo: {}
+clusters:
+  - { name: tri, protocol: tri, endpoints: [ "127.0.0.1:{{.}}" ] }
+`
+
+// Triple through the gateway, with real dubbo-go peers: a dubbo-go Triple
+// consumer reaches a dubbo-go provider's non-IDL (hessian2) service and its
+// IDL health service, and an HTTP client using Triple's unary form (JSON,
+// tri-service-* headers) reaches the non-IDL service and gets Triple's
+// errors.
+func TestTriple_DubboGoThroughGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and dubbo-go peers; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	p := startProvider(t, providerSpec{App: "tri-provider", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1", Bridge: true})
+	g := startGateway(t, render(t, tripleConfig, p.triPort))
+	gw := g.addr("main")
+
+	// A dubbo-go Triple consumer, non-IDL: hessian2 in Triple's wrapper,
+	// passed through as gRPC.
+	got := dubboGoCall(t, "-mode", "tri", "-url", "tri://"+gw, "-iface", greeter, "-version", "1.0.0", "-group", "g1", "-method", "SayHello", "-arg", "consumer")
+	if got["result"] != "Hello consumer from tri-provider" {
+		t.Errorf("non-IDL Triple consumer through the gateway: %v", got)
+	}
+	// IDL: grpc.health.v1.Health over Triple.
+	got = dubboGoCall(t, "-mode", "tri-health", "-url", "tri://"+gw, "-arg", "grpc.health.v1.Health")
+	if got["result"] != "SERVING" {
+		t.Errorf("IDL Triple consumer through the gateway: %v", got)
+	}
+
+	// Triple's unary HTTP form, as curl sends it.
+	c := httpClient(t)
+	call := func(path, body string, hdr ...string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+gw+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Triple-Protocol-Version", "0.1.0")
+		req.Header.Set("Tri-Service-Version", "1.0.0")
+		req.Header.Set("Tri-Service-Group", "g1")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	for _, tc := range []struct {
+		path, body string
+		hdr        []string
+		status     int
+		want       string
+	}{
+		{"/org.apache.dubbo.samples.GreeterService/SayHello", `["curl"]`, nil, 200, `"Hello curl from tri-provider"`},
+		{"/org.apache.dubbo.samples.GreeterService/Add", `[40, 2]`, nil, 200, `42`},
+		{"/org.apache.dubbo.samples.GreeterService/Add", `[1,`, nil, 400, `"code":"invalid_argument"`},
+		{"/org.apache.dubbo.samples.BridgeService/Fail", `["no"]`, nil, 500, `{"code":"unknown","message":"the provider answered Unknown`},
+		{"/org.apache.dubbo.samples.BridgeService/Sleep", `[3000]`, []string{"Triple-Timeout-Ms", "300"}, 408, `"code":"deadline_exceeded"`},
+		{"/org.apache.dubbo.samples.BridgeService/Sleep", `[1]`, []string{"Triple-Timeout-Ms", "soon"}, 400, `Triple-Timeout-Ms`},
+		{"/org.apache.dubbo.samples.GreeterService/Nope", `[]`, nil, 404, `"code":"unimplemented"`},
+	} {
+		t.Run(tc.path+" "+tc.body, func(t *testing.T) {
+			start := time.Now()
+			status, body := call(tc.path, tc.body, tc.hdr...)
+			if status != tc.status || !strings.Contains(body, tc.want) {
+				t.Errorf("%d %s, want %d with %s", status, body, tc.status, tc.want)
+			}
+			if tc.status == 408 && time.Since(start) > 2*time.Second {
+				t.Errorf("the Triple timeout was not applied: %v", time.Since(start))
+			}
+		})
+	}
+}
