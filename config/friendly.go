@@ -18,6 +18,8 @@ type File struct {
 	DrainTimeout *Duration `json:"drain_timeout,omitempty"`
 	// Listeners are the ports the gateway serves.
 	Listeners []ListenerConfig `json:"listeners,omitempty"`
+	// DubboListeners are ports Dubbo2 consumers call over TCP.
+	DubboListeners []DubboListenerConfig `json:"dubbo_listeners,omitempty"`
 	// RouteConfigs are route tables that listeners name.
 	RouteConfigs []RouteTableConfig `json:"route_configs,omitempty"`
 	// Clusters are the upstreams that routes forward to.

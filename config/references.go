@@ -54,6 +54,16 @@ func CheckReferences(resources []proto.Message, provided func(cluster string) bo
 	var tables []*routev3.RouteConfiguration
 	for _, l := range listeners {
 		for _, fc := range l.GetFilterChains() {
+			if proxy, ok := DubboProxy(fc); ok {
+				for _, rc := range DubboRouteConfigs(proxy) {
+					for j, r := range rc.GetRoutes() {
+						if c := r.GetRoute().GetCluster(); c != "" && !clusters[c] && (provided == nil || !provided(c)) {
+							errs = append(errs, fmt.Errorf("listener %q: dubbo route %q routes[%d]: cluster %q is not defined", l.GetName(), rc.GetName(), j, c))
+						}
+					}
+				}
+				continue
+			}
 			hcm, err := HTTPConnectionManager(fc)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("listener %q: %w", l.GetName(), err))

@@ -81,6 +81,15 @@ func (f *File) Translate(baseDir string) ([]proto.Message, error) {
 		}
 		out = append(out, t.listener(p, l))
 	}
+	for i := range f.DubboListeners {
+		l := &f.DubboListeners[i]
+		p := fmt.Sprintf("dubbo_listeners[%d]", i)
+		if listeners[l.Name] {
+			t.errf(p+".name", "listener %q is defined twice", l.Name)
+		}
+		listeners[l.Name] = true
+		out = append(out, t.dubboListener(p, l))
+	}
 	if f.XDS != nil {
 		f.xdsSettings = t.xds("xds", f.XDS)
 	}

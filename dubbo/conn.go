@@ -317,3 +317,48 @@ func (f *Frame) eventBody() (any, error) {
 	})
 	return v, err
 }
+
+// CallRaw forwards a request frame from another connection (a Dubbo2
+// consumer's) under a request id of this connection and returns the
+// answer's frame, its id still this connection's.
+func (c *Conn) CallRaw(ctx context.Context, req *Frame) (*Frame, error) {
+	if c.goingAway.Load() {
+		return nil, ErrGoingAway
+	}
+	id := c.nextID.Add(1)
+	ch := make(chan *Frame, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+	c.inflight.Add(1)
+	defer func() {
+		c.inflight.Add(-1)
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+	}()
+	if err := c.write(req.WithID(id)); err != nil {
+		return nil, err
+	}
+	select {
+	case f := <-ch:
+		return f, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, c.closeErr()
+	}
+}
+
+// SendRaw forwards a one-way request frame: nothing comes back.
+func (c *Conn) SendRaw(req *Frame) error {
+	if c.goingAway.Load() {
+		return ErrGoingAway
+	}
+	return c.write(req.WithID(c.nextID.Add(1)))
+}

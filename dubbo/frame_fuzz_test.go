@@ -33,6 +33,14 @@ func FuzzReadFrame(f *testing.F) {
 	hb, _ := codec.Write(hessian.Service{}, hessian.DubboHeader{SerialID: 2, Type: hessian.PackageHeartbeat, ID: 9}, hessian.NewRequest([]any{}, nil))
 	f.Add(hb)
 	f.Add([]byte{0xda, 0xbb, 0xe2, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 2, 0x01, 'R'})
+	for _, args := range [][]any{{"a"}, {int64(1), 2.5, map[any]any{"k": []any{"v"}}}, {}} {
+		req, err := codec.Write(hessian.Service{Path: "x.Svc", Interface: "x.Svc", Version: "1.0", Method: "m"},
+			hessian.DubboHeader{SerialID: 2, Type: hessian.PackageRequest_TwoWay, ID: 3}, hessian.NewRequest(args, map[string]string{"group": "g"}))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(req)
+	}
 	f.Add([]byte{0xda, 0xbb, 0x02, 20, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := ReadFrame(bytes.NewReader(b), 1<<16)
@@ -40,7 +48,13 @@ func FuzzReadFrame(f *testing.F) {
 			return
 		}
 		if fr.Header.Type&hessian.PackageRequest != 0 {
-			_, _ = fr.eventBody()
+			if fr.Heartbeat() {
+				_, _ = fr.eventBody()
+				return
+			}
+			if inv, err := fr.Request(); err == nil && inv.Service.Method == "" {
+				t.Fatal("a request without a method was accepted")
+			}
 			return
 		}
 		v, _, err := fr.Response()

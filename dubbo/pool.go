@@ -268,3 +268,22 @@ func (h *hostConns) closeAll(gracefully bool) {
 // drainTimeout bounds how long calls to a provider that left the cluster
 // may take before its connections close.
 const drainTimeout = 30 * time.Second
+
+// CallRaw forwards a consumer's request frame to the provider at addr and
+// returns the provider's answer frame.
+func (p *Pool) CallRaw(ctx context.Context, addr string, req *Frame) (*Frame, error) {
+	c, err := p.conn(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return c.CallRaw(ctx, req)
+}
+
+// SendRaw forwards a consumer's one-way request frame to addr.
+func (p *Pool) SendRaw(ctx context.Context, addr string, req *Frame) error {
+	c, err := p.conn(ctx, addr)
+	if err != nil {
+		return err
+	}
+	return c.SendRaw(req)
+}

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -132,6 +133,65 @@ func TestTriple_DubboGoThroughGateway(t *testing.T) {
 			}
 			if tc.status == 408 && time.Since(start) > 2*time.Second {
 				t.Errorf("the Triple timeout was not applied: %v", time.Since(start))
+			}
+		})
+	}
+}
+
+const dubboIngressConfig = `
+dubbo_listeners:
+  - name: dubbo-in
+    address: 127.0.0.1:0
+    routes:
+      # BridgeService.Instance goes to a Dubbo2 provider as it came; the
+      # rest of BridgeService and GreeterService to a Triple one.
+      - { interface: org.apache.dubbo.samples.BridgeService, version: 1.0.0, group: g1, method: Instance, cluster: dubbo }
+      - { interface: org.apache.dubbo.samples.BridgeService, cluster: tri }
+      - { interface: org.apache.dubbo.samples.GreeterService, version: 1.0.0, group: g1, cluster: tri }
+clusters:
+  - { name: tri, protocol: tri, endpoints: [ "127.0.0.1:{{.Tri}}" ] }
+  - { name: dubbo, protocol: dubbo, endpoints: [ "127.0.0.1:{{.Dubbo}}" ] }
+`
+
+// Dubbo2 ingress: a real dubbo-go consumer calls the gateway over the
+// dubbo protocol; calls are routed by service and method to a Triple
+// provider (arguments rewrapped for non-IDL Triple) or to a Dubbo2
+// provider (frames forwarded as they came), and failures come back as
+// Dubbo answers the consumer understands.
+func TestTriple_DubboConsumerIngress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and dubbo-go peers; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	spec := providerSpec{Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1", Bridge: true}
+	spec.App = "via-dubbo"
+	pd := startProvider(t, spec)
+	spec.App = "via-tri"
+	pt := startProvider(t, spec)
+	g := startGateway(t, render(t, dubboIngressConfig, map[string]string{"Tri": pt.triPort, "Dubbo": pd.dubboPort}))
+	url := "dubbo://" + g.addr("dubbo-in")
+	call := func(iface, method, arg string) map[string]any {
+		return dubboGoCall(t, "-mode", "dubbo", "-url", url, "-iface", iface, "-version", "1.0.0", "-group", "g1", "-method", method, "-arg", arg)
+	}
+	for _, tc := range []struct {
+		iface, method, arg, result, err string
+	}{
+		// Dubbo2 consumer -> Triple provider.
+		{greeter, "SayHello", "dubbo2", "Hello dubbo2 from via-tri", ""},
+		// -> Dubbo2 provider, the frame forwarded.
+		{"org.apache.dubbo.samples.BridgeService", "Instance", "answered by ", "answered by via-dubbo", ""},
+		// The method's error comes back as an exception.
+		{"org.apache.dubbo.samples.BridgeService", "Fail", "no", "", "refused: no"},
+		// Nothing routes this service: Dubbo's SERVICE_NOT_FOUND answer.
+		{"org.apache.dubbo.samples.Missing", "SayHello", "x", "", "no route for org.apache.dubbo.samples.Missing"},
+	} {
+		t.Run(tc.iface+"."+tc.method, func(t *testing.T) {
+			got := call(tc.iface, tc.method, tc.arg)
+			if tc.err == "" && got["result"] != tc.result {
+				t.Errorf("got %v, want the result %q", got, tc.result)
+			}
+			if tc.err != "" && !strings.Contains(fmt.Sprint(got["error"]), tc.err) {
+				t.Errorf("got %v, want an error saying %q", got, tc.err)
 			}
 		})
 	}

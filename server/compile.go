@@ -66,6 +66,17 @@ func (s *Server) compileListener(l *listenerv3.Listener, set *config.Set, resolv
 		return nil, errors.New("filter_chains: needs at least one")
 	}
 	for i, fc := range chains {
+		if proxy, ok := config.DubboProxy(fc); ok {
+			if fc.GetTransportSocket() != nil || out.state.dubbo != nil {
+				return nil, fmt.Errorf("filter_chains[%d]: one cleartext dubbo_proxy chain per listener", i)
+			}
+			dp, err := compileDubboProxy(s, l.GetName(), proxy, resolve)
+			if err != nil {
+				return nil, fmt.Errorf("filter_chains[%d]: %w", i, err)
+			}
+			out.state.dubbo = dp
+			continue
+		}
 		m := fc.GetFilterChainMatch()
 		switch {
 		case m == nil:

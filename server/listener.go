@@ -41,6 +41,7 @@ type listenerState struct {
 	plain *chain      // nil: cleartext is refused
 	tls   *chain      // nil: TLS is refused
 	tlsC  *tls.Config // the TLS chain's config
+	dubbo *dubboProxy // nil: Dubbo2 consumers are refused
 }
 
 // listen binds addr. The listener does not accept until serve is called.
@@ -112,22 +113,37 @@ func (l *listener) acceptLoop() {
 func (l *listener) classify(c net.Conn) {
 	st := l.state.Load()
 	var out net.Conn = c
-	switch {
-	case st.tls != nil && st.plain != nil:
+	var first byte
+	sniff := (st.tls != nil && st.plain != nil) || (st.dubbo != nil && (st.tls != nil || st.plain != nil))
+	if sniff {
 		_ = c.SetReadDeadline(time.Now().Add(sniffTimeout))
-		var first [1]byte
-		if _, err := c.Read(first[:]); err != nil {
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
 			_ = c.Close()
 			return
 		}
 		_ = c.SetReadDeadline(time.Time{})
-		pc := &peekedConn{Conn: c, first: first[0], hasFirst: true}
-		out = pc
-		if first[0] == 0x16 { // a TLS handshake record
-			out = tls.Server(pc, l.tlsConfig())
+		first = b[0]
+		out = &peekedConn{Conn: c, first: first, hasFirst: true}
+	}
+	switch {
+	case st.dubbo != nil && (!sniff || first == 0xda):
+		// Dubbo2's magic: a Dubbo consumer.
+		l.serveDubbo(out, st.dubbo)
+		return
+	case st.tls != nil && st.plain != nil:
+		if first == 0x16 { // a TLS handshake record
+			out = tls.Server(out, l.tlsConfig())
 		}
 	case st.tls != nil:
-		out = tls.Server(c, l.tlsConfig())
+		if sniff && first != 0x16 {
+			_ = c.Close() // cleartext on a TLS-only port
+			return
+		}
+		out = tls.Server(out, l.tlsConfig())
+	case st.plain == nil:
+		_ = c.Close() // nothing serves what this connection speaks
+		return
 	}
 	select {
 	case l.conns <- out:

@@ -122,6 +122,11 @@ func (g *Bridge) Attachment(ctx context.Context, key string) (string, error) {
 	return fmt.Sprint(v), nil
 }
 
+// Instance names the provider that answered.
+func (g *Bridge) Instance(_ context.Context, prefix string) (string, error) {
+	return prefix + g.instance, nil
+}
+
 // Fail throws: its error reaches the caller as an exception.
 func (g *Bridge) Fail(_ context.Context, msg string) (string, error) {
 	return "", errors.New("refused: " + msg)

@@ -4,9 +4,10 @@
 // calls one method with one string argument from -c goroutines for
 // -duration after -warmup and prints one JSON line:
 // {"ops":N,"failures":N,"seconds":S,"p50_us":X,"p99_us":Y,"last_error":"..."}.
-// With -mode tri makes one non-IDL Triple call (hessian2, the method
-// itself, not generic) and with -mode tri-health one IDL Triple call
-// (grpc.health.v1.Health/Check), printing {"result":...} or {"error":...}.
+// With -mode tri it makes one non-IDL Triple call (hessian2, the method
+// itself, not generic), with -mode tri-health one IDL Triple call
+// (grpc.health.v1.Health/Check) and with -mode dubbo one Dubbo2 call,
+// printing {"result":...} or {"error":...}.
 //
 //	consumer -url dubbo://127.0.0.1:20880 -iface org.apache.dubbo.samples.GreeterService \
 //	  -version 1.0.0 -group g1 -method SayHello -arg world -c 16 -duration 5s
@@ -43,7 +44,7 @@ func main() {
 	conc := flag.Int("c", 16, "concurrent callers")
 	dur := flag.Duration("duration", 5*time.Second, "measuring time")
 	warm := flag.Duration("warmup", time.Second, "warm-up time")
-	mode := flag.String("mode", "bench", "bench, tri (one non-IDL Triple call) or tri-health (one IDL Triple call)")
+	mode := flag.String("mode", "bench", "bench, tri (one non-IDL Triple call), tri-health (one IDL Triple call) or dubbo (one Dubbo2 call)")
 	flag.Parse()
 	if *mode != "bench" {
 		once(*mode, *url, *iface, *version, *group, *method, *arg)
@@ -151,7 +152,11 @@ func once(mode, url, iface, version, group, method, arg string) {
 		out["error"] = err.Error()
 		return
 	}
-	cli, err := ins.NewClient(client.WithClientProtocolTriple())
+	proto := client.WithClientProtocolTriple()
+	if mode == "dubbo" {
+		proto = client.WithClientProtocolDubbo()
+	}
+	cli, err := ins.NewClient(proto)
 	if err != nil {
 		out["error"] = err.Error()
 		return
@@ -159,6 +164,23 @@ func once(mode, url, iface, version, group, method, arg string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	switch mode {
+	case "dubbo":
+		opts := []client.ReferenceOption{client.WithURL(url), client.WithVersion(version), client.WithProtocolDubbo(),
+			client.WithSerialization(constant.Hessian2Serialization), client.WithRetries(0), client.WithRequestTimeout(5 * time.Second)}
+		if group != "" {
+			opts = append(opts, client.WithGroup(group))
+		}
+		conn, err := cli.Dial(iface, opts...)
+		if err != nil {
+			out["error"] = err.Error()
+			return
+		}
+		var resp string
+		if err := conn.CallUnary(ctx, []any{arg}, &resp, method); err != nil {
+			out["error"] = err.Error()
+			return
+		}
+		out["result"] = resp
 	case "tri":
 		opts := []client.ReferenceOption{client.WithURL(url), client.WithVersion(version), client.WithProtocolTriple(),
 			client.WithSerialization(constant.Hessian2Serialization), client.WithIDL(constant.NONIDL), client.WithRetries(0)}

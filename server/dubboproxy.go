@@ -1,0 +1,283 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/apache/dubbo-go-hessian2/java_exception"
+	dubbov3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/dubbo_proxy/v3"
+	"google.golang.org/grpc/codes"
+
+	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/dubbo"
+	"github.com/meshgate/meshgate/governance"
+	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/triple"
+)
+
+// dubboProxy serves Dubbo2 consumers on a listener (Envoy's dubbo_proxy
+// filter): each call is routed by service and method to a cluster of
+// Dubbo2 providers (the frame is forwarded as it came, under a new id) or
+// of Triple providers (the arguments go in Triple's non-IDL wrapper).
+type dubboProxy struct {
+	srv      *Server
+	listener string
+	services []dubboService
+}
+
+type dubboService struct {
+	iface, version, group string // empty: any
+	routes                []dubboRoute
+}
+
+type dubboRoute struct {
+	method string // empty: any
+	target router.WeightedTarget[*cluster.Cluster]
+}
+
+// dubboCallTimeout bounds a forwarded call whose consumer sent no timeout
+// attachment (Dubbo's own default is 1s; a gateway leaves more room).
+const dubboCallTimeout = 15 * time.Second
+
+func compileDubboProxy(s *Server, listener string, p *dubbov3.DubboProxy, resolve router.Resolver[*cluster.Cluster]) (*dubboProxy, error) {
+	if p.GetProtocolType() != dubbov3.ProtocolType_Dubbo || p.GetSerializationType() != dubbov3.SerializationType_Hessian2 {
+		return nil, errors.New("dubbo_proxy: only the Dubbo protocol with hessian2 is supported")
+	}
+	if p.GetDrds() != nil {
+		return nil, errors.New("dubbo_proxy: drds (routes over xDS) is not supported; use multiple_route_config")
+	}
+	out := &dubboProxy{srv: s, listener: listener}
+	for i, rc := range config.DubboRouteConfigs(p) {
+		svc := dubboService{iface: rc.GetInterface(), version: rc.GetVersion(), group: rc.GetGroup()}
+		if svc.iface == "*" {
+			svc.iface = ""
+		}
+		for j, r := range rc.GetRoutes() {
+			var dr dubboRoute
+			if m := r.GetMatch().GetMethod(); m != nil {
+				if len(m.GetParamsMatch()) > 0 {
+					return nil, fmt.Errorf("dubbo_proxy: route_config[%d].routes[%d]: params_match is not supported", i, j)
+				}
+				if m.GetName().GetExact() == "" {
+					return nil, fmt.Errorf("dubbo_proxy: route_config[%d].routes[%d]: only an exact method name is supported", i, j)
+				}
+				dr.method = m.GetName().GetExact()
+			}
+			if len(r.GetMatch().GetHeaders()) > 0 {
+				return nil, fmt.Errorf("dubbo_proxy: route_config[%d].routes[%d]: header matches are not supported", i, j)
+			}
+			name := r.GetRoute().GetCluster()
+			if name == "" {
+				return nil, fmt.Errorf("dubbo_proxy: route_config[%d].routes[%d]: needs a cluster", i, j)
+			}
+			c, ok := resolve(name)
+			dr.target = router.WeightedTarget[*cluster.Cluster]{Name: name, Weight: 1, Target: c, Found: ok}
+			svc.routes = append(svc.routes, dr)
+		}
+		out.services = append(out.services, svc)
+	}
+	return out, nil
+}
+
+// route finds the cluster of a call.
+func (p *dubboProxy) route(s dubbo.Service) *router.WeightedTarget[*cluster.Cluster] {
+	for i := range p.services {
+		svc := &p.services[i]
+		if (svc.iface != "" && svc.iface != s.Interface) || (svc.version != "" && svc.version != s.Version) || (svc.group != "" && svc.group != s.Group) {
+			continue
+		}
+		for j := range svc.routes {
+			if r := &svc.routes[j]; r.method == "" || r.method == s.Method {
+				return &r.target
+			}
+		}
+	}
+	return nil
+}
+
+// serveDubbo reads a consumer's frames until it leaves or the listener
+// closes; calls run concurrently and their answers are written whole.
+func (l *listener) serveDubbo(c net.Conn, p *dubboProxy) {
+	var (
+		wmu      sync.Mutex
+		inflight sync.WaitGroup
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() {
+		inflight.Wait()
+		cancel()
+		_ = c.Close()
+	}()
+	go func() {
+		select {
+		case <-l.closed:
+			// Draining: no new calls; those in flight finish first.
+			_ = c.SetReadDeadline(time.Now())
+		case <-ctx.Done():
+		}
+	}()
+	write := func(b []byte) {
+		wmu.Lock()
+		defer wmu.Unlock()
+		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(b); err != nil {
+			_ = c.Close()
+		}
+	}
+	br := bufio.NewReaderSize(c, 32<<10)
+	for {
+		f, err := dubbo.ReadFrame(br, dubboMaxFrame)
+		if err != nil {
+			if errors.Is(err, dubbo.ErrFrame) {
+				p.srv.log.Debug("dubbo consumer sent a malformed frame", "listener", p.listener, "remote", c.RemoteAddr().String(), "error", err)
+			}
+			return
+		}
+		if !f.IsRequest() {
+			continue // a consumer has nothing else to send
+		}
+		if f.Heartbeat() {
+			if f.TwoWay() {
+				if b, err := dubbo.HeartbeatResponse(f.ID()); err == nil {
+					write(b)
+				}
+			}
+			continue
+		}
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			if b := p.call(ctx, f); b != nil && f.TwoWay() {
+				write(b)
+			}
+		}()
+	}
+}
+
+// dubboMaxFrame bounds a consumer's frame (Dubbo's payload default).
+const dubboMaxFrame = 8 << 20
+
+// call runs one consumer call and returns the answer frame.
+func (p *dubboProxy) call(ctx context.Context, f *dubbo.Frame) []byte {
+	start := time.Now()
+	inv, err := f.Request()
+	if err != nil {
+		return statusAnswer(f.ID(), dubbo.StatusBadRequest, err.Error())
+	}
+	route, cname, status := "", "", int(dubbo.StatusOK)
+	defer func() {
+		p.srv.metrics.Request(p.listener, route, cname, status, -1, time.Since(start))
+	}()
+	target := p.route(inv.Service)
+	if target == nil {
+		status = int(dubbo.StatusServiceNotFound)
+		return statusAnswer(f.ID(), dubbo.StatusServiceNotFound,
+			fmt.Sprintf("no route for %s:%s group %q method %s on listener %s", inv.Service.Interface, inv.Service.Version, inv.Service.Group, inv.Service.Method, p.listener))
+	}
+	route, cname = inv.Service.Interface+"."+inv.Service.Method, target.Name
+	if !target.Found {
+		status = int(dubbo.StatusServiceNotFound)
+		return statusAnswer(f.ID(), dubbo.StatusServiceNotFound, fmt.Sprintf("cluster %q is not configured", target.Name))
+	}
+	cl := target.Target
+	timeout := dubboCallTimeout
+	if ms, err := time.ParseDuration(inv.Attachments["timeout"] + "ms"); err == nil && ms > 0 {
+		timeout = ms
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := cl.Admit(0); err != nil {
+		status = int(dubbo.StatusServiceError)
+		return statusAnswer(f.ID(), dubbo.StatusServiceError, err.Error())
+	}
+	a, err := cl.Begin(governance.PickInfo{Hash: rand.Uint64()}, nil)
+	if err != nil {
+		status = int(dubbo.StatusServiceError)
+		return statusAnswer(f.ID(), dubbo.StatusServiceError, err.Error())
+	}
+	switch {
+	case cl.Dubbo != nil:
+		if !f.TwoWay() {
+			err := cl.Dubbo.SendRaw(ctx, a.Host.Address, f)
+			a.End(outcomeOf(err), true)
+			return nil
+		}
+		resp, err := cl.Dubbo.CallRaw(ctx, a.Host.Address, f)
+		if err != nil {
+			a.End(outcomeOf(err), ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded))
+			st, msg := upstreamStatus(ctx, err)
+			status = int(st)
+			return statusAnswer(f.ID(), st, msg)
+		}
+		a.End(governance.Outcome{Status: 200}, true)
+		return resp.WithID(f.ID())
+	case cl.Triple:
+		resp, err := triple.Call(ctx, cl.Transport(true), cl.Scheme(), a.Host.Address, triple.Request{
+			Service: inv.Service, Args: inv.Args, Types: inv.Types, Attachments: inv.Attachments, Timeout: timeout,
+		})
+		var tst *triple.StatusError
+		switch {
+		case err == nil:
+			a.End(governance.Outcome{Status: 200}, true)
+			b, err := dubbo.EncodeResponse(f.ID(), resp.Value, nil, resp.Attachments)
+			if err != nil {
+				status = int(dubbo.StatusServerError)
+				return statusAnswer(f.ID(), dubbo.StatusServerError, "encoding the answer: "+err.Error())
+			}
+			return b
+		case errors.As(err, &tst) && tst.Code == codes.Unknown:
+			// The method's error: the consumer gets it as an exception.
+			a.End(governance.Outcome{Status: 200}, true)
+			b, _ := dubbo.EncodeResponse(f.ID(), nil, java_exception.NewThrowable(tst.Message), nil)
+			return b
+		default:
+			a.End(outcomeOf(err), true)
+			st, msg := upstreamStatus(ctx, err)
+			status = int(st)
+			return statusAnswer(f.ID(), st, msg)
+		}
+	}
+	a.End(governance.Outcome{Status: 200}, false)
+	status = int(dubbo.StatusServiceNotFound)
+	return statusAnswer(f.ID(), dubbo.StatusServiceNotFound, fmt.Sprintf("cluster %q holds neither Dubbo2 nor Triple providers", cl.Name))
+}
+
+func statusAnswer(id int64, st byte, msg string) []byte {
+	b, _ := dubbo.EncodeStatus(id, st, msg)
+	return b
+}
+
+// upstreamStatus maps a failed forward onto the Dubbo status a consumer
+// acts on.
+func upstreamStatus(ctx context.Context, err error) (byte, string) {
+	var tst *triple.StatusError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return dubbo.StatusServerTimeout, "upstream timeout: " + err.Error()
+	case errors.As(err, &tst) && tst.Code == codes.Unimplemented:
+		return dubbo.StatusServiceNotFound, err.Error()
+	case errors.As(err, &tst) && tst.Code == codes.DeadlineExceeded:
+		return dubbo.StatusServerTimeout, err.Error()
+	}
+	return dubbo.StatusServiceError, err.Error()
+}
+
+func outcomeOf(err error) governance.Outcome {
+	var ce *dubbo.ConnectError
+	switch {
+	case err == nil:
+		return governance.Outcome{Status: 200}
+	case errors.As(err, &ce):
+		return governance.Outcome{Local: governance.ConnectFailure}
+	case errors.Is(err, context.DeadlineExceeded):
+		return governance.Outcome{Local: governance.Timeout}
+	}
+	return governance.Outcome{Local: governance.Reset}
+}
