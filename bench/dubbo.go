@@ -33,8 +33,9 @@ func dubboGoBinary(_ context.Context, name, pkg string, sources ...string) (stri
 
 // dubboProvider is a dubbo-go provider serving without a registry.
 type dubboProvider struct {
-	cmd  *exec.Cmd
-	addr string // its dubbo protocol's address
+	cmd     *exec.Cmd
+	addr    string // its dubbo protocol's address
+	triAddr string // its tri protocol's
 }
 
 func startDubboProvider(ctx context.Context) (*dubboProvider, error) {
@@ -65,7 +66,7 @@ func startDubboProvider(ctx context.Context) (*dubboProvider, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &dubboProvider{cmd: cmd, addr: "127.0.0.1:" + ports[0]}
+	p := &dubboProvider{cmd: cmd, addr: "127.0.0.1:" + ports[0], triAddr: "127.0.0.1:" + ports[1]}
 	serving := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -89,13 +90,14 @@ func (p *dubboProvider) stop() {
 	_ = p.cmd.Wait()
 }
 
-// dubboDirect runs the dubbo-go generic consumer against the provider.
-func dubboDirect(ctx context.Context, addr string, n int, warm, dur time.Duration) (result, error) {
+// dubboConsumer runs the dubbo-go consumer (protocol dubbo: generic calls;
+// tri: non-IDL Triple calls) against addr, a provider or the gateway.
+func dubboConsumer(ctx context.Context, protocol, addr string, n int, warm, dur time.Duration) (result, error) {
 	bin, err := dubboGoBinary(ctx, "consumer", "./consumer", "consumer/main.go", "go.mod", "go.sum")
 	if err != nil {
 		return result{}, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "-url", "dubbo://"+addr, "-iface", greeter, "-version", "1.0.0", "-group", "g1",
+	cmd := exec.CommandContext(ctx, bin, "-protocol", protocol, "-url", protocol+"://"+addr, "-iface", greeter, "-version", "1.0.0", "-group", "g1",
 		"-method", "SayHello", "-arg", "world", "-c", fmt.Sprint(n), "-duration", dur.String(), "-warmup", warm.String())
 	out, err := cmd.Output()
 	if err != nil {
@@ -121,6 +123,33 @@ func dubboDirect(ctx context.Context, addr string, n int, warm, dur time.Duratio
 	}
 	return result{ops: r.Ops, failures: r.Failures, elapsed: time.Duration(r.Seconds * float64(time.Second)),
 		p50: time.Duration(r.P50us) * time.Microsecond, p99: time.Duration(r.P99us) * time.Microsecond}, nil
+}
+
+// tripleUnary posts the call in Triple's unary HTTP form (JSON) to the
+// gateway, which converts it for the non-IDL Triple provider.
+func tripleUnary(ctx context.Context, addr string, n int, warm, dur time.Duration) (result, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	url := "http://" + addr + "/" + greeter + "/SayHello"
+	return measure(ctx, n, warm, dur, func(ctx context.Context) (int64, time.Duration, error) {
+		req, _ := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(`["world"]`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Triple-Protocol-Version", "0.1.0")
+		req.Header.Set("Tri-Service-Version", "1.0.0")
+		req.Header.Set("Tri-Service-Group", "g1")
+		start := time.Now()
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, 0, err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return 1, time.Since(start), err
+	}), nil
 }
 
 // restToDubbo posts the same call as JSON to the gateway's bridge.

@@ -92,15 +92,15 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 	// A dubbo-go provider for REST -> Dubbo2; without it (no module
 	// proxy to build it) that row says why it is missing.
 	provider, perr := startDubboProvider(ctx)
-	dubboAddr := "127.0.0.1:1" // nothing listens: the route answers 503
+	dubboAddr, triAddr := "127.0.0.1:1", "127.0.0.1:1" // nothing listens: the routes answer 503
 	if perr != nil {
 		log.Printf("REST -> Dubbo2 skipped: %v", perr)
 	} else {
 		defer provider.stop()
-		dubboAddr = provider.addr
+		dubboAddr, triAddr = provider.addr, provider.triAddr
 	}
 
-	gw, err := startGateway(ctx, backend, dubboAddr, profile != "")
+	gw, err := startGateway(ctx, backend, dubboAddr, triAddr, profile != "")
 	if err != nil {
 		return err
 	}
@@ -128,9 +128,25 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 				return restToDubbo(ctx, addr, conc, warm, dur)
 			},
 			direct: func(ctx context.Context, addr string) (result, error) {
-				return dubboDirect(ctx, addr, conc, warm, dur)
+				return dubboConsumer(ctx, "dubbo", addr, conc, warm, dur)
 			},
 			directAddr: dubboAddr,
+		}, scenario{name: "Triple gRPC form, non-IDL (dubbo-go Triple consumer both sides)", unit: "calls/s", target: "≥ 0.60",
+			run: func(ctx context.Context, addr string) (result, error) {
+				return dubboConsumer(ctx, "tri", addr, conc, warm, dur)
+			},
+			direct: func(ctx context.Context, addr string) (result, error) {
+				return dubboConsumer(ctx, "tri", addr, conc, warm, dur)
+			},
+			directAddr: provider.triAddr,
+		}, scenario{name: "Triple unary HTTP form (JSON) → non-IDL Triple, vs a dubbo-go Triple consumer", unit: "calls/s", target: "≥ 0.60",
+			run: func(ctx context.Context, addr string) (result, error) {
+				return tripleUnary(ctx, addr, conc, warm, dur)
+			},
+			direct: func(ctx context.Context, addr string) (result, error) {
+				return dubboConsumer(ctx, "tri", addr, conc, warm, dur)
+			},
+			directAddr: provider.triAddr,
 		})
 	}
 
@@ -181,7 +197,9 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 	fmt.Fprintf(&b, "each scenario runs direct and then through meshgate, %s each after %s of warm-up, in the same run.\n", dur, warm)
 	fmt.Fprintf(&b, "Unary and HTTP use %d concurrent callers (gRPC: one connection; HTTP: keep-alive pool); streams are one stream of 1 KiB messages.\n", conc)
 	fmt.Fprintf(&b, "REST → Dubbo2 posts `[\"world\"]` to `/dubbo/<interface>/SayHello` (the bridge's generic call to a dubbo-go %s provider);\n", dubboGoVersion)
-	fmt.Fprintf(&b, "its direct side is a dubbo-go generic consumer (its own process, %d callers) calling the same provider.\n\n", conc)
+	fmt.Fprintf(&b, "its direct side is a dubbo-go generic consumer (its own process, %d callers) calling the same provider.\n", conc)
+	fmt.Fprintf(&b, "The Triple rows call the same provider's tri port (SayHello, non-IDL hessian2): the dubbo-go Triple consumer direct,\n")
+	fmt.Fprintf(&b, "and through meshgate either the same consumer (gRPC form, passed through) or JSON in Triple's unary HTTP form (converted).\n\n")
 	fmt.Fprintf(&b, "| path | direct | through meshgate | ratio | p50 direct → meshgate (added) | p99 direct → meshgate (added) | failures direct / meshgate | target (ratio / added p50) |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
@@ -244,15 +262,22 @@ listeners:
           - match: { prefix: /dubbo/ }
             cluster: dubbo
             dubbo: { version: 1.0.0, group: g1 }
+          - match: { prefix: /org.apache.dubbo.samples.GreeterService/, grpc: true }
+            cluster: tri
+            timeout: 0s
+          - match: { prefix: /org.apache.dubbo.samples.GreeterService/ }
+            cluster: tri
+            dubbo: {}
           - match: { prefix: / }
             cluster: http
 clusters:
   - { name: grpc, protocol: grpc, endpoints: [ "%s" ] }
   - { name: http, endpoints: [ "%s" ] }
   - { name: dubbo, protocol: dubbo, endpoints: [ "%s" ] }
+  - { name: tri, protocol: tri, endpoints: [ "%s" ] }
 `
 
-func startGateway(ctx context.Context, b *demo.Backend, dubboAddr string, withAdmin bool) (*gateway, error) {
+func startGateway(ctx context.Context, b *demo.Backend, dubboAddr, triAddr string, withAdmin bool) (*gateway, error) {
 	dir, err := os.MkdirTemp("", "meshgate-bench")
 	if err != nil {
 		return nil, err
@@ -274,7 +299,7 @@ func startGateway(ctx context.Context, b *demo.Backend, dubboAddr string, withAd
 		}
 	}
 	cfg := filepath.Join(dir, "bench.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, admin, addr, b.GRPCAddr, b.HTTPAddr, dubboAddr), 0o600); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, admin, addr, b.GRPCAddr, b.HTTPAddr, dubboAddr, triAddr), 0o600); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "run", "-c", cfg, "-log-level", "warn")

@@ -44,6 +44,7 @@ func main() {
 	conc := flag.Int("c", 16, "concurrent callers")
 	dur := flag.Duration("duration", 5*time.Second, "measuring time")
 	warm := flag.Duration("warmup", time.Second, "warm-up time")
+	protocol := flag.String("protocol", "dubbo", "bench: dubbo (generic Dubbo2 calls) or tri (non-IDL Triple calls)")
 	mode := flag.String("mode", "bench", "bench, tri (one non-IDL Triple call), tri-health (one IDL Triple call) or dubbo (one Dubbo2 call)")
 	flag.Parse()
 	if *mode != "bench" {
@@ -55,22 +56,48 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	cli, err := ins.NewClient(client.WithClientProtocolDubbo())
-	if err != nil {
-		log.Fatal(err)
-	}
-	opts := []client.ReferenceOption{client.WithURL(*url), client.WithVersion(*version), client.WithProtocolDubbo(),
-		client.WithRequestTimeout(5 * time.Second), client.WithRetries(0)}
-	if *group != "" {
-		opts = append(opts, client.WithGroup(*group))
-	}
-	gs, err := cli.NewGenericService(*iface, opts...)
-	if err != nil {
-		log.Fatal(err)
-	}
-	call := func(ctx context.Context) error {
-		_, err := gs.Invoke(ctx, *method, []string{"java.lang.String"}, []hessian.Object{*arg})
-		return err
+	var call func(ctx context.Context) error
+	switch *protocol {
+	case "dubbo":
+		cli, err := ins.NewClient(client.WithClientProtocolDubbo())
+		if err != nil {
+			log.Fatal(err)
+		}
+		opts := []client.ReferenceOption{client.WithURL(*url), client.WithVersion(*version), client.WithProtocolDubbo(),
+			client.WithRequestTimeout(5 * time.Second), client.WithRetries(0)}
+		if *group != "" {
+			opts = append(opts, client.WithGroup(*group))
+		}
+		gs, err := cli.NewGenericService(*iface, opts...)
+		if err != nil {
+			log.Fatal(err)
+		}
+		call = func(ctx context.Context) error {
+			_, err := gs.Invoke(ctx, *method, []string{"java.lang.String"}, []hessian.Object{*arg})
+			return err
+		}
+	case "tri":
+		// Non-IDL Triple (hessian2 in the wrapper), the method itself.
+		cli, err := ins.NewClient(client.WithClientProtocolTriple())
+		if err != nil {
+			log.Fatal(err)
+		}
+		opts := []client.ReferenceOption{client.WithURL(*url), client.WithVersion(*version), client.WithProtocolTriple(),
+			client.WithSerialization(constant.Hessian2Serialization), client.WithIDL(constant.NONIDL),
+			client.WithRequestTimeout(5 * time.Second), client.WithRetries(0)}
+		if *group != "" {
+			opts = append(opts, client.WithGroup(*group))
+		}
+		conn, err := cli.Dial(*iface, opts...)
+		if err != nil {
+			log.Fatal(err)
+		}
+		call = func(ctx context.Context) error {
+			var resp string
+			return conn.CallUnary(ctx, []any{*arg}, &resp, *method)
+		}
+	default:
+		log.Fatalf("unknown protocol %q", *protocol)
 	}
 	if err := call(context.Background()); err != nil {
 		log.Fatalf("first call: %v", err)
