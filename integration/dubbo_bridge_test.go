@@ -328,6 +328,14 @@ listeners:
             cluster: "dubbo|org.apache.dubbo.samples.BridgeService|1.0.0|g1"
             timeout: 2s
             dubbo: {}
+          # Triple's gRPC form from Dubbo consumers: passed through.
+          - match: { prefix: /org.apache.dubbo.samples.GreeterService/, grpc: true }
+            cluster: "tri|org.apache.dubbo.samples.GreeterService|1.0.0|g1"
+          # The same service over its tri port (non-IDL Triple, hessian2).
+          - match: { prefix: /java-tri/ }
+            cluster: "tri|org.apache.dubbo.samples.BridgeService|1.0.0|g1"
+            timeout: 2s
+            dubbo: {}
 # The test runs this registry's watcher itself (cmd/meshgate does it for
 # the binary); the section lets routes name its clusters.
 registries:
@@ -345,6 +353,7 @@ func TestDubboBridge_JavaProvider(t *testing.T) {
 	zkServer := startZooKeeper(t)
 	jp := launchJavaProvider(t, javaProviderSpec{App: "java-bridge", Registry: "zookeeper://" + zkServer.addr,
 		Mode: "interface", Version: "1.0.0", Group: "g1", Bridge: true})
+	go func() { _, _ = consumerBinary() }() // built while Java starts
 	g := startGateway(t, render(t, javaBridgeConfig, zkServer.addr))
 	w, err := registry.NewZooKeeper(g.store, registry.ZooKeeperOptions{Name: "zk", Servers: []string{zkServer.addr},
 		Mode: registry.ModeInterface, SessionTimeout: 4 * time.Second, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})

@@ -69,6 +69,9 @@ func TestDecodeResponse(t *testing.T) {
 	if err != nil || v != "hi" {
 		t.Errorf("got %v, %v", v, err)
 	}
+	if v, err := DecodeResponse(wrap(&triplev1.TripleResponseWrapper{SerializeType: "hessian4", Data: hessianBytes(t, int64(5))})); err != nil || v != int64(5) {
+		t.Errorf("Java's hessian4 name: %v, %v", v, err)
+	}
 	if v, err := DecodeResponse(wrap(&triplev1.TripleResponseWrapper{SerializeType: "hessian2"})); err != nil || v != nil {
 		t.Errorf("a void answer: %v, %v", v, err)
 	}

@@ -11,9 +11,17 @@ import (
 	triplev1 "github.com/meshgate/meshgate/proto/meshgate/triple/v1"
 )
 
-// Hessian2 is the serialization this package writes, and the only one it
-// reads.
+// Hessian2 is the serialization this package writes; it reads it under
+// Java Dubbo's wrapper name too.
 const Hessian2 = "hessian2"
+
+// hessian4 is what Java Dubbo writes in a wrapper for hessian2 (its
+// TripleConstant.HESSIAN4), to tell Dubbo's hessian-lite from hessian2.
+const hessian4 = "hessian4"
+
+func isHessian(serializeType string) bool {
+	return serializeType == Hessian2 || serializeType == hessian4
+}
 
 // EncodeRequest wraps a call's arguments (values as dubbo.ToHessian makes
 // them) in a TripleRequestWrapper: each argument hessian2-serialized on its
@@ -75,7 +83,7 @@ func DecodeResponse(b []byte) (any, error) {
 	if err := proto.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("%w: triple response wrapper: %v", dubbo.ErrFrame, err)
 	}
-	if w.GetSerializeType() != Hessian2 && w.GetSerializeType() != "" {
+	if !isHessian(w.GetSerializeType()) && w.GetSerializeType() != "" {
 		return nil, fmt.Errorf("%w %q", ErrSerialization, w.GetSerializeType())
 	}
 	if len(w.GetData()) == 0 {
@@ -91,7 +99,7 @@ func DecodeRequest(b []byte) ([]any, []string, error) {
 	if err := proto.Unmarshal(b, &w); err != nil {
 		return nil, nil, fmt.Errorf("%w: triple request wrapper: %v", dubbo.ErrFrame, err)
 	}
-	if w.GetSerializeType() != Hessian2 {
+	if !isHessian(w.GetSerializeType()) {
 		return nil, nil, fmt.Errorf("%w %q", ErrSerialization, w.GetSerializeType())
 	}
 	args := make([]any, len(w.GetArgs()))
