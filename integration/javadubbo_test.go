@@ -692,3 +692,36 @@ func writeJavaFixtures(t *testing.T, fixtures map[string][]byte) {
 	}
 	t.Logf("wrote %d fixtures to %s", len(fixtures), javaFixturesDir)
 }
+
+// javaConsumerCall runs the Java consumer (org.apache.dubbo.samples.Consumer:
+// one GreeterService.sayHello call to a URL) and returns what it printed.
+func javaConsumerCall(t *testing.T, url, version, group, arg string) map[string]any {
+	t.Helper()
+	dir, err := javaProviderBinary()
+	if errors.Is(err, errNoJavaToolchain) {
+		t.Skipf("cannot run the Java Dubbo consumer: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.net.preferIPv4Stack=true",
+		"-Duser.home="+t.TempDir(),
+		"-cp", filepath.Join(dir, "provider.jar")+string(os.PathListSeparator)+filepath.Join(dir, "lib", "*"),
+		"org.apache.dubbo.samples.Consumer", "-url", url, "-version", version, "-group", group, "-arg", arg)
+	cmd.Dir = t.TempDir()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("Java consumer: %v\n%s", err, tail(stderr.String(), 30))
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var v map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &v); err != nil {
+		t.Fatalf("Java consumer printed %q\n%s", out, tail(stderr.String(), 30))
+	}
+	if v["error"] != nil {
+		t.Logf("Java consumer logs (tail):\n%s", tail(stderr.String(), 15))
+	}
+	return v
+}

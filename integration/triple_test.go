@@ -196,3 +196,67 @@ func TestTriple_DubboConsumerIngress(t *testing.T) {
 		})
 	}
 }
+
+const javaTripleConfig = `
+# On every address: Java Dubbo replaces a 127.x host in a URL with the
+# machine's address before it connects.
+listeners:
+  - name: main
+    address: 0.0.0.0:0
+    virtual_hosts:
+      - routes:
+          # Triple's gRPC form: passed through to a dubbo-go or a Java provider by the group asked for.
+          - match: { prefix: /org.apache.dubbo.samples.GreeterService/, grpc: true, headers: [ { name: tri-service-group, exact: java } ] }
+            cluster: java-tri
+          - match: { prefix: /org.apache.dubbo.samples.GreeterService/, grpc: true }
+            cluster: go-tri
+dubbo_listeners:
+  - name: dubbo-in
+    address: {{.Dubbo}}
+    routes:
+      - { interface: org.apache.dubbo.samples.GreeterService, cluster: go-tri }
+clusters:
+  - { name: go-tri, protocol: tri, endpoints: [ "127.0.0.1:{{.GoTri}}" ] }
+  - { name: java-tri, protocol: tri, endpoints: [ "127.0.0.1:{{.JavaTri}}" ] }
+`
+
+// Java Dubbo 3.3 through the gateway, both ways: a Java Triple consumer
+// reaches a dubbo-go Triple provider and a Java one, a dubbo-go Triple
+// consumer reaches the Java provider, and a Java Dubbo2 consumer reaches
+// the dubbo-go Triple provider through the dubbo listener.
+func TestTriple_JavaBothWays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper, dubbo-go and Java Dubbo peers; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	jp := launchJavaProvider(t, javaProviderSpec{App: "java-tri", Registry: "zookeeper://" + zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "java"})
+	gp := startProvider(t, providerSpec{App: "go-tri", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "go"})
+	jp.wait()
+	// Listeners on port 0 would share one key: the dubbo one gets a port.
+	g := startGateway(t, render(t, javaTripleConfig, map[string]string{"GoTri": gp.triPort, "JavaTri": jp.triPort, "Dubbo": "0.0.0.0:" + port(freeAddr(t))}))
+	gw := "127.0.0.1:" + port(g.addr("main"))
+	for _, tc := range []struct {
+		name string
+		call func() map[string]any
+		want string
+	}{
+		{"Java Triple consumer -> dubbo-go Triple provider", func() map[string]any {
+			return javaConsumerCall(t, "tri://"+gw, "1.0.0", "go", "java")
+		}, "Hello java from go-tri"},
+		{"Java Triple consumer -> Java Triple provider", func() map[string]any {
+			return javaConsumerCall(t, "tri://"+gw, "1.0.0", "java", "java")
+		}, "Hello java from java-tri"},
+		{"dubbo-go Triple consumer -> Java Triple provider", func() map[string]any {
+			return dubboGoCall(t, "-mode", "tri", "-url", "tri://"+gw, "-iface", greeter, "-version", "1.0.0", "-group", "java", "-method", "sayHello", "-arg", "go")
+		}, "Hello go from java-tri"},
+		{"Java Dubbo2 consumer -> dubbo listener -> dubbo-go Triple provider", func() map[string]any {
+			return javaConsumerCall(t, "dubbo://127.0.0.1:"+port(g.addr("dubbo-in")), "1.0.0", "go", "dubbo2")
+		}, "Hello dubbo2 from go-tri"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.call(); got["result"] != tc.want {
+				t.Errorf("got %v, want the result %q", got, tc.want)
+			}
+		})
+	}
+}
