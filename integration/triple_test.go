@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/peers"
+	"github.com/meshgate/meshgate/triple"
 )
 
 // consumerBinary builds integration/dubbogo/consumer (a dubbo-go v3.3.2
@@ -91,6 +92,27 @@ func TestTriple_DubboGoThroughGateway(t *testing.T) {
 		t.Errorf("IDL Triple consumer through the gateway: %v", got)
 	}
 
+	// Triple's unary HTTP form with application/proto: a non-IDL call's
+	// wrapper, carried to the provider in the gRPC form without decoding.
+	wrapped, err := triple.EncodeRequest([]any{"proto"}, []string{"java.lang.String"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	preq, _ := http.NewRequest(http.MethodPost, "http://"+gw+"/org.apache.dubbo.samples.GreeterService/SayHello", bytes.NewReader(wrapped))
+	preq.Header.Set("Content-Type", "application/proto")
+	preq.Header.Set("Triple-Protocol-Version", "0.1.0")
+	preq.Header.Set("Tri-Service-Version", "1.0.0")
+	preq.Header.Set("Tri-Service-Group", "g1")
+	presp, err := httpClient(t).Do(preq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbody, _ := io.ReadAll(presp.Body)
+	presp.Body.Close()
+	if v, err := triple.DecodeResponse(pbody); presp.StatusCode != 200 || presp.Header.Get("Content-Type") != "application/proto" || err != nil || v != "Hello proto from tri-provider" {
+		t.Errorf("unary application/proto: %d %s %v %v", presp.StatusCode, presp.Header.Get("Content-Type"), v, err)
+	}
+
 	// Triple's unary HTTP form, as curl sends it.
 	c := httpClient(t)
 	call := func(path, body string, hdr ...string) (int, string) {
@@ -124,6 +146,8 @@ func TestTriple_DubboGoThroughGateway(t *testing.T) {
 		{"/org.apache.dubbo.samples.BridgeService/Sleep", `[3000]`, []string{"Triple-Timeout-Ms", "300"}, 408, `"code":"deadline_exceeded"`},
 		{"/org.apache.dubbo.samples.BridgeService/Sleep", `[1]`, []string{"Triple-Timeout-Ms", "soon"}, 400, `Triple-Timeout-Ms`},
 		{"/org.apache.dubbo.samples.GreeterService/Nope", `[]`, nil, 404, `"code":"unimplemented"`},
+		// tri-* headers reach the provider as attachments.
+		{"/org.apache.dubbo.samples.BridgeService/Attachment", `["tri-unit-info"]`, []string{"Tri-Unit-Info", "unit-7"}, 200, `"unit-7"`},
 	} {
 		t.Run(tc.path+" "+tc.body, func(t *testing.T) {
 			start := time.Now()

@@ -63,27 +63,7 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 			fmt.Sprintf("request body is over the limit of %d bytes", limit))
 		return
 	}
-	svc := cl.DubboService
-	bsvc := dubbobridge.Service{Interface: svc.Interface, Version: svc.Version, Group: svc.Group, Methods: svc.Methods, Signatures: svc.Signatures}
 	isGRPC := router.IsGRPC(r)
-	var callSpec *dubbobridge.Call
-	var grpcCall *dubbobridge.GRPCCall
-	if isGRPC {
-		if grpcCall, err = b.GRPCRequest(r, body, bsvc); err == nil {
-			callSpec = grpcCall.Call
-		}
-	} else {
-		callSpec, err = b.Request(r, body, bsvc)
-	}
-	if err != nil {
-		if br, ok := dubbobridge.IsBadRequest(err); ok {
-			bridgeError(c, r, br.Status, br.GRPC, br.Msg)
-			return
-		}
-		bridgeError(c, r, http.StatusInternalServerError, codeInternal, err.Error())
-		return
-	}
-
 	ctx := r.Context()
 	timeout := f.Timeout
 	if v := r.Header.Get(tripleTimeoutHeader); !isGRPC && v != "" {
@@ -115,6 +95,30 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	if cl.Triple && isTripleUnary(r) && mediaType(r) == "application/proto" {
+		ch.tripleProto(c, r, rt, cl, b, body, ctx, timeout)
+		return
+	}
+	svc := cl.DubboService
+	bsvc := dubbobridge.Service{Interface: svc.Interface, Version: svc.Version, Group: svc.Group, Methods: svc.Methods, Signatures: svc.Signatures}
+	var callSpec *dubbobridge.Call
+	var grpcCall *dubbobridge.GRPCCall
+	if isGRPC {
+		if grpcCall, err = b.GRPCRequest(r, body, bsvc); err == nil {
+			callSpec = grpcCall.Call
+		}
+	} else {
+		callSpec, err = b.Request(r, body, bsvc)
+	}
+	if err != nil {
+		if br, ok := dubbobridge.IsBadRequest(err); ok {
+			bridgeError(c, r, br.Status, br.GRPC, br.Msg)
+			return
+		}
+		bridgeError(c, r, http.StatusInternalServerError, codeInternal, err.Error())
+		return
+	}
+
 	if err := cl.Admit(f.Priority); err != nil {
 		c.Header().Set("X-Envoy-Overloaded", "true")
 		bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
@@ -230,6 +234,53 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 			return
 		}
 	}
+}
+
+// tripleProto carries Triple's unary application/proto form to a Triple
+// provider in the gRPC form: the message (IDL, or a non-IDL wrapper) is
+// framed and the answer's message returned, neither decoded.
+func (ch *chain) tripleProto(c *call, r *http.Request, rt *router.Route[*cluster.Cluster], cl *cluster.Cluster, b *dubbobridge.Route,
+	body []byte, ctx context.Context, timeout time.Duration) {
+	f := rt.Forward
+	if err := cl.Admit(f.Priority); err != nil {
+		writeTripleError(c, codeUnavailable, err.Error())
+		return
+	}
+	var info governance.PickInfo
+	info.Hash, info.HasHash = f.Hash(r)
+	a, err := cl.Begin(info, nil)
+	if err != nil {
+		writeTripleError(c, codeUnavailable, err.Error())
+		return
+	}
+	msg, hdr, err := triple.CallProto(ctx, cl.Transport(true), cl.Scheme(), a.Host.Address, r.URL.Path, body, r.Header, timeout)
+	if err != nil {
+		if r.Context().Err() != nil {
+			a.End(governance.Outcome{}, false)
+			return
+		}
+		fail := b.Classify(ctx, err, cl.Name, a.Host.Address)
+		a.End(fail.Outcome, true)
+		writeTripleError(c, fail.GRPC, fail.Msg)
+		return
+	}
+	a.End(governance.Outcome{Status: http.StatusOK}, true)
+	h := c.Header()
+	for k, vs := range hdr {
+		if lk := strings.ToLower(k); strings.HasPrefix(lk, "tri-") && len(vs) > 0 {
+			h.Set(k, vs[0])
+		}
+	}
+	h.Set("Content-Type", "application/proto")
+	h.Set("Content-Length", strconv.Itoa(len(msg)))
+	c.WriteHeader(http.StatusOK)
+	_, _ = c.Write(msg)
+}
+
+// mediaType is the request's content type without parameters, lower case.
+func mediaType(r *http.Request) string {
+	t, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	return strings.ToLower(strings.TrimSpace(t))
 }
 
 // Headers of Triple's unary HTTP form (dubbo-go's names).

@@ -51,70 +51,103 @@ func Call(ctx context.Context, rt http.RoundTripper, scheme, addr string, req Re
 	if err != nil {
 		return nil, &dubbo.EncodeError{Err: err}
 	}
-	frame := make([]byte, 5+len(msg))
-	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
-	copy(frame[5:], msg)
-	u := &url.URL{Scheme: scheme, Host: addr, Path: "/" + req.Service.Interface + "/" + req.Service.Method}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(frame))
-	if err != nil {
-		return nil, &dubbo.EncodeError{Err: err}
-	}
-	hr.ContentLength = int64(len(frame))
-	h := hr.Header
+	h := http.Header{}
 	for k, v := range req.Attachments {
 		if attachable(k) {
 			h.Set(k, v)
 		}
 	}
-	h.Set("Content-Type", "application/grpc+proto")
-	h.Set("Te", "trailers")
 	if req.Service.Version != "" {
 		h.Set("Tri-Service-Version", req.Service.Version)
 	}
 	if req.Service.Group != "" {
 		h.Set("Tri-Service-Group", req.Service.Group)
 	}
-	if req.Timeout > 0 {
-		h.Set("Grpc-Timeout", strconv.FormatInt(max(req.Timeout.Milliseconds(), 1), 10)+"m")
-	}
-	resp, err := rt.RoundTrip(hr)
+	body, respHeader, err := roundTrip(ctx, rt, scheme, addr, "/"+req.Service.Interface+"/"+req.Service.Method, msg, h, req.Timeout)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return nil, &dubbo.ConnectError{Err: fmt.Errorf("triple: dial %s: %w", addr, op.Err)}
-		}
-		return nil, fmt.Errorf("triple: %s: %w", addr, err)
+		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, &StatusError{Code: httpCode(resp.StatusCode), Message: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))}
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+6))
-	if err != nil {
-		return nil, fmt.Errorf("triple: reading the answer from %s: %w", addr, err)
-	}
-	if st := status(resp); st != nil {
-		return nil, st
-	}
-	if len(body) > maxResponse+5 {
-		return nil, fmt.Errorf("%w: triple answer over %d bytes", dubbo.ErrFrame, maxResponse)
-	}
-	if len(body) < 5 || body[0] != 0 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 {
-		return nil, fmt.Errorf("%w: the triple answer is not one uncompressed message (%d bytes)", dubbo.ErrFrame, len(body))
-	}
-	v, err := DecodeResponse(body[5:])
+	v, err := DecodeResponse(body)
 	if err != nil {
 		return nil, err
 	}
 	att := map[string]string{}
-	for k, vs := range resp.Header {
+	for k, vs := range respHeader {
 		lk := strings.ToLower(k)
 		if attachable(lk) && len(vs) > 0 {
 			att[lk] = vs[0]
 		}
 	}
 	return &dubbo.Response{Value: v, Attachments: att}, nil
+}
+
+// CallProto sends one protobuf message (an IDL request, or a non-IDL
+// TripleRequestWrapper) in Triple's gRPC form to path at addr and returns
+// the answer's message: Triple's unary application/proto form carried
+// over to a provider without decoding either. hdr's attachable headers go
+// along.
+func CallProto(ctx context.Context, rt http.RoundTripper, scheme, addr, path string, msg []byte, hdr http.Header, timeout time.Duration) ([]byte, http.Header, error) {
+	h := http.Header{}
+	for k, vs := range hdr {
+		if attachable(k) && len(vs) > 0 && !strings.EqualFold(k, "Triple-Protocol-Version") && !strings.EqualFold(k, "Triple-Timeout-Ms") {
+			h[k] = vs
+		}
+	}
+	for _, k := range []string{"Tri-Service-Version", "Tri-Service-Group"} {
+		if v := hdr.Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	return roundTrip(ctx, rt, scheme, addr, path, msg, h, timeout)
+}
+
+// roundTrip is one unary call in the gRPC form: the message framed, the
+// answer's one message back, or the status as *StatusError.
+func roundTrip(ctx context.Context, rt http.RoundTripper, scheme, addr, path string, msg []byte, h http.Header, timeout time.Duration) ([]byte, http.Header, error) {
+	frame := make([]byte, 5+len(msg))
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
+	copy(frame[5:], msg)
+	u := &url.URL{Scheme: scheme, Host: addr, Path: path}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(frame))
+	if err != nil {
+		return nil, nil, &dubbo.EncodeError{Err: err}
+	}
+	hr.ContentLength = int64(len(frame))
+	for k, vs := range h {
+		hr.Header[k] = vs
+	}
+	hr.Header.Set("Content-Type", "application/grpc+proto")
+	hr.Header.Set("Te", "trailers")
+	if timeout > 0 {
+		hr.Header.Set("Grpc-Timeout", strconv.FormatInt(max(timeout.Milliseconds(), 1), 10)+"m")
+	}
+	resp, err := rt.RoundTrip(hr)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return nil, nil, &dubbo.ConnectError{Err: fmt.Errorf("triple: dial %s: %w", addr, op.Err)}
+		}
+		return nil, nil, fmt.Errorf("triple: %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, nil, &StatusError{Code: httpCode(resp.StatusCode), Message: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+6))
+	if err != nil {
+		return nil, nil, fmt.Errorf("triple: reading the answer from %s: %w", addr, err)
+	}
+	if st := status(resp); st != nil {
+		return nil, nil, st
+	}
+	if len(body) > maxResponse+5 {
+		return nil, nil, fmt.Errorf("%w: triple answer over %d bytes", dubbo.ErrFrame, maxResponse)
+	}
+	if len(body) < 5 || body[0] != 0 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 {
+		return nil, nil, fmt.Errorf("%w: the triple answer is not one uncompressed message (%d bytes)", dubbo.ErrFrame, len(body))
+	}
+	return body[5:], resp.Header, nil
 }
 
 // status reads grpc-status from the trailers (or the headers of a

@@ -479,6 +479,11 @@ func (rt *Route) attachments(r *http.Request) map[string]string {
 		if name, ok := strings.CutPrefix(lk, rt.prefix); ok && name != "" && len(vs) > 0 {
 			out[name] = vs[0]
 		}
+		// Triple's own headers (tri-unit-info, ...) travel as attachments,
+		// as a Triple provider reads them; the service's identity does not.
+		if strings.HasPrefix(lk, "tri-") && lk != "tri-service-version" && lk != "tri-service-group" && len(vs) > 0 {
+			out[lk] = vs[0]
+		}
 	}
 	return out
 }

@@ -119,10 +119,10 @@ func TestRequest(t *testing.T) {
 			name: "mapped path, query, header and body, attachments from headers and trace context",
 			cfg:  mapped,
 			req: request("POST", "/users/42/orders/a%2Fb?deep=true", `{"filter": {"since": "2024-01-02"}, "x": 1}`,
-				"X-Tenant", "acme", "X-User", "ann", "Traceparent", "00-abc-def-01", "X-Dubbo-Region", "eu"),
+				"X-Tenant", "acme", "X-User", "ann", "Traceparent", "00-abc-def-01", "X-Dubbo-Region", "eu", "Tri-Unit-Info", "unit-a", "Tri-Service-Group", "ignored"),
 			wantSvc:   dubbo.Service{Interface: "org.example.Users", Version: "2.0", Group: "blue", Method: "find"},
 			wantTypes: []string{"long", "java.lang.String", "boolean", "java.lang.String", "java.util.Date", "org.example.Query"}, source: "route",
-			wantAtt: map[string]string{"x-user": "ann", "traceparent": "00-abc-def-01", "region": "eu"},
+			wantAtt: map[string]string{"x-user": "ann", "traceparent": "00-abc-def-01", "region": "eu", "tri-unit-info": "unit-a"},
 		},
 	}
 	for _, tt := range tests {
