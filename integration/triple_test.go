@@ -284,3 +284,42 @@ func TestTriple_JavaBothWays(t *testing.T) {
 		})
 	}
 }
+
+const tripleToDubbo2Config = `
+listeners:
+  - name: main
+    address: 0.0.0.0:0
+    virtual_hosts:
+      - routes:
+          # Non-IDL Triple callers served by a Dubbo2 provider: the wrapper's
+          # hessian2 arguments become a generic Dubbo2 call.
+          - match: { prefix: /org.apache.dubbo.samples., grpc: true }
+            cluster: dubbo2
+            dubbo: {}
+clusters:
+  - { name: dubbo2, protocol: dubbo, endpoints: [ "127.0.0.1:{{.}}" ] }
+`
+
+// A Triple caller served by a Dubbo2 provider: dubbo-go's and Java's
+// non-IDL Triple consumers call the gateway; their calls reach the
+// provider's dubbo port and the answers come back in Triple's wrapper.
+func TestTriple_TripleCallersToDubbo2Provider(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper, dubbo-go and Java Dubbo peers; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	p := startProvider(t, providerSpec{App: "dubbo2-only", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1", Bridge: true})
+	g := startGateway(t, render(t, tripleToDubbo2Config, p.dubboPort))
+	gw := "127.0.0.1:" + port(g.addr("main"))
+	got := dubboGoCall(t, "-mode", "tri", "-url", "tri://"+gw, "-iface", greeter, "-version", "1.0.0", "-group", "g1", "-method", "SayHello", "-arg", "tri")
+	if got["result"] != "Hello tri from dubbo2-only" {
+		t.Errorf("dubbo-go Triple consumer -> Dubbo2 provider: %v", got)
+	}
+	got = dubboGoCall(t, "-mode", "tri", "-url", "tri://"+gw, "-iface", "org.apache.dubbo.samples.BridgeService", "-version", "1.0.0", "-group", "g1", "-method", "Fail", "-arg", "no")
+	if !strings.Contains(fmt.Sprint(got["error"]), "refused: no") {
+		t.Errorf("a throwing Dubbo2 method to a Triple consumer: %v", got)
+	}
+	if got := javaConsumerCall(t, "tri://"+gw, "1.0.0", "g1", "java"); got["result"] != "Hello java from dubbo2-only" {
+		t.Errorf("Java Triple consumer -> Dubbo2 provider: %v", got)
+	}
+}

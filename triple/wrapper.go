@@ -73,6 +73,57 @@ func objects(v any, depth int) any {
 	return v
 }
 
+// EncodeResponse wraps a result (as the bridge holds it: POJOs as maps
+// naming their class) in a TripleResponseWrapper, for a non-IDL Triple
+// caller.
+func EncodeResponse(v any) ([]byte, error) {
+	w := &triplev1.TripleResponseWrapper{SerializeType: Hessian2}
+	if v != nil {
+		e := hessian.NewEncoder()
+		if err := e.Encode(objects(v, 0)); err != nil {
+			return nil, fmt.Errorf("triple: the result: %w", err)
+		}
+		w.Data = e.Buffer()
+	}
+	return proto.Marshal(w)
+}
+
+// Generic turns a decoded argument into the form Dubbo's generic
+// invocation sends (POJOs as maps with a "class" key): the decoder's
+// "_class" maps become "class" maps.
+func Generic(v any) any { return generic(v, 0) }
+
+func generic(v any, depth int) any {
+	if depth > 64 {
+		return v
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[any]any, len(x))
+		for k, e := range x {
+			if k == hessian.ClassKey {
+				out["class"] = e
+				continue
+			}
+			out[k] = generic(e, depth+1)
+		}
+		return out
+	case map[any]any:
+		out := make(map[any]any, len(x))
+		for k, e := range x {
+			out[k] = generic(e, depth+1)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = generic(e, depth+1)
+		}
+		return out
+	}
+	return v
+}
+
 // ErrSerialization is a wrapper in a serialization other than hessian2.
 var ErrSerialization = errors.New("triple: unsupported serialization")
 

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/meshgate/meshgate/dubbo"
+	"github.com/meshgate/meshgate/triple"
 )
 
 // descriptors reads the route's FileDescriptorSet.
@@ -36,7 +37,8 @@ func descriptors(b []byte) (*protoregistry.Files, error) {
 // GRPCCall is a gRPC or Triple call turned into a generic one.
 type GRPCCall struct {
 	*Call
-	output protoreflect.MessageDescriptor
+	output  protoreflect.MessageDescriptor
+	wrapped bool // a non-IDL Triple call: the answer goes in a TripleResponseWrapper
 }
 
 // grpcFrameHeader is the length-prefixed message's header: a compressed
@@ -47,17 +49,26 @@ const grpcFrameHeader = 5
 // (the whole of it, one length-prefixed message) is frame. A caller's
 // mistake comes back as *BadRequest with a gRPC code.
 func (rt *Route) GRPCRequest(r *http.Request, frame []byte, svc Service) (*GRPCCall, error) {
-	if rt.files == nil {
-		return nil, &BadRequest{Status: http.StatusNotImplemented, GRPC: codes.Unimplemented,
-			Msg: "the route bridges gRPC to Dubbo2 only with a proto descriptor (dubbo.proto_descriptor)"}
-	}
 	service, method, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if !ok || service == "" || method == "" || strings.Contains(method, "/") {
 		return nil, &BadRequest{Status: http.StatusNotFound, GRPC: codes.Unimplemented, Msg: fmt.Sprintf("%q is not a gRPC method path", r.URL.Path)}
 	}
-	d, err := rt.files.FindDescriptorByName(protoreflect.FullName(service))
-	sd, isService := d.(protoreflect.ServiceDescriptor)
-	if err != nil || !isService {
+	var sd protoreflect.ServiceDescriptor
+	if rt.files != nil {
+		if d, err := rt.files.FindDescriptorByName(protoreflect.FullName(service)); err == nil {
+			sd, _ = d.(protoreflect.ServiceDescriptor)
+		}
+	}
+	if sd == nil {
+		// Not a service the descriptor knows: a non-IDL Triple call, its
+		// hessian2 arguments in a TripleRequestWrapper?
+		if c, err := rt.wrappedRequest(r, frame, svc); c != nil || err != nil {
+			return c, err
+		}
+		if rt.files == nil {
+			return nil, &BadRequest{Status: http.StatusNotImplemented, GRPC: codes.Unimplemented,
+				Msg: "the route bridges IDL gRPC calls only with a proto descriptor (dubbo.proto_descriptor); this call is no non-IDL Triple call either"}
+		}
 		return nil, &BadRequest{Status: http.StatusNotFound, GRPC: codes.Unimplemented, Msg: fmt.Sprintf("unknown service %s", service)}
 	}
 	md := sd.Methods().ByName(protoreflect.Name(method))
@@ -117,6 +128,41 @@ func (rt *Route) GRPCRequest(r *http.Request, frame []byte, svc Service) (*GRPCC
 	return &GRPCCall{Call: c, output: md.Output()}, nil
 }
 
+// wrappedRequest reads a non-IDL Triple call (a TripleRequestWrapper with
+// hessian2 arguments): nil, nil when the message is no such wrapper.
+func (rt *Route) wrappedRequest(r *http.Request, frame []byte, svc Service) (*GRPCCall, error) {
+	ct := strings.ToLower(r.Header.Get("Content-Type"))
+	if ct != "application/grpc+proto" && ct != "application/grpc" {
+		return nil, nil
+	}
+	msg, err := grpcMessage(frame)
+	if err != nil {
+		return nil, err
+	}
+	args, types, err := triple.DecodeRequest(msg)
+	if err != nil {
+		return nil, nil
+	}
+	s, err := rt.service(r, svc)
+	if err != nil {
+		return nil, err
+	}
+	c := &Call{Service: s, TypesSource: "wrapper", Attachments: rt.attachments(r)}
+	c.Args = make([]any, len(args))
+	for i, a := range args {
+		c.Args[i] = triple.Generic(a)
+	}
+	c.Types = make([]string, len(args))
+	for i := range c.Types {
+		if i < len(types) && types[i] != "" {
+			c.Types[i] = dubbo.EraseType(types[i])
+		} else {
+			c.Types[i] = dubbo.InferType(c.Args[i])
+		}
+	}
+	return &GRPCCall{Call: c, wrapped: true}, nil
+}
+
 // grpcMessage takes the one message out of a unary request body.
 func grpcMessage(frame []byte) ([]byte, error) {
 	if len(frame) < grpcFrameHeader {
@@ -164,6 +210,13 @@ func javaTypeOf(f protoreflect.FieldDescriptor) string {
 // a JSON object fills its fields, anything else the response's single
 // field.
 func (rt *Route) AnswerGRPC(w http.ResponseWriter, c *GRPCCall, resp *dubbo.Response) error {
+	if c.wrapped {
+		msg, err := triple.EncodeResponse(resp.Value)
+		if err != nil {
+			return err
+		}
+		return rt.writeGRPC(w, msg, resp)
+	}
 	v := dubbo.ToJSON(resp.Value, rt.json)
 	out := dynamicpb.NewMessage(c.output)
 	if _, isObject := v.(map[string]any); !isObject && v != nil {
@@ -186,6 +239,11 @@ func (rt *Route) AnswerGRPC(w http.ResponseWriter, c *GRPCCall, resp *dubbo.Resp
 	if err != nil {
 		return err
 	}
+	return rt.writeGRPC(w, msg, resp)
+}
+
+// writeGRPC answers with one message and an OK status.
+func (rt *Route) writeGRPC(w http.ResponseWriter, msg []byte, resp *dubbo.Response) error {
 	frame := make([]byte, grpcFrameHeader+len(msg))
 	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
 	copy(frame[grpcFrameHeader:], msg)
@@ -198,7 +256,7 @@ func (rt *Route) AnswerGRPC(w http.ResponseWriter, c *GRPCCall, resp *dubbo.Resp
 	h.Set("Content-Type", "application/grpc")
 	h.Set("Trailer", "Grpc-Status, Grpc-Message")
 	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(frame)
+	_, err := w.Write(frame)
 	h.Set("Grpc-Status", "0")
 	return err
 }
