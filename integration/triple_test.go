@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/meshgate/meshgate/internal/peers"
 	"github.com/meshgate/meshgate/triple"
 )
@@ -55,15 +57,19 @@ listeners:
           # Triple's gRPC form (IDL and non-IDL): passed through.
           - match: { prefix: /org.apache.dubbo.samples., grpc: true }
             cluster: tri
+          - match: { prefix: /grpc.health.v1.Health/, grpc: true }
+            cluster: tri
+          # JSON to the IDL health service: transcoded with its descriptor.
           - match: { prefix: /grpc.health.v1.Health/ }
             cluster: tri
+            dubbo: { proto_descriptor: "{{.Desc}}" }
           # Triple's unary HTTP form (JSON): the bridge, to the non-IDL provider.
           - match: { prefix: /org.apache.dubbo.samples. }
             cluster: tri
             timeout: 2s
             dubbo: {}
 clusters:
-  - { name: tri, protocol: tri, endpoints: [ "127.0.0.1:{{.}}" ] }
+  - { name: tri, protocol: tri, endpoints: [ "127.0.0.1:{{.Tri}}" ] }
 `
 
 // Triple through the gateway, with real dubbo-go peers: a dubbo-go Triple
@@ -77,7 +83,8 @@ func TestTriple_DubboGoThroughGateway(t *testing.T) {
 	}
 	zkServer := startZooKeeper(t)
 	p := startProvider(t, providerSpec{App: "tri-provider", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1", Bridge: true})
-	g := startGateway(t, render(t, tripleConfig, p.triPort))
+	g := startGateway(t, render(t, tripleConfig, map[string]string{"Tri": p.triPort,
+		"Desc": descriptorFile(t, healthpb.File_grpc_health_v1_health_proto)}))
 	gw := g.addr("main")
 
 	// A dubbo-go Triple consumer, non-IDL: hessian2 in Triple's wrapper,
@@ -113,6 +120,9 @@ func TestTriple_DubboGoThroughGateway(t *testing.T) {
 		t.Errorf("unary application/proto: %d %s %v %v", presp.StatusCode, presp.Header.Get("Content-Type"), v, err)
 	}
 
+	// The health service has no version or group.
+	noServiceID := []string{"Tri-Service-Version", "", "Tri-Service-Group", ""}
+
 	// Triple's unary HTTP form, as curl sends it.
 	c := httpClient(t)
 	call := func(path, body string, hdr ...string) (int, string) {
@@ -123,6 +133,10 @@ func TestTriple_DubboGoThroughGateway(t *testing.T) {
 		req.Header.Set("Tri-Service-Version", "1.0.0")
 		req.Header.Set("Tri-Service-Group", "g1")
 		for i := 0; i+1 < len(hdr); i += 2 {
+			if hdr[i+1] == "" {
+				req.Header.Del(hdr[i])
+				continue
+			}
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
 		resp, err := c.Do(req)
@@ -146,6 +160,9 @@ func TestTriple_DubboGoThroughGateway(t *testing.T) {
 		{"/org.apache.dubbo.samples.BridgeService/Sleep", `[3000]`, []string{"Triple-Timeout-Ms", "300"}, 408, `"code":"deadline_exceeded"`},
 		{"/org.apache.dubbo.samples.BridgeService/Sleep", `[1]`, []string{"Triple-Timeout-Ms", "soon"}, 400, `Triple-Timeout-Ms`},
 		{"/org.apache.dubbo.samples.GreeterService/Nope", `[]`, nil, 404, `"code":"unimplemented"`},
+		// JSON to an IDL method, transcoded with the route's descriptor.
+		{"/grpc.health.v1.Health/Check", `{"service": "grpc.health.v1.Health"}`, noServiceID, 200, `{"status":"SERVING"}`},
+		{"/grpc.health.v1.Health/Check", `{"nope": 1}`, noServiceID, 400, `"code":"invalid_argument"`},
 		// tri-* headers reach the provider as attachments.
 		{"/org.apache.dubbo.samples.BridgeService/Attachment", `["tri-unit-info"]`, []string{"Tri-Unit-Info", "unit-7"}, 200, `"unit-7"`},
 	} {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/meshgate/meshgate/dubbo"
 	"github.com/meshgate/meshgate/governance"
@@ -96,7 +97,21 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 		defer cancel()
 	}
 	if cl.Triple && isTripleUnary(r) && mediaType(r) == "application/proto" {
-		ch.tripleProto(c, r, rt, cl, b, body, ctx, timeout)
+		ch.tripleProto(c, r, rt, cl, b, body, ctx, timeout, nil)
+		return
+	}
+	if md, ok := b.IDLMethod(r.URL.Path); ok && cl.Triple && !isGRPC {
+		// JSON to an IDL Triple method: transcoded with the descriptor.
+		msg, err := dubbobridge.JSONToProto(body, md)
+		if err != nil {
+			if br, ok := dubbobridge.IsBadRequest(err); ok {
+				bridgeError(c, r, br.Status, br.GRPC, br.Msg)
+			} else {
+				bridgeError(c, r, http.StatusInternalServerError, codeInternal, err.Error())
+			}
+			return
+		}
+		ch.tripleProto(c, r, rt, cl, b, msg, ctx, timeout, md)
 		return
 	}
 	svc := cl.DubboService
@@ -240,17 +255,17 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 // provider in the gRPC form: the message (IDL, or a non-IDL wrapper) is
 // framed and the answer's message returned, neither decoded.
 func (ch *chain) tripleProto(c *call, r *http.Request, rt *router.Route[*cluster.Cluster], cl *cluster.Cluster, b *dubbobridge.Route,
-	body []byte, ctx context.Context, timeout time.Duration) {
+	body []byte, ctx context.Context, timeout time.Duration, asJSON protoreflect.MethodDescriptor) {
 	f := rt.Forward
 	if err := cl.Admit(f.Priority); err != nil {
-		writeTripleError(c, codeUnavailable, err.Error())
+		bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 		return
 	}
 	var info governance.PickInfo
 	info.Hash, info.HasHash = f.Hash(r)
 	a, err := cl.Begin(info, nil)
 	if err != nil {
-		writeTripleError(c, codeUnavailable, err.Error())
+		bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 		return
 	}
 	msg, hdr, err := triple.CallProto(ctx, cl.Transport(true), cl.Scheme(), a.Host.Address, r.URL.Path, body, r.Header, timeout)
@@ -261,17 +276,25 @@ func (ch *chain) tripleProto(c *call, r *http.Request, rt *router.Route[*cluster
 		}
 		fail := b.Classify(ctx, err, cl.Name, a.Host.Address)
 		a.End(fail.Outcome, true)
-		writeTripleError(c, fail.GRPC, fail.Msg)
+		writeDubboFailure(c, r, fail)
 		return
 	}
 	a.End(governance.Outcome{Status: http.StatusOK}, true)
+	contentType := "application/proto"
+	if asJSON != nil {
+		if msg, err = dubbobridge.ProtoToJSON(msg, asJSON); err != nil {
+			bridgeError(c, r, http.StatusBadGateway, codeInternal, err.Error())
+			return
+		}
+		contentType = "application/json"
+	}
 	h := c.Header()
 	for k, vs := range hdr {
 		if lk := strings.ToLower(k); strings.HasPrefix(lk, "tri-") && len(vs) > 0 {
 			h.Set(k, vs[0])
 		}
 	}
-	h.Set("Content-Type", "application/proto")
+	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(len(msg)))
 	c.WriteHeader(http.StatusOK)
 	_, _ = c.Write(msg)

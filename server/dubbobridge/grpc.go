@@ -163,6 +163,46 @@ func (rt *Route) wrappedRequest(r *http.Request, frame []byte, svc Service) (*GR
 	return &GRPCCall{Call: c, wrapped: true}, nil
 }
 
+// IDLMethod finds the method a path names in the route's descriptor: an
+// IDL Triple (or gRPC) method that JSON callers reach through it.
+func (rt *Route) IDLMethod(path string) (protoreflect.MethodDescriptor, bool) {
+	if rt.files == nil {
+		return nil, false
+	}
+	service, method, ok := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if !ok {
+		return nil, false
+	}
+	d, err := rt.files.FindDescriptorByName(protoreflect.FullName(service))
+	sd, isService := d.(protoreflect.ServiceDescriptor)
+	if err != nil || !isService {
+		return nil, false
+	}
+	md := sd.Methods().ByName(protoreflect.Name(method))
+	return md, md != nil && !md.IsStreamingClient() && !md.IsStreamingServer()
+}
+
+// JSONToProto reads a JSON request body as the method's input message.
+func JSONToProto(body []byte, md protoreflect.MethodDescriptor) ([]byte, error) {
+	in := dynamicpb.NewMessage(md.Input())
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := protojson.Unmarshal(body, in); err != nil {
+			return nil, &BadRequest{Status: http.StatusBadRequest, GRPC: codes.InvalidArgument,
+				Msg: fmt.Sprintf("the body is not a %s in JSON: %v", md.Input().FullName(), err)}
+		}
+	}
+	return proto.Marshal(in)
+}
+
+// ProtoToJSON writes an answer message as JSON.
+func ProtoToJSON(msg []byte, md protoreflect.MethodDescriptor) ([]byte, error) {
+	out := dynamicpb.NewMessage(md.Output())
+	if err := proto.Unmarshal(msg, out); err != nil {
+		return nil, fmt.Errorf("%w: the answer is not a %s: %v", dubbo.ErrFrame, md.Output().FullName(), err)
+	}
+	return protojson.Marshal(out)
+}
+
 // grpcMessage takes the one message out of a unary request body.
 func grpcMessage(frame []byte) ([]byte, error) {
 	if len(frame) < grpcFrameHeader {

@@ -15,6 +15,7 @@ import (
 	"github.com/meshgate/meshgate/dubbo"
 	dubbotestv1 "github.com/meshgate/meshgate/proto/dubbotest/v1"
 	dubbov1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/dubbo/v1"
+	"github.com/meshgate/meshgate/triple"
 )
 
 func descriptorBin(t testing.TB) []byte {
@@ -179,4 +180,71 @@ func FuzzGRPCRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestGRPCRequest_NonIDLWrapper(t *testing.T) {
+	rt := mustCompile(t, &dubbov1.DubboRoute{Version: "1.0"})
+	msg, err := triple.EncodeRequest([]any{"ann", map[any]any{"class": "org.x.User", "id": "u"}}, []string{"java.lang.String", "org.x.User"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := make([]byte, 5+len(msg))
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
+	copy(frame[5:], msg)
+	r := httptest.NewRequest("POST", "/org.x.Greeter/hello", nil)
+	r.Header.Set("Content-Type", "application/grpc+proto")
+	c, err := rt.GRPCRequest(r, frame, Service{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Service.Interface != "org.x.Greeter" || c.Service.Method != "hello" || c.TypesSource != "wrapper" ||
+		c.Types[1] != "org.x.User" || c.Args[0] != "ann" {
+		t.Errorf("call %+v", c.Call)
+	}
+	if m, ok := c.Args[1].(map[any]any); !ok || m["class"] != "org.x.User" || m["id"] != "u" {
+		t.Errorf("the POJO argument for a generic call: %#v", c.Args[1])
+	}
+	// The answer goes back in a TripleResponseWrapper.
+	w := httptest.NewRecorder()
+	if err := rt.AnswerGRPC(w, c, &dubbo.Response{Value: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := triple.DecodeResponse(w.Body.Bytes()[5:]); err != nil || v != "hi" {
+		t.Errorf("wrapped answer %v, %v", v, err)
+	}
+	// Neither a wrapper nor a described service.
+	if _, err := rt.GRPCRequest(r, grpcFrame(t, &dubbotestv1.SayHelloRequest{Name: "x"}), Service{}); err == nil {
+		t.Error("a message that is no wrapper was bridged without a descriptor")
+	}
+}
+
+func TestIDLTranscoding(t *testing.T) {
+	rt := mustCompile(t, &dubbov1.DubboRoute{ProtoDescriptorBin: descriptorBin(t)})
+	md, ok := rt.IDLMethod("/dubbotest.v1.GreeterService/Add")
+	if !ok {
+		t.Fatal("Add not found")
+	}
+	for _, p := range []string{"/dubbotest.v1.GreeterService/Nope", "/x.Y/Add", "/nopath"} {
+		if _, ok := rt.IDLMethod(p); ok {
+			t.Errorf("IDLMethod(%s) found one", p)
+		}
+	}
+	b, err := JSONToProto([]byte(`{"a": "5", "b": 7}`), md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in dubbotestv1.AddRequest
+	if err := proto.Unmarshal(b, &in); err != nil || in.GetA() != 5 || in.GetB() != 7 {
+		t.Errorf("JSONToProto: %v, %v", &in, err)
+	}
+	if _, err := JSONToProto([]byte(`{"c": 1}`), md); err == nil {
+		t.Error("an unknown field was accepted")
+	}
+	out, _ := proto.Marshal(&dubbotestv1.AddResponse{Sum: 12})
+	if j, err := ProtoToJSON(out, md); err != nil || !strings.Contains(string(j), `"sum":"12"`) {
+		t.Errorf("ProtoToJSON: %s, %v", j, err)
+	}
+	if _, err := ProtoToJSON([]byte{0xff}, md); err == nil {
+		t.Error("a broken answer was turned into JSON")
+	}
 }
