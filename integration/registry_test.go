@@ -54,6 +54,8 @@ type providerSpec struct {
 	RemoteMetadata                                                                          bool
 	// Bridge exports BridgeService too (the Dubbo2 bridge tests').
 	Bridge bool
+	// DubboOnly exports the dubbo protocol alone (no tri port).
+	DubboOnly bool
 }
 
 func startProvider(t *testing.T, s providerSpec) *provider {
@@ -80,6 +82,9 @@ func startProvider(t *testing.T, s providerSpec) *provider {
 	}
 	if s.Bridge {
 		args = append(args, "-bridge")
+	}
+	if s.DubboOnly {
+		args = append(args, "-protocols", "dubbo")
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = t.TempDir() // dubbo-go writes logs and caches next to it
@@ -119,7 +124,11 @@ func startProvider(t *testing.T, s providerSpec) *provider {
 	// SERVING comes before dubbo-go's Serve opens its ports and exports
 	// its services: wait until a generic call to each service works, or a
 	// caller's first attempts are refused or find no exporter.
-	for _, port := range []string{p.dubboPort, p.triPort} {
+	ports := []string{p.dubboPort, p.triPort}
+	if s.DubboOnly {
+		ports = ports[:1]
+	}
+	for _, port := range ports {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
@@ -147,7 +156,7 @@ func startProvider(t *testing.T, s providerSpec) *provider {
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_, err := dubbo.Call(ctx, "127.0.0.1:"+p.dubboPort, req.Service, req.Args, req.Attachments)
-			if err == nil {
+			if err == nil && !s.DubboOnly {
 				// The tri port exports its services apart from dubbo's.
 				_, err = triple.Call(ctx, h2c, "http", "127.0.0.1:"+p.triPort, triple.Request{
 					Service: dubbo.Service{Interface: iface, Version: s.Version, Group: s.Group, Method: method},

@@ -2,9 +2,11 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/meshgate/meshgate/internal/peers"
+	"github.com/meshgate/meshgate/registry"
 	"github.com/meshgate/meshgate/triple"
 )
 
@@ -338,5 +341,81 @@ func TestTriple_TripleCallersToDubbo2Provider(t *testing.T) {
 	}
 	if got := javaConsumerCall(t, "tri://"+gw, "1.0.0", "g1", "java"); got["result"] != "Hello java from dubbo2-only" {
 		t.Errorf("Java Triple consumer -> Dubbo2 provider: %v", got)
+	}
+}
+
+const serviceIdentityConfig = `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    virtual_hosts:
+      - routes:
+          # Routes name the service, not a protocol: service|<interface>|<version>|<group>.
+          - match: { prefix: /org.apache.dubbo.samples.GreeterService/, grpc: true }
+            cluster: "service|org.apache.dubbo.samples.GreeterService|1.0.0|g1"
+          - match: { prefix: /v1/ }
+            cluster: "service|org.apache.dubbo.samples.GreeterService|1.0.0|g1"
+            dubbo: {}
+          - match: { prefix: /v2/ }
+            cluster: "service|org.apache.dubbo.samples.GreeterService|2.0.0|g2"
+            dubbo: {}
+dubbo_listeners:
+  - name: dubbo-in
+    address: {{.Dubbo}}
+    routes:
+      - { interface: org.apache.dubbo.samples.GreeterService, version: 1.0.0, group: g1, cluster: "service|org.apache.dubbo.samples.GreeterService|1.0.0|g1" }
+registries:
+  - name: zk
+    zookeeper: { servers: [ "{{.ZK}}" ] }
+`
+
+// Routing by service identity: a route names interface, version and group
+// and the call reaches the registry's providers of that service over
+// Triple when they serve it, else over Dubbo2 — whatever the caller spoke.
+func TestTriple_ServiceIdentityRouting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and dubbo-go peers; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	startProvider(t, providerSpec{App: "both-protocols", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1"})
+	startProvider(t, providerSpec{App: "dubbo2-only", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "2.0.0", Group: "g2", DubboOnly: true})
+	g := startGateway(t, render(t, serviceIdentityConfig, map[string]string{"ZK": zkServer.addr, "Dubbo": freeAddr(t)}))
+	w, err := registry.NewZooKeeper(g.store, registry.ZooKeeperOptions{Name: "zk", Servers: []string{zkServer.addr},
+		Mode: registry.ModeInterface, SessionTimeout: 4 * time.Second, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	c := httpClient(t)
+	gw := g.addr("main")
+	// JSON to version 1 (both protocols): Triple, to version 2 (Dubbo2 only): Dubbo2.
+	for _, tc := range []struct{ path, want string }{
+		{"/v1/SayHello", `"Hello json from both-protocols"`},
+		{"/v2/SayHello", `"Hello json from dubbo2-only"`},
+	} {
+		var status int
+		var raw []byte
+		waitFor(t, "the registry's providers behind "+tc.path, func() bool {
+			status, _, raw = post(t, c, "http://"+gw+tc.path, `["json"]`)
+			return status == 200
+		})
+		if strings.TrimSpace(string(raw)) != tc.want {
+			t.Errorf("%s: %d %s, want %s", tc.path, status, raw, tc.want)
+		}
+	}
+	if n := clusterNamed(t, g, "tri|org.apache.dubbo.samples.GreeterService|1.0.0|g1").Stats.RqTotal.Load(); n == 0 {
+		t.Error("version 1 was not served over Triple")
+	}
+	// A Triple consumer (passed through to the tri providers) and a Dubbo2
+	// consumer (converted to Triple) by the same service name.
+	if got := dubboGoCall(t, "-mode", "tri", "-url", "tri://"+gw, "-iface", greeter, "-version", "1.0.0", "-group", "g1", "-method", "SayHello", "-arg", "tri"); got["result"] != "Hello tri from both-protocols" {
+		t.Errorf("Triple consumer by service identity: %v", got)
+	}
+	if got := dubboGoCall(t, "-mode", "dubbo", "-url", "dubbo://"+g.addr("dubbo-in"), "-iface", greeter, "-version", "1.0.0", "-group", "g1", "-method", "SayHello", "-arg", "dubbo"); got["result"] != "Hello dubbo from both-protocols" {
+		t.Errorf("Dubbo2 consumer by service identity: %v", got)
 	}
 }

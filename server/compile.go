@@ -133,7 +133,7 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, set *
 	if hcm.GetCodecType() == hcmv3.HttpConnectionManager_HTTP3 {
 		return nil, nil, errors.New("codec_type HTTP3 is not supported")
 	}
-	ch := &chainBuild{chain: chain{srv: s, listener: listener, maxHeaderBytes: defaultMaxHeaderBytes}}
+	ch := &chainBuild{chain: chain{srv: s, listener: listener, maxHeaderBytes: defaultMaxHeaderBytes, resolve: resolve}}
 	if kb := hcm.GetMaxRequestHeadersKb(); kb != nil {
 		ch.maxHeaderBytes = int(kb.GetValue()) << 10
 	}

@@ -34,6 +34,11 @@ const defaultDubboBody = 8 << 20
 func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster.Cluster], b *dubbobridge.Route) {
 	f := rt.Forward
 	target := f.Pick(rand.Uint64())
+	if t, ok := serviceTarget(ch.resolve, target.Name, false); ok {
+		// A service named independent of protocol: its Triple providers,
+		// else its Dubbo2 ones.
+		target = t
+	}
 	c.cluster = target.Name
 	if !target.Found {
 		bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q is not configured", target.Name))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ type dubboProxy struct {
 	srv      *Server
 	listener string
 	services []dubboService
+	resolve  router.Resolver[*cluster.Cluster]
 }
 
 type dubboService struct {
@@ -53,7 +55,7 @@ func compileDubboProxy(s *Server, listener string, p *dubbov3.DubboProxy, resolv
 	if p.GetDrds() != nil {
 		return nil, errors.New("dubbo_proxy: drds (routes over xDS) is not supported; use multiple_route_config")
 	}
-	out := &dubboProxy{srv: s, listener: listener}
+	out := &dubboProxy{srv: s, listener: listener, resolve: resolve}
 	for i, rc := range config.DubboRouteConfigs(p) {
 		svc := dubboService{iface: rc.GetInterface(), version: rc.GetVersion(), group: rc.GetGroup()}
 		if svc.iface == "*" {
@@ -182,6 +184,9 @@ func (p *dubboProxy) call(ctx context.Context, f *dubbo.Frame) []byte {
 			fmt.Sprintf("no route for %s:%s group %q method %s on listener %s", inv.Service.Interface, inv.Service.Version, inv.Service.Group, inv.Service.Method, p.listener))
 	}
 	route, cname = inv.Service.Interface+"."+inv.Service.Method, target.Name
+	if t, ok := serviceTarget(p.resolve, target.Name, false); ok {
+		target, cname = t, t.Name
+	}
 	if !target.Found {
 		status = int(dubbo.StatusServiceNotFound)
 		return statusAnswer(f.ID(), dubbo.StatusServiceNotFound, fmt.Sprintf("cluster %q is not configured", target.Name))
@@ -280,4 +285,40 @@ func outcomeOf(err error) governance.Outcome {
 		return governance.Outcome{Local: governance.Timeout}
 	}
 	return governance.Outcome{Local: governance.Reset}
+}
+
+// serviceTargetPrefix names a Dubbo service independent of protocol in a
+// route's cluster: service|<interface>|<version>|<group>. The call goes to
+// the registry's tri|... or dubbo|... cluster of that service, whichever has
+// providers (Triple first, or Dubbo2 first when preferDubbo).
+const serviceTargetPrefix = "service|"
+
+// serviceTarget resolves a service|... name; ok is false for other names.
+func serviceTarget(resolve router.Resolver[*cluster.Cluster], name string, preferDubbo bool) (*router.WeightedTarget[*cluster.Cluster], bool) {
+	rest, ok := strings.CutPrefix(name, serviceTargetPrefix)
+	if !ok || resolve == nil {
+		return nil, false
+	}
+	order := []string{"tri|", "dubbo|"}
+	if preferDubbo {
+		order = []string{"dubbo|", "tri|"}
+	}
+	var fallback *router.WeightedTarget[*cluster.Cluster]
+	for _, proto := range order {
+		c, found := resolve(proto + rest)
+		if !found {
+			continue
+		}
+		t := &router.WeightedTarget[*cluster.Cluster]{Name: proto + rest, Weight: 1, Target: c, Found: true}
+		if len(c.Hosts()) > 0 {
+			return t, true
+		}
+		if fallback == nil {
+			fallback = t
+		}
+	}
+	if fallback != nil {
+		return fallback, true
+	}
+	return &router.WeightedTarget[*cluster.Cluster]{Name: name}, true // neither is known yet: "not configured"
 }

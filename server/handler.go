@@ -45,6 +45,9 @@ type chain struct {
 	// streamIdle resets streams quiet both ways this long (HCM
 	// stream_idle_timeout, Envoy's default 5m; 0: off).
 	streamIdle time.Duration
+	// resolve finds the snapshot's clusters by name (a Dubbo service's
+	// clusters, named at request time).
+	resolve router.Resolver[*cluster.Cluster]
 }
 
 // call is the per-request state, one allocation per request.
@@ -194,6 +197,9 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Cluster]) {
 	f := rt.Forward
 	target := f.Pick(rand.Uint64())
+	if t, ok := serviceTarget(ch.resolve, target.Name, false); ok {
+		target = t // a Dubbo service by identity: its Triple providers first
+	}
 	c.cluster = target.Name
 	if !target.Found {
 		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q is not configured", target.Name))

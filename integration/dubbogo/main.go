@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strings"
 	"time"
 
 	"dubbo.apache.org/dubbo-go/v3"
@@ -159,6 +160,7 @@ func main() {
 	metaPort := flag.Int("meta-port", 20881, "metadata service port")
 	remote := flag.Bool("remote-metadata", false, "publish metadata to the registry instead of serving it")
 	instance := flag.String("instance", "", "name returned in answers (default: app)")
+	protocols := flag.String("protocols", "dubbo,tri", "the protocols to export: dubbo, tri or both")
 	bridge := flag.Bool("bridge", false, "also export org.apache.dubbo.samples.BridgeService (the Dubbo2 bridge tests')")
 	flag.Parse()
 	if *instance == "" {
@@ -194,8 +196,6 @@ func main() {
 	}
 	opts := []dubbo.InstanceOption{
 		dubbo.WithName(*app),
-		dubbo.WithProtocol(protocol.WithDubbo(), protocol.WithPort(*dubboPort)),
-		dubbo.WithProtocol(protocol.WithTriple(), protocol.WithPort(*triPort)),
 		dubbo.WithMetadataServicePort(*metaPort),
 		dubbo.WithShutdown(
 			graceful_shutdown.WithTimeout(5*time.Second),
@@ -204,6 +204,16 @@ func main() {
 			graceful_shutdown.WithOfflineRequestWindowTimeout(0),
 			graceful_shutdown.WithNotifyTimeout(300*time.Millisecond),
 		),
+	}
+	for _, p := range strings.Split(*protocols, ",") {
+		switch strings.TrimSpace(p) {
+		case "dubbo":
+			opts = append(opts, dubbo.WithProtocol(protocol.WithDubbo(), protocol.WithPort(*dubboPort)))
+		case "tri":
+			opts = append(opts, dubbo.WithProtocol(protocol.WithTriple(), protocol.WithPort(*triPort)))
+		default:
+			log.Fatalf("unknown protocol %q", p)
+		}
 	}
 	if *reg != "none" {
 		opts = append(opts, dubbo.WithRegistry(regOpts...))

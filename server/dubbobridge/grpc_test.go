@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/meshgate/meshgate/dubbo"
 	dubbotestv1 "github.com/meshgate/meshgate/proto/dubbotest/v1"
@@ -247,4 +248,32 @@ func TestIDLTranscoding(t *testing.T) {
 	if _, err := ProtoToJSON([]byte{0xff}, md); err == nil {
 		t.Error("a broken answer was turned into JSON")
 	}
+}
+
+// FuzzJSONToProto feeds arbitrary JSON bodies to the IDL transcoder.
+func FuzzJSONToProto(f *testing.F) {
+	rt, err := compile(&dubbov1.DubboRoute{ProtoDescriptorBin: descriptorBin(f)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	md, ok := rt.IDLMethod("/dubbotest.v1.GreeterService/GetUser")
+	if !ok {
+		f.Fatal("GetUser not found")
+	}
+	f.Add([]byte(`{"user": {"id": "u", "age": 3, "iD": "x"}}`))
+	f.Add([]byte(`{"user": null}`))
+	f.Add([]byte(`[1, 2]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		msg, err := JSONToProto(body, md)
+		if err != nil {
+			if _, ok := IsBadRequest(err); !ok {
+				t.Fatalf("not a BadRequest: %v", err)
+			}
+			return
+		}
+		// What the transcoder wrote is a valid input message.
+		if err := proto.Unmarshal(msg, dynamicpb.NewMessage(md.Input())); err != nil {
+			t.Fatalf("the request message does not read back: %v", err)
+		}
+	})
 }
