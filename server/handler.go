@@ -57,6 +57,7 @@ type call struct {
 	wroteHeader bool
 	route       string
 	cluster     string
+	grpcWeb     bool // a gRPC-Web request, forwarded as gRPC
 }
 
 func (c *call) WriteHeader(code int) {
@@ -131,6 +132,12 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	if mode, ok := grpcWebRequest(r); ok {
+		// gRPC-Web: forwarded as gRPC; the answer's trailers go in the body.
+		gw := &grpcWebWriter{w: w, mode: mode}
+		c.ResponseWriter, c.grpcWeb = gw, true
+		defer gw.finish()
+	}
 	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {
 		writeError(c, r, http.StatusRequestHeaderFieldsTooLarge, codeResourceExhausted,
 			fmt.Sprintf("request headers are larger than %d bytes", ch.maxHeaderBytes))
@@ -314,7 +321,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 			perTry = time.AfterFunc(policy.PerTryTimeout, func() { perTryFired.Store(true); acancel() })
 		}
 		out := ch.upstreamRequest(actx, r, rt, cl, a.Host, attemptBody, isGRPC, timeout)
-		resp, err := cl.Transport(r.ProtoMajor == 2).RoundTrip(out)
+		resp, err := cl.Transport(r.ProtoMajor == 2 || c.grpcWeb).RoundTrip(out)
 		if perTry != nil && !perTry.Stop() && err == nil {
 			// The per-try timeout fired as the headers came: the attempt's
 			// context is gone, so the answer cannot be read.

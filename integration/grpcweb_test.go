@@ -1,0 +1,180 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	demov1 "github.com/meshgate/meshgate/proto/demo/v1"
+)
+
+const grpcWebConfig = `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /demo.v1.DemoService/, grpc: true }
+            cluster: grpc
+            timeout: 10s
+clusters:
+  - { name: grpc, protocol: grpc, endpoints: [ "{{.}}" ] }
+`
+
+// grpcWebCall is one gRPC-Web call over HTTP/1.1 as a browser makes it:
+// the message framed (base64 for text), the answer's frames and its
+// trailers (from the flagged frame, or the headers when trailers-only).
+func grpcWebCall(t *testing.T, c *http.Client, url string, text bool, req proto.Message, hdr ...string) (msgs [][]byte, trailers map[string]string, status int) {
+	t.Helper()
+	b, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := make([]byte, 5+len(b))
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(b)))
+	copy(frame[5:], b)
+	ct := "application/grpc-web+proto"
+	body := frame
+	if text {
+		ct = "application/grpc-web-text"
+		body = []byte(base64.StdEncoding.EncodeToString(frame))
+	}
+	hr, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	hr.Header.Set("Content-Type", ct)
+	hr.Header.Set("X-Grpc-Web", "1")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		hr.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCT := "application/grpc-web+proto"
+	if text || strings.Contains(hr.Header.Get("Accept"), "grpc-web-text") {
+		wantCT = "application/grpc-web-text"
+		if !text {
+			wantCT += "+proto"
+		}
+		if raw, err = decodeGRPCWebText(raw); err != nil {
+			t.Fatalf("text answer: %v", err)
+		}
+	}
+	if resp.Header.Get("Content-Type") != wantCT {
+		t.Errorf("answer content type %q, want %q", resp.Header.Get("Content-Type"), wantCT)
+	}
+	trailers = map[string]string{}
+	if s := resp.Header.Get("Grpc-Status"); s != "" {
+		trailers["grpc-status"], trailers["grpc-message"] = s, resp.Header.Get("Grpc-Message")
+	}
+	for len(raw) > 0 {
+		if len(raw) < 5 {
+			t.Fatalf("a cut frame: %x", raw)
+		}
+		n := int(binary.BigEndian.Uint32(raw[1:5]))
+		if len(raw) < 5+n {
+			t.Fatalf("a frame of %d bytes in %d", n, len(raw)-5)
+		}
+		if raw[0]&0x80 != 0 {
+			sc := bufio.NewScanner(bytes.NewReader(raw[5 : 5+n]))
+			for sc.Scan() {
+				k, v, _ := strings.Cut(strings.TrimSpace(sc.Text()), ":")
+				trailers[strings.ToLower(k)] = strings.TrimSpace(v)
+			}
+		} else {
+			msgs = append(msgs, raw[5:5+n])
+		}
+		raw = raw[5+n:]
+	}
+	return msgs, trailers, resp.StatusCode
+}
+
+// decodeGRPCWebText decodes base64 written chunk by chunk (each padded).
+func decodeGRPCWebText(b []byte) ([]byte, error) {
+	var out []byte
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '=')
+		end := len(b)
+		if i >= 0 {
+			end = i
+			for end < len(b) && b[end] == '=' {
+				end++
+			}
+		}
+		d, err := base64.StdEncoding.DecodeString(string(b[:end]))
+		if err != nil {
+			return nil, err
+		}
+		out, b = append(out, d...), b[end:]
+	}
+	return out, nil
+}
+
+// gRPC-Web callers (binary and text, over HTTP/1.1) reach a real grpc-go
+// backend through the gateway: unary, server streaming, errors and
+// deadlines, the trailers in the body's last frame.
+func TestGRPCWeb_ThroughGateway(t *testing.T) {
+	b := startBackend(t, "web")
+	g := startGateway(t, render(t, grpcWebConfig, b.GRPCAddr))
+	c := httpClient(t)
+	base := "http://" + g.addr("main") + "/demo.v1.DemoService/"
+	for _, text := range []bool{false, true} {
+		t.Run(fmt.Sprintf("text=%v", text), func(t *testing.T) {
+			msgs, tr, status := grpcWebCall(t, c, base+"Echo", text, &demov1.EchoRequest{Message: "web"}, "X-Trace", "t1")
+			var resp demov1.EchoResponse
+			if status != 200 || len(msgs) != 1 || proto.Unmarshal(msgs[0], &resp) != nil || resp.GetMessage() != "web" || tr["grpc-status"] != "0" {
+				t.Errorf("unary: %d %d messages, %v, trailers %v", status, len(msgs), &resp, tr)
+			}
+			if resp.GetMetadata()["x-trace"] != "t1" {
+				t.Errorf("metadata the backend saw: %v", resp.GetMetadata())
+			}
+			msgs, tr, _ = grpcWebCall(t, c, base+"ServerStream", text, &demov1.ServerStreamRequest{Message: "s", Count: 3})
+			if len(msgs) != 3 || tr["grpc-status"] != "0" {
+				t.Errorf("server streaming: %d messages, trailers %v", len(msgs), tr)
+			}
+			msgs, tr, _ = grpcWebCall(t, c, base+"ServerStream", text, &demov1.ServerStreamRequest{Message: "s", Count: 2, FailCode: 5})
+			if len(msgs) != 2 || tr["grpc-status"] != "5" {
+				t.Errorf("a stream that fails after 2: %d messages, trailers %v", len(msgs), tr)
+			}
+			_, tr, _ = grpcWebCall(t, c, base+"Echo", text, &demov1.EchoRequest{FailCode: 7, FailMessage: "no way"})
+			if tr["grpc-status"] != "7" || !strings.Contains(tr["grpc-message"], "no way") {
+				t.Errorf("an error status: trailers %v", tr)
+			}
+			_, tr, _ = grpcWebCall(t, c, base+"Echo", text, &demov1.EchoRequest{DelayMs: 2000}, "Grpc-Timeout", "200m")
+			if tr["grpc-status"] != "4" {
+				t.Errorf("grpc-timeout: trailers %v, want DEADLINE_EXCEEDED", tr)
+			}
+		})
+	}
+	// Accept asks for text on a binary request: the answer is text.
+	msgs, tr, _ := grpcWebCall(t, c, base+"Echo", false, &demov1.EchoRequest{Message: "x"}, "Accept", "application/grpc-web-text")
+	if tr["grpc-status"] != "0" || len(msgs) != 1 {
+		t.Errorf("binary call answered in text: %d messages, %v", len(msgs), tr)
+	}
+	// A text body that is not base64: an error status, not a hang.
+	hr, _ := http.NewRequest(http.MethodPost, base+"Echo", strings.NewReader("not*base64"))
+	hr.Header.Set("Content-Type", "application/grpc-web-text")
+	resp, err := c.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	dec, _ := decodeGRPCWebText(body)
+	if resp.Header.Get("Grpc-Status") == "0" || (resp.Header.Get("Grpc-Status") == "" && !bytes.Contains(dec, []byte("grpc-status: "))) ||
+		bytes.Contains(dec, []byte("grpc-status: 0")) {
+		t.Errorf("a bad text body answered %d %v %q", resp.StatusCode, resp.Header, dec)
+	}
+}
