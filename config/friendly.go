@@ -116,6 +116,9 @@ type VirtualHostConfig struct {
 	Retries *RetryConfig `json:"retries,omitempty"`
 	// RateLimit is one bucket shared by the routes without their own.
 	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
+	// CORS is the policy of the routes without their own; it also answers
+	// preflights that match no route.
+	CORS *CORSConfig `json:"cors,omitempty"`
 	HeaderEdits
 }
 
@@ -156,6 +159,8 @@ type RouteConfig struct {
 	// Dubbo calls a Dubbo2 method on the route's cluster (protocol dubbo)
 	// instead of forwarding the request.
 	Dubbo *DubboRouteConfig `json:"dubbo,omitempty"`
+	// CORS is the route's CORS policy (else its virtual host's).
+	CORS *CORSConfig `json:"cors,omitempty"`
 	HeaderEdits
 }
 

@@ -300,8 +300,14 @@ func (t *translator) routeConfiguration(path, name string, vhosts []VirtualHostC
 		if vh.Retries != nil {
 			out.RetryPolicy = t.retryPolicy(p+".retries", vh.Retries)
 		}
+		if vh.RateLimit != nil || vh.CORS != nil {
+			out.TypedPerFilterConfig = map[string]*anypb.Any{}
+		}
 		if vh.RateLimit != nil {
-			out.TypedPerFilterConfig = map[string]*anypb.Any{LocalRateLimitFilter: mustAny(t.rateLimit(p+".rate_limit", vh.RateLimit))}
+			out.TypedPerFilterConfig[LocalRateLimitFilter] = mustAny(t.rateLimit(p+".rate_limit", vh.RateLimit))
+		}
+		if vh.CORS != nil {
+			out.TypedPerFilterConfig[CORSFilter] = mustAny(t.cors(p+".cors", vh.CORS))
 		}
 		out.RequestHeadersToAdd, out.RequestHeadersToRemove, out.ResponseHeadersToAdd, out.ResponseHeadersToRemove = headerEdits(&vh.HeaderEdits)
 		if len(vh.Routes) == 0 {
@@ -450,8 +456,11 @@ func (t *translator) route(path string, r *RouteConfig) *routev3.Route {
 	if r.Retries != nil {
 		ra.RetryPolicy = t.retryPolicy(path+".retries", r.Retries)
 	}
-	if r.RateLimit != nil || r.Dubbo != nil {
+	if r.RateLimit != nil || r.Dubbo != nil || r.CORS != nil {
 		out.TypedPerFilterConfig = map[string]*anypb.Any{}
+	}
+	if r.CORS != nil {
+		out.TypedPerFilterConfig[CORSFilter] = mustAny(t.cors(path+".cors", r.CORS))
 	}
 	if r.RateLimit != nil {
 		out.TypedPerFilterConfig[LocalRateLimitFilter] = mustAny(t.rateLimit(path+".rate_limit", r.RateLimit))

@@ -21,7 +21,8 @@ listeners:
   - name: main
     address: 127.0.0.1:0
     virtual_hosts:
-      - routes:
+      - cors: { allow_origins: [ "http://app.test", "regex:http://.*\\.dev\\.test" ], max_age: 600s }
+        routes:
           - match: { prefix: /demo.v1.DemoService/, grpc: true }
             cluster: grpc
             timeout: 10s
@@ -176,5 +177,55 @@ func TestGRPCWeb_ThroughGateway(t *testing.T) {
 	if resp.Header.Get("Grpc-Status") == "0" || (resp.Header.Get("Grpc-Status") == "" && !bytes.Contains(dec, []byte("grpc-status: "))) ||
 		bytes.Contains(dec, []byte("grpc-status: 0")) {
 		t.Errorf("a bad text body answered %d %v %q", resp.StatusCode, resp.Header, dec)
+	}
+}
+
+// CORS for browser callers: the virtual host's policy answers the preflight
+// of a gRPC-only route (which the OPTIONS request cannot match), and the
+// actual call's answer carries the allow and expose headers gRPC-Web needs.
+func TestGRPCWeb_CORS(t *testing.T) {
+	b := startBackend(t, "cors")
+	g := startGateway(t, render(t, grpcWebConfig, b.GRPCAddr))
+	c := httpClient(t)
+	url := "http://" + g.addr("main") + "/demo.v1.DemoService/Echo"
+	preflight := func(origin string) *http.Response {
+		req, _ := http.NewRequest(http.MethodOptions, url, nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "content-type,x-grpc-web,x-user-agent")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, origin := range []string{"http://app.test", "http://ui.dev.test"} {
+		resp := preflight(origin)
+		h := resp.Header
+		if resp.StatusCode != 200 || h.Get("Access-Control-Allow-Origin") != origin || !strings.Contains(h.Get("Access-Control-Allow-Headers"), "x-grpc-web") ||
+			!strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") || h.Get("Access-Control-Max-Age") != "600" {
+			t.Errorf("preflight from %s: %d %v", origin, resp.StatusCode, h)
+		}
+	}
+	// An origin the policy does not allow: no CORS headers (forwarded as
+	// Envoy does; nothing routes an OPTIONS here).
+	if resp := preflight("http://evil.test"); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("a foreign origin's preflight was allowed: %v", resp.Header)
+	}
+
+	b2, _ := proto.Marshal(&demov1.EchoRequest{Message: "cors"})
+	frame := append([]byte{0, 0, 0, 0, byte(len(b2))}, b2...)
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(frame))
+	req.Header.Set("Content-Type", "application/grpc-web+proto")
+	req.Header.Set("Origin", "http://app.test")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "http://app.test" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "grpc-status") {
+		t.Errorf("the call's answer lacks CORS headers: %v", resp.Header)
 	}
 }

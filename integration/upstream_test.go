@@ -81,8 +81,11 @@ func TestUpstream_PooledConnections(t *testing.T) {
 	if cx := grpcC.Stats.CxTotal.Load(); cx != 1 {
 		t.Errorf("200 gRPC calls, 8 at a time, opened %d HTTP/2 connections, want 1 (multiplexed)", cx)
 	}
-	if cx := httpC.Stats.CxTotal.Load(); cx > 8 {
-		t.Errorf("200 HTTP/1.1 requests, 8 at a time, opened %d connections, want at most 8 (keep-alive pool)", cx)
+	// Without a pool each request dials; with one, about one connection per
+	// concurrent caller. Go's transport may dial while a connection is on
+	// its way back to the pool (seen once under load: 9), hence the slack.
+	if cx := httpC.Stats.CxTotal.Load(); cx > 16 {
+		t.Errorf("200 HTTP/1.1 requests, 8 at a time, opened %d connections, want about 8 (keep-alive pool)", cx)
 	}
 }
 

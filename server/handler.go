@@ -149,6 +149,29 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := ch.routes.Match(r)
+	if origin := r.Header.Get("Origin"); origin != "" {
+		var cors *router.CORS
+		if rt != nil {
+			cors = rt.CORS
+		}
+		if router.Preflight(r) {
+			if cors == nil {
+				// A preflight matches no gRPC-only route: the virtual
+				// host's policy answers it.
+				cors = ch.routes.VirtualHostCORS(r)
+			}
+			switch {
+			case cors != nil && cors.Allowed(origin):
+				cors.AnswerPreflight(c, origin)
+				return
+			case cors != nil && !cors.ForwardNotMatching:
+				writeError(c, r, http.StatusForbidden, codes.PermissionDenied, fmt.Sprintf("origin %q is not allowed", origin))
+				return
+			}
+		} else if cors != nil && cors.Allowed(origin) {
+			cors.Decorate(c.Header(), origin)
+		}
+	}
 	if rt == nil {
 		writeError(c, r, http.StatusNotFound, codeUnimplemented,
 			fmt.Sprintf("no route for %s %s on host %q", r.Method, r.URL.Path, r.Host))

@@ -38,6 +38,8 @@ type Route[T any] struct {
 	// RateLimit is the route's (else its virtual host's) local rate limit,
 	// or nil.
 	RateLimit *LocalRateLimit
+	// CORS is the route's (else its virtual host's) CORS policy, or nil.
+	CORS *CORS
 	// Bridge, when set, is a protocol bridge's compiled config (the
 	// Dubbo2 bridge): the request is translated into a call on Forward's
 	// cluster rather than forwarded.
@@ -291,6 +293,9 @@ func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, sp
 		return nil, err
 	}
 	vh := &VirtualHost[T]{Name: vhc.GetName()}
+	if vh.CORS, err = perRouteCORS(vhc.GetTypedPerFilterConfig()); err != nil {
+		return nil, fmt.Errorf("typed_per_filter_config: %w", err)
+	}
 	// One bucket for the whole virtual host, shared by its routes without
 	// a limit of their own.
 	vhLimit, err := perRouteRateLimit(vhc.GetTypedPerFilterConfig())
@@ -333,6 +338,13 @@ func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, sp
 			continue
 		}
 		rt.RateLimit = rl
+		if rt.CORS, err = perRouteCORS(rc.GetTypedPerFilterConfig()); err != nil {
+			errs = append(errs, fmt.Errorf("routes[%d] (%s): typed_per_filter_config: %w", i, rc.GetName(), err))
+			continue
+		}
+		if rt.CORS == nil {
+			rt.CORS = vh.CORS
+		}
 		if bridge != nil && rt.Forward != nil {
 			if rt.Bridge, err = bridge(rc.GetTypedPerFilterConfig()); err != nil {
 				errs = append(errs, fmt.Errorf("routes[%d] (%s): typed_per_filter_config: %w", i, rc.GetName(), err))

@@ -42,6 +42,8 @@ type VirtualHost[T any] struct {
 	Name   string
 	routes []*Route[T]
 	index  pathIndex
+	// CORS is the virtual host's CORS policy, or nil.
+	CORS *CORS
 }
 
 // Resolver maps a cluster name to its target. It reports false for a name
