@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -227,5 +228,86 @@ func TestGRPCWeb_CORS(t *testing.T) {
 	resp.Body.Close()
 	if resp.Header.Get("Access-Control-Allow-Origin") != "http://app.test" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "grpc-status") {
 		t.Errorf("the call's answer lacks CORS headers: %v", resp.Header)
+	}
+}
+
+// Connect callers (the proto codec, unary and server streaming, as
+// connect-web sends them) reach the grpc-go backend through the gateway.
+func TestConnect_ThroughGateway(t *testing.T) {
+	b := startBackend(t, "connect")
+	g := startGateway(t, render(t, grpcWebConfig, b.GRPCAddr))
+	c := httpClient(t)
+	base := "http://" + g.addr("main") + "/demo.v1.DemoService/"
+	unary := func(req proto.Message, hdr ...string) (int, http.Header, []byte) {
+		t.Helper()
+		body, _ := proto.Marshal(req)
+		hr, _ := http.NewRequest(http.MethodPost, base+"Echo", bytes.NewReader(body))
+		hr.Header.Set("Content-Type", "application/proto")
+		hr.Header.Set("Connect-Protocol-Version", "1")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			hr.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := c.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, raw
+	}
+	status, h, raw := unary(&demov1.EchoRequest{Message: "connect"})
+	var resp demov1.EchoResponse
+	if status != 200 || h.Get("Content-Type") != "application/proto" || proto.Unmarshal(raw, &resp) != nil || resp.GetMessage() != "connect" {
+		t.Errorf("unary: %d %v %q", status, h, raw)
+	}
+	for _, tc := range []struct {
+		req    *demov1.EchoRequest
+		hdr    []string
+		status int
+		code   string
+	}{
+		{&demov1.EchoRequest{FailCode: 5, FailMessage: "gone"}, nil, 404, `"code":"not_found"`},
+		{&demov1.EchoRequest{FailCode: 3}, nil, 400, `"code":"invalid_argument"`},
+		{&demov1.EchoRequest{DelayMs: 2000}, []string{"Connect-Timeout-Ms", "200"}, 504, `"code":"deadline_exceeded"`},
+		{&demov1.EchoRequest{}, []string{"Connect-Timeout-Ms", "soon"}, 400, `"code":"invalid_argument"`},
+	} {
+		status, h, raw := unary(tc.req, tc.hdr...)
+		if status != tc.status || h.Get("Content-Type") != "application/json" || !strings.Contains(string(raw), tc.code) {
+			t.Errorf("%v: %d %q, want %d %s", tc.req, status, raw, tc.status, tc.code)
+		}
+	}
+
+	// Server streaming: envelopes both ways, the end-of-stream message last.
+	stream := func(req *demov1.ServerStreamRequest) (msgs int, end map[string]any) {
+		t.Helper()
+		b, _ := proto.Marshal(req)
+		env := append([]byte{0, 0, 0, 0, byte(len(b))}, b...)
+		hr, _ := http.NewRequest(http.MethodPost, base+"ServerStream", bytes.NewReader(env))
+		hr.Header.Set("Content-Type", "application/connect+proto")
+		resp, err := c.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.Header.Get("Content-Type") != "application/connect+proto" {
+			t.Errorf("stream content type %q", resp.Header.Get("Content-Type"))
+		}
+		for len(raw) >= 5 {
+			n := int(binary.BigEndian.Uint32(raw[1:5]))
+			if raw[0]&0x02 != 0 {
+				_ = json.Unmarshal(raw[5:5+n], &end)
+			} else {
+				msgs++
+			}
+			raw = raw[5+n:]
+		}
+		return msgs, end
+	}
+	if n, end := stream(&demov1.ServerStreamRequest{Message: "s", Count: 3}); n != 3 || end == nil || end["error"] != nil {
+		t.Errorf("stream: %d messages, end %v", n, end)
+	}
+	if n, end := stream(&demov1.ServerStreamRequest{Message: "s", Count: 2, FailCode: 14}); n != 2 || !strings.Contains(fmt.Sprint(end["error"]), "unavailable") {
+		t.Errorf("a failing stream: %d messages, end %v", n, end)
 	}
 }

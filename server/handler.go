@@ -57,7 +57,7 @@ type call struct {
 	wroteHeader bool
 	route       string
 	cluster     string
-	grpcWeb     bool // a gRPC-Web request, forwarded as gRPC
+	asGRPC      bool // a gRPC-Web or Connect request, forwarded as gRPC over HTTP/2
 }
 
 func (c *call) WriteHeader(code int) {
@@ -135,8 +135,17 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if mode, ok := grpcWebRequest(r); ok {
 		// gRPC-Web: forwarded as gRPC; the answer's trailers go in the body.
 		gw := &grpcWebWriter{w: w, mode: mode}
-		c.ResponseWriter, c.grpcWeb = gw, true
+		c.ResponseWriter, c.asGRPC = gw, true
 		defer gw.finish()
+	} else if mode, ok, err := connectRequest(r); ok {
+		// Connect: forwarded as gRPC; the answer is rewritten at the end.
+		cw := &connectWriter{w: w, mode: mode}
+		c.ResponseWriter, c.asGRPC = cw, true
+		defer cw.finish()
+		if err != nil {
+			writeGRPCStatus(c, codes.InvalidArgument, err.Error())
+			return
+		}
 	}
 	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {
 		writeError(c, r, http.StatusRequestHeaderFieldsTooLarge, codeResourceExhausted,
@@ -344,7 +353,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 			perTry = time.AfterFunc(policy.PerTryTimeout, func() { perTryFired.Store(true); acancel() })
 		}
 		out := ch.upstreamRequest(actx, r, rt, cl, a.Host, attemptBody, isGRPC, timeout)
-		resp, err := cl.Transport(r.ProtoMajor == 2 || c.grpcWeb).RoundTrip(out)
+		resp, err := cl.Transport(r.ProtoMajor == 2 || c.asGRPC).RoundTrip(out)
 		if perTry != nil && !perTry.Stop() && err == nil {
 			// The per-try timeout fired as the headers came: the attempt's
 			// context is gone, so the answer cannot be read.
