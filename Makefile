@@ -61,6 +61,8 @@ peers: $(RNACOS)
 	  [ -f /usr/share/java/slf4j-simple.jar ] || missing="$$missing libslf4j-java"; \
 	  command -v java >/dev/null || missing="$$missing default-jdk-headless"; \
 	  command -v mvn >/dev/null || missing="$$missing maven"; \
+	  [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	  command -v npm >/dev/null || missing="$$missing npm"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
