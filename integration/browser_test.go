@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -126,11 +127,16 @@ func TestBrowser_GRPCWebConnectAndREST(t *testing.T) {
 	}
 
 	b := startBackend(t, "browser")
-	page := httptest.NewServer(nil)
-	t.Cleanup(page.Close)
-	g := startGateway(t, render(t, browserConfig, map[string]string{"Origin": page.URL, "GRPC": b.GRPCAddr, "HTTP": b.HTTPAddr}))
+	// The page's origin is known before its server serves: the gateway's
+	// CORS policy names it, and the page names the gateway.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pageURL := "http://" + ln.Addr().String()
+	g := startGateway(t, render(t, browserConfig, map[string]string{"Origin": pageURL, "GRPC": b.GRPCAddr, "HTTP": b.HTTPAddr}))
 	gateway := "http://" + g.addr("main")
-	page.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	page := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/":
 			w.Header().Set("Content-Type", "text/html")
@@ -142,7 +148,9 @@ func TestBrowser_GRPCWebConnectAndREST(t *testing.T) {
 		default:
 			http.NotFound(w, r)
 		}
-	})
+	})}}
+	page.Start()
+	t.Cleanup(page.Close)
 
 	run := exec.Command("node", "run.mjs")
 	run.Dir = deps
