@@ -121,6 +121,11 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 		{name: "HTTP/1.1 GET", unit: "req/s", target: "≥ 0.70 / ≤ 0.3 ms", run: func(ctx context.Context, addr string) (result, error) {
 			return httpGet(ctx, addr, conc, warm, dur)
 		}},
+		{name: "gRPC-Web unary (binary, HTTP/1.1) vs direct gRPC", unit: "calls/s", target: "≥ 0.60", run: func(ctx context.Context, addr string) (result, error) {
+			return grpcWebUnary(ctx, addr, conc, warm, dur)
+		}, direct: func(ctx context.Context, addr string) (result, error) {
+			return grpcUnary(ctx, addr, conc, warm, dur)
+		}, directAddr: backend.GRPCAddr},
 	}
 	if perr == nil {
 		scenarios = append(scenarios, scenario{name: "REST → Dubbo2 (generic, vs a dubbo-go generic consumer)", unit: "calls/s", target: "≥ 0.85 / ≤ 0.5 ms",
