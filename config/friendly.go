@@ -65,6 +65,9 @@ type ListenerConfig struct {
 	// RateLimit limits every request of the listener (routes and virtual
 	// hosts with their own limit use theirs).
 	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
+	// GRPCJSON transcodes JSON calls to gRPC methods (Envoy's
+	// grpc_json_transcoder with auto_mapping).
+	GRPCJSON *GRPCJSONConfig `json:"grpc_json,omitempty"`
 	// RouteConfig names an entry of route_configs; or give VirtualHosts
 	// inline instead.
 	RouteConfig  string              `json:"route_config,omitempty"`

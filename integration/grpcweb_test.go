@@ -311,3 +311,50 @@ func TestConnect_ThroughGateway(t *testing.T) {
 		t.Errorf("a failing stream: %d messages, end %v", n, end)
 	}
 }
+
+const grpcJSONConfig = `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    grpc_json: { proto_descriptor: "{{.Desc}}", services: [ demo.v1.DemoService ] }
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /demo.v1.DemoService/, grpc: true }
+            cluster: grpc
+            timeout: 1s
+clusters:
+  - { name: grpc, protocol: grpc, endpoints: [ "{{.GRPC}}" ] }
+`
+
+// JSON callers reach a real grpc-go backend's methods through the
+// listener's gRPC-JSON transcoder (descriptors from a file): the request
+// message in JSON, the answer in JSON, errors as google.rpc.Status.
+func TestGRPCJSON_Transcoding(t *testing.T) {
+	b := startBackend(t, "json")
+	g := startGateway(t, render(t, grpcJSONConfig, map[string]string{"GRPC": b.GRPCAddr,
+		"Desc": descriptorFile(t, demov1.File_demo_v1_demo_proto)}))
+	c := httpClient(t)
+	url := "http://" + g.addr("main") + "/demo.v1.DemoService/Echo"
+	for _, tc := range []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{`{"message": "rest", "payload": "aGk="}`, 200, `"message":"rest"`},
+		{`{"message": "rest"}`, 200, `"server":"json"`},
+		{`{"nope": 1}`, 400, `"code":3`},
+		{`{"message": 5}`, 400, `"code":3`},
+		{`{"failCode": 5, "failMessage": "gone"}`, 404, `{"code":5,"message":"gone"}`},
+		{`{"delayMs": "3000"}`, 504, `"code":4`},
+	} {
+		resp, err := c.Post(url, "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(raw), tc.want) || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: %d %s, want %d with %s", tc.body, resp.StatusCode, raw, tc.status, tc.want)
+		}
+	}
+}

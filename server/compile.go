@@ -16,9 +16,11 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	transcoderv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_json_transcoder/v3"
 	"github.com/meshgate/meshgate/config"
 	limitsv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/limits/v1"
 	"github.com/meshgate/meshgate/server/cluster"
+
 	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/router"
 	"github.com/meshgate/meshgate/server/tlsconf"
@@ -197,6 +199,16 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 				return fmt.Errorf("http_filters[%d] (%s): want a %s", i, f.GetName(), (&l).ProtoReflect().Descriptor().FullName())
 			}
 			ch.maxBody, ch.maxMsg = l.GetMaxRequestBodyBytes(), l.GetMaxGrpcMessageBytes()
+		case typeURL == transcoderType:
+			var tc3 transcoderv3.GrpcJsonTranscoder
+			if err := tc.UnmarshalTo(&tc3); err != nil {
+				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
+			}
+			t, err := compileTranscoder(&tc3)
+			if err != nil {
+				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
+			}
+			ch.transcoder = t
 		case typeURL == router.LocalRateLimitType:
 			rl, err := router.CompileLocalRateLimit(tc)
 			if err != nil {

@@ -48,6 +48,8 @@ type chain struct {
 	// resolve finds the snapshot's clusters by name (a Dubbo service's
 	// clusters, named at request time).
 	resolve router.Resolver[*cluster.Cluster]
+	// transcoder turns JSON calls into gRPC ones (nil: none configured).
+	transcoder *jsonTranscoder
 }
 
 // call is the per-request state, one allocation per request.
@@ -145,6 +147,22 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			writeGRPCStatus(c, codes.InvalidArgument, err.Error())
 			return
+		}
+	}
+	if ch.transcoder != nil && !c.asGRPC && !router.IsGRPC(r) {
+		if md := ch.transcoder.method(r); md != nil {
+			// JSON to a gRPC method: forwarded as gRPC, answered in JSON.
+			limit := ch.maxBody
+			if limit == 0 {
+				limit = defaultDubboBody
+			}
+			if err := ch.transcoder.transcodeRequest(r, md, limit); err != nil {
+				writeRPCStatus(c, codes.InvalidArgument, err.Error())
+				return
+			}
+			tw := &transcodeWriter{w: w, t: ch.transcoder, md: md}
+			c.ResponseWriter, c.asGRPC = tw, true
+			defer tw.finish()
 		}
 	}
 	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {

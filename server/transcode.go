@@ -1,0 +1,197 @@
+package server
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	transcoderv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_json_transcoder/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+// jsonTranscoder is a listener's gRPC-JSON transcoder (Envoy's
+// grpc_json_transcoder, auto_mapping form): a JSON POST to
+// /<package.Service>/<Method> of a listed service becomes a gRPC call, and
+// the answer JSON again.
+type jsonTranscoder struct {
+	services map[string]protoreflect.ServiceDescriptor
+	marshal  protojson.MarshalOptions
+	discard  bool // unknown request fields are ignored
+}
+
+// transcoderType is the type URL of the filter's config.
+const transcoderType = "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder"
+
+func compileTranscoder(cfg *transcoderv3.GrpcJsonTranscoder) (*jsonTranscoder, error) {
+	var bin []byte
+	switch d := cfg.GetDescriptorSet().(type) {
+	case *transcoderv3.GrpcJsonTranscoder_ProtoDescriptorBin:
+		bin = d.ProtoDescriptorBin
+	default:
+		return nil, errors.New("proto_descriptor_bin is needed (the friendly grpc_json reads proto_descriptor's file)")
+	}
+	var set descriptorpb.FileDescriptorSet
+	if err := proto.Unmarshal(bin, &set); err != nil {
+		return nil, fmt.Errorf("proto_descriptor_bin: %w", err)
+	}
+	files, err := protodesc.NewFiles(&set)
+	if err != nil {
+		return nil, fmt.Errorf("proto_descriptor_bin: %w", err)
+	}
+	if !cfg.GetAutoMapping() {
+		return nil, errors.New("only auto_mapping (POST /<package.Service>/<Method>) is supported so far; google.api.http rules are not")
+	}
+	t := &jsonTranscoder{services: map[string]protoreflect.ServiceDescriptor{},
+		marshal: protojson.MarshalOptions{
+			UseProtoNames:   cfg.GetPrintOptions().GetPreserveProtoFieldNames(),
+			EmitUnpopulated: cfg.GetPrintOptions().GetAlwaysPrintPrimitiveFields(),
+			UseEnumNumbers:  cfg.GetPrintOptions().GetAlwaysPrintEnumsAsInts(),
+		},
+		discard: cfg.GetRequestValidationOptions() != nil && !cfg.GetRequestValidationOptions().GetRejectUnknownMethod(),
+	}
+	for _, name := range cfg.GetServices() {
+		d, err := files.FindDescriptorByName(protoreflect.FullName(name))
+		sd, ok := d.(protoreflect.ServiceDescriptor)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("services: %q is not a service of the descriptor", name)
+		}
+		t.services[name] = sd
+	}
+	return t, nil
+}
+
+// method finds the unary method a JSON request names, or nil.
+func (t *jsonTranscoder) method(r *http.Request) protoreflect.MethodDescriptor {
+	if r.Method != http.MethodPost {
+		return nil
+	}
+	service, name, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	sd := t.services[service]
+	if !ok || sd == nil {
+		return nil
+	}
+	md := sd.Methods().ByName(protoreflect.Name(name))
+	if md == nil || md.IsStreamingClient() || md.IsStreamingServer() {
+		return nil
+	}
+	return md
+}
+
+// transcodeRequest turns r into the gRPC call of md; a body that is not
+// the request message in JSON is the caller's error.
+func (t *jsonTranscoder) transcodeRequest(r *http.Request, md protoreflect.MethodDescriptor, limit uint64) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	_ = r.Body.Close()
+	if err != nil {
+		return fmt.Errorf("reading the request: %v", err)
+	}
+	if uint64(len(body)) > limit {
+		return fmt.Errorf("the request is over %d bytes", limit)
+	}
+	in := dynamicpb.NewMessage(md.Input())
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: t.discard}).Unmarshal(body, in); err != nil {
+			return fmt.Errorf("the body is not a %s in JSON: %v", md.Input().FullName(), err)
+		}
+	}
+	msg, err := proto.Marshal(in)
+	if err != nil {
+		return err
+	}
+	framed := make([]byte, 5+len(msg))
+	binary.BigEndian.PutUint32(framed[1:5], uint32(len(msg)))
+	copy(framed[5:], msg)
+	r.Body = io.NopCloser(bytes.NewReader(framed))
+	r.ContentLength = int64(len(framed))
+	r.Header.Set("Content-Length", strconv.Itoa(len(framed)))
+	r.Header.Set("Content-Type", "application/grpc")
+	r.Header.Del("Accept-Encoding")
+	return nil
+}
+
+// transcodeWriter holds the gRPC answer and writes it as JSON: the
+// response message, or google.rpc.Status with the code's HTTP status.
+type transcodeWriter struct {
+	w           http.ResponseWriter
+	t           *jsonTranscoder
+	md          protoreflect.MethodDescriptor
+	wroteHeader bool
+	buf         bytes.Buffer
+	finished    bool
+}
+
+func (tw *transcodeWriter) Header() http.Header { return tw.w.Header() }
+func (tw *transcodeWriter) WriteHeader(int)     { tw.wroteHeader = true }
+func (tw *transcodeWriter) Flush()              {}
+func (tw *transcodeWriter) Unwrap() http.ResponseWriter {
+	return tw.w
+}
+
+func (tw *transcodeWriter) Write(p []byte) (int, error) {
+	tw.wroteHeader = true
+	if tw.buf.Len()+len(p) > connectMaxUnary+5 {
+		return 0, fmt.Errorf("the answer is over %d bytes", connectMaxUnary)
+	}
+	return tw.buf.Write(p)
+}
+
+func (tw *transcodeWriter) finish() {
+	if tw.finished || !tw.wroteHeader {
+		return
+	}
+	tw.finished = true
+	h := tw.w.Header()
+	code, msg, _, _ := grpcOutcome(h)
+	h.Del("Trailer")
+	h.Del("Content-Length")
+	if code != codes.OK {
+		writeRPCStatus(tw.w, code, msg)
+		return
+	}
+	body := tw.buf.Bytes()
+	if len(body) < 5 || body[0] != 0 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 {
+		writeRPCStatus(tw.w, codes.Internal, "the upstream answer is not one uncompressed message")
+		return
+	}
+	out := dynamicpb.NewMessage(tw.md.Output())
+	if err := proto.Unmarshal(body[5:], out); err != nil {
+		writeRPCStatus(tw.w, codes.Internal, fmt.Sprintf("the upstream answer is not a %s: %v", tw.md.Output().FullName(), err))
+		return
+	}
+	j, err := tw.t.marshal.Marshal(out)
+	if err != nil {
+		writeRPCStatus(tw.w, codes.Internal, err.Error())
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(j)))
+	tw.w.WriteHeader(http.StatusOK)
+	_, _ = tw.w.Write(j)
+}
+
+// writeRPCStatus is a transcoded call's error: google.rpc.Status in JSON
+// with the HTTP status of the code (as Envoy's transcoder answers).
+func writeRPCStatus(w http.ResponseWriter, code codes.Code, msg string) {
+	b, _ := json.Marshal(map[string]any{"code": int(code), "message": msg})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	status := connectHTTPStatus(code)
+	if code == codes.Canceled {
+		status = 499
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,75 @@
+package server
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	transcoderv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_json_transcoder/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	demov1 "github.com/meshgate/meshgate/proto/demo/v1"
+)
+
+func demoTranscoderConfig(t *testing.T, services ...string) *transcoderv3.GrpcJsonTranscoder {
+	set := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{protodesc.ToFileDescriptorProto(demov1.File_demo_v1_demo_proto)}}
+	b, err := proto.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &transcoderv3.GrpcJsonTranscoder{DescriptorSet: &transcoderv3.GrpcJsonTranscoder_ProtoDescriptorBin{ProtoDescriptorBin: b},
+		Services: services, AutoMapping: true}
+}
+
+func TestTranscoder(t *testing.T) {
+	tr, err := compileTranscoder(demoTranscoderConfig(t, "demo.v1.DemoService"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, unary := range map[string]bool{
+		"/demo.v1.DemoService/Echo": true, "/demo.v1.DemoService/ServerStream": false,
+		"/demo.v1.DemoService/Nope": false, "/other.Svc/Echo": false,
+	} {
+		if got := tr.method(httptest.NewRequest("POST", path, nil)) != nil; got != unary {
+			t.Errorf("%s: transcoded %v, want %v", path, got, unary)
+		}
+	}
+	if tr.method(httptest.NewRequest("GET", "/demo.v1.DemoService/Echo", nil)) != nil {
+		t.Error("a GET was transcoded")
+	}
+	r := httptest.NewRequest("POST", "/demo.v1.DemoService/Echo", strings.NewReader(`{"message":"m","delayMs":"5"}`))
+	if err := tr.transcodeRequest(r, tr.method(r), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	framed, _ := io.ReadAll(r.Body)
+	var in demov1.EchoRequest
+	if r.Header.Get("Content-Type") != "application/grpc" || proto.Unmarshal(framed[5:], &in) != nil || in.GetMessage() != "m" || in.GetDelayMs() != 5 {
+		t.Errorf("transcoded request %v %v", r.Header, &in)
+	}
+	r = httptest.NewRequest("POST", "/demo.v1.DemoService/Echo", strings.NewReader(strings.Repeat("x", 100)))
+	if err := tr.transcodeRequest(r, tr.method(r), 10); err == nil {
+		t.Error("a body over the limit was transcoded")
+	}
+	for _, cfg := range []*transcoderv3.GrpcJsonTranscoder{
+		demoTranscoderConfig(t, "demo.v1.Missing"),
+		{Services: []string{"x"}, AutoMapping: true},
+		func() *transcoderv3.GrpcJsonTranscoder {
+			c := demoTranscoderConfig(t, "demo.v1.DemoService")
+			c.AutoMapping = false
+			return c
+		}(),
+	} {
+		if _, err := compileTranscoder(cfg); err == nil {
+			t.Errorf("compiled %v", cfg.GetServices())
+		}
+	}
+	w := httptest.NewRecorder()
+	writeRPCStatus(w, codes.NotFound, "gone")
+	if w.Code != 404 || strings.TrimSpace(w.Body.String()) != `{"code":5,"message":"gone"}` {
+		t.Errorf("rpc status %d %s", w.Code, w.Body.String())
+	}
+}
