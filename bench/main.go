@@ -29,6 +29,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/meshgate/meshgate/internal/demo"
 	demov1 "github.com/meshgate/meshgate/proto/demo/v1"
@@ -121,6 +124,11 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 		{name: "HTTP/1.1 GET", unit: "req/s", target: "≥ 0.70 / ≤ 0.3 ms", run: func(ctx context.Context, addr string) (result, error) {
 			return httpGet(ctx, addr, conc, warm, dur)
 		}},
+		{name: "REST (JSON, HTTP/1.1) → gRPC vs direct gRPC", unit: "calls/s", target: "≥ 0.60", run: func(ctx context.Context, addr string) (result, error) {
+			return restToGRPC(ctx, addr, conc, warm, dur)
+		}, direct: func(ctx context.Context, addr string) (result, error) {
+			return grpcUnary(ctx, addr, conc, warm, dur)
+		}, directAddr: backend.GRPCAddr},
 		{name: "gRPC-Web unary (binary, HTTP/1.1) vs direct gRPC", unit: "calls/s", target: "≥ 0.60", run: func(ctx context.Context, addr string) (result, error) {
 			return grpcWebUnary(ctx, addr, conc, warm, dur)
 		}, direct: func(ctx context.Context, addr string) (result, error) {
@@ -259,6 +267,7 @@ admin: { address: "%s" }
 listeners:
   - name: bench
     address: %s
+    grpc_json: { proto_descriptor: demo.pb, services: [ demo.v1.DemoService ] }
     virtual_hosts:
       - routes:
           - match: { prefix: /demo.v1.DemoService/ }
@@ -302,6 +311,14 @@ func startGateway(ctx context.Context, b *demo.Backend, dubboAddr, triAddr strin
 		if admin, err = freeAddr(); err != nil {
 			return nil, err
 		}
+	}
+	desc, err := proto.Marshal(&descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{
+		protodesc.ToFileDescriptorProto(demov1.File_demo_v1_demo_proto)}})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "demo.pb"), desc, 0o600); err != nil {
+		return nil, err
 	}
 	cfg := filepath.Join(dir, "bench.yaml")
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, admin, addr, b.GRPCAddr, b.HTTPAddr, dubboAddr, triAddr), 0o600); err != nil {
