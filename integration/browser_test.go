@@ -68,6 +68,7 @@ const browserConfig = `
 listeners:
   - name: main
     address: 127.0.0.1:0
+    grpc_json: { proto_descriptor: "{{.Desc}}", services: [ demo.v1.DemoService ] }
     virtual_hosts:
       - cors: { allow_origins: [ "{{.Origin}}" ] }
         routes:
@@ -134,7 +135,8 @@ func TestBrowser_GRPCWebConnectAndREST(t *testing.T) {
 		t.Fatal(err)
 	}
 	pageURL := "http://" + ln.Addr().String()
-	g := startGateway(t, render(t, browserConfig, map[string]string{"Origin": pageURL, "GRPC": b.GRPCAddr, "HTTP": b.HTTPAddr}))
+	g := startGateway(t, render(t, browserConfig, map[string]string{"Origin": pageURL, "GRPC": b.GRPCAddr, "HTTP": b.HTTPAddr,
+		"Desc": descriptorFile(t, demov1.File_demo_v1_demo_proto)}))
 	gateway := "http://" + g.addr("main")
 	page := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -173,13 +175,14 @@ func TestBrowser_GRPCWebConnectAndREST(t *testing.T) {
 		t.Fatalf("the driver printed %q: %v", out, err)
 	}
 	want := map[string]string{
-		"grpcweb_text_unary":        "grpc-web",
-		"grpcweb_text_stream":       "3",
-		"connectweb_grpcweb_unary":  "connectweb_grpcweb",
-		"connectweb_grpcweb_stream": "3",
-		"connectweb_connect_unary":  "connectweb_connect",
-		"connectweb_connect_stream": "3",
-		"fetch_rest":                "200",
+		"grpcweb_text_unary":            "grpc-web",
+		"grpcweb_text_stream":           "3",
+		"connectweb_grpcweb_unary":      "connectweb_grpcweb",
+		"connectweb_grpcweb_stream":     "3",
+		"connectweb_connect_unary":      "connectweb_connect",
+		"connectweb_connect_stream":     "3",
+		"connectweb_connect_json_unary": "json",
+		"fetch_rest":                    "200",
 	}
 	for name, value := range want {
 		r, ok := report.Results[name]

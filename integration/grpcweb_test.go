@@ -357,4 +357,31 @@ func TestGRPCJSON_Transcoding(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d with %s", tc.body, resp.StatusCode, raw, tc.status, tc.want)
 		}
 	}
+	// Connect's JSON codec on the same transcoder: Connect's errors.
+	for _, tc := range []struct {
+		body, timeout string
+		status        int
+		want          string
+	}{
+		{`{"message": "connect-json"}`, "", 200, `"message":"connect-json"`},
+		{`{"failCode": 5, "failMessage": "gone"}`, "", 404, `{"code":"not_found","message":"gone"}`},
+		{`{"delayMs": "3000"}`, "200", 504, `"code":"deadline_exceeded"`},
+		{`{"nope": 1}`, "", 400, `"code":"invalid_argument"`},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Connect-Protocol-Version", "1")
+		if tc.timeout != "" {
+			req.Header.Set("Connect-Timeout-Ms", tc.timeout)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(raw), tc.want) {
+			t.Errorf("Connect JSON %s: %d %s, want %d with %s", tc.body, resp.StatusCode, raw, tc.status, tc.want)
+		}
+	}
 }

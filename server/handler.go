@@ -151,16 +151,31 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ch.transcoder != nil && !c.asGRPC && !router.IsGRPC(r) {
 		if md := ch.transcoder.method(r); md != nil {
-			// JSON to a gRPC method: forwarded as gRPC, answered in JSON.
+			// JSON to a gRPC method (plain, or Connect's JSON codec):
+			// forwarded as gRPC, answered in JSON.
+			connect := r.Header.Get("Connect-Protocol-Version") != ""
+			if connect {
+				if v := r.Header.Get("Connect-Timeout-Ms"); v != "" {
+					if ms, err := strconv.ParseUint(v, 10, 63); err == nil && ms > 0 {
+						r.Header.Set("Grpc-Timeout", strconv.FormatUint(min(ms, 99999999), 10)+"m")
+					}
+				}
+				r.Header.Del("Connect-Protocol-Version")
+				r.Header.Del("Connect-Timeout-Ms")
+			}
 			limit := ch.maxBody
 			if limit == 0 {
 				limit = defaultDubboBody
 			}
 			if err := ch.transcoder.transcodeRequest(r, md, limit); err != nil {
-				writeRPCStatus(c, codes.InvalidArgument, err.Error())
+				if connect {
+					writeConnectError(c, codes.InvalidArgument, err.Error())
+				} else {
+					writeRPCStatus(c, codes.InvalidArgument, err.Error())
+				}
 				return
 			}
-			tw := &transcodeWriter{w: w, t: ch.transcoder, md: md}
+			tw := &transcodeWriter{w: w, t: ch.transcoder, md: md, connect: connect}
 			c.ResponseWriter, c.asGRPC = tw, true
 			defer tw.finish()
 		}

@@ -127,6 +127,7 @@ type transcodeWriter struct {
 	w           http.ResponseWriter
 	t           *jsonTranscoder
 	md          protoreflect.MethodDescriptor
+	connect     bool // a Connect caller (JSON codec): Connect's errors
 	wroteHeader bool
 	buf         bytes.Buffer
 	finished    bool
@@ -156,23 +157,27 @@ func (tw *transcodeWriter) finish() {
 	code, msg, _, _ := grpcOutcome(h)
 	h.Del("Trailer")
 	h.Del("Content-Length")
+	fail := writeRPCStatus
+	if tw.connect {
+		fail = writeConnectError
+	}
 	if code != codes.OK {
-		writeRPCStatus(tw.w, code, msg)
+		fail(tw.w, code, msg)
 		return
 	}
 	body := tw.buf.Bytes()
 	if len(body) < 5 || body[0] != 0 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 {
-		writeRPCStatus(tw.w, codes.Internal, "the upstream answer is not one uncompressed message")
+		fail(tw.w, codes.Internal, "the upstream answer is not one uncompressed message")
 		return
 	}
 	out := dynamicpb.NewMessage(tw.md.Output())
 	if err := proto.Unmarshal(body[5:], out); err != nil {
-		writeRPCStatus(tw.w, codes.Internal, fmt.Sprintf("the upstream answer is not a %s: %v", tw.md.Output().FullName(), err))
+		fail(tw.w, codes.Internal, fmt.Sprintf("the upstream answer is not a %s: %v", tw.md.Output().FullName(), err))
 		return
 	}
 	j, err := tw.t.marshal.Marshal(out)
 	if err != nil {
-		writeRPCStatus(tw.w, codes.Internal, err.Error())
+		fail(tw.w, codes.Internal, err.Error())
 		return
 	}
 	h.Set("Content-Type", "application/json")

@@ -62,6 +62,11 @@ async function main() {
     });
   }
 
+  // connect-web's Connect transport with the JSON codec (the gateway
+  // transcodes with the listener's descriptors).
+  const jsonClient = createClient(DemoService, createConnectTransport({ baseUrl: cfg.gateway, useBinaryFormat: false }));
+  await run("connectweb_connect_json_unary", async () => (await jsonClient.echo({ message: "json" })).message);
+
   // A REST route.
   await run("fetch_rest", async () => {
     const r = await fetch(cfg.gateway + "/echo/browser");
