@@ -357,6 +357,20 @@ func TestGRPCJSON_Transcoding(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d with %s", tc.body, resp.StatusCode, raw, tc.status, tc.want)
 		}
 	}
+	// The OpenAPI document of what the transcoder takes.
+	resp, err := c.Get("http://" + g.addr("main") + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]any `json:"paths"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&doc)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || doc.Paths["/demo.v1.DemoService/Echo"] == nil {
+		t.Errorf("/openapi.json: %d %v %v", resp.StatusCode, err, doc.Paths)
+	}
+
 	// Connect's JSON codec on the same transcoder: Connect's errors.
 	for _, tc := range []struct {
 		body, timeout string

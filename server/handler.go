@@ -149,6 +149,9 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if ch.serveOpenAPI(c, r) {
+		return
+	}
 	if ch.transcoder != nil && !c.asGRPC && !router.IsGRPC(r) {
 		if md := ch.transcoder.method(r); md != nil {
 			// JSON to a gRPC method (plain, or Connect's JSON codec):

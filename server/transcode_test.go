@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -71,5 +72,42 @@ func TestTranscoder(t *testing.T) {
 	writeRPCStatus(w, codes.NotFound, "gone")
 	if w.Code != 404 || strings.TrimSpace(w.Body.String()) != `{"code":5,"message":"gone"}` {
 		t.Errorf("rpc status %d %s", w.Code, w.Body.String())
+	}
+}
+
+func TestOpenAPI(t *testing.T) {
+	tr, err := compileTranscoder(demoTranscoderConfig(t, "demo.v1.DemoService"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tr.openAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		OpenAPI    string                    `json:"openapi"`
+		Paths      map[string]map[string]any `json:"paths"`
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.OpenAPI != "3.0.3" || doc.Paths["/demo.v1.DemoService/Echo"]["post"] == nil {
+		t.Errorf("paths %v", doc.Paths)
+	}
+	if _, streaming := doc.Paths["/demo.v1.DemoService/ServerStream"]; streaming {
+		t.Error("a streaming method is described as a JSON POST")
+	}
+	req := doc.Components.Schemas["demo.v1.EchoRequest"].Properties
+	if req["message"]["type"] != "string" || req["payload"]["format"] != "byte" || req["delayMs"]["format"] != "int64" || req["failCode"]["type"] != "integer" {
+		t.Errorf("EchoRequest schema %v", req)
+	}
+	resp := doc.Components.Schemas["demo.v1.EchoResponse"].Properties
+	if resp["metadata"]["type"] != "object" || resp["metadata"]["additionalProperties"] == nil {
+		t.Errorf("EchoResponse schema %v", resp)
 	}
 }
