@@ -357,6 +357,30 @@ func TestGRPCJSON_Transcoding(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d with %s", tc.body, resp.StatusCode, raw, tc.status, tc.want)
 		}
 	}
+	// A server stream as a JSON array; a failure after two messages closes
+	// the array and leaves the status in the trailers.
+	for _, tc := range []struct {
+		body   string
+		msgs   int
+		status string
+	}{
+		{`{"message": "s", "count": "3"}`, 3, "0"},
+		{`{"message": "s", "count": "2", "failCode": 14}`, 2, "14"},
+	} {
+		resp, err := c.Post("http://"+g.addr("main")+"/demo.v1.DemoService/ServerStream", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || len(got) != tc.msgs || resp.Trailer.Get("Grpc-Status") != tc.status {
+			t.Errorf("stream %s: %d, %d messages (%v), trailer status %q; want %d messages, status %s",
+				tc.body, resp.StatusCode, len(got), err, resp.Trailer.Get("Grpc-Status"), tc.msgs, tc.status)
+		}
+	}
+
 	// The OpenAPI document of what the transcoder takes.
 	resp, err := c.Get("http://" + g.addr("main") + "/openapi.json")
 	if err != nil {

@@ -178,9 +178,19 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			tw := &transcodeWriter{w: w, t: ch.transcoder, md: md, connect: connect}
-			c.ResponseWriter, c.asGRPC = tw, true
-			defer tw.finish()
+			if md.IsStreamingServer() && connect {
+				writeConnectError(c, codes.Unimplemented, "Connect streaming with the JSON codec is not transcoded; use the proto codec")
+				return
+			}
+			if md.IsStreamingServer() {
+				sw := &transcodeStreamWriter{w: w, t: ch.transcoder, md: md}
+				c.ResponseWriter, c.asGRPC = sw, true
+				defer sw.finish()
+			} else {
+				tw := &transcodeWriter{w: w, t: ch.transcoder, md: md, connect: connect}
+				c.ResponseWriter, c.asGRPC = tw, true
+				defer tw.finish()
+			}
 		}
 	}
 	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {

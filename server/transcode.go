@@ -29,6 +29,7 @@ type jsonTranscoder struct {
 	services map[string]protoreflect.ServiceDescriptor
 	marshal  protojson.MarshalOptions
 	discard  bool // unknown request fields are ignored
+	ndjson   bool // server streams as newline-delimited JSON, not an array
 }
 
 // transcoderType is the type URL of the filter's config.
@@ -60,6 +61,7 @@ func compileTranscoder(cfg *transcoderv3.GrpcJsonTranscoder) (*jsonTranscoder, e
 			UseEnumNumbers:  cfg.GetPrintOptions().GetAlwaysPrintEnumsAsInts(),
 		},
 		discard: cfg.GetRequestValidationOptions() != nil && !cfg.GetRequestValidationOptions().GetRejectUnknownMethod(),
+		ndjson:  cfg.GetPrintOptions().GetStreamNewlineDelimited(),
 	}
 	for _, name := range cfg.GetServices() {
 		d, err := files.FindDescriptorByName(protoreflect.FullName(name))
@@ -83,8 +85,8 @@ func (t *jsonTranscoder) method(r *http.Request) protoreflect.MethodDescriptor {
 		return nil
 	}
 	md := sd.Methods().ByName(protoreflect.Name(name))
-	if md == nil || md.IsStreamingClient() || md.IsStreamingServer() {
-		return nil
+	if md == nil || md.IsStreamingClient() {
+		return nil // a client stream has no one JSON body to come from
 	}
 	return md
 }
@@ -199,4 +201,113 @@ func writeRPCStatus(w http.ResponseWriter, code codes.Code, msg string) {
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// transcodeStreamWriter writes a server stream's messages as JSON as they
+// come: a JSON array (or newline-delimited JSON). A failure before the
+// first message is a google.rpc.Status answer; after it, the array is
+// closed and the status goes in the trailers (grpc-status, grpc-message).
+type transcodeStreamWriter struct {
+	w        http.ResponseWriter
+	t        *jsonTranscoder
+	md       protoreflect.MethodDescriptor
+	started  bool // the answer's headers and opening are written
+	any      bool // a message was written
+	wrote    bool // the upstream answered at all
+	pending  []byte
+	finished bool
+	err      error
+}
+
+func (sw *transcodeStreamWriter) Header() http.Header { return sw.w.Header() }
+func (sw *transcodeStreamWriter) WriteHeader(int)     { sw.wrote = true }
+func (sw *transcodeStreamWriter) Unwrap() http.ResponseWriter {
+	return sw.w
+}
+
+func (sw *transcodeStreamWriter) Flush() {
+	if f, ok := sw.w.(http.Flusher); ok && sw.started {
+		f.Flush()
+	}
+}
+
+func (sw *transcodeStreamWriter) start() {
+	if sw.started {
+		return
+	}
+	sw.started = true
+	h := sw.w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "application/json")
+	h.Set("Trailer", "Grpc-Status, Grpc-Message")
+	sw.w.WriteHeader(http.StatusOK)
+	if !sw.t.ndjson {
+		_, _ = sw.w.Write([]byte("["))
+	}
+}
+
+func (sw *transcodeStreamWriter) Write(p []byte) (int, error) {
+	sw.wrote = true
+	if sw.err != nil {
+		return 0, sw.err
+	}
+	sw.pending = append(sw.pending, p...)
+	for len(sw.pending) >= 5 {
+		n := int(binary.BigEndian.Uint32(sw.pending[1:5]))
+		if n > connectMaxUnary || sw.pending[0] != 0 {
+			sw.err = errors.New("the upstream sent a message the transcoder cannot read (compressed or over 8 MiB)")
+			return 0, sw.err
+		}
+		if len(sw.pending) < 5+n {
+			break
+		}
+		out := dynamicpb.NewMessage(sw.md.Output())
+		if err := proto.Unmarshal(sw.pending[5:5+n], out); err != nil {
+			sw.err = fmt.Errorf("the upstream message is not a %s: %v", sw.md.Output().FullName(), err)
+			return 0, sw.err
+		}
+		j, err := sw.t.marshal.Marshal(out)
+		if err != nil {
+			sw.err = err
+			return 0, err
+		}
+		sw.pending = sw.pending[5+n:]
+		sw.start()
+		switch {
+		case sw.t.ndjson:
+			j = append(j, '\n')
+		case sw.any:
+			j = append([]byte(","), j...)
+		}
+		sw.any = true
+		if _, err := sw.w.Write(j); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (sw *transcodeStreamWriter) finish() {
+	if sw.finished || !sw.wrote {
+		return
+	}
+	sw.finished = true
+	h := sw.w.Header()
+	code, msg, _, _ := grpcOutcome(h)
+	if sw.err != nil && code == codes.OK {
+		code, msg = codes.Internal, sw.err.Error()
+	}
+	if !sw.started && code != codes.OK {
+		h.Del("Trailer")
+		writeRPCStatus(sw.w, code, msg)
+		return
+	}
+	sw.start()
+	if !sw.t.ndjson {
+		_, _ = sw.w.Write([]byte("]"))
+	}
+	h.Set("Grpc-Status", strconv.Itoa(int(code)))
+	if msg != "" {
+		h.Set("Grpc-Message", encodeGRPCMessage(msg))
+	}
 }

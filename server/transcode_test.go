@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -32,7 +33,7 @@ func TestTranscoder(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, unary := range map[string]bool{
-		"/demo.v1.DemoService/Echo": true, "/demo.v1.DemoService/ServerStream": false,
+		"/demo.v1.DemoService/Echo": true, "/demo.v1.DemoService/ServerStream": true, "/demo.v1.DemoService/ClientStream": false,
 		"/demo.v1.DemoService/Nope": false, "/other.Svc/Echo": false,
 	} {
 		if got := tr.method(httptest.NewRequest("POST", path, nil)) != nil; got != unary {
@@ -109,5 +110,51 @@ func TestOpenAPI(t *testing.T) {
 	resp := doc.Components.Schemas["demo.v1.EchoResponse"].Properties
 	if resp["metadata"]["type"] != "object" || resp["metadata"]["additionalProperties"] == nil {
 		t.Errorf("EchoResponse schema %v", resp)
+	}
+}
+
+func TestTranscodeStreamWriter(t *testing.T) {
+	cfg := demoTranscoderConfig(t, "demo.v1.DemoService")
+	tr, err := compileTranscoder(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := tr.method(httptest.NewRequest("POST", "/demo.v1.DemoService/ServerStream", nil))
+	frame := func(msg string) []byte {
+		b, _ := proto.Marshal(&demov1.EchoResponse{Message: msg})
+		return append([]byte{0, 0, 0, 0, byte(len(b))}, b...)
+	}
+	// Frames split across writes; an array, the status in the trailers.
+	rec := httptest.NewRecorder()
+	sw := &transcodeStreamWriter{w: rec, t: tr, md: md}
+	all := append(frame("a"), frame("b")...)
+	for _, chunk := range [][]byte{all[:3], all[3:9], all[9:]} {
+		if _, err := sw.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sw.Header().Set(http.TrailerPrefix+"Grpc-Status", "0")
+	sw.finish()
+	if got := rec.Body.String(); got != `[{"message":"a"},{"message":"b"}]` || rec.Header().Get("Grpc-Status") != "0" {
+		t.Errorf("array %q, headers %v", got, rec.Header())
+	}
+	// Newline-delimited.
+	cfg.PrintOptions = &transcoderv3.GrpcJsonTranscoder_PrintOptions{StreamNewlineDelimited: true}
+	nd, _ := compileTranscoder(cfg)
+	rec = httptest.NewRecorder()
+	sw = &transcodeStreamWriter{w: rec, t: nd, md: md}
+	_, _ = sw.Write(all)
+	sw.finish()
+	if got := rec.Body.String(); got != "{\"message\":\"a\"}\n{\"message\":\"b\"}\n" {
+		t.Errorf("ndjson %q", got)
+	}
+	// A failure before any message: google.rpc.Status.
+	rec = httptest.NewRecorder()
+	sw = &transcodeStreamWriter{w: rec, t: tr, md: md}
+	sw.Header().Set("Grpc-Status", "5")
+	sw.WriteHeader(200)
+	sw.finish()
+	if rec.Code != 404 || !strings.Contains(rec.Body.String(), `"code":5`) {
+		t.Errorf("early failure %d %q", rec.Code, rec.Body.String())
 	}
 }
