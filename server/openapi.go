@@ -14,8 +14,9 @@ import (
 const openAPIPath = "/openapi.json"
 
 // openAPI is the OpenAPI 3 document of the transcoder's methods: one POST
-// per unary method, with its request and response messages as schemas
-// (proto3 JSON: lowerCamel names, 64-bit integers and bytes as strings).
+// per unary or server-streaming method (answering an array), with its
+// request and response messages as schemas (proto3 JSON: lowerCamel names,
+// 64-bit integers and bytes as strings).
 func (t *jsonTranscoder) openAPI() ([]byte, error) {
 	paths := map[string]any{}
 	schemas := map[string]any{}
@@ -28,11 +29,16 @@ func (t *jsonTranscoder) openAPI() ([]byte, error) {
 		sd := t.services[name]
 		for i := range sd.Methods().Len() {
 			md := sd.Methods().Get(i)
-			if md.IsStreamingClient() || md.IsStreamingServer() {
-				continue
+			if md.IsStreamingClient() {
+				continue // not transcoded
 			}
 			addSchema(schemas, md.Input())
 			addSchema(schemas, md.Output())
+			answer := ref(md.Output())
+			if md.IsStreamingServer() {
+				// A server stream answers a JSON array of its messages.
+				answer = map[string]any{"type": "array", "items": ref(md.Output())}
+			}
 			paths["/"+string(sd.FullName())+"/"+string(md.Name())] = map[string]any{
 				"post": map[string]any{
 					"operationId": string(sd.FullName()) + "." + string(md.Name()),
@@ -41,7 +47,7 @@ func (t *jsonTranscoder) openAPI() ([]byte, error) {
 						"application/json": map[string]any{"schema": ref(md.Input())}}},
 					"responses": map[string]any{
 						"200": map[string]any{"description": "the " + string(md.Output().Name()),
-							"content": map[string]any{"application/json": map[string]any{"schema": ref(md.Output())}}},
+							"content": map[string]any{"application/json": map[string]any{"schema": answer}}},
 						"default": map[string]any{"description": "an error (google.rpc.Status)",
 							"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/google.rpc.Status"}}}},
 					},

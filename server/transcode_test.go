@@ -100,8 +100,12 @@ func TestOpenAPI(t *testing.T) {
 	if doc.OpenAPI != "3.0.3" || doc.Paths["/demo.v1.DemoService/Echo"]["post"] == nil {
 		t.Errorf("paths %v", doc.Paths)
 	}
-	if _, streaming := doc.Paths["/demo.v1.DemoService/ServerStream"]; streaming {
-		t.Error("a streaming method is described as a JSON POST")
+	if _, clientStream := doc.Paths["/demo.v1.DemoService/ClientStream"]; clientStream {
+		t.Error("a client-streaming method is described as a JSON POST")
+	}
+	stream, _ := json.Marshal(doc.Paths["/demo.v1.DemoService/ServerStream"])
+	if !strings.Contains(string(stream), `"type":"array"`) {
+		t.Errorf("a server stream's answer is not an array: %s", stream)
 	}
 	req := doc.Components.Schemas["demo.v1.EchoRequest"].Properties
 	if req["message"]["type"] != "string" || req["payload"]["format"] != "byte" || req["delayMs"]["format"] != "int64" || req["failCode"]["type"] != "integer" {
