@@ -201,10 +201,7 @@ func (t *translator) listener(path string, l *ListenerConfig) *listenerv3.Listen
 		})
 	}
 	if l.GRPCJSON != nil {
-		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
-			Name:       GRPCJSONTranscoderFilter,
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(t.grpcJSON(path+".grpc_json", l.GRPCJSON))},
-		})
+		hcm.HttpFilters = append(hcm.HttpFilters, t.grpcJSONFilters(path+".grpc_json", l.GRPCJSON)...)
 	}
 	if l.MaxRequestBodyBytes > 0 || l.MaxGRPCMessageBytes > 0 {
 		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{

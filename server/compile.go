@@ -18,6 +18,7 @@ import (
 
 	transcoderv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_json_transcoder/v3"
 	"github.com/meshgate/meshgate/config"
+	grpcreflectionv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/grpc_reflection/v1"
 	limitsv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/limits/v1"
 	"github.com/meshgate/meshgate/server/cluster"
 
@@ -184,10 +185,16 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 	if len(filters) == 0 {
 		return errors.New("http_filters: needs the router filter (" + config.RouterFilter + ")")
 	}
+	var reflection *grpcreflectionv1.GrpcReflection
 	for i, f := range filters {
 		tc := f.GetTypedConfig()
 		typeURL := tc.GetTypeUrl()
 		switch {
+		case f.GetName() == config.GRPCReflectionFilter:
+			reflection = &grpcreflectionv1.GrpcReflection{}
+			if tc == nil || tc.UnmarshalTo(reflection) != nil {
+				return fmt.Errorf("http_filters[%d] (%s): want a %s", i, f.GetName(), reflection.ProtoReflect().Descriptor().FullName())
+			}
 		case f.GetName() == config.RouterFilter || typeURL == "type.googleapis.com/"+string((&routerv3.Router{}).ProtoReflect().Descriptor().FullName()):
 			if i != len(filters)-1 {
 				return fmt.Errorf("http_filters[%d]: the router filter must be the last", i)
@@ -203,6 +210,18 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 			var tc3 transcoderv3.GrpcJsonTranscoder
 			if err := tc.UnmarshalTo(&tc3); err != nil {
 				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
+			}
+			if reflection != nil {
+				state := s.reflectionState(listener, reflection, &tc3)
+				rt, err := newReflectedTranscoder(&tc3, reflection, state)
+				if err != nil {
+					return fmt.Errorf("http_filters[%d] (%s): reflection: %w", i, f.GetName(), err)
+				}
+				if _, ok := ch.resolve(rt.cluster); !ok {
+					return fmt.Errorf("http_filters[%d] (%s): reflection: cluster %q is not configured", i, f.GetName(), rt.cluster)
+				}
+				ch.reflected = rt
+				break
 			}
 			t, err := compileTranscoder(&tc3)
 			if err != nil {

@@ -48,8 +48,18 @@ type chain struct {
 	// resolve finds the snapshot's clusters by name (a Dubbo service's
 	// clusters, named at request time).
 	resolve router.Resolver[*cluster.Cluster]
-	// transcoder turns JSON calls into gRPC ones (nil: none configured).
+	// transcoder turns JSON calls into gRPC ones (nil: none configured);
+	// reflected is one whose descriptors come by reflection.
 	transcoder *jsonTranscoder
+	reflected  *reflectedTranscoder
+}
+
+// jsonTranscoder is the listener's transcoder now, or nil.
+func (ch *chain) jsonTranscoder(ctx context.Context) *jsonTranscoder {
+	if ch.reflected != nil {
+		return ch.reflected.current(ctx, ch)
+	}
+	return ch.transcoder
 }
 
 // call is the per-request state, one allocation per request.
@@ -149,11 +159,15 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if ch.serveOpenAPI(c, r) {
+	var tr *jsonTranscoder
+	if (ch.transcoder != nil || ch.reflected != nil) && !c.asGRPC && !router.IsGRPC(r) {
+		tr = ch.jsonTranscoder(r.Context())
+	}
+	if tr != nil && serveOpenAPI(tr, c, r) {
 		return
 	}
-	if ch.transcoder != nil && !c.asGRPC && !router.IsGRPC(r) {
-		if md := ch.transcoder.method(r); md != nil {
+	if tr != nil {
+		if call := tr.method(r); call != nil {
 			// JSON to a gRPC method (plain, or Connect's JSON codec):
 			// forwarded as gRPC, answered in JSON.
 			connect := r.Header.Get("Connect-Protocol-Version") != ""
@@ -170,7 +184,7 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			if limit == 0 {
 				limit = defaultDubboBody
 			}
-			if err := ch.transcoder.transcodeRequest(r, md, limit); err != nil {
+			if err := tr.transcodeRequest(r, call, limit); err != nil {
 				if connect {
 					writeConnectError(c, codes.InvalidArgument, err.Error())
 				} else {
@@ -178,16 +192,16 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			if md.IsStreamingServer() && connect {
+			if call.md.IsStreamingServer() && connect {
 				writeConnectError(c, codes.Unimplemented, "Connect streaming with the JSON codec is not transcoded; use the proto codec")
 				return
 			}
-			if md.IsStreamingServer() {
-				sw := &transcodeStreamWriter{w: w, t: ch.transcoder, md: md}
+			if call.md.IsStreamingServer() {
+				sw := &transcodeStreamWriter{w: w, t: tr, call: call}
 				c.ResponseWriter, c.asGRPC = sw, true
 				defer sw.finish()
 			} else {
-				tw := &transcodeWriter{w: w, t: ch.transcoder, md: md, connect: connect}
+				tw := &transcodeWriter{w: w, t: tr, call: call, connect: connect}
 				c.ResponseWriter, c.asGRPC = tw, true
 				defer tw.finish()
 			}

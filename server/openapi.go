@@ -130,11 +130,11 @@ func fieldSchema(schemas map[string]any, f protoreflect.FieldDescriptor) map[str
 }
 
 // serveOpenAPI answers GET /openapi.json when the listener transcodes.
-func (ch *chain) serveOpenAPI(w http.ResponseWriter, r *http.Request) bool {
-	if ch.transcoder == nil || r.Method != http.MethodGet || r.URL.Path != openAPIPath {
+func serveOpenAPI(t *jsonTranscoder, w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodGet || r.URL.Path != openAPIPath {
 		return false
 	}
-	b, err := ch.transcoder.openAPI()
+	b, err := t.openAPI()
 	if err != nil {
 		writeError(w, r, http.StatusInternalServerError, codeInternal, err.Error())
 		return true

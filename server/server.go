@@ -52,6 +52,11 @@ type Server struct {
 	closing   bool
 	bg        sync.WaitGroup  // listeners draining after a reload
 	skipped   map[string]bool // filters already reported as skipped
+	// reflections are the descriptors fetched by gRPC reflection, by
+	// listener and config, kept across reloads; nextReflections are those
+	// the config being compiled uses.
+	reflections     map[string]*reflectionState
+	nextReflections map[string]*reflectionState
 
 	clusterView atomic.Pointer[[]*cluster.Cluster]
 	set         atomic.Pointer[config.Set]
@@ -186,6 +191,7 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 		}
 	}
 	s.clusters = clusters
+	s.reflections = p.reflections
 	for _, c := range clusters {
 		if c.EDSName != "" { // EDS clusters take their endpoints from the store
 			c.SetEndpoints(next.Endpoints(c.EDSName))
@@ -205,9 +211,10 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 
 // plan is a compiled config that is not live yet.
 type plan struct {
-	clusters  map[string]*cluster.Cluster
-	built     []*cluster.Cluster // new in this plan; the rest are reused
-	listeners map[string]*compiledListener
+	reflections map[string]*reflectionState
+	clusters    map[string]*cluster.Cluster
+	built       []*cluster.Cluster // new in this plan; the rest are reused
+	listeners   map[string]*compiledListener
 }
 
 // abandon releases what the plan built.
@@ -220,7 +227,10 @@ func (p *plan) abandon() {
 // compile builds clusters (reusing unchanged ones) and listeners for next,
 // reporting every problem at once.
 func (s *Server) compile(next *config.Set) (*plan, error) {
-	p := &plan{clusters: map[string]*cluster.Cluster{}, listeners: map[string]*compiledListener{}}
+	p := &plan{clusters: map[string]*cluster.Cluster{}, listeners: map[string]*compiledListener{},
+		reflections: map[string]*reflectionState{}}
+	s.nextReflections = p.reflections
+	defer func() { s.nextReflections = nil }()
 	var errs []error
 	for _, r := range next.All(config.ClusterType) {
 		spec := r.Message.(*clusterv3.Cluster)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -15,10 +16,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/meshgate/meshgate/proto/descriptors"
+	"github.com/meshgate/meshgate/proto/httprule"
 )
 
 // jsonTranscoder is a listener's gRPC-JSON transcoder (Envoy's
@@ -27,9 +30,28 @@ import (
 // the answer JSON again.
 type jsonTranscoder struct {
 	services map[string]protoreflect.ServiceDescriptor
+	rules    *httprule.Table // google.api.http rules of the services
+	auto     bool            // POST /<package.Service>/<Method> too
 	marshal  protojson.MarshalOptions
 	discard  bool // unknown request fields are ignored
 	ndjson   bool // server streams as newline-delimited JSON, not an array
+	request  httprule.RequestOptions
+	ignored  []string // query parameters never mapped to fields
+}
+
+// transcodeCall is the gRPC method a JSON request reaches, and how.
+type transcodeCall struct {
+	md       protoreflect.MethodDescriptor
+	rule     *httprule.Rule // nil: the auto-mapping form
+	bindings []httprule.Binding
+}
+
+// responseBody is the answer field written ("" for the whole answer).
+func (c *transcodeCall) responseBody() string {
+	if c.rule == nil {
+		return ""
+	}
+	return c.rule.ResponseBody
 }
 
 // transcoderType is the type URL of the filter's config.
@@ -40,21 +62,30 @@ func compileTranscoder(cfg *transcoderv3.GrpcJsonTranscoder) (*jsonTranscoder, e
 	switch d := cfg.GetDescriptorSet().(type) {
 	case *transcoderv3.GrpcJsonTranscoder_ProtoDescriptorBin:
 		bin = d.ProtoDescriptorBin
+	case *transcoderv3.GrpcJsonTranscoder_ProtoDescriptor:
+		b, err := os.ReadFile(d.ProtoDescriptor)
+		if err != nil {
+			return nil, fmt.Errorf("proto_descriptor: %w", err)
+		}
+		bin = b
 	default:
-		return nil, errors.New("proto_descriptor_bin is needed (the friendly grpc_json reads proto_descriptor's file)")
+		return nil, errors.New("proto_descriptor or proto_descriptor_bin is needed")
 	}
-	var set descriptorpb.FileDescriptorSet
-	if err := proto.Unmarshal(bin, &set); err != nil {
-		return nil, fmt.Errorf("proto_descriptor_bin: %w", err)
-	}
-	files, err := protodesc.NewFiles(&set)
+	set, err := descriptors.Parse(bin)
 	if err != nil {
-		return nil, fmt.Errorf("proto_descriptor_bin: %w", err)
+		return nil, fmt.Errorf("the descriptor set: %w", err)
 	}
-	if !cfg.GetAutoMapping() {
-		return nil, errors.New("only auto_mapping (POST /<package.Service>/<Method>) is supported so far; google.api.http rules are not")
+	files, err := descriptors.Files(set)
+	if err != nil {
+		return nil, fmt.Errorf("the descriptor set: %w", err)
 	}
+	return newTranscoder(cfg, files)
+}
+
+// newTranscoder builds a transcoder for the configured services of files.
+func newTranscoder(cfg *transcoderv3.GrpcJsonTranscoder, files *protoregistry.Files) (*jsonTranscoder, error) {
 	t := &jsonTranscoder{services: map[string]protoreflect.ServiceDescriptor{},
+		auto: cfg.GetAutoMapping(),
 		marshal: protojson.MarshalOptions{
 			UseProtoNames:   cfg.GetPrintOptions().GetPreserveProtoFieldNames(),
 			EmitUnpopulated: cfg.GetPrintOptions().GetAlwaysPrintPrimitiveFields(),
@@ -62,7 +93,13 @@ func compileTranscoder(cfg *transcoderv3.GrpcJsonTranscoder) (*jsonTranscoder, e
 		},
 		discard: cfg.GetRequestValidationOptions() != nil && !cfg.GetRequestValidationOptions().GetRejectUnknownMethod(),
 		ndjson:  cfg.GetPrintOptions().GetStreamNewlineDelimited(),
+		ignored: cfg.GetIgnoredQueryParameters(),
 	}
+	t.request = httprule.RequestOptions{
+		DiscardUnknown:     t.discard,
+		IgnoreUnknownQuery: cfg.GetIgnoreUnknownQueryParameters() && !cfg.GetRequestValidationOptions().GetRejectUnknownQueryParameters(),
+	}
+	var rules []*httprule.Rule
 	for _, name := range cfg.GetServices() {
 		d, err := files.FindDescriptorByName(protoreflect.FullName(name))
 		sd, ok := d.(protoreflect.ServiceDescriptor)
@@ -70,13 +107,30 @@ func compileTranscoder(cfg *transcoderv3.GrpcJsonTranscoder) (*jsonTranscoder, e
 			return nil, fmt.Errorf("services: %q is not a service of the descriptor", name)
 		}
 		t.services[name] = sd
+		r, err := httprule.Rules(sd)
+		if err != nil {
+			return nil, err
+		}
+		rules = append(rules, r...)
+	}
+	table, err := httprule.NewTable(rules)
+	if err != nil {
+		return nil, err
+	}
+	t.rules = table
+	if !t.auto && table.Len() == 0 {
+		return nil, errors.New("the services have no google.api.http rules and auto_mapping is off: nothing to transcode")
 	}
 	return t, nil
 }
 
-// method finds the unary method a JSON request names, or nil.
-func (t *jsonTranscoder) method(r *http.Request) protoreflect.MethodDescriptor {
-	if r.Method != http.MethodPost {
+// method finds the method a JSON request reaches, or nil: by a
+// google.api.http rule, else (with auto_mapping) by its gRPC path.
+func (t *jsonTranscoder) method(r *http.Request) *transcodeCall {
+	if rule, bindings := t.rules.Match(r.Method, r.URL.EscapedPath()); rule != nil {
+		return &transcodeCall{md: rule.RPC, rule: rule, bindings: bindings}
+	}
+	if !t.auto || r.Method != http.MethodPost {
 		return nil
 	}
 	service, name, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
@@ -88,12 +142,12 @@ func (t *jsonTranscoder) method(r *http.Request) protoreflect.MethodDescriptor {
 	if md == nil || md.IsStreamingClient() {
 		return nil // a client stream has no one JSON body to come from
 	}
-	return md
+	return &transcodeCall{md: md}
 }
 
-// transcodeRequest turns r into the gRPC call of md; a body that is not
-// the request message in JSON is the caller's error.
-func (t *jsonTranscoder) transcodeRequest(r *http.Request, md protoreflect.MethodDescriptor, limit uint64) error {
+// transcodeRequest turns r into the gRPC call; a request that does not map
+// onto the request message is the caller's error.
+func (t *jsonTranscoder) transcodeRequest(r *http.Request, call *transcodeCall, limit uint64) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	_ = r.Body.Close()
 	if err != nil {
@@ -102,10 +156,22 @@ func (t *jsonTranscoder) transcodeRequest(r *http.Request, md protoreflect.Metho
 	if uint64(len(body)) > limit {
 		return fmt.Errorf("the request is over %d bytes", limit)
 	}
-	in := dynamicpb.NewMessage(md.Input())
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: t.discard}).Unmarshal(body, in); err != nil {
-			return fmt.Errorf("the body is not a %s in JSON: %v", md.Input().FullName(), err)
+	var in *dynamicpb.Message
+	if call.rule != nil {
+		query := r.URL.Query()
+		for _, k := range t.ignored {
+			query.Del(k)
+		}
+		in, err = call.rule.Request(call.bindings, query, body, r.Header.Get("Content-Type"), t.request)
+		if err != nil {
+			return err
+		}
+	} else {
+		in = dynamicpb.NewMessage(call.md.Input())
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := (protojson.UnmarshalOptions{DiscardUnknown: t.discard}).Unmarshal(body, in); err != nil {
+				return fmt.Errorf("the body is not a %s in JSON: %v", call.md.Input().FullName(), err)
+			}
 		}
 	}
 	msg, err := proto.Marshal(in)
@@ -115,10 +181,15 @@ func (t *jsonTranscoder) transcodeRequest(r *http.Request, md protoreflect.Metho
 	framed := make([]byte, 5+len(msg))
 	binary.BigEndian.PutUint32(framed[1:5], uint32(len(msg)))
 	copy(framed[5:], msg)
+	// The call goes on as gRPC: routed, and sent, by its gRPC path.
+	path := "/" + string(call.md.Parent().FullName()) + "/" + string(call.md.Name())
+	r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.RequestURI = path, "", "", path
+	r.Method = http.MethodPost
 	r.Body = io.NopCloser(bytes.NewReader(framed))
 	r.ContentLength = int64(len(framed))
 	r.Header.Set("Content-Length", strconv.Itoa(len(framed)))
 	r.Header.Set("Content-Type", "application/grpc")
+	r.Header.Set("Te", "trailers")
 	r.Header.Del("Accept-Encoding")
 	return nil
 }
@@ -128,7 +199,7 @@ func (t *jsonTranscoder) transcodeRequest(r *http.Request, md protoreflect.Metho
 type transcodeWriter struct {
 	w           http.ResponseWriter
 	t           *jsonTranscoder
-	md          protoreflect.MethodDescriptor
+	call        *transcodeCall
 	connect     bool // a Connect caller (JSON codec): Connect's errors
 	wroteHeader bool
 	buf         bytes.Buffer
@@ -172,17 +243,29 @@ func (tw *transcodeWriter) finish() {
 		fail(tw.w, codes.Internal, "the upstream answer is not one uncompressed message")
 		return
 	}
-	out := dynamicpb.NewMessage(tw.md.Output())
+	out := dynamicpb.NewMessage(tw.call.md.Output())
 	if err := proto.Unmarshal(body[5:], out); err != nil {
-		fail(tw.w, codes.Internal, fmt.Sprintf("the upstream answer is not a %s: %v", tw.md.Output().FullName(), err))
+		fail(tw.w, codes.Internal, fmt.Sprintf("the upstream answer is not a %s: %v", tw.call.md.Output().FullName(), err))
 		return
 	}
-	j, err := tw.t.marshal.Marshal(out)
+	ct, j, err := httprule.RenderResponse(out, tw.call.responseBody(), tw.t.marshal)
 	if err != nil {
 		fail(tw.w, codes.Internal, err.Error())
 		return
 	}
-	h.Set("Content-Type", "application/json")
+	if tw.connect {
+		ct = "application/json" // Connect's JSON codec answers JSON, HttpBody or not
+		if j, err = tw.t.marshal.Marshal(out); err != nil {
+			fail(tw.w, codes.Internal, err.Error())
+			return
+		}
+	}
+	for k := range h {
+		if strings.HasPrefix(strings.ToLower(k), "grpc-") {
+			h.Del(k)
+		}
+	}
+	h.Set("Content-Type", ct)
 	h.Set("Content-Length", strconv.Itoa(len(j)))
 	tw.w.WriteHeader(http.StatusOK)
 	_, _ = tw.w.Write(j)
@@ -210,7 +293,7 @@ func writeRPCStatus(w http.ResponseWriter, code codes.Code, msg string) {
 type transcodeStreamWriter struct {
 	w        http.ResponseWriter
 	t        *jsonTranscoder
-	md       protoreflect.MethodDescriptor
+	call     *transcodeCall
 	started  bool // the answer's headers and opening are written
 	any      bool // a message was written
 	wrote    bool // the upstream answered at all
@@ -261,12 +344,12 @@ func (sw *transcodeStreamWriter) Write(p []byte) (int, error) {
 		if len(sw.pending) < 5+n {
 			break
 		}
-		out := dynamicpb.NewMessage(sw.md.Output())
+		out := dynamicpb.NewMessage(sw.call.md.Output())
 		if err := proto.Unmarshal(sw.pending[5:5+n], out); err != nil {
-			sw.err = fmt.Errorf("the upstream message is not a %s: %v", sw.md.Output().FullName(), err)
+			sw.err = fmt.Errorf("the upstream message is not a %s: %v", sw.call.md.Output().FullName(), err)
 			return 0, sw.err
 		}
-		j, err := sw.t.marshal.Marshal(out)
+		_, j, err := httprule.RenderResponse(out, sw.call.responseBody(), sw.t.marshal)
 		if err != nil {
 			sw.err = err
 			return 0, err

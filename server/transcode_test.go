@@ -130,7 +130,7 @@ func TestTranscodeStreamWriter(t *testing.T) {
 	}
 	// Frames split across writes; an array, the status in the trailers.
 	rec := httptest.NewRecorder()
-	sw := &transcodeStreamWriter{w: rec, t: tr, md: md}
+	sw := &transcodeStreamWriter{w: rec, t: tr, call: md}
 	all := append(frame("a"), frame("b")...)
 	for _, chunk := range [][]byte{all[:3], all[3:9], all[9:]} {
 		if _, err := sw.Write(chunk); err != nil {
@@ -146,7 +146,7 @@ func TestTranscodeStreamWriter(t *testing.T) {
 	cfg.PrintOptions = &transcoderv3.GrpcJsonTranscoder_PrintOptions{StreamNewlineDelimited: true}
 	nd, _ := compileTranscoder(cfg)
 	rec = httptest.NewRecorder()
-	sw = &transcodeStreamWriter{w: rec, t: nd, md: md}
+	sw = &transcodeStreamWriter{w: rec, t: nd, call: md}
 	_, _ = sw.Write(all)
 	sw.finish()
 	if got := rec.Body.String(); got != "{\"message\":\"a\"}\n{\"message\":\"b\"}\n" {
@@ -154,7 +154,7 @@ func TestTranscodeStreamWriter(t *testing.T) {
 	}
 	// A failure before any message: google.rpc.Status.
 	rec = httptest.NewRecorder()
-	sw = &transcodeStreamWriter{w: rec, t: tr, md: md}
+	sw = &transcodeStreamWriter{w: rec, t: tr, call: md}
 	sw.Header().Set("Grpc-Status", "5")
 	sw.WriteHeader(200)
 	sw.finish()
@@ -178,7 +178,7 @@ func FuzzTranscodeStream(f *testing.F) {
 		}
 		md := tr.method(httptest.NewRequest("POST", "/demo.v1.DemoService/ServerStream", nil))
 		rec := httptest.NewRecorder()
-		sw := &transcodeStreamWriter{w: rec, t: tr, md: md}
+		sw := &transcodeStreamWriter{w: rec, t: tr, call: md}
 		_, _ = sw.Write(in)
 		sw.finish()
 	})
