@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"os"
+	"strings"
 
 	transcoderv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_json_transcoder/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/meshgate/meshgate/proto/descriptors"
 	grpcreflectionv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/grpc_reflection/v1"
+	openapiv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/openapi/v1"
 )
 
 // GRPCJSONTranscoderFilter is Envoy's gRPC-JSON transcoder HTTP filter.
@@ -19,6 +21,10 @@ const GRPCJSONTranscoderFilter = "envoy.filters.http.grpc_json_transcoder"
 // GRPCReflectionFilter fetches a transcoder's descriptors by gRPC server
 // reflection (meshgate's own filter, before the transcoder).
 const GRPCReflectionFilter = "meshgate.filters.http.grpc_reflection"
+
+// OpenAPIFilter places or turns off the OpenAPI document of a listener's
+// transcoder (meshgate's own filter).
+const OpenAPIFilter = "meshgate.filters.http.openapi"
 
 // GRPCJSONConfig lets JSON callers reach gRPC methods on a listener
 // (Envoy's grpc_json_transcoder): by the methods' google.api.http rules,
@@ -57,6 +63,15 @@ type GRPCJSONConfig struct {
 	IgnoreUnknownQueryParameters bool `json:"ignore_unknown_query_parameters,omitempty"`
 	// IgnoredQueryParameters are never mapped to fields (api keys, say).
 	IgnoredQueryParameters []string `json:"ignored_query_parameters,omitempty"`
+	// OpenAPI moves or turns off the OpenAPI document (default GET
+	// /openapi.json).
+	OpenAPI *OpenAPIConfig `json:"openapi,omitempty"`
+}
+
+// OpenAPIConfig is where the OpenAPI document is served.
+type OpenAPIConfig struct {
+	Path     string `json:"path,omitempty"`
+	Disabled bool   `json:"disabled,omitempty"`
 }
 
 // ReflectionConfig is where and how often descriptors are fetched.
@@ -84,6 +99,13 @@ func (t *translator) grpcJSONFilters(path string, c *GRPCJSONConfig) []*hcmv3.Ht
 		}
 		out = append(out, &hcmv3.HttpFilter{Name: GRPCReflectionFilter,
 			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(rc)}})
+	}
+	if o := c.OpenAPI; o != nil {
+		if o.Path != "" && !strings.HasPrefix(o.Path, "/") {
+			t.errf(path+".openapi.path", "must start with /")
+		}
+		out = append(out, &hcmv3.HttpFilter{Name: OpenAPIFilter,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&openapiv1.OpenAPI{Path: o.Path, Disabled: o.Disabled})}})
 	}
 	return append(out, &hcmv3.HttpFilter{Name: GRPCJSONTranscoderFilter,
 		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(t.grpcJSON(path, c))}})

@@ -7,15 +7,20 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshgate/meshgate/internal/resttest"
+	"github.com/meshgate/meshgate/server/admin"
 )
 
 const restConfig = `
@@ -37,12 +42,16 @@ clusters:
 // startLibrary serves the REST test service (a real grpc-go server) with
 // the reflection service given.
 func startLibrary(t *testing.T, refl resttest.Reflection) string {
+	return startLibraryAt(t, refl, "127.0.0.1:0")
+}
+
+func startLibraryAt(t *testing.T, refl resttest.Reflection, addr string) string {
 	t.Helper()
 	srv, err := resttest.NewServer(context.Background(), refl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +84,8 @@ func TestREST_GoogleAPIHTTP(t *testing.T) {
 	}{
 		{"descriptor-file", resttest.ReflectionNone, `      proto_descriptor: "` + descFile + `"`},
 		{"proto-compiled", resttest.ReflectionNone, `      protos: [ "` + filepath.Join(resttest.ProtoDir(), resttest.ProtoFile) + `" ]
-      import_paths: [ "` + resttest.ProtoDir() + `" ]`},
+      import_paths: [ "` + resttest.ProtoDir() + `" ]
+      openapi: { path: /docs/openapi.json }`},
 		{"reflection-v1", resttest.ReflectionV1, `      reflection: { cluster: library }`},
 		{"reflection-v1alpha", resttest.ReflectionV1Alpha, `      reflection: { cluster: library, refresh_interval: 1s }`},
 	} {
@@ -83,8 +93,209 @@ func TestREST_GoogleAPIHTTP(t *testing.T) {
 			addr := startLibrary(t, tc.refl)
 			g := startGateway(t, render(t, restConfig, map[string]string{"Addr": addr, "Source": tc.source}))
 			checkLibrary(t, "http://"+g.addr("main"))
+			openapi := "/openapi.json"
+			if tc.name == "proto-compiled" {
+				openapi = "/docs/openapi.json"
+				if resp, err := http.Get("http://" + g.addr("main") + "/openapi.json"); err != nil || resp.StatusCode != 404 {
+					t.Errorf("the default OpenAPI path still answers when moved: %v %v", resp.StatusCode, err)
+				} else {
+					resp.Body.Close()
+				}
+			}
+			checkLibraryOpenAPI(t, "http://"+g.addr("main")+openapi)
+			// /config_dump reports where the descriptors came from.
+			d := descriptorsDump(t, g)
+			source := "descriptor_set"
+			if tc.refl != resttest.ReflectionNone {
+				source = "reflection"
+			}
+			if len(d) != 1 || d[0].Source != source || d[0].HTTPRules != 12 || !slices.Contains(d[0].Files, resttest.ProtoFile) ||
+				!slices.Equal(d[0].Services, []string{resttest.Service}) || d[0].Error != "" {
+				t.Errorf("config_dump descriptors: %+v", d)
+			}
+			if tc.refl != resttest.ReflectionNone && (d[0].Cluster != "library" || d[0].LastUpdated == "") {
+				t.Errorf("config_dump descriptors by reflection: %+v", d)
+			}
 		})
 	}
+}
+
+// A backend without reflection: REST calls get 503 saying why, gRPC calls
+// still pass, and /config_dump shows the failure.
+func TestREST_ReflectionUnavailable(t *testing.T) {
+	addr := startLibrary(t, resttest.ReflectionNone)
+	g := startGateway(t, render(t, restConfig, map[string]string{"Addr": addr, "Source": `      reflection: { cluster: library }`}))
+	c := httpClient(t)
+	resp, err := c.Get("http://" + g.addr("main") + "/v1/books")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(b), "Unimplemented") || !strings.Contains(string(b), "reflection") {
+		t.Errorf("REST call without descriptors: %d %s", resp.StatusCode, b)
+	}
+	d := descriptorsDump(t, g)
+	if len(d) != 1 || d[0].Source != "reflection" || !strings.Contains(d[0].Error, "Unimplemented") || len(d[0].Files) != 0 {
+		t.Errorf("config_dump descriptors: %+v", d)
+	}
+	// The gRPC path is not the transcoder's business.
+	req, _ := http.NewRequest("POST", "http://"+g.addr("main")+"/resttest.v1.LibraryService/Ping", bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+	req.Header.Set("Content-Type", "application/grpc")
+	tr := h2cTransport()
+	defer tr.CloseIdleConnections()
+	resp, err = tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Trailer.Get("Grpc-Status") != "0" {
+		t.Errorf("gRPC Ping: %d, grpc-status %q", resp.StatusCode, resp.Trailer.Get("Grpc-Status"))
+	}
+}
+
+// A backend that is down when the first REST call comes: 503, then, once
+// it is up and the retry spacing (1s) has passed, the descriptors are
+// fetched and the call goes through.
+func TestREST_ReflectionRecovers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	g := startGateway(t, render(t, restConfig, map[string]string{"Addr": addr, "Source": `      reflection: { cluster: library }`}))
+	c := httpClient(t)
+	get := func() (int, string) {
+		resp, err := c.Get("http://" + g.addr("main") + "/v1/books")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get(); status != 503 {
+		t.Fatalf("backend down: %d %s, want 503", status, body)
+	}
+	startLibraryAt(t, resttest.ReflectionV1, addr)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body := get()
+		if status == 200 && sameJSONValue(body, `{}`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend up: %d %s, want 200 {}", status, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkLibraryOpenAPI reads the OpenAPI document and checks what it says
+// of a few of the library's bindings.
+func checkLibraryOpenAPI(t *testing.T, url string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	type param struct {
+		Name   string         `json:"name"`
+		In     string         `json:"in"`
+		Schema map[string]any `json:"schema"`
+	}
+	type op struct {
+		OperationID string  `json:"operationId"`
+		Parameters  []param `json:"parameters"`
+		RequestBody struct {
+			Content map[string]struct {
+				Schema map[string]any `json:"schema"`
+			} `json:"content"`
+		} `json:"requestBody"`
+		Responses map[string]struct {
+			Content map[string]struct {
+				Schema map[string]any `json:"schema"`
+			} `json:"content"`
+		} `json:"responses"`
+	}
+	var doc struct {
+		OpenAPI string                   `json:"openapi"`
+		Paths   map[string]map[string]op `json:"paths"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || resp.StatusCode != 200 || doc.OpenAPI != "3.0.3" {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	names := func(ps []param) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.In+":"+p.Name)
+		}
+		return out
+	}
+	get := doc.Paths["/v1/{name}"]["get"]
+	if get.OperationID != "resttest.v1.LibraryService.GetBook" || !slices.Equal(names(get.Parameters), []string{"path:name"}) {
+		t.Errorf("GET /v1/{name}: %+v", get)
+	}
+	list := doc.Paths["/v1/{parent}/books"]["get"]
+	if !slices.Equal(names(list.Parameters), []string{"path:parent", "query:pageSize", "query:filter.author", "query:filter.after", "query:genres"}) {
+		t.Errorf("GET /v1/{parent}/books parameters: %v", names(list.Parameters))
+	}
+	if doc.Paths["/v1/books"]["get"].OperationID != "resttest.v1.LibraryService.ListBooks_1" {
+		t.Errorf("the additional binding: %+v", doc.Paths["/v1/books"])
+	}
+	if _, ok := doc.Paths["/v1/books"]["search"]; ok {
+		t.Error("a custom method (SEARCH) in an OpenAPI 3.0 document")
+	}
+	titles := doc.Paths["/v1/titles/{parent}"]["get"].Responses["200"].Content["application/json"].Schema
+	if titles["type"] != "array" {
+		t.Errorf("response_body titles: %v", titles)
+	}
+	if _, ok := doc.Paths["/v1/{name}/cover"]["get"].Responses["200"].Content["*/*"]; !ok {
+		t.Errorf("GET cover is not raw bytes: %+v", doc.Paths["/v1/{name}/cover"]["get"])
+	}
+	if _, ok := doc.Paths["/v1/{name}/cover"]["put"].RequestBody.Content["*/*"]; !ok {
+		t.Errorf("PUT cover does not take raw bytes: %+v", doc.Paths["/v1/{name}/cover"]["put"])
+	}
+	if _, ok := doc.Paths["/resttest.v1.LibraryService/Ping"]["post"]; !ok {
+		t.Error("no auto-mapped POST /resttest.v1.LibraryService/Ping")
+	}
+}
+
+type dumpedDescriptors struct {
+	Listener    string   `json:"listener"`
+	Source      string   `json:"source"`
+	Cluster     string   `json:"cluster"`
+	Services    []string `json:"services"`
+	Files       []string `json:"files"`
+	HTTPRules   int      `json:"http_rules"`
+	LastUpdated string   `json:"last_updated"`
+	Error       string   `json:"error"`
+}
+
+// descriptorsDump reads the descriptors part of the admin /config_dump.
+func descriptorsDump(t *testing.T, g *gateway) []dumpedDescriptors {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	admin.Handler(g.srv, prometheus.NewRegistry(), admin.WithDescriptors(g.srv.Descriptors)).
+		ServeHTTP(rec, httptest.NewRequest("GET", "/config_dump", nil))
+	var dump struct {
+		Configs []struct {
+			Type        string              `json:"@type"`
+			Transcoders []dumpedDescriptors `json:"transcoders"`
+		} `json:"configs"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &dump); err != nil {
+		t.Fatalf("config_dump: %v", err)
+	}
+	for _, c := range dump.Configs {
+		if c.Type == "type.googleapis.com/meshgate.admin.v1.DescriptorsConfigDump" {
+			return c.Transcoders
+		}
+	}
+	return nil
 }
 
 // checkLibrary walks the library's REST API; every expected answer is

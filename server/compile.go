@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -20,6 +21,7 @@ import (
 	"github.com/meshgate/meshgate/config"
 	grpcreflectionv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/grpc_reflection/v1"
 	limitsv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/limits/v1"
+	openapiv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/openapi/v1"
 	"github.com/meshgate/meshgate/server/cluster"
 
 	"github.com/meshgate/meshgate/server/dubbobridge"
@@ -186,10 +188,25 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 		return errors.New("http_filters: needs the router filter (" + config.RouterFilter + ")")
 	}
 	var reflection *grpcreflectionv1.GrpcReflection
+	ch.openAPIPath = defaultOpenAPIPath
 	for i, f := range filters {
 		tc := f.GetTypedConfig()
 		typeURL := tc.GetTypeUrl()
 		switch {
+		case f.GetName() == config.OpenAPIFilter:
+			var o openapiv1.OpenAPI
+			if tc == nil || tc.UnmarshalTo(&o) != nil {
+				return fmt.Errorf("http_filters[%d] (%s): want a %s", i, f.GetName(), (&o).ProtoReflect().Descriptor().FullName())
+			}
+			switch {
+			case o.GetDisabled():
+				ch.openAPIPath = ""
+			case o.GetPath() == "":
+			case !strings.HasPrefix(o.GetPath(), "/"):
+				return fmt.Errorf("http_filters[%d] (%s): path %q must start with /", i, f.GetName(), o.GetPath())
+			default:
+				ch.openAPIPath = o.GetPath()
+			}
 		case f.GetName() == config.GRPCReflectionFilter:
 			reflection = &grpcreflectionv1.GrpcReflection{}
 			if tc == nil || tc.UnmarshalTo(reflection) != nil {

@@ -52,6 +52,8 @@ type chain struct {
 	// reflected is one whose descriptors come by reflection.
 	transcoder *jsonTranscoder
 	reflected  *reflectedTranscoder
+	// openAPIPath is where the transcoder's OpenAPI document is ("": off).
+	openAPIPath string
 }
 
 // jsonTranscoder is the listener's transcoder now, or nil.
@@ -163,7 +165,7 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if (ch.transcoder != nil || ch.reflected != nil) && !c.asGRPC && !router.IsGRPC(r) {
 		tr = ch.jsonTranscoder(r.Context())
 	}
-	if tr != nil && serveOpenAPI(tr, c, r) {
+	if tr != nil && serveOpenAPI(tr, ch.openAPIPath, c, r) {
 		return
 	}
 	if tr != nil {
@@ -240,6 +242,12 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		} else if cors != nil && cors.Allowed(origin) {
 			cors.Decorate(c.Header(), origin)
 		}
+	}
+	if rt == nil && tr == nil && ch.reflected != nil && !router.IsGRPC(r) {
+		// Without its descriptors the transcoder could not say whether
+		// this was one of its calls: say why instead of "no route".
+		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, ch.reflected.unavailable())
+		return
 	}
 	if rt == nil {
 		writeError(c, r, http.StatusNotFound, codeUnimplemented,

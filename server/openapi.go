@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -9,50 +10,90 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// openAPIPath is where a listener with a gRPC-JSON transcoder describes
-// the JSON calls it takes, so that Swagger UI can point at the gateway.
-const openAPIPath = "/openapi.json"
+// defaultOpenAPIPath is where a listener with a gRPC-JSON transcoder
+// describes the JSON calls it takes, so that Swagger UI can point at the
+// gateway (meshgate.filters.http.openapi moves or turns it off).
+const defaultOpenAPIPath = "/openapi.json"
 
-// openAPI is the OpenAPI 3 document of the transcoder's methods: one POST
-// per unary or server-streaming method (answering an array), with its
-// request and response messages as schemas (proto3 JSON: lowerCamel names,
-// 64-bit integers and bytes as strings).
+// openAPIMethods are the HTTP methods OpenAPI 3.0 can describe; a custom
+// google.api.http method (SEARCH, say) is left out of the document.
+var openAPIMethods = map[string]bool{"get": true, "put": true, "post": true, "delete": true, "patch": true, "head": true, "options": true}
+
+// openAPI is the OpenAPI 3 document of the transcoder's calls: each
+// google.api.http binding (path and query parameters, body, answer), and
+// with auto-mapping one POST per unary or server-streaming method. Schemas
+// are proto3 JSON's: lowerCamel names, 64-bit integers and bytes as
+// strings, enums by name; a server stream answers an array.
 func (t *jsonTranscoder) openAPI() ([]byte, error) {
-	paths := map[string]any{}
+	paths := map[string]map[string]any{}
 	schemas := map[string]any{}
+	opIDs := map[string]bool{}
 	names := make([]string, 0, len(t.services))
 	for name := range t.services {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	add := func(path, method string, md protoreflect.MethodDescriptor, binding int, op map[string]any) {
+		id := string(md.Parent().FullName()) + "." + string(md.Name())
+		if binding > 0 {
+			id = fmt.Sprintf("%s_%d", id, binding)
+		}
+		for n := 1; opIDs[id]; n++ {
+			id = fmt.Sprintf("%s.%s_%d", md.Parent().FullName(), md.Name(), n)
+		}
+		opIDs[id] = true
+		op["operationId"] = id
+		op["tags"] = []string{string(md.Parent().FullName())}
+		if paths[path] == nil {
+			paths[path] = map[string]any{}
+		}
+		paths[path][method] = op
+	}
+	for _, r := range t.rules.Rules() {
+		method := strings.ToLower(r.Method)
+		if !openAPIMethods[method] {
+			continue
+		}
+		md := r.RPC
+		op := map[string]any{"responses": responses(schemas, md, r.ResponseBody)}
+		var params []any
+		bound := map[string]bool{}
+		for _, f := range r.Template.Fields() {
+			bound[f] = true
+			fd := fieldAt(md.Input(), f)
+			params = append(params, map[string]any{"name": f, "in": "path", "required": true, "schema": scalarSchema(schemas, fd)})
+		}
+		if r.Body != "*" {
+			if r.Body != "" {
+				bound[r.Body] = true
+			}
+			params = append(params, queryParams(schemas, md.Input(), "", bound, 0)...)
+		}
+		if len(params) > 0 {
+			op["parameters"] = params
+		}
+		switch {
+		case r.Body == "*":
+			op["requestBody"] = bodySchema(schemas, md.Input(), nil)
+		case r.Body != "":
+			op["requestBody"] = bodySchema(schemas, md.Input(), md.Input().Fields().ByName(protoreflect.Name(r.Body)))
+		}
+		add(r.Template.OpenAPIPath(), method, md, r.Binding, op)
+	}
 	for _, name := range names {
 		sd := t.services[name]
+		if !t.auto {
+			break
+		}
 		for i := range sd.Methods().Len() {
 			md := sd.Methods().Get(i)
 			if md.IsStreamingClient() {
 				continue // not transcoded
 			}
-			addSchema(schemas, md.Input())
-			addSchema(schemas, md.Output())
-			answer := ref(md.Output())
-			if md.IsStreamingServer() {
-				// A server stream answers a JSON array of its messages.
-				answer = map[string]any{"type": "array", "items": ref(md.Output())}
-			}
-			paths["/"+string(sd.FullName())+"/"+string(md.Name())] = map[string]any{
-				"post": map[string]any{
-					"operationId": string(sd.FullName()) + "." + string(md.Name()),
-					"tags":        []string{string(sd.FullName())},
-					"requestBody": map[string]any{"required": true, "content": map[string]any{
-						"application/json": map[string]any{"schema": ref(md.Input())}}},
-					"responses": map[string]any{
-						"200": map[string]any{"description": "the " + string(md.Output().Name()),
-							"content": map[string]any{"application/json": map[string]any{"schema": answer}}},
-						"default": map[string]any{"description": "an error (google.rpc.Status)",
-							"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/google.rpc.Status"}}}},
-					},
-				},
-			}
+			add("/"+string(sd.FullName())+"/"+string(md.Name()), "post", md, 0, map[string]any{
+				"requestBody": bodySchema(schemas, md.Input(), nil),
+				"responses":   responses(schemas, md, ""),
+			})
 		}
 	}
 	schemas["google.rpc.Status"] = map[string]any{"type": "object", "properties": map[string]any{
@@ -66,6 +107,133 @@ func (t *jsonTranscoder) openAPI() ([]byte, error) {
 		"components": map[string]any{"schemas": schemas},
 	}
 	return json.MarshalIndent(doc, "", "  ")
+}
+
+const httpBodyType = "google.api.HttpBody"
+
+// responses are an operation's answers: the message (or its
+// response_body field, or raw bytes for google.api.HttpBody) and errors.
+func responses(schemas map[string]any, md protoreflect.MethodDescriptor, field string) map[string]any {
+	content := map[string]any{}
+	out := md.Output()
+	var schema map[string]any
+	switch fd := out.Fields().ByName(protoreflect.Name(field)); {
+	case field != "" && fd != nil && fd.Message() != nil && fd.Message().FullName() == httpBodyType && !fd.IsList():
+		content["*/*"] = map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
+	case field != "" && fd != nil:
+		schema = valueSchema(schemas, fd)
+	case out.FullName() == httpBodyType:
+		content["*/*"] = map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
+	default:
+		addSchema(schemas, out)
+		schema = ref(out)
+	}
+	if schema != nil {
+		if md.IsStreamingServer() {
+			// A server stream answers a JSON array of its messages.
+			schema = map[string]any{"type": "array", "items": schema}
+		}
+		content["application/json"] = map[string]any{"schema": schema}
+	}
+	return map[string]any{
+		"200": map[string]any{"description": "the " + string(out.Name()), "content": content},
+		"default": map[string]any{"description": "an error (google.rpc.Status)",
+			"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/google.rpc.Status"}}}},
+	}
+}
+
+// bodySchema is a requestBody: the whole message, or one field of it.
+func bodySchema(schemas map[string]any, in protoreflect.MessageDescriptor, fd protoreflect.FieldDescriptor) map[string]any {
+	var schema map[string]any
+	msg := in
+	if fd != nil {
+		msg = fd.Message()
+		if msg == nil || fd.IsList() || fd.IsMap() {
+			schema = valueSchema(schemas, fd)
+		}
+	}
+	if schema == nil && msg.FullName() == httpBodyType {
+		return map[string]any{"required": true, "content": map[string]any{"*/*": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}}
+	}
+	if schema == nil {
+		addSchema(schemas, msg)
+		schema = ref(msg)
+	}
+	return map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": schema}}}
+}
+
+// queryParams are the fields a query may set: those the path and body do
+// not bind, nested messages by dotted names (three levels at most).
+func queryParams(schemas map[string]any, md protoreflect.MessageDescriptor, prefix string, bound map[string]bool, depth int) []any {
+	var out []any
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		name := prefix + string(fd.Name())
+		if bound[name] || fd.IsMap() {
+			continue
+		}
+		if fd.Kind() == protoreflect.MessageKind && !isScalarMessage(fd.Message()) {
+			if !fd.IsList() && depth < 3 {
+				out = append(out, queryParams(schemas, fd.Message(), name+".", bound, depth+1)...)
+			}
+			continue
+		}
+		p := map[string]any{"name": prefix + fd.JSONName(), "in": "query", "schema": valueSchema(schemas, fd)}
+		if fd.IsList() {
+			p["explode"] = true
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// fieldAt finds the field a dotted path names.
+func fieldAt(md protoreflect.MessageDescriptor, path string) protoreflect.FieldDescriptor {
+	var fd protoreflect.FieldDescriptor
+	for _, name := range strings.Split(path, ".") {
+		if md == nil {
+			return nil
+		}
+		fd = md.Fields().ByName(protoreflect.Name(name))
+		if fd == nil {
+			return nil
+		}
+		md = fd.Message()
+	}
+	return fd
+}
+
+// scalarSchema is the schema of a path variable's field.
+func scalarSchema(schemas map[string]any, fd protoreflect.FieldDescriptor) map[string]any {
+	if fd == nil {
+		return map[string]any{"type": "string"}
+	}
+	return fieldSchema(schemas, fd)
+}
+
+// valueSchema is a field's schema, lists and maps included.
+func valueSchema(schemas map[string]any, f protoreflect.FieldDescriptor) map[string]any {
+	switch {
+	case f.IsMap():
+		return map[string]any{"type": "object", "additionalProperties": fieldSchema(schemas, f.MapValue())}
+	case f.IsList():
+		return map[string]any{"type": "array", "items": fieldSchema(schemas, f)}
+	}
+	return fieldSchema(schemas, f)
+}
+
+// isScalarMessage tells the well-known messages proto3 JSON writes as one
+// string (or number).
+func isScalarMessage(md protoreflect.MessageDescriptor) bool {
+	switch md.FullName() {
+	case "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask",
+		"google.protobuf.DoubleValue", "google.protobuf.FloatValue", "google.protobuf.Int64Value",
+		"google.protobuf.UInt64Value", "google.protobuf.Int32Value", "google.protobuf.UInt32Value",
+		"google.protobuf.BoolValue", "google.protobuf.StringValue", "google.protobuf.BytesValue":
+		return true
+	}
+	return false
 }
 
 func ref(md protoreflect.MessageDescriptor) map[string]any {
@@ -83,16 +251,7 @@ func addSchema(schemas map[string]any, md protoreflect.MessageDescriptor) {
 	fields := md.Fields()
 	for i := range fields.Len() {
 		f := fields.Get(i)
-		var s map[string]any
-		switch {
-		case f.IsMap():
-			s = map[string]any{"type": "object", "additionalProperties": fieldSchema(schemas, f.MapValue())}
-		case f.IsList():
-			s = map[string]any{"type": "array", "items": fieldSchema(schemas, f)}
-		default:
-			s = fieldSchema(schemas, f)
-		}
-		props[f.JSONName()] = s
+		props[f.JSONName()] = valueSchema(schemas, f)
 	}
 }
 
@@ -123,6 +282,9 @@ func fieldSchema(schemas map[string]any, f protoreflect.FieldDescriptor) map[str
 		}
 		return map[string]any{"type": "string", "enum": names}
 	case protoreflect.MessageKind, protoreflect.GroupKind:
+		if wk := wellKnownSchema(f.Message()); wk != nil {
+			return wk
+		}
 		addSchema(schemas, f.Message())
 		return ref(f.Message())
 	}
@@ -130,8 +292,8 @@ func fieldSchema(schemas map[string]any, f protoreflect.FieldDescriptor) map[str
 }
 
 // serveOpenAPI answers GET /openapi.json when the listener transcodes.
-func serveOpenAPI(t *jsonTranscoder, w http.ResponseWriter, r *http.Request) bool {
-	if r.Method != http.MethodGet || r.URL.Path != openAPIPath {
+func serveOpenAPI(t *jsonTranscoder, path string, w http.ResponseWriter, r *http.Request) bool {
+	if path == "" || r.Method != http.MethodGet || r.URL.Path != path {
 		return false
 	}
 	b, err := t.openAPI()
@@ -142,4 +304,32 @@ func serveOpenAPI(t *jsonTranscoder, w http.ResponseWriter, r *http.Request) boo
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
 	return true
+}
+
+// wellKnownSchema is the schema of a well-known type proto3 JSON writes as
+// a plain value, or nil.
+func wellKnownSchema(md protoreflect.MessageDescriptor) map[string]any {
+	switch md.FullName() {
+	case "google.protobuf.Timestamp":
+		return map[string]any{"type": "string", "format": "date-time"}
+	case "google.protobuf.Duration", "google.protobuf.FieldMask", "google.protobuf.StringValue":
+		return map[string]any{"type": "string"}
+	case "google.protobuf.BytesValue":
+		return map[string]any{"type": "string", "format": "byte"}
+	case "google.protobuf.Int64Value", "google.protobuf.UInt64Value":
+		return map[string]any{"type": "string", "format": "int64"}
+	case "google.protobuf.Int32Value", "google.protobuf.UInt32Value":
+		return map[string]any{"type": "integer"}
+	case "google.protobuf.DoubleValue", "google.protobuf.FloatValue":
+		return map[string]any{"type": "number"}
+	case "google.protobuf.BoolValue":
+		return map[string]any{"type": "boolean"}
+	case "google.protobuf.Empty":
+		return map[string]any{"type": "object"}
+	case "google.protobuf.Struct":
+		return map[string]any{"type": "object", "additionalProperties": true}
+	case "google.protobuf.Value":
+		return map[string]any{}
+	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,9 +14,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/meshgate/meshgate/governance"
 	"github.com/meshgate/meshgate/proto/descriptors"
+	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 	grpcreflectionv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/grpc_reflection/v1"
 	"github.com/meshgate/meshgate/triple"
 )
@@ -106,6 +110,15 @@ func (rt *reflectedTranscoder) current(ctx context.Context, ch *chain) *jsonTran
 	return rt.state.cur.Load().tr
 }
 
+// unavailable says why the transcoder has no descriptors.
+func (rt *reflectedTranscoder) unavailable() string {
+	msg := fmt.Sprintf("the transcoder's descriptors from cluster %q by gRPC reflection are not available", rt.cluster)
+	if st := rt.state.cur.Load(); st != nil && st.err != nil {
+		msg += ": " + st.err.Error()
+	}
+	return msg
+}
+
 // fetch asks one host of the cluster for the descriptors and builds the
 // transcoder; a failure is kept beside the last good transcoder.
 func (rt *reflectedTranscoder) fetch(ctx context.Context, ch *chain) {
@@ -194,4 +207,55 @@ func (s *Server) reflectionState(listener string, rc *grpcreflectionv1.GrpcRefle
 		s.nextReflections[key] = st
 	}
 	return st
+}
+
+// Descriptors reports the descriptors of the listeners' transcoders, for
+// /config_dump.
+func (s *Server) Descriptors() []*adminv1.TranscoderDescriptors {
+	s.mu.Lock()
+	var states []*listenerState
+	for _, ln := range s.listeners {
+		states = append(states, ln.state.Load())
+	}
+	s.mu.Unlock()
+	var out []*adminv1.TranscoderDescriptors
+	for _, st := range states {
+		for _, ch := range []*chain{st.plain, st.tls} {
+			if ch == nil {
+				continue
+			}
+			switch {
+			case ch.transcoder != nil:
+				out = append(out, ch.transcoder.describe(st.name, "descriptor_set"))
+			case ch.reflected != nil:
+				d := &adminv1.TranscoderDescriptors{Listener: st.name, Source: "reflection",
+					Cluster: ch.reflected.cluster, Services: ch.reflected.cfg.GetServices()}
+				if cur := ch.reflected.state.cur.Load(); cur != nil {
+					if cur.tr != nil {
+						d = cur.tr.describe(st.name, "reflection")
+						d.Cluster = ch.reflected.cluster
+						d.LastUpdated = timestamppb.New(cur.fetched)
+					}
+					if cur.err != nil {
+						d.Error = cur.err.Error()
+					}
+				}
+				out = append(out, d)
+			}
+			if st.plain == st.tls {
+				break
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *adminv1.TranscoderDescriptors) int { return strings.Compare(a.Listener, b.Listener) })
+	return out
+}
+
+func (t *jsonTranscoder) describe(listener, source string) *adminv1.TranscoderDescriptors {
+	d := &adminv1.TranscoderDescriptors{Listener: listener, Source: source, Files: t.files, HttpRules: uint32(t.rules.Len())}
+	for name := range t.services {
+		d.Services = append(d.Services, name)
+	}
+	slices.Sort(d.Services)
+	return d
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,6 +38,7 @@ type jsonTranscoder struct {
 	ndjson   bool // server streams as newline-delimited JSON, not an array
 	request  httprule.RequestOptions
 	ignored  []string // query parameters never mapped to fields
+	files    []string // the .proto files known, for /config_dump
 }
 
 // transcodeCall is the gRPC method a JSON request reaches, and how.
@@ -118,6 +120,11 @@ func newTranscoder(cfg *transcoderv3.GrpcJsonTranscoder, files *protoregistry.Fi
 		return nil, err
 	}
 	t.rules = table
+	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		t.files = append(t.files, fd.Path())
+		return true
+	})
+	slices.Sort(t.files)
 	if !t.auto && table.Len() == 0 {
 		return nil, errors.New("the services have no google.api.http rules and auto_mapping is off: nothing to transcode")
 	}

@@ -263,7 +263,7 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 			_ = srv.Shutdown(context.Background())
 			return fmt.Errorf("admin: %w", err)
 		}
-		var opts []admin.Option
+		opts := []admin.Option{admin.WithDescriptors(srv.Descriptors)}
 		if client != nil {
 			opts = append(opts, admin.WithFailures(client.Failures))
 		}

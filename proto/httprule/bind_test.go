@@ -17,7 +17,7 @@ import (
 )
 
 // library compiles the REST test service and builds its rule table.
-func library(t *testing.T) (*httprule.Table, protoreflect.ServiceDescriptor) {
+func library(t testing.TB) (*httprule.Table, protoreflect.ServiceDescriptor) {
 	t.Helper()
 	set, err := descriptors.Compile(context.Background(), []string{".."}, []string{"../resttest/v1/library.proto"})
 	if err != nil {
@@ -233,4 +233,25 @@ func equalJSON(t *testing.T, a, b protoreflect.ProtoMessage) bool {
 func sameJSON(a []byte, b string) bool {
 	var x, y any
 	return json.Unmarshal(a, &x) == nil && json.Unmarshal([]byte(b), &y) == nil && reflect.DeepEqual(x, y)
+}
+
+// FuzzRequest feeds arbitrary paths, queries and bodies through the
+// library's rules: an error is fine, a panic is not.
+func FuzzRequest(f *testing.F) {
+	table, _ := library(f)
+	f.Add("GET", "/v1/shelves/s1/books", "pageSize=2&filter.after=2020-01-02T03:04:05Z&genres=1", "")
+	f.Add("PATCH", "/v1/shelves/s1/books/b1", "", `{"title":"x","tags":["a"]}`)
+	f.Add("GET", "/v1/titles/a%2F/b", "filter.author=%zz", "")
+	f.Add("POST", "/v1/shelves/s1/books/b1:move", "", `{"toShelf":5}`)
+	f.Fuzz(func(t *testing.T, method, path, query, body string) {
+		rule, bindings := table.Match(method, path)
+		if rule == nil {
+			return
+		}
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		_, _ = rule.Request(bindings, q, []byte(body), "application/json", httprule.RequestOptions{})
+	})
 }

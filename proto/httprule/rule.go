@@ -24,6 +24,8 @@ type Rule struct {
 	ResponseBody string
 	// RPC is the gRPC method called.
 	RPC protoreflect.MethodDescriptor
+	// Binding is 0 for the method's rule, n for its nth additional binding.
+	Binding int
 }
 
 // Rules reads the google.api.http options of a service's methods,
@@ -103,11 +105,12 @@ func fromHTTPRule(md protoreflect.MethodDescriptor, hr *annotations.HttpRule, to
 	if !top && len(hr.GetAdditionalBindings()) > 0 {
 		return nil, fmt.Errorf("additional_bindings cannot nest")
 	}
-	for _, ab := range hr.GetAdditionalBindings() {
+	for i, ab := range hr.GetAdditionalBindings() {
 		more, err := fromHTTPRule(md, ab, false)
 		if err != nil {
 			return nil, fmt.Errorf("additional_bindings: %w", err)
 		}
+		more[0].Binding = i + 1
 		out = append(out, more...)
 	}
 	return out, nil

@@ -299,3 +299,42 @@ func (t *Template) specificity() []int {
 	}
 	return k
 }
+
+// Verb is the template's custom verb ("" for none).
+func (t *Template) Verb() string { return t.verb }
+
+// OpenAPIPath writes the template as an OpenAPI path: each variable as
+// {field.path} (whatever segments it matches), literals as they are, and
+// a wildcard outside any variable as {_n}.
+func (t *Template) OpenAPIPath() string {
+	var b strings.Builder
+	inVar := make([]int, len(t.segments)) // the variable of a segment, +1
+	for i, v := range t.vars {
+		for s := v.start; s < v.end; s++ {
+			inVar[s] = i + 1
+		}
+	}
+	wild := 0
+	for i := 0; i < len(t.segments); i++ {
+		b.WriteByte('/')
+		if v := inVar[i]; v > 0 {
+			b.WriteString("{" + strings.Join(t.vars[v-1].field, ".") + "}")
+			i = t.vars[v-1].end - 1
+			continue
+		}
+		switch seg := t.segments[i]; seg.kind {
+		case segLiteral:
+			b.WriteString(seg.literal)
+		default:
+			fmt.Fprintf(&b, "{_%d}", wild)
+			wild++
+		}
+	}
+	if len(t.segments) == 0 {
+		b.WriteByte('/')
+	}
+	if t.verb != "" {
+		b.WriteString(":" + t.verb)
+	}
+	return b.String()
+}

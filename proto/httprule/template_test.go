@@ -102,3 +102,23 @@ func FuzzTemplate(f *testing.F) {
 		}
 	})
 }
+
+func TestTemplate_OpenAPIPath(t *testing.T) {
+	for tmpl, want := range map[string]string{
+		"/v1/{name=shelves/*/books/*}":       "/v1/{name}",
+		"/v1/{parent=shelves/*}/books:watch": "/v1/{parent}/books:watch",
+		"/v1/{book.name=shelves/*/books/*}":  "/v1/{book.name}",
+		"/v1/titles/{parent=**}":             "/v1/titles/{parent}",
+		"/v1/*/x/**":                         "/v1/{_0}/x/{_1}",
+		"/":                                  "/",
+		"/v1/books":                          "/v1/books",
+	} {
+		tp, err := ParseTemplate(tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tp.OpenAPIPath(); got != want {
+			t.Errorf("%s: %s, want %s", tmpl, got, want)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/meshgate/meshgate/config"
+	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 	"github.com/meshgate/meshgate/registry"
 	"github.com/meshgate/meshgate/server/cluster"
 )
@@ -55,6 +56,12 @@ func WithRegistries(statuses func() []registry.Status) Option {
 	return func(a *admin) { a.registries = statuses }
 }
 
+// WithDescriptors adds the transcoders' protobuf descriptors to
+// /config_dump (a meshgate.admin.v1.DescriptorsConfigDump).
+func WithDescriptors(list func() []*adminv1.TranscoderDescriptors) Option {
+	return func(a *admin) { a.descriptors = list }
+}
+
 // Handler returns the admin mux. gatherer is exposed on /stats/prometheus.
 func Handler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
@@ -79,9 +86,10 @@ func Handler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Hand
 }
 
 type admin struct {
-	src        Source
-	failures   func() map[string]map[string]config.Failure
-	registries func() []registry.Status
+	src         Source
+	failures    func() map[string]map[string]config.Failure
+	registries  func() []registry.Status
+	descriptors func() []*adminv1.TranscoderDescriptors
 }
 
 func (a *admin) ready(w http.ResponseWriter, _ *http.Request) {
@@ -137,6 +145,11 @@ func (a *admin) configDump(w http.ResponseWriter, _ *http.Request) {
 		addFailures(a.failures(), &clusters, &listeners, &routes, &endpoints)
 	}
 	dump := &adminv3.ConfigDump{Configs: []*anypb.Any{mustAny(&clusters), mustAny(&listeners), mustAny(&routes), mustAny(&endpoints)}}
+	if a.descriptors != nil {
+		if list := a.descriptors(); len(list) > 0 {
+			dump.Configs = append(dump.Configs, mustAny(&adminv1.DescriptorsConfigDump{Transcoders: list}))
+		}
+	}
 	b, err := jsonOpts.Marshal(dump)
 	if err != nil {
 		http.Error(w, "config dump: "+err.Error(), http.StatusInternalServerError)
