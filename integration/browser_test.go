@@ -175,14 +175,15 @@ func TestBrowser_GRPCWebConnectAndREST(t *testing.T) {
 		t.Fatalf("the driver printed %q: %v", out, err)
 	}
 	want := map[string]string{
-		"grpcweb_text_unary":            "grpc-web",
-		"grpcweb_text_stream":           "3",
-		"connectweb_grpcweb_unary":      "connectweb_grpcweb",
-		"connectweb_grpcweb_stream":     "3",
-		"connectweb_connect_unary":      "connectweb_connect",
-		"connectweb_connect_stream":     "3",
-		"connectweb_connect_json_unary": "json",
-		"fetch_rest":                    "200",
+		"grpcweb_text_unary":             "grpc-web",
+		"grpcweb_text_stream":            "3",
+		"connectweb_grpcweb_unary":       "connectweb_grpcweb",
+		"connectweb_grpcweb_stream":      "3",
+		"connectweb_connect_unary":       "connectweb_connect",
+		"connectweb_connect_stream":      "3",
+		"connectweb_connect_json_unary":  "json",
+		"connectweb_connect_json_stream": "3",
+		"fetch_rest":                     "200",
 	}
 	for name, value := range want {
 		r, ok := report.Results[name]

@@ -329,6 +329,15 @@ clusters:
 // JSON callers reach a real grpc-go backend's methods through the
 // listener's gRPC-JSON transcoder (descriptors from a file): the request
 // message in JSON, the answer in JSON, errors as google.rpc.Status.
+// connectEnvelope frames one Connect streaming message.
+func connectEnvelope(flags byte, msg string) []byte {
+	b := make([]byte, 5+len(msg))
+	b[0] = flags
+	binary.BigEndian.PutUint32(b[1:5], uint32(len(msg)))
+	copy(b[5:], msg)
+	return b
+}
+
 func TestGRPCJSON_Transcoding(t *testing.T) {
 	b := startBackend(t, "json")
 	g := startGateway(t, render(t, grpcJSONConfig, map[string]string{"GRPC": b.GRPCAddr,
@@ -378,6 +387,58 @@ func TestGRPCJSON_Transcoding(t *testing.T) {
 		if err != nil || resp.StatusCode != 200 || len(got) != tc.msgs || resp.Trailer.Get("Grpc-Status") != tc.status {
 			t.Errorf("stream %s: %d, %d messages (%v), trailer status %q; want %d messages, status %s",
 				tc.body, resp.StatusCode, len(got), err, resp.Trailer.Get("Grpc-Status"), tc.msgs, tc.status)
+		}
+	}
+
+	// Connect's streaming protocol with the JSON codec: JSON envelopes,
+	// then the end-of-stream message with the status.
+	for _, tc := range []struct {
+		body    []byte
+		msgs    int
+		errCode string
+	}{
+		{connectEnvelope(0, `{"message":"s","count":"3"}`), 3, ""},
+		{connectEnvelope(0, `{"message":"s","count":"2","failCode":14}`), 2, "unavailable"},
+		{connectEnvelope(0, `{"message":5}`), 0, "invalid_argument"},
+		{connectEnvelope(1, `{}`), 0, "invalid_argument"}, // compressed
+		{[]byte("{}"), 0, "invalid_argument"},             // no envelope
+	} {
+		req, _ := http.NewRequest("POST", "http://"+g.addr("main")+"/demo.v1.DemoService/ServerStream", bytes.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/connect+json")
+		req.Header.Set("Connect-Protocol-Version", "1")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var msgs []string
+		var end map[string]any
+		for len(raw) >= 5 {
+			n := int(binary.BigEndian.Uint32(raw[1:5]))
+			if len(raw) < 5+n {
+				break
+			}
+			if raw[0] == 2 {
+				_ = json.Unmarshal(raw[5:5+n], &end)
+			} else {
+				msgs = append(msgs, string(raw[5:5+n]))
+			}
+			raw = raw[5+n:]
+		}
+		gotCode := ""
+		if e, ok := end["error"].(map[string]any); ok {
+			gotCode, _ = e["code"].(string)
+		}
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/connect+json" || end == nil ||
+			len(msgs) != tc.msgs || gotCode != tc.errCode || len(raw) != 0 {
+			t.Errorf("Connect JSON stream %q: %d %s, %d messages %v, end %v; want %d messages, error %q",
+				tc.body, resp.StatusCode, resp.Header.Get("Content-Type"), len(msgs), msgs, end, tc.msgs, tc.errCode)
+		}
+		for _, m := range msgs {
+			if !strings.Contains(m, `"message":"s"`) && !strings.Contains(m, `"message": "s"`) {
+				t.Errorf("Connect JSON stream message %s", m)
+			}
 		}
 	}
 

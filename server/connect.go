@@ -181,11 +181,7 @@ func (cw *connectWriter) finish() {
 			end["metadata"] = metadata
 		}
 		b, _ := json.Marshal(end)
-		frame := make([]byte, 5+len(b))
-		frame[0] = 0x02 // end of stream
-		binary.BigEndian.PutUint32(frame[1:5], uint32(len(b)))
-		copy(frame[5:], b)
-		_, _ = cw.w.Write(frame)
+		_, _ = cw.w.Write(envelope(connectFlagEndStream, b))
 		return
 	}
 	h.Del("Trailer")

@@ -169,10 +169,12 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if tr != nil {
-		if call := tr.method(r); call != nil {
+		connectStream := strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect+json")
+		connect := connectStream || r.Header.Get("Connect-Protocol-Version") != ""
+		if call := tr.method(r, connect); call != nil {
 			// JSON to a gRPC method (plain, or Connect's JSON codec):
 			// forwarded as gRPC, answered in JSON.
-			connect := r.Header.Get("Connect-Protocol-Version") != ""
+			call.connectStream = connectStream
 			if connect {
 				if v := r.Header.Get("Connect-Timeout-Ms"); v != "" {
 					if ms, err := strconv.ParseUint(v, 10, 63); err == nil && ms > 0 {
@@ -186,23 +188,34 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			if limit == 0 {
 				limit = defaultDubboBody
 			}
+			var cs *connectJSONStreamWriter
+			if connectStream {
+				cs = &connectJSONStreamWriter{w: w, t: tr, call: call}
+				c.ResponseWriter, c.asGRPC = cs, true
+				defer cs.finish()
+			}
 			if err := tr.transcodeRequest(r, call, limit); err != nil {
-				if connect {
+				switch {
+				case connectStream:
+					cs.fail(codes.InvalidArgument, err.Error())
+				case connect:
 					writeConnectError(c, codes.InvalidArgument, err.Error())
-				} else {
+				default:
 					writeRPCStatus(c, codes.InvalidArgument, err.Error())
 				}
 				return
 			}
-			if call.md.IsStreamingServer() && connect {
-				writeConnectError(c, codes.Unimplemented, "Connect streaming with the JSON codec is not transcoded; use the proto codec")
+			switch {
+			case connectStream:
+				// cs writes the stream's messages and its end.
+			case call.md.IsStreamingServer() && connect:
+				writeConnectError(c, codes.InvalidArgument, "a server-streaming method takes Connect's streaming protocol (application/connect+json)")
 				return
-			}
-			if call.md.IsStreamingServer() {
+			case call.md.IsStreamingServer():
 				sw := &transcodeStreamWriter{w: w, t: tr, call: call}
 				c.ResponseWriter, c.asGRPC = sw, true
 				defer sw.finish()
-			} else {
+			default:
 				tw := &transcodeWriter{w: w, t: tr, call: call, connect: connect}
 				c.ResponseWriter, c.asGRPC = tw, true
 				defer tw.finish()

@@ -46,6 +46,9 @@ type transcodeCall struct {
 	md       protoreflect.MethodDescriptor
 	rule     *httprule.Rule // nil: the auto-mapping form
 	bindings []httprule.Binding
+	// connectStream: Connect's streaming protocol with the JSON codec
+	// (the request's one message in an envelope).
+	connectStream bool
 }
 
 // responseBody is the answer field written ("" for the whole answer).
@@ -132,12 +135,15 @@ func newTranscoder(cfg *transcoderv3.GrpcJsonTranscoder, files *protoregistry.Fi
 }
 
 // method finds the method a JSON request reaches, or nil: by a
-// google.api.http rule, else (with auto_mapping) by its gRPC path.
-func (t *jsonTranscoder) method(r *http.Request) *transcodeCall {
-	if rule, bindings := t.rules.Match(r.Method, r.URL.EscapedPath()); rule != nil {
-		return &transcodeCall{md: rule.RPC, rule: rule, bindings: bindings}
+// google.api.http rule, else (with auto_mapping, or for a Connect caller)
+// by its gRPC path.
+func (t *jsonTranscoder) method(r *http.Request, connect bool) *transcodeCall {
+	if !connect {
+		if rule, bindings := t.rules.Match(r.Method, r.URL.EscapedPath()); rule != nil {
+			return &transcodeCall{md: rule.RPC, rule: rule, bindings: bindings}
+		}
 	}
-	if !t.auto || r.Method != http.MethodPost {
+	if !t.auto && !connect || r.Method != http.MethodPost {
 		return nil
 	}
 	service, name, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
@@ -162,6 +168,11 @@ func (t *jsonTranscoder) transcodeRequest(r *http.Request, call *transcodeCall, 
 	}
 	if uint64(len(body)) > limit {
 		return fmt.Errorf("the request is over %d bytes", limit)
+	}
+	if call.connectStream {
+		if body, err = oneEnvelope(body); err != nil {
+			return err
+		}
 	}
 	var in *dynamicpb.Message
 	if call.rule != nil {
@@ -342,17 +353,18 @@ func (sw *transcodeStreamWriter) Write(p []byte) (int, error) {
 		return 0, sw.err
 	}
 	sw.pending = append(sw.pending, p...)
-	for len(sw.pending) >= 5 {
-		n := int(binary.BigEndian.Uint32(sw.pending[1:5]))
-		if n > connectMaxUnary || sw.pending[0] != 0 {
-			sw.err = errors.New("the upstream sent a message the transcoder cannot read (compressed or over 8 MiB)")
-			return 0, sw.err
+	for {
+		msg, rest, ok, err := nextGRPCFrame(sw.pending)
+		if err != nil {
+			sw.err = err
+			return 0, err
 		}
-		if len(sw.pending) < 5+n {
+		if !ok {
 			break
 		}
+		sw.pending = rest
 		out := dynamicpb.NewMessage(sw.call.md.Output())
-		if err := proto.Unmarshal(sw.pending[5:5+n], out); err != nil {
+		if err := proto.Unmarshal(msg, out); err != nil {
 			sw.err = fmt.Errorf("the upstream message is not a %s: %v", sw.call.md.Output().FullName(), err)
 			return 0, sw.err
 		}
@@ -361,7 +373,6 @@ func (sw *transcodeStreamWriter) Write(p []byte) (int, error) {
 			sw.err = err
 			return 0, err
 		}
-		sw.pending = sw.pending[5+n:]
 		sw.start()
 		switch {
 		case sw.t.ndjson:

@@ -36,15 +36,15 @@ func TestTranscoder(t *testing.T) {
 		"/demo.v1.DemoService/Echo": true, "/demo.v1.DemoService/ServerStream": true, "/demo.v1.DemoService/ClientStream": false,
 		"/demo.v1.DemoService/Nope": false, "/other.Svc/Echo": false,
 	} {
-		if got := tr.method(httptest.NewRequest("POST", path, nil)) != nil; got != unary {
+		if got := tr.method(httptest.NewRequest("POST", path, nil), false) != nil; got != unary {
 			t.Errorf("%s: transcoded %v, want %v", path, got, unary)
 		}
 	}
-	if tr.method(httptest.NewRequest("GET", "/demo.v1.DemoService/Echo", nil)) != nil {
+	if tr.method(httptest.NewRequest("GET", "/demo.v1.DemoService/Echo", nil), false) != nil {
 		t.Error("a GET was transcoded")
 	}
 	r := httptest.NewRequest("POST", "/demo.v1.DemoService/Echo", strings.NewReader(`{"message":"m","delayMs":"5"}`))
-	if err := tr.transcodeRequest(r, tr.method(r), 1<<20); err != nil {
+	if err := tr.transcodeRequest(r, tr.method(r, false), 1<<20); err != nil {
 		t.Fatal(err)
 	}
 	framed, _ := io.ReadAll(r.Body)
@@ -53,7 +53,7 @@ func TestTranscoder(t *testing.T) {
 		t.Errorf("transcoded request %v %v", r.Header, &in)
 	}
 	r = httptest.NewRequest("POST", "/demo.v1.DemoService/Echo", strings.NewReader(strings.Repeat("x", 100)))
-	if err := tr.transcodeRequest(r, tr.method(r), 10); err == nil {
+	if err := tr.transcodeRequest(r, tr.method(r, false), 10); err == nil {
 		t.Error("a body over the limit was transcoded")
 	}
 	for _, cfg := range []*transcoderv3.GrpcJsonTranscoder{
@@ -123,7 +123,7 @@ func TestTranscodeStreamWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	md := tr.method(httptest.NewRequest("POST", "/demo.v1.DemoService/ServerStream", nil))
+	md := tr.method(httptest.NewRequest("POST", "/demo.v1.DemoService/ServerStream", nil), false)
 	frame := func(msg string) []byte {
 		b, _ := proto.Marshal(&demov1.EchoResponse{Message: msg})
 		return append([]byte{0, 0, 0, 0, byte(len(b))}, b...)
@@ -176,7 +176,7 @@ func FuzzTranscodeStream(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		md := tr.method(httptest.NewRequest("POST", "/demo.v1.DemoService/ServerStream", nil))
+		md := tr.method(httptest.NewRequest("POST", "/demo.v1.DemoService/ServerStream", nil), false)
 		rec := httptest.NewRecorder()
 		sw := &transcodeStreamWriter{w: rec, t: tr, call: md}
 		_, _ = sw.Write(in)

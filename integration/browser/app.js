@@ -66,6 +66,13 @@ async function main() {
   // transcodes with the listener's descriptors).
   const jsonClient = createClient(DemoService, createConnectTransport({ baseUrl: cfg.gateway, useBinaryFormat: false }));
   await run("connectweb_connect_json_unary", async () => (await jsonClient.echo({ message: "json" })).message);
+  await run("connectweb_connect_json_stream", async () => {
+    let n = 0;
+    for await (const r of jsonClient.serverStream({ message: "s", count: 3n })) {
+      if (r.message === "s") n++;
+    }
+    return n;
+  });
 
   // A REST route.
   await run("fetch_rest", async () => {

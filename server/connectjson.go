@@ -1,0 +1,165 @@
+package server
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+// Connect's envelope flags.
+const (
+	connectFlagCompressed = 0x01
+	connectFlagEndStream  = 0x02
+)
+
+// oneEnvelope unwraps the one message of a Connect streaming request (a
+// server stream's request): anything else is the caller's error.
+func oneEnvelope(body []byte) ([]byte, error) {
+	if len(body) < 5 {
+		return nil, errors.New("the request is not a Connect envelope")
+	}
+	n := binary.BigEndian.Uint32(body[1:5])
+	switch {
+	case body[0]&connectFlagCompressed != 0:
+		return nil, errors.New("compressed Connect messages are not accepted")
+	case body[0] != 0:
+		return nil, fmt.Errorf("unexpected envelope flags 0x%02x", body[0])
+	case uint64(n) != uint64(len(body)-5):
+		return nil, errors.New("the request is not exactly one Connect message (client streaming is not transcoded)")
+	}
+	return body[5:], nil
+}
+
+// connectJSONStreamWriter answers Connect's streaming protocol with the
+// JSON codec: each gRPC message of the answer becomes a JSON envelope, and
+// the status and trailers the end-of-stream message.
+type connectJSONStreamWriter struct {
+	w        http.ResponseWriter
+	t        *jsonTranscoder
+	call     *transcodeCall
+	started  bool
+	pending  []byte
+	err      error
+	finished bool
+}
+
+func (cs *connectJSONStreamWriter) Header() http.Header { return cs.w.Header() }
+func (cs *connectJSONStreamWriter) WriteHeader(int)     { cs.start() }
+func (cs *connectJSONStreamWriter) Unwrap() http.ResponseWriter {
+	return cs.w
+}
+
+func (cs *connectJSONStreamWriter) Flush() {
+	if f, ok := cs.w.(http.Flusher); ok && cs.started {
+		f.Flush()
+	}
+}
+
+// start writes the answer's headers: a Connect stream always answers 200.
+func (cs *connectJSONStreamWriter) start() {
+	if cs.started {
+		return
+	}
+	cs.started = true
+	h := cs.w.Header()
+	h.Del("Content-Length")
+	h.Del("Trailer")
+	h.Set("Content-Type", "application/connect+json")
+	cs.w.WriteHeader(http.StatusOK)
+}
+
+func (cs *connectJSONStreamWriter) Write(p []byte) (int, error) {
+	cs.start()
+	if cs.err != nil {
+		return 0, cs.err
+	}
+	cs.pending = append(cs.pending, p...)
+	for {
+		msg, rest, ok, err := nextGRPCFrame(cs.pending)
+		if err != nil {
+			cs.err = err
+			return 0, err
+		}
+		if !ok {
+			break
+		}
+		cs.pending = rest
+		out := dynamicpb.NewMessage(cs.call.md.Output())
+		if err := proto.Unmarshal(msg, out); err != nil {
+			cs.err = fmt.Errorf("the upstream message is not a %s: %v", cs.call.md.Output().FullName(), err)
+			return 0, cs.err
+		}
+		j, err := cs.t.marshal.Marshal(out)
+		if err != nil {
+			cs.err = err
+			return 0, err
+		}
+		if _, err := cs.w.Write(envelope(0, j)); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// fail ends the stream with an error before anything went upstream.
+func (cs *connectJSONStreamWriter) fail(code codes.Code, msg string) {
+	cs.start()
+	cs.end(code, msg, nil)
+}
+
+func (cs *connectJSONStreamWriter) finish() {
+	if cs.finished || !cs.started {
+		return
+	}
+	code, msg, metadata, _ := grpcOutcome(cs.w.Header())
+	if cs.err != nil && code == codes.OK {
+		code, msg = codes.Internal, cs.err.Error()
+	}
+	cs.end(code, msg, metadata)
+}
+
+func (cs *connectJSONStreamWriter) end(code codes.Code, msg string, metadata map[string][]string) {
+	if cs.finished {
+		return
+	}
+	cs.finished = true
+	end := map[string]any{}
+	if code != codes.OK {
+		end["error"] = map[string]string{"code": connectCodeName(code), "message": msg}
+	}
+	if len(metadata) > 0 {
+		end["metadata"] = metadata
+	}
+	b, _ := json.Marshal(end)
+	_, _ = cs.w.Write(envelope(connectFlagEndStream, b))
+}
+
+// envelope frames one Connect (or gRPC) message.
+func envelope(flags byte, msg []byte) []byte {
+	frame := make([]byte, 5+len(msg))
+	frame[0] = flags
+	binary.BigEndian.PutUint32(frame[1:5], uint32(len(msg)))
+	copy(frame[5:], msg)
+	return frame
+}
+
+// nextGRPCFrame cuts the first whole uncompressed gRPC message off buf.
+func nextGRPCFrame(buf []byte) (msg, rest []byte, ok bool, err error) {
+	if len(buf) < 5 {
+		return nil, buf, false, nil
+	}
+	n := int(binary.BigEndian.Uint32(buf[1:5]))
+	if n > connectMaxUnary || buf[0] != 0 {
+		return nil, buf, false, errors.New("the upstream sent a message the transcoder cannot read (compressed or over 8 MiB)")
+	}
+	if len(buf) < 5+n {
+		return nil, buf, false, nil
+	}
+	return buf[5 : 5+n], buf[5+n:], true, nil
+}
