@@ -410,3 +410,97 @@ func sameJSONValue(a, b string) bool {
 	var x, y any
 	return json.Unmarshal([]byte(a), &x) == nil && json.Unmarshal([]byte(b), &y) == nil && reflect.DeepEqual(x, y)
 }
+
+// healthREST is grpc.health.v1's Check with a google.api.http rule: the
+// gateway's own view of a dubbo-go provider's IDL Triple service.
+const healthREST = `syntax = "proto3";
+package grpc.health.v1;
+import "google/api/annotations.proto";
+message HealthCheckRequest { string service = 1; }
+message HealthCheckResponse {
+  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
+  ServingStatus status = 1;
+}
+service Health {
+  rpc Check(HealthCheckRequest) returns (HealthCheckResponse) {
+    option (google.api.http) = { get: "/v1/health/{service}" };
+  }
+}
+`
+
+const restTripleConfig = `
+listeners:
+  - name: rules
+    address: "{{.A1}}"
+    grpc_json: { services: [ grpc.health.v1.Health ], protos: [ healthrest.proto ] }
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /grpc.health.v1.Health/, grpc: true }
+            cluster: tri
+            timeout: 2s
+  - name: reflected
+    address: "{{.A2}}"
+    grpc_json: { services: [ grpc.health.v1.Health ], reflection: { cluster: tri } }
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /grpc.health.v1.Health/, grpc: true }
+            cluster: tri
+            timeout: 2s
+clusters:
+  - { name: tri, protocol: tri, endpoints: [ "127.0.0.1:{{.Tri}}" ] }
+`
+
+// REST and gRPC-Web callers reach a dubbo-go v3 provider's IDL Triple
+// service: by a google.api.http rule (the .proto compiled at load), by
+// auto-mapping with the descriptors fetched from dubbo-go by reflection
+// (it serves v1alpha only), and by gRPC-Web.
+func TestREST_DubboGoTriple(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a dubbo-go peer; skipped with -short")
+	}
+	p := startProvider(t, providerSpec{App: "rest-tri", Registry: "none", Mode: "interface", Version: "1.0.0", Group: "g1"})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "healthrest.proto"), []byte(healthREST), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGatewayIn(t, dir, render(t, restTripleConfig, map[string]string{"Tri": p.triPort, "A1": freeAddr(t), "A2": freeAddr(t)}))
+	c := httpClient(t)
+	for _, tc := range []struct {
+		listener, method, path, body string
+		status                       int
+		want                         string
+	}{
+		{"rules", "GET", "/v1/health/grpc.health.v1.Health", "", 200, `{"status":"SERVING"}`},
+		// dubbo-go answers an unknown service with its own code 17.
+		{"rules", "GET", "/v1/health/no.such.Service", "", 500, `{"code":17,"message":"unknown service"}`},
+		{"reflected", "POST", "/grpc.health.v1.Health/Check", `{"service":"grpc.health.v1.Health"}`, 200, `{"status":"SERVING"}`},
+	} {
+		req, _ := http.NewRequest(tc.method, "http://"+g.addr(tc.listener)+tc.path, strings.NewReader(tc.body))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !sameJSONValue(string(b), tc.want) {
+			t.Errorf("%s %s on %s: %d %s, want %d %s\n%s", tc.method, tc.path, tc.listener, resp.StatusCode, b, tc.status, tc.want, p.logs.String())
+		}
+	}
+	// gRPC-Web (binary) to the same Triple service.
+	msg := []byte{0x0a, byte(len("grpc.health.v1.Health"))}
+	msg = append(msg, "grpc.health.v1.Health"...)
+	req, _ := http.NewRequest("POST", "http://"+g.addr("rules")+"/grpc.health.v1.Health/Check", bytes.NewReader(connectEnvelope(0, string(msg))))
+	req.Header.Set("Content-Type", "application/grpc-web+proto")
+	req.Header.Set("X-Grpc-Web", "1")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// One data frame holding HealthCheckResponse{status: SERVING} (08 01),
+	// then the trailer frame with grpc-status 0.
+	if resp.StatusCode != 200 || !bytes.HasPrefix(b, []byte{0, 0, 0, 0, 2, 0x08, 0x01, 0x80}) || !bytes.Contains(b, []byte("grpc-status: 0\r\n")) {
+		t.Errorf("gRPC-Web to Triple: %d %q", resp.StatusCode, b)
+	}
+}

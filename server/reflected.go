@@ -157,6 +157,11 @@ func (rt *reflectedTranscoder) build(ctx context.Context, ch *chain) (*jsonTrans
 		msg, _, err := triple.CallProto(ctx, cl.Transport(true), cl.Scheme(), a.Host.Address, path, req, nil, rt.timeout)
 		var se *triple.StatusError
 		if errors.As(err, &se) {
+			if se.Answer != nil {
+				// The answer came; dubbo-go (3.3) ends each reflection
+				// stream with UNKNOWN "EOF" after it.
+				return se.Answer, nil
+			}
 			return nil, status.Error(se.Code, se.Message)
 		}
 		return msg, err

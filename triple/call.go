@@ -33,6 +33,9 @@ type Request struct {
 type StatusError struct {
 	Code    codes.Code
 	Message string
+	// Answer is the one message that came before the status, if any (a
+	// stream's answer ended by an error).
+	Answer []byte
 }
 
 func (e *StatusError) Error() string {
@@ -139,6 +142,9 @@ func roundTrip(ctx context.Context, rt http.RoundTripper, scheme, addr, path str
 		return nil, nil, fmt.Errorf("triple: reading the answer from %s: %w", addr, err)
 	}
 	if st := status(resp); st != nil {
+		if len(body) >= 5 && body[0] == 0 && int(binary.BigEndian.Uint32(body[1:5])) == len(body)-5 {
+			st.Answer = body[5:]
+		}
 		return nil, nil, st
 	}
 	if len(body) > maxResponse+5 {
