@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,7 +142,7 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 		if s.listeners[addr] != nil {
 			continue
 		}
-		ln, err := listen(ctx, addr, s.log)
+		ln, err := listen(ctx, cl.address, s.log)
 		if err != nil {
 			for _, b := range bound {
 				_ = b.raw.Close()
@@ -209,6 +210,16 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 	return nil
 }
 
+// key is where a listener is kept: its address, or for port 0 (any free
+// port) the address and its name, so that each such listener gets a port
+// of its own and keeps it across reloads.
+func (cl *compiledListener) key() string {
+	if strings.HasSuffix(cl.address, ":0") {
+		return cl.address + " " + cl.state.name
+	}
+	return cl.address
+}
+
 // plan is a compiled config that is not live yet.
 type plan struct {
 	reflections map[string]*reflectionState
@@ -256,11 +267,11 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 			errs = append(errs, fmt.Errorf("listener %q: %w", r.Name, err))
 			continue
 		}
-		if other, dup := p.listeners[cl.address]; dup {
+		if other, dup := p.listeners[cl.key()]; dup {
 			errs = append(errs, fmt.Errorf("listener %q: address %s is also used by listener %q", r.Name, cl.address, other.state.name))
 			continue
 		}
-		p.listeners[cl.address] = cl
+		p.listeners[cl.key()] = cl
 	}
 	if err := errors.Join(errs...); err != nil {
 		p.abandon()

@@ -100,3 +100,46 @@ clusters: [{name: svc, type: eds}]
 		t.Errorf("hosts = %v, want only b", hosts)
 	}
 }
+
+// Two listeners on port 0 each get a port of their own, and keep it when
+// the config is reloaded; two on the same fixed port are refused.
+func TestServer_ListenersOnPortZero(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(backend.Close)
+	srv := New(Options{})
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	store := config.NewStore(srv)
+	cfg := `
+listeners:
+  - {name: a, address: "127.0.0.1:0", virtual_hosts: [{routes: [{match: {prefix: /}, cluster: svc}]}]}
+  - {name: b, address: "127.0.0.1:0", virtual_hosts: [{routes: [{match: {prefix: /}, cluster: svc}]}]}
+clusters: [{name: svc, endpoints: ["` + strings.TrimPrefix(backend.URL, "http://") + `"]}]
+`
+	loadSet(t, store, cfg)
+	a, b := srv.ListenerAddr("a"), srv.ListenerAddr("b")
+	if a == "" || b == "" || a == b {
+		t.Fatalf("listeners a and b on %q and %q", a, b)
+	}
+	for _, addr := range []string{a, b} {
+		resp, err := http.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d", addr, resp.StatusCode)
+		}
+	}
+	loadSet(t, store, strings.ReplaceAll(cfg, "{prefix: /}", "{prefix: /v}")) // a change: a recompile
+	if srv.ListenerAddr("a") != a || srv.ListenerAddr("b") != b {
+		t.Errorf("after a reload: %s, %s; want %s, %s", srv.ListenerAddr("a"), srv.ListenerAddr("b"), a, b)
+	}
+	l, err := config.Load([]byte(strings.ReplaceAll(cfg, "127.0.0.1:0", "127.0.0.1:18080")), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = store.Apply(context.Background(), config.Update{Source: "file", Replace: config.ResourceTypes, Resources: l.Resources})
+	if err == nil || !strings.Contains(err.Error(), "also used by") {
+		t.Errorf("two listeners on one fixed port: %v", err)
+	}
+}
