@@ -6,11 +6,18 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	dubbov3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/dubbo_proxy/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	failoverv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/dubbo/failover/v1"
 )
 
 // DubboProxyFilter is Envoy's Dubbo2 network filter: a listener whose
 // filter chain has it takes Dubbo2 consumers' TCP connections.
 const DubboProxyFilter = "envoy.filters.network.dubbo_proxy"
+
+// DubboFailoverFilter carries a Dubbo listener's failover (meshgate's own
+// dubbo filter; Envoy's dubbo_proxy routes have no retry policy).
+const DubboFailoverFilter = "meshgate.filters.dubbo.failover"
 
 // DubboListenerConfig is a port Dubbo2 consumers call (hessian2 over TCP),
 // routed by service and method to Dubbo2 or Triple providers.
@@ -18,6 +25,13 @@ type DubboListenerConfig struct {
 	Name    string            `json:"name"`
 	Address string            `json:"address"`
 	Routes  []DubboRouteMatch `json:"routes"`
+	// Retries: tries on another provider after a failed one (Dubbo's
+	// failover: connection failures, provider error statuses, timeouts;
+	// never the method's own exception, never a one-way call).
+	Retries uint32 `json:"retries,omitempty"`
+	// Timeout bounds each try when the consumer sends no "timeout"
+	// attachment (default 15s).
+	Timeout *Duration `json:"timeout,omitempty"`
 }
 
 // DubboRouteMatch sends the calls of one service (or of all, with an empty
@@ -61,6 +75,16 @@ func (t *translator) dubboListener(path string, l *DubboListenerConfig) *listene
 			route.Match.Method = &dubbov3.MethodMatch{Name: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: r.Method}}}
 		}
 		rc.Routes = append(rc.Routes, route)
+	}
+	if l.Retries > 0 || l.Timeout != nil {
+		fo := &failoverv1.Failover{Retries: l.Retries}
+		if l.Timeout != nil {
+			fo.Timeout = durationpb.New(l.Timeout.Duration)
+		}
+		proxy.DubboFilters = []*dubbov3.DubboFilter{
+			{Name: DubboFailoverFilter, Config: mustAny(fo)},
+			{Name: "envoy.filters.dubbo.router"},
+		}
 	}
 	return &listenerv3.Listener{
 		Name:    l.Name,

@@ -16,6 +16,7 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/meshgate/meshgate/dubbo"
 	"github.com/meshgate/meshgate/internal/peers"
 	"github.com/meshgate/meshgate/registry"
 	"github.com/meshgate/meshgate/triple"
@@ -417,5 +418,57 @@ func TestTriple_ServiceIdentityRouting(t *testing.T) {
 	}
 	if got := dubboGoCall(t, "-mode", "dubbo", "-url", "dubbo://"+g.addr("dubbo-in"), "-iface", greeter, "-version", "1.0.0", "-group", "g1", "-method", "SayHello", "-arg", "dubbo"); got["result"] != "Hello dubbo from both-protocols" {
 		t.Errorf("Dubbo2 consumer by service identity: %v", got)
+	}
+}
+
+const dubboFailoverConfig = `
+dubbo_listeners:
+  - name: failover
+    address: "{{.A1}}"
+    retries: 1
+    timeout: 2s
+    routes: [ { interface: org.apache.dubbo.samples.GreeterService, cluster: dubbo } ]
+  - name: once
+    address: "{{.A2}}"
+    routes: [ { interface: org.apache.dubbo.samples.GreeterService, cluster: dubbo } ]
+clusters:
+  # One provider that is gone, one alive, taken in turn.
+  - { name: dubbo, protocol: dubbo, lb_policy: round_robin, endpoints: [ "{{.Dead}}", "127.0.0.1:{{.Dubbo}}" ] }
+`
+
+// Dubbo's failover on a Dubbo listener: with retries, a call that meets
+// the provider that is gone is tried again on the live one, so every call
+// succeeds; without, some fail. The provider is dubbo-go's, over Dubbo2.
+func TestDubboListener_Failover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a dubbo-go peer; skipped with -short")
+	}
+	p := startProvider(t, providerSpec{App: "failover", Registry: "none", Mode: "interface", Version: "1.0.0", Group: "g1"})
+	g := startGateway(t, render(t, dubboFailoverConfig, map[string]string{
+		"A1": freeAddr(t), "A2": freeAddr(t), "Dead": freeAddr(t), "Dubbo": p.dubboPort}))
+	calls := func(listener string, n int) (ok, failed int, lastErr error) {
+		ctx := context.Background()
+		conn, err := dubbo.Dial(ctx, g.addr(listener), dubbo.ConnOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for i := 0; i < n; i++ {
+			resp, err := conn.Call(ctx, dubbo.Request{
+				Service: dubbo.Service{Interface: greeter, Version: "1.0.0", Group: "g1", Method: "SayHello"},
+				Args:    []any{"failover"}, Timeout: 3 * time.Second})
+			if err == nil && resp.Value == "Hello failover from failover" {
+				ok++
+			} else {
+				failed, lastErr = failed+1, err
+			}
+		}
+		return ok, failed, lastErr
+	}
+	if ok, failed, err := calls("failover", 8); failed != 0 {
+		t.Errorf("with retries: %d ok, %d failed (%v)", ok, failed, err)
+	}
+	if ok, failed, _ := calls("once", 4); failed == 0 {
+		t.Errorf("without retries: %d ok, none failed; the gone provider was never tried", ok)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/dubbo"
 	"github.com/meshgate/meshgate/governance"
+	failoverv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/dubbo/failover/v1"
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/router"
 	"github.com/meshgate/meshgate/triple"
@@ -32,6 +33,8 @@ type dubboProxy struct {
 	listener string
 	services []dubboService
 	resolve  router.Resolver[*cluster.Cluster]
+	retries  uint32        // failover tries after the first
+	timeout  time.Duration // each try's bound when the consumer gives none
 }
 
 type dubboService struct {
@@ -55,7 +58,23 @@ func compileDubboProxy(s *Server, listener string, p *dubbov3.DubboProxy, resolv
 	if p.GetDrds() != nil {
 		return nil, errors.New("dubbo_proxy: drds (routes over xDS) is not supported; use multiple_route_config")
 	}
-	out := &dubboProxy{srv: s, listener: listener, resolve: resolve}
+	out := &dubboProxy{srv: s, listener: listener, resolve: resolve, timeout: dubboCallTimeout}
+	for i, df := range p.GetDubboFilters() {
+		switch df.GetName() {
+		case config.DubboFailoverFilter:
+			var fo failoverv1.Failover
+			if err := df.GetConfig().UnmarshalTo(&fo); err != nil {
+				return nil, fmt.Errorf("dubbo_proxy: dubbo_filters[%d] (%s): %w", i, df.GetName(), err)
+			}
+			out.retries = fo.GetRetries()
+			if d := fo.GetTimeout(); d != nil && d.AsDuration() > 0 {
+				out.timeout = d.AsDuration()
+			}
+		case "envoy.filters.dubbo.router":
+		default:
+			return nil, fmt.Errorf("dubbo_proxy: dubbo_filters[%d]: filter %q is not supported", i, df.GetName())
+		}
+	}
 	for i, rc := range config.DubboRouteConfigs(p) {
 		svc := dubboService{iface: rc.GetInterface(), version: rc.GetVersion(), group: rc.GetGroup()}
 		if svc.iface == "*" {
@@ -192,37 +211,73 @@ func (p *dubboProxy) call(ctx context.Context, f *dubbo.Frame) []byte {
 		return statusAnswer(f.ID(), dubbo.StatusServiceNotFound, fmt.Sprintf("cluster %q is not configured", target.Name))
 	}
 	cl := target.Target
-	timeout := dubboCallTimeout
+	timeout := p.timeout
 	if ms, err := time.ParseDuration(inv.Attachments["timeout"] + "ms"); err == nil && ms > 0 {
 		timeout = ms
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	if err := cl.Admit(0); err != nil {
 		status = int(dubbo.StatusServiceError)
 		return statusAnswer(f.ID(), dubbo.StatusServiceError, err.Error())
 	}
-	a, err := cl.Begin(governance.PickInfo{Hash: rand.Uint64()}, nil)
-	if err != nil {
-		status = int(dubbo.StatusServiceError)
-		return statusAnswer(f.ID(), dubbo.StatusServiceError, err.Error())
+	// Dubbo's failover: another provider after a failed try, each try
+	// bounded by the timeout; the method's own exception is an answer.
+	var tried []*cluster.Host
+	for try := 0; ; try++ {
+		answer, st, retry, host := p.try(ctx, f, inv, cl, timeout, tried)
+		status = int(st)
+		if !retry || try >= int(p.retries) || ctx.Err() != nil || !f.TwoWay() {
+			return answer
+		}
+		release, ok := cl.AcquireRetry(0)
+		if !ok {
+			return answer // the cluster's retry budget is spent
+		}
+		defer release()
+		if host != nil {
+			tried = append(tried, host)
+		}
 	}
+}
+
+// try sends a call to one provider of cl. retry says whether another
+// provider may do better (a connection failure, a provider's error status,
+// the try's timeout); host is the provider tried, if one was.
+func (p *dubboProxy) try(parent context.Context, f *dubbo.Frame, inv *dubbo.Invocation, cl *cluster.Cluster, timeout time.Duration,
+	tried []*cluster.Host) (answer []byte, st byte, retry bool, host *cluster.Host) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	a, err := cl.Begin(governance.PickInfo{Hash: rand.Uint64()}, tried)
+	if err != nil {
+		return statusAnswer(f.ID(), dubbo.StatusServiceError, err.Error()), dubbo.StatusServiceError, false, nil
+	}
+	host = a.Host
+	// judge: a failure counts against the host unless the consumer left.
+	judge := func() bool { return parent.Err() == nil }
 	switch {
 	case cl.Dubbo != nil:
 		if !f.TwoWay() {
 			err := cl.Dubbo.SendRaw(ctx, a.Host.Address, f)
 			a.End(outcomeOf(err), true)
-			return nil
+			return nil, dubbo.StatusOK, false, host
 		}
 		resp, err := cl.Dubbo.CallRaw(ctx, a.Host.Address, f)
 		if err != nil {
-			a.End(outcomeOf(err), ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded))
+			a.End(outcomeOf(err), judge())
 			st, msg := upstreamStatus(ctx, err)
-			status = int(st)
-			return statusAnswer(f.ID(), st, msg)
+			return statusAnswer(f.ID(), st, msg), st, true, host
 		}
-		a.End(governance.Outcome{Status: 200}, true)
-		return resp.WithID(f.ID())
+		switch rs := resp.Header.ResponseStatus; rs {
+		case dubbo.StatusOK:
+			a.End(governance.Outcome{Status: 200}, true)
+			return resp.WithID(f.ID()), rs, false, host
+		case dubbo.StatusBadRequest:
+			// The consumer's own mistake: no provider does better.
+			a.End(governance.Outcome{Status: 400}, true)
+			return resp.WithID(f.ID()), rs, false, host
+		default:
+			a.End(governance.Outcome{Status: 503}, true)
+			return resp.WithID(f.ID()), rs, true, host
+		}
 	case cl.Triple:
 		resp, err := triple.Call(ctx, cl.Transport(true), cl.Scheme(), a.Host.Address, triple.Request{
 			Service: inv.Service, Args: inv.Args, Types: inv.Types, Attachments: inv.Attachments, Timeout: timeout,
@@ -233,25 +288,23 @@ func (p *dubboProxy) call(ctx context.Context, f *dubbo.Frame) []byte {
 			a.End(governance.Outcome{Status: 200}, true)
 			b, err := dubbo.EncodeResponse(f.ID(), resp.Value, nil, resp.Attachments)
 			if err != nil {
-				status = int(dubbo.StatusServerError)
-				return statusAnswer(f.ID(), dubbo.StatusServerError, "encoding the answer: "+err.Error())
+				return statusAnswer(f.ID(), dubbo.StatusServerError, "encoding the answer: "+err.Error()), dubbo.StatusServerError, false, host
 			}
-			return b
+			return b, dubbo.StatusOK, false, host
 		case errors.As(err, &tst) && tst.Code == codes.Unknown:
 			// The method's error: the consumer gets it as an exception.
 			a.End(governance.Outcome{Status: 200}, true)
 			b, _ := dubbo.EncodeResponse(f.ID(), nil, java_exception.NewThrowable(tst.Message), nil)
-			return b
+			return b, dubbo.StatusOK, false, host
 		default:
-			a.End(outcomeOf(err), true)
+			a.End(outcomeOf(err), judge())
 			st, msg := upstreamStatus(ctx, err)
-			status = int(st)
-			return statusAnswer(f.ID(), st, msg)
+			return statusAnswer(f.ID(), st, msg), st, true, host
 		}
 	}
 	a.End(governance.Outcome{Status: 200}, false)
-	status = int(dubbo.StatusServiceNotFound)
-	return statusAnswer(f.ID(), dubbo.StatusServiceNotFound, fmt.Sprintf("cluster %q holds neither Dubbo2 nor Triple providers", cl.Name))
+	return statusAnswer(f.ID(), dubbo.StatusServiceNotFound, fmt.Sprintf("cluster %q holds neither Dubbo2 nor Triple providers", cl.Name)),
+		dubbo.StatusServiceNotFound, false, host
 }
 
 func statusAnswer(id int64, st byte, msg string) []byte {
