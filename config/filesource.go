@@ -28,6 +28,16 @@ type FileSource struct {
 	mu       sync.Mutex // serialises loads
 	lastHash string
 	loaded   *Loaded
+	onLoad   func(*Loaded)
+}
+
+// OnLoad calls fn with each config that loads (the first and every
+// changed one), after its resources are live: the bootstrap settings that
+// are not resources (registries) follow reloads through it.
+func (f *FileSource) OnLoad(fn func(*Loaded)) {
+	f.mu.Lock()
+	f.onLoad = fn
+	f.mu.Unlock()
 }
 
 // NewFileSource reads path into store on Load. With path "", data (an
@@ -68,6 +78,9 @@ func (f *FileSource) Load(ctx context.Context) (*Loaded, error) {
 		return nil, err
 	}
 	f.lastHash, f.loaded = hash, l
+	if f.onLoad != nil {
+		f.onLoad(l)
+	}
 	return l, nil
 }
 

@@ -696,3 +696,86 @@ func TestRegistryZK_PathsCreatedWhileWatching(t *testing.T) {
 		<-g.done
 	}
 }
+
+const registryReloadConfig = `
+admin: { address: "{{.Admin}}" }
+listeners:
+  - name: main
+    address: "{{.Addr}}"
+    virtual_hosts:
+      - routes:
+          - match: { prefix: / }
+            cluster: static
+clusters:
+  - { name: static, endpoints: [ "127.0.0.1:1" ] }
+{{if .ZK}}registries:
+  - name: zk
+    zookeeper: { servers: [ "{{.ZK}}" ] }
+{{end}}`
+
+// Registries follow reloads: a registry added to the config file starts
+// (its providers' clusters appear), one removed stops (they leave).
+func TestBinary_RegistryReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ZooKeeper and a dubbo-go provider; skipped with -short")
+	}
+	zkServer := startZooKeeper(t)
+	startProvider(t, providerSpec{App: "reload-zk", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1"})
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := map[string]string{"Admin": freeAddr(t), "Addr": freeAddr(t), "ZK": ""}
+	path := filepath.Join(t.TempDir(), "meshgate.yaml")
+	write := func() {
+		t.Helper()
+		if err := os.WriteFile(path, render(t, registryReloadConfig, data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	p := &process{logs: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "run", "-c", path, "-watch=false")
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exit = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.done
+		if t.Failed() {
+			t.Logf("meshgate logs:\n%s", p.logs.String())
+		}
+	})
+	clusters := func() string {
+		resp, err := http.Get("http://" + data["Admin"] + "/clusters")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	const triCluster = "tri|org.apache.dubbo.samples.GreeterService|1.0.0|g1::"
+	waitFor(t, "the gateway without registries", func() bool {
+		s := clusters()
+		return s != "" && !strings.Contains(s, triCluster) && !strings.Contains(s, "registry/zk")
+	})
+
+	data["ZK"] = zkServer.addr
+	write()
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the added registry's clusters", func() bool {
+		s := clusters()
+		return strings.Contains(s, triCluster) && strings.Contains(s, "registry/zk::connected::true")
+	})
+
+	data["ZK"] = ""
+	write()
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the removed registry's clusters to leave", func() bool {
+		s := clusters()
+		return s != "" && !strings.Contains(s, triCluster) && !strings.Contains(s, "registry/zk")
+	})
+}

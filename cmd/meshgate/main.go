@@ -217,13 +217,32 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 		}
 		metrics.ConfigUpdates.WithLabelValues(result).Inc()
 	}))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Registries follow the config: started, stopped or restarted when a
+	// reload changes them.
+	registries := registry.NewSupervisor(store, log, metrics.Registry)
+	defer registries.Wait()
+	// Cancelled before the waits above run: an early return stops what
+	// was started too.
+	ctx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
 	source := config.NewFileSource(store, log, path, data)
+	var regErr error
+	source.OnLoad(func(l *config.Loaded) {
+		regErr = registries.Apply(ctx, l.Bootstrap.Registries)
+		if regErr != nil {
+			log.Error("registries", "error", regErr)
+		}
+	})
 	if _, err := source.Load(ctx); err != nil {
 		return err
 	}
+	if regErr != nil {
+		_ = srv.Shutdown(context.Background())
+		return regErr
+	}
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	var client *xds.Client
 	if x := boot.Bootstrap.XDS; x != nil {
 		if client, err = newXDSClient(x, store, log, metrics.Registry); err != nil {
@@ -239,23 +258,6 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 		}()
 		log.Info("taking config from the control plane", "address", x.Address, "node", x.Node.GetId())
 	}
-	var watchers []registry.Watcher
-	for _, rs := range boot.Bootstrap.Registries {
-		w, err := registry.FromSettings(store, rs, log, metrics.Registry)
-		if err != nil {
-			_ = srv.Shutdown(context.Background())
-			return err
-		}
-		watchers = append(watchers, w)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.Run(ctx); err != nil {
-				log.Error("registry watcher stopped", "registry", rs.Name, "error", err)
-			}
-		}()
-		log.Info("discovering Dubbo providers", "registry", rs.Name, "kind", rs.Kind, "servers", rs.Servers, "mode", rs.Mode)
-	}
 	var adminSrv *http.Server
 	if addr := boot.Bootstrap.AdminAddress; addr != "" {
 		ln, err := net.Listen("tcp", addr)
@@ -267,15 +269,7 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 		if client != nil {
 			opts = append(opts, admin.WithFailures(client.Failures))
 		}
-		if len(watchers) > 0 {
-			opts = append(opts, admin.WithRegistries(func() []registry.Status {
-				out := make([]registry.Status, 0, len(watchers))
-				for _, w := range watchers {
-					out = append(out, w.Status())
-				}
-				return out
-			}))
-		}
+		opts = append(opts, admin.WithRegistries(registries.Statuses))
 		adminSrv = &http.Server{Handler: admin.Handler(srv, metrics.Registry, opts...), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)
 		go func() {
