@@ -173,15 +173,7 @@ func (cw *connectWriter) finish() {
 	}
 	code, msg, metadata, _ := grpcOutcome(h)
 	if cw.mode.streaming {
-		end := map[string]any{}
-		if code != codes.OK {
-			end["error"] = map[string]string{"code": connectCodeName(code), "message": msg}
-		}
-		if len(metadata) > 0 {
-			end["metadata"] = metadata
-		}
-		b, _ := json.Marshal(end)
-		_, _ = cw.w.Write(envelope(connectFlagEndStream, b))
+		_, _ = cw.w.Write(connectEndStream(code, msg, metadata))
 		return
 	}
 	h.Del("Trailer")

@@ -129,6 +129,12 @@ func (cs *connectJSONStreamWriter) end(code codes.Code, msg string, metadata map
 		return
 	}
 	cs.finished = true
+	_, _ = cs.w.Write(connectEndStream(code, msg, metadata))
+}
+
+// connectEndStream is a Connect stream's end message: the error, if any,
+// and the trailers.
+func connectEndStream(code codes.Code, msg string, metadata map[string][]string) []byte {
 	end := map[string]any{}
 	if code != codes.OK {
 		end["error"] = map[string]string{"code": connectCodeName(code), "message": msg}
@@ -137,7 +143,7 @@ func (cs *connectJSONStreamWriter) end(code codes.Code, msg string, metadata map
 		end["metadata"] = metadata
 	}
 	b, _ := json.Marshal(end)
-	_, _ = cs.w.Write(envelope(connectFlagEndStream, b))
+	return envelope(connectFlagEndStream, b)
 }
 
 // envelope frames one Connect (or gRPC) message.

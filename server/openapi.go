@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/meshgate/meshgate/proto/httprule"
 )
 
 // defaultOpenAPIPath is where a listener with a gRPC-JSON transcoder
@@ -173,7 +175,7 @@ func queryParams(schemas map[string]any, md protoreflect.MessageDescriptor, pref
 		if bound[name] || fd.IsMap() {
 			continue
 		}
-		if fd.Kind() == protoreflect.MessageKind && !isScalarMessage(fd.Message()) {
+		if fd.Kind() == protoreflect.MessageKind && !httprule.IsWellKnownScalar(fd.Message()) {
 			if !fd.IsList() && depth < 3 {
 				out = append(out, queryParams(schemas, fd.Message(), name+".", bound, depth+1)...)
 			}
@@ -221,19 +223,6 @@ func valueSchema(schemas map[string]any, f protoreflect.FieldDescriptor) map[str
 		return map[string]any{"type": "array", "items": fieldSchema(schemas, f)}
 	}
 	return fieldSchema(schemas, f)
-}
-
-// isScalarMessage tells the well-known messages proto3 JSON writes as one
-// string (or number).
-func isScalarMessage(md protoreflect.MessageDescriptor) bool {
-	switch md.FullName() {
-	case "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask",
-		"google.protobuf.DoubleValue", "google.protobuf.FloatValue", "google.protobuf.Int64Value",
-		"google.protobuf.UInt64Value", "google.protobuf.Int32Value", "google.protobuf.UInt32Value",
-		"google.protobuf.BoolValue", "google.protobuf.StringValue", "google.protobuf.BytesValue":
-		return true
-	}
-	return false
 }
 
 func ref(md protoreflect.MessageDescriptor) map[string]any {

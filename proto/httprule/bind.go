@@ -142,7 +142,7 @@ func fieldByPath(md protoreflect.MessageDescriptor, path []string) (protoreflect
 			return nil, fmt.Errorf("%s has no field %q", md.FullName(), name)
 		}
 		md = nil
-		if fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() && !isWellKnownScalar(fd.Message()) {
+		if fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() && !IsWellKnownScalar(fd.Message()) {
 			md = fd.Message()
 		}
 	}
@@ -277,7 +277,7 @@ func parseValue(m protoreflect.Message, fd protoreflect.FieldDescriptor, s strin
 		}
 		return protoreflect.ValueOfEnum(protoreflect.EnumNumber(n)), nil
 	case protoreflect.MessageKind:
-		if !isWellKnownScalar(fd.Message()) {
+		if !IsWellKnownScalar(fd.Message()) {
 			return bad(fmt.Errorf("a message cannot come from text"))
 		}
 		var sub protoreflect.Message
@@ -309,9 +309,9 @@ func kindName(fd protoreflect.FieldDescriptor) string {
 	return fd.Kind().String()
 }
 
-// isWellKnownScalar tells the messages proto3 JSON writes as one string or
+// IsWellKnownScalar tells the messages proto3 JSON writes as one string or
 // number, so a path or query parameter can carry them.
-func isWellKnownScalar(md protoreflect.MessageDescriptor) bool {
+func IsWellKnownScalar(md protoreflect.MessageDescriptor) bool {
 	switch md.FullName() {
 	case "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask",
 		"google.protobuf.DoubleValue", "google.protobuf.FloatValue", "google.protobuf.Int64Value",

@@ -127,7 +127,7 @@ func (r *Rule) check() error {
 		if err != nil {
 			return fmt.Errorf("path variable %q: %w", f, err)
 		}
-		if fd.IsList() || fd.IsMap() || fd.Kind() == protoreflect.MessageKind && !isWellKnownScalar(fd.Message()) {
+		if fd.IsList() || fd.IsMap() || fd.Kind() == protoreflect.MessageKind && !IsWellKnownScalar(fd.Message()) {
 			return fmt.Errorf("path variable %q: must be a singular scalar field", f)
 		}
 	}
