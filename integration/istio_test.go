@@ -227,6 +227,9 @@ spec:
     route: [ { destination: { host: dns.example.com, port: { number: 80 } } } ]
   - match: [ { uri: { prefix: /demo.v1.DemoService/ } } ]
     route: [ { destination: { host: echo.example.com, subset: v1, port: { number: 9000 } } } ]
+  - match: [ { uri: { prefix: /faulty } } ]
+    fault: { delay: { fixedDelay: 200ms, percentage: { value: 100 } }, abort: { httpStatus: 418, percentage: { value: 100 } } }
+    route: [ { destination: { host: echo.example.com, subset: v1, port: { number: 80 } } } ]
   - match: [ { uri: { prefix: /echo }, headers: { x-canary: { exact: "yes" } } } ]
     route: [ { destination: { host: echo.example.com, subset: v2, port: { number: 80 } } } ]
   - match: [ { uri: { prefix: /echo } } ]
@@ -315,6 +318,13 @@ func testGatewayFromIstiod(t *testing.T, delta bool) {
 		_, body := do(t, hc, req)
 		if !strings.Contains(string(body), `"server":"v2"`) {
 			t.Errorf("header match x-canary: yes did not go to v2: %s", body)
+		}
+		// The VirtualService's fault (Envoy's per-route HTTPFault): delayed,
+		// then aborted with its status.
+		start := time.Now()
+		fresp, fbody := do(t, hc, newReq(t, "GET", "http://"+addr+"/faulty", nil))
+		if fresp.StatusCode != 418 || !strings.Contains(string(fbody), "fault filter abort") || time.Since(start) < 200*time.Millisecond {
+			t.Errorf("the fault route: %d %s after %v, want 418 after at least 200ms", fresp.StatusCode, fbody, time.Since(start))
 		}
 		// A DNS ServiceEntry: a STRICT_DNS cluster resolving localhost.
 		waitFor(t, "the DNS ServiceEntry to resolve", func() bool {

@@ -11,11 +11,9 @@ import (
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	transcoderv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_json_transcoder/v3"
 	"github.com/meshgate/meshgate/config"
@@ -207,6 +205,14 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 			default:
 				ch.openAPIPath = o.GetPath()
 			}
+		case f.GetName() == "envoy.filters.http.fault" || typeURL == router.FaultType:
+			// Istio's carries no fault of its own (faults come per route);
+			// one that does applies to routes without their own.
+			flt, err := router.CompileFault(tc)
+			if err != nil {
+				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
+			}
+			ch.fault = flt
 		case f.GetName() == config.GRPCReflectionFilter:
 			reflection = &grpcreflectionv1.GrpcReflection{}
 			if tc == nil || tc.UnmarshalTo(reflection) != nil {
@@ -259,7 +265,7 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 			ch.maxBody = uint64(b.GetMaxRequestBytes().GetValue())
 		case f.GetIsOptional() || f.GetDisabled():
 			s.logSkip(listener, f.GetName(), typeURL, "skipping an optional HTTP filter meshgate does not implement")
-		case inert(f.GetName(), tc):
+		case inert(f.GetName()):
 			s.logSkip(listener, f.GetName(), typeURL, "skipping an HTTP filter that has no effect here")
 		default:
 			return fmt.Errorf("http_filters[%d]: filter %q (%s) is not supported; mark it is_optional to skip it", i, f.GetName(), typeURL)
@@ -270,8 +276,8 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 
 // inertFilters are HTTP filters a control plane (Istio above all) puts in
 // every HTTP connection manager that only observe traffic (telemetry, peer
-// metadata) or do nothing until a route configures them (meshgate does
-// not apply their per-route config yet). They are skipped with a log line
+// metadata) or whose per-route config meshgate reads from the routes
+// (CORS). They are skipped with a log line
 // even when not marked optional; any other unknown filter fails the
 // listener, so that a filter that guards traffic (RBAC, authn) is never
 // silently dropped.
@@ -284,18 +290,8 @@ var inertFilters = map[string]bool{
 }
 
 // inert reports whether a filter can be skipped without changing what a
-// request gets: the listed ones, and a fault filter with no fault of its
-// own (Istio's carries none; faults come per route).
-func inert(name string, tc *anypb.Any) bool {
-	if inertFilters[name] {
-		return true
-	}
-	if name == "envoy.filters.http.fault" || tc.GetTypeUrl() == "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault" {
-		var hf faultv3.HTTPFault
-		return tc.UnmarshalTo(&hf) == nil && hf.GetDelay() == nil && hf.GetAbort() == nil
-	}
-	return false
-}
+// request gets.
+func inert(name string) bool { return inertFilters[name] }
 
 // logSkip says once per listener and filter that a filter is skipped
 // (configs are compiled on every update; the log would repeat).

@@ -24,6 +24,7 @@ import (
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/triple"
 )
 
 // chain is a compiled filter chain: what one listener does with requests
@@ -52,6 +53,9 @@ type chain struct {
 	// reflected is one whose descriptors come by reflection.
 	transcoder *jsonTranscoder
 	reflected  *reflectedTranscoder
+	// fault is the listener's own fault injection (its fault filter's
+	// config), for routes without one; nil: none.
+	fault *router.Fault
 	// openAPIPath is where the transcoder's OpenAPI document is ("": off).
 	openAPIPath string
 }
@@ -274,6 +278,14 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if !rl.Allow() {
 			writeError(c, r, rl.Status, codeResourceExhausted, "local rate limit exceeded")
+			return
+		}
+	}
+	if f := rt.Fault; f != nil || ch.fault != nil {
+		if f == nil {
+			f = ch.fault
+		}
+		if !injectFault(c, r, f) {
 			return
 		}
 	}
@@ -817,4 +829,32 @@ func removeHopByHop(h http.Header) {
 	for k := range hopByHop {
 		delete(h, k)
 	}
+}
+
+// injectFault applies a fault to a request (Envoy's fault filter: an
+// Istio VirtualService's fault): a delay, then maybe an abort with the
+// configured HTTP or gRPC status. It reports whether the request goes on.
+func injectFault(c *call, r *http.Request, f *router.Fault) bool {
+	d := f.Decide(r.Header)
+	if d.Delay > 0 {
+		t := time.NewTimer(d.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return false // the caller left while delayed
+		}
+	}
+	switch {
+	case d.AbortGRPC != nil && router.IsGRPC(r):
+		writeGRPCStatus(c, *d.AbortGRPC, "fault filter abort")
+		return false
+	case d.AbortGRPC != nil:
+		writeError(c, r, connectHTTPStatus(*d.AbortGRPC), *d.AbortGRPC, "fault filter abort")
+		return false
+	case d.AbortHTTP != 0:
+		writeError(c, r, d.AbortHTTP, triple.CodeOfHTTP(d.AbortHTTP), "fault filter abort")
+		return false
+	}
+	return true
 }

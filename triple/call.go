@@ -135,7 +135,7 @@ func roundTrip(ctx context.Context, rt http.RoundTripper, scheme, addr, path str
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, nil, &StatusError{Code: httpCode(resp.StatusCode), Message: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))}
+		return nil, nil, &StatusError{Code: CodeOfHTTP(resp.StatusCode), Message: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+6))
 	if err != nil {
@@ -195,9 +195,9 @@ func attachable(k string) bool {
 	return true
 }
 
-// httpCode maps an HTTP status of a non-gRPC answer to a gRPC code, as the
+// CodeOfHTTP maps an HTTP status of a non-gRPC answer to a gRPC code, as the
 // gRPC spec does.
-func httpCode(s int) codes.Code {
+func CodeOfHTTP(s int) codes.Code {
 	switch s {
 	case http.StatusBadRequest:
 		return codes.Internal

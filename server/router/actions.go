@@ -40,6 +40,9 @@ type Route[T any] struct {
 	RateLimit *LocalRateLimit
 	// CORS is the route's (else its virtual host's) CORS policy, or nil.
 	CORS *CORS
+	// Fault is the route's (else its virtual host's) fault injection, or
+	// nil (the listener's own, if any, applies then).
+	Fault *Fault
 	// Bridge, when set, is a protocol bridge's compiled config (the
 	// Dubbo2 bridge): the request is translated into a call on Forward's
 	// cluster rather than forwarded.
@@ -296,6 +299,10 @@ func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, sp
 	if vh.CORS, err = perRouteCORS(vhc.GetTypedPerFilterConfig()); err != nil {
 		return nil, fmt.Errorf("typed_per_filter_config: %w", err)
 	}
+	vhFault, err := perRouteFault(vhc.GetTypedPerFilterConfig())
+	if err != nil {
+		return nil, fmt.Errorf("typed_per_filter_config: %w", err)
+	}
 	// One bucket for the whole virtual host, shared by its routes without
 	// a limit of their own.
 	vhLimit, err := perRouteRateLimit(vhc.GetTypedPerFilterConfig())
@@ -344,6 +351,13 @@ func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, sp
 		}
 		if rt.CORS == nil {
 			rt.CORS = vh.CORS
+		}
+		if rt.Fault, err = perRouteFault(rc.GetTypedPerFilterConfig()); err != nil {
+			errs = append(errs, fmt.Errorf("routes[%d] (%s): typed_per_filter_config: %w", i, rc.GetName(), err))
+			continue
+		}
+		if rt.Fault == nil {
+			rt.Fault = vhFault
 		}
 		if bridge != nil && rt.Forward != nil {
 			if rt.Bridge, err = bridge(rc.GetTypedPerFilterConfig()); err != nil {
