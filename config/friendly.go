@@ -164,6 +164,8 @@ type RouteConfig struct {
 	Dubbo *DubboRouteConfig `json:"dubbo,omitempty"`
 	// CORS is the route's CORS policy (else its virtual host's).
 	CORS *CORSConfig `json:"cors,omitempty"`
+	// Fault injects delays and aborts (for testing resilience).
+	Fault *FaultConfig `json:"fault,omitempty"`
 	HeaderEdits
 }
 

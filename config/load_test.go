@@ -133,6 +133,14 @@ clusters: [{name: c, endpoints: ["127.0.0.1:1"]}]`,
 		{"undefined cluster", `
 listeners: [{name: l, address: ":80", virtual_hosts: [{name: v, routes: [{match: {prefix: /}, cluster: nope}]}]}]`,
 			[]string{`virtual_hosts[0] (v) routes[0]: cluster "nope" is not defined`}},
+		{"bad faults", `
+listeners: [{name: l, address: ":80", virtual_hosts: [{routes: [
+  {match: {prefix: /a}, cluster: c, fault: {abort_status: 42}},
+  {match: {prefix: /b}, cluster: c, fault: {delay: 1s, delay_percent: 120}},
+  {match: {prefix: /c}, cluster: c, fault: {}}]}]}]
+clusters: [{name: c, endpoints: ["127.0.0.1:1"]}]`,
+			[]string{"routes[0].fault.abort_status: 42 is not an HTTP status", "routes[1].fault.delay_percent: want a percentage from 0 to 100, got 120",
+				"routes[2].fault: needs a delay or an abort"}},
 		{"undefined route config", `
 listeners: [{name: l, address: ":80", route_config: main}]`,
 			[]string{`listeners[0].route_config: route config "main" is not defined in route_configs`}},

@@ -18,6 +18,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
@@ -67,6 +68,14 @@ func (f *File) Translate(baseDir string) ([]proto.Message, error) {
 		}
 		routeTables[rc.Name] = true
 		out = append(out, t.routeConfiguration(p, rc.Name, rc.VirtualHosts, &rc.HeaderEdits))
+	}
+	// Envoy applies a route's fault only where its filter is in the chain.
+	for _, vhs := range allVirtualHosts(f) {
+		for _, vh := range vhs {
+			for _, r := range vh.Routes {
+				t.usesFault = t.usesFault || r.Fault != nil
+			}
+		}
 	}
 	listeners := map[string]bool{}
 	for i := range f.Listeners {
@@ -118,6 +127,22 @@ func (f *File) Bootstrap() Bootstrap {
 type translator struct {
 	baseDir string
 	errs    []error
+	// usesFault: some route injects faults, so listeners carry the fault
+	// filter (Envoy ignores per-route configs of filters not in the chain).
+	usesFault bool
+}
+
+// allVirtualHosts are the virtual hosts of the file's route configs and
+// of its listeners' inline route tables.
+func allVirtualHosts(f *File) [][]VirtualHostConfig {
+	var out [][]VirtualHostConfig
+	for _, rc := range f.RouteConfigs {
+		out = append(out, rc.VirtualHosts)
+	}
+	for _, l := range f.Listeners {
+		out = append(out, l.VirtualHosts)
+	}
+	return out
 }
 
 func (t *translator) errf(path, format string, args ...any) {
@@ -202,6 +227,12 @@ func (t *translator) listener(path string, l *ListenerConfig) *listenerv3.Listen
 	}
 	if l.GRPCJSON != nil {
 		hcm.HttpFilters = append(hcm.HttpFilters, t.grpcJSONFilters(path+".grpc_json", l.GRPCJSON)...)
+	}
+	if t.usesFault {
+		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
+			Name:       FaultFilter,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})},
+		})
 	}
 	if l.MaxRequestBodyBytes > 0 || l.MaxGRPCMessageBytes > 0 {
 		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
@@ -459,8 +490,11 @@ func (t *translator) route(path string, r *RouteConfig) *routev3.Route {
 	if r.Retries != nil {
 		ra.RetryPolicy = t.retryPolicy(path+".retries", r.Retries)
 	}
-	if r.RateLimit != nil || r.Dubbo != nil || r.CORS != nil {
+	if r.RateLimit != nil || r.Dubbo != nil || r.CORS != nil || r.Fault != nil {
 		out.TypedPerFilterConfig = map[string]*anypb.Any{}
+	}
+	if r.Fault != nil {
+		out.TypedPerFilterConfig[FaultFilter] = mustAny(t.fault(path+".fault", r.Fault))
 	}
 	if r.CORS != nil {
 		out.TypedPerFilterConfig[CORSFilter] = mustAny(t.cors(path+".cors", r.CORS))

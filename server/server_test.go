@@ -143,3 +143,55 @@ clusters: [{name: svc, endpoints: ["` + strings.TrimPrefix(backend.URL, "http://
 		t.Errorf("two listeners on one fixed port: %v", err)
 	}
 }
+
+// Faults from the friendly route `fault:` (Envoy's per-route HTTPFault):
+// an HTTP abort, a gRPC abort answered as grpc-status, and a fault at 0%
+// that lets requests through.
+func TestServer_FaultInjection(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "backend") }))
+	t.Cleanup(backend.Close)
+	srv := New(Options{})
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	store := config.NewStore(srv)
+	loadSet(t, store, `
+listeners:
+  - name: l
+    address: "127.0.0.1:0"
+    virtual_hosts:
+      - routes:
+          - { match: { prefix: /teapot }, cluster: svc, fault: { abort_status: 418 } }
+          - { match: { prefix: /grpc }, cluster: svc, fault: { abort_grpc_status: 14 } }
+          - { match: { prefix: /never }, cluster: svc, fault: { abort_status: 500, abort_percent: 0, delay: 1h, delay_percent: 0 } }
+clusters: [{name: svc, endpoints: ["`+strings.TrimPrefix(backend.URL, "http://")+`"]}]
+`)
+	addr := "http://" + srv.ListenerAddr("l")
+	get := func(path string, hdr ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", addr+path, strings.NewReader(""))
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	if resp := get("/teapot"); resp.StatusCode != 418 {
+		t.Errorf("abort_status 418: %d", resp.StatusCode)
+	} else if b, _ := io.ReadAll(resp.Body); !strings.Contains(string(b), "fault filter abort") {
+		t.Errorf("abort body: %s", b)
+	}
+	if resp := get("/grpc", "Content-Type", "application/grpc"); resp.StatusCode != 200 || resp.Header.Get("Grpc-Status") != "14" {
+		t.Errorf("abort_grpc_status 14 to a gRPC caller: %d grpc-status %q", resp.StatusCode, resp.Header.Get("Grpc-Status"))
+	}
+	if resp := get("/grpc"); resp.StatusCode != 503 {
+		t.Errorf("abort_grpc_status 14 to an HTTP caller: %d, want 503", resp.StatusCode)
+	}
+	if resp := get("/never"); resp.StatusCode != 200 {
+		t.Errorf("a fault at 0%%: %d", resp.StatusCode)
+	} else if b, _ := io.ReadAll(resp.Body); string(b) != "backend" {
+		t.Errorf("a fault at 0%%: %s", b)
+	}
+}
