@@ -193,20 +193,20 @@ func (s *Store) build(u Update) (*Set, Change, error) {
 			continue
 		}
 		if err := Validate(m); err != nil {
-			errs = append(errs, fmt.Errorf("%s %q: %w", kind(t), name, err))
+			errs = append(errs, &ResourceError{TypeURL: t, Name: name, Err: err})
 			continue
 		}
 		if kept[t] == nil {
 			kept[t] = map[string]bool{}
 		}
 		if kept[t][name] {
-			errs = append(errs, fmt.Errorf("%s %q: defined twice", kind(t), name))
+			errs = append(errs, &ResourceError{TypeURL: t, Name: name, Err: errors.New("defined twice")})
 			continue
 		}
 		kept[t][name] = true
 		old := byType[t][name]
 		if old != nil && old.Source != u.Source {
-			errs = append(errs, fmt.Errorf("%s %q: already defined by source %q", kind(t), name, old.Source))
+			errs = append(errs, &ResourceError{TypeURL: t, Name: name, Err: fmt.Errorf("already defined by source %q", old.Source)})
 			continue
 		}
 		if old != nil && proto.Equal(old.Message, m) {
@@ -237,7 +237,7 @@ func (s *Store) build(u Update) (*Set, Change, error) {
 				continue
 			}
 			if r.Source != u.Source {
-				errs = append(errs, fmt.Errorf("%s %q: cannot remove, owned by source %q", kind(t), name, r.Source))
+				errs = append(errs, &ResourceError{TypeURL: t, Name: name, Err: fmt.Errorf("cannot remove, owned by source %q", r.Source)})
 				continue
 			}
 			delete(writable(t), name)

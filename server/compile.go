@@ -10,6 +10,7 @@ import (
 	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -42,9 +43,14 @@ type compiledListener struct {
 	idleTimeout    time.Duration
 }
 
+// routeTables are the RDS route configurations of a Set, compiled once
+// each; a listener takes its table from here by name.
+type routeTables map[string]*router.Table[*cluster.Cluster]
+
 // compileListener checks a Listener and builds its chains. Route tables
-// come from the inline route_config or, for RDS, from set.
-func (s *Server) compileListener(l *listenerv3.Listener, set *config.Set, resolve router.Resolver[*cluster.Cluster]) (*compiledListener, error) {
+// come from the inline route_config or, for RDS, from routes (a name
+// missing there serves "not available yet" until it arrives).
+func (s *Server) compileListener(l *listenerv3.Listener, routes routeTables, resolve router.Resolver[*cluster.Cluster]) (*compiledListener, error) {
 	sa := l.GetAddress().GetSocketAddress()
 	if sa == nil {
 		return nil, errors.New("address: needs a socket_address")
@@ -89,7 +95,7 @@ func (s *Server) compileListener(l *listenerv3.Listener, set *config.Set, resolv
 			len(m.GetPrefixRanges()) > 0 || len(m.GetSourcePrefixRanges()) > 0 || len(m.GetSourcePorts()) > 0:
 			return nil, fmt.Errorf("filter_chains[%d].filter_chain_match: only transport_protocol is supported", i)
 		}
-		ch, tlsConf, err := s.compileChain(l.GetName(), fc, set, resolve)
+		ch, tlsConf, err := s.compileChain(l.GetName(), fc, routes, resolve)
 		if err != nil {
 			return nil, fmt.Errorf("filter_chains[%d]: %w", i, err)
 		}
@@ -116,7 +122,7 @@ func (s *Server) compileListener(l *listenerv3.Listener, set *config.Set, resolv
 }
 
 // compileChain builds one filter chain; tlsConf is nil for cleartext.
-func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, set *config.Set,
+func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, routes routeTables,
 	resolve router.Resolver[*cluster.Cluster]) (*chainBuild, *tls.Config, error) {
 	var tlsConf *tls.Config
 	if ts := fc.GetTransportSocket(); ts != nil && ts.GetName() != "envoy.transport_sockets.raw_buffer" {
@@ -150,25 +156,29 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, set *
 	if err := s.compileHTTPFilters(listener, hcm, &ch.chain); err != nil {
 		return nil, nil, err
 	}
-	var rc = hcm.GetRouteConfig()
 	switch spec := hcm.GetRouteSpecifier().(type) {
 	case *hcmv3.HttpConnectionManager_RouteConfig:
+		table, err := compileRoutes(spec.RouteConfig, resolve)
+		if err != nil {
+			return nil, nil, err
+		}
+		ch.routes = table
 	case *hcmv3.HttpConnectionManager_Rds:
-		rc = set.Route(spec.Rds.GetRouteConfigName())
-		if rc == nil {
+		// A route configuration that failed to compile is reported on its
+		// own; the listener waits for a good one, as Envoy's does.
+		ch.routes = routes[spec.Rds.GetRouteConfigName()]
+		if ch.routes == nil {
 			ch.missingRoutes = spec.Rds.GetRouteConfigName()
 		}
 	default:
 		return nil, nil, fmt.Errorf("http_connection_manager: route specifier %T is not supported (want route_config or rds)", spec)
 	}
-	if rc != nil {
-		table, err := router.Compile(rc, resolve, router.WithBridge(dubbobridge.Compile))
-		if err != nil {
-			return nil, nil, err
-		}
-		ch.routes = table
-	}
 	return ch, tlsConf, nil
+}
+
+// compileRoutes compiles one route configuration for the data plane.
+func compileRoutes(rc *routev3.RouteConfiguration, resolve router.Resolver[*cluster.Cluster]) (*router.Table[*cluster.Cluster], error) {
+	return router.Compile(rc, resolve, router.WithBridge(dubbobridge.Compile))
 }
 
 // chainBuild is a chain plus the connection settings it asks for.

@@ -26,6 +26,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/server/cluster"
@@ -138,19 +139,24 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 	// Bind the new ports before anything goes live, so a port in use
 	// rejects the config instead of half applying it.
 	bound := map[string]*listener{}
+	var bindErrs config.ResourceErrors
 	for addr, cl := range compiled {
 		if s.listeners[addr] != nil {
 			continue
 		}
 		ln, err := listen(ctx, cl.address, s.log)
 		if err != nil {
-			for _, b := range bound {
-				_ = b.raw.Close()
-			}
-			abandon()
-			return fmt.Errorf("listener %q: %w", cl.state.name, err)
+			bindErrs = append(bindErrs, &config.ResourceError{TypeURL: config.ListenerType, Name: cl.state.name, Err: err})
+			continue
 		}
 		bound[addr] = ln
+	}
+	if len(bindErrs) > 0 {
+		for _, b := range bound {
+			_ = b.raw.Close()
+		}
+		abandon()
+		return bindErrs.Sorted()
 	}
 
 	for addr, cl := range compiled {
@@ -235,14 +241,18 @@ func (p *plan) abandon() {
 	}
 }
 
-// compile builds clusters (reusing unchanged ones) and listeners for next,
-// reporting every problem at once.
+// compile builds clusters (reusing unchanged ones), route tables and
+// listeners for next, reporting every problem at once, each tied to its
+// resource (config.ResourceErrors).
 func (s *Server) compile(next *config.Set) (*plan, error) {
 	p := &plan{clusters: map[string]*cluster.Cluster{}, listeners: map[string]*compiledListener{},
 		reflections: map[string]*reflectionState{}}
 	s.nextReflections = p.reflections
 	defer func() { s.nextReflections = nil }()
-	var errs []error
+	var errs config.ResourceErrors
+	fail := func(typeURL, name string, err error) {
+		errs = append(errs, &config.ResourceError{TypeURL: typeURL, Name: name, Err: err})
+	}
 	for _, r := range next.All(config.ClusterType) {
 		spec := r.Message.(*clusterv3.Cluster)
 		if old := s.clusters[r.Name]; old != nil && old.Same(spec) {
@@ -251,7 +261,7 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 		}
 		c, err := cluster.New(spec, cluster.Options{})
 		if err != nil {
-			errs = append(errs, err)
+			fail(config.ClusterType, r.Name, err)
 			continue
 		}
 		p.clusters[r.Name] = c
@@ -261,21 +271,36 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 		c, ok := p.clusters[name]
 		return c, ok
 	}
-	for _, r := range next.All(config.ListenerType) {
-		cl, err := s.compileListener(r.Message.(*listenerv3.Listener), next, resolve)
+	routes := routeTables{}
+	for _, r := range next.All(config.RouteType) {
+		table, err := compileRoutes(r.Message.(*routev3.RouteConfiguration), resolve)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("listener %q: %w", r.Name, err))
+			fail(config.RouteType, r.Name, err)
+			continue
+		}
+		routes[r.Name] = table
+	}
+	for _, r := range next.All(config.ListenerType) {
+		cl, err := s.compileListener(r.Message.(*listenerv3.Listener), routes, resolve)
+		if err != nil {
+			fail(config.ListenerType, r.Name, err)
 			continue
 		}
 		if other, dup := p.listeners[cl.key()]; dup {
-			errs = append(errs, fmt.Errorf("listener %q: address %s is also used by listener %q", r.Name, cl.address, other.state.name))
+			// Blame the newcomer: the listener already serving the address
+			// keeps it.
+			if ln := s.listeners[cl.key()]; ln != nil && ln.state.Load().name == r.Name {
+				p.listeners[cl.key()] = cl
+				cl, other = other, cl
+			}
+			fail(config.ListenerType, cl.state.name, fmt.Errorf("address %s is also used by listener %q", cl.address, other.state.name))
 			continue
 		}
 		p.listeners[cl.key()] = cl
 	}
-	if err := errors.Join(errs...); err != nil {
+	if len(errs) > 0 {
 		p.abandon()
-		return nil, err
+		return nil, errs.Sorted()
 	}
 	return p, nil
 }

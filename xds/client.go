@@ -23,7 +23,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/meshgate/meshgate/config"
 )
@@ -64,20 +63,34 @@ func wildcard(typeURL string) bool {
 }
 
 // Client is an ADS client feeding a config.Store.
+//
+// Resources are accepted one by one, as Envoy accepts them: every resource
+// of a response that compiles goes live, every one that does not is named
+// in the NACK and keeps its previous version (see apply).
 type Client struct {
 	opts  Options
 	store *config.Store
 	log   *slog.Logger
 	m     *metrics
 
-	mu        sync.Mutex
-	types     map[string]*typeState
-	staged    map[string]map[string]proto.Message  // accepted from the control plane
-	versions  map[string]map[string]string         // type -> resource -> the version it came with
-	pending   bool                                 // staged differs from what the store has
-	waitSince time.Time                            // when the staged update became incomplete
-	applied   bool                                 // a complete update has gone live
-	failures  map[string]map[string]config.Failure // type -> resource -> last NACK
+	mu sync.Mutex
+	// types holds the protocol state of each resource type.
+	types map[string]*typeState
+	// staged holds the newest accepted version of every resource;
+	// live what of it the store holds now (staged minus what still waits
+	// for its routes or endpoints).
+	staged, live resources
+	// warming: listeners and clusters waiting for their RDS route
+	// configurations or EDS endpoints, since when (type -> name).
+	warming map[string]map[string]time.Time
+	// received: wildcard types (CDS, LDS) whose first response arrived.
+	received map[string]bool
+	// initialDone: the first config went live (complete, or the initial
+	// fetch timeout passed); initialDeadline is when it times out.
+	initialDone     bool
+	initialDeadline time.Time
+	synced          bool
+	failures        map[string]map[string]config.Failure // type -> resource -> last rejection
 
 	connected atomic.Bool
 	warmTimer *time.Timer
@@ -107,15 +120,17 @@ func New(store *config.Store, opts Options) *Client {
 	}
 	c := &Client{
 		opts: opts, store: store, log: opts.Logger.With("xds", opts.Address),
-		types:    map[string]*typeState{},
-		staged:   map[string]map[string]proto.Message{},
-		versions: map[string]map[string]string{},
-		failures: map[string]map[string]config.Failure{},
-		m:        newMetrics(opts.Registerer),
+		types:           map[string]*typeState{},
+		staged:          resources{},
+		live:            resources{},
+		warming:         map[string]map[string]time.Time{},
+		received:        map[string]bool{},
+		failures:        map[string]map[string]config.Failure{},
+		initialDeadline: time.Now().Add(opts.InitialFetchTimeout),
+		m:               newMetrics(opts.Registerer),
 	}
 	for _, t := range typeOrder {
 		c.types[t] = &typeState{}
-		c.staged[t] = map[string]proto.Message{}
 	}
 	return c
 }
@@ -123,11 +138,23 @@ func New(store *config.Store, opts Options) *Client {
 // Connected reports whether an ADS stream is up.
 func (c *Client) Connected() bool { return c.connected.Load() }
 
-// Applied reports whether a complete config from the control plane is live.
+// Applied reports whether the first config from the control plane has gone
+// live: complete (every listener's routes, every cluster's endpoints), or
+// what had arrived when the initial fetch timeout passed.
 func (c *Client) Applied() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.applied
+	return c.initialDone
+}
+
+// Synced reports whether the initial fetch has finished: clusters and
+// listeners have been received from the control plane, the first config
+// has gone live and its listeners have their routes (or waited out the
+// initial fetch timeout). Readiness waits for it; it stays true after.
+func (c *Client) Synced() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.synced
 }
 
 // Failures returns the last NACK of each resource that has one.
@@ -157,6 +184,12 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	defer cc.Close()
 	defer c.stopWarmTimer()
+	c.mu.Lock()
+	if !c.initialDone {
+		c.initialDeadline = time.Now().Add(c.opts.InitialFetchTimeout)
+		c.afterStageLocked(ctx)
+	}
+	c.mu.Unlock()
 	client := discoveryv3.NewAggregatedDiscoveryServiceClient(cc)
 	backoff := c.opts.BackoffBase
 	for {
@@ -251,21 +284,24 @@ func (c *Client) subscriptionsLocked(all bool) []*discoveryv3.DiscoveryRequest {
 	return out
 }
 
-// neededLocked lists, sorted, the route configurations the staged
-// listeners name (RDS) or the endpoints the staged EDS clusters read.
+// neededLocked lists, sorted, the route configurations the staged and
+// live listeners name (RDS) or the endpoints the staged and live EDS
+// clusters read.
 func (c *Client) neededLocked(typeURL string) []string {
 	set := map[string]bool{}
-	switch typeURL {
-	case config.RouteType:
-		for _, m := range c.staged[config.ListenerType] {
-			for _, name := range rdsNames(m.(*listenerv3.Listener)) {
-				set[name] = true
+	for _, r := range []resources{c.staged, c.live} {
+		switch typeURL {
+		case config.RouteType:
+			for _, e := range r[config.ListenerType] {
+				for _, name := range rdsNames(e.msg.(*listenerv3.Listener)) {
+					set[name] = true
+				}
 			}
-		}
-	case config.EndpointType:
-		for _, m := range c.staged[config.ClusterType] {
-			if name := edsName(m.(*clusterv3.Cluster)); name != "" {
-				set[name] = true
+		case config.EndpointType:
+			for _, e := range r[config.ClusterType] {
+				if name := edsName(e.msg.(*clusterv3.Cluster)); name != "" {
+					set[name] = true
+				}
 			}
 		}
 	}
@@ -295,16 +331,6 @@ func rdsNames(l *listenerv3.Listener) []string {
 	return out
 }
 
-func edsName(cl *clusterv3.Cluster) string {
-	if cl.GetType() != clusterv3.Cluster_EDS {
-		return ""
-	}
-	if n := cl.GetEdsClusterConfig().GetServiceName(); n != "" {
-		return n
-	}
-	return cl.GetName()
-}
-
 // handle processes one response and returns the requests to send: its ACK
 // or NACK, then any subscription changes it causes.
 func (c *Client) handle(ctx context.Context, resp *discoveryv3.DiscoveryResponse) []*discoveryv3.DiscoveryRequest {
@@ -319,41 +345,73 @@ func (c *Client) handle(ctx context.Context, resp *discoveryv3.DiscoveryResponse
 	ts.nonce = resp.GetNonce()
 	ack := &discoveryv3.DiscoveryRequest{Node: c.opts.Node, TypeUrl: t, ResponseNonce: ts.nonce, ResourceNames: ts.names}
 
-	next, decodeErr := c.decode(resp)
-	var err error
-	if decodeErr != nil {
-		err = decodeErr
-	} else {
-		err = c.acceptSotW(ctx, t, resp.GetVersionInfo(), next)
+	ch, unnamed := c.decode(resp)
+	if wildcard(t) {
+		// State of the world: what the response does not list is gone,
+		// except a resource that failed to decode, which keeps its last
+		// good version. When a resource could not even be named, nothing
+		// is removed: it might be any of them.
+		if unnamed == nil {
+			for n := range c.staged[t] {
+				if _, ok := ch.put[n]; !ok {
+					if _, bad := ch.rejected[n]; !bad {
+						ch.remove = append(ch.remove, n)
+					}
+				}
+			}
+		}
+		c.received[t] = true
 	}
-	if err != nil {
+	o := c.apply(ctx, ch)
+	if unnamed != nil {
+		o.whole = errors.Join(unnamed, o.whole)
+	}
+	total := len(resp.GetResources())
+	c.record(t, o, resp.GetVersionInfo())
+	if err := o.err(t); err != nil {
 		ack.VersionInfo = ts.version
 		ack.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
-		c.recordFailureLocked(t, resp, err)
 		c.m.updates.WithLabelValues(kind(t), "nack").Inc()
 		// A state-of-the-world server resends a rejected version at once;
 		// say so once per version and reason.
 		if key := resp.GetVersionInfo() + "\x00" + err.Error(); key != ts.lastNack {
 			ts.lastNack = key
-			c.log.Warn("NACK", "type", kind(t), "version", resp.GetVersionInfo(), "error", err)
+			c.log.Warn("NACK", "type", kind(t), "version", resp.GetVersionInfo(), "rejected", len(o.rejected),
+				"accepted", total-len(o.rejected), "error", err)
 		}
-		return []*discoveryv3.DiscoveryRequest{ack}
+	} else {
+		ts.version, ts.lastNack = resp.GetVersionInfo(), ""
+		ack.VersionInfo = ts.version
+		c.m.updates.WithLabelValues(kind(t), "ack").Inc()
+		c.log.Debug("ACK", "type", kind(t), "version", ts.version, "resources", total)
 	}
-	ts.version, ts.lastNack = resp.GetVersionInfo(), ""
-	ack.VersionInfo = ts.version
-	delete(c.failures, t)
-	c.m.updates.WithLabelValues(kind(t), "ack").Inc()
-	c.log.Debug("ACK", "type", kind(t), "version", ts.version, "resources", len(next))
 	return append([]*discoveryv3.DiscoveryRequest{ack}, c.subscriptionsLocked(false)...)
 }
 
-// decode unpacks a response's resources, checking each on its own.
-func (c *Client) decode(resp *discoveryv3.DiscoveryResponse) (map[string]proto.Message, error) {
-	out := map[string]proto.Message{}
+// record keeps each rejection for /config_dump and updates the gauges.
+func (c *Client) record(t string, o outcome, version string) {
+	now := time.Now()
+	for n, r := range o.rejected {
+		v := r.entry.version
+		if v == "" {
+			v = version
+		}
+		c.setFailure(t, n, config.Failure{Version: v, Details: r.err.Error(), Time: now, Resource: r.entry.raw})
+	}
+	for _, typ := range typeOrder {
+		c.m.rejected.WithLabelValues(kind(typ)).Set(float64(len(c.failures[typ])))
+	}
+}
+
+// decode unpacks a state-of-the-world response's resources, checking each
+// on its own. unnamed gathers the failures that cannot be tied to a name.
+func (c *Client) decode(resp *discoveryv3.DiscoveryResponse) (ch change, unnamed error) {
+	t := resp.GetTypeUrl()
+	ch = change{typeURL: t, put: map[string]entry{}, rejected: map[string]rejection{}}
 	var errs []error
 	for i, a := range resp.GetResources() {
-		if a.GetTypeUrl() != resp.GetTypeUrl() {
-			errs = append(errs, fmt.Errorf("resources[%d]: type %s in a %s response", i, a.GetTypeUrl(), resp.GetTypeUrl()))
+		if a.GetTypeUrl() != t {
+			errs = append(errs, fmt.Errorf("resources[%d]: type %s in a %s response", i, a.GetTypeUrl(), t))
 			continue
 		}
 		m, err := a.UnmarshalNew()
@@ -362,186 +420,44 @@ func (c *Client) decode(resp *discoveryv3.DiscoveryResponse) (map[string]proto.M
 			continue
 		}
 		name, err := config.ResourceName(m)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("resources[%d]: %w", i, err))
+		if err != nil || name == "" {
+			errs = append(errs, fmt.Errorf("resources[%d]: %w", i, errors.Join(err, config.Validate(m))))
+			continue
+		}
+		e := entry{msg: m, version: resp.GetVersionInfo(), raw: a}
+		if _, dup := ch.put[name]; dup {
+			ch.rejected[name] = rejection{err: errors.New("sent twice in one response"), entry: e}
 			continue
 		}
 		if err := config.Validate(m); err != nil {
-			errs = append(errs, fmt.Errorf("%s %q: %w", kind(resp.GetTypeUrl()), name, err))
+			ch.rejected[name] = rejection{err: err, entry: e}
 			continue
 		}
-		out[name] = m
+		ch.put[name] = e
 	}
-	return out, errors.Join(errs...)
-}
-
-// acceptSotW stages a state-of-the-world response: the whole type for
-// LDS and CDS, the named resources for RDS and EDS.
-func (c *Client) acceptSotW(ctx context.Context, t, version string, next map[string]proto.Message) error {
-	typed := next
-	versions := map[string]string{}
-	if !wildcard(t) {
-		typed = make(map[string]proto.Message, len(c.staged[t])+len(next))
-		for n, m := range c.staged[t] {
-			typed[n] = m
-			versions[n] = c.versions[t][n]
-		}
-		for n, m := range next {
-			typed[n] = m
-		}
+	for n := range ch.rejected {
+		delete(ch.put, n)
 	}
-	for n := range next {
-		versions[n] = version
-	}
-	return c.accept(ctx, t, typed, versions)
-}
-
-// accept stages a type's new set of resources after compiling the whole
-// staged config with it, and makes the staged config live when complete.
-func (c *Client) accept(ctx context.Context, t string, typed map[string]proto.Message, typeVersions map[string]string) error {
-	candidate := map[string]map[string]proto.Message{}
-	for typ, m := range c.staged {
-		candidate[typ] = m
-	}
-	candidate[t] = typed
-	// Drop route configurations and endpoints nothing refers to any more.
-	prune(candidate)
-	versions := map[string]map[string]string{}
-	for typ, m := range c.versions {
-		versions[typ] = m
-	}
-	versions[t] = typeVersions
-	u := updateOf(candidate, versions)
-	complete := isComplete(candidate)
-	var err error
-	if complete {
-		err = c.store.Apply(ctx, u)
-	} else {
-		err = c.store.Check(u)
-	}
-	if err != nil {
-		return err
-	}
-	c.staged, c.versions = candidate, versions
-	if complete {
-		c.pending, c.applied = false, true
-		c.stopWarmTimerLocked()
-		return nil
-	}
-	c.pending = true
-	if c.waitSince.IsZero() {
-		c.waitSince = time.Now()
-		c.warmTimer = time.AfterFunc(c.opts.InitialFetchTimeout, func() { c.warmTimeout(ctx) })
-	}
-	return nil
-}
-
-// warmTimeout applies an update still incomplete after the initial fetch
-// timeout: what has arrived serves, the rest answers 503 until it comes.
-func (c *Client) warmTimeout(ctx context.Context) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.waitSince = time.Time{}
-	if !c.pending || ctx.Err() != nil {
-		return
-	}
-	c.log.Warn("applying an incomplete xDS update after the initial fetch timeout", "timeout", c.opts.InitialFetchTimeout)
-	if err := c.store.Apply(ctx, updateOf(c.staged, c.versions)); err != nil {
-		c.log.Error("the incomplete xDS update does not apply", "error", err)
-		return
-	}
-	c.pending, c.applied = false, true
+	return ch, errors.Join(errs...)
 }
 
 func (c *Client) stopWarmTimer() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.stopWarmTimerLocked()
-}
-
-func (c *Client) stopWarmTimerLocked() {
 	if c.warmTimer != nil {
 		c.warmTimer.Stop()
 		c.warmTimer = nil
 	}
-	c.waitSince = time.Time{}
 }
 
-func (c *Client) recordFailureLocked(t string, resp *discoveryv3.DiscoveryResponse, err error) {
-	if c.failures[t] == nil {
-		c.failures[t] = map[string]config.Failure{}
+func edsName(cl *clusterv3.Cluster) string {
+	if cl.GetType() != clusterv3.Cluster_EDS {
+		return ""
 	}
-	for _, a := range resp.GetResources() {
-		name := "?"
-		if m, uerr := a.UnmarshalNew(); uerr == nil {
-			if n, nerr := config.ResourceName(m); nerr == nil {
-				name = n
-			}
-		}
-		c.failures[t][name] = config.Failure{Version: resp.GetVersionInfo(), Details: err.Error(), Time: time.Now(), Resource: a}
+	if n := cl.GetEdsClusterConfig().GetServiceName(); n != "" {
+		return n
 	}
-}
-
-// prune drops RDS and EDS resources no staged listener or cluster needs.
-func prune(staged map[string]map[string]proto.Message) {
-	routes := map[string]bool{}
-	for _, m := range staged[config.ListenerType] {
-		for _, n := range rdsNames(m.(*listenerv3.Listener)) {
-			routes[n] = true
-		}
-	}
-	eds := map[string]bool{}
-	for _, m := range staged[config.ClusterType] {
-		if n := edsName(m.(*clusterv3.Cluster)); n != "" {
-			eds[n] = true
-		}
-	}
-	keep := func(t string, want map[string]bool) {
-		next := map[string]proto.Message{}
-		for n, m := range staged[t] {
-			if want[n] {
-				next[n] = m
-			}
-		}
-		staged[t] = next
-	}
-	keep(config.RouteType, routes)
-	keep(config.EndpointType, eds)
-}
-
-// isComplete reports whether every listener's route configuration and
-// every EDS cluster's endpoints are staged.
-func isComplete(staged map[string]map[string]proto.Message) bool {
-	for _, m := range staged[config.ListenerType] {
-		for _, n := range rdsNames(m.(*listenerv3.Listener)) {
-			if staged[config.RouteType][n] == nil {
-				return false
-			}
-		}
-	}
-	for _, m := range staged[config.ClusterType] {
-		if n := edsName(m.(*clusterv3.Cluster)); n != "" && staged[config.EndpointType][n] == nil {
-			return false
-		}
-	}
-	return true
-}
-
-// updateOf is the store update that makes the store hold exactly the
-// staged resources under the xds source.
-func updateOf(staged map[string]map[string]proto.Message, versions map[string]map[string]string) config.Update {
-	u := config.Update{Source: SourceName, Replace: config.ResourceTypes, ResourceVersions: versions}
-	for _, t := range config.ResourceTypes {
-		names := make([]string, 0, len(staged[t]))
-		for n := range staged[t] {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			u.Resources = append(u.Resources, staged[t][n])
-		}
-	}
-	return u
+	return cl.GetName()
 }
 
 func kind(t string) string {

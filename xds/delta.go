@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/meshgate/meshgate/config"
 )
@@ -43,8 +41,8 @@ func (c *Client) deltaStream(ctx context.Context, client discoveryv3.AggregatedD
 			}
 			r.ResourceNamesSubscribe = ts.names
 		}
-		for n, v := range c.versions[t] {
-			r.InitialResourceVersions[n] = v
+		for n, e := range c.staged[t] {
+			r.InitialResourceVersions[n] = e.version
 		}
 		reqs = append(reqs, r)
 	}
@@ -85,54 +83,47 @@ func (c *Client) handleDelta(ctx context.Context, resp *discoveryv3.DeltaDiscove
 	ts.nonce = resp.GetNonce()
 	ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: ts.nonce}
 
-	typed := make(map[string]proto.Message, len(c.staged[t]))
-	versions := make(map[string]string, len(c.staged[t]))
-	for n, m := range c.staged[t] {
-		typed[n] = m
-		versions[n] = c.versions[t][n]
-	}
-	var errs []error
+	ch := change{typeURL: t, put: map[string]entry{}, rejected: map[string]rejection{}, remove: resp.GetRemovedResources()}
+	var unnamed []error
 	for _, r := range resp.GetResources() {
-		m, err := r.GetResource().UnmarshalNew()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %q: %w", kind(t), r.GetName(), err))
+		e := entry{version: r.GetVersion(), raw: r.GetResource()}
+		if r.GetName() == "" {
+			unnamed = append(unnamed, errors.New("a resource without a name"))
 			continue
 		}
-		name, err := config.ResourceName(m)
-		if err == nil && name != r.GetName() {
-			err = fmt.Errorf("named %q inside", name)
+		m, err := r.GetResource().UnmarshalNew()
+		if err == nil {
+			e.msg = m
+			var name string
+			if name, err = config.ResourceName(m); err == nil && name != r.GetName() {
+				err = fmt.Errorf("named %q inside", name)
+			}
 		}
 		if err == nil {
-			err = config.Validate(m)
+			err = config.Validate(e.msg)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %q: %w", kind(t), r.GetName(), err))
+			ch.rejected[r.GetName()] = rejection{err: err, entry: e}
 			continue
 		}
-		typed[name], versions[name] = m, r.GetVersion()
+		ch.put[r.GetName()] = e
 	}
-	for _, n := range resp.GetRemovedResources() {
-		delete(typed, n)
-		delete(versions, n)
+	if wildcard(t) {
+		c.received[t] = true
 	}
-	err := errors.Join(errs...)
-	if err == nil {
-		err = c.accept(ctx, t, typed, versions)
+	o := c.apply(ctx, ch)
+	if len(unnamed) > 0 {
+		o.whole = errors.Join(append(unnamed, o.whole)...)
 	}
-	if err != nil {
+	c.record(t, o, "")
+	if err := o.err(t); err != nil {
 		ack.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
-		if c.failures[t] == nil {
-			c.failures[t] = map[string]config.Failure{}
-		}
-		for _, r := range resp.GetResources() {
-			c.failures[t][r.GetName()] = config.Failure{Version: r.GetVersion(), Details: err.Error(), Time: time.Now(), Resource: r.GetResource()}
-		}
 		c.m.updates.WithLabelValues(kind(t), "nack").Inc()
-		c.log.Warn("NACK", "type", kind(t), "nonce", resp.GetNonce(), "error", err)
-		return []*discoveryv3.DeltaDiscoveryRequest{ack}
+		c.log.Warn("NACK", "type", kind(t), "nonce", resp.GetNonce(), "rejected", len(o.rejected),
+			"accepted", len(resp.GetResources())-len(o.rejected), "error", err)
+	} else {
+		c.m.updates.WithLabelValues(kind(t), "ack").Inc()
 	}
-	delete(c.failures, t)
-	c.m.updates.WithLabelValues(kind(t), "ack").Inc()
 	out := []*discoveryv3.DeltaDiscoveryRequest{ack}
 	// Follow what the listeners and clusters now name.
 	for _, typ := range typeOrder {

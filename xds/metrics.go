@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	updates    *prometheus.CounterVec
+	rejected   *prometheus.GaugeVec
 	connected  prometheus.Gauge
 	reconnects prometheus.Counter
 }
@@ -14,6 +15,10 @@ func newMetrics(r prometheus.Registerer) *metrics {
 			Name: "meshgate_xds_updates_total",
 			Help: "xDS responses by type (lds, rds, cds, eds) and result (ack, nack).",
 		}, []string{"type", "result"}),
+		rejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshgate_xds_rejected_resources",
+			Help: "Resources whose last version from the control plane was rejected, by type (lds, rds, cds, eds).",
+		}, []string{"type"}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "meshgate_xds_connected",
 			Help: "1 while the ADS stream to the control plane is up.",
@@ -24,7 +29,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		}),
 	}
 	if r != nil {
-		r.MustRegister(m.updates, m.connected, m.reconnects)
+		r.MustRegister(m.updates, m.rejected, m.connected, m.reconnects)
 	}
 	return m
 }
