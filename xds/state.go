@@ -482,4 +482,3 @@ func updateOf(r resources) config.Update {
 	}
 	return u
 }
-
