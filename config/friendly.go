@@ -39,6 +39,10 @@ type File struct {
 type AdminConfig struct {
 	// Address is host:port; "" disables the admin endpoint.
 	Address string `json:"address"`
+	// ReadinessAddress serves only the readiness probe (GET /healthz/ready
+	// and /ready) on host:port, so that it can be exposed beyond loopback:
+	// Istio's gateways use 0.0.0.0:15021. Default: off.
+	ReadinessAddress string `json:"readiness_address,omitempty"`
 }
 
 // ListenerConfig is one port that serves HTTP/1.1, cleartext HTTP/2 and,

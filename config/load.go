@@ -22,6 +22,9 @@ import (
 type Bootstrap struct {
 	// AdminAddress is host:port of the admin endpoint; "" disables it.
 	AdminAddress string
+	// ReadinessAddress, when set, serves the readiness probe alone
+	// (GET /healthz/ready, as Istio's gateways on :15021) on host:port.
+	ReadinessAddress string
 	// DrainTimeout bounds the wait for in-flight requests on shutdown.
 	DrainTimeout time.Duration
 	// XDS, when set, takes config from a control plane too.

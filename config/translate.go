@@ -115,6 +115,7 @@ func (f *File) Bootstrap() Bootstrap {
 	b := DefaultBootstrap()
 	if f.Admin != nil {
 		b.AdminAddress = f.Admin.Address
+		b.ReadinessAddress = f.Admin.ReadinessAddress
 	}
 	if f.DrainTimeout != nil {
 		b.DrainTimeout = f.DrainTimeout.Duration

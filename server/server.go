@@ -98,6 +98,34 @@ func (s *Server) Config() *config.Set { return s.set.Load() }
 // Ready reports whether the server runs a config and is not draining.
 func (s *Server) Ready() bool { return s.ready.Load() }
 
+// Draining reports whether the server is shutting down.
+func (s *Server) Draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// ListenerStatus is one listener the server serves.
+type ListenerStatus struct {
+	Name string
+	// Address is the bound address (the real port for port 0).
+	Address string
+}
+
+// Listeners lists the listeners being served, sorted by name. Every
+// listener of the running config is in it: a config goes live only once
+// each of its listeners is bound and serving.
+func (s *Server) Listeners() []ListenerStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ListenerStatus, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		out = append(out, ListenerStatus{Name: l.state.Load().name, Address: l.raw.Addr().String()})
+	}
+	slices.SortFunc(out, func(a, b ListenerStatus) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
 // ListenerAddr returns the bound address of the named listener ("" if
 // there is none): the real port when the config asked for port 0.
 func (s *Server) ListenerAddr(name string) string {

@@ -157,6 +157,25 @@ func (c *Client) Synced() bool {
 	return c.synced
 }
 
+// Warming lists, sorted, the listeners accepted from the control plane that
+// wait for their route configurations and are not serving yet (a listener
+// whose older version serves is not listed).
+func (c *Client) Warming() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for name := range c.warming[config.ListenerType] {
+		if _, live := c.live.get(config.ListenerType, name); !live {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Address is the control plane's address.
+func (c *Client) Address() string { return c.opts.Address }
+
 // Failures returns the last NACK of each resource that has one.
 func (c *Client) Failures() map[string]map[string]config.Failure {
 	c.mu.Lock()

@@ -147,6 +147,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&xf.nodeCluster, "node-cluster", "", "xDS node cluster")
 	fs.Var(&xf.metadata, "node-metadata", "xDS node metadata KEY=VALUE (repeatable)")
 	fs.StringVar(&xf.locality, "node-locality", "", "xDS node locality region/zone/sub_zone")
+	fs.StringVar(&xf.readiness, "readiness-address", "", "also serve the readiness probe alone (GET /healthz/ready) on host:port, e.g. 0.0.0.0:15021 as Istio's gateways")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -258,27 +259,43 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 		}()
 		log.Info("taking config from the control plane", "address", x.Address, "node", x.Node.GetId())
 	}
-	var adminSrv *http.Server
-	if addr := boot.Bootstrap.AdminAddress; addr != "" {
+	var adminOpts []admin.Option
+	if client != nil {
+		adminOpts = append(adminOpts, admin.WithXDS(client))
+	}
+	var servers []*http.Server
+	serveOn := func(what, addr string, h http.Handler) error {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			_ = srv.Shutdown(context.Background())
-			return fmt.Errorf("admin: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		opts := []admin.Option{admin.WithDescriptors(srv.Descriptors)}
-		if client != nil {
-			opts = append(opts, admin.WithFailures(client.Failures))
-		}
-		opts = append(opts, admin.WithRegistries(registries.Statuses))
-		adminSrv = &http.Server{Handler: admin.Handler(srv, metrics.Registry, opts...), ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, hs)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := adminSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("admin stopped", "error", err)
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error(what+" stopped", "error", err)
 			}
 		}()
-		log.Info("admin", "address", ln.Addr().String())
+		log.Info(what, "address", ln.Addr().String())
+		return nil
+	}
+	if addr := boot.Bootstrap.AdminAddress; addr != "" {
+		opts := append([]admin.Option{admin.WithDescriptors(srv.Descriptors), admin.WithRegistries(registries.Statuses)}, adminOpts...)
+		if err := serveOn("admin", addr, admin.Handler(srv, metrics.Registry, opts...)); err != nil {
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
+	}
+	if addr := boot.Bootstrap.ReadinessAddress; addr != "" {
+		if err := serveOn("readiness probe", addr, admin.ReadinessHandler(srv, adminOpts...)); err != nil {
+			for _, hs := range servers {
+				_ = hs.Close()
+			}
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
 	}
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -311,8 +328,8 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 	if err := srv.Shutdown(dctx); err != nil {
 		log.Warn("drain timeout passed; open requests were cut", "error", err)
 	}
-	if adminSrv != nil {
-		_ = adminSrv.Close()
+	for _, hs := range servers {
+		_ = hs.Close()
 	}
 	log.Info("meshgate stopped")
 	return nil
@@ -321,6 +338,7 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 // xdsFlags override the config file's xds settings.
 type xdsFlags struct {
 	address, nodeID, nodeCluster, locality string
+	readiness                              string
 	metadata                               keyValues
 }
 
@@ -343,6 +361,9 @@ func (kv *keyValues) Set(s string) error {
 // apply puts the flags over the bootstrap's xds settings; -xds-address
 // alone turns xDS on with Istio's router identity.
 func (f xdsFlags) apply(b *config.Bootstrap) error {
+	if f.readiness != "" {
+		b.ReadinessAddress = f.readiness
+	}
 	if f.address == "" && b.XDS == nil {
 		if f.nodeID != "" || f.nodeCluster != "" || len(f.metadata) > 0 || f.locality != "" {
 			return errors.New("the -node-* flags need -xds-address or an xds section in the config")

@@ -27,6 +27,7 @@ import (
 	"github.com/meshgate/meshgate/config"
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 	"github.com/meshgate/meshgate/registry"
+	"github.com/meshgate/meshgate/server"
 	"github.com/meshgate/meshgate/server/cluster"
 )
 
@@ -34,6 +35,10 @@ import (
 type Source interface {
 	// Ready reports whether the gateway serves a config and is not draining.
 	Ready() bool
+	// Draining reports whether the gateway is shutting down.
+	Draining() bool
+	// Listeners lists the listeners being served.
+	Listeners() []server.ListenerStatus
 	// Config returns the running resources, or nil.
 	Config() *config.Set
 	// Clusters returns the live clusters.
@@ -80,26 +85,17 @@ func Handler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Hand
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, "meshgate admin\n  /ready             200 LIVE when serving\n  /config_dump       active resources (Envoy admin.v3.ConfigDump JSON)\n  /clusters          hosts and counters (?format=json), registries\n  /registries        Dubbo registries (JSON)\n  /stats/prometheus  metrics\n  /debug/pprof/      Go profiles\n")
+		fmt.Fprint(w, "meshgate admin\n  /ready             200 LIVE when ready for traffic, else 503 and why (JSON); ?verbose: listeners\n  /config_dump       active resources (Envoy admin.v3.ConfigDump JSON)\n  /clusters          hosts and counters (?format=json), registries\n  /registries        Dubbo registries (JSON)\n  /stats/prometheus  metrics\n  /debug/pprof/      Go profiles\n")
 	})
 	return mux
 }
 
 type admin struct {
 	src         Source
+	xds         XDSState
 	failures    func() map[string]map[string]config.Failure
 	registries  func() []registry.Status
 	descriptors func() []*adminv1.TranscoderDescriptors
-}
-
-func (a *admin) ready(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if !a.src.Ready() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, "NOT READY")
-		return
-	}
-	fmt.Fprintln(w, "LIVE")
 }
 
 // jsonOpts writes field names as the protos spell them, as Envoy does.
