@@ -55,6 +55,28 @@ type istiod struct {
 	cmd     *exec.Cmd
 	xds     string
 	control string
+	logs    *syncBuffer
+}
+
+// waitLog waits for istiod to log a line holding every one of parts (it
+// logs each NACK it receives with the client's error detail).
+func (i *istiod) waitLog(t *testing.T, parts ...string) string {
+	t.Helper()
+	var found string
+	waitFor(t, fmt.Sprintf("istiod to log %q", parts), func() bool {
+		for _, line := range strings.Split(i.logs.String(), "\n") {
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(line, p)
+			}
+			if all {
+				found = line
+				return true
+			}
+		}
+		return false
+	})
+	return found
 }
 
 func startIstiod(t *testing.T, yaml string) *istiod {
@@ -68,15 +90,15 @@ func startIstiod(t *testing.T, yaml string) *istiod {
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	i := &istiod{t: t, xds: freeAddr(t), control: freeAddr(t)}
+	logs := &syncBuffer{}
+	i := &istiod{t: t, xds: freeAddr(t), control: freeAddr(t), logs: logs}
 	i.cmd = exec.Command(bin, "-addr", i.xds, "-control", i.control, "-config", cfg)
 	i.cmd.Dir = dir
-	var logs syncBuffer
 	stdout, err := i.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	i.cmd.Stderr = &logs
+	i.cmd.Stderr = logs
 	if err := i.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

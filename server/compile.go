@@ -37,6 +37,8 @@ const (
 
 // compiledListener is a Listener resource made ready to serve.
 type compiledListener struct {
+	// notes say what of the listener's config is not done as asked.
+	notes          []string
 	address        string
 	state          *listenerState
 	maxHeaderBytes int
@@ -110,6 +112,9 @@ func (s *Server) compileListener(l *listenerv3.Listener, routes routeTables, res
 			}
 			out.state.plain = &ch.chain
 		}
+		for _, n := range ch.notes {
+			out.notes = append(out.notes, fmt.Sprintf("filter_chains[%d].%s", i, n))
+		}
 		out.maxHeaderBytes = max(out.maxHeaderBytes, ch.maxHeaderBytes)
 		if t := ch.idle; t > 0 {
 			out.idleTimeout = t
@@ -153,7 +158,7 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, route
 	if t := hcm.GetStreamIdleTimeout(); t != nil {
 		ch.streamIdle = t.AsDuration()
 	}
-	if err := s.compileHTTPFilters(listener, hcm, &ch.chain); err != nil {
+	if err := s.compileHTTPFilters(listener, hcm, &ch.chain, &ch.notes); err != nil {
 		return nil, nil, err
 	}
 	switch spec := hcm.GetRouteSpecifier().(type) {
@@ -181,16 +186,19 @@ func compileRoutes(rc *routev3.RouteConfiguration, resolve router.Resolver[*clus
 	return router.Compile(rc, resolve, router.WithBridge(dubbobridge.Compile))
 }
 
-// chainBuild is a chain plus the connection settings it asks for.
+// chainBuild is a chain plus the connection settings it asks for and
+// notes on what of its config is not done.
 type chainBuild struct {
 	chain
-	idle time.Duration
+	idle  time.Duration
+	notes []string
 }
 
 // compileHTTPFilters reads the HTTP filter list. The router must come last;
 // meshgate's limits and Envoy's buffer filter set body limits; any other
-// filter is skipped when marked optional and fails the listener otherwise.
-func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionManager, ch *chain) error {
+// filter is skipped (with a note) when marked optional or disabled, and
+// fails the listener otherwise.
+func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionManager, ch *chain, notes *[]string) error {
 	filters := hcm.GetHttpFilters()
 	if len(filters) == 0 {
 		return errors.New("http_filters: needs the router filter (" + config.RouterFilter + ")")
@@ -200,6 +208,13 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 	for i, f := range filters {
 		tc := f.GetTypedConfig()
 		typeURL := tc.GetTypeUrl()
+		if f.GetDisabled() && i != len(filters)-1 {
+			// Envoy leaves a disabled filter out unless a route enables it
+			// (FilterConfig in typed_per_filter_config), which meshgate
+			// does not read.
+			*notes = append(*notes, fmt.Sprintf("http_filters[%s]: disabled: left out (enabling it per route is not supported)", f.GetName()))
+			continue
+		}
 		switch {
 		case f.GetName() == config.OpenAPIFilter:
 			var o openapiv1.OpenAPI
@@ -273,10 +288,10 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
 			}
 			ch.maxBody = uint64(b.GetMaxRequestBytes().GetValue())
-		case f.GetIsOptional() || f.GetDisabled():
-			s.logSkip(listener, f.GetName(), typeURL, "skipping an optional HTTP filter meshgate does not implement")
+		case f.GetIsOptional():
+			*notes = append(*notes, fmt.Sprintf("http_filters[%s]: optional filter %s is not implemented: skipped", f.GetName(), typeURL))
 		case inert(f.GetName()):
-			s.logSkip(listener, f.GetName(), typeURL, "skipping an HTTP filter that has no effect here")
+			*notes = append(*notes, fmt.Sprintf("http_filters[%s]: skipped: %s", f.GetName(), inertFilters[f.GetName()]))
 		default:
 			return fmt.Errorf("http_filters[%d]: filter %q (%s) is not supported; mark it is_optional to skip it", i, f.GetName(), typeURL)
 		}
@@ -287,32 +302,18 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 // inertFilters are HTTP filters a control plane (Istio above all) puts in
 // every HTTP connection manager that only observe traffic (telemetry, peer
 // metadata) or whose per-route config meshgate reads from the routes
-// (CORS). They are skipped with a log line
-// even when not marked optional; any other unknown filter fails the
-// listener, so that a filter that guards traffic (RBAC, authn) is never
-// silently dropped.
-var inertFilters = map[string]bool{
-	"istio.metadata_exchange":       true,
-	"istio.alpn":                    true,
-	"istio.stats":                   true,
-	"envoy.filters.http.grpc_stats": true,
-	"envoy.filters.http.cors":       true,
+// (CORS). They are skipped even when not marked optional, each with a note
+// saying what is not done; any other unknown filter fails the listener, so
+// that a filter that guards traffic (RBAC, authn) is never silently
+// dropped.
+var inertFilters = map[string]string{
+	"istio.metadata_exchange":       "peer metadata is not exchanged",
+	"istio.alpn":                    "Istio's ALPN override is not applied",
+	"istio.stats":                   "Istio's standard metrics (istio_requests_total, ...) are not produced",
+	"envoy.filters.http.grpc_stats": "per-method gRPC stats are not kept",
+	"envoy.filters.http.cors":       "CORS is applied from the routes' and virtual hosts' policies",
 }
 
 // inert reports whether a filter can be skipped without changing what a
 // request gets.
-func inert(name string) bool { return inertFilters[name] }
-
-// logSkip says once per listener and filter that a filter is skipped
-// (configs are compiled on every update; the log would repeat).
-func (s *Server) logSkip(listener, filter, typeURL, msg string) {
-	key := listener + "\x00" + filter
-	if s.skipped[key] {
-		return
-	}
-	if s.skipped == nil {
-		s.skipped = map[string]bool{}
-	}
-	s.skipped[key] = true
-	s.log.Info(msg, "listener", listener, "filter", filter, "type", typeURL)
-}
+func inert(name string) bool { _, ok := inertFilters[name]; return ok }

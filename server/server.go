@@ -29,6 +29,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/meshgate/meshgate/config"
+	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/stats"
 )
@@ -52,13 +53,21 @@ type Server struct {
 	clusters  map[string]*cluster.Cluster
 	retired   []*cluster.Cluster
 	closing   bool
-	bg        sync.WaitGroup  // listeners draining after a reload
-	skipped   map[string]bool // filters already reported as skipped
+	bg        sync.WaitGroup // listeners draining after a reload
 	// reflections are the descriptors fetched by gRPC reflection, by
 	// listener and config, kept across reloads; nextReflections are those
 	// the config being compiled uses.
 	reflections     map[string]*reflectionState
 	nextReflections map[string]*reflectionState
+
+	// supportChecks remembers support.Check of the running resources;
+	// liveNotes and logged are the running config's notes (logged: those
+	// already said, by type, name and note); unimplemented is their
+	// /config_dump form.
+	supportChecks map[*config.Resource]supportCheck
+	liveNotes     notes
+	logged        map[string]bool
+	unimplemented atomic.Pointer[[]*adminv1.UnimplementedResource]
 
 	clusterView atomic.Pointer[[]*cluster.Cluster]
 	set         atomic.Pointer[config.Set]
@@ -82,6 +91,7 @@ func New(opts Options) *Server {
 		clusters:  map[string]*cluster.Cluster{},
 	}
 	s.clusterView.Store(&[]*cluster.Cluster{})
+	s.unimplemented.Store(&[]*adminv1.UnimplementedResource{})
 	s.metrics = stats.New(s.Clusters)
 	return s
 }
@@ -148,6 +158,22 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 	}
 	if change.OnlyEndpoints() {
 		// Membership changes swap host sets in place: no recompile.
+		checks := map[*config.Resource]supportCheck{}
+		for r, c := range s.supportChecks {
+			if config.TypeURL(r.Message) != config.EndpointType {
+				checks[r] = c
+			}
+		}
+		n := notes{}
+		for t, m := range s.liveNotes {
+			if t != config.EndpointType {
+				n[t] = m
+			}
+		}
+		if errs := s.checkEndpoints(next, checks, n); len(errs) > 0 {
+			return errs.Sorted()
+		}
+		s.publishNotes(n, next, checks)
 		for _, c := range s.clusters {
 			if c.EDSName != "" && change.Changed(config.EndpointType, c.EDSName) {
 				c.SetEndpoints(next.Endpoints(c.EDSName))
@@ -239,6 +265,7 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 	}
 	slices.SortFunc(view, func(a, b *cluster.Cluster) int { return cmp.Compare(a.Name, b.Name) })
 	s.clusterView.Store(&view)
+	s.publishNotes(p.notes, next, p.checks)
 	s.set.Store(next)
 	s.ready.Store(true)
 	return nil
@@ -256,6 +283,8 @@ func (cl *compiledListener) key() string {
 
 // plan is a compiled config that is not live yet.
 type plan struct {
+	notes       notes
+	checks      map[*config.Resource]supportCheck
 	reflections map[string]*reflectionState
 	clusters    map[string]*cluster.Cluster
 	built       []*cluster.Cluster // new in this plan; the rest are reused
@@ -274,17 +303,32 @@ func (p *plan) abandon() {
 // resource (config.ResourceErrors).
 func (s *Server) compile(next *config.Set) (*plan, error) {
 	p := &plan{clusters: map[string]*cluster.Cluster{}, listeners: map[string]*compiledListener{},
-		reflections: map[string]*reflectionState{}}
+		reflections: map[string]*reflectionState{}, notes: notes{}, checks: map[*config.Resource]supportCheck{}}
 	s.nextReflections = p.reflections
 	defer func() { s.nextReflections = nil }()
 	var errs config.ResourceErrors
 	fail := func(typeURL, name string, err error) {
 		errs = append(errs, &config.ResourceError{TypeURL: typeURL, Name: name, Err: err})
 	}
+	// check walks a resource's fields: what is refused fails it, what is
+	// ignored becomes its notes.
+	check := func(r *config.Resource) bool {
+		c := s.checkSupport(r, p.checks)
+		if c.err != nil {
+			fail(config.TypeURL(r.Message), r.Name, c.err)
+			return false
+		}
+		p.notes.add(config.TypeURL(r.Message), r.Name, c.notes...)
+		return true
+	}
 	for _, r := range next.All(config.ClusterType) {
+		if !check(r) {
+			continue
+		}
 		spec := r.Message.(*clusterv3.Cluster)
 		if old := s.clusters[r.Name]; old != nil && old.Same(spec) {
 			p.clusters[r.Name] = old
+			p.notes.add(config.ClusterType, r.Name, old.Notes...)
 			continue
 		}
 		c, err := cluster.New(spec, cluster.Options{})
@@ -292,6 +336,7 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 			fail(config.ClusterType, r.Name, err)
 			continue
 		}
+		p.notes.add(config.ClusterType, r.Name, c.Notes...)
 		p.clusters[r.Name] = c
 		p.built = append(p.built, c)
 	}
@@ -301,6 +346,9 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 	}
 	routes := routeTables{}
 	for _, r := range next.All(config.RouteType) {
+		if !check(r) {
+			continue
+		}
 		table, err := compileRoutes(r.Message.(*routev3.RouteConfiguration), resolve)
 		if err != nil {
 			fail(config.RouteType, r.Name, err)
@@ -309,11 +357,15 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 		routes[r.Name] = table
 	}
 	for _, r := range next.All(config.ListenerType) {
+		if !check(r) {
+			continue
+		}
 		cl, err := s.compileListener(r.Message.(*listenerv3.Listener), routes, resolve)
 		if err != nil {
 			fail(config.ListenerType, r.Name, err)
 			continue
 		}
+		p.notes.add(config.ListenerType, r.Name, cl.notes...)
 		if other, dup := p.listeners[cl.key()]; dup {
 			// Blame the newcomer: the listener already serving the address
 			// keeps it.
@@ -326,6 +378,7 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 		}
 		p.listeners[cl.key()] = cl
 	}
+	errs = append(errs, s.checkEndpoints(next, p.checks, p.notes)...)
 	if len(errs) > 0 {
 		p.abandon()
 		return nil, errs.Sorted()
@@ -344,6 +397,36 @@ func (s *Server) Check(set *config.Set) error {
 	}
 	p.abandon()
 	return nil
+}
+
+// Validate compiles set as Apply would, without binding ports or changing
+// anything, and lists what of it would be accepted but not done, one
+// `<kind> "<name>": <field>: <what instead>` each: `meshgate validate`
+// prints them.
+func (s *Server) Validate(set *config.Set) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.compile(set)
+	if err != nil {
+		return nil, err
+	}
+	p.abandon()
+	var out []string
+	for _, t := range config.ResourceTypes {
+		names := make([]string, 0, len(p.notes[t]))
+		for n := range p.notes[t] {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			lines := slices.Clone(p.notes[t][n])
+			slices.Sort(lines)
+			for _, l := range slices.Compact(lines) {
+				out = append(out, fmt.Sprintf("%s %q: %s", kindName(t), n, l))
+			}
+		}
+	}
+	return out, nil
 }
 
 // sweepRetired closes the idle connections of clusters that left the

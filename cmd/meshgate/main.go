@@ -106,8 +106,9 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	l, err := config.LoadFile(*path)
+	var notDone []string
 	if err == nil {
-		err = check(l)
+		notDone, err = check(l)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "invalid config:\n%v\n", err)
@@ -116,20 +117,23 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 	for _, w := range l.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
+	for _, n := range notDone {
+		fmt.Fprintln(stderr, "warning: accepted, but not done:", n)
+	}
 	fmt.Fprintf(stdout, "%s: valid (%s format, %d resources)\n", *path, l.Format, len(l.Resources))
 	return 0
 }
 
 // check compiles the loaded resources as the data plane would, without
-// binding any port.
-func check(l *config.Loaded) error {
+// binding any port, and lists what would be accepted but not done.
+func check(l *config.Loaded) ([]string, error) {
 	store := config.NewStore(nil)
 	if err := store.Apply(context.Background(), config.Update{
 		Source: config.FileSourceName, Replace: config.ResourceTypes, Resources: l.Resources,
 	}); err != nil {
-		return err
+		return nil, err
 	}
-	return server.New(server.Options{}).Check(store.Current())
+	return server.New(server.Options{}).Validate(store.Current())
 }
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
@@ -282,7 +286,8 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 		return nil
 	}
 	if addr := boot.Bootstrap.AdminAddress; addr != "" {
-		opts := append([]admin.Option{admin.WithDescriptors(srv.Descriptors), admin.WithRegistries(registries.Statuses)}, adminOpts...)
+		opts := append([]admin.Option{admin.WithDescriptors(srv.Descriptors), admin.WithRegistries(registries.Statuses),
+			admin.WithUnimplemented(srv.Unimplemented)}, adminOpts...)
 		if err := serveOn("admin", addr, admin.Handler(srv, metrics.Registry, opts...)); err != nil {
 			_ = srv.Shutdown(context.Background())
 			return err

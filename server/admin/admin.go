@@ -67,6 +67,12 @@ func WithDescriptors(list func() []*adminv1.TranscoderDescriptors) Option {
 	return func(a *admin) { a.descriptors = list }
 }
 
+// WithUnimplemented adds to /config_dump, per resource, what of its config
+// is accepted but not done (a meshgate.admin.v1.UnimplementedConfigDump).
+func WithUnimplemented(list func() []*adminv1.UnimplementedResource) Option {
+	return func(a *admin) { a.unimplemented = list }
+}
+
 // Handler returns the admin mux. gatherer is exposed on /stats/prometheus.
 func Handler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
@@ -96,6 +102,8 @@ type admin struct {
 	failures    func() map[string]map[string]config.Failure
 	registries  func() []registry.Status
 	descriptors func() []*adminv1.TranscoderDescriptors
+	// unimplemented lists what of each resource is accepted but not done.
+	unimplemented func() []*adminv1.UnimplementedResource
 }
 
 // jsonOpts writes field names as the protos spell them, as Envoy does.
@@ -144,6 +152,11 @@ func (a *admin) configDump(w http.ResponseWriter, _ *http.Request) {
 	if a.descriptors != nil {
 		if list := a.descriptors(); len(list) > 0 {
 			dump.Configs = append(dump.Configs, mustAny(&adminv1.DescriptorsConfigDump{Transcoders: list}))
+		}
+	}
+	if a.unimplemented != nil {
+		if list := a.unimplemented(); len(list) > 0 {
+			dump.Configs = append(dump.Configs, mustAny(&adminv1.UnimplementedConfigDump{Resources: list}))
 		}
 	}
 	b, err := jsonOpts.Marshal(dump)

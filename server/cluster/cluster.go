@@ -64,6 +64,9 @@ type Cluster struct {
 	DubboService DubboService
 	// Triple marks a cluster of Triple providers (HTTP/2).
 	Triple bool
+	// Notes say what of the cluster's config is not done as asked (a
+	// fallback taken, an option ignored), one "field: what instead" each.
+	Notes []string
 
 	spec   *clusterv3.Cluster
 	scheme string
@@ -139,6 +142,10 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 	if opts.PingTimeout == 0 {
 		opts.PingTimeout = 15 * time.Second
 	}
+	if ct := c.GetClusterType(); ct != nil {
+		// GetType reports STATIC for these: refuse before it is believed.
+		return nil, fmt.Errorf("cluster %q: cluster_type %q is not supported", c.GetName(), ct.GetName())
+	}
 	switch c.GetType() {
 	case clusterv3.Cluster_STATIC:
 		out.Static = true
@@ -154,9 +161,6 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		// PassthroughCluster); requests routed to it get a clear 503.
 		out.unsupported = "ORIGINAL_DST clusters (forwarding to the original destination) are not supported"
 	default:
-		if c.GetClusterType() != nil {
-			return nil, fmt.Errorf("cluster %q: cluster_type %q is not supported", c.GetName(), c.GetClusterType().GetName())
-		}
 		return nil, fmt.Errorf("cluster %q: type %v is not supported (want STATIC or EDS)", c.GetName(), c.GetType())
 	}
 	var err error
@@ -189,9 +193,15 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		out.Triple = true
 		out.DubboService = dubboService(md)
 	}
-	tlsConf, err := upstreamTLS(c)
+	tlsConf, notes, err := upstreamTLS(c)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+	}
+	out.Notes = append(out.Notes, notes...)
+	for key := range c.GetTypedExtensionProtocolOptions() {
+		if key != config.HTTPProtocolOptions && key != config.EndpointBreakerOptions {
+			out.Notes = append(out.Notes, fmt.Sprintf("typed_extension_protocol_options[%s]: not implemented; ignored", key))
+		}
 	}
 	if tlsConf != nil {
 		out.scheme = "https"

@@ -116,6 +116,11 @@ const (
 func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
 	name := strings.ToLower(h.GetName())
 	out := headerMatcher{invert: h.GetInvertMatch(), missingOK: h.GetTreatMissingHeaderAsEmpty()}
+	if name == "host" {
+		// Go keeps Host out of the header map (HTTP/1.1 Host and HTTP/2
+		// :authority alike land in Request.Host): match it as :authority.
+		name = ":authority"
+	}
 	if strings.HasPrefix(name, ":") {
 		switch name {
 		case ":method", ":authority", ":path", ":scheme":

@@ -143,6 +143,9 @@ virtual_hosts:
   - name: hdr-method
     match: {prefix: /m/, headers: [{name: ":method", string_match: {exact: POST}}]}
     direct_response: {status: 200}
+  - name: hdr-host
+    match: {prefix: /host/, headers: [{name: host, string_match: {exact: api.example.com}}]}
+    direct_response: {status: 200}
   - name: query-exact
     match: {prefix: /q/, query_parameters: [{name: v, string_match: {exact: "a b"}}]}
     direct_response: {status: 200}
@@ -193,6 +196,8 @@ func TestVirtualHost_Match(t *testing.T) {
 		{"inverted refuses a missing header (Envoy)", req{target: "/inv/"}, ""},
 		{"method pseudo-header", req{method: "POST", target: "/m/"}, "hdr-method"},
 		{"method pseudo-header refuses", req{target: "/m/"}, ""},
+		{"host header (Go keeps it out of the header map)", req{target: "/host/", host: "api.example.com"}, "hdr-host"},
+		{"host header refuses another host", req{target: "/host/", host: "www.example.com"}, ""},
 		{"query exact, decoded", req{target: "/q/?v=a+b"}, "query-exact"},
 		{"query exact, percent", req{target: "/q/?x=1&v=a%20b"}, "query-exact"},
 		{"query present", req{target: "/q/?debug"}, "query-present"},

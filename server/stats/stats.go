@@ -21,6 +21,9 @@ type Metrics struct {
 	Panics        prometheus.Counter
 	ConfigUpdates *prometheus.CounterVec
 	Connections   *prometheus.GaugeVec
+	// Unimplemented counts, by resource type, the parts of the running
+	// config that are accepted but not done (see /config_dump).
+	Unimplemented *prometheus.GaugeVec
 }
 
 // latencyBuckets reach down to 50µs: a gateway's added latency lives there.
@@ -55,8 +58,12 @@ func New(clusters func() []*cluster.Cluster) *Metrics {
 			Name: "meshgate_downstream_connections_active",
 			Help: "Open downstream connections by listener.",
 		}, []string{"listener"}),
+		Unimplemented: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshgate_config_unimplemented_fields",
+			Help: "Parts of the running config that are accepted but not done, by resource type (listed in /config_dump, logged once at WARN).",
+		}, []string{"type"}),
 	}
-	m.Registry.MustRegister(m.requests, m.duration, m.Panics, m.ConfigUpdates, m.Connections,
+	m.Registry.MustRegister(m.requests, m.duration, m.Panics, m.ConfigUpdates, m.Connections, m.Unimplemented,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&clusterCollector{clusters: clusters})
 	return m
