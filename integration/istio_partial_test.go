@@ -132,9 +132,19 @@ func testBadResourceLeavesOthersServing(t *testing.T, delta bool) {
 		if set.Listener(tlsListener) != nil {
 			t.Errorf("listener %s went live without its certificate", tlsListener)
 		}
-		// istiod itself saw NACKs naming only these.
-		ist.waitLog(t, secureCluster)
+		// istiod itself received NACKs naming exactly these, with why.
+		var nacks map[string]string
+		waitFor(t, "istiod to record the NACKs", func() bool {
+			nacks = ist.lastNACKs(t)
+			return nacks[config.ClusterType] != "" && nacks[config.ListenerType] != ""
+		})
+		t.Logf("istiod's record of the NACKs:\n CDS: %s\n LDS: %s", nacks[config.ClusterType], nacks[config.ListenerType])
+		wantNamed(t, nacks[config.ClusterType], "cluster", []string{secureCluster}, "SDS")
+		wantNamed(t, nacks[config.ListenerType], "listener", []string{tlsListener}, "SDS")
 
+		for _, u := range g.srv.Unimplemented() {
+			t.Logf("accepted, not done: %s %s: %q", u.GetTypeUrl(), u.GetName(), u.GetUnimplemented())
+		}
 		code, st := ready()
 		if code != 200 {
 			t.Errorf("/ready = %d %+v with %s serving, want 200", code, st, listener)
@@ -253,6 +263,25 @@ func wantRejected(t *testing.T, failures map[string]map[string]config.Failure, t
 	sort.Strings(got)
 	if !slices.Equal(got, want) {
 		t.Errorf("rejected %s = %v, want exactly %v", typeURL, got, want)
+	}
+}
+
+// wantNamed checks that a NACK's error detail names exactly the given
+// resources (one `<kind> "<name>": reason` line each) and says why.
+func wantNamed(t *testing.T, detail, kind string, want []string, why string) {
+	t.Helper()
+	var got []string
+	for _, line := range strings.Split(detail, "\n") {
+		rest, ok := strings.CutPrefix(line, kind+` "`)
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, `"`)
+		got = append(got, name)
+	}
+	sort.Strings(got)
+	if !slices.Equal(got, want) || !strings.Contains(detail, why) {
+		t.Errorf("NACK detail names %v, want exactly %v with a reason mentioning %q:\n%s", got, want, why, detail)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,7 +37,17 @@ var istiodBinary = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(home, ".cache", "meshgate", "istiod-"+istioVersion[len(istioVersion)-12:], "istiod")
+	// Keyed by Istio's version and the harness's own source, so that a
+	// change to either rebuilds it.
+	h := sha256.New()
+	for _, f := range []string{"istiod/main.go", "istiod/go.mod", "istiod/go.sum"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	bin := filepath.Join(home, ".cache", "meshgate", fmt.Sprintf("istiod-%s-%x", istioVersion[len(istioVersion)-12:], h.Sum(nil)[:4]), "istiod")
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
@@ -58,25 +70,34 @@ type istiod struct {
 	logs    *syncBuffer
 }
 
-// waitLog waits for istiod to log a line holding every one of parts (it
-// logs each NACK it receives with the client's error detail).
-func (i *istiod) waitLog(t *testing.T, parts ...string) string {
+// lastNACKs returns, from istiod's own /debug/syncz, the error detail of
+// the last NACK of each type (by type URL) that istiod received from the
+// connected proxy.
+func (i *istiod) lastNACKs(t *testing.T) map[string]string {
 	t.Helper()
-	var found string
-	waitFor(t, fmt.Sprintf("istiod to log %q", parts), func() bool {
-		for _, line := range strings.Split(i.logs.String(), "\n") {
-			all := true
-			for _, p := range parts {
-				all = all && strings.Contains(line, p)
-			}
-			if all {
-				found = line
-				return true
+	resp, err := http.Get("http://" + i.control + "/debug/syncz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var syncz []struct {
+		ProxyID   string `json:"proxy"`
+		Resources map[string]struct {
+			LastError string `json:"lastError"`
+		} `json:"resources"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&syncz); err != nil {
+		t.Fatalf("istiod /debug/syncz: %v", err)
+	}
+	out := map[string]string{}
+	for _, p := range syncz {
+		for typ, st := range p.Resources {
+			if st.LastError != "" {
+				out[typ] = st.LastError
 			}
 		}
-		return false
-	})
-	return found
+	}
+	return out
 }
 
 func startIstiod(t *testing.T, yaml string) *istiod {

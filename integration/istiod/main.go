@@ -7,7 +7,9 @@
 //
 // It prints "READY <xds address>" when serving. POST /config on the control
 // address replaces the Istio config with the YAML in the body (configs not
-// in it are deleted, the others created or updated in place).
+// in it are deleted, the others created or updated in place); GET
+// /debug/syncz is istiod's own sync status of each proxy, with the last
+// NACK's error detail per type.
 package main
 
 import (
@@ -75,6 +77,10 @@ func main() {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	// Istio's own debug view of each connected proxy: what was sent and
+	// ACKed per type, and the error detail of the last NACK (istioctl
+	// proxy-status reads the same).
+	mux.HandleFunc("GET /debug/syncz", s.Discovery.Syncz)
 	cl, err := net.Listen("tcp", *control)
 	if err != nil {
 		log.Fatal(err)

@@ -19,8 +19,9 @@ import (
 // DefaultTimeout is Envoy's route timeout when a route sets none.
 const DefaultTimeout = 15 * time.Second
 
-// maxDirectBody bounds a direct response body, as Envoy's
-// max_direct_response_body_size_bytes default does.
+// maxDirectBody bounds a direct response body when the route
+// configuration's max_direct_response_body_size_bytes does not (Envoy's
+// default).
 const maxDirectBody = 4096
 
 // Route is a compiled Envoy Route with exactly one of Forward, Direct or
@@ -498,9 +499,6 @@ func compileDirect(d *routev3.DirectResponseAction) (*DirectResponse, error) {
 	case nil:
 	default:
 		return nil, fmt.Errorf("direct_response.body: %T is not supported", b)
-	}
-	if len(out.Body) > maxDirectBody {
-		return nil, fmt.Errorf("direct_response.body: %d bytes is over the limit of %d", len(out.Body), maxDirectBody)
 	}
 	return out, nil
 }

@@ -85,6 +85,16 @@ func Compile[T any](rc *routev3.RouteConfiguration, resolve Resolver[T], opts ..
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			continue
 		}
+		limit := maxDirectBody
+		if v := rc.GetMaxDirectResponseBodySizeBytes(); v != nil {
+			limit = int(v.GetValue())
+		}
+		for _, rt := range vh.routes {
+			if rt.Direct != nil && len(rt.Direct.Body) > limit {
+				errs = append(errs, fmt.Errorf("%s: route %q: direct_response.body: %d bytes is over the limit of %d (max_direct_response_body_size_bytes)",
+					where, rt.Name, len(rt.Direct.Body), limit))
+			}
+		}
 		for _, d := range vhc.GetDomains() {
 			d = strings.ToLower(d)
 			if prev, dup := seenDomain[d]; dup {

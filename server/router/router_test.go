@@ -363,6 +363,17 @@ virtual_hosts:
 	}
 }
 
+// max_direct_response_body_size_bytes raises the 4096-byte limit.
+func TestCompile_DirectBodyLimit(t *testing.T) {
+	body := strings.Repeat("x", 10000)
+	table := compile(t, `max_direct_response_body_size_bytes: 10000
+virtual_hosts: [{name: a, domains: ["*"], routes: [{match: {prefix: /}, direct_response: {status: 200, body: {inline_string: "`+body+`"}}}]}]`)
+	rt := table.fallback.routes[0]
+	if rt.Direct == nil || string(rt.Direct.Body) != body {
+		t.Errorf("direct body of %d bytes not kept whole", len(body))
+	}
+}
+
 func TestCompile_Errors(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
@@ -378,6 +389,11 @@ func TestCompile_Errors(t *testing.T) {
 		{"setting host", `virtual_hosts: [{name: a, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: c}, request_headers_to_add: [{header: {key: Host, value: x}}]}]}]`, `cannot set "Host"`},
 		{"all weights zero", `virtual_hosts: [{name: a, domains: ["*"], routes: [{match: {prefix: /}, route: {weighted_clusters: {clusters: [{name: c, weight: 0}]}}}]}]`, "add up to zero"},
 		{"cluster header", `virtual_hosts: [{name: a, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster_header: x-cluster}}]}]`, "not supported"},
+		{"direct body over Envoy's default 4096", `virtual_hosts: [{name: a, domains: ["*"], routes: [{name: big, match: {prefix: /}, direct_response: {status: 200, body: {inline_string: "` + strings.Repeat("x", 4097) + `"}}}]}]`,
+			`route "big": direct_response.body: 4097 bytes is over the limit of 4096`},
+		{"direct body over the configured limit", `max_direct_response_body_size_bytes: 10
+virtual_hosts: [{name: a, domains: ["*"], routes: [{name: big, match: {prefix: /}, direct_response: {status: 200, body: {inline_string: "01234567890"}}}]}]`,
+			"11 bytes is over the limit of 10"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

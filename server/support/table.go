@@ -195,7 +195,7 @@ var table = map[string]map[string]status{
 		"request_headers_to_remove":               ok,
 		"most_specific_header_mutations_wins":     ok,
 		"validate_clusters":                       harmless,
-		"max_direct_response_body_size_bytes":     ignored("direct response bodies are limited to 4096 bytes"),
+		"max_direct_response_body_size_bytes":     ok,
 		"cluster_specifier_plugins":               harmless,
 		"request_mirror_policies":                 refused("request mirroring is not supported"),
 		"ignore_port_in_host_matching":            harmless,
