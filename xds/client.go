@@ -371,7 +371,16 @@ func (c *Client) handle(ctx context.Context, resp *discoveryv3.DiscoveryResponse
 		// good version. When a resource could not even be named, nothing
 		// is removed: it might be any of them.
 		if unnamed == nil {
+			// Withdrawn: staged ones, and rejected ones that never were
+			// (so that their failure is forgotten too).
+			gone := map[string]bool{}
 			for n := range c.staged[t] {
+				gone[n] = true
+			}
+			for n := range c.failures[t] {
+				gone[n] = true
+			}
+			for n := range gone {
 				if _, ok := ch.put[n]; !ok {
 					if _, bad := ch.rejected[n]; !bad {
 						ch.remove = append(ch.remove, n)

@@ -189,8 +189,8 @@ func testPartialCDS(t *testing.T, delta bool) {
 	// On a running gateway: b breaks while c changes; c's change goes
 	// live, b keeps version 2.
 	changedC := cluster("c", func(c *clusterv3.Cluster) { c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST })
-	a = d.push(config.ClusterType, "3", cluster("a"), cluster("b", badCluster), changedC)
-	wantNack(t, a, "cluster", []string{"b"}, "a", "c")
+	a = d.push(config.ClusterType, "3", cluster("a"), cluster("b", badCluster), changedC, cluster("new", badCluster))
+	wantNack(t, a, "cluster", []string{"b", "new"}, "a", "c")
 	if !delta && a.version != "2" {
 		t.Errorf("NACK carries version %q, want the last accepted 2", a.version)
 	}
@@ -201,7 +201,8 @@ func testPartialCDS(t *testing.T, delta bool) {
 		t.Errorf("failure of b has version %q, want 3 (the rejected one)", f.Version)
 	}
 
-	// Removing the rejected resource clears its failure.
+	// Removing the rejected resources (one with a live version, one new)
+	// clears their failures.
 	wantAck(t, d.push(config.ClusterType, "4", cluster("a"), changedC))
 	d.wantStore(config.ClusterType, map[string]string{"a": "1", "c": "3"})
 	if fs := d.client.Failures()[config.ClusterType]; len(fs) != 0 {
