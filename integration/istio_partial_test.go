@@ -193,9 +193,16 @@ func TestIstio_ReadinessFollowsListeners(t *testing.T) {
 	forBothProtocols(t, func(t *testing.T, delta bool) {
 		v1, v2 := startBackend(t, "v1"), startBackend(t, "v2")
 		data := istioPartialData{Port: port(freeAddr(t)), TLSPort: port(freeAddr(t)), V1HTTP: port(v1.HTTPAddr), V2HTTP: port(v2.HTTPAddr)}
-		ist := startIstiod(t, string(render(t, istioPartialConfig, data)))
-		g := startIstioGateway(t, ist.xds, delta)
+		// The gateway starts before its control plane: not ready, saying so.
+		xdsAddr := freeAddr(t)
+		g := startIstioGateway(t, xdsAddr, delta)
 		ready := readinessOf(g)
+		if code, st := ready(); code != 503 || !slices.ContainsFunc(st.Missing, func(m string) bool {
+			return strings.Contains(m, "initial fetch from the control plane at "+xdsAddr+" has not finished")
+		}) {
+			t.Fatalf("/ready before the control plane answers = %d %+v, want 503 naming the initial fetch", code, st)
+		}
+		ist := startIstiodAt(t, string(render(t, istioPartialConfig, data)), xdsAddr)
 		tlsListener := "0.0.0.0_" + data.TLSPort
 		waitFor(t, "the HTTPS listener's rejection", func() bool {
 			_, ok := g.client.Failures()[config.ListenerType][tlsListener]

@@ -102,6 +102,12 @@ func (i *istiod) lastNACKs(t *testing.T) map[string]string {
 
 func startIstiod(t *testing.T, yaml string) *istiod {
 	t.Helper()
+	return startIstiodAt(t, yaml, freeAddr(t))
+}
+
+// startIstiodAt starts istiod serving xDS on xdsAddr.
+func startIstiodAt(t *testing.T, yaml, xdsAddr string) *istiod {
+	t.Helper()
 	bin, err := istiodBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +118,7 @@ func startIstiod(t *testing.T, yaml string) *istiod {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	i := &istiod{t: t, xds: freeAddr(t), control: freeAddr(t), logs: logs}
+	i := &istiod{t: t, xds: xdsAddr, control: freeAddr(t), logs: logs}
 	i.cmd = exec.Command(bin, "-addr", i.xds, "-control", i.control, "-config", cfg)
 	i.cmd.Dir = dir
 	stdout, err := i.cmd.StdoutPipe()
