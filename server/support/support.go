@@ -123,7 +123,7 @@ func enumIs(names ...string) func(protoreflect.FieldDescriptor, protoreflect.Val
 // naming every field that is refused.
 func Check(m proto.Message) (notes []string, err error) {
 	w := &walker{seen: map[string]bool{}}
-	w.message(m.ProtoReflect(), "")
+	w.message(m.ProtoReflect(), nil)
 	sort.Strings(w.notes)
 	return w.notes, errors.Join(w.errs...)
 }
@@ -134,22 +134,47 @@ type walker struct {
 	seen  map[string]bool
 }
 
-func (w *walker) note(path, why string) {
-	line := path + ": " + why
+// step is one step of the path to a field: the field's name, and for an
+// element of a list or map, which one. Paths are spelled out only for
+// what is noted, so that walking a large resource stays cheap.
+type step struct {
+	field string
+	elem  protoreflect.Message // a list element, named by label
+	key   string               // a map key
+	inMap bool
+}
+
+func spell(path []step, field string) string {
+	var b strings.Builder
+	for _, s := range path {
+		b.WriteString(s.field)
+		switch {
+		case s.inMap:
+			b.WriteString("[" + s.key + "]")
+		case s.elem != nil:
+			b.WriteString(label(s.elem))
+		}
+		b.WriteByte('.')
+	}
+	b.WriteString(field)
+	return b.String()
+}
+
+func (w *walker) note(line string) {
 	if !w.seen[line] {
 		w.seen[line] = true
 		w.notes = append(w.notes, line)
 	}
 }
 
-func (w *walker) message(m protoreflect.Message, path string) {
+func (w *walker) message(m protoreflect.Message, path []step) {
 	fields, listed := table[string(m.Descriptor().FullName())]
 	if !listed {
 		return
 	}
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		p := path + string(fd.Name())
-		st, known := fields[string(fd.Name())]
+		name := string(fd.Name())
+		st, known := fields[name]
 		if !known {
 			// A field newer than this table: say so rather than pass over it.
 			st = ignored("not known to this version of meshgate; ignored")
@@ -164,9 +189,9 @@ func (w *walker) message(m protoreflect.Message, path string) {
 				return true
 			}
 			if st.kind == kindRefused {
-				w.errs = append(w.errs, fmt.Errorf("%s: %s", p, st.why))
+				w.errs = append(w.errs, fmt.Errorf("%s: %s", spell(path, name), st.why))
 			} else {
-				w.note(p, st.why)
+				w.note(spell(path, name) + ": " + st.why)
 			}
 			return true
 		}
@@ -177,28 +202,32 @@ func (w *walker) message(m protoreflect.Message, path string) {
 		case fd.IsList():
 			l := v.List()
 			for i := 0; i < l.Len(); i++ {
-				w.value(l.Get(i).Message(), p+label(l.Get(i).Message()))
+				e := l.Get(i).Message()
+				w.value(e, append(path, step{field: name, elem: e}))
 			}
 		case fd.IsMap():
-			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				if fd.MapValue().Message() != nil {
-					w.value(mv.Message(), p+"["+k.String()+"]")
-				}
-				return true
-			})
+			if fd.MapValue().Message() != nil {
+				v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+					w.value(mv.Message(), append(path, step{field: name, key: k.String(), inMap: true}))
+					return true
+				})
+			}
 		default:
-			w.value(v.Message(), p)
+			w.value(v.Message(), append(path, step{field: name}))
 		}
 		return true
 	})
 }
 
-// value walks a message, unpacking an Any whose type is known.
-func (w *walker) value(m protoreflect.Message, path string) {
+// value walks a message, unpacking an Any whose type is listed.
+func (w *walker) value(m protoreflect.Message, path []step) {
 	if a, isAny := m.Interface().(*anypb.Any); isAny {
 		mt, err := protoregistry.GlobalTypes.FindMessageByURL(a.GetTypeUrl())
 		if err != nil {
 			return // a type this binary does not know: the compiler decides
+		}
+		if _, listed := table[string(mt.Descriptor().FullName())]; !listed {
+			return
 		}
 		inner := mt.New()
 		if proto.Unmarshal(a.GetValue(), inner.Interface()) != nil {
@@ -206,7 +235,7 @@ func (w *walker) value(m protoreflect.Message, path string) {
 		}
 		m = inner
 	}
-	w.message(m, path+".")
+	w.message(m, path)
 }
 
 // label names a list element in a path: by its name when it has one.
