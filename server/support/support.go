@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -123,7 +124,8 @@ func enumIs(names ...string) func(protoreflect.FieldDescriptor, protoreflect.Val
 // naming every field that is refused.
 func Check(m proto.Message) (notes []string, err error) {
 	w := &walker{seen: map[string]bool{}}
-	w.message(m.ProtoReflect(), nil)
+	// One array for the path: each step is done before its sibling reuses it.
+	w.message(m.ProtoReflect(), make([]step, 0, 16))
 	sort.Strings(w.notes)
 	return w.notes, errors.Join(w.errs...)
 }
@@ -167,36 +169,90 @@ func (w *walker) note(line string) {
 	}
 }
 
+// fieldPlan is one field of a listed message that the walk must look at:
+// one that is not simply honoured, or an honoured message field whose type
+// is listed too (walked into).
+type fieldPlan struct {
+	fd protoreflect.FieldDescriptor
+	st status
+}
+
+// plans are, by message name, the fields the walk looks at. Worked out
+// once from the table and the registered descriptors (a pure cache of the
+// table: nothing changes it after).
+var plans = sync.OnceValue(func() map[protoreflect.FullName][]fieldPlan {
+	out := make(map[protoreflect.FullName][]fieldPlan, len(table))
+	for name, fields := range table {
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
+		if err != nil {
+			continue
+		}
+		md, isMsg := d.(protoreflect.MessageDescriptor)
+		if !isMsg {
+			continue
+		}
+		var list []fieldPlan
+		for i := 0; i < md.Fields().Len(); i++ {
+			fd := md.Fields().Get(i)
+			st, known := fields[string(fd.Name())]
+			if !known {
+				// A field newer than this table: say so rather than pass over it.
+				st = ignored("not known to this version of meshgate; ignored")
+			}
+			switch {
+			case st.kind == kindHarmless:
+				continue
+			case st.kind == kindHonoured && (st.leaf || !walkable(fd)):
+				continue
+			}
+			list = append(list, fieldPlan{fd: fd, st: st})
+		}
+		out[md.FullName()] = list
+	}
+	return out
+})
+
+// walkable reports whether a field holds messages the walk may enter: a
+// listed type, an Any, or a map of either.
+func walkable(fd protoreflect.FieldDescriptor) bool {
+	md := fd.Message()
+	if fd.IsMap() {
+		md = fd.MapValue().Message()
+	}
+	if md == nil {
+		return false
+	}
+	if md.FullName() == "google.protobuf.Any" {
+		return true
+	}
+	_, listed := table[string(md.FullName())]
+	return listed
+}
+
 func (w *walker) message(m protoreflect.Message, path []step) {
-	fields, listed := table[string(m.Descriptor().FullName())]
+	list, listed := plans()[m.Descriptor().FullName()]
 	if !listed {
 		return
 	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		name := string(fd.Name())
-		st, known := fields[name]
-		if !known {
-			// A field newer than this table: say so rather than pass over it.
-			st = ignored("not known to this version of meshgate; ignored")
+	for _, f := range list {
+		fd, st := f.fd, f.st
+		if !m.Has(fd) {
+			continue
 		}
-		switch st.kind {
-		case kindHarmless:
-			return true
-		case kindIgnored, kindRefused:
+		v := m.Get(fd)
+		name := string(fd.Name())
+		if st.kind == kindIgnored || st.kind == kindRefused {
 			// A value that asks for nothing more than meshgate does is fine:
 			// the zero value, or what fine accepts when the field has a say.
 			if st.fine != nil && st.fine(fd, v) || st.fine == nil && zero(v) {
-				return true
+				continue
 			}
 			if st.kind == kindRefused {
 				w.errs = append(w.errs, fmt.Errorf("%s: %s", spell(path, name), st.why))
 			} else {
 				w.note(spell(path, name) + ": " + st.why)
 			}
-			return true
-		}
-		if st.leaf || fd.Message() == nil {
-			return true
+			continue
 		}
 		switch {
 		case fd.IsList():
@@ -206,17 +262,14 @@ func (w *walker) message(m protoreflect.Message, path []step) {
 				w.value(e, append(path, step{field: name, elem: e}))
 			}
 		case fd.IsMap():
-			if fd.MapValue().Message() != nil {
-				v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-					w.value(mv.Message(), append(path, step{field: name, key: k.String(), inMap: true}))
-					return true
-				})
-			}
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				w.value(mv.Message(), append(path, step{field: name, key: k.String(), inMap: true}))
+				return true
+			})
 		default:
 			w.value(v.Message(), append(path, step{field: name}))
 		}
-		return true
-	})
+	}
 }
 
 // value walks a message, unpacking an Any whose type is listed.
