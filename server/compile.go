@@ -154,6 +154,11 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, route
 	if t := hcm.GetCommonHttpProtocolOptions().GetIdleTimeout(); t != nil {
 		ch.idle = t.AsDuration()
 	}
+	ch.xfcc = hcm.GetForwardClientCertDetails()
+	if (ch.xfcc == hcmv3.HttpConnectionManager_APPEND_FORWARD || ch.xfcc == hcmv3.HttpConnectionManager_SANITIZE_SET) &&
+		tlsConf != nil && tlsConf.ClientAuth != tls.NoClientCert {
+		ch.notes = append(ch.notes, fmt.Sprintf("forward_client_cert_details %s: the client certificate's details are not added to x-forwarded-client-cert yet", ch.xfcc))
+	}
 	ch.streamIdle = defaultStreamIdle
 	if t := hcm.GetStreamIdleTimeout(); t != nil {
 		ch.streamIdle = t.AsDuration()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -58,6 +59,9 @@ type chain struct {
 	fault *router.Fault
 	// openAPIPath is where the transcoder's OpenAPI document is ("": off).
 	openAPIPath string
+	// xfcc is what becomes of a request's x-forwarded-client-cert (HCM
+	// forward_client_cert_details).
+	xfcc hcmv3.HttpConnectionManager_ForwardClientCertDetails
 }
 
 // jsonTranscoder is the listener's transcoder now, or nil.
@@ -675,6 +679,9 @@ func grpcStatusOf(h http.Header) (int, bool) {
 func (ch *chain) prepareHeaders(r *http.Request, rt *router.Route[*cluster.Cluster], isGRPC bool) {
 	hdr := r.Header
 	removeHopByHop(hdr)
+	if !ch.forwardXFCC(r) {
+		delete(hdr, "X-Forwarded-Client-Cert")
+	}
 	if clientIP, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		if prior := hdr["X-Forwarded-For"]; len(prior) > 0 {
 			hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + clientIP}
@@ -691,6 +698,21 @@ func (ch *chain) prepareHeaders(r *http.Request, rt *router.Route[*cluster.Clust
 		hdr["Te"] = []string{"trailers"}
 	}
 	rt.RequestEdits.Apply(hdr)
+}
+
+// forwardXFCC reports whether a request's x-forwarded-client-cert goes
+// upstream, as Envoy's forward_client_cert_details says: never when
+// sanitizing (the default, so that a client cannot claim another's
+// identity), only from a client that presented a verified certificate when
+// forwarding, always with ALWAYS_FORWARD_ONLY.
+func (ch *chain) forwardXFCC(r *http.Request) bool {
+	switch ch.xfcc {
+	case hcmv3.HttpConnectionManager_ALWAYS_FORWARD_ONLY:
+		return true
+	case hcmv3.HttpConnectionManager_FORWARD_ONLY, hcmv3.HttpConnectionManager_APPEND_FORWARD:
+		return r.TLS != nil && len(r.TLS.VerifiedChains) > 0
+	}
+	return false
 }
 
 // upstreamRequest builds one attempt's request to host.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -216,5 +218,73 @@ func TestServer_ResourceErrors(t *testing.T) {
 	err = apply(ok, routeTo(t, "good", "/a.*"), rdsListener(t, "l1", fixed, "good"), rdsListener(t, "a-newcomer", fixed, "good"))
 	if diff := cmp.Diff(failed(t, err), map[string]bool{"listener/a-newcomer": true}); diff != "" {
 		t.Errorf("failed resources (-got +want):\n%s", diff)
+	}
+}
+
+// x-forwarded-client-cert from a client is removed unless the HCM says to
+// forward it (Envoy's forward_client_cert_details; SANITIZE by default), so
+// that a client cannot claim another identity to the backends.
+func TestServer_ForwardClientCertDetails(t *testing.T) {
+	seen := make(chan string, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("X-Forwarded-Client-Cert")
+	}))
+	t.Cleanup(backend.Close)
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(backend.URL, "http://"))
+	tests := []struct {
+		mode string
+		want string
+	}{
+		{"", ""}, // SANITIZE, Envoy's default
+		{"SANITIZE_SET", ""},
+		{"FORWARD_ONLY", ""}, // only from a client with a verified certificate
+		{"ALWAYS_FORWARD_ONLY", "By=spiffe://evil/ns/x/sa/y"},
+	}
+	for _, tt := range tests {
+		t.Run("mode "+tt.mode, func(t *testing.T) {
+			srv := New(Options{})
+			t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+			mode := ""
+			if tt.mode != "" {
+				mode = "forward_client_cert_details: " + tt.mode
+			}
+			l, err := config.Load([]byte(`
+static_resources:
+  listeners:
+  - name: web
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: web
+          `+mode+`
+          route_config: { virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: / }, route: { cluster: be } } ] } ] }
+          http_filters: [ { name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } } ]
+  clusters:
+  - name: be
+    type: STATIC
+    load_assignment: { cluster_name: be, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: `+host+`, port_value: `+port+` } } } } ] } ] }
+`), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := config.NewStore(srv).Apply(context.Background(), config.Update{Source: "file", Replace: config.ResourceTypes, Resources: l.Resources}); err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest("GET", "http://"+srv.ListenerAddr("web")+"/", nil)
+			req.Header.Set("X-Forwarded-Client-Cert", "By=spiffe://evil/ns/x/sa/y")
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tr}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := <-seen; got != tt.want {
+				t.Errorf("the backend saw x-forwarded-client-cert %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
