@@ -53,6 +53,16 @@ func (c *Change) mark(typeURL, name string) {
 	c.names[typeURL][name] = true
 }
 
+// Names lists, unordered, the resources of typeURL that were added,
+// changed or removed.
+func (c Change) Names(typeURL string) []string {
+	out := make([]string, 0, len(c.names[typeURL]))
+	for n := range c.names[typeURL] {
+		out = append(out, n)
+	}
+	return out
+}
+
 // OnlyEndpoints reports whether the change touches ClusterLoadAssignments
 // and nothing else, so that the data plane can update host sets in place.
 func (c Change) OnlyEndpoints() bool {

@@ -58,6 +58,62 @@ func (s *Server) checkEndpoints(set *config.Set, cache map[*config.Resource]supp
 	return errs
 }
 
+// endpointNotes checks the endpoints a change touches (and only those: an
+// endpoint update must stay cheap among thousands of clusters) and returns
+// the notes of the whole config with theirs replaced. The support cache is
+// updated in place: drops the replaced resources, keeps the new ones only
+// when they pass. Called with s.mu held.
+func (s *Server) endpointNotes(next *config.Set, change config.Change) (notes, config.ResourceErrors) {
+	prev := s.set.Load()
+	n := notes{}
+	for t, m := range s.liveNotes {
+		if t != config.EndpointType {
+			n[t] = m
+		}
+	}
+	byName := map[string][]string{}
+	for name, lines := range s.liveNotes[config.EndpointType] {
+		byName[name] = lines
+	}
+	var errs config.ResourceErrors
+	var added []*config.Resource
+	for _, name := range change.Names(config.EndpointType) {
+		delete(byName, name)
+		r := next.Get(config.EndpointType, name)
+		if r == nil {
+			continue
+		}
+		c, cached := s.supportChecks[r]
+		if !cached {
+			c.notes, c.err = support.Check(r.Message)
+			s.supportChecks[r] = c
+			added = append(added, r)
+		}
+		if c.err != nil {
+			errs = append(errs, &config.ResourceError{TypeURL: config.EndpointType, Name: name, Err: c.err})
+			continue
+		}
+		if len(c.notes) > 0 {
+			byName[name] = c.notes
+		}
+	}
+	if len(errs) > 0 {
+		for _, r := range added {
+			delete(s.supportChecks, r)
+		}
+		return nil, errs
+	}
+	for _, name := range change.Names(config.EndpointType) {
+		if old := prev.Get(config.EndpointType, name); old != nil && old != next.Get(config.EndpointType, name) {
+			delete(s.supportChecks, old)
+		}
+	}
+	if len(byName) > 0 {
+		n[config.EndpointType] = byName
+	}
+	return n, nil
+}
+
 // publishNotes makes n the live notes: each one not seen before is logged
 // once at WARN, the gauge counts them by type, /config_dump lists them.
 // Called with s.mu held, after a config went live.

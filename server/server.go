@@ -158,22 +158,11 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 	}
 	if change.OnlyEndpoints() {
 		// Membership changes swap host sets in place: no recompile.
-		checks := map[*config.Resource]supportCheck{}
-		for r, c := range s.supportChecks {
-			if config.TypeURL(r.Message) != config.EndpointType {
-				checks[r] = c
-			}
-		}
-		n := notes{}
-		for t, m := range s.liveNotes {
-			if t != config.EndpointType {
-				n[t] = m
-			}
-		}
-		if errs := s.checkEndpoints(next, checks, n); len(errs) > 0 {
+		n, errs := s.endpointNotes(next, change)
+		if len(errs) > 0 {
 			return errs.Sorted()
 		}
-		s.publishNotes(n, next, checks)
+		s.publishNotes(n, next, s.supportChecks)
 		for _, c := range s.clusters {
 			if c.EDSName != "" && change.Changed(config.EndpointType, c.EDSName) {
 				c.SetEndpoints(next.Endpoints(c.EDSName))
