@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/meshgate/meshgate/server/wire"
 )
 
 // The Connect protocol (https://connectrpc.com/docs/protocol), which
@@ -63,9 +65,7 @@ func connectRequest(r *http.Request) (*connectMode, bool, error) {
 		if len(body) > connectMaxUnary {
 			return &m, true, fmt.Errorf("the request is over %d bytes", connectMaxUnary)
 		}
-		framed := make([]byte, 5+len(body))
-		binary.BigEndian.PutUint32(framed[1:5], uint32(len(body)))
-		copy(framed[5:], body)
+		framed := wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+len(body)), 0, body)
 		r.Body = io.NopCloser(bytes.NewReader(framed))
 		r.ContentLength = int64(len(framed))
 		r.Header.Set("Content-Length", strconv.Itoa(len(framed)))
@@ -239,7 +239,7 @@ func connectCodeName(c codes.Code) string {
 	if c == codes.Canceled {
 		return "canceled"
 	}
-	return strings.ToLower(statusName(c))
+	return strings.ToLower(wire.StatusName(c))
 }
 
 // decodeGRPCMessage undoes grpc-message's percent-encoding.

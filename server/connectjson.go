@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/meshgate/meshgate/server/wire"
 )
 
 // Connect's envelope flags.
@@ -148,11 +150,7 @@ func connectEndStream(code codes.Code, msg string, metadata map[string][]string)
 
 // envelope frames one Connect (or gRPC) message.
 func envelope(flags byte, msg []byte) []byte {
-	frame := make([]byte, 5+len(msg))
-	frame[0] = flags
-	binary.BigEndian.PutUint32(frame[1:5], uint32(len(msg)))
-	copy(frame[5:], msg)
-	return frame
+	return wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+len(msg)), flags, msg)
 }
 
 // nextGRPCFrame cuts the first whole uncompressed gRPC message off buf.

@@ -20,6 +20,7 @@ import (
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/server/wire"
 	"github.com/meshgate/meshgate/triple"
 )
 
@@ -86,7 +87,7 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 	if v := r.Header.Get("Grpc-Timeout"); isGRPC && v != "" {
 		d, err := parseGRPCTimeout(v)
 		if err != nil {
-			writeGRPCStatus(c, codes.InvalidArgument, err.Error())
+			wire.WriteGRPCStatus(c, codes.InvalidArgument, err.Error())
 			return
 		}
 		if f.GRPCTimeoutMax > 0 && d > f.GRPCTimeoutMax {
@@ -330,13 +331,13 @@ func bridgeError(w http.ResponseWriter, r *http.Request, httpCode int, grpcCode 
 		writeTripleError(w, grpcCode, msg)
 		return
 	}
-	writeError(w, r, httpCode, grpcCode, msg)
+	wire.WriteError(w, r, httpCode, grpcCode, msg)
 }
 
 // writeTripleError is Triple's unary error answer: the HTTP status of the
 // code, and {"code":"<name>","message":...}.
 func writeTripleError(w http.ResponseWriter, code codes.Code, msg string) {
-	name := strings.ToLower(statusName(code))
+	name := strings.ToLower(wire.StatusName(code))
 	if code == codes.Canceled {
 		name = "canceled"
 	}
@@ -380,14 +381,14 @@ func writeDubboFailure(w http.ResponseWriter, r *http.Request, f dubbobridge.Fai
 		return // nobody to answer
 	}
 	if router.IsGRPC(r) {
-		writeGRPCStatus(w, f.GRPC, f.Msg)
+		wire.WriteGRPCStatus(w, f.GRPC, f.Msg)
 		return
 	}
 	if isTripleUnary(r) {
 		writeTripleError(w, f.GRPC, f.Msg)
 		return
 	}
-	writeErrorBody(w, f.HTTP, f.GRPC, f.Msg, func(e *errorBody) {
+	wire.WriteErrorBody(w, f.HTTP, f.GRPC, f.Msg, func(e *wire.ErrorBody) {
 		e.Error.Exception = f.Exception
 		e.Error.DubboStatus = f.DubboStatus
 	})

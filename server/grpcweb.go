@@ -3,12 +3,13 @@ package server
 import (
 	"bufio"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net/http"
 	"sort"
 	"strings"
+
+	"github.com/meshgate/meshgate/server/wire"
 )
 
 // gRPC-Web (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-WEB.md)
@@ -216,9 +217,5 @@ func trailerFrame(trailers map[string]string) []byte {
 		block.WriteString(trailers[k])
 		block.WriteString("\r\n")
 	}
-	frame := make([]byte, 5+block.Len())
-	frame[0] = trailerFlag
-	binary.BigEndian.PutUint32(frame[1:5], uint32(block.Len()))
-	copy(frame[5:], block.String())
-	return frame
+	return wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+block.Len()), wire.TrailerFlag, []byte(block.String()))
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/server/wire"
 	"github.com/meshgate/meshgate/triple"
 )
 
@@ -138,7 +139,7 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			ch.srv.log.Error("panic serving request", "listener", ch.listener, "path", r.URL.Path,
 				"panic", p, "stack", string(debug.Stack()))
 			if !c.wroteHeader {
-				writeError(c, r, http.StatusInternalServerError, codeInternal, "internal error in the gateway")
+				wire.WriteError(c, r, http.StatusInternalServerError, codeInternal, "internal error in the gateway")
 				p = nil
 			} else {
 				p = http.ErrAbortHandler // the response is half written: reset the stream
@@ -165,7 +166,7 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		c.ResponseWriter, c.asGRPC = cw, true
 		defer cw.finish()
 		if err != nil {
-			writeGRPCStatus(c, codes.InvalidArgument, err.Error())
+			wire.WriteGRPCStatus(c, codes.InvalidArgument, err.Error())
 			return
 		}
 	}
@@ -231,12 +232,12 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {
-		writeError(c, r, http.StatusRequestHeaderFieldsTooLarge, codeResourceExhausted,
+		wire.WriteError(c, r, http.StatusRequestHeaderFieldsTooLarge, codeResourceExhausted,
 			fmt.Sprintf("request headers are larger than %d bytes", ch.maxHeaderBytes))
 		return
 	}
 	if ch.routes == nil {
-		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable,
+		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable,
 			fmt.Sprintf("route config %q is not available yet", ch.missingRoutes))
 		return
 	}
@@ -257,7 +258,7 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				cors.AnswerPreflight(c, origin)
 				return
 			case cors != nil && !cors.ForwardNotMatching:
-				writeError(c, r, http.StatusForbidden, codes.PermissionDenied, fmt.Sprintf("origin %q is not allowed", origin))
+				wire.WriteError(c, r, http.StatusForbidden, codes.PermissionDenied, fmt.Sprintf("origin %q is not allowed", origin))
 				return
 			}
 		} else if cors != nil && cors.Allowed(origin) {
@@ -267,11 +268,11 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt == nil && tr == nil && ch.reflected != nil && !router.IsGRPC(r) {
 		// Without its descriptors the transcoder could not say whether
 		// this was one of its calls: say why instead of "no route".
-		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, ch.reflected.unavailable())
+		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, ch.reflected.unavailable())
 		return
 	}
 	if rt == nil {
-		writeError(c, r, http.StatusNotFound, codeUnimplemented,
+		wire.WriteError(c, r, http.StatusNotFound, codeUnimplemented,
 			fmt.Sprintf("no route for %s %s on host %q", r.Method, r.URL.Path, r.Host))
 		return
 	}
@@ -281,7 +282,7 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			rl = ch.rateLimit
 		}
 		if !rl.Allow() {
-			writeError(c, r, rl.Status, codeResourceExhausted, "local rate limit exceeded")
+			wire.WriteError(c, r, rl.Status, codeResourceExhausted, "local rate limit exceeded")
 			return
 		}
 	}
@@ -338,12 +339,12 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 	}
 	c.cluster = target.Name
 	if !target.Found {
-		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q is not configured", target.Name))
+		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q is not configured", target.Name))
 		return
 	}
 	cl := target.Target
 	if cl.Protocol == cluster.Dubbo {
-		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q: its providers speak the dubbo protocol (Dubbo2), which needs the Dubbo2 bridge: "+
+		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q: its providers speak the dubbo protocol (Dubbo2), which needs the Dubbo2 bridge: "+
 			"give the route a dubbo bridge (dubbo: in the route), or route gRPC/Triple to the tri cluster of the service", cl.Name))
 		return
 	}
@@ -356,7 +357,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 		limited = &limitedBody{ReadCloser: r.Body, maxMsg: ch.maxMsg}
 	case !isGRPC && ch.maxBody > 0:
 		if r.ContentLength > int64(ch.maxBody) {
-			writeError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
+			wire.WriteError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
 				fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, ch.maxBody))
 			return
 		}
@@ -374,7 +375,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 		if v := r.Header.Get("Grpc-Timeout"); v != "" {
 			d, err := parseGRPCTimeout(v)
 			if err != nil {
-				writeGRPCStatus(c, codes.InvalidArgument, err.Error())
+				wire.WriteGRPCStatus(c, codes.InvalidArgument, err.Error())
 				return
 			}
 			if f.GRPCTimeoutMax > 0 && d > f.GRPCTimeoutMax {
@@ -405,7 +406,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 
 	if err := cl.Admit(f.Priority); err != nil {
 		c.Header().Set("X-Envoy-Overloaded", "true")
-		writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 		return
 	}
 	var info governance.PickInfo
@@ -435,7 +436,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 		}
 		a, err := cl.Begin(info, avoid)
 		if err != nil {
-			writeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+			wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 			return
 		}
 		attemptBody := body
@@ -525,7 +526,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 				wait.Stop()
 				fail = ch.failure(ctx, r, cl, a.Host, limited, ctx.Err(), false)
 				if fail.code != 0 {
-					writeError(c, r, fail.code, fail.grpc, fail.msg)
+					wire.WriteError(c, r, fail.code, fail.grpc, fail.msg)
 				}
 				return
 			}
@@ -534,7 +535,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 		if err != nil {
 			a.End(result.Outcome, fail.judge)
 			if fail.code != 0 {
-				writeError(c, r, fail.code, fail.grpc, fail.msg)
+				wire.WriteError(c, r, fail.code, fail.grpc, fail.msg)
 			}
 			return
 		}
@@ -616,7 +617,7 @@ func (ch *chain) respond(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 				return
 			}
 			if isGRPC {
-				setGRPCTrailers(c, fail.grpc, fail.msg)
+				wire.SetGRPCTrailers(c, fail.grpc, fail.msg)
 				return
 			}
 			panic(http.ErrAbortHandler) // the body is cut short: reset the downstream stream
@@ -869,13 +870,13 @@ func injectFault(c *call, r *http.Request, f *router.Fault) bool {
 	}
 	switch {
 	case d.AbortGRPC != nil && router.IsGRPC(r):
-		writeGRPCStatus(c, *d.AbortGRPC, "fault filter abort")
+		wire.WriteGRPCStatus(c, *d.AbortGRPC, "fault filter abort")
 		return false
 	case d.AbortGRPC != nil:
-		writeError(c, r, connectHTTPStatus(*d.AbortGRPC), *d.AbortGRPC, "fault filter abort")
+		wire.WriteError(c, r, connectHTTPStatus(*d.AbortGRPC), *d.AbortGRPC, "fault filter abort")
 		return false
 	case d.AbortHTTP != 0:
-		writeError(c, r, d.AbortHTTP, triple.CodeOfHTTP(d.AbortHTTP), "fault filter abort")
+		wire.WriteError(c, r, d.AbortHTTP, triple.CodeOfHTTP(d.AbortHTTP), "fault filter abort")
 		return false
 	}
 	return true

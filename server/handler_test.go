@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/server/wire"
 )
 
 // A panic while serving one request is answered, counted and contained.
@@ -41,7 +42,7 @@ func TestChain_PanicIsRecovered(t *testing.T) {
 		check       func(t *testing.T, rec *httptest.ResponseRecorder)
 	}{
 		{"HTTP", "", http.StatusInternalServerError, func(t *testing.T, rec *httptest.ResponseRecorder) {
-			var body errorBody
+			var body wire.ErrorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error.Status != "INTERNAL" {
 				t.Errorf("body %q, want a JSON INTERNAL error", rec.Body.String())
 			}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshgate/meshgate/server/wire"
 )
 
 // sniffTimeout bounds how long a new connection may take to send its first
@@ -191,7 +193,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ch = st.tls
 	}
 	if ch == nil {
-		writeError(w, r, http.StatusMisdirectedRequest, codeUnavailable, "this listener no longer serves this kind of connection")
+		wire.WriteError(w, r, http.StatusMisdirectedRequest, codeUnavailable, "this listener no longer serves this kind of connection")
 		return
 	}
 	ch.serveHTTP(w, r)

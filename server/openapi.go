@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/meshgate/meshgate/proto/httprule"
+	"github.com/meshgate/meshgate/server/wire"
 )
 
 // defaultOpenAPIPath is where a listener with a gRPC-JSON transcoder
@@ -287,7 +288,7 @@ func serveOpenAPI(t *jsonTranscoder, path string, w http.ResponseWriter, r *http
 	}
 	b, err := t.openAPI()
 	if err != nil {
-		writeError(w, r, http.StatusInternalServerError, codeInternal, err.Error())
+		wire.WriteError(w, r, http.StatusInternalServerError, codeInternal, err.Error())
 		return true
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/meshgate/meshgate/proto/descriptors"
 	"github.com/meshgate/meshgate/proto/httprule"
+	"github.com/meshgate/meshgate/server/wire"
 )
 
 // jsonTranscoder is a listener's gRPC-JSON transcoder (Envoy's
@@ -196,9 +197,7 @@ func (t *jsonTranscoder) transcodeRequest(r *http.Request, call *transcodeCall, 
 	if err != nil {
 		return err
 	}
-	framed := make([]byte, 5+len(msg))
-	binary.BigEndian.PutUint32(framed[1:5], uint32(len(msg)))
-	copy(framed[5:], msg)
+	framed := wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+len(msg)), 0, msg)
 	// The call goes on as gRPC: routed, and sent, by its gRPC path.
 	path := "/" + string(call.md.Parent().FullName()) + "/" + string(call.md.Name())
 	r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.RequestURI = path, "", "", path
@@ -409,6 +408,6 @@ func (sw *transcodeStreamWriter) finish() {
 	}
 	h.Set("Grpc-Status", strconv.Itoa(int(code)))
 	if msg != "" {
-		h.Set("Grpc-Message", encodeGRPCMessage(msg))
+		h.Set("Grpc-Message", wire.EncodeGRPCMessage(msg))
 	}
 }
