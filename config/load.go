@@ -173,6 +173,7 @@ func loadEnvoy(top map[string]json.RawMessage) (*Loaded, error) {
 		}
 		for i, raw := range list {
 			m := mk()
+			raw = foldEnums(raw, m.ProtoReflect().Descriptor())
 			if err := protojson.Unmarshal(raw, m); err != nil {
 				errs = append(errs, fmt.Errorf("static_resources.%s[%d]: %w", field, i, err))
 				continue

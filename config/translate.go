@@ -18,7 +18,9 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	grpcwebv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
@@ -72,8 +74,10 @@ func (f *File) Translate(baseDir string) ([]proto.Message, error) {
 	// Envoy applies a route's fault only where its filter is in the chain.
 	for _, vhs := range allVirtualHosts(f) {
 		for _, vh := range vhs {
+			t.usesRateLimit = t.usesRateLimit || vh.RateLimit != nil
 			for _, r := range vh.Routes {
 				t.usesFault = t.usesFault || r.Fault != nil
+				t.usesRateLimit = t.usesRateLimit || r.RateLimit != nil
 			}
 		}
 	}
@@ -128,9 +132,10 @@ func (f *File) Bootstrap() Bootstrap {
 type translator struct {
 	baseDir string
 	errs    []error
-	// usesFault: some route injects faults, so listeners carry the fault
-	// filter (Envoy ignores per-route configs of filters not in the chain).
-	usesFault bool
+	// usesFault, usesRateLimit: some route or virtual host injects faults
+	// or limits the rate, so listeners carry that filter (Envoy ignores
+	// per-route configs of filters not in the chain).
+	usesFault, usesRateLimit bool
 }
 
 // allVirtualHosts are the virtual hosts of the file's route configs and
@@ -220,10 +225,22 @@ func (t *translator) listener(path string, l *ListenerConfig) *listenerv3.Listen
 	if l.StreamIdleTimeout != nil {
 		hcm.StreamIdleTimeout = durationpb.New(l.StreamIdleTimeout.Duration)
 	}
-	if l.RateLimit != nil {
+	// gRPC-Web and CORS are on for every friendly listener: browsers are
+	// among the callers meshgate is for.
+	hcm.HttpFilters = append(hcm.HttpFilters,
+		&hcmv3.HttpFilter{Name: GRPCWebFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&grpcwebv3.GrpcWeb{})}},
+		&hcmv3.HttpFilter{Name: CORSFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&corsv3.Cors{})}})
+	switch {
+	case l.RateLimit != nil:
 		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
 			Name:       LocalRateLimitFilter,
 			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(t.rateLimit(path+".rate_limit", l.RateLimit))},
+		})
+	case t.usesRateLimit:
+		// No limit of the listener's own: the routes' and virtual hosts'.
+		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
+			Name:       LocalRateLimitFilter,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&ratelimitv3.LocalRateLimit{StatPrefix: "http_local_rate_limiter"})},
 		})
 	}
 	if l.GRPCJSON != nil {

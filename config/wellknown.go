@@ -8,6 +8,7 @@ const (
 	TLSInspectorFilter          = "envoy.filters.listener.tls_inspector"
 	HTTPProtocolOptions         = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 	LocalRateLimitFilter        = "envoy.filters.http.local_ratelimit"
+	GRPCWebFilter               = "envoy.filters.http.grpc_web"
 	// LimitsFilter carries meshgate's request size limits
 	// (meshgate.extensions.filters.http.limits.v1.Limits).
 	LimitsFilter = "meshgate.filters.http.limits"

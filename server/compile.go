@@ -17,11 +17,13 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	transcoderv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_json_transcoder/v3"
+
 	"github.com/meshgate/meshgate/config"
 	grpcreflectionv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/grpc_reflection/v1"
 	limitsv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/limits/v1"
 	openapiv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/openapi/v1"
 	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/httpfilter"
 
 	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/router"
@@ -235,14 +237,6 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 			default:
 				ch.openAPIPath = o.GetPath()
 			}
-		case f.GetName() == "envoy.filters.http.fault" || typeURL == router.FaultType:
-			// Istio's carries no fault of its own (faults come per route);
-			// one that does applies to routes without their own.
-			flt, err := router.CompileFault(tc)
-			if err != nil {
-				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
-			}
-			ch.fault = flt
 		case f.GetName() == config.GRPCReflectionFilter:
 			reflection = &grpcreflectionv1.GrpcReflection{}
 			if tc == nil || tc.UnmarshalTo(reflection) != nil {
@@ -281,18 +275,21 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
 			}
 			ch.transcoder = t
-		case typeURL == router.LocalRateLimitType:
-			rl, err := router.CompileLocalRateLimit(tc)
-			if err != nil {
-				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
-			}
-			ch.rateLimit = rl
 		case typeURL == "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer":
 			var b bufferv3.Buffer
 			if err := tc.UnmarshalTo(&b); err != nil {
 				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
 			}
 			ch.maxBody = uint64(b.GetMaxRequestBytes().GetValue())
+		case httpfilter.Lookup(f.GetName(), tc) != nil:
+			flt, more, err := httpfilter.New(httpfilter.Lookup(f.GetName(), tc), tc, httpfilter.Build{Listener: listener, Name: f.GetName()})
+			if err != nil {
+				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
+			}
+			for _, n := range more {
+				*notes = append(*notes, fmt.Sprintf("http_filters[%s]: %s", f.GetName(), n))
+			}
+			ch.filters = append(ch.filters, flt)
 		case f.GetIsOptional():
 			*notes = append(*notes, fmt.Sprintf("http_filters[%s]: optional filter %s is not implemented: skipped", f.GetName(), typeURL))
 		case inert(f.GetName()):
@@ -306,8 +303,7 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 
 // inertFilters are HTTP filters a control plane (Istio above all) puts in
 // every HTTP connection manager that only observe traffic (telemetry, peer
-// metadata) or whose per-route config meshgate reads from the routes
-// (CORS). They are skipped even when not marked optional, each with a note
+// metadata). They are skipped even when not marked optional, each with a note
 // saying what is not done; any other unknown filter fails the listener, so
 // that a filter that guards traffic (RBAC, authn) is never silently
 // dropped.
@@ -316,7 +312,6 @@ var inertFilters = map[string]string{
 	"istio.alpn":                    "Istio's ALPN override is not applied",
 	"istio.stats":                   "Istio's standard metrics (istio_requests_total, ...) are not produced",
 	"envoy.filters.http.grpc_stats": "per-method gRPC stats are not kept",
-	"envoy.filters.http.cors":       "CORS is applied from the routes' and virtual hosts' policies",
 }
 
 // inert reports whether a filter can be skipped without changing what a

@@ -203,35 +203,8 @@ func writeConnectError(w http.ResponseWriter, code codes.Code, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(connectHTTPStatus(code))
+	w.WriteHeader(wire.HTTPStatus(code))
 	_, _ = w.Write(b)
-}
-
-// connectHTTPStatus is the Connect protocol's mapping of codes to HTTP.
-func connectHTTPStatus(c codes.Code) int {
-	switch c {
-	case codes.Canceled:
-		return 499
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		return 400
-	case codes.DeadlineExceeded:
-		return 504
-	case codes.NotFound:
-		return 404
-	case codes.AlreadyExists, codes.Aborted:
-		return 409
-	case codes.PermissionDenied:
-		return 403
-	case codes.ResourceExhausted:
-		return 429
-	case codes.Unimplemented:
-		return 501
-	case codes.Unavailable:
-		return 503
-	case codes.Unauthenticated:
-		return 401
-	}
-	return 500
 }
 
 // connectCodeName is the code as Connect spells it ("invalid_argument").

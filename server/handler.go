@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -18,15 +17,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 
 	"github.com/meshgate/meshgate/governance"
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/dubbobridge"
+	"github.com/meshgate/meshgate/server/httpfilter"
 	"github.com/meshgate/meshgate/server/router"
 	"github.com/meshgate/meshgate/server/wire"
-	"github.com/meshgate/meshgate/triple"
 )
 
 // chain is a compiled filter chain: what one listener does with requests
@@ -43,8 +44,6 @@ type chain struct {
 	// http.Server enforces (a reload lowered it).
 	maxHeaderBytes int
 	checkHeaders   bool
-	// rateLimit is the listener's local rate limit; a route's own wins.
-	rateLimit *router.LocalRateLimit
 	// streamIdle resets streams quiet both ways this long (HCM
 	// stream_idle_timeout, Envoy's default 5m; 0: off).
 	streamIdle time.Duration
@@ -55,9 +54,9 @@ type chain struct {
 	// reflected is one whose descriptors come by reflection.
 	transcoder *jsonTranscoder
 	reflected  *reflectedTranscoder
-	// fault is the listener's own fault injection (its fault filter's
-	// config), for routes without one; nil: none.
-	fault *router.Fault
+	// filters are the listener's HTTP filters in order, the router not
+	// among them (it runs last).
+	filters []httpfilter.Filter
 	// openAPIPath is where the transcoder's OpenAPI document is ("": off).
 	openAPIPath string
 	// xfcc is what becomes of a request's x-forwarded-client-cert (HCM
@@ -80,7 +79,10 @@ type call struct {
 	wroteHeader bool
 	route       string
 	cluster     string
-	asGRPC      bool // a gRPC-Web or Connect request, forwarded as gRPC over HTTP/2
+	// s carries the request through the listener's filters.
+	s httpfilter.Stream
+	// transcoding: the listener's JSON transcoder took the request.
+	transcoding bool
 }
 
 func (c *call) WriteHeader(code int) {
@@ -132,6 +134,7 @@ func (c *call) grpcStatus(r *http.Request) int {
 func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	c := &call{ResponseWriter: w}
+	c.s.Reset(c, &c.ResponseWriter, r, ch.routes)
 	defer func() {
 		p := recover()
 		if p != nil && p != http.ErrAbortHandler { //nolint:errorlint // net/http compares it the same way.
@@ -154,118 +157,122 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(p)
 		}
 	}()
+	// Wrappers finish (write what they held back) once the chain is done.
+	defer c.s.Finish()
 
-	if mode, ok := grpcWebRequest(r); ok {
-		// gRPC-Web: forwarded as gRPC; the answer's trailers go in the body.
-		gw := &grpcWebWriter{w: w, mode: mode}
-		c.ResponseWriter, c.asGRPC = gw, true
-		defer gw.finish()
-	} else if mode, ok, err := connectRequest(r); ok {
-		// Connect: forwarded as gRPC; the answer is rewritten at the end.
-		cw := &connectWriter{w: w, mode: mode}
-		c.ResponseWriter, c.asGRPC = cw, true
-		defer cw.finish()
-		if err != nil {
-			wire.WriteGRPCStatus(c, codes.InvalidArgument, err.Error())
-			return
-		}
-	}
-	var tr *jsonTranscoder
-	if (ch.transcoder != nil || ch.reflected != nil) && !c.asGRPC && !router.IsGRPC(r) {
-		tr = ch.jsonTranscoder(r.Context())
-	}
-	if tr != nil && serveOpenAPI(tr, ch.openAPIPath, c, r) {
+	if ch.frontEnd(c) {
 		return
-	}
-	if tr != nil {
-		connectStream := strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect+json")
-		connect := connectStream || r.Header.Get("Connect-Protocol-Version") != ""
-		if call := tr.method(r, connect); call != nil {
-			// JSON to a gRPC method (plain, or Connect's JSON codec):
-			// forwarded as gRPC, answered in JSON.
-			call.connectStream = connectStream
-			if connect {
-				if v := r.Header.Get("Connect-Timeout-Ms"); v != "" {
-					if ms, err := strconv.ParseUint(v, 10, 63); err == nil && ms > 0 {
-						r.Header.Set("Grpc-Timeout", strconv.FormatUint(min(ms, 99999999), 10)+"m")
-					}
-				}
-				r.Header.Del("Connect-Protocol-Version")
-				r.Header.Del("Connect-Timeout-Ms")
-			}
-			limit := ch.maxBody
-			if limit == 0 {
-				limit = defaultDubboBody
-			}
-			var cs *connectJSONStreamWriter
-			if connectStream {
-				cs = &connectJSONStreamWriter{w: w, t: tr, call: call}
-				c.ResponseWriter, c.asGRPC = cs, true
-				defer cs.finish()
-			}
-			if err := tr.transcodeRequest(r, call, limit); err != nil {
-				switch {
-				case connectStream:
-					cs.fail(codes.InvalidArgument, err.Error())
-				case connect:
-					writeConnectError(c, codes.InvalidArgument, err.Error())
-				default:
-					writeRPCStatus(c, codes.InvalidArgument, err.Error())
-				}
-				return
-			}
-			switch {
-			case connectStream:
-				// cs writes the stream's messages and its end.
-			case call.md.IsStreamingServer() && connect:
-				writeConnectError(c, codes.InvalidArgument, "a server-streaming method takes Connect's streaming protocol (application/connect+json)")
-				return
-			case call.md.IsStreamingServer():
-				sw := &transcodeStreamWriter{w: w, t: tr, call: call}
-				c.ResponseWriter, c.asGRPC = sw, true
-				defer sw.finish()
-			default:
-				tw := &transcodeWriter{w: w, t: tr, call: call, connect: connect}
-				c.ResponseWriter, c.asGRPC = tw, true
-				defer tw.finish()
-			}
-		}
 	}
 	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {
 		wire.WriteError(c, r, http.StatusRequestHeaderFieldsTooLarge, codeResourceExhausted,
 			fmt.Sprintf("request headers are larger than %d bytes", ch.maxHeaderBytes))
 		return
 	}
+	for _, f := range ch.filters {
+		if f.Decode(&c.s) == httpfilter.Stop {
+			return
+		}
+	}
+	ch.route(c)
+}
+
+// frontEnd runs meshgate's own protocol front-ends that are not filters of
+// the chain yet: Connect, and JSON transcoding with its OpenAPI document.
+// It reports whether the request was answered.
+func (ch *chain) frontEnd(c *call) bool {
+	r := c.s.R
+	if mode, ok, err := connectRequest(r); ok {
+		// Connect: forwarded as gRPC; the answer is rewritten at the end.
+		cw := &connectWriter{w: c.s.Below(), mode: mode}
+		c.s.Wrap(cw, cw.finish)
+		c.s.AsGRPC = true
+		if err != nil {
+			wire.WriteGRPCStatus(c, codes.InvalidArgument, err.Error())
+			return true
+		}
+	}
+	// gRPC and gRPC-Web (translated by its filter later in the chain) are
+	// not the transcoder's: as Envoy's, it leaves application/grpc* alone.
+	if (ch.transcoder == nil && ch.reflected == nil) || c.s.AsGRPC || strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		return false
+	}
+	tr := ch.jsonTranscoder(r.Context())
+	if tr == nil {
+		return false
+	}
+	c.transcoding = true
+	if serveOpenAPI(tr, ch.openAPIPath, c, r) {
+		return true
+	}
+	connectStream := strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect+json")
+	connect := connectStream || r.Header.Get("Connect-Protocol-Version") != ""
+	call := tr.method(r, connect)
+	if call == nil {
+		return false
+	}
+	// JSON to a gRPC method (plain, or Connect's JSON codec): forwarded as
+	// gRPC, answered in JSON.
+	call.connectStream = connectStream
+	if connect {
+		if v := r.Header.Get("Connect-Timeout-Ms"); v != "" {
+			if ms, err := strconv.ParseUint(v, 10, 63); err == nil && ms > 0 {
+				r.Header.Set("Grpc-Timeout", strconv.FormatUint(min(ms, 99999999), 10)+"m")
+			}
+		}
+		r.Header.Del("Connect-Protocol-Version")
+		r.Header.Del("Connect-Timeout-Ms")
+	}
+	limit := ch.maxBody
+	if limit == 0 {
+		limit = defaultDubboBody
+	}
+	var cs *connectJSONStreamWriter
+	if connectStream {
+		cs = &connectJSONStreamWriter{w: c.s.Below(), t: tr, call: call}
+		c.s.Wrap(cs, cs.finish)
+		c.s.AsGRPC = true
+	}
+	if err := tr.transcodeRequest(r, call, limit); err != nil {
+		switch {
+		case connectStream:
+			cs.fail(codes.InvalidArgument, err.Error())
+		case connect:
+			writeConnectError(c, codes.InvalidArgument, err.Error())
+		default:
+			writeRPCStatus(c, codes.InvalidArgument, err.Error())
+		}
+		return true
+	}
+	c.s.ClearRouteCache() // the request is now a gRPC call on its method's path
+	switch {
+	case connectStream:
+		// cs writes the stream's messages and its end.
+	case call.md.IsStreamingServer() && connect:
+		writeConnectError(c, codes.InvalidArgument, "a server-streaming method takes Connect's streaming protocol (application/connect+json)")
+		return true
+	case call.md.IsStreamingServer():
+		sw := &transcodeStreamWriter{w: c.s.Below(), t: tr, call: call}
+		c.s.Wrap(sw, sw.finish)
+		c.s.AsGRPC = true
+	default:
+		tw := &transcodeWriter{w: c.s.Below(), t: tr, call: call, connect: connect}
+		c.s.Wrap(tw, tw.finish)
+		c.s.AsGRPC = true
+	}
+	return false
+}
+
+// route is the router, the chain's last filter: it answers a direct
+// response or a redirect, calls a Dubbo2 bridge, or forwards.
+func (ch *chain) route(c *call) {
+	r := c.s.R
 	if ch.routes == nil {
 		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable,
 			fmt.Sprintf("route config %q is not available yet", ch.missingRoutes))
 		return
 	}
-	rt := ch.routes.Match(r)
-	if origin := r.Header.Get("Origin"); origin != "" {
-		var cors *router.CORS
-		if rt != nil {
-			cors = rt.CORS
-		}
-		if router.Preflight(r) {
-			if cors == nil {
-				// A preflight matches no gRPC-only route: the virtual
-				// host's policy answers it.
-				cors = ch.routes.VirtualHostCORS(r)
-			}
-			switch {
-			case cors != nil && cors.Allowed(origin):
-				cors.AnswerPreflight(c, origin)
-				return
-			case cors != nil && !cors.ForwardNotMatching:
-				wire.WriteError(c, r, http.StatusForbidden, codes.PermissionDenied, fmt.Sprintf("origin %q is not allowed", origin))
-				return
-			}
-		} else if cors != nil && cors.Allowed(origin) {
-			cors.Decorate(c.Header(), origin)
-		}
-	}
-	if rt == nil && tr == nil && ch.reflected != nil && !router.IsGRPC(r) {
+	rt := c.s.Route()
+	if rt == nil && !c.transcoding && ch.reflected != nil && !router.IsGRPC(r) {
 		// Without its descriptors the transcoder could not say whether
 		// this was one of its calls: say why instead of "no route".
 		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, ch.reflected.unavailable())
@@ -277,23 +284,6 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.route = rt.Name
-	if rl := rt.RateLimit; rl != nil || ch.rateLimit != nil {
-		if rl == nil {
-			rl = ch.rateLimit
-		}
-		if !rl.Allow() {
-			wire.WriteError(c, r, rl.Status, codeResourceExhausted, "local rate limit exceeded")
-			return
-		}
-	}
-	if f := rt.Fault; f != nil || ch.fault != nil {
-		if f == nil {
-			f = ch.fault
-		}
-		if !injectFault(c, r, f) {
-			return
-		}
-	}
 	switch {
 	case rt.Direct != nil:
 		h := c.Header()
@@ -451,7 +441,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 			perTry = time.AfterFunc(policy.PerTryTimeout, func() { perTryFired.Store(true); acancel() })
 		}
 		out := ch.upstreamRequest(actx, r, rt, cl, a.Host, attemptBody, isGRPC, timeout)
-		resp, err := cl.Transport(r.ProtoMajor == 2 || c.asGRPC).RoundTrip(out)
+		resp, err := cl.Transport(r.ProtoMajor == 2 || c.s.AsGRPC).RoundTrip(out)
 		if perTry != nil && !perTry.Stop() && err == nil {
 			// The per-try timeout fired as the headers came: the attempt's
 			// context is gone, so the answer cannot be read.
@@ -852,32 +842,4 @@ func removeHopByHop(h http.Header) {
 	for k := range hopByHop {
 		delete(h, k)
 	}
-}
-
-// injectFault applies a fault to a request (Envoy's fault filter: an
-// Istio VirtualService's fault): a delay, then maybe an abort with the
-// configured HTTP or gRPC status. It reports whether the request goes on.
-func injectFault(c *call, r *http.Request, f *router.Fault) bool {
-	d := f.Decide(r.Header)
-	if d.Delay > 0 {
-		t := time.NewTimer(d.Delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return false // the caller left while delayed
-		}
-	}
-	switch {
-	case d.AbortGRPC != nil && router.IsGRPC(r):
-		wire.WriteGRPCStatus(c, *d.AbortGRPC, "fault filter abort")
-		return false
-	case d.AbortGRPC != nil:
-		wire.WriteError(c, r, connectHTTPStatus(*d.AbortGRPC), *d.AbortGRPC, "fault filter abort")
-		return false
-	case d.AbortHTTP != 0:
-		wire.WriteError(c, r, d.AbortHTTP, triple.CodeOfHTTP(d.AbortHTTP), "fault filter abort")
-		return false
-	}
-	return true
 }

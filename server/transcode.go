@@ -295,7 +295,7 @@ func writeRPCStatus(w http.ResponseWriter, code codes.Code, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
-	status := connectHTTPStatus(code)
+	status := wire.HTTPStatus(code)
 	if code == codes.Canceled {
 		status = 499
 	}

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/meshgate/meshgate/governance"
 	"github.com/meshgate/meshgate/server/router"
 )
 
@@ -137,3 +138,8 @@ func AppendFrame(dst []byte, flags byte, msg []byte) []byte {
 	dst = append(dst, flags, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	return append(dst, msg...)
 }
+
+// HTTPStatus is the HTTP status a gRPC code stands for when an answer is
+// not gRPC: Envoy's mapping (which Connect's protocol shares), kept once in
+// governance, where stats and outlier detection judge gRPC answers by it.
+func HTTPStatus(c codes.Code) int { return governance.HTTPStatusFromGRPC(int(c)) }

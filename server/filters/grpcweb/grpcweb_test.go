@@ -1,4 +1,4 @@
-package server
+package grpcweb
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/meshgate/meshgate/server/wire"
 )
 
 func TestGRPCWebRequestModes(t *testing.T) {
@@ -87,7 +89,7 @@ func TestGRPCWebWriter(t *testing.T) {
 		if rec.Header().Get("Content-Type") != wantCT || !bytes.Equal(body, want) || rec.Header().Get("Trailer") != "" {
 			t.Errorf("text %v: %q %q, want %q %q", text, rec.Header().Get("Content-Type"), body, wantCT, want)
 		}
-		if !strings.Contains(string(want[len(msg)+5:]), "grpc-status: 0\r\n") || want[len(msg)] != trailerFlag {
+		if !strings.Contains(string(want[len(msg)+5:]), "grpc-status: 0\r\n") || want[len(msg)] != wire.TrailerFlag {
 			t.Errorf("trailer frame %q", want[len(msg):])
 		}
 	}

@@ -1,4 +1,9 @@
-package server
+// Package grpcweb is Envoy's envoy.filters.http.grpc_web filter: it
+// terminates gRPC-Web (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-WEB.md)
+// from browsers. The request goes on as plain gRPC over HTTP/2, and the
+// answer comes back with its trailers as a flagged last frame, in base64
+// for the -text variants.
+package grpcweb
 
 import (
 	"bufio"
@@ -9,19 +14,44 @@ import (
 	"sort"
 	"strings"
 
+	grpcwebv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshgate/meshgate/server/httpfilter"
 	"github.com/meshgate/meshgate/server/wire"
 )
 
-// gRPC-Web (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-WEB.md)
-// is terminated here: the request goes upstream as plain gRPC over HTTP/2,
-// and the answer comes back with its trailers as a flagged last frame, in
-// base64 for the -text variants.
+// Name is the filter's name, as Envoy spells it.
+const Name = "envoy.filters.http.grpc_web"
+
+func init() {
+	httpfilter.Register(&httpfilter.Factory{
+		Name:   Name,
+		Config: &grpcwebv3.GrpcWeb{},
+		Build: func(proto.Message, httpfilter.Build) (httpfilter.Filter, []string, error) {
+			return filter{}, nil, nil
+		},
+	})
+}
+
+// filter turns gRPC-Web requests into gRPC ones and their answers back;
+// it lets every other request by.
+type filter struct{}
+
+func (filter) Decode(s *httpfilter.Stream) httpfilter.Status {
+	mode, ok := grpcWebRequest(s.R)
+	if !ok {
+		return httpfilter.Continue
+	}
+	gw := &grpcWebWriter{w: s.Below(), mode: mode}
+	s.Wrap(gw, gw.finish)
+	s.AsGRPC = true
+	return httpfilter.Continue
+}
 
 const (
 	grpcWebPrefix     = "application/grpc-web"
 	grpcWebTextPrefix = "application/grpc-web-text"
-	// trailerFlag marks the frame that carries the trailers.
-	trailerFlag = 0x80
 )
 
 // grpcWebMode tells a gRPC-Web request and how to answer it.

@@ -1,0 +1,12 @@
+package server
+
+// The HTTP filters built into meshgate register themselves by name and
+// config type (httpfilter.Register) when their packages load. A custom
+// build adds its own the same way: a main that imports meshgate's command
+// and the filter's package.
+import (
+	_ "github.com/meshgate/meshgate/server/filters/cors"
+	_ "github.com/meshgate/meshgate/server/filters/fault"
+	_ "github.com/meshgate/meshgate/server/filters/grpcweb"
+	_ "github.com/meshgate/meshgate/server/filters/localratelimit"
+)

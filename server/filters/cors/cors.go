@@ -1,0 +1,66 @@
+// Package cors is Envoy's envoy.filters.http.cors filter: it answers CORS
+// preflights and decorates answers to allowed origins, by the policy of
+// the matched route (typed_per_filter_config), else of its virtual host.
+// A preflight matches no gRPC-only route (it is an OPTIONS without the
+// gRPC content type): the virtual host's policy answers it, so that
+// browsers can call gRPC-Web and Connect routes.
+package cors
+
+import (
+	"fmt"
+	"net/http"
+
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshgate/meshgate/server/httpfilter"
+	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/server/wire"
+)
+
+// Name is the filter's name, as Envoy spells it.
+const Name = "envoy.filters.http.cors"
+
+func init() {
+	httpfilter.Register(&httpfilter.Factory{
+		Name:   Name,
+		Config: &corsv3.Cors{},
+		Build: func(proto.Message, httpfilter.Build) (httpfilter.Filter, []string, error) {
+			return filter{}, nil, nil
+		},
+	})
+}
+
+type filter struct{}
+
+func (filter) Decode(s *httpfilter.Stream) httpfilter.Status {
+	origin := s.R.Header.Get("Origin")
+	if origin == "" {
+		return httpfilter.Continue
+	}
+	var policy *router.CORS
+	if rt := s.Route(); rt != nil {
+		policy = rt.CORS
+	}
+	if !router.Preflight(s.R) {
+		if policy != nil && policy.Allowed(origin) {
+			policy.Decorate(s.W.Header(), origin)
+		}
+		return httpfilter.Continue
+	}
+	if policy == nil && s.Table() != nil {
+		policy = s.Table().VirtualHostCORS(s.R)
+	}
+	switch {
+	case policy == nil:
+		return httpfilter.Continue
+	case policy.Allowed(origin):
+		policy.AnswerPreflight(s.W, origin)
+		return httpfilter.Stop
+	case !policy.ForwardNotMatching:
+		wire.WriteError(s.W, s.R, http.StatusForbidden, codes.PermissionDenied, fmt.Sprintf("origin %q is not allowed", origin))
+		return httpfilter.Stop
+	}
+	return httpfilter.Continue
+}
