@@ -105,3 +105,67 @@ func TestFilterChain_NoGRPCWebWithoutItsFilter(t *testing.T) {
 		t.Errorf("a chain without grpc_web answered gRPC-Web (%s): it translated", ct)
 	}
 }
+
+// istioGRPCWebConfig: a Gateway server of protocol GRPC-WEB (istiod puts
+// envoy.filters.http.grpc_web in its listener) in front of a gRPC
+// ServiceEntry.
+const istioGRPCWebConfig = `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: web, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+  - port: { number: {{.Port}}, name: grpc-web, protocol: GRPC-WEB }
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: demo, namespace: default }
+spec:
+  hosts: [demo.example.com]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [ { number: 9000, name: grpc, protocol: GRPC } ]
+  endpoints: [ { address: 127.0.0.1, ports: { grpc: {{.Backend}} } } ]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: demo, namespace: default }
+spec:
+  hosts: ["*"]
+  gateways: [istio-system/web]
+  http:
+  - route: [ { destination: { host: demo.example.com, port: { number: 9000 } } } ]
+`
+
+// The same through istiod: a GRPC-WEB Gateway server.
+func TestFilterChain_IstioGRPCWebGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs Istio's discovery server; skipped with -short")
+	}
+	b := startBackend(t, "web")
+	_, backendPort, _ := net.SplitHostPort(b.GRPCAddr)
+	gwPort := port(freeAddr(t))
+	ist := startIstiod(t, string(render(t, istioGRPCWebConfig, map[string]string{"Port": gwPort, "Backend": backendPort})))
+	g := startIstioGateway(t, ist.xds, false)
+	c := httpClient(t)
+	listener := "0.0.0.0_" + gwPort
+	waitFor(t, "the GRPC-WEB listener", func() bool { return g.srv.ListenerAddr(listener) != "" && g.client.Synced() })
+	l := g.srv.Config().Listener(listener)
+	if !strings.Contains(fmt.Sprint(l), "envoy.filters.http.grpc_web") {
+		t.Fatalf("istiod's listener has no grpc_web filter: %v", l)
+	}
+	base := "http://" + g.srv.ListenerAddr(listener) + "/demo.v1.DemoService/"
+	for _, text := range []bool{false, true} {
+		msgs, tr, status := grpcWebCall(t, c, base+"Echo", text, &demov1.EchoRequest{Message: "istio"})
+		var resp demov1.EchoResponse
+		if status != 200 || len(msgs) != 1 || proto.Unmarshal(msgs[0], &resp) != nil || resp.GetMessage() != "istio" || tr["grpc-status"] != "0" {
+			t.Errorf("text=%v unary: %d, %d messages, %v, trailers %v", text, status, len(msgs), &resp, tr)
+		}
+		msgs, tr, _ = grpcWebCall(t, c, base+"ServerStream", text, &demov1.ServerStreamRequest{Message: "s", Count: 3})
+		if len(msgs) != 3 || tr["grpc-status"] != "0" {
+			t.Errorf("text=%v server streaming: %d messages, trailers %v", text, len(msgs), tr)
+		}
+	}
+}
