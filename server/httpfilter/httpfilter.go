@@ -16,8 +16,11 @@ import (
 	"sort"
 	"sync"
 
+	udpatypev1 "github.com/cncf/xds/go/udpa/type/v1"
+	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/router"
@@ -149,6 +152,12 @@ type Factory struct {
 	// Config is the filter's typed_config message (an empty one of its
 	// type); nil for a filter that takes none.
 	Config proto.Message
+	// StructType, for a filter whose config has no compiled proto type (one
+	// written outside meshgate, most often), is the type URL its config
+	// goes by inside a TypedStruct (xds.type.v3.TypedStruct or
+	// udpa.type.v1.TypedStruct, as Envoy carries such configs); the config
+	// then reaches Build as a *structpb.Struct.
+	StructType string
 	// Build makes the filter of a listener from its config (nil when the
 	// listener gave none), with notes on what of the config it does not do.
 	Build func(cfg proto.Message, b Build) (Filter, []string, error)
@@ -168,9 +177,37 @@ type Build struct {
 // a mutex keeps a late registration safe.
 var registry = struct {
 	sync.RWMutex
-	byName map[string]*Factory
-	byType map[string]*Factory
-}{byName: map[string]*Factory{}, byType: map[string]*Factory{}}
+	byName   map[string]*Factory
+	byType   map[string]*Factory
+	byStruct map[string]*Factory
+}{byName: map[string]*Factory{}, byType: map[string]*Factory{}, byStruct: map[string]*Factory{}}
+
+// The type URLs of Envoy's TypedStruct, which carries the config of a type
+// the receiver may not have compiled in.
+const (
+	typedStructURL     = "type.googleapis.com/xds.type.v3.TypedStruct"
+	udpaTypedStructURL = "type.googleapis.com/udpa.type.v1.TypedStruct"
+)
+
+// typedStruct unpacks a TypedStruct: the type its value goes by, and the
+// value; ok is false when cfg is not one.
+func typedStruct(cfg *anypb.Any) (typeURL string, value *structpb.Struct, ok bool) {
+	switch cfg.GetTypeUrl() {
+	case typedStructURL:
+		var ts xdstypev3.TypedStruct
+		if cfg.UnmarshalTo(&ts) != nil {
+			return "", nil, false
+		}
+		return ts.GetTypeUrl(), ts.GetValue(), true
+	case udpaTypedStructURL:
+		var ts udpatypev1.TypedStruct
+		if cfg.UnmarshalTo(&ts) != nil {
+			return "", nil, false
+		}
+		return ts.GetTypeUrl(), ts.GetValue(), true
+	}
+	return "", nil, false
+}
 
 // Register adds a factory. It is meant for init functions; registering a
 // name or config type twice panics, as a programming error.
@@ -184,6 +221,12 @@ func Register(f *Factory) {
 		panic(fmt.Sprintf("httpfilter: filter %q registered twice", f.Name))
 	}
 	registry.byName[f.Name] = f
+	if f.StructType != "" {
+		if _, dup := registry.byStruct[f.StructType]; dup {
+			panic(fmt.Sprintf("httpfilter: struct config type %s registered twice", f.StructType))
+		}
+		registry.byStruct[f.StructType] = f
+	}
 	if f.Config != nil {
 		url := TypeURL(f.Config)
 		if _, dup := registry.byType[url]; dup {
@@ -204,6 +247,9 @@ func TypeURL(m proto.Message) string {
 func Lookup(name string, cfg *anypb.Any) *Factory {
 	registry.RLock()
 	defer registry.RUnlock()
+	if inner, _, ok := typedStruct(cfg); ok {
+		return registry.byStruct[inner]
+	}
 	if cfg != nil {
 		return registry.byType[cfg.GetTypeUrl()]
 	}
@@ -226,6 +272,12 @@ func Names() []string {
 // the factory's config type.
 func New(f *Factory, cfg *anypb.Any, b Build) (Filter, []string, error) {
 	var msg proto.Message
+	if _, value, ok := typedStruct(cfg); ok {
+		if value == nil {
+			value = &structpb.Struct{}
+		}
+		return f.Build(value, b)
+	}
 	if cfg != nil && f.Config != nil {
 		msg = f.Config.ProtoReflect().New().Interface()
 		if err := cfg.UnmarshalTo(msg); err != nil {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -94,7 +94,7 @@ static_resources:
 	}
 	for _, tc := range tests {
 		var stdout, stderr bytes.Buffer
-		code := run(tc.args, &stdout, &stderr)
+		code := Run(tc.args, &stdout, &stderr)
 		if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) {
 			t.Errorf("meshgate %v = %d, stdout %q, stderr %q; want %d with %q / %q",
 				tc.args, code, stdout.String(), stderr.String(), tc.code, tc.stdout, tc.stderr)
