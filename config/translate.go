@@ -18,6 +18,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	bridgev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/connect_grpc_bridge/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	grpcwebv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
@@ -225,10 +226,17 @@ func (t *translator) listener(path string, l *ListenerConfig) *listenerv3.Listen
 	if l.StreamIdleTimeout != nil {
 		hcm.StreamIdleTimeout = durationpb.New(l.StreamIdleTimeout.Duration)
 	}
-	// gRPC-Web and CORS are on for every friendly listener: browsers are
-	// among the callers meshgate is for.
+	// gRPC-Web, Connect and CORS are on for every friendly listener:
+	// browsers and Connect clients are among the callers meshgate is for.
+	// The transcoder comes before CORS, whose policy is the route's the
+	// transcoded call takes.
 	hcm.HttpFilters = append(hcm.HttpFilters,
 		&hcmv3.HttpFilter{Name: GRPCWebFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&grpcwebv3.GrpcWeb{})}},
+		&hcmv3.HttpFilter{Name: ConnectFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&bridgev3.FilterConfig{})}})
+	if l.GRPCJSON != nil {
+		hcm.HttpFilters = append(hcm.HttpFilters, t.grpcJSONFilters(path+".grpc_json", l.GRPCJSON)...)
+	}
+	hcm.HttpFilters = append(hcm.HttpFilters,
 		&hcmv3.HttpFilter{Name: CORSFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&corsv3.Cors{})}})
 	switch {
 	case l.RateLimit != nil:
@@ -242,9 +250,6 @@ func (t *translator) listener(path string, l *ListenerConfig) *listenerv3.Listen
 			Name:       LocalRateLimitFilter,
 			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&ratelimitv3.LocalRateLimit{StatPrefix: "http_local_rate_limiter"})},
 		})
-	}
-	if l.GRPCJSON != nil {
-		hcm.HttpFilters = append(hcm.HttpFilters, t.grpcJSONFilters(path+".grpc_json", l.GRPCJSON)...)
 	}
 	if t.usesFault {
 		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{

@@ -9,6 +9,7 @@ const (
 	HTTPProtocolOptions         = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 	LocalRateLimitFilter        = "envoy.filters.http.local_ratelimit"
 	GRPCWebFilter               = "envoy.filters.http.grpc_web"
+	ConnectFilter               = "envoy.filters.http.connect_grpc_bridge"
 	// LimitsFilter carries meshgate's request size limits
 	// (meshgate.extensions.filters.http.limits.v1.Limits).
 	LimitsFilter = "meshgate.filters.http.limits"

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -16,12 +15,8 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
-	transcoderv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_json_transcoder/v3"
-
 	"github.com/meshgate/meshgate/config"
-	grpcreflectionv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/grpc_reflection/v1"
 	limitsv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/limits/v1"
-	openapiv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/openapi/v1"
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/httpfilter"
 
@@ -201,17 +196,36 @@ type chainBuild struct {
 	notes []string
 }
 
-// compileHTTPFilters reads the HTTP filter list. The router must come last;
-// meshgate's limits and Envoy's buffer filter set body limits; any other
-// filter is skipped (with a note) when marked optional or disabled, and
-// fails the listener otherwise.
+// compileHTTPFilters builds the listener's HTTP filters in their order,
+// from the registry (httpfilter.Register). The router must come last;
+// meshgate's limits and Envoy's buffer filter set body limits (read first:
+// the filters that read bodies take them); a filter the registry does not
+// know is skipped (with a note) when marked optional or telemetry-only,
+// and fails the listener otherwise, so that a filter that guards traffic
+// is never dropped silently.
 func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionManager, ch *chain, notes *[]string) error {
 	filters := hcm.GetHttpFilters()
 	if len(filters) == 0 {
 		return errors.New("http_filters: needs the router filter (" + config.RouterFilter + ")")
 	}
-	var reflection *grpcreflectionv1.GrpcReflection
-	ch.openAPIPath = defaultOpenAPIPath
+	for i, f := range filters {
+		tc := f.GetTypedConfig()
+		switch {
+		case f.GetDisabled():
+		case f.GetName() == config.LimitsFilter:
+			var l limitsv1.Limits
+			if tc == nil || tc.UnmarshalTo(&l) != nil {
+				return fmt.Errorf("http_filters[%d] (%s): want a %s", i, f.GetName(), (&l).ProtoReflect().Descriptor().FullName())
+			}
+			ch.maxBody, ch.maxMsg = l.GetMaxRequestBodyBytes(), l.GetMaxGrpcMessageBytes()
+		case tc.GetTypeUrl() == "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer":
+			var b bufferv3.Buffer
+			if err := tc.UnmarshalTo(&b); err != nil {
+				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
+			}
+			ch.maxBody = uint64(b.GetMaxRequestBytes().GetValue())
+		}
+	}
 	for i, f := range filters {
 		tc := f.GetTypedConfig()
 		typeURL := tc.GetTypeUrl()
@@ -222,74 +236,29 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 			*notes = append(*notes, fmt.Sprintf("http_filters[%s]: disabled: left out (enabling it per route is not supported)", f.GetName()))
 			continue
 		}
-		switch {
-		case f.GetName() == config.OpenAPIFilter:
-			var o openapiv1.OpenAPI
-			if tc == nil || tc.UnmarshalTo(&o) != nil {
-				return fmt.Errorf("http_filters[%d] (%s): want a %s", i, f.GetName(), (&o).ProtoReflect().Descriptor().FullName())
-			}
-			switch {
-			case o.GetDisabled():
-				ch.openAPIPath = ""
-			case o.GetPath() == "":
-			case !strings.HasPrefix(o.GetPath(), "/"):
-				return fmt.Errorf("http_filters[%d] (%s): path %q must start with /", i, f.GetName(), o.GetPath())
-			default:
-				ch.openAPIPath = o.GetPath()
-			}
-		case f.GetName() == config.GRPCReflectionFilter:
-			reflection = &grpcreflectionv1.GrpcReflection{}
-			if tc == nil || tc.UnmarshalTo(reflection) != nil {
-				return fmt.Errorf("http_filters[%d] (%s): want a %s", i, f.GetName(), reflection.ProtoReflect().Descriptor().FullName())
-			}
+		switch fac := httpfilter.Lookup(f.GetName(), tc); {
 		case f.GetName() == config.RouterFilter || typeURL == "type.googleapis.com/"+string((&routerv3.Router{}).ProtoReflect().Descriptor().FullName()):
 			if i != len(filters)-1 {
 				return fmt.Errorf("http_filters[%d]: the router filter must be the last", i)
 			}
 			return nil
-		case f.GetName() == config.LimitsFilter:
-			var l limitsv1.Limits
-			if tc == nil || tc.UnmarshalTo(&l) != nil {
-				return fmt.Errorf("http_filters[%d] (%s): want a %s", i, f.GetName(), (&l).ProtoReflect().Descriptor().FullName())
-			}
-			ch.maxBody, ch.maxMsg = l.GetMaxRequestBodyBytes(), l.GetMaxGrpcMessageBytes()
-		case typeURL == transcoderType:
-			var tc3 transcoderv3.GrpcJsonTranscoder
-			if err := tc.UnmarshalTo(&tc3); err != nil {
-				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
-			}
-			if reflection != nil {
-				state := s.reflectionState(listener, reflection, &tc3)
-				rt, err := newReflectedTranscoder(&tc3, reflection, state)
-				if err != nil {
-					return fmt.Errorf("http_filters[%d] (%s): reflection: %w", i, f.GetName(), err)
-				}
-				if _, ok := ch.resolve(rt.cluster); !ok {
-					return fmt.Errorf("http_filters[%d] (%s): reflection: cluster %q is not configured", i, f.GetName(), rt.cluster)
-				}
-				ch.reflected = rt
-				break
-			}
-			t, err := compileTranscoder(&tc3)
-			if err != nil {
-				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
-			}
-			ch.transcoder = t
-		case typeURL == "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer":
-			var b bufferv3.Buffer
-			if err := tc.UnmarshalTo(&b); err != nil {
-				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
-			}
-			ch.maxBody = uint64(b.GetMaxRequestBytes().GetValue())
-		case httpfilter.Lookup(f.GetName(), tc) != nil:
-			flt, more, err := httpfilter.New(httpfilter.Lookup(f.GetName(), tc), tc, httpfilter.Build{Listener: listener, Name: f.GetName()})
+		case f.GetName() == config.LimitsFilter, typeURL == "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer":
+			// Read above.
+		case fac != nil:
+			flt, more, err := httpfilter.New(fac, tc, httpfilter.Build{
+				Listener: listener, Name: f.GetName(), Chain: filters, Index: i, Log: s.log, Cluster: ch.resolve,
+				Keep: func(key string, fresh func() any) any { return s.keep(listener+"\x00"+key, fresh) },
+				Go:   s.goBackground, MaxBody: ch.maxBody,
+			})
 			if err != nil {
 				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
 			}
 			for _, n := range more {
 				*notes = append(*notes, fmt.Sprintf("http_filters[%s]: %s", f.GetName(), n))
 			}
-			ch.filters = append(ch.filters, flt)
+			if flt != nil {
+				ch.filters = append(ch.filters, flt)
+			}
 		case f.GetIsOptional():
 			*notes = append(*notes, fmt.Sprintf("http_filters[%s]: optional filter %s is not implemented: skipped", f.GetName(), typeURL))
 		case inert(f.GetName()):

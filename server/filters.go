@@ -5,8 +5,10 @@ package server
 // build adds its own the same way: a main that imports meshgate's command
 // and the filter's package.
 import (
+	_ "github.com/meshgate/meshgate/server/filters/connect"
 	_ "github.com/meshgate/meshgate/server/filters/cors"
 	_ "github.com/meshgate/meshgate/server/filters/fault"
 	_ "github.com/meshgate/meshgate/server/filters/grpcweb"
 	_ "github.com/meshgate/meshgate/server/filters/localratelimit"
+	_ "github.com/meshgate/meshgate/server/filters/transcoder"
 )

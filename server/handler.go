@@ -50,26 +50,12 @@ type chain struct {
 	// resolve finds the snapshot's clusters by name (a Dubbo service's
 	// clusters, named at request time).
 	resolve router.Resolver[*cluster.Cluster]
-	// transcoder turns JSON calls into gRPC ones (nil: none configured);
-	// reflected is one whose descriptors come by reflection.
-	transcoder *jsonTranscoder
-	reflected  *reflectedTranscoder
 	// filters are the listener's HTTP filters in order, the router not
 	// among them (it runs last).
 	filters []httpfilter.Filter
-	// openAPIPath is where the transcoder's OpenAPI document is ("": off).
-	openAPIPath string
 	// xfcc is what becomes of a request's x-forwarded-client-cert (HCM
 	// forward_client_cert_details).
 	xfcc hcmv3.HttpConnectionManager_ForwardClientCertDetails
-}
-
-// jsonTranscoder is the listener's transcoder now, or nil.
-func (ch *chain) jsonTranscoder(ctx context.Context) *jsonTranscoder {
-	if ch.reflected != nil {
-		return ch.reflected.current(ctx, ch)
-	}
-	return ch.transcoder
 }
 
 // call is the per-request state, one allocation per request.
@@ -81,8 +67,6 @@ type call struct {
 	cluster     string
 	// s carries the request through the listener's filters.
 	s httpfilter.Stream
-	// transcoding: the listener's JSON transcoder took the request.
-	transcoding bool
 }
 
 func (c *call) WriteHeader(code int) {
@@ -160,9 +144,6 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// Wrappers finish (write what they held back) once the chain is done.
 	defer c.s.Finish()
 
-	if ch.frontEnd(c) {
-		return
-	}
 	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {
 		wire.WriteError(c, r, http.StatusRequestHeaderFieldsTooLarge, codeResourceExhausted,
 			fmt.Sprintf("request headers are larger than %d bytes", ch.maxHeaderBytes))
@@ -176,92 +157,6 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ch.route(c)
 }
 
-// frontEnd runs meshgate's own protocol front-ends that are not filters of
-// the chain yet: Connect, and JSON transcoding with its OpenAPI document.
-// It reports whether the request was answered.
-func (ch *chain) frontEnd(c *call) bool {
-	r := c.s.R
-	if mode, ok, err := connectRequest(r); ok {
-		// Connect: forwarded as gRPC; the answer is rewritten at the end.
-		cw := &connectWriter{w: c.s.Below(), mode: mode}
-		c.s.Wrap(cw, cw.finish)
-		c.s.AsGRPC = true
-		if err != nil {
-			wire.WriteGRPCStatus(c, codes.InvalidArgument, err.Error())
-			return true
-		}
-	}
-	// gRPC and gRPC-Web (translated by its filter later in the chain) are
-	// not the transcoder's: as Envoy's, it leaves application/grpc* alone.
-	if (ch.transcoder == nil && ch.reflected == nil) || c.s.AsGRPC || strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-		return false
-	}
-	tr := ch.jsonTranscoder(r.Context())
-	if tr == nil {
-		return false
-	}
-	c.transcoding = true
-	if serveOpenAPI(tr, ch.openAPIPath, c, r) {
-		return true
-	}
-	connectStream := strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect+json")
-	connect := connectStream || r.Header.Get("Connect-Protocol-Version") != ""
-	call := tr.method(r, connect)
-	if call == nil {
-		return false
-	}
-	// JSON to a gRPC method (plain, or Connect's JSON codec): forwarded as
-	// gRPC, answered in JSON.
-	call.connectStream = connectStream
-	if connect {
-		if v := r.Header.Get("Connect-Timeout-Ms"); v != "" {
-			if ms, err := strconv.ParseUint(v, 10, 63); err == nil && ms > 0 {
-				r.Header.Set("Grpc-Timeout", strconv.FormatUint(min(ms, 99999999), 10)+"m")
-			}
-		}
-		r.Header.Del("Connect-Protocol-Version")
-		r.Header.Del("Connect-Timeout-Ms")
-	}
-	limit := ch.maxBody
-	if limit == 0 {
-		limit = defaultDubboBody
-	}
-	var cs *connectJSONStreamWriter
-	if connectStream {
-		cs = &connectJSONStreamWriter{w: c.s.Below(), t: tr, call: call}
-		c.s.Wrap(cs, cs.finish)
-		c.s.AsGRPC = true
-	}
-	if err := tr.transcodeRequest(r, call, limit); err != nil {
-		switch {
-		case connectStream:
-			cs.fail(codes.InvalidArgument, err.Error())
-		case connect:
-			writeConnectError(c, codes.InvalidArgument, err.Error())
-		default:
-			writeRPCStatus(c, codes.InvalidArgument, err.Error())
-		}
-		return true
-	}
-	c.s.ClearRouteCache() // the request is now a gRPC call on its method's path
-	switch {
-	case connectStream:
-		// cs writes the stream's messages and its end.
-	case call.md.IsStreamingServer() && connect:
-		writeConnectError(c, codes.InvalidArgument, "a server-streaming method takes Connect's streaming protocol (application/connect+json)")
-		return true
-	case call.md.IsStreamingServer():
-		sw := &transcodeStreamWriter{w: c.s.Below(), t: tr, call: call}
-		c.s.Wrap(sw, sw.finish)
-		c.s.AsGRPC = true
-	default:
-		tw := &transcodeWriter{w: c.s.Below(), t: tr, call: call, connect: connect}
-		c.s.Wrap(tw, tw.finish)
-		c.s.AsGRPC = true
-	}
-	return false
-}
-
 // route is the router, the chain's last filter: it answers a direct
 // response or a redirect, calls a Dubbo2 bridge, or forwards.
 func (ch *chain) route(c *call) {
@@ -272,12 +167,6 @@ func (ch *chain) route(c *call) {
 		return
 	}
 	rt := c.s.Route()
-	if rt == nil && !c.transcoding && ch.reflected != nil && !router.IsGRPC(r) {
-		// Without its descriptors the transcoder could not say whether
-		// this was one of its calls: say why instead of "no route".
-		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, ch.reflected.unavailable())
-		return
-	}
 	if rt == nil {
 		wire.WriteError(c, r, http.StatusNotFound, codeUnimplemented,
 			fmt.Sprintf("no route for %s %s on host %q", r.Method, r.URL.Path, r.Host))

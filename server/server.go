@@ -31,6 +31,7 @@ import (
 	"github.com/meshgate/meshgate/config"
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/httpfilter"
 	"github.com/meshgate/meshgate/server/stats"
 )
 
@@ -54,11 +55,12 @@ type Server struct {
 	retired   []*cluster.Cluster
 	closing   bool
 	bg        sync.WaitGroup // listeners draining after a reload
-	// reflections are the descriptors fetched by gRPC reflection, by
-	// listener and config, kept across reloads; nextReflections are those
-	// the config being compiled uses.
-	reflections     map[string]*reflectionState
-	nextReflections map[string]*reflectionState
+	// kept is what filters learned at run time (descriptors fetched by
+	// gRPC reflection), by listener and key, kept across recompiles of an
+	// unchanged config (httpfilter.Build.Keep); nextKept is what the
+	// config being compiled keeps.
+	kept     map[string]any
+	nextKept map[string]any
 
 	// supportChecks remembers support.Check of the running resources;
 	// liveNotes and logged are the running config's notes (logged: those
@@ -241,7 +243,7 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 		}
 	}
 	s.clusters = clusters
-	s.reflections = p.reflections
+	s.kept = p.kept
 	for _, c := range clusters {
 		if c.EDSName != "" { // EDS clusters take their endpoints from the store
 			c.SetEndpoints(next.Endpoints(c.EDSName))
@@ -260,6 +262,59 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 	return nil
 }
 
+// keep is httpfilter.Build.Keep: the value the running config kept under
+// key (fresh()'s for a new key), kept for the config being compiled too.
+// Called from compile, with s.mu held.
+func (s *Server) keep(key string, fresh func() any) any {
+	v, ok := s.kept[key]
+	if !ok {
+		v = fresh()
+	}
+	if s.nextKept != nil {
+		s.nextKept[key] = v
+	}
+	return v
+}
+
+// goBackground runs f on its own goroutine; Shutdown waits for it.
+func (s *Server) goBackground(f func()) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f()
+	}()
+}
+
+// Descriptors reports, for /config_dump, the descriptors the listeners'
+// JSON transcoders use (filters that describe themselves).
+func (s *Server) Descriptors() []*adminv1.TranscoderDescriptors {
+	s.mu.Lock()
+	var states []*listenerState
+	for _, ln := range s.listeners {
+		states = append(states, ln.state.Load())
+	}
+	s.mu.Unlock()
+	var out []*adminv1.TranscoderDescriptors
+	for _, st := range states {
+		seen := map[httpfilter.Filter]bool{}
+		for _, ch := range []*chain{st.plain, st.tls} {
+			if ch == nil {
+				continue
+			}
+			for _, f := range ch.filters {
+				if d, ok := f.(httpfilter.Describer); ok && !seen[f] {
+					seen[f] = true
+					if td, ok := d.Describe(st.name).(*adminv1.TranscoderDescriptors); ok {
+						out = append(out, td)
+					}
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *adminv1.TranscoderDescriptors) int { return strings.Compare(a.Listener, b.Listener) })
+	return out
+}
+
 // key is where a listener is kept: its address, or for port 0 (any free
 // port) the address and its name, so that each such listener gets a port
 // of its own and keeps it across reloads.
@@ -272,12 +327,12 @@ func (cl *compiledListener) key() string {
 
 // plan is a compiled config that is not live yet.
 type plan struct {
-	notes       notes
-	checks      map[*config.Resource]supportCheck
-	reflections map[string]*reflectionState
-	clusters    map[string]*cluster.Cluster
-	built       []*cluster.Cluster // new in this plan; the rest are reused
-	listeners   map[string]*compiledListener
+	notes     notes
+	checks    map[*config.Resource]supportCheck
+	kept      map[string]any
+	clusters  map[string]*cluster.Cluster
+	built     []*cluster.Cluster // new in this plan; the rest are reused
+	listeners map[string]*compiledListener
 }
 
 // abandon releases what the plan built.
@@ -292,9 +347,9 @@ func (p *plan) abandon() {
 // resource (config.ResourceErrors).
 func (s *Server) compile(next *config.Set) (*plan, error) {
 	p := &plan{clusters: map[string]*cluster.Cluster{}, listeners: map[string]*compiledListener{},
-		reflections: map[string]*reflectionState{}, notes: notes{}, checks: map[*config.Resource]supportCheck{}}
-	s.nextReflections = p.reflections
-	defer func() { s.nextReflections = nil }()
+		kept: map[string]any{}, notes: notes{}, checks: map[*config.Resource]supportCheck{}}
+	s.nextKept = p.kept
+	defer func() { s.nextKept = nil }()
 	var errs config.ResourceErrors
 	fail := func(typeURL, name string, err error) {
 		errs = append(errs, &config.ResourceError{TypeURL: typeURL, Name: name, Err: err})

@@ -12,12 +12,14 @@ package httpfilter
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sort"
 	"sync"
 
 	udpatypev1 "github.com/cncf/xds/go/udpa/type/v1"
 	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -160,6 +162,8 @@ type Factory struct {
 	StructType string
 	// Build makes the filter of a listener from its config (nil when the
 	// listener gave none), with notes on what of the config it does not do.
+	// A filter that only configures another (read through Build.Chain) may
+	// return a nil Filter: nothing runs for it.
 	Build func(cfg proto.Message, b Build) (Filter, []string, error)
 }
 
@@ -170,6 +174,31 @@ type Build struct {
 	// Name is the name this filter has in the chain (its key for per-route
 	// configs).
 	Name string
+	// Chain is the listener's whole filter list, and Index this filter's
+	// place in it: a filter configured by a companion reads it (the JSON
+	// transcoder, its reflection and OpenAPI filters).
+	Chain []*hcmv3.HttpFilter
+	Index int
+	// Log is the data plane's logger.
+	Log *slog.Logger
+	// Cluster finds a cluster of the config being built, by name.
+	Cluster func(name string) (*cluster.Cluster, bool)
+	// Keep returns the value kept under key by the running config's filter
+	// of the same listener, or fresh()'s for a new key, and keeps it for
+	// the next config: state a filter learns at run time (descriptors
+	// fetched by reflection) that a recompile must not lose. Nil in tests
+	// that do not need it.
+	Keep func(key string, fresh func() any) any
+	// Go runs f in the background; shutting the gateway down waits for it.
+	Go func(f func())
+	// MaxBody is the listener's limit on request bodies (the limits or
+	// buffer filter), 0 for none.
+	MaxBody uint64
+}
+
+// Describer is a filter that reports what it loaded, for /config_dump.
+type Describer interface {
+	Describe(listener string) proto.Message
 }
 
 // registry holds the factories, by name and by config type URL. It is

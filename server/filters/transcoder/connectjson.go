@@ -1,8 +1,7 @@
-package server
+package transcoder
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,12 +13,6 @@ import (
 	"github.com/meshgate/meshgate/server/wire"
 )
 
-// Connect's envelope flags.
-const (
-	connectFlagCompressed = 0x01
-	connectFlagEndStream  = 0x02
-)
-
 // oneEnvelope unwraps the one message of a Connect streaming request (a
 // server stream's request): anything else is the caller's error.
 func oneEnvelope(body []byte) ([]byte, error) {
@@ -28,7 +21,7 @@ func oneEnvelope(body []byte) ([]byte, error) {
 	}
 	n := binary.BigEndian.Uint32(body[1:5])
 	switch {
-	case body[0]&connectFlagCompressed != 0:
+	case body[0]&wire.ConnectFlagCompressed != 0:
 		return nil, errors.New("compressed Connect messages are not accepted")
 	case body[0] != 0:
 		return nil, fmt.Errorf("unexpected envelope flags 0x%02x", body[0])
@@ -83,7 +76,7 @@ func (cs *connectJSONStreamWriter) Write(p []byte) (int, error) {
 	}
 	cs.pending = append(cs.pending, p...)
 	for {
-		msg, rest, ok, err := nextGRPCFrame(cs.pending)
+		msg, rest, ok, err := wire.NextFrame(cs.pending)
 		if err != nil {
 			cs.err = err
 			return 0, err
@@ -119,7 +112,7 @@ func (cs *connectJSONStreamWriter) finish() {
 	if cs.finished || !cs.started {
 		return
 	}
-	code, msg, metadata, _ := grpcOutcome(cs.w.Header())
+	code, msg, metadata, _ := wire.GRPCOutcome(cs.w.Header())
 	if cs.err != nil && code == codes.OK {
 		code, msg = codes.Internal, cs.err.Error()
 	}
@@ -131,39 +124,10 @@ func (cs *connectJSONStreamWriter) end(code codes.Code, msg string, metadata map
 		return
 	}
 	cs.finished = true
-	_, _ = cs.w.Write(connectEndStream(code, msg, metadata))
-}
-
-// connectEndStream is a Connect stream's end message: the error, if any,
-// and the trailers.
-func connectEndStream(code codes.Code, msg string, metadata map[string][]string) []byte {
-	end := map[string]any{}
-	if code != codes.OK {
-		end["error"] = map[string]string{"code": connectCodeName(code), "message": msg}
-	}
-	if len(metadata) > 0 {
-		end["metadata"] = metadata
-	}
-	b, _ := json.Marshal(end)
-	return envelope(connectFlagEndStream, b)
+	_, _ = cs.w.Write(wire.ConnectEndStream(code, msg, metadata))
 }
 
 // envelope frames one Connect (or gRPC) message.
 func envelope(flags byte, msg []byte) []byte {
 	return wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+len(msg)), flags, msg)
-}
-
-// nextGRPCFrame cuts the first whole uncompressed gRPC message off buf.
-func nextGRPCFrame(buf []byte) (msg, rest []byte, ok bool, err error) {
-	if len(buf) < 5 {
-		return nil, buf, false, nil
-	}
-	n := int(binary.BigEndian.Uint32(buf[1:5]))
-	if n > connectMaxUnary || buf[0] != 0 {
-		return nil, buf, false, errors.New("the upstream sent a message the transcoder cannot read (compressed or over 8 MiB)")
-	}
-	if len(buf) < 5+n {
-		return nil, buf, false, nil
-	}
-	return buf[5 : 5+n], buf[5+n:], true, nil
 }

@@ -1,4 +1,4 @@
-package server
+package transcoder
 
 import (
 	"bytes"
@@ -232,8 +232,8 @@ func (tw *transcodeWriter) Unwrap() http.ResponseWriter {
 
 func (tw *transcodeWriter) Write(p []byte) (int, error) {
 	tw.wroteHeader = true
-	if tw.buf.Len()+len(p) > connectMaxUnary+5 {
-		return 0, fmt.Errorf("the answer is over %d bytes", connectMaxUnary)
+	if tw.buf.Len()+len(p) > wire.MaxUnaryMessage+5 {
+		return 0, fmt.Errorf("the answer is over %d bytes", wire.MaxUnaryMessage)
 	}
 	return tw.buf.Write(p)
 }
@@ -244,12 +244,12 @@ func (tw *transcodeWriter) finish() {
 	}
 	tw.finished = true
 	h := tw.w.Header()
-	code, msg, _, _ := grpcOutcome(h)
+	code, msg, _, _ := wire.GRPCOutcome(h)
 	h.Del("Trailer")
 	h.Del("Content-Length")
 	fail := writeRPCStatus
 	if tw.connect {
-		fail = writeConnectError
+		fail = wire.WriteConnectError
 	}
 	if code != codes.OK {
 		fail(tw.w, code, msg)
@@ -353,7 +353,7 @@ func (sw *transcodeStreamWriter) Write(p []byte) (int, error) {
 	}
 	sw.pending = append(sw.pending, p...)
 	for {
-		msg, rest, ok, err := nextGRPCFrame(sw.pending)
+		msg, rest, ok, err := wire.NextFrame(sw.pending)
 		if err != nil {
 			sw.err = err
 			return 0, err
@@ -393,7 +393,7 @@ func (sw *transcodeStreamWriter) finish() {
 	}
 	sw.finished = true
 	h := sw.w.Header()
-	code, msg, _, _ := grpcOutcome(h)
+	code, msg, _, _ := wire.GRPCOutcome(h)
 	if sw.err != nil && code == codes.OK {
 		code, msg = codes.Internal, sw.err.Error()
 	}

@@ -1,4 +1,4 @@
-package server
+package transcoder
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package server
+package transcoder
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/meshgate/meshgate/proto/httprule"
@@ -288,7 +289,7 @@ func serveOpenAPI(t *jsonTranscoder, path string, w http.ResponseWriter, r *http
 	}
 	b, err := t.openAPI()
 	if err != nil {
-		wire.WriteError(w, r, http.StatusInternalServerError, codeInternal, err.Error())
+		wire.WriteError(w, r, http.StatusInternalServerError, codes.Internal, err.Error())
 		return true
 	}
 	w.Header().Set("Content-Type", "application/json")

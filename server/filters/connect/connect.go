@@ -1,36 +1,65 @@
-package server
+// Package connect is Envoy's envoy.filters.http.connect_grpc_bridge filter:
+// the Connect protocol (https://connectrpc.com/docs/protocol), which
+// connect-web and many mobile clients speak, with the proto codec, onto
+// the same upstream gRPC call: unary (the message as the body, errors as
+// JSON with an HTTP status) and streaming (gRPC's envelopes, the trailers
+// as a flagged end-of-stream JSON message). Connect with the JSON codec
+// needs the method's descriptors: the JSON transcoder takes it.
+package connect
 
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
+	bridgev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/connect_grpc_bridge/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/meshgate/meshgate/server/httpfilter"
 	"github.com/meshgate/meshgate/server/wire"
 )
 
-// The Connect protocol (https://connectrpc.com/docs/protocol), which
-// connect-web and many mobile clients speak, is terminated here onto the
-// same upstream gRPC call: unary with the proto codec (the message as the
-// body, errors as JSON with an HTTP status), and streaming (gRPC's
-// envelopes, the trailers as a flagged end-of-stream JSON message).
+// Name is the filter's name, as Envoy spells it.
+const Name = "envoy.filters.http.connect_grpc_bridge"
+
+func init() {
+	httpfilter.Register(&httpfilter.Factory{
+		Name:   Name,
+		Config: &bridgev3.FilterConfig{},
+		Build: func(proto.Message, httpfilter.Build) (httpfilter.Filter, []string, error) {
+			return filter{}, nil, nil
+		},
+	})
+}
+
+type filter struct{}
+
+// Decode turns a Connect proto request into gRPC and wraps the answer.
+func (filter) Decode(s *httpfilter.Stream) httpfilter.Status {
+	mode, ok, err := connectRequest(s.R)
+	if !ok {
+		return httpfilter.Continue
+	}
+	cw := &connectWriter{w: s.Below(), mode: mode}
+	s.Wrap(cw, cw.finish)
+	s.AsGRPC = true
+	if err != nil {
+		wire.WriteGRPCStatus(s.W, codes.InvalidArgument, err.Error())
+		return httpfilter.Stop
+	}
+	return httpfilter.Continue
+}
 
 // connectMode tells a Connect request.
 type connectMode struct {
 	streaming bool
 	codec     string // "proto"
 }
-
-// connectMaxUnary bounds a unary Connect body (it is read whole to be
-// framed for gRPC).
-const connectMaxUnary = 8 << 20
 
 // connectRequest reports whether r speaks Connect with the proto codec and
 // turns it into the gRPC request the data plane forwards. A Connect call
@@ -57,13 +86,13 @@ func connectRequest(r *http.Request) (*connectMode, bool, error) {
 	r.Header.Del("Connect-Timeout-Ms")
 	r.Header.Set("Content-Type", "application/grpc+proto")
 	if !m.streaming {
-		body, err := io.ReadAll(io.LimitReader(r.Body, connectMaxUnary+1))
+		body, err := io.ReadAll(io.LimitReader(r.Body, wire.MaxUnaryMessage+1))
 		_ = r.Body.Close()
 		if err != nil {
 			return &m, true, fmt.Errorf("reading the request: %v", err)
 		}
-		if len(body) > connectMaxUnary {
-			return &m, true, fmt.Errorf("the request is over %d bytes", connectMaxUnary)
+		if len(body) > wire.MaxUnaryMessage {
+			return &m, true, fmt.Errorf("the request is over %d bytes", wire.MaxUnaryMessage)
 		}
 		framed := wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+len(body)), 0, body)
 		r.Body = io.NopCloser(bytes.NewReader(framed))
@@ -107,8 +136,8 @@ func (cw *connectWriter) Write(p []byte) (int, error) {
 		cw.WriteHeader(http.StatusOK)
 	}
 	if !cw.mode.streaming {
-		if cw.buf.Len()+len(p) > connectMaxUnary+5 {
-			return 0, fmt.Errorf("the answer is over %d bytes", connectMaxUnary)
+		if cw.buf.Len()+len(p) > wire.MaxUnaryMessage+5 {
+			return 0, fmt.Errorf("the answer is over %d bytes", wire.MaxUnaryMessage)
 		}
 		return cw.buf.Write(p)
 	}
@@ -126,41 +155,6 @@ func (cw *connectWriter) Flush() {
 
 func (cw *connectWriter) Unwrap() http.ResponseWriter { return cw.w }
 
-// grpcOutcome reads the status the gRPC answer ended with, from the
-// trailers (removed from the headers) or a trailers-only answer's headers.
-func grpcOutcome(h http.Header) (code codes.Code, msg string, metadata map[string][]string, ok bool) {
-	metadata = map[string][]string{}
-	status, message := "", ""
-	for k, vs := range h {
-		name, isTrailer := strings.CutPrefix(k, http.TrailerPrefix)
-		if !isTrailer {
-			continue
-		}
-		delete(h, k)
-		switch strings.ToLower(name) {
-		case "grpc-status":
-			status = vs[0]
-		case "grpc-message":
-			message = vs[0]
-		default:
-			metadata[strings.ToLower(name)] = vs
-		}
-	}
-	if status == "" {
-		status, message = h.Get("Grpc-Status"), h.Get("Grpc-Message")
-		h.Del("Grpc-Status")
-		h.Del("Grpc-Message")
-	}
-	if status == "" {
-		return codes.Internal, "the upstream answer ended without a status", metadata, false
-	}
-	n, err := strconv.Atoi(status)
-	if err != nil {
-		return codes.Internal, "malformed grpc-status " + status, metadata, false
-	}
-	return codes.Code(n), decodeGRPCMessage(message), metadata, true
-}
-
 // finish writes what the unary answer held, or the stream's end message.
 func (cw *connectWriter) finish() {
 	if cw.finished {
@@ -171,9 +165,9 @@ func (cw *connectWriter) finish() {
 	if !cw.wroteHeader {
 		return // nothing answered: the caller's own error path ran
 	}
-	code, msg, metadata, _ := grpcOutcome(h)
+	code, msg, metadata, _ := wire.GRPCOutcome(h)
 	if cw.mode.streaming {
-		_, _ = cw.w.Write(connectEndStream(code, msg, metadata))
+		_, _ = cw.w.Write(wire.ConnectEndStream(code, msg, metadata))
 		return
 	}
 	h.Del("Trailer")
@@ -182,43 +176,16 @@ func (cw *connectWriter) finish() {
 		h[http.CanonicalHeaderKey("Trailer-"+k)] = vs // Connect's unary trailers travel as prefixed headers
 	}
 	if code != codes.OK {
-		writeConnectError(cw.w, code, msg)
+		wire.WriteConnectError(cw.w, code, msg)
 		return
 	}
 	body := cw.buf.Bytes()
 	if len(body) < 5 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 || body[0] != 0 {
-		writeConnectError(cw.w, codes.Internal, "the upstream answer is not one uncompressed message")
+		wire.WriteConnectError(cw.w, codes.Internal, "the upstream answer is not one uncompressed message")
 		return
 	}
 	h.Set("Content-Type", "application/"+cw.mode.codec)
 	h.Set("Content-Length", strconv.Itoa(len(body)-5))
 	cw.w.WriteHeader(http.StatusOK)
 	_, _ = cw.w.Write(body[5:])
-}
-
-// writeConnectError is Connect's unary error: the code's HTTP status and
-// {"code": "...", "message": "..."}.
-func writeConnectError(w http.ResponseWriter, code codes.Code, msg string) {
-	b, _ := json.Marshal(map[string]string{"code": connectCodeName(code), "message": msg})
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(wire.HTTPStatus(code))
-	_, _ = w.Write(b)
-}
-
-// connectCodeName is the code as Connect spells it ("invalid_argument").
-func connectCodeName(c codes.Code) string {
-	if c == codes.Canceled {
-		return "canceled"
-	}
-	return strings.ToLower(wire.StatusName(c))
-}
-
-// decodeGRPCMessage undoes grpc-message's percent-encoding.
-func decodeGRPCMessage(s string) string {
-	if u, err := url.PathUnescape(s); err == nil {
-		return u
-	}
-	return s
 }

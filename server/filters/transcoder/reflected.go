@@ -1,11 +1,11 @@
-package server
+package transcoder
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +20,7 @@ import (
 	"github.com/meshgate/meshgate/proto/descriptors"
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 	grpcreflectionv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/grpc_reflection/v1"
+	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/triple"
 )
 
@@ -44,6 +45,12 @@ type reflectedTranscoder struct {
 	refresh time.Duration
 	timeout time.Duration
 	state   *reflectionState
+	// What the listener's build gave: its name, the config's clusters,
+	// the logger, and the background runner.
+	listener string
+	clusters func(string) (*cluster.Cluster, bool)
+	log      *slog.Logger
+	goBg     func(func())
 }
 
 // reflectionState is what the fetches found; it outlives a recompile of
@@ -89,24 +96,22 @@ func newReflectedTranscoder(cfg *transcoderv3.GrpcJsonTranscoder, rc *grpcreflec
 
 // current is the transcoder to use now, fetching the descriptors first if
 // none were; nil when they cannot be had.
-func (rt *reflectedTranscoder) current(ctx context.Context, ch *chain) *jsonTranscoder {
+func (rt *reflectedTranscoder) current(ctx context.Context) *jsonTranscoder {
 	st := rt.state.cur.Load()
 	now := time.Now()
 	if st != nil && st.tr != nil {
 		if now.Sub(st.fetched) > rt.refresh && now.Sub(st.tried) > reflectionRetry && rt.state.fetching.CompareAndSwap(false, true) {
-			ch.srv.bg.Add(1)
-			go func() {
-				defer ch.srv.bg.Done()
+			rt.goBg(func() {
 				defer rt.state.fetching.Store(false)
-				rt.fetch(context.Background(), ch)
-			}()
+				rt.fetch(context.Background())
+			})
 		}
 		return st.tr
 	}
 	if st != nil && now.Sub(st.tried) < reflectionRetry {
 		return nil
 	}
-	rt.fetch(ctx, ch)
+	rt.fetch(ctx)
 	return rt.state.cur.Load().tr
 }
 
@@ -121,7 +126,7 @@ func (rt *reflectedTranscoder) unavailable() string {
 
 // fetch asks one host of the cluster for the descriptors and builds the
 // transcoder; a failure is kept beside the last good transcoder.
-func (rt *reflectedTranscoder) fetch(ctx context.Context, ch *chain) {
+func (rt *reflectedTranscoder) fetch(ctx context.Context) {
 	rt.state.mu.Lock()
 	defer rt.state.mu.Unlock()
 	prev := rt.state.cur.Load()
@@ -134,18 +139,18 @@ func (rt *reflectedTranscoder) fetch(ctx context.Context, ch *chain) {
 	if prev != nil {
 		next.tr, next.files, next.fetched = prev.tr, prev.files, prev.fetched
 	}
-	tr, files, err := rt.build(ctx, ch)
+	tr, files, err := rt.build(ctx)
 	if err != nil {
 		next.err = err
-		ch.srv.log.Warn("gRPC reflection failed", "listener", ch.listener, "cluster", rt.cluster, "error", err)
+		rt.log.Warn("gRPC reflection failed", "listener", rt.listener, "cluster", rt.cluster, "error", err)
 	} else {
 		next.tr, next.files, next.fetched = tr, files, time.Now()
 	}
 	rt.state.cur.Store(next)
 }
 
-func (rt *reflectedTranscoder) build(ctx context.Context, ch *chain) (*jsonTranscoder, []string, error) {
-	cl, ok := ch.resolve(rt.cluster)
+func (rt *reflectedTranscoder) build(ctx context.Context) (*jsonTranscoder, []string, error) {
+	cl, ok := rt.clusters(rt.cluster)
 	if !ok {
 		return nil, nil, fmt.Errorf("cluster %q is not known", rt.cluster)
 	}
@@ -198,62 +203,28 @@ func (rt *reflectedTranscoder) build(ctx context.Context, ch *chain) (*jsonTrans
 	return tr, names, nil
 }
 
-// reflectionState finds the state of a listener's reflected transcoder: the
-// running one's when the listener's config of it is unchanged.
-func (s *Server) reflectionState(listener string, rc *grpcreflectionv1.GrpcReflection, cfg *transcoderv3.GrpcJsonTranscoder) *reflectionState {
+// reflectionKey names the state of a listener's reflected transcoder:
+// the running one's is reused when the listener's config of it is the same.
+func reflectionKey(rc *grpcreflectionv1.GrpcReflection, cfg *transcoderv3.GrpcJsonTranscoder) string {
 	a, _ := proto.MarshalOptions{Deterministic: true}.Marshal(rc)
 	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(cfg)
-	key := listener + "\x00" + string(a) + "\x00" + string(b)
-	st := s.reflections[key]
-	if st == nil {
-		st = &reflectionState{}
-	}
-	if s.nextReflections != nil {
-		s.nextReflections[key] = st
-	}
-	return st
+	return "reflection\x00" + string(a) + "\x00" + string(b)
 }
 
-// Descriptors reports the descriptors of the listeners' transcoders, for
-// /config_dump.
-func (s *Server) Descriptors() []*adminv1.TranscoderDescriptors {
-	s.mu.Lock()
-	var states []*listenerState
-	for _, ln := range s.listeners {
-		states = append(states, ln.state.Load())
-	}
-	s.mu.Unlock()
-	var out []*adminv1.TranscoderDescriptors
-	for _, st := range states {
-		for _, ch := range []*chain{st.plain, st.tls} {
-			if ch == nil {
-				continue
-			}
-			switch {
-			case ch.transcoder != nil:
-				out = append(out, ch.transcoder.describe(st.name, "descriptor_set"))
-			case ch.reflected != nil:
-				d := &adminv1.TranscoderDescriptors{Listener: st.name, Source: "reflection",
-					Cluster: ch.reflected.cluster, Services: ch.reflected.cfg.GetServices()}
-				if cur := ch.reflected.state.cur.Load(); cur != nil {
-					if cur.tr != nil {
-						d = cur.tr.describe(st.name, "reflection")
-						d.Cluster = ch.reflected.cluster
-						d.LastUpdated = timestamppb.New(cur.fetched)
-					}
-					if cur.err != nil {
-						d.Error = cur.err.Error()
-					}
-				}
-				out = append(out, d)
-			}
-			if st.plain == st.tls {
-				break
-			}
+// describe reports what the reflected transcoder loaded, or why not.
+func (rt *reflectedTranscoder) describe(listener string) *adminv1.TranscoderDescriptors {
+	d := &adminv1.TranscoderDescriptors{Listener: listener, Source: "reflection", Cluster: rt.cluster, Services: rt.cfg.GetServices()}
+	if cur := rt.state.cur.Load(); cur != nil {
+		if cur.tr != nil {
+			d = cur.tr.describe(listener, "reflection")
+			d.Cluster = rt.cluster
+			d.LastUpdated = timestamppb.New(cur.fetched)
+		}
+		if cur.err != nil {
+			d.Error = cur.err.Error()
 		}
 	}
-	slices.SortFunc(out, func(a, b *adminv1.TranscoderDescriptors) int { return strings.Compare(a.Listener, b.Listener) })
-	return out
+	return d
 }
 
 func (t *jsonTranscoder) describe(listener, source string) *adminv1.TranscoderDescriptors {
