@@ -60,9 +60,6 @@ func (c *transcodeCall) responseBody() string {
 	return c.rule.ResponseBody
 }
 
-// transcoderType is the type URL of the filter's config.
-const transcoderType = "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder"
-
 func compileTranscoder(cfg *transcoderv3.GrpcJsonTranscoder) (*jsonTranscoder, error) {
 	var bin []byte
 	switch d := cfg.GetDescriptorSet().(type) {
