@@ -3,11 +3,11 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +20,7 @@ import (
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/server/upstream"
 	"github.com/meshgate/meshgate/server/wire"
 	"github.com/meshgate/meshgate/triple"
 )
@@ -140,121 +141,116 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 		return
 	}
 
-	if err := cl.Admit(f.Priority); err != nil {
-		c.Header().Set("X-Envoy-Overloaded", "true")
-		bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
-		return
-	}
-	var info governance.PickInfo
-	info.Hash, info.HasHash = f.Hash(r)
+	bc := &bridgeCall{cl: cl, callSpec: callSpec, grpc: grpcCall, b: b, policy: f.Retry, r: r}
+	call := upstream.Call{Cluster: cl, Priority: f.Priority}
+	call.Pick.Hash, call.Pick.HasHash = f.Hash(r)
 	if callSpec.HasHash {
-		info.Hash, info.HasHash = callSpec.Hash, true
+		call.Pick.Hash, call.Pick.HasHash = callSpec.Hash, true
 	}
-	policy := f.Retry
-	var tried []*cluster.Host
-	var releaseRetry func()
-	defer func() {
-		if releaseRetry != nil {
-			releaseRetry()
-		}
-	}()
-	for n := 0; ; n++ {
-		avoid := tried
-		if policy == nil || !policy.SkipPreviousHosts {
-			avoid = nil
-		}
-		if cl.Dubbo != nil && cl.Dubbo.AnyAway() {
-			// Providers shutting down (their readonly event) take no new
-			// calls while others can, as a Dubbo consumer skips them.
-			avoid = slices.Clip(avoid)
+	if p := f.Retry; p != nil {
+		call.Retries, call.Backoff, call.SkipTried = int(p.NumRetries), p.Backoff, p.SkipPreviousHosts
+		call.Retriable = func(res upstream.Result) bool { return res.Outcome.Failed() && p.Retriable(res.Attempt) }
+	}
+	if cl.Dubbo != nil {
+		// Providers shutting down (their readonly event) take no new calls
+		// while others can, as a Dubbo consumer skips them.
+		call.Avoid = func() []*cluster.Host {
+			if !cl.Dubbo.AnyAway() {
+				return nil
+			}
+			var away []*cluster.Host
 			for _, h := range cl.Hosts() {
 				if cl.Dubbo.Away(h.Address) {
-					avoid = append(avoid, h)
+					away = append(away, h)
 				}
 			}
-		}
-		a, err := cl.Begin(info, avoid)
-		if err != nil {
-			bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
-			return
-		}
-		var callTimeout time.Duration
-		if dl, ok := ctx.Deadline(); ok {
-			callTimeout = time.Until(dl)
-		}
-		actx, acancel := ctx, context.CancelFunc(func() {})
-		if policy != nil && policy.PerTryTimeout > 0 {
-			actx, acancel = context.WithTimeout(ctx, policy.PerTryTimeout)
-			callTimeout = min(callTimeout, policy.PerTryTimeout)
-			if callTimeout <= 0 {
-				callTimeout = policy.PerTryTimeout
-			}
-		}
-		var resp *dubbo.Response
-		if cl.Dubbo != nil {
-			req := dubbo.GenericRequest(callSpec.Service, callSpec.Types, callSpec.Args, callSpec.Attachments)
-			req.Timeout = callTimeout
-			resp, err = cl.Dubbo.Call(actx, a.Host.Address, req)
-		} else {
-			// A Triple provider: the method itself, arguments in the
-			// non-IDL wrapper.
-			resp, err = triple.Call(actx, cl.Transport(true), cl.Scheme(), a.Host.Address, triple.Request{
-				Service: callSpec.Service, Args: callSpec.Args, Types: callSpec.Types, Attachments: callSpec.Attachments, Timeout: callTimeout,
-			})
-		}
-		acancel()
-		if err == nil {
-			a.End(governance.Outcome{Status: http.StatusOK}, true)
-			if n > 0 {
-				cl.Stats.RqRetrySuccess.Add(1)
-			}
-			var werr error
-			if grpcCall != nil {
-				werr = b.AnswerGRPC(c, grpcCall, resp)
-			} else {
-				werr = b.Answer(c, resp)
-			}
-			if werr != nil && !c.wroteHeader {
-				bridgeError(c, r, http.StatusBadGateway, codeInternal, werr.Error())
-			}
-			return
-		}
-		if r.Context().Err() != nil {
-			a.End(governance.Outcome{}, false) // the client left: not the host's doing
-			return
-		}
-		fail := b.Classify(actx, err, cl.Name, a.Host.Address)
-		if fail.Outcome.Local == governance.Timeout && ctx.Err() == nil {
-			cl.Stats.RqTimeout.Add(1) // a per-try timeout
-		}
-		a.End(fail.Outcome, true)
-		result := governance.Attempt{Outcome: fail.Outcome, GRPCStatus: -1}
-		if fail.Outcome.Status != 0 && fail.Outcome.Status != http.StatusOK {
-			result.GRPCStatus = int(fail.GRPC)
-		}
-		retry := policy != nil && n < int(policy.NumRetries) && ctx.Err() == nil && fail.Outcome.Failed() && policy.Retriable(result)
-		if retry {
-			if releaseRetry != nil {
-				releaseRetry()
-				releaseRetry = nil
-			}
-			release, ok := cl.AcquireRetry(f.Priority)
-			retry, releaseRetry = ok, release
-		}
-		if !retry {
-			writeDubboFailure(c, r, fail)
-			return
-		}
-		tried = append(tried, a.Host)
-		wait := time.NewTimer(policy.Backoff(n + 1))
-		select {
-		case <-wait.C:
-		case <-ctx.Done():
-			wait.Stop()
-			writeDubboFailure(c, r, b.Classify(ctx, ctx.Err(), cl.Name, a.Host.Address))
-			return
+			return away
 		}
 	}
+	res, _, err := upstream.Run(ctx, call, bc.attempt)
+	switch {
+	case errors.Is(err, upstream.ErrOverloaded):
+		c.Header().Set("X-Envoy-Overloaded", "true")
+		bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+	case errors.Is(err, upstream.ErrNoHost):
+		bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+	case err != nil: // the deadline passed while waiting to retry
+		writeDubboFailure(c, r, b.Classify(ctx, err, cl.Name, bc.lastHost))
+	case !res.Failed:
+		var werr error
+		if grpcCall != nil {
+			werr = b.AnswerGRPC(c, grpcCall, bc.resp)
+		} else {
+			werr = b.Answer(c, bc.resp)
+		}
+		if werr != nil && !c.wroteHeader {
+			bridgeError(c, r, http.StatusBadGateway, codeInternal, werr.Error())
+		}
+	case r.Context().Err() == nil: // (the client that left gets no answer)
+		writeDubboFailure(c, r, bc.fail)
+	}
+}
+
+// bridgeCall is one bridged call on its way through its attempts.
+type bridgeCall struct {
+	cl       *cluster.Cluster
+	callSpec *dubbobridge.Call
+	grpc     *dubbobridge.GRPCCall
+	b        *dubbobridge.Route
+	policy   *governance.RetryPolicy
+	r        *http.Request
+	// What the last attempt left: the answer, or why it failed.
+	resp     *dubbo.Response
+	fail     dubbobridge.Failure
+	lastHost string
+}
+
+// attempt calls the method on a's host: a generic Dubbo2 call, or the
+// method itself in Triple's non-IDL form.
+func (bc *bridgeCall) attempt(ctx context.Context, a *cluster.Attempt, _ int) upstream.Result {
+	cl, spec := bc.cl, bc.callSpec
+	bc.lastHost = a.Host.Address
+	var callTimeout time.Duration
+	if dl, ok := ctx.Deadline(); ok {
+		callTimeout = time.Until(dl)
+	}
+	actx, acancel := ctx, context.CancelFunc(func() {})
+	if p := bc.policy; p != nil && p.PerTryTimeout > 0 {
+		actx, acancel = context.WithTimeout(ctx, p.PerTryTimeout)
+		callTimeout = min(callTimeout, p.PerTryTimeout)
+		if callTimeout <= 0 {
+			callTimeout = p.PerTryTimeout
+		}
+	}
+	defer acancel()
+	var resp *dubbo.Response
+	var err error
+	if cl.Dubbo != nil {
+		req := dubbo.GenericRequest(spec.Service, spec.Types, spec.Args, spec.Attachments)
+		req.Timeout = callTimeout
+		resp, err = cl.Dubbo.Call(actx, a.Host.Address, req)
+	} else {
+		resp, err = triple.Call(actx, cl.Transport(true), cl.Scheme(), a.Host.Address, triple.Request{
+			Service: spec.Service, Args: spec.Args, Types: spec.Types, Attachments: spec.Attachments, Timeout: callTimeout,
+		})
+	}
+	if err == nil {
+		bc.resp = resp
+		return upstream.Result{Outcome: governance.Outcome{Status: http.StatusOK}, Judge: true}
+	}
+	if bc.r.Context().Err() != nil {
+		return upstream.Result{Failed: true} // the client left: not the host's doing
+	}
+	bc.fail = bc.b.Classify(actx, err, cl.Name, a.Host.Address)
+	if bc.fail.Outcome.Local == governance.Timeout && ctx.Err() == nil {
+		cl.Stats.RqTimeout.Add(1) // a per-try timeout
+	}
+	res := upstream.Result{Outcome: bc.fail.Outcome, Judge: true, Failed: true,
+		Attempt: governance.Attempt{Outcome: bc.fail.Outcome, GRPCStatus: -1}}
+	if bc.fail.Outcome.Status != 0 && bc.fail.Outcome.Status != http.StatusOK {
+		res.Attempt.GRPCStatus = int(bc.fail.GRPC)
+	}
+	return res
 }
 
 // tripleProto carries Triple's unary application/proto form to a Triple

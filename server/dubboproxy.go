@@ -21,6 +21,7 @@ import (
 	failoverv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/dubbo/failover/v1"
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/server/upstream"
 	"github.com/meshgate/meshgate/triple"
 )
 
@@ -215,96 +216,91 @@ func (p *dubboProxy) call(ctx context.Context, f *dubbo.Frame) []byte {
 	if ms, err := time.ParseDuration(inv.Attachments["timeout"] + "ms"); err == nil && ms > 0 {
 		timeout = ms
 	}
-	if err := cl.Admit(0); err != nil {
+	// Dubbo's failover: another provider after a failed try, each try
+	// bounded by the timeout; the method's own exception is an answer.
+	pc := &proxyCall{f: f, inv: inv, cl: cl, timeout: timeout}
+	call := upstream.Call{Cluster: cl, Pick: governance.PickInfo{Hash: rand.Uint64()}, SkipTried: true}
+	if f.TwoWay() {
+		call.Retries = int(p.retries)
+		call.Retriable = func(upstream.Result) bool { return pc.retry }
+	}
+	if _, _, err := upstream.Run(ctx, call, pc.attempt); err != nil {
 		status = int(dubbo.StatusServiceError)
 		return statusAnswer(f.ID(), dubbo.StatusServiceError, err.Error())
 	}
-	// Dubbo's failover: another provider after a failed try, each try
-	// bounded by the timeout; the method's own exception is an answer.
-	var tried []*cluster.Host
-	for try := 0; ; try++ {
-		answer, st, retry, host := p.try(ctx, f, inv, cl, timeout, tried)
-		status = int(st)
-		if !retry || try >= int(p.retries) || ctx.Err() != nil || !f.TwoWay() {
-			return answer
-		}
-		release, ok := cl.AcquireRetry(0)
-		if !ok {
-			return answer // the cluster's retry budget is spent
-		}
-		defer release()
-		if host != nil {
-			tried = append(tried, host)
-		}
-	}
+	status = int(pc.status)
+	return pc.answer
 }
 
-// try sends a call to one provider of cl. retry says whether another
-// provider may do better (a connection failure, a provider's error status,
-// the try's timeout); host is the provider tried, if one was.
-func (p *dubboProxy) try(parent context.Context, f *dubbo.Frame, inv *dubbo.Invocation, cl *cluster.Cluster, timeout time.Duration,
-	tried []*cluster.Host) (answer []byte, st byte, retry bool, host *cluster.Host) {
-	ctx, cancel := context.WithTimeout(parent, timeout)
+// proxyCall is one call of a Dubbo2 consumer on its way through its tries.
+type proxyCall struct {
+	f       *dubbo.Frame
+	inv     *dubbo.Invocation
+	cl      *cluster.Cluster
+	timeout time.Duration
+	// What the last try left: the answer for the consumer, its status,
+	// and whether another provider may do better (a connection failure,
+	// a provider's error status, the try's timeout).
+	answer []byte
+	status byte
+	retry  bool
+}
+
+// attempt sends the call to a's provider.
+func (pc *proxyCall) attempt(parent context.Context, a *cluster.Attempt, _ int) upstream.Result {
+	f, inv, cl := pc.f, pc.inv, pc.cl
+	ctx, cancel := context.WithTimeout(parent, pc.timeout)
 	defer cancel()
-	a, err := cl.Begin(governance.PickInfo{Hash: rand.Uint64()}, tried)
-	if err != nil {
-		return statusAnswer(f.ID(), dubbo.StatusServiceError, err.Error()), dubbo.StatusServiceError, false, nil
-	}
-	host = a.Host
 	// judge: a failure counts against the host unless the consumer left.
-	judge := func() bool { return parent.Err() == nil }
+	judge := parent.Err() == nil
+	done := func(answer []byte, st byte, retry bool, out governance.Outcome, judged bool) upstream.Result {
+		pc.answer, pc.status, pc.retry = answer, st, retry
+		return upstream.Result{Outcome: out, Judge: judged, Failed: retry}
+	}
 	switch {
 	case cl.Dubbo != nil:
 		if !f.TwoWay() {
 			err := cl.Dubbo.SendRaw(ctx, a.Host.Address, f)
-			a.End(outcomeOf(err), true)
-			return nil, dubbo.StatusOK, false, host
+			return done(nil, dubbo.StatusOK, false, outcomeOf(err), true)
 		}
 		resp, err := cl.Dubbo.CallRaw(ctx, a.Host.Address, f)
 		if err != nil {
-			a.End(outcomeOf(err), judge())
 			st, msg := upstreamStatus(ctx, err)
-			return statusAnswer(f.ID(), st, msg), st, true, host
+			return done(statusAnswer(f.ID(), st, msg), st, true, outcomeOf(err), judge)
 		}
 		switch rs := resp.Header.ResponseStatus; rs {
 		case dubbo.StatusOK:
-			a.End(governance.Outcome{Status: 200}, true)
-			return resp.WithID(f.ID()), rs, false, host
+			return done(resp.WithID(f.ID()), rs, false, governance.Outcome{Status: 200}, true)
 		case dubbo.StatusBadRequest:
 			// The consumer's own mistake: no provider does better.
-			a.End(governance.Outcome{Status: 400}, true)
-			return resp.WithID(f.ID()), rs, false, host
+			return done(resp.WithID(f.ID()), rs, false, governance.Outcome{Status: 400}, true)
 		default:
-			a.End(governance.Outcome{Status: 503}, true)
-			return resp.WithID(f.ID()), rs, true, host
+			return done(resp.WithID(f.ID()), rs, true, governance.Outcome{Status: 503}, true)
 		}
 	case cl.Triple:
 		resp, err := triple.Call(ctx, cl.Transport(true), cl.Scheme(), a.Host.Address, triple.Request{
-			Service: inv.Service, Args: inv.Args, Types: inv.Types, Attachments: inv.Attachments, Timeout: timeout,
+			Service: inv.Service, Args: inv.Args, Types: inv.Types, Attachments: inv.Attachments, Timeout: pc.timeout,
 		})
 		var tst *triple.StatusError
 		switch {
 		case err == nil:
-			a.End(governance.Outcome{Status: 200}, true)
 			b, err := dubbo.EncodeResponse(f.ID(), resp.Value, nil, resp.Attachments)
 			if err != nil {
-				return statusAnswer(f.ID(), dubbo.StatusServerError, "encoding the answer: "+err.Error()), dubbo.StatusServerError, false, host
+				return done(statusAnswer(f.ID(), dubbo.StatusServerError, "encoding the answer: "+err.Error()), dubbo.StatusServerError, false,
+					governance.Outcome{Status: 200}, true)
 			}
-			return b, dubbo.StatusOK, false, host
+			return done(b, dubbo.StatusOK, false, governance.Outcome{Status: 200}, true)
 		case errors.As(err, &tst) && tst.Code == codes.Unknown:
 			// The method's error: the consumer gets it as an exception.
-			a.End(governance.Outcome{Status: 200}, true)
 			b, _ := dubbo.EncodeResponse(f.ID(), nil, java_exception.NewThrowable(tst.Message), nil)
-			return b, dubbo.StatusOK, false, host
+			return done(b, dubbo.StatusOK, false, governance.Outcome{Status: 200}, true)
 		default:
-			a.End(outcomeOf(err), judge())
 			st, msg := upstreamStatus(ctx, err)
-			return statusAnswer(f.ID(), st, msg), st, true, host
+			return done(statusAnswer(f.ID(), st, msg), st, true, outcomeOf(err), judge)
 		}
 	}
-	a.End(governance.Outcome{Status: 200}, false)
-	return statusAnswer(f.ID(), dubbo.StatusServiceNotFound, fmt.Sprintf("cluster %q holds neither Dubbo2 nor Triple providers", cl.Name)),
-		dubbo.StatusServiceNotFound, false, host
+	return done(statusAnswer(f.ID(), dubbo.StatusServiceNotFound, fmt.Sprintf("cluster %q holds neither Dubbo2 nor Triple providers", cl.Name)),
+		dubbo.StatusServiceNotFound, false, governance.Outcome{Status: 200}, false)
 }
 
 func statusAnswer(id int64, st byte, msg string) []byte {

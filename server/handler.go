@@ -27,6 +27,7 @@ import (
 	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/httpfilter"
 	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/server/upstream"
 	"github.com/meshgate/meshgate/server/wire"
 )
 
@@ -227,206 +228,231 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 			"give the route a dubbo bridge (dubbo: in the route), or route gRPC/Triple to the tri cluster of the service", cl.Name))
 		return
 	}
-	isGRPC := router.IsGRPC(r)
-
-	var body io.ReadCloser = r.Body
-	var limited *limitedBody
-	switch {
-	case isGRPC && ch.maxMsg > 0:
-		limited = &limitedBody{ReadCloser: r.Body, maxMsg: ch.maxMsg}
-	case !isGRPC && ch.maxBody > 0:
-		if r.ContentLength > int64(ch.maxBody) {
-			wire.WriteError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
-				fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, ch.maxBody))
-			return
-		}
-		limited = &limitedBody{ReadCloser: r.Body, maxBody: ch.maxBody}
-	}
-	if limited != nil {
-		body = limited
-	}
-	if r.ContentLength == 0 && !isGRPC {
-		body = nil
-	}
-
-	timeout := f.Timeout
-	if isGRPC {
-		if v := r.Header.Get("Grpc-Timeout"); v != "" {
-			d, err := parseGRPCTimeout(v)
-			if err != nil {
-				wire.WriteGRPCStatus(c, codes.InvalidArgument, err.Error())
-				return
-			}
-			if f.GRPCTimeoutMax > 0 && d > f.GRPCTimeoutMax {
-				d = f.GRPCTimeoutMax
-			}
-			if timeout == 0 || d < timeout {
-				timeout = d
-			}
-		}
-	}
-	// Without a timeout the request's own context does: net/http cancels it
-	// when the handler returns, and closing the upstream body resets an
-	// unfinished upstream stream.
-	ctx := r.Context()
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	var idle *idleWatch
-	if d := cmp.Or(f.IdleTimeout, ch.streamIdle); d > 0 {
-		idle, ctx = newIdleWatch(ctx, d)
-		defer idle.stop()
-		if body != nil {
-			body = &touchingBody{ReadCloser: body, w: idle}
-		}
-	}
-
-	if err := cl.Admit(f.Priority); err != nil {
-		c.Header().Set("X-Envoy-Overloaded", "true")
-		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+	fw, ok := ch.newForwarding(c, r, rt, cl)
+	if !ok {
 		return
 	}
-	var info governance.PickInfo
-	info.Hash, info.HasHash = f.Hash(r)
+	defer fw.close()
 	if r.ProtoMajor == 1 && r.ContentLength != 0 {
 		// Let a streaming HTTP/1.1 upload keep flowing after the answer starts.
 		_ = http.NewResponseController(c.ResponseWriter).EnableFullDuplex()
 	}
-	ch.prepareHeaders(r, rt, isGRPC)
+	ch.prepareHeaders(r, rt, fw.isGRPC)
 
-	policy := f.Retry
-	var replay *replayBody
-	if policy != nil && policy.NumRetries > 0 && body != nil {
-		replay = newReplayBody(body, f.BufferLimit)
+	res, a, err := upstream.Run(fw.ctx, fw.call(r), fw.attempt)
+	switch {
+	case errors.Is(err, upstream.ErrOverloaded):
+		c.Header().Set("X-Envoy-Overloaded", "true")
+		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+	case errors.Is(err, upstream.ErrNoHost):
+		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
+	case err != nil: // the deadline passed while waiting to retry
+		if fail := ch.failure(fw.ctx, r, cl, fw.lastHost, fw.limited, err, false); fail.code != 0 {
+			wire.WriteError(c, r, fail.code, fail.grpc, fail.msg)
+		}
+	case a != nil: // an answer to pass on (a failed one too, when not retried)
+		ch.respond(c, r, rt, cl, a, fw.resp, res.Attempt, fw.isGRPC, fw.limited, fw.ctx, fw.idle)
+	case fw.fail.code != 0:
+		wire.WriteError(c, r, fw.fail.code, fw.fail.grpc, fw.fail.msg)
 	}
-	var tried []*cluster.Host
-	var releaseRetry func()
-	defer func() {
-		if releaseRetry != nil {
-			releaseRetry()
-		}
-	}()
-	for n := 0; ; n++ {
-		avoid := tried
-		if policy == nil || !policy.SkipPreviousHosts {
-			avoid = nil
-		}
-		a, err := cl.Begin(info, avoid)
-		if err != nil {
-			wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
-			return
-		}
-		attemptBody := body
-		if replay != nil {
-			attemptBody = replay.attempt()
-		}
-		actx, acancel := ctx, context.CancelFunc(func() {})
-		var perTry *time.Timer
-		var perTryFired atomic.Bool
-		if policy != nil && policy.PerTryTimeout > 0 {
-			actx, acancel = context.WithCancel(ctx)
-			perTry = time.AfterFunc(policy.PerTryTimeout, func() { perTryFired.Store(true); acancel() })
-		}
-		out := ch.upstreamRequest(actx, r, rt, cl, a.Host, attemptBody, isGRPC, timeout)
-		resp, err := cl.Transport(r.ProtoMajor == 2 || c.s.AsGRPC).RoundTrip(out)
-		if perTry != nil && !perTry.Stop() && err == nil {
-			// The per-try timeout fired as the headers came: the attempt's
-			// context is gone, so the answer cannot be read.
-			resp.Body.Close()
-			resp, err = nil, context.DeadlineExceeded
-		}
+}
 
-		var result governance.Attempt
-		var fail failure
-		if err != nil {
-			fail = ch.failure(ctx, r, cl, a.Host, limited, err, perTryFired.Load())
-			result = governance.Attempt{Outcome: governance.Outcome{Local: fail.local}, GRPCStatus: -1, RefusedStream: fail.refused}
-		} else {
-			result = governance.Attempt{Outcome: governance.Outcome{Status: resp.StatusCode}, GRPCStatus: -1}
-			if isGRPC {
-				if gs, ok := grpcStatusOf(resp.Header); ok {
-					result.GRPCStatus = gs
-					result.Status = governance.HTTPStatusFromGRPC(gs)
-				}
-			}
+// forwarding is one forwarded request on its way through its attempts.
+type forwarding struct {
+	ch     *chain
+	c      *call
+	r      *http.Request
+	rt     *router.Route[*cluster.Cluster]
+	cl     *cluster.Cluster
+	isGRPC bool
+	// body is what each attempt sends (replay gives each its copy);
+	// limited enforces the listener's size limits on it.
+	body    io.ReadCloser
+	limited *limitedBody
+	replay  *replayBody
+	timeout time.Duration
+	ctx     context.Context
+	cancels []func()
+	idle    *idleWatch
+	// What the last attempt left: its answer (on success), why it failed,
+	// and its host.
+	resp     *http.Response
+	fail     failure
+	lastHost *cluster.Host
+}
+
+// newForwarding sets a request up for its attempts: body limits, the
+// deadline (route timeout and grpc-timeout), the idle watch, a replayable
+// body for retries. It answers the request itself and reports false when
+// the request cannot go on.
+func (ch *chain) newForwarding(c *call, r *http.Request, rt *router.Route[*cluster.Cluster], cl *cluster.Cluster) (*forwarding, bool) {
+	f := rt.Forward
+	fw := &forwarding{ch: ch, c: c, r: r, rt: rt, cl: cl, isGRPC: router.IsGRPC(r), body: r.Body, ctx: r.Context()}
+	switch {
+	case fw.isGRPC && ch.maxMsg > 0:
+		fw.limited = &limitedBody{ReadCloser: r.Body, maxMsg: ch.maxMsg}
+	case !fw.isGRPC && ch.maxBody > 0:
+		if r.ContentLength > int64(ch.maxBody) {
+			wire.WriteError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
+				fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, ch.maxBody))
+			return nil, false
 		}
-		judged := err == nil || fail.judge // not the client leaving or a request over the limit
-		var peeked []byte
-		var peekErr error
-		if err == nil && isGRPC && result.GRPCStatus < 0 && policy != nil && n < int(policy.NumRetries) &&
-			(replay == nil || replay.Done()) {
-			// The status may come in trailers right behind the headers. With
-			// the whole request sent, wait for the first message or the
-			// trailers before answering, so that a failed call can still be
-			// retried: nothing has reached the client yet.
-			peeked, peekErr = peek(resp.Body)
-			switch {
-			case peekErr == io.EOF && len(peeked) == 0:
-				if gs, ok := grpcStatusOf(resp.Trailer); ok {
-					result.GRPCStatus = gs
-					result.Status = governance.HTTPStatusFromGRPC(gs)
-				}
-			case peekErr != nil && peekErr != io.EOF && len(peeked) == 0:
-				// Cut off after the headers (a backend dying mid-answer):
-				// nothing reached the client, so it fails like an attempt
-				// that got no headers, and may be retried.
-				resp.Body.Close()
-				resp, err, peekErr = nil, peekErr, nil
-				fail = ch.failure(ctx, r, cl, a.Host, limited, err, perTryFired.Load())
-				result = governance.Attempt{Outcome: governance.Outcome{Local: fail.local}, GRPCStatus: -1, RefusedStream: fail.refused}
-				judged = fail.judge
-			}
+		fw.limited = &limitedBody{ReadCloser: r.Body, maxBody: ch.maxBody}
+	}
+	if fw.limited != nil {
+		fw.body = fw.limited
+	}
+	if r.ContentLength == 0 && !fw.isGRPC {
+		fw.body = nil
+	}
+	timeout, err := callTimeout(r, f, fw.isGRPC)
+	if err != nil {
+		wire.WriteGRPCStatus(c, codes.InvalidArgument, err.Error())
+		return nil, false
+	}
+	fw.timeout = timeout
+	// Without a timeout the request's own context does: net/http cancels it
+	// when the handler returns, and closing the upstream body resets an
+	// unfinished upstream stream.
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		fw.ctx, cancel = context.WithTimeout(fw.ctx, timeout)
+		fw.cancels = append(fw.cancels, cancel)
+	}
+	if d := cmp.Or(f.IdleTimeout, ch.streamIdle); d > 0 {
+		fw.idle, fw.ctx = newIdleWatch(fw.ctx, d)
+		fw.cancels = append(fw.cancels, fw.idle.stop)
+		if fw.body != nil {
+			fw.body = &touchingBody{ReadCloser: fw.body, w: fw.idle}
 		}
-		retry := policy != nil && n < int(policy.NumRetries) && judged && policy.Retriable(result) &&
-			(replay == nil || replay.Replayable())
-		if retry {
-			if releaseRetry != nil {
-				releaseRetry()
-				releaseRetry = nil
-			}
-			release, ok := cl.AcquireRetry(f.Priority)
-			retry = ok
-			releaseRetry = release
+	}
+	if policy := f.Retry; policy != nil && policy.NumRetries > 0 && fw.body != nil {
+		fw.replay = newReplayBody(fw.body, f.BufferLimit)
+	}
+	return fw, true
+}
+
+// callTimeout is the call's deadline: the route's timeout, or a gRPC
+// caller's grpc-timeout when sooner (capped by grpc_timeout_header_max).
+func callTimeout(r *http.Request, f *router.Forward[*cluster.Cluster], isGRPC bool) (time.Duration, error) {
+	timeout := f.Timeout
+	if !isGRPC {
+		return timeout, nil
+	}
+	v := r.Header.Get("Grpc-Timeout")
+	if v == "" {
+		return timeout, nil
+	}
+	d, err := parseGRPCTimeout(v)
+	if err != nil {
+		return 0, err
+	}
+	if f.GRPCTimeoutMax > 0 && d > f.GRPCTimeoutMax {
+		d = f.GRPCTimeoutMax
+	}
+	if timeout == 0 || d < timeout {
+		timeout = d
+	}
+	return timeout, nil
+}
+
+// close releases the deadline and idle watch (after the answer streamed).
+func (fw *forwarding) close() {
+	for i := len(fw.cancels) - 1; i >= 0; i-- {
+		fw.cancels[i]()
+	}
+}
+
+// call is the request's governance for the attempt loop.
+func (fw *forwarding) call(r *http.Request) upstream.Call {
+	f := fw.rt.Forward
+	c := upstream.Call{Cluster: fw.cl, Priority: f.Priority}
+	c.Pick.Hash, c.Pick.HasHash = f.Hash(r)
+	if p := f.Retry; p != nil {
+		c.Retries, c.Backoff, c.SkipTried = int(p.NumRetries), p.Backoff, p.SkipPreviousHosts
+		c.Retriable = func(res upstream.Result) bool {
+			return p.Retriable(res.Attempt) && (fw.replay == nil || fw.replay.Replayable())
 		}
-		if retry {
-			if resp != nil {
-				resp.Body.Close()
+	}
+	return c
+}
+
+// attempt is one round trip to a's host. Its answer is kept (Keep) for
+// respond; a failure is kept in fw.fail for the answer to the client.
+func (fw *forwarding) attempt(ctx context.Context, a *cluster.Attempt, n int) upstream.Result {
+	fw.lastHost = a.Host
+	r, policy := fw.r, fw.rt.Forward.Retry
+	body := fw.body
+	if fw.replay != nil {
+		body = fw.replay.attempt()
+	}
+	actx, acancel := ctx, context.CancelFunc(func() {})
+	var perTry *time.Timer
+	var perTryFired atomic.Bool
+	if policy != nil && policy.PerTryTimeout > 0 {
+		actx, acancel = context.WithCancel(ctx)
+		perTry = time.AfterFunc(policy.PerTryTimeout, func() { perTryFired.Store(true); acancel() })
+	}
+	out := fw.ch.upstreamRequest(actx, r, fw.rt, fw.cl, a.Host, body, fw.isGRPC, fw.timeout)
+	resp, err := fw.cl.Transport(r.ProtoMajor == 2 || fw.c.s.AsGRPC).RoundTrip(out)
+	if perTry != nil && !perTry.Stop() && err == nil {
+		// The per-try timeout fired as the headers came: the attempt's
+		// context is gone, so the answer cannot be read.
+		resp.Body.Close()
+		resp, err = nil, context.DeadlineExceeded
+	}
+	if err != nil {
+		acancel()
+		return fw.failed(ctx, err, perTryFired.Load())
+	}
+	att := governance.Attempt{Outcome: governance.Outcome{Status: resp.StatusCode}, GRPCStatus: -1}
+	if fw.isGRPC {
+		if gs, ok := grpcStatusOf(resp.Header); ok {
+			att.GRPCStatus, att.Status = gs, governance.HTTPStatusFromGRPC(gs)
+		}
+	}
+	retriable := policy != nil && n < int(policy.NumRetries)
+	if fw.isGRPC && att.GRPCStatus < 0 && retriable && (fw.replay == nil || fw.replay.Done()) {
+		// The status may come in trailers right behind the headers. With
+		// the whole request sent, wait for the first message or the
+		// trailers before answering, so that a failed call can still be
+		// retried: nothing has reached the client yet.
+		peeked, peekErr := peek(resp.Body)
+		switch {
+		case peekErr == io.EOF && len(peeked) == 0:
+			if gs, ok := grpcStatusOf(resp.Trailer); ok {
+				att.GRPCStatus, att.Status = gs, governance.HTTPStatusFromGRPC(gs)
 			}
-			a.End(result.Outcome, true)
+		case peekErr != nil && peekErr != io.EOF && len(peeked) == 0:
+			// Cut off after the headers (a backend dying mid-answer):
+			// nothing reached the client, so it fails like an attempt
+			// that got no headers, and may be retried.
+			resp.Body.Close()
 			acancel()
-			tried = append(tried, a.Host)
-			wait := time.NewTimer(policy.Backoff(n + 1))
-			select {
-			case <-wait.C:
-				continue
-			case <-ctx.Done():
-				wait.Stop()
-				fail = ch.failure(ctx, r, cl, a.Host, limited, ctx.Err(), false)
-				if fail.code != 0 {
-					wire.WriteError(c, r, fail.code, fail.grpc, fail.msg)
-				}
-				return
-			}
-		}
-		defer acancel()
-		if err != nil {
-			a.End(result.Outcome, fail.judge)
-			if fail.code != 0 {
-				wire.WriteError(c, r, fail.code, fail.grpc, fail.msg)
-			}
-			return
-		}
-		if n > 0 {
-			cl.Stats.RqRetrySuccess.Add(1)
+			return fw.failed(ctx, peekErr, perTryFired.Load())
 		}
 		if peeked != nil || peekErr != nil {
 			resp.Body = &prefixedBody{ReadCloser: resp.Body, prefix: peeked, err: peekErr}
 		}
-		ch.respond(c, r, rt, cl, a, resp, result, isGRPC, limited, ctx, idle)
-		return
 	}
+	fw.resp = resp
+	fw.cancels = append(fw.cancels, acancel)
+	res := upstream.Result{Outcome: att.Outcome, Judge: true, Keep: true, Attempt: att}
+	if retriable && policy.Retriable(att) {
+		// An answer the policy retries: failed, unless no retry comes
+		// (then it is passed on as it is).
+		res.Failed = true
+		res.Discard = func() { resp.Body.Close(); acancel() }
+	}
+	return res
+}
+
+// failed is an attempt that got no answer: why is kept for the client.
+func (fw *forwarding) failed(ctx context.Context, err error, perTry bool) upstream.Result {
+	fw.fail = fw.ch.failure(ctx, fw.r, fw.cl, fw.lastHost, fw.limited, err, perTry)
+	out := governance.Outcome{Local: fw.fail.local}
+	return upstream.Result{Outcome: out, Judge: fw.fail.judge, Failed: true,
+		Attempt: governance.Attempt{Outcome: out, GRPCStatus: -1, RefusedStream: fw.fail.refused}}
 }
 
 // respond streams an upstream answer to the client and reports how the
