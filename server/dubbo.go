@@ -52,51 +52,15 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 			fmt.Sprintf("the route calls Dubbo services, but cluster %q holds neither Dubbo2 nor Triple providers (protocol dubbo or tri)", cl.Name))
 		return
 	}
-	limit := ch.maxBody
-	if limit == 0 {
-		limit = defaultDubboBody
-	}
-	if r.ContentLength > int64(limit) {
-		bridgeError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
-			fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, limit))
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
-	if err != nil {
-		bridgeError(c, r, http.StatusBadRequest, codes.InvalidArgument, "reading the request body: "+err.Error())
-		return
-	}
-	if uint64(len(body)) > limit {
-		bridgeError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
-			fmt.Sprintf("request body is over the limit of %d bytes", limit))
+	body, ok := ch.bridgeBody(c, r)
+	if !ok {
 		return
 	}
 	isGRPC := router.IsGRPC(r)
 	ctx := r.Context()
-	timeout := f.Timeout
-	if v := r.Header.Get(tripleTimeoutHeader); !isGRPC && v != "" {
-		// Triple's unary HTTP form: the caller's timeout in milliseconds.
-		ms, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			bridgeError(c, r, http.StatusBadRequest, codes.InvalidArgument, fmt.Sprintf("%s %q is not milliseconds", tripleTimeoutHeader, v))
-			return
-		}
-		if d := time.Duration(ms) * time.Millisecond; timeout == 0 || d < timeout {
-			timeout = d
-		}
-	}
-	if v := r.Header.Get("Grpc-Timeout"); isGRPC && v != "" {
-		d, err := parseGRPCTimeout(v)
-		if err != nil {
-			wire.WriteGRPCStatus(c, codes.InvalidArgument, err.Error())
-			return
-		}
-		if f.GRPCTimeoutMax > 0 && d > f.GRPCTimeoutMax {
-			d = f.GRPCTimeoutMax
-		}
-		if timeout == 0 || d < timeout {
-			timeout = d
-		}
+	timeout, ok := bridgeTimeout(c, r, f, isGRPC)
+	if !ok {
+		return
 	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -121,6 +85,15 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 		ch.tripleProto(c, r, rt, cl, b, msg, ctx, timeout, md)
 		return
 	}
+	ch.bridgeGeneric(c, r, f, cl, b, body, ctx)
+}
+
+// bridgeGeneric calls a Dubbo2 or non-IDL Triple method by generic
+// invocation, through the attempt loop, and answers in the caller's form.
+func (ch *chain) bridgeGeneric(c *call, r *http.Request, f *router.Forward[*cluster.Cluster], cl *cluster.Cluster,
+	b *dubbobridge.Route, body []byte, ctx context.Context) {
+	isGRPC := router.IsGRPC(r)
+	var err error
 	svc := cl.DubboService
 	bsvc := dubbobridge.Service{Interface: svc.Interface, Version: svc.Version, Group: svc.Group, Methods: svc.Methods, Signatures: svc.Signatures}
 	var callSpec *dubbobridge.Call
@@ -189,6 +162,63 @@ func (ch *chain) bridgeDubbo(c *call, r *http.Request, rt *router.Route[*cluster
 	case r.Context().Err() == nil: // (the client that left gets no answer)
 		writeDubboFailure(c, r, bc.fail)
 	}
+}
+
+// bridgeBody reads a bridged request's body whole (it becomes the call's
+// arguments), within the listener's limit; false: answered already.
+func (ch *chain) bridgeBody(c *call, r *http.Request) ([]byte, bool) {
+	limit := ch.maxBody
+	if limit == 0 {
+		limit = defaultDubboBody
+	}
+	if r.ContentLength > int64(limit) {
+		bridgeError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
+			fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, limit))
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		bridgeError(c, r, http.StatusBadRequest, codes.InvalidArgument, "reading the request body: "+err.Error())
+		return nil, false
+	}
+	if uint64(len(body)) > limit {
+		bridgeError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
+			fmt.Sprintf("request body is over the limit of %d bytes", limit))
+		return nil, false
+	}
+	return body, true
+}
+
+// bridgeTimeout is a bridged call's deadline: the route's timeout, or the
+// caller's own (Triple-Timeout-Ms, grpc-timeout) when sooner; false: the
+// caller's was malformed and was answered.
+func bridgeTimeout(c *call, r *http.Request, f *router.Forward[*cluster.Cluster], isGRPC bool) (time.Duration, bool) {
+	timeout := f.Timeout
+	if v := r.Header.Get(tripleTimeoutHeader); !isGRPC && v != "" {
+		// Triple's unary HTTP form: the caller's timeout in milliseconds.
+		ms, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			bridgeError(c, r, http.StatusBadRequest, codes.InvalidArgument, fmt.Sprintf("%s %q is not milliseconds", tripleTimeoutHeader, v))
+			return 0, false
+		}
+		if d := time.Duration(ms) * time.Millisecond; timeout == 0 || d < timeout {
+			timeout = d
+		}
+	}
+	if v := r.Header.Get("Grpc-Timeout"); isGRPC && v != "" {
+		d, err := parseGRPCTimeout(v)
+		if err != nil {
+			wire.WriteGRPCStatus(c, codes.InvalidArgument, err.Error())
+			return 0, false
+		}
+		if f.GRPCTimeoutMax > 0 && d > f.GRPCTimeoutMax {
+			d = f.GRPCTimeoutMax
+		}
+		if timeout == 0 || d < timeout {
+			timeout = d
+		}
+	}
+	return timeout, true
 }
 
 // bridgeCall is one bridged call on its way through its attempts.

@@ -472,6 +472,37 @@ func (ch *chain) respond(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 	rt.ResponseEdits.Apply(h)
 	c.WriteHeader(resp.StatusCode)
 
+	rerr, clientLeft := pump(c, resp, isGRPC, idle)
+	switch {
+	case clientLeft:
+		judge = false
+		return // closing the upstream body resets its stream
+	case rerr != nil:
+		fail := ch.failure(ctx, r, cl, a.Host, limited, rerr, false)
+		outcome, judge = governance.Outcome{Local: fail.local}, fail.judge
+		if fail.code == 0 {
+			return
+		}
+		if isGRPC {
+			wire.SetGRPCTrailers(c, fail.grpc, fail.msg)
+			return
+		}
+		panic(http.ErrAbortHandler) // the body is cut short: reset the downstream stream
+	}
+	for k, vs := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vs
+	}
+	if isGRPC {
+		if gs, ok := grpcStatusOf(resp.Trailer); ok {
+			outcome.Status = governance.HTTPStatusFromGRPC(gs)
+		}
+	}
+}
+
+// pump copies an upstream answer's body to the client. It returns the
+// upstream's read error (nil at its end), or clientLeft when writing to the
+// client failed.
+func pump(c *call, resp *http.Response, isGRPC bool, idle *idleWatch) (readErr error, clientLeft bool) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -482,6 +513,7 @@ func (ch *chain) respond(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 	if isGRPC || resp.ContentLength < 0 {
 		co = newCoalescer(c)
 		co.markPending()
+		defer co.stop()
 	}
 	for {
 		if co != nil {
@@ -502,41 +534,14 @@ func (ch *chain) respond(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 				_, werr = c.Write(buf[:n])
 			}
 			if werr != nil {
-				if co != nil {
-					co.stop()
-				}
-				judge = false
-				return // the client left; closing the upstream body resets its stream
+				return nil, true
 			}
 		}
 		if rerr == io.EOF {
-			break
+			return nil, false
 		}
 		if rerr != nil {
-			if co != nil {
-				co.stop()
-			}
-			fail := ch.failure(ctx, r, cl, a.Host, limited, rerr, false)
-			outcome, judge = governance.Outcome{Local: fail.local}, fail.judge
-			if fail.code == 0 {
-				return
-			}
-			if isGRPC {
-				wire.SetGRPCTrailers(c, fail.grpc, fail.msg)
-				return
-			}
-			panic(http.ErrAbortHandler) // the body is cut short: reset the downstream stream
-		}
-	}
-	if co != nil {
-		co.stop()
-	}
-	for k, vs := range resp.Trailer {
-		h[http.TrailerPrefix+k] = vs
-	}
-	if isGRPC {
-		if gs, ok := grpcStatusOf(resp.Trailer); ok {
-			outcome.Status = governance.HTTPStatusFromGRPC(gs)
+			return rerr, false
 		}
 	}
 }
