@@ -66,3 +66,12 @@ func Call(ctx context.Context, addr string, svc Service, args []any, attachments
 		return v, err
 	}
 }
+
+// CallMetadataService asks the MetadataService of a Dubbo 3 provider (group
+// app, version 1.0.0, over the dubbo protocol) for the MetadataInfo of a
+// revision, and returns the decoded hessian2 value (registry reads it).
+func CallMetadataService(ctx context.Context, addr, app, revision string) (any, error) {
+	return Call(ctx, addr, Service{
+		Interface: "org.apache.dubbo.metadata.MetadataService", Group: app, Version: "1.0.0", Method: "getMetadataInfo",
+	}, []any{revision}, nil)
+}

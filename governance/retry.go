@@ -1,62 +1,35 @@
 package governance
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/meshgate/meshgate/governance/retryon"
 )
 
-// RetryOn is the set of conditions a route retries on (Envoy's retry_on).
-type RetryOn uint32
+// RetryOn is the set of conditions a route retries on (Envoy's retry_on),
+// read by package retryon.
+type RetryOn = retryon.Set
 
 // The retry conditions, named as Envoy's retry_on tokens.
 const (
-	Retry5xx RetryOn = 1 << iota
-	RetryGatewayError
-	RetryReset
-	RetryConnectFailure
-	RetryRetriable4xx
-	RetryRefusedStream
-	RetryRetriableStatusCodes
-	RetryGRPCCancelled
-	RetryGRPCDeadlineExceeded
-	RetryGRPCInternal
-	RetryGRPCResourceExhausted
-	RetryGRPCUnavailable
+	Retry5xx                   = retryon.Retry5xx
+	RetryGatewayError          = retryon.RetryGatewayError
+	RetryReset                 = retryon.RetryReset
+	RetryConnectFailure        = retryon.RetryConnectFailure
+	RetryRetriable4xx          = retryon.RetryRetriable4xx
+	RetryRefusedStream         = retryon.RetryRefusedStream
+	RetryRetriableStatusCodes  = retryon.RetryRetriableStatusCodes
+	RetryGRPCCancelled         = retryon.RetryGRPCCancelled
+	RetryGRPCDeadlineExceeded  = retryon.RetryGRPCDeadlineExceeded
+	RetryGRPCInternal          = retryon.RetryGRPCInternal
+	RetryGRPCResourceExhausted = retryon.RetryGRPCResourceExhausted
+	RetryGRPCUnavailable       = retryon.RetryGRPCUnavailable
 )
 
-var retryTokens = map[string]RetryOn{
-	"5xx": Retry5xx, "gateway-error": RetryGatewayError, "reset": RetryReset,
-	"connect-failure": RetryConnectFailure, "retriable-4xx": RetryRetriable4xx,
-	"refused-stream": RetryRefusedStream, "retriable-status-codes": RetryRetriableStatusCodes,
-	"cancelled": RetryGRPCCancelled, "deadline-exceeded": RetryGRPCDeadlineExceeded,
-	"internal": RetryGRPCInternal, "resource-exhausted": RetryGRPCResourceExhausted,
-	"unavailable": RetryGRPCUnavailable,
-}
-
 // ParseRetryOn reads a comma-separated retry_on value.
-func ParseRetryOn(s string) (RetryOn, error) {
-	var out RetryOn
-	for _, tok := range strings.Split(s, ",") {
-		tok = strings.TrimSpace(tok)
-		if tok == "" {
-			continue
-		}
-		v, ok := retryTokens[tok]
-		if !ok {
-			known := make([]string, 0, len(retryTokens))
-			for k := range retryTokens {
-				known = append(known, k)
-			}
-			slices.Sort(known)
-			return 0, fmt.Errorf("retry_on %q: unknown condition (known: %s)", tok, strings.Join(known, ", "))
-		}
-		out |= v
-	}
-	return out, nil
-}
+func ParseRetryOn(s string) (RetryOn, error) { return retryon.Parse(s) }
 
 // RetryPolicy is a compiled Envoy RetryPolicy.
 type RetryPolicy struct {

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/meshgate/meshgate/dubbo"
 	dubbotestv1 "github.com/meshgate/meshgate/proto/dubbotest/v1"
 	"github.com/meshgate/meshgate/registry"
 )
@@ -355,7 +356,7 @@ func TestDubboBridge_JavaProvider(t *testing.T) {
 		Mode: "interface", Version: "1.0.0", Group: "g1", Bridge: true})
 	go func() { _, _ = consumerBinary() }() // built while Java starts
 	g := startGateway(t, render(t, javaBridgeConfig, zkServer.addr))
-	w, err := registry.NewZooKeeper(g.store, registry.ZooKeeperOptions{Name: "zk", Servers: []string{zkServer.addr},
+	w, err := registry.NewZooKeeper(g.store, registry.ZooKeeperOptions{Metadata: dubbo.CallMetadataService, Name: "zk", Servers: []string{zkServer.addr},
 		Mode: registry.ModeInterface, SessionTimeout: 4 * time.Second, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

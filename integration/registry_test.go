@@ -231,7 +231,7 @@ func startRegistryGateway(t *testing.T, build func(*config.Store, *slog.Logger) 
 // only ZooKeeper's watches can deliver changes.
 func startZKWatcher(t *testing.T, zkAddr string, mode registry.Mode) *registryGateway {
 	return startRegistryGateway(t, func(store *config.Store, log *slog.Logger) (watcher, error) {
-		return registry.NewZooKeeper(store, registry.ZooKeeperOptions{
+		return registry.NewZooKeeper(store, registry.ZooKeeperOptions{Metadata: dubbo.CallMetadataService,
 			Name: "zk", Servers: []string{zkAddr}, Mode: mode, SessionTimeout: 4 * time.Second, Resync: time.Hour, Logger: log,
 		})
 	})
@@ -239,6 +239,7 @@ func startZKWatcher(t *testing.T, zkAddr string, mode registry.Mode) *registryGa
 
 func startNacosWatcher(t *testing.T, n *nacosServer, opts registry.NacosOptions) *registryGateway {
 	opts.Name, opts.Servers, opts.WorkDir = "nacos", []string{n.addr}, t.TempDir()
+	opts.Metadata = dubbo.CallMetadataService
 	if opts.Resync == 0 {
 		opts.Resync = 2 * time.Second
 	}
@@ -676,7 +677,7 @@ func TestRegistryZK_PathsCreatedWhileWatching(t *testing.T) {
 	for i := range rounds {
 		root := fmt.Sprintf("race%d", i)
 		g := startRegistryGateway(t, func(store *config.Store, log *slog.Logger) (watcher, error) {
-			return registry.NewZooKeeper(store, registry.ZooKeeperOptions{
+			return registry.NewZooKeeper(store, registry.ZooKeeperOptions{Metadata: dubbo.CallMetadataService,
 				Name: root, Root: root, Servers: []string{zkServer.addr}, Mode: registry.ModeInterface,
 				SessionTimeout: 4 * time.Second, Resync: time.Hour, Logger: log,
 			})

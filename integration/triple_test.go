@@ -381,7 +381,7 @@ func TestTriple_ServiceIdentityRouting(t *testing.T) {
 	startProvider(t, providerSpec{App: "both-protocols", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "1.0.0", Group: "g1"})
 	startProvider(t, providerSpec{App: "dubbo2-only", Registry: "zookeeper", RegistryAddr: zkServer.addr, Mode: "interface", Version: "2.0.0", Group: "g2", DubboOnly: true})
 	g := startGateway(t, render(t, serviceIdentityConfig, map[string]string{"ZK": zkServer.addr, "Dubbo": freeAddr(t)}))
-	w, err := registry.NewZooKeeper(g.store, registry.ZooKeeperOptions{Name: "zk", Servers: []string{zkServer.addr},
+	w, err := registry.NewZooKeeper(g.store, registry.ZooKeeperOptions{Metadata: dubbo.CallMetadataService, Name: "zk", Servers: []string{zkServer.addr},
 		Mode: registry.ModeInterface, SessionTimeout: 4 * time.Second, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

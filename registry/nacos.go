@@ -55,6 +55,9 @@ type NacosOptions struct {
 	Registerer prometheus.Registerer
 	// Timeout bounds each request to Nacos (default 5s).
 	Timeout time.Duration
+	// Metadata asks Dubbo2 MetadataServices (application-level discovery);
+	// nil: only those served over Triple are asked.
+	Metadata MetadataCaller
 }
 
 // Nacos watches a Nacos registry: interface-level services named
@@ -107,7 +110,7 @@ func NewNacos(store *config.Store, opts NacosOptions) (*Nacos, error) {
 		return nil, err
 	}
 	log := opts.Logger.With("registry", opts.Name)
-	return &Nacos{opts: opts, v: newView(opts.Name, cat, log, m), log: log, m: m,
+	return &Nacos{opts: opts, v: newView(opts.Name, cat, log, m, opts.Metadata), log: log, m: m,
 		events: make(chan string, 256), subs: map[string]*vo.SubscribeParam{}, instances: map[string][]model.Instance{}, mappings: map[string]bool{}}, nil
 }
 

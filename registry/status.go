@@ -96,7 +96,7 @@ func (n *Nacos) Status() Status { return n.v.status("nacos") }
 
 // FromSettings builds the watcher a config file's registry section asks
 // for, writing into store.
-func FromSettings(store *config.Store, s config.RegistrySettings, log *slog.Logger, reg prometheus.Registerer) (Watcher, error) {
+func FromSettings(store *config.Store, s config.RegistrySettings, log *slog.Logger, reg prometheus.Registerer, metadata MetadataCaller) (Watcher, error) {
 	var services []ServiceKey
 	for _, svc := range s.Services {
 		services = append(services, ServiceKey{Interface: svc.Interface, Version: svc.Version, Group: svc.Group})
@@ -105,11 +105,11 @@ func FromSettings(store *config.Store, s config.RegistrySettings, log *slog.Logg
 	switch s.Kind {
 	case "zookeeper":
 		return NewZooKeeper(store, ZooKeeperOptions{Name: s.Name, Servers: s.Servers, Root: s.Root, SessionTimeout: s.SessionTimeout,
-			Mode: mode, Services: services, Resync: s.Resync, LBPolicy: s.LBPolicy, Logger: log, Registerer: reg})
+			Mode: mode, Services: services, Resync: s.Resync, LBPolicy: s.LBPolicy, Logger: log, Registerer: reg, Metadata: metadata})
 	case "nacos":
 		return NewNacos(store, NacosOptions{Name: s.Name, Servers: s.Servers, GRPCPort: s.GRPCPort, Namespace: s.Namespace,
 			Group: s.Group, Username: s.Username, Password: s.Password, Mode: mode, Services: services, Resync: s.Resync,
-			LBPolicy: s.LBPolicy, Logger: log, Registerer: reg})
+			LBPolicy: s.LBPolicy, Logger: log, Registerer: reg, Metadata: metadata})
 	}
 	return nil, fmt.Errorf("registry %s: unknown kind %q", s.Name, s.Kind)
 }

@@ -17,9 +17,10 @@ import (
 // stops and its clusters leave the store, one whose settings changed
 // restarts.
 type Supervisor struct {
-	store *config.Store
-	log   *slog.Logger
-	reg   prometheus.Registerer
+	metadata MetadataCaller
+	store    *config.Store
+	log      *slog.Logger
+	reg      prometheus.Registerer
 
 	mu      sync.Mutex
 	running map[string]*supervised
@@ -35,8 +36,9 @@ type supervised struct {
 }
 
 // NewSupervisor returns a Supervisor with no registries.
-func NewSupervisor(store *config.Store, log *slog.Logger, reg prometheus.Registerer) *Supervisor {
-	return &Supervisor{store: store, log: log, reg: reg, running: map[string]*supervised{}}
+// metadata asks Dubbo2 MetadataServices (nil: only Triple ones are asked).
+func NewSupervisor(store *config.Store, log *slog.Logger, reg prometheus.Registerer, metadata MetadataCaller) *Supervisor {
+	return &Supervisor{store: store, log: log, reg: reg, metadata: metadata, running: map[string]*supervised{}}
 }
 
 // Apply makes the running watchers those of settings. Watchers run until
@@ -62,7 +64,7 @@ func (s *Supervisor) Apply(ctx context.Context, settings []config.RegistrySettin
 		if s.running[rs.Name] != nil {
 			continue
 		}
-		w, err := FromSettings(s.store, rs, s.log, s.reg)
+		w, err := FromSettings(s.store, rs, s.log, s.reg, s.metadata)
 		if err != nil {
 			errs = append(errs, err)
 			continue

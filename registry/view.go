@@ -11,8 +11,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-
-	"github.com/meshgate/meshgate/dubbo"
 )
 
 // view is what one registry watcher knows: interface-level providers,
@@ -21,10 +19,12 @@ import (
 // how they read the registry; the view turns what they read into
 // providers and publishes them through the catalog.
 type view struct {
-	name string
-	cat  *catalog
-	log  *slog.Logger
-	m    *metrics
+	// callDubbo asks MetadataServices over the dubbo protocol (nil: not asked).
+	callDubbo MetadataCaller
+	name      string
+	cat       *catalog
+	log       *slog.Logger
+	m         *metrics
 
 	mu          sync.Mutex
 	byKey       map[string][]*Provider          // interface-level, by registry key
@@ -38,8 +38,14 @@ type view struct {
 	st status
 }
 
-func newView(name string, cat *catalog, log *slog.Logger, m *metrics) *view {
-	return &view{name: name, cat: cat, log: log, m: m,
+// MetadataCaller asks the MetadataService of a provider over the dubbo
+// protocol (Dubbo2, hessian2) for the MetadataInfo of a revision, and
+// returns the decoded value. meshgate's command gives
+// dubbo.CallMetadataService; registry does not link the Dubbo codec itself.
+type MetadataCaller func(ctx context.Context, addr, app, revision string) (any, error)
+
+func newView(name string, cat *catalog, log *slog.Logger, m *metrics, metadata MetadataCaller) *view {
+	return &view{name: name, cat: cat, log: log, m: m, callDubbo: metadata,
 		byKey: map[string][]*Provider{}, byApp: map[string]map[string]*Instance{},
 		metadata: map[string]*MetadataInfo{}, definitions: map[string]*Signatures{}, missing: map[string]bool{},
 		// Rare calls (once per revision): no idle connections to leak.
@@ -119,7 +125,7 @@ func (v *view) fetchMetadata(ctx context.Context, inst *Instance, remote remoteM
 		}
 	case proto == "dubbo":
 		var err error
-		if md, err = callMetadataService(ctx, inst, port); err != nil {
+		if md, err = v.callMetadataService(ctx, inst, port); err != nil {
 			return err
 		}
 	case proto == "tri":
@@ -137,17 +143,18 @@ func (v *view) fetchMetadata(ctx context.Context, inst *Instance, remote remoteM
 }
 
 // callMetadataService asks a provider's MetadataService for its metadata.
-func callMetadataService(ctx context.Context, inst *Instance, port uint32) (*MetadataInfo, error) {
+func (v *view) callMetadataService(ctx context.Context, inst *Instance, port uint32) (*MetadataInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	addr := (&Provider{Host: inst.Host, Port: port}).Address()
-	v, err := dubbo.Call(ctx, addr, dubbo.Service{
-		Interface: "org.apache.dubbo.metadata.MetadataService", Group: inst.App, Version: "1.0.0", Method: "getMetadataInfo",
-	}, []any{inst.Revision()}, nil)
+	if v.callDubbo == nil {
+		return nil, fmt.Errorf("MetadataService at %s speaks dubbo, and this watcher was given no Dubbo caller", addr)
+	}
+	val, err := v.callDubbo(ctx, addr, inst.App, inst.Revision())
 	if err != nil {
 		return nil, fmt.Errorf("MetadataService at %s: %w", addr, err)
 	}
-	return MetadataFromHessian(v)
+	return MetadataFromHessian(val)
 }
 
 // maxMetadataBytes bounds a MetadataInfo answer.

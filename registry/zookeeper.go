@@ -44,6 +44,9 @@ type ZooKeeperOptions struct {
 	Logger   *slog.Logger
 	// Registerer receives the registry metrics (nil: not registered).
 	Registerer prometheus.Registerer
+	// Metadata asks Dubbo2 MetadataServices (application-level discovery);
+	// nil: only those served over Triple are asked.
+	Metadata MetadataCaller
 }
 
 // ZooKeeper watches a ZooKeeper registry.
@@ -84,7 +87,7 @@ func NewZooKeeper(store *config.Store, opts ZooKeeperOptions) (*ZooKeeper, error
 		return nil, err
 	}
 	log := opts.Logger.With("registry", opts.Name)
-	return &ZooKeeper{opts: opts, v: newView(opts.Name, cat, log, m), log: log, m: m,
+	return &ZooKeeper{opts: opts, v: newView(opts.Name, cat, log, m, opts.Metadata), log: log, m: m,
 		events: make(chan string, 256), armed: map[watchKey]*struct{}{}}, nil
 }
 

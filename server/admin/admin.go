@@ -26,7 +26,6 @@ import (
 
 	"github.com/meshgate/meshgate/config"
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
-	"github.com/meshgate/meshgate/registry"
 	"github.com/meshgate/meshgate/server"
 	"github.com/meshgate/meshgate/server/cluster"
 )
@@ -57,7 +56,7 @@ func WithFailures(failures func() map[string]map[string]config.Failure) Option {
 // WithRegistries shows the Dubbo registries' state at the end of
 // /clusters (registry/<name>::<field>::<value> lines) and as JSON on
 // /registries.
-func WithRegistries(statuses func() []registry.Status) Option {
+func WithRegistries(statuses func() []RegistryStatus) Option {
 	return func(a *admin) { a.registries = statuses }
 }
 
@@ -71,6 +70,20 @@ func WithDescriptors(list func() []*adminv1.TranscoderDescriptors) Option {
 // is accepted but not done (a meshgate.admin.v1.UnimplementedConfigDump).
 func WithUnimplemented(list func() []*adminv1.UnimplementedResource) Option {
 	return func(a *admin) { a.unimplemented = list }
+}
+
+// RegistryStatus is one Dubbo registry's state, as /clusters and
+// /registries show it (the command fills it from package registry).
+type RegistryStatus struct {
+	Name, Kind string
+	Connected  bool
+	// Clusters and Endpoints are what the last update wrote, at Updated.
+	Clusters, Endpoints int
+	Updated             time.Time
+	Events, Resyncs     uint64
+	Errors              uint64
+	LastError           string
+	LastErrorAt         time.Time
 }
 
 // Handler returns the admin mux. gatherer is exposed on /stats/prometheus.
@@ -100,7 +113,7 @@ type admin struct {
 	src         Source
 	xds         XDSState
 	failures    func() map[string]map[string]config.Failure
-	registries  func() []registry.Status
+	registries  func() []RegistryStatus
 	descriptors func() []*adminv1.TranscoderDescriptors
 	// unimplemented lists what of each resource is accepted but not done.
 	unimplemented func() []*adminv1.UnimplementedResource

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/meshgate/meshgate/dubbo"
+	"github.com/meshgate/meshgate/dubbo/argsource"
 	dubbov1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/dubbo/v1"
 )
 
@@ -42,7 +43,7 @@ type Route struct {
 }
 
 type param struct {
-	src      dubbo.Source
+	src      argsource.Source
 	from     string
 	typ      string
 	optional bool
@@ -78,11 +79,11 @@ func compile(cfg *dubbov1.DubboRoute) (*Route, error) {
 		}
 	}
 	for i, p := range cfg.GetParams() {
-		src, err := dubbo.ParseSource(p.GetFrom())
+		src, err := argsource.Parse(p.GetFrom())
 		if err != nil {
 			return nil, fmt.Errorf("dubbo bridge: params[%d].from: %w", i, err)
 		}
-		if src.Kind == dubbo.FromPath && !vars[src.Name] {
+		if src.Kind == argsource.FromPath && !vars[src.Name] {
 			return nil, fmt.Errorf("dubbo bridge: params[%d].from: the path template has no {%s}", i, src.Name)
 		}
 		r.params = append(r.params, param{src: src, from: p.GetFrom(), typ: strings.TrimSpace(p.GetType()), optional: p.GetOptional()})
@@ -307,25 +308,25 @@ func (rt *Route) arguments(r *http.Request, body []byte) ([]any, error) {
 		var v any
 		found := false
 		switch p.src.Kind {
-		case dubbo.FromBody:
+		case argsource.FromBody:
 			if err := parse(); err != nil {
 				return nil, err
 			}
 			v, found = field(doc, p.src.Field)
-		case dubbo.FromPath:
+		case argsource.FromPath:
 			for j, name := range rt.vars {
 				if name == p.src.Name {
 					v, found = unescape(vars[j+1]), true
 				}
 			}
-		case dubbo.FromQuery:
+		case argsource.FromQuery:
 			if query == nil {
 				query = r.URL.Query()
 			}
 			if vs, ok := query[p.src.Name]; ok && len(vs) > 0 {
 				v, found = vs[0], true
 			}
-		case dubbo.FromHeader:
+		case argsource.FromHeader:
 			if vs := r.Header.Values(p.src.Name); len(vs) > 0 {
 				v, found = vs[0], true
 			}

@@ -40,6 +40,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/dubbo"
 	"github.com/meshgate/meshgate/internal/demo"
 	"github.com/meshgate/meshgate/registry"
 	"github.com/meshgate/meshgate/server"
@@ -242,7 +243,7 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 	defer wg.Wait()
 	// Registries follow the config: started, stopped or restarted when a
 	// reload changes them.
-	registries := registry.NewSupervisor(store, log, metrics.Registry)
+	registries := registry.NewSupervisor(store, log, metrics.Registry, dubbo.CallMetadataService)
 	defer registries.Wait()
 	// Cancelled before the waits above run: an early return stops what
 	// was started too.
@@ -302,7 +303,7 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 		return nil
 	}
 	if addr := boot.Bootstrap.AdminAddress; addr != "" {
-		opts := append([]admin.Option{admin.WithDescriptors(srv.Descriptors), admin.WithRegistries(registries.Statuses),
+		opts := append([]admin.Option{admin.WithDescriptors(srv.Descriptors), admin.WithRegistries(registryStatuses(registries)),
 			admin.WithUnimplemented(srv.Unimplemented)}, adminOpts...)
 		if err := serveOn("admin", addr, admin.Handler(srv, metrics.Registry, opts...)); err != nil {
 			_ = srv.Shutdown(context.Background())
@@ -465,4 +466,15 @@ func configName(path string) string {
 		return "embedded demo"
 	}
 	return path
+}
+
+// registryStatuses gives the admin endpoints the registries' states.
+func registryStatuses(s *registry.Supervisor) func() []admin.RegistryStatus {
+	return func() []admin.RegistryStatus {
+		var out []admin.RegistryStatus
+		for _, st := range s.Statuses() {
+			out = append(out, admin.RegistryStatus(st))
+		}
+		return out
+	}
 }
