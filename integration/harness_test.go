@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/filesource"
 	"github.com/meshgate/meshgate/internal/demo"
 	demov1 "github.com/meshgate/meshgate/proto/demo/v1"
 	"github.com/meshgate/meshgate/server"
@@ -34,12 +35,12 @@ func TestMain(m *testing.M) {
 }
 
 // gateway is a meshgate data plane running in the test process, fed from a
-// config file through the same FileSource the binary uses.
+// config file through the same file source the binary uses.
 type gateway struct {
 	t      *testing.T
 	srv    *server.Server
 	store  *config.Store
-	source *config.FileSource
+	source *filesource.Source
 	path   string
 }
 
@@ -81,7 +82,7 @@ func startGatewayIn(t *testing.T, dir string, cfg []byte) *gateway {
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv := server.New(server.Options{Logger: log, DrainTimeout: 5 * time.Second})
 	store := config.NewStore(srv)
-	g := &gateway{t: t, srv: srv, store: store, path: path, source: config.NewFileSource(store, log, path, nil)}
+	g := &gateway{t: t, srv: srv, store: store, path: path, source: filesource.New(store, log, path, nil)}
 	if _, err := g.source.Load(context.Background()); err != nil {
 		t.Fatalf("load config: %v", err)
 	}

@@ -35,6 +35,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/filesource"
 	"github.com/meshgate/meshgate/internal/demo"
 	"github.com/meshgate/meshgate/server"
 	"github.com/meshgate/meshgate/server/admin"
@@ -505,7 +506,7 @@ listeners:
 	if r := g.srv.Config().Get(config.ClusterType, "svc"); r == nil || r.Source != xds.SourceName {
 		t.Errorf("cluster svc = %+v, want it from xds", r)
 	}
-	if r := g.srv.Config().Get(config.ListenerType, "static"); r == nil || r.Source != config.FileSourceName {
+	if r := g.srv.Config().Get(config.ListenerType, "static"); r == nil || r.Source != filesource.Name {
 		t.Errorf("listener static = %+v, want it from the file", r)
 	}
 }

@@ -41,6 +41,7 @@ import (
 
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/dubbo"
+	"github.com/meshgate/meshgate/filesource"
 	"github.com/meshgate/meshgate/internal/demo"
 	"github.com/meshgate/meshgate/registry"
 	"github.com/meshgate/meshgate/server"
@@ -146,7 +147,7 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 func check(l *config.Loaded) ([]string, error) {
 	store := config.NewStore(nil)
 	if err := store.Apply(context.Background(), config.Update{
-		Source: config.FileSourceName, Replace: config.ResourceTypes, Resources: l.Resources,
+		Source: filesource.Name, Replace: config.ResourceTypes, Resources: l.Resources,
 	}); err != nil {
 		return nil, err
 	}
@@ -249,7 +250,7 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 	// was started too.
 	ctx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
-	source := config.NewFileSource(store, log, path, data)
+	source := filesource.New(store, log, path, data)
 	var regErr error
 	source.OnLoad(func(l *config.Loaded) {
 		regErr = registries.Apply(ctx, l.Bootstrap.Registries)

@@ -1,4 +1,8 @@
-package config
+// Package filesource is the config source of a file: it loads meshgate's
+// YAML (or an Envoy bootstrap) into the config store, and again on SIGHUP
+// or when the file changes. It sits beside the other sources (xds,
+// registry): sources write resources into the store, config holds them.
+package filesource
 
 import (
 	"context"
@@ -12,43 +16,45 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/meshgate/meshgate/config"
 )
 
-// FileSourceName is the store source of resources read from a file.
-const FileSourceName = "file"
+// Name is the store source of resources read from a file.
+const Name = "file"
 
-// FileSource feeds a configuration file into a Store and reloads it on
+// Source feeds a configuration file into a Store and reloads it on
 // request or when the file changes. Identical bytes are not reloaded.
-type FileSource struct {
-	store *Store
+type Source struct {
+	store *config.Store
 	log   *slog.Logger
 	path  string // "" for embedded data
 	data  []byte
 
 	mu       sync.Mutex // serialises loads
 	lastHash string
-	loaded   *Loaded
-	onLoad   func(*Loaded)
+	loaded   *config.Loaded
+	onLoad   func(*config.Loaded)
 }
 
 // OnLoad calls fn with each config that loads (the first and every
 // changed one), after its resources are live: the bootstrap settings that
 // are not resources (registries) follow reloads through it.
-func (f *FileSource) OnLoad(fn func(*Loaded)) {
+func (f *Source) OnLoad(fn func(*config.Loaded)) {
 	f.mu.Lock()
 	f.onLoad = fn
 	f.mu.Unlock()
 }
 
-// NewFileSource reads path into store on Load. With path "", data (an
+// New reads path into store on Load. With path "", data (an
 // embedded config) is used instead and never reloaded.
-func NewFileSource(store *Store, log *slog.Logger, path string, data []byte) *FileSource {
-	return &FileSource{store: store, log: log, path: path, data: data}
+func New(store *config.Store, log *slog.Logger, path string, data []byte) *Source {
+	return &Source{store: store, log: log, path: path, data: data}
 }
 
 // Load reads the file and applies it. On error the store keeps its
 // current resources.
-func (f *FileSource) Load(ctx context.Context) (*Loaded, error) {
+func (f *Source) Load(ctx context.Context) (*config.Loaded, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	data, dir := f.data, ""
@@ -64,14 +70,14 @@ func (f *FileSource) Load(ctx context.Context) (*Loaded, error) {
 	if hash == f.lastHash {
 		return f.loaded, nil
 	}
-	l, err := Load(data, dir)
+	l, err := config.Load(data, dir)
 	if err != nil {
 		return nil, err
 	}
-	err = f.store.Apply(ctx, Update{
-		Source:    FileSourceName,
+	err = f.store.Apply(ctx, config.Update{
+		Source:    Name,
 		Version:   "file:" + hash,
-		Replace:   ResourceTypes,
+		Replace:   config.ResourceTypes,
 		Resources: l.Resources,
 	})
 	if err != nil {
@@ -86,7 +92,7 @@ func (f *FileSource) Load(ctx context.Context) (*Loaded, error) {
 
 // Watch reloads the file whenever it changes until ctx ends. It watches the
 // directory, so editors that replace the file by renaming are seen too.
-func (f *FileSource) Watch(ctx context.Context) error {
+func (f *Source) Watch(ctx context.Context) error {
 	if f.path == "" {
 		<-ctx.Done()
 		return nil
@@ -131,7 +137,7 @@ func (f *FileSource) Watch(ctx context.Context) error {
 }
 
 // Reload loads the file and logs the outcome.
-func (f *FileSource) Reload(ctx context.Context, why string) {
+func (f *Source) Reload(ctx context.Context, why string) {
 	if f.path == "" {
 		f.log.Info("the embedded config does not reload", "trigger", why)
 		return
