@@ -185,7 +185,7 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, route
 
 // compileRoutes compiles one route configuration for the data plane.
 func compileRoutes(rc *routev3.RouteConfiguration, resolve router.Resolver[*cluster.Cluster]) (*router.Table[*cluster.Cluster], error) {
-	return router.Compile(rc, resolve, router.WithBridge(dubbobridge.Compile))
+	return router.Compile(rc, resolve, router.WithBridge(dubbobridge.Compile), router.WithPerFilter(httpfilter.CompilePerFilter))
 }
 
 // chainBuild is a chain plus the connection settings it asks for and

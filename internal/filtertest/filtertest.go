@@ -32,7 +32,7 @@ func Table(t testing.TB, y string) *httpfilter.Table {
 	if err := protojson.Unmarshal(js, rc); err != nil {
 		t.Fatalf("route config: %v", err)
 	}
-	table, err := router.Compile(rc, func(string) (*cluster.Cluster, bool) { return nil, true })
+	table, err := router.Compile(rc, func(string) (*cluster.Cluster, bool) { return nil, true }, router.WithPerFilter(httpfilter.CompilePerFilter))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,6 +142,16 @@ func (s *Stream) Route() *Route {
 	return s.route
 }
 
+// PerFilter is the per-route config of the filter named name in the chain:
+// the matched route's, else its virtual host's (nil when none, or when no
+// route matched).
+func (s *Stream) PerFilter(name string) any {
+	if rt := s.Route(); rt != nil {
+		return rt.PerFilter[name]
+	}
+	return nil
+}
+
 // ClearRouteCache makes the next Route match again: a filter that changed
 // the path, the host or headers routes match on calls it.
 func (s *Stream) ClearRouteCache() { s.matched, s.route = false, nil }
@@ -160,6 +170,12 @@ type Factory struct {
 	// udpa.type.v1.TypedStruct, as Envoy carries such configs); the config
 	// then reaches Build as a *structpb.Struct.
 	StructType string
+	// PerRoute, when set, compiles the filter's per-route config
+	// (typed_per_filter_config of a route or virtual host) of type
+	// PerRouteType; the filter reads it back with Stream.PerFilter under
+	// its name in the chain.
+	PerRouteType string
+	PerRoute     func(cfg *anypb.Any) (any, error)
 	// Build makes the filter of a listener from its config (nil when the
 	// listener gave none), with notes on what of the config it does not do.
 	// A filter that only configures another (read through Build.Chain) may
@@ -209,7 +225,8 @@ var registry = struct {
 	byName   map[string]*Factory
 	byType   map[string]*Factory
 	byStruct map[string]*Factory
-}{byName: map[string]*Factory{}, byType: map[string]*Factory{}, byStruct: map[string]*Factory{}}
+	byRoute  map[string]*Factory
+}{byName: map[string]*Factory{}, byType: map[string]*Factory{}, byStruct: map[string]*Factory{}, byRoute: map[string]*Factory{}}
 
 // The type URLs of Envoy's TypedStruct, which carries the config of a type
 // the receiver may not have compiled in.
@@ -250,6 +267,12 @@ func Register(f *Factory) {
 		panic(fmt.Sprintf("httpfilter: filter %q registered twice", f.Name))
 	}
 	registry.byName[f.Name] = f
+	if f.PerRoute != nil {
+		if _, dup := registry.byRoute[f.PerRouteType]; dup {
+			panic(fmt.Sprintf("httpfilter: per-route config type %s registered twice", f.PerRouteType))
+		}
+		registry.byRoute[f.PerRouteType] = f
+	}
 	if f.StructType != "" {
 		if _, dup := registry.byStruct[f.StructType]; dup {
 			panic(fmt.Sprintf("httpfilter: struct config type %s registered twice", f.StructType))
@@ -283,6 +306,19 @@ func Lookup(name string, cfg *anypb.Any) *Factory {
 		return registry.byType[cfg.GetTypeUrl()]
 	}
 	return registry.byName[name]
+}
+
+// CompilePerFilter compiles one typed_per_filter_config entry by the
+// registered filter whose per-route type it is; nil, nil for a type no
+// filter takes (left unread). It is the route tables' router.WithPerFilter.
+func CompilePerFilter(_ string, cfg *anypb.Any) (any, error) {
+	registry.RLock()
+	f := registry.byRoute[cfg.GetTypeUrl()]
+	registry.RUnlock()
+	if f == nil {
+		return nil, nil
+	}
+	return f.PerRoute(cfg)
 }
 
 // Names lists the registered filters, sorted.

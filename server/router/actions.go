@@ -3,15 +3,18 @@ package router
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/meshgate/meshgate/governance"
 )
@@ -36,14 +39,10 @@ type Route[T any] struct {
 	Direct   *DirectResponse
 	Redirect *Redirect
 
-	// RateLimit is the route's (else its virtual host's) local rate limit,
-	// or nil.
-	RateLimit *LocalRateLimit
-	// CORS is the route's (else its virtual host's) CORS policy, or nil.
-	CORS *CORS
-	// Fault is the route's (else its virtual host's) fault injection, or
-	// nil (the listener's own, if any, applies then).
-	Fault *Fault
+	// PerFilter are the route's typed_per_filter_config over its virtual
+	// host's, compiled by WithPerFilter, by key (the filter's name in the
+	// chain): a filter reads its own.
+	PerFilter map[string]any
 	// Bridge, when set, is a protocol bridge's compiled config (the
 	// Dubbo2 bridge): the request is translated into a call on Forward's
 	// cluster rather than forwarded.
@@ -282,7 +281,8 @@ func compileEditLevel(adds []*corev3.HeaderValueOption, removes []string) (heade
 	return out, nil
 }
 
-func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, specificWins bool, resolve Resolver[T], bridge BridgeFunc) (*VirtualHost[T], error) {
+func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, specificWins bool, resolve Resolver[T], o options) (*VirtualHost[T], error) {
+	bridge := o.bridge
 	switch {
 	case len(vhc.GetDomains()) == 0:
 		return nil, errors.New("domains: needs at least one")
@@ -297,17 +297,9 @@ func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, sp
 		return nil, err
 	}
 	vh := &VirtualHost[T]{Name: vhc.GetName()}
-	if vh.CORS, err = perRouteCORS(vhc.GetTypedPerFilterConfig()); err != nil {
-		return nil, fmt.Errorf("typed_per_filter_config: %w", err)
-	}
-	vhFault, err := perRouteFault(vhc.GetTypedPerFilterConfig())
-	if err != nil {
-		return nil, fmt.Errorf("typed_per_filter_config: %w", err)
-	}
-	// One bucket for the whole virtual host, shared by its routes without
-	// a limit of their own.
-	vhLimit, err := perRouteRateLimit(vhc.GetTypedPerFilterConfig())
-	if err != nil {
+	// Compiled once for the virtual host: its routes without their own
+	// share them (one rate limit bucket for the whole virtual host).
+	if vh.PerFilter, err = compilePerFilter(vhc.GetTypedPerFilterConfig(), nil, o.perFilter); err != nil {
 		return nil, fmt.Errorf("typed_per_filter_config: %w", err)
 	}
 	var errs []error
@@ -337,28 +329,9 @@ func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, sp
 				rt.ResponseEdits = append(rt.ResponseEdits, l[1])
 			}
 		}
-		rl, err := perRouteRateLimit(rc.GetTypedPerFilterConfig())
-		if err == nil && rl == nil {
-			rl = vhLimit
-		}
-		if err != nil {
+		if rt.PerFilter, err = compilePerFilter(rc.GetTypedPerFilterConfig(), vh.PerFilter, o.perFilter); err != nil {
 			errs = append(errs, fmt.Errorf("routes[%d] (%s): typed_per_filter_config: %w", i, rc.GetName(), err))
 			continue
-		}
-		rt.RateLimit = rl
-		if rt.CORS, err = perRouteCORS(rc.GetTypedPerFilterConfig()); err != nil {
-			errs = append(errs, fmt.Errorf("routes[%d] (%s): typed_per_filter_config: %w", i, rc.GetName(), err))
-			continue
-		}
-		if rt.CORS == nil {
-			rt.CORS = vh.CORS
-		}
-		if rt.Fault, err = perRouteFault(rc.GetTypedPerFilterConfig()); err != nil {
-			errs = append(errs, fmt.Errorf("routes[%d] (%s): typed_per_filter_config: %w", i, rc.GetName(), err))
-			continue
-		}
-		if rt.Fault == nil {
-			rt.Fault = vhFault
 		}
 		if bridge != nil && rt.Forward != nil {
 			if rt.Bridge, err = bridge(rc.GetTypedPerFilterConfig()); err != nil {
@@ -628,4 +601,29 @@ func compileRetryPolicy(rp *routev3.RetryPolicy) (*governance.RetryPolicy, error
 		return nil, errors.New("per_try_idle_timeout: not supported yet")
 	}
 	return p, nil
+}
+
+// compilePerFilter compiles a typed_per_filter_config with f, over the
+// outer level's (the virtual host's for a route): the most specific wins,
+// as in Envoy. Without f nothing is read.
+func compilePerFilter(cfgs map[string]*anypb.Any, outer map[string]any, f PerFilterFunc) (map[string]any, error) {
+	if f == nil || len(cfgs) == 0 {
+		return outer, nil
+	}
+	out := make(map[string]any, len(outer)+len(cfgs))
+	for k, v := range outer {
+		out[k] = v
+	}
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(cfgs)) {
+		v, err := f(k, cfgs[k])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			continue
+		}
+		if v != nil {
+			out[k] = v
+		}
+	}
+	return out, errors.Join(errs...)
 }

@@ -33,7 +33,9 @@ type CORS struct {
 	ForwardNotMatching bool
 }
 
-func compileCORS(a *anypb.Any) (*CORS, error) {
+// CompileCORS compiles a CorsPolicy (a per-route config of the CORS
+// filter).
+func CompileCORS(a *anypb.Any) (*CORS, error) {
 	var p corsv3.CorsPolicy
 	if err := a.UnmarshalTo(&p); err != nil {
 		return nil, err
@@ -67,16 +69,6 @@ func compileCORS(a *anypb.Any) (*CORS, error) {
 		c.origins = append(c.origins, m)
 	}
 	return c, nil
-}
-
-// perRouteCORS finds a CORS policy in typed_per_filter_config.
-func perRouteCORS(cfgs map[string]*anypb.Any) (*CORS, error) {
-	for _, a := range cfgs {
-		if a.GetTypeUrl() == CORSType {
-			return compileCORS(a)
-		}
-	}
-	return nil, nil
 }
 
 // Allowed reports whether origin may call.
@@ -122,11 +114,12 @@ func (c *CORS) Decorate(h http.Header, origin string) {
 	h.Add("Vary", "Origin")
 }
 
-// VirtualHostCORS is the CORS policy of the virtual host r is for: what a
-// preflight that matches no route (a gRPC-only route, say) is answered by.
-func (t *Table[T]) VirtualHostCORS(r *http.Request) *CORS {
+// VirtualHostPerFilter is the per-filter config under key of the virtual
+// host r is for, or nil: what a filter reads when r matches no route (a
+// CORS preflight of a gRPC-only route).
+func (t *Table[T]) VirtualHostPerFilter(r *http.Request, key string) any {
 	if vh := t.VirtualHost(r.Host); vh != nil {
-		return vh.CORS
+		return vh.PerFilter[key]
 	}
 	return nil
 }

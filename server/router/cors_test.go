@@ -20,7 +20,7 @@ func TestCORS(t *testing.T) {
 		MaxAge:           "60",
 		AllowCredentials: wrapperspb.Bool(true),
 	})
-	c, err := compileCORS(a)
+	c, err := CompileCORS(a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestCORS(t *testing.T) {
 		t.Error("a preflight was missed")
 	}
 	bad, _ := anypb.New(&corsv3.CorsPolicy{MaxAge: "soon"})
-	if _, err := compileCORS(bad); err == nil {
+	if _, err := CompileCORS(bad); err == nil {
 		t.Error(`max_age "soon" compiled`)
 	}
 }

@@ -100,16 +100,6 @@ func fractionalPercent(p *typev3.FractionalPercent) float64 {
 	return min(1, float64(p.GetNumerator())/den)
 }
 
-// perRouteFault finds a fault in typed_per_filter_config.
-func perRouteFault(cfgs map[string]*anypb.Any) (*Fault, error) {
-	for _, a := range cfgs {
-		if a.GetTypeUrl() == FaultType {
-			return CompileFault(a)
-		}
-	}
-	return nil, nil
-}
-
 // Decision is what a Fault does to one request.
 type Decision struct {
 	Delay     time.Duration

@@ -67,13 +67,3 @@ func fraction(p *corev3.RuntimeFractionalPercent) float64 {
 	}[d.GetDenominator()]
 	return min(1, float64(d.GetNumerator())/den)
 }
-
-// perRouteRateLimit finds a local rate limit in typed_per_filter_config.
-func perRouteRateLimit(cfgs map[string]*anypb.Any) (*LocalRateLimit, error) {
-	for _, a := range cfgs {
-		if a.GetTypeUrl() == LocalRateLimitType {
-			return CompileLocalRateLimit(a)
-		}
-	}
-	return nil, nil
-}

@@ -42,8 +42,9 @@ type VirtualHost[T any] struct {
 	Name   string
 	routes []*Route[T]
 	index  pathIndex
-	// CORS is the virtual host's CORS policy, or nil.
-	CORS *CORS
+	// PerFilter are the virtual host's typed_per_filter_config, compiled
+	// by WithPerFilter, by key (the filter's name in the chain).
+	PerFilter map[string]any
 }
 
 // Resolver maps a cluster name to its target. It reports false for a name
@@ -58,7 +59,19 @@ type BridgeFunc func(perFilter map[string]*anypb.Any) (any, error)
 // Option tunes Compile.
 type Option func(*options)
 
-type options struct{ bridge BridgeFunc }
+type options struct {
+	bridge    BridgeFunc
+	perFilter PerFilterFunc
+}
+
+// PerFilterFunc compiles one typed_per_filter_config entry (key: the name
+// of the filter it is for); nil, nil leaves it unread (a filter meshgate
+// does not have).
+type PerFilterFunc func(key string, cfg *anypb.Any) (any, error)
+
+// WithPerFilter compiles the per-filter configs of virtual hosts and routes
+// with f (VirtualHost.PerFilter, Route.PerFilter).
+func WithPerFilter(f PerFilterFunc) Option { return func(o *options) { o.perFilter = f } }
 
 // WithBridge compiles each route's bridge with f (Route.Bridge).
 func WithBridge(f BridgeFunc) Option { return func(o *options) { o.bridge = f } }
@@ -80,7 +93,7 @@ func Compile[T any](rc *routev3.RouteConfiguration, resolve Resolver[T], opts ..
 	seenDomain := map[string]string{}
 	for i, vhc := range rc.GetVirtualHosts() {
 		where := fmt.Sprintf("route config %q: virtual_hosts[%d] (%s)", rc.GetName(), i, vhc.GetName())
-		vh, err := compileVirtualHost(vhc, tableEdits, rc.GetMostSpecificHeaderMutationsWins(), resolve, o.bridge)
+		vh, err := compileVirtualHost(vhc, tableEdits, rc.GetMostSpecificHeaderMutationsWins(), resolve, o)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			continue

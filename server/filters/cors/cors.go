@@ -13,6 +13,7 @@ import (
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/meshgate/meshgate/server/httpfilter"
 	"github.com/meshgate/meshgate/server/router"
@@ -24,25 +25,25 @@ const Name = "envoy.filters.http.cors"
 
 func init() {
 	httpfilter.Register(&httpfilter.Factory{
-		Name:   Name,
-		Config: &corsv3.Cors{},
-		Build: func(proto.Message, httpfilter.Build) (httpfilter.Filter, []string, error) {
-			return filter{}, nil, nil
+		Name:         Name,
+		Config:       &corsv3.Cors{},
+		PerRouteType: httpfilter.TypeURL(&corsv3.CorsPolicy{}),
+		PerRoute:     func(cfg *anypb.Any) (any, error) { return router.CompileCORS(cfg) },
+		Build: func(_ proto.Message, b httpfilter.Build) (httpfilter.Filter, []string, error) {
+			return filter{name: b.Name}, nil, nil
 		},
 	})
 }
 
-type filter struct{}
+// filter reads its policies under its name in the chain.
+type filter struct{ name string }
 
-func (filter) Decode(s *httpfilter.Stream) httpfilter.Status {
+func (f filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	origin := s.R.Header.Get("Origin")
 	if origin == "" {
 		return httpfilter.Continue
 	}
-	var policy *router.CORS
-	if rt := s.Route(); rt != nil {
-		policy = rt.CORS
-	}
+	policy, _ := s.PerFilter(f.name).(*router.CORS)
 	if !router.Preflight(s.R) {
 		if policy != nil && policy.Allowed(origin) {
 			policy.Decorate(s.W.Header(), origin)
@@ -50,7 +51,7 @@ func (filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 		return httpfilter.Continue
 	}
 	if policy == nil && s.Table() != nil {
-		policy = s.Table().VirtualHostCORS(s.R)
+		policy, _ = s.Table().VirtualHostPerFilter(s.R, f.name).(*router.CORS)
 	}
 	switch {
 	case policy == nil:

@@ -23,10 +23,12 @@ const Name = "envoy.filters.http.fault"
 
 func init() {
 	httpfilter.Register(&httpfilter.Factory{
-		Name:   Name,
-		Config: &faultv3.HTTPFault{},
-		Build: func(cfg proto.Message, _ httpfilter.Build) (httpfilter.Filter, []string, error) {
-			f := &filter{}
+		Name:         Name,
+		Config:       &faultv3.HTTPFault{},
+		PerRouteType: httpfilter.TypeURL(&faultv3.HTTPFault{}),
+		PerRoute:     func(cfg *anypb.Any) (any, error) { return router.CompileFault(cfg) },
+		Build: func(cfg proto.Message, b httpfilter.Build) (httpfilter.Filter, []string, error) {
+			f := &filter{name: b.Name}
 			if cfg != nil {
 				// Istio's carries no fault of its own (faults come per
 				// route); one that does applies to routes without their own.
@@ -44,13 +46,14 @@ func init() {
 }
 
 type filter struct {
-	own *router.Fault // nil: only routes' faults
+	name string        // its name in the chain: the key of its per-route configs
+	own  *router.Fault // nil: only routes' faults
 }
 
 func (f *filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	flt := f.own
-	if rt := s.Route(); rt != nil && rt.Fault != nil {
-		flt = rt.Fault
+	if rf, ok := s.PerFilter(f.name).(*router.Fault); ok {
+		flt = rf
 	}
 	if flt == nil {
 		return httpfilter.Continue

@@ -95,3 +95,37 @@ func TestFault_Delay(t *testing.T) {
 		t.Errorf("a caller gone while delayed: %v, want Stop", st)
 	}
 }
+
+// A route's config is the filter's by the filter's name in the chain, as
+// in Envoy: a fault filter named otherwise does not read configs keyed
+// envoy.filters.http.fault.
+func TestFault_PerRouteByName(t *testing.T) {
+	table := filtertest.Table(t, `
+virtual_hosts:
+- name: all
+  domains: ["*"]
+  routes:
+  - match: { prefix: /mine }
+    route: { cluster: web }
+    typed_per_filter_config:
+      my-fault:
+        "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+        abort: { http_status: 429, percentage: { numerator: 100 } }
+  - match: { prefix: /theirs }
+    route: { cluster: web }
+    typed_per_filter_config:
+      envoy.filters.http.fault:
+        "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+        abort: { http_status: 418, percentage: { numerator: 100 } }
+`)
+	f, _, err := httpfilter.New(httpfilter.Lookup(fault.Name, nil), nil, httpfilter.Build{Name: "my-fault"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, rec := filtertest.Run(f, table, httptest.NewRequest("GET", "/mine", nil)); st != httpfilter.Stop || rec.Code != 429 {
+		t.Errorf("its own config: %v %d, want Stop 429", st, rec.Code)
+	}
+	if st, _ := filtertest.Run(f, table, httptest.NewRequest("GET", "/theirs", nil)); st != httpfilter.Continue {
+		t.Errorf("another filter's config was read: %v", st)
+	}
+}

@@ -20,10 +20,12 @@ const Name = "envoy.filters.http.local_ratelimit"
 
 func init() {
 	httpfilter.Register(&httpfilter.Factory{
-		Name:   Name,
-		Config: &ratelimitv3.LocalRateLimit{},
-		Build: func(cfg proto.Message, _ httpfilter.Build) (httpfilter.Filter, []string, error) {
-			f := &filter{}
+		Name:         Name,
+		Config:       &ratelimitv3.LocalRateLimit{},
+		PerRouteType: httpfilter.TypeURL(&ratelimitv3.LocalRateLimit{}),
+		PerRoute:     func(cfg *anypb.Any) (any, error) { return router.CompileLocalRateLimit(cfg) },
+		Build: func(cfg proto.Message, b httpfilter.Build) (httpfilter.Filter, []string, error) {
+			f := &filter{name: b.Name}
 			if cfg != nil {
 				a, err := anypb.New(cfg)
 				if err != nil {
@@ -39,13 +41,14 @@ func init() {
 }
 
 type filter struct {
-	own *router.LocalRateLimit // the listener's bucket; nil: routes' only
+	name string                 // its name in the chain: the key of its per-route configs
+	own  *router.LocalRateLimit // the listener's bucket; nil: routes' only
 }
 
 func (f *filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	rl := f.own
-	if rt := s.Route(); rt != nil && rt.RateLimit != nil {
-		rl = rt.RateLimit
+	if rrl, ok := s.PerFilter(f.name).(*router.LocalRateLimit); ok {
+		rl = rrl
 	}
 	if rl == nil || rl.Allow() {
 		return httpfilter.Continue
