@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -114,5 +115,69 @@ static_resources:
 				t.Errorf("forwarded to the backend: %v, want %v", forwarded, tt.forward)
 			}
 		})
+	}
+}
+
+// A call a circuit breaker refuses says so in x-envoy-overloaded, unless
+// the router's suppress_envoy_headers is set.
+func TestChain_SuppressEnvoyHeaders(t *testing.T) {
+	var release atomic.Pointer[chan struct{}]
+	started := make(chan struct{}, 4)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		started <- struct{}{}
+		<-*release.Load()
+	}))
+	t.Cleanup(backend.Close)
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(backend.URL, "http://"))
+	for _, suppress := range []bool{false, true} {
+		hold := make(chan struct{})
+		release.Store(&hold)
+		srv := New(Options{})
+		t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+		l, err := config.Load([]byte(`
+static_resources:
+  listeners:
+  - name: web
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: web
+          route_config: { virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: / }, route: { cluster: be, timeout: 0s } } ] } ] }
+          http_filters:
+          - { name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router, suppress_envoy_headers: `+fmt.Sprint(suppress)+` } }
+  clusters:
+  - name: be
+    type: STATIC
+    circuit_breakers: { thresholds: [ { max_requests: 1 } ] }
+    load_assignment: { cluster_name: be, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: `+host+`, port_value: `+port+` } } } } ] } ] }
+`), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := config.NewStore(srv).Apply(context.Background(), config.Update{Source: "file", Replace: config.ResourceTypes, Resources: l.Resources}); err != nil {
+			t.Fatal(err)
+		}
+		tr := &http.Transport{}
+		t.Cleanup(tr.CloseIdleConnections)
+		hc := &http.Client{Transport: tr}
+		url := "http://" + srv.ListenerAddr("web") + "/"
+		go func() {
+			if resp, err := hc.Get(url); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		<-started // one call holds the cluster's only request slot
+		resp, err := hc.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 503 || (resp.Header.Get("X-Envoy-Overloaded") == "true") == suppress {
+			t.Errorf("suppress_envoy_headers %v: %d, x-envoy-overloaded %q", suppress, resp.StatusCode, resp.Header.Get("X-Envoy-Overloaded"))
+		}
+		close(hold) // the held call ends before the gateway shuts down
 	}
 }

@@ -241,6 +241,13 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 			if i != len(filters)-1 {
 				return fmt.Errorf("http_filters[%d]: the router filter must be the last", i)
 			}
+			var rc routerv3.Router
+			if tc != nil {
+				if err := tc.UnmarshalTo(&rc); err != nil {
+					return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
+				}
+			}
+			ch.suppressEnvoyHeaders = rc.GetSuppressEnvoyHeaders()
 			return nil
 		case f.GetName() == config.LimitsFilter, typeURL == "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer":
 			// Read above.

@@ -143,7 +143,7 @@ func (ch *chain) bridgeGeneric(c *call, r *http.Request, f *router.Forward[*clus
 	res, _, err := upstream.Run(ctx, call, bc.attempt)
 	switch {
 	case errors.Is(err, upstream.ErrOverloaded):
-		c.Header().Set("X-Envoy-Overloaded", "true")
+		ch.markOverloaded(c)
 		bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 	case errors.Is(err, upstream.ErrNoHost):
 		bridgeError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())

@@ -51,6 +51,9 @@ type chain struct {
 	// resolve finds the snapshot's clusters by name (a Dubbo service's
 	// clusters, named at request time).
 	resolve router.Resolver[*cluster.Cluster]
+	// suppressEnvoyHeaders: the router adds no x-envoy-* headers to
+	// answers (its suppress_envoy_headers).
+	suppressEnvoyHeaders bool
 	// filters are the listener's HTTP filters in order, the router not
 	// among them (it runs last).
 	filters []httpfilter.Filter
@@ -242,7 +245,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 	res, a, err := upstream.Run(fw.ctx, fw.call(r), fw.attempt)
 	switch {
 	case errors.Is(err, upstream.ErrOverloaded):
-		c.Header().Set("X-Envoy-Overloaded", "true")
+		ch.markOverloaded(c)
 		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 	case errors.Is(err, upstream.ErrNoHost):
 		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
@@ -254,6 +257,14 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 		ch.respond(c, r, rt, cl, a, fw.resp, res.Attempt, fw.isGRPC, fw.limited, fw.ctx, fw.idle)
 	case fw.fail.code != 0:
 		wire.WriteError(c, r, fw.fail.code, fw.fail.grpc, fw.fail.msg)
+	}
+}
+
+// markOverloaded says on an answer that a circuit breaker refused the call
+// (Envoy's x-envoy-overloaded), unless the router suppresses its headers.
+func (ch *chain) markOverloaded(c *call) {
+	if !ch.suppressEnvoyHeaders {
+		c.Header().Set("X-Envoy-Overloaded", "true")
 	}
 }
 

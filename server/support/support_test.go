@@ -10,6 +10,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routecfgv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/google/go-cmp/cmp"
@@ -186,3 +187,20 @@ A field of a message not listed here is the compiler's business: the resource is
 refuses the rest with a message.
 
 `
+
+// The router's own settings are checked too (its typed_config is walked).
+func TestCheck_RouterSettings(t *testing.T) {
+	router, err := anypb.New(&routecfgv3.Router{StartChildSpan: true, UpstreamHttpFilters: []*hcmv3.HttpFilter{{Name: "x"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := listenerWith(t, &hcmv3.HttpConnectionManager{StatPrefix: "x", HttpFilters: []*hcmv3.HttpFilter{{
+		Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}}}})
+	notes, err := Check(l)
+	if err == nil || !strings.Contains(err.Error(), "upstream_http_filters: upstream HTTP filters are not supported") {
+		t.Errorf("upstream_http_filters: %v, want refused", err)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "http_filters[envoy.filters.http.router].typed_config.start_child_span: no tracing yet") {
+		t.Errorf("notes %q, want start_child_span's", notes)
+	}
+}

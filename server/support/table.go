@@ -9,6 +9,18 @@ package support
 // server/router, server/cluster, server/tlsconf, governance), audited
 // field by field against go-control-plane's protos.
 var table = map[string]map[string]status{
+	"envoy.extensions.filters.http.router.v3.Router": {
+		"dynamic_stats":                            harmless,
+		"start_child_span":                         ignoredUnless("no tracing yet: no spans are made", isFalse),
+		"upstream_log":                             ignored("upstream access logs are not written yet"),
+		"upstream_log_options":                     harmless,
+		"suppress_envoy_headers":                   ok,
+		"strict_check_headers":                     ignored("x-envoy-* request headers are not checked"),
+		"respect_expected_rq_timeout":              ignoredUnless("x-envoy-expected-rq-timeout-ms is not read", isFalse),
+		"suppress_grpc_request_failure_code_stats": harmless,
+		"upstream_http_filters":                    refused("upstream HTTP filters are not supported"),
+		"reject_connect_request_early_data":        harmless,
+	},
 	"envoy.config.listener.v3.Listener": {
 		"name":                              ok,
 		"address":                           ok,
