@@ -9,6 +9,7 @@ import (
 	_ "github.com/meshgate/meshgate/server/filters/cors"
 	_ "github.com/meshgate/meshgate/server/filters/fault"
 	_ "github.com/meshgate/meshgate/server/filters/grpcweb"
+	_ "github.com/meshgate/meshgate/server/filters/headermutation"
 	_ "github.com/meshgate/meshgate/server/filters/localratelimit"
 	_ "github.com/meshgate/meshgate/server/filters/transcoder"
 )

@@ -70,3 +70,13 @@ func Run(f httpfilter.Filter, table *httpfilter.Table, r *http.Request) (httpfil
 	s.Finish()
 	return st, rec
 }
+
+// Any packs m.
+func Any(t testing.TB, m proto.Message) *anypb.Any {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}

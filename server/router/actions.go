@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	mutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -626,4 +627,28 @@ func compilePerFilter(cfgs map[string]*anypb.Any, outer map[string]any, f PerFil
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// CompileMutations compiles an ordered list of header mutations (removes
+// and appends, Envoy's config.common.mutation_rules HeaderMutation) into
+// edits applied in the same order.
+func CompileMutations(ms []*mutationv3.HeaderMutation) (HeaderEdits, error) {
+	var out HeaderEdits
+	for i, m := range ms {
+		var lvl headerEdit
+		var err error
+		switch a := m.GetAction().(type) {
+		case *mutationv3.HeaderMutation_Remove:
+			lvl, err = compileEditLevel(nil, []string{a.Remove})
+		case *mutationv3.HeaderMutation_Append:
+			lvl, err = compileEditLevel([]*corev3.HeaderValueOption{a.Append}, nil)
+		default:
+			err = fmt.Errorf("%T is not supported (remove and append are)", a)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("[%d]: %w", i, err)
+		}
+		out = append(out, lvl)
+	}
+	return out, nil
 }
