@@ -49,7 +49,7 @@ type routeTables map[string]*router.Table[*cluster.Cluster]
 // compileListener checks a Listener and builds its chains. Route tables
 // come from the inline route_config or, for RDS, from routes (a name
 // missing there serves "not available yet" until it arrives).
-func (s *Server) compileListener(l *listenerv3.Listener, routes routeTables, resolve router.Resolver[*cluster.Cluster]) (*compiledListener, error) {
+func (s *Server) compileListener(l *listenerv3.Listener, routes routeTables, resolve router.Resolver[*cluster.Cluster], keep keeper) (*compiledListener, error) {
 	sa := l.GetAddress().GetSocketAddress()
 	if sa == nil {
 		return nil, errors.New("address: needs a socket_address")
@@ -94,7 +94,7 @@ func (s *Server) compileListener(l *listenerv3.Listener, routes routeTables, res
 			len(m.GetPrefixRanges()) > 0 || len(m.GetSourcePrefixRanges()) > 0 || len(m.GetSourcePorts()) > 0:
 			return nil, fmt.Errorf("filter_chains[%d].filter_chain_match: only transport_protocol is supported", i)
 		}
-		ch, tlsConf, err := s.compileChain(l.GetName(), fc, routes, resolve)
+		ch, tlsConf, err := s.compileChain(l.GetName(), fc, routes, resolve, keep)
 		if err != nil {
 			return nil, fmt.Errorf("filter_chains[%d]: %w", i, err)
 		}
@@ -125,7 +125,7 @@ func (s *Server) compileListener(l *listenerv3.Listener, routes routeTables, res
 
 // compileChain builds one filter chain; tlsConf is nil for cleartext.
 func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, routes routeTables,
-	resolve router.Resolver[*cluster.Cluster]) (*chainBuild, *tls.Config, error) {
+	resolve router.Resolver[*cluster.Cluster], keep keeper) (*chainBuild, *tls.Config, error) {
 	var tlsConf *tls.Config
 	if ts := fc.GetTransportSocket(); ts != nil && ts.GetName() != "envoy.transport_sockets.raw_buffer" {
 		var dtc tlsv3.DownstreamTlsContext
@@ -160,7 +160,7 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, route
 	if t := hcm.GetStreamIdleTimeout(); t != nil {
 		ch.streamIdle = t.AsDuration()
 	}
-	if err := s.compileHTTPFilters(listener, hcm, &ch.chain, &ch.notes); err != nil {
+	if err := s.compileHTTPFilters(listener, hcm, &ch.chain, &ch.notes, keep); err != nil {
 		return nil, nil, err
 	}
 	switch spec := hcm.GetRouteSpecifier().(type) {
@@ -203,7 +203,7 @@ type chainBuild struct {
 // know is skipped (with a note) when marked optional or telemetry-only,
 // and fails the listener otherwise, so that a filter that guards traffic
 // is never dropped silently.
-func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionManager, ch *chain, notes *[]string) error {
+func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionManager, ch *chain, notes *[]string, keep keeper) error {
 	filters := hcm.GetHttpFilters()
 	if len(filters) == 0 {
 		return errors.New("http_filters: needs the router filter (" + config.RouterFilter + ")")
@@ -254,7 +254,7 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 		case fac != nil:
 			flt, more, err := httpfilter.New(fac, tc, httpfilter.Build{
 				Listener: listener, Name: f.GetName(), Chain: filters, Index: i, Log: s.log, Cluster: ch.resolve,
-				Keep: func(key string, fresh func() any) any { return s.keep(listener+"\x00"+key, fresh) },
+				Keep: func(key string, fresh func() any) any { return keep(listener+"\x00"+key, fresh) },
 				Go:   s.goBackground, MaxBody: ch.maxBody,
 			})
 			if err != nil {

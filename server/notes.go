@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"sort"
 
 	"google.golang.org/protobuf/proto"
@@ -24,6 +25,34 @@ func (n notes) add(typeURL, name string, lines ...string) {
 	n[typeURL][name] = append(n[typeURL][name], lines...)
 }
 
+// lines are a resource's notes, sorted, each once.
+func (n notes) lines(typeURL, name string) []string {
+	out := slices.Clone(n[typeURL][name])
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// dump is the /config_dump form of the notes, with the resources'
+// versions in set.
+func (n notes) dump(set *config.Set) []*adminv1.UnimplementedResource {
+	var out []*adminv1.UnimplementedResource
+	for _, t := range config.ResourceTypes {
+		names := make([]string, 0, len(n[t]))
+		for name := range n[t] {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			ur := &adminv1.UnimplementedResource{TypeUrl: t, Name: name, Unimplemented: n.lines(t, name)}
+			if r := set.Get(t, name); r != nil {
+				ur.Version = r.Version
+			}
+			out = append(out, ur)
+		}
+	}
+	return out
+}
+
 // supportCheck is support.Check of one resource, remembered while the
 // resource is unchanged (the store keeps a Resource while its content is).
 type supportCheck struct {
@@ -31,11 +60,10 @@ type supportCheck struct {
 	err   error
 }
 
-// checkSupport walks a resource's fields (support.Check), reusing the
-// result of the last compile for a resource that has not changed. Called
-// with s.mu held.
-func (s *Server) checkSupport(r *config.Resource, next map[*config.Resource]supportCheck) supportCheck {
-	c, ok := s.supportChecks[r]
+// checkSupport walks a resource's fields (support.Check), reusing prev's
+// result for a resource that has not changed, and records it in next.
+func checkSupport(prev *snapshot, r *config.Resource, next map[*config.Resource]supportCheck) supportCheck {
+	c, ok := prev.checks[r]
 	if !ok {
 		c.notes, c.err = support.Check(r.Message)
 	}
@@ -45,10 +73,10 @@ func (s *Server) checkSupport(r *config.Resource, next map[*config.Resource]supp
 
 // checkEndpoints walks every ClusterLoadAssignment of set: refusals are
 // errors of those resources, the rest notes.
-func (s *Server) checkEndpoints(set *config.Set, cache map[*config.Resource]supportCheck, n notes) config.ResourceErrors {
+func checkEndpoints(prev *snapshot, set *config.Set, cache map[*config.Resource]supportCheck, n notes) config.ResourceErrors {
 	var errs config.ResourceErrors
 	for _, r := range set.All(config.EndpointType) {
-		c := s.checkSupport(r, cache)
+		c := checkSupport(prev, r, cache)
 		if c.err != nil {
 			errs = append(errs, &config.ResourceError{TypeURL: config.EndpointType, Name: r.Name, Err: c.err})
 			continue
@@ -60,19 +88,18 @@ func (s *Server) checkEndpoints(set *config.Set, cache map[*config.Resource]supp
 
 // endpointNotes checks the endpoints a change touches (and only those: an
 // endpoint update must stay cheap among thousands of clusters) and returns
-// the notes of the whole config with theirs replaced. The support cache is
-// updated in place: drops the replaced resources, keeps the new ones only
-// when they pass. Called with s.mu held.
-func (s *Server) endpointNotes(next *config.Set, change config.Change) (notes, config.ResourceErrors) {
-	prev := s.set.Load()
+// the notes of the whole config with theirs replaced. prev's support cache
+// is updated in place (under Server.mu): it drops the replaced resources
+// and keeps the new ones only when they pass.
+func endpointNotes(prev *snapshot, next *config.Set, change config.Change) (notes, config.ResourceErrors) {
 	n := notes{}
-	for t, m := range s.liveNotes {
+	for t, m := range prev.notes {
 		if t != config.EndpointType {
 			n[t] = m
 		}
 	}
 	byName := map[string][]string{}
-	for name, lines := range s.liveNotes[config.EndpointType] {
+	for name, lines := range prev.notes[config.EndpointType] {
 		byName[name] = lines
 	}
 	var errs config.ResourceErrors
@@ -83,10 +110,10 @@ func (s *Server) endpointNotes(next *config.Set, change config.Change) (notes, c
 		if r == nil {
 			continue
 		}
-		c, cached := s.supportChecks[r]
+		c, cached := prev.checks[r]
 		if !cached {
 			c.notes, c.err = support.Check(r.Message)
-			s.supportChecks[r] = c
+			prev.checks[r] = c
 			added = append(added, r)
 		}
 		if c.err != nil {
@@ -99,13 +126,13 @@ func (s *Server) endpointNotes(next *config.Set, change config.Change) (notes, c
 	}
 	if len(errs) > 0 {
 		for _, r := range added {
-			delete(s.supportChecks, r)
+			delete(prev.checks, r)
 		}
 		return nil, errs
 	}
 	for _, name := range change.Names(config.EndpointType) {
-		if old := prev.Get(config.EndpointType, name); old != nil && old != next.Get(config.EndpointType, name) {
-			delete(s.supportChecks, old)
+		if old := prev.set.Get(config.EndpointType, name); old != nil && old != next.Get(config.EndpointType, name) {
+			delete(prev.checks, old)
 		}
 	}
 	if len(byName) > 0 {
@@ -114,70 +141,38 @@ func (s *Server) endpointNotes(next *config.Set, change config.Change) (notes, c
 	return n, nil
 }
 
-// publishNotes makes n the live notes: each one not seen before is logged
-// once at WARN, the gauge counts them by type, /config_dump lists them.
-// Called with s.mu held, after a config went live.
-func (s *Server) publishNotes(n notes, set *config.Set, checks map[*config.Resource]supportCheck) {
-	seen := map[string]bool{}
-	for t, byName := range n {
-		for name, lines := range byName {
-			sort.Strings(lines)
-			lines = compactStrings(lines)
-			byName[name] = lines
-			for _, l := range lines {
-				key := t + "\x00" + name + "\x00" + l
-				seen[key] = true
-				if !s.logged[key] {
+// logNewNotes says once at WARN each note of next that prev did not have,
+// and sets the gauge by type.
+func (s *Server) logNewNotes(prev, next *snapshot) {
+	for t, byName := range next.notes {
+		for name := range byName {
+			had := map[string]bool{}
+			for _, l := range prev.notes.lines(t, name) {
+				had[l] = true
+			}
+			for _, l := range next.notes.lines(t, name) {
+				if !had[l] {
 					s.log.Warn("accepted, but not done as configured", "type", kindName(t), "name", name, "field", l)
 				}
 			}
 		}
 	}
-	s.logged = seen
-	s.liveNotes = n
 	for _, t := range config.ResourceTypes {
 		count := 0
-		for _, lines := range n[t] {
-			count += len(lines)
+		for name := range next.notes[t] {
+			count += len(next.notes.lines(t, name))
 		}
 		s.metrics.Unimplemented.WithLabelValues(kindName(t)).Set(float64(count))
 	}
-	var out []*adminv1.UnimplementedResource
-	for _, t := range config.ResourceTypes {
-		names := make([]string, 0, len(n[t]))
-		for name := range n[t] {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			ur := &adminv1.UnimplementedResource{TypeUrl: t, Name: name, Unimplemented: n[t][name]}
-			if r := set.Get(t, name); r != nil {
-				ur.Version = r.Version
-			}
-			out = append(out, ur)
-		}
-	}
-	s.unimplemented.Store(&out)
-	s.supportChecks = checks
 }
 
 // Unimplemented lists, per resource of the running config, what of it is
 // accepted but not done.
 func (s *Server) Unimplemented() []*adminv1.UnimplementedResource {
-	list := *s.unimplemented.Load()
+	list := s.snap.Load().unimplemented
 	out := make([]*adminv1.UnimplementedResource, len(list))
 	for i, r := range list {
 		out[i] = proto.Clone(r).(*adminv1.UnimplementedResource)
-	}
-	return out
-}
-
-func compactStrings(s []string) []string {
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
 	}
 	return out
 }

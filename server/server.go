@@ -49,31 +49,18 @@ type Server struct {
 	metrics *stats.Metrics
 	drain   time.Duration
 
-	mu        sync.Mutex // serialises Apply and Shutdown
+	mu sync.Mutex // serialises Apply and Shutdown
+	// listeners are the bound ports (sockets outlive configs: a reload
+	// that keeps an address keeps its socket); retired, clusters a
+	// reload dropped that still have requests in flight.
 	listeners map[string]*listener
-	clusters  map[string]*cluster.Cluster
 	retired   []*cluster.Cluster
 	closing   bool
-	bg        sync.WaitGroup // listeners draining after a reload
-	// kept is what filters learned at run time (descriptors fetched by
-	// gRPC reflection), by listener and key, kept across recompiles of an
-	// unchanged config (httpfilter.Build.Keep); nextKept is what the
-	// config being compiled keeps.
-	kept     map[string]any
-	nextKept map[string]any
+	bg        sync.WaitGroup // listeners draining after a reload, background fetches
 
-	// supportChecks remembers support.Check of the running resources;
-	// liveNotes and logged are the running config's notes (logged: those
-	// already said, by type, name and note); unimplemented is their
-	// /config_dump form.
-	supportChecks map[*config.Resource]supportCheck
-	liveNotes     notes
-	logged        map[string]bool
-	unimplemented atomic.Pointer[[]*adminv1.UnimplementedResource]
-
-	clusterView atomic.Pointer[[]*cluster.Cluster]
-	set         atomic.Pointer[config.Set]
-	ready       atomic.Bool
+	// snap is the running config, compiled: swapped whole by Apply.
+	snap  atomic.Pointer[snapshot]
+	ready atomic.Bool
 }
 
 var _ config.Consumer = (*Server)(nil)
@@ -90,10 +77,8 @@ func New(opts Options) *Server {
 		log:       opts.Logger,
 		drain:     opts.DrainTimeout,
 		listeners: map[string]*listener{},
-		clusters:  map[string]*cluster.Cluster{},
 	}
-	s.clusterView.Store(&[]*cluster.Cluster{})
-	s.unimplemented.Store(&[]*adminv1.UnimplementedResource{})
+	s.snap.Store(emptySnapshot())
 	s.metrics = stats.New(s.Clusters)
 	return s
 }
@@ -102,10 +87,10 @@ func New(opts Options) *Server {
 func (s *Server) Metrics() *stats.Metrics { return s.metrics }
 
 // Clusters returns the live clusters sorted by name.
-func (s *Server) Clusters() []*cluster.Cluster { return *s.clusterView.Load() }
+func (s *Server) Clusters() []*cluster.Cluster { return s.snap.Load().view }
 
 // Config returns the Set the server runs, or nil before the first Apply.
-func (s *Server) Config() *config.Set { return s.set.Load() }
+func (s *Server) Config() *config.Set { return s.snap.Load().set }
 
 // Ready reports whether the server runs a config and is not draining.
 func (s *Server) Ready() bool { return s.ready.Load() }
@@ -158,23 +143,28 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 	if s.closing {
 		return errors.New("server is shutting down")
 	}
+	prev := s.snap.Load()
 	if change.OnlyEndpoints() {
-		// Membership changes swap host sets in place: no recompile.
-		n, errs := s.endpointNotes(next, change)
+		// Membership changes swap host sets in place: no recompile. The
+		// snapshot is the running one with the new set and notes.
+		n, errs := endpointNotes(prev, next, change)
 		if len(errs) > 0 {
 			return errs.Sorted()
 		}
-		s.publishNotes(n, next, s.supportChecks)
-		for _, c := range s.clusters {
+		for _, c := range prev.clusters {
 			if c.EDSName != "" && change.Changed(config.EndpointType, c.EDSName) {
 				c.SetEndpoints(next.Endpoints(c.EDSName))
 			}
 		}
-		s.set.Store(next)
+		cur := *prev
+		cur.set = next
+		cur.setNotes(n)
+		s.logNewNotes(prev, &cur)
+		s.snap.Store(&cur)
 		return nil
 	}
 
-	p, err := s.compile(next)
+	p, err := s.compile(next, prev)
 	if err != nil {
 		return err
 	}
@@ -236,44 +226,22 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 		}
 	}
 
-	for name, old := range s.clusters {
+	for name, old := range prev.clusters {
 		if clusters[name] != old {
 			old.Close()
 			s.retired = append(s.retired, old)
 		}
 	}
-	s.clusters = clusters
-	s.kept = p.kept
 	for _, c := range clusters {
 		if c.EDSName != "" { // EDS clusters take their endpoints from the store
 			c.SetEndpoints(next.Endpoints(c.EDSName))
 		}
 	}
 	s.sweepRetired()
-	view := make([]*cluster.Cluster, 0, len(clusters))
-	for _, c := range clusters {
-		view = append(view, c)
-	}
-	slices.SortFunc(view, func(a, b *cluster.Cluster) int { return cmp.Compare(a.Name, b.Name) })
-	s.clusterView.Store(&view)
-	s.publishNotes(p.notes, next, p.checks)
-	s.set.Store(next)
+	s.logNewNotes(prev, p)
+	s.snap.Store(p)
 	s.ready.Store(true)
 	return nil
-}
-
-// keep is httpfilter.Build.Keep: the value the running config kept under
-// key (fresh()'s for a new key), kept for the config being compiled too.
-// Called from compile, with s.mu held.
-func (s *Server) keep(key string, fresh func() any) any {
-	v, ok := s.kept[key]
-	if !ok {
-		v = fresh()
-	}
-	if s.nextKept != nil {
-		s.nextKept[key] = v
-	}
-	return v
 }
 
 // goBackground runs f on its own goroutine; Shutdown waits for it.
@@ -325,18 +293,8 @@ func (cl *compiledListener) key() string {
 	return cl.address
 }
 
-// plan is a compiled config that is not live yet.
-type plan struct {
-	notes     notes
-	checks    map[*config.Resource]supportCheck
-	kept      map[string]any
-	clusters  map[string]*cluster.Cluster
-	built     []*cluster.Cluster // new in this plan; the rest are reused
-	listeners map[string]*compiledListener
-}
-
-// abandon releases what the plan built.
-func (p *plan) abandon() {
+// abandon releases what a snapshot that does not go live built.
+func (p *snapshot) abandon() {
 	for _, c := range p.built {
 		c.Close()
 	}
@@ -345,11 +303,14 @@ func (p *plan) abandon() {
 // compile builds clusters (reusing unchanged ones), route tables and
 // listeners for next, reporting every problem at once, each tied to its
 // resource (config.ResourceErrors).
-func (s *Server) compile(next *config.Set) (*plan, error) {
-	p := &plan{clusters: map[string]*cluster.Cluster{}, listeners: map[string]*compiledListener{},
-		kept: map[string]any{}, notes: notes{}, checks: map[*config.Resource]supportCheck{}}
-	s.nextKept = p.kept
-	defer func() { s.nextKept = nil }()
+//
+// It reads prev (the running snapshot: clusters to reuse, the support
+// cache, what filters kept) and changes nothing but the snapshot it
+// returns: a failed compile leaves no trace.
+func (s *Server) compile(next *config.Set, prev *snapshot) (*snapshot, error) {
+	p := &snapshot{set: next, clusters: map[string]*cluster.Cluster{}, listeners: map[string]*compiledListener{},
+		kept: map[string]any{}, checks: map[*config.Resource]supportCheck{}}
+	n := notes{}
 	var errs config.ResourceErrors
 	fail := func(typeURL, name string, err error) {
 		errs = append(errs, &config.ResourceError{TypeURL: typeURL, Name: name, Err: err})
@@ -357,12 +318,12 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 	// check walks a resource's fields: what is refused fails it, what is
 	// ignored becomes its notes.
 	check := func(r *config.Resource) bool {
-		c := s.checkSupport(r, p.checks)
+		c := checkSupport(prev, r, p.checks)
 		if c.err != nil {
 			fail(config.TypeURL(r.Message), r.Name, c.err)
 			return false
 		}
-		p.notes.add(config.TypeURL(r.Message), r.Name, c.notes...)
+		n.add(config.TypeURL(r.Message), r.Name, c.notes...)
 		return true
 	}
 	for _, r := range next.All(config.ClusterType) {
@@ -370,9 +331,9 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 			continue
 		}
 		spec := r.Message.(*clusterv3.Cluster)
-		if old := s.clusters[r.Name]; old != nil && old.Same(spec) {
+		if old := prev.clusters[r.Name]; old != nil && old.Same(spec) {
 			p.clusters[r.Name] = old
-			p.notes.add(config.ClusterType, r.Name, old.Notes...)
+			n.add(config.ClusterType, r.Name, old.Notes...)
 			continue
 		}
 		c, err := cluster.New(spec, cluster.Options{})
@@ -380,7 +341,7 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 			fail(config.ClusterType, r.Name, err)
 			continue
 		}
-		p.notes.add(config.ClusterType, r.Name, c.Notes...)
+		n.add(config.ClusterType, r.Name, c.Notes...)
 		p.clusters[r.Name] = c
 		p.built = append(p.built, c)
 	}
@@ -404,16 +365,16 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 		if !check(r) {
 			continue
 		}
-		cl, err := s.compileListener(r.Message.(*listenerv3.Listener), routes, resolve)
+		cl, err := s.compileListener(r.Message.(*listenerv3.Listener), routes, resolve, p.keeper(prev))
 		if err != nil {
 			fail(config.ListenerType, r.Name, err)
 			continue
 		}
-		p.notes.add(config.ListenerType, r.Name, cl.notes...)
+		n.add(config.ListenerType, r.Name, cl.notes...)
 		if other, dup := p.listeners[cl.key()]; dup {
 			// Blame the newcomer: the listener already serving the address
 			// keeps it.
-			if ln := s.listeners[cl.key()]; ln != nil && ln.state.Load().name == r.Name {
+			if running := prev.listeners[cl.key()]; running != nil && running.state.name == r.Name {
 				p.listeners[cl.key()] = cl
 				cl, other = other, cl
 			}
@@ -422,11 +383,12 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 		}
 		p.listeners[cl.key()] = cl
 	}
-	errs = append(errs, s.checkEndpoints(next, p.checks, p.notes)...)
+	errs = append(errs, checkEndpoints(prev, next, p.checks, n)...)
 	if len(errs) > 0 {
 		p.abandon()
 		return nil, errs.Sorted()
 	}
+	p.setNotes(n)
 	return p, nil
 }
 
@@ -435,7 +397,7 @@ func (s *Server) compile(next *config.Set) (*plan, error) {
 func (s *Server) Check(set *config.Set) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, err := s.compile(set)
+	p, err := s.compile(set, s.snap.Load())
 	if err != nil {
 		return err
 	}
@@ -450,7 +412,7 @@ func (s *Server) Check(set *config.Set) error {
 func (s *Server) Validate(set *config.Set) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, err := s.compile(set)
+	p, err := s.compile(set, s.snap.Load())
 	if err != nil {
 		return nil, err
 	}
@@ -545,7 +507,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range s.clusters {
+	for _, c := range s.snap.Load().clusters {
 		c.Close()
 	}
 	for _, c := range s.retired {
