@@ -47,6 +47,7 @@ func (f *File) Translate(baseDir string) ([]proto.Message, error) {
 			t.usesRateLimit = t.usesRateLimit || vh.RateLimit != nil
 			for _, r := range vh.Routes {
 				t.usesFault = t.usesFault || r.Fault != nil
+				t.usesDubbo = t.usesDubbo || r.Dubbo != nil
 				t.usesRateLimit = t.usesRateLimit || r.RateLimit != nil
 			}
 		}
@@ -102,10 +103,11 @@ func (f *File) Bootstrap() Bootstrap {
 type translator struct {
 	baseDir string
 	errs    []error
-	// usesFault, usesRateLimit: some route or virtual host injects faults
-	// or limits the rate, so listeners carry that filter (Envoy ignores
-	// per-route configs of filters not in the chain).
-	usesFault, usesRateLimit bool
+	// usesFault, usesRateLimit, usesDubbo: some route or virtual host
+	// injects faults, limits the rate or calls Dubbo methods, so listeners
+	// carry that filter (Envoy ignores per-route configs of filters not in
+	// the chain).
+	usesFault, usesRateLimit, usesDubbo bool
 }
 
 // allVirtualHosts are the virtual hosts of the file's route configs and

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	dubbov1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/dubbo/v1"
 	limitsv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/limits/v1"
 )
 
@@ -82,6 +83,14 @@ func (t *translator) listener(path string, l *ListenerConfig) *listenerv3.Listen
 		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
 			Name:       FaultFilter,
 			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})},
+		})
+	}
+	if t.usesDubbo {
+		// Last before the router: it answers the routes that call Dubbo
+		// methods, as the router would forward.
+		hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
+			Name:       DubboFilter,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&dubbov1.Dubbo{})},
 		})
 	}
 	if l.MaxRequestBodyBytes > 0 || l.MaxGRPCMessageBytes > 0 {

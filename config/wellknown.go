@@ -13,8 +13,10 @@ const (
 	// LimitsFilter carries meshgate's request size limits
 	// (meshgate.extensions.filters.http.limits.v1.Limits).
 	LimitsFilter = "meshgate.filters.http.limits"
-	// DubboFilter is the typed_per_filter_config key of a route's Dubbo2
-	// bridge (meshgate.extensions.filters.http.dubbo.v1.DubboRoute).
+	// DubboFilter is the Dubbo bridge filter
+	// (meshgate.extensions.filters.http.dubbo.v1.Dubbo), and the
+	// typed_per_filter_config key of a route's call
+	// (meshgate.extensions.filters.http.dubbo.v1.DubboRoute).
 	DubboFilter = "meshgate.filters.http.dubbo"
 	// DubboMetadata is the cluster filter_metadata namespace of Dubbo
 	// facts: protocol ("dubbo" for Dubbo2 providers), interface, version,

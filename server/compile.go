@@ -20,7 +20,6 @@ import (
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/httpfilter"
 
-	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/router"
 	"github.com/meshgate/meshgate/server/tlsconf"
 )
@@ -185,7 +184,7 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, route
 
 // compileRoutes compiles one route configuration for the data plane.
 func compileRoutes(rc *routev3.RouteConfiguration, resolve router.Resolver[*cluster.Cluster]) (*router.Table[*cluster.Cluster], error) {
-	return router.Compile(rc, resolve, router.WithBridge(dubbobridge.Compile), router.WithPerFilter(httpfilter.CompilePerFilter))
+	return router.Compile(rc, resolve, router.WithPerFilter(httpfilter.CompilePerFilter))
 }
 
 // chainBuild is a chain plus the connection settings it asks for and
@@ -224,6 +223,15 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
 			}
 			ch.maxBody = uint64(b.GetMaxRequestBytes().GetValue())
+		case i == len(filters)-1 && isRouter(f):
+			// Read first too: filters that answer for upstream honour it.
+			var rc routerv3.Router
+			if tc != nil {
+				if err := tc.UnmarshalTo(&rc); err != nil {
+					return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
+				}
+			}
+			ch.suppressEnvoyHeaders = rc.GetSuppressEnvoyHeaders()
 		}
 	}
 	for i, f := range filters {
@@ -237,25 +245,18 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 			continue
 		}
 		switch fac := httpfilter.Lookup(f.GetName(), tc); {
-		case f.GetName() == config.RouterFilter || typeURL == "type.googleapis.com/"+string((&routerv3.Router{}).ProtoReflect().Descriptor().FullName()):
+		case isRouter(f):
 			if i != len(filters)-1 {
 				return fmt.Errorf("http_filters[%d]: the router filter must be the last", i)
 			}
-			var rc routerv3.Router
-			if tc != nil {
-				if err := tc.UnmarshalTo(&rc); err != nil {
-					return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
-				}
-			}
-			ch.suppressEnvoyHeaders = rc.GetSuppressEnvoyHeaders()
-			return nil
+			return nil // read above
 		case f.GetName() == config.LimitsFilter, typeURL == "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer":
 			// Read above.
 		case fac != nil:
 			flt, more, err := httpfilter.New(fac, tc, httpfilter.Build{
 				Listener: listener, Name: f.GetName(), Chain: filters, Index: i, Log: s.log, Cluster: ch.resolve,
 				Keep: func(key string, fresh func() any) any { return keep(listener+"\x00"+key, fresh) },
-				Go:   s.goBackground, MaxBody: ch.maxBody,
+				Go:   s.goBackground, MaxBody: ch.maxBody, SuppressEnvoyHeaders: ch.suppressEnvoyHeaders,
 			})
 			if err != nil {
 				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
@@ -275,6 +276,11 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 		}
 	}
 	return errors.New("http_filters: the router filter (" + config.RouterFilter + ") must be the last")
+}
+
+// isRouter tells the router filter, by name or config type.
+func isRouter(f *hcmv3.HttpFilter) bool {
+	return f.GetName() == config.RouterFilter || f.GetTypedConfig().GetTypeUrl() == httpfilter.TypeURL(&routerv3.Router{})
 }
 
 // inertFilters are HTTP filters a control plane (Istio above all) puts in

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -204,8 +203,9 @@ func (p *dubboProxy) call(ctx context.Context, f *dubbo.Frame) []byte {
 			fmt.Sprintf("no route for %s:%s group %q method %s on listener %s", inv.Service.Interface, inv.Service.Version, inv.Service.Group, inv.Service.Method, p.listener))
 	}
 	route, cname = inv.Service.Interface+"."+inv.Service.Method, target.Name
-	if t, ok := serviceTarget(p.resolve, target.Name, false); ok {
-		target, cname = t, t.Name
+	if name, c, ok := cluster.ResolveService(p.resolve, target.Name, false); ok {
+		target = &router.WeightedTarget[*cluster.Cluster]{Name: name, Weight: 1, Target: c, Found: c != nil}
+		cname = name
 	}
 	if !target.Found {
 		status = int(dubbo.StatusServiceNotFound)
@@ -334,40 +334,4 @@ func outcomeOf(err error) governance.Outcome {
 		return governance.Outcome{Local: governance.Timeout}
 	}
 	return governance.Outcome{Local: governance.Reset}
-}
-
-// serviceTargetPrefix names a Dubbo service independent of protocol in a
-// route's cluster: service|<interface>|<version>|<group>. The call goes to
-// the registry's tri|... or dubbo|... cluster of that service, whichever has
-// providers (Triple first, or Dubbo2 first when preferDubbo).
-const serviceTargetPrefix = "service|"
-
-// serviceTarget resolves a service|... name; ok is false for other names.
-func serviceTarget(resolve router.Resolver[*cluster.Cluster], name string, preferDubbo bool) (*router.WeightedTarget[*cluster.Cluster], bool) {
-	rest, ok := strings.CutPrefix(name, serviceTargetPrefix)
-	if !ok || resolve == nil {
-		return nil, false
-	}
-	order := []string{"tri|", "dubbo|"}
-	if preferDubbo {
-		order = []string{"dubbo|", "tri|"}
-	}
-	var fallback *router.WeightedTarget[*cluster.Cluster]
-	for _, proto := range order {
-		c, found := resolve(proto + rest)
-		if !found {
-			continue
-		}
-		t := &router.WeightedTarget[*cluster.Cluster]{Name: proto + rest, Weight: 1, Target: c, Found: true}
-		if len(c.Hosts()) > 0 {
-			return t, true
-		}
-		if fallback == nil {
-			fallback = t
-		}
-	}
-	if fallback != nil {
-		return fallback, true
-	}
-	return &router.WeightedTarget[*cluster.Cluster]{Name: name}, true // neither is known yet: "not configured"
 }

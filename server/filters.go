@@ -7,6 +7,7 @@ package server
 import (
 	_ "github.com/meshgate/meshgate/server/filters/connect"
 	_ "github.com/meshgate/meshgate/server/filters/cors"
+	_ "github.com/meshgate/meshgate/server/filters/dubbo"
 	_ "github.com/meshgate/meshgate/server/filters/fault"
 	_ "github.com/meshgate/meshgate/server/filters/grpcweb"
 	_ "github.com/meshgate/meshgate/server/filters/headermutation"

@@ -6,77 +6,7 @@ import (
 	"errors"
 	"io"
 	"testing"
-	"time"
 )
-
-func TestParseGRPCTimeout(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    time.Duration
-		wantErr bool
-	}{
-		{"1S", time.Second, false},
-		{"250m", 250 * time.Millisecond, false},
-		{"10u", 10 * time.Microsecond, false},
-		{"7n", 7, false},
-		{"2M", 2 * time.Minute, false},
-		{"1H", time.Hour, false},
-		{"99999999S", 99999999 * time.Second, false},
-		{"100000000S", 0, true}, // nine digits
-		{"", 0, true},
-		{"S", 0, true},
-		{"5", 0, true},
-		{"5s", 0, true}, // units are case sensitive
-		{"-1S", 0, true},
-		{"1.5S", 0, true},
-	}
-	for _, tc := range tests {
-		got, err := parseGRPCTimeout(tc.in)
-		if (err != nil) != tc.wantErr || got != tc.want {
-			t.Errorf("parseGRPCTimeout(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.wantErr)
-		}
-	}
-}
-
-func TestFormatGRPCTimeout(t *testing.T) {
-	tests := []struct {
-		in   time.Duration
-		want string
-	}{
-		{1500 * time.Millisecond, "1500000u"},
-		{99 * time.Millisecond, "99000000n"},
-		{time.Hour, "3600000m"},
-		{0, "1n"},
-		{200 * 24 * time.Hour, "17280000S"},
-		{43800 * time.Hour, "2628000M"},
-	}
-	for _, tc := range tests {
-		if got := formatGRPCTimeout(tc.in); got != tc.want {
-			t.Errorf("formatGRPCTimeout(%v) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-// FuzzGRPCTimeout: parsing never panics, and what is formatted parses back
-// to at least the time it stood for, never less.
-func FuzzGRPCTimeout(f *testing.F) {
-	for _, s := range []string{"1S", "99999999H", "0n", "12m", "x", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		d, err := parseGRPCTimeout(s)
-		if err != nil {
-			return
-		}
-		back, err := parseGRPCTimeout(formatGRPCTimeout(d))
-		if err != nil {
-			t.Fatalf("format(%v) does not parse: %v", d, err)
-		}
-		if back < d && d > 0 {
-			t.Fatalf("format(%v) parses back to %v, less time than given", d, back)
-		}
-	})
-}
 
 // frames builds a gRPC body of messages of the given sizes.
 func frames(sizes ...int) []byte {

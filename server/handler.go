@@ -24,7 +24,6 @@ import (
 
 	"github.com/meshgate/meshgate/governance"
 	"github.com/meshgate/meshgate/server/cluster"
-	"github.com/meshgate/meshgate/server/dubbobridge"
 	"github.com/meshgate/meshgate/server/httpfilter"
 	"github.com/meshgate/meshgate/server/router"
 	"github.com/meshgate/meshgate/server/upstream"
@@ -67,8 +66,6 @@ type call struct {
 	http.ResponseWriter
 	status      int
 	wroteHeader bool
-	route       string
-	cluster     string
 	// s carries the request through the listener's filters.
 	s httpfilter.Stream
 }
@@ -140,7 +137,11 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if !c.wroteHeader {
 			status = 499 // the client went away before an answer
 		}
-		ch.srv.metrics.Request(ch.listener, c.route, c.cluster, status, c.grpcStatus(r), time.Since(start))
+		route := ""
+		if rt := c.s.Matched(); rt != nil {
+			route = rt.Name
+		}
+		ch.srv.metrics.Request(ch.listener, route, c.s.Cluster, status, c.grpcStatus(r), time.Since(start))
 		if p != nil {
 			panic(p)
 		}
@@ -162,7 +163,7 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // route is the router, the chain's last filter: it answers a direct
-// response or a redirect, calls a Dubbo2 bridge, or forwards.
+// response or a redirect, or forwards.
 func (ch *chain) route(c *call) {
 	r := c.s.R
 	if ch.routes == nil {
@@ -176,7 +177,6 @@ func (ch *chain) route(c *call) {
 			fmt.Sprintf("no route for %s %s on host %q", r.Method, r.URL.Path, r.Host))
 		return
 	}
-	c.route = rt.Name
 	switch {
 	case rt.Direct != nil:
 		h := c.Header()
@@ -192,10 +192,6 @@ func (ch *chain) route(c *call) {
 		h.Set("Location", rt.Redirect.Location(r))
 		c.WriteHeader(rt.Redirect.Status)
 	default:
-		if b, ok := rt.Bridge.(*dubbobridge.Route); ok {
-			ch.bridgeDubbo(c, r, rt, b)
-			return
-		}
 		ch.forward(c, r, rt)
 	}
 }
@@ -217,10 +213,11 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Cluster]) {
 	f := rt.Forward
 	target := f.Pick(rand.Uint64())
-	if t, ok := serviceTarget(ch.resolve, target.Name, false); ok {
-		target = t // a Dubbo service by identity: its Triple providers first
+	if name, cl, ok := cluster.ResolveService(ch.resolve, target.Name, false); ok {
+		// A Dubbo service by identity: its Triple providers first.
+		target = &router.WeightedTarget[*cluster.Cluster]{Name: name, Weight: 1, Target: cl, Found: cl != nil}
 	}
-	c.cluster = target.Name
+	c.s.Cluster = target.Name
 	if !target.Found {
 		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q is not configured", target.Name))
 		return
@@ -228,7 +225,8 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 	cl := target.Target
 	if cl.Protocol == cluster.Dubbo {
 		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q: its providers speak the dubbo protocol (Dubbo2), which needs the Dubbo2 bridge: "+
-			"give the route a dubbo bridge (dubbo: in the route), or route gRPC/Triple to the tri cluster of the service", cl.Name))
+			"give the route a DubboRoute under meshgate.filters.http.dubbo in typed_per_filter_config with that filter in the listener's http_filters "+
+			"(a dubbo: block in the friendly config does both), or route gRPC/Triple to the tri cluster of the service", cl.Name))
 		return
 	}
 	fw, ok := ch.newForwarding(c, r, rt, cl)
@@ -354,7 +352,7 @@ func callTimeout(r *http.Request, f *router.Forward[*cluster.Cluster], isGRPC bo
 	if v == "" {
 		return timeout, nil
 	}
-	d, err := parseGRPCTimeout(v)
+	d, err := wire.ParseGRPCTimeout(v)
 	if err != nil {
 		return 0, err
 	}
@@ -661,7 +659,7 @@ func (ch *chain) upstreamRequest(ctx context.Context, r *http.Request, rt *route
 		if dl, ok := ctx.Deadline(); ok {
 			left = time.Until(dl)
 		}
-		r.Header["Grpc-Timeout"] = []string{formatGRPCTimeout(left)}
+		r.Header["Grpc-Timeout"] = []string{wire.FormatGRPCTimeout(left)}
 	}
 	hostHeader := r.Host
 	switch {

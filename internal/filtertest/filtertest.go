@@ -24,6 +24,12 @@ import (
 // name resolves (to no cluster).
 func Table(t testing.TB, y string) *httpfilter.Table {
 	t.Helper()
+	return TableResolving(t, y, func(string) (*cluster.Cluster, bool) { return nil, true })
+}
+
+// TableResolving is Table with the routes' clusters found by resolve.
+func TableResolving(t testing.TB, y string, resolve func(string) (*cluster.Cluster, bool)) *httpfilter.Table {
+	t.Helper()
 	js, err := yaml.YAMLToJSON([]byte(y))
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +38,7 @@ func Table(t testing.TB, y string) *httpfilter.Table {
 	if err := protojson.Unmarshal(js, rc); err != nil {
 		t.Fatalf("route config: %v", err)
 	}
-	table, err := router.Compile(rc, func(string) (*cluster.Cluster, bool) { return nil, true }, router.WithPerFilter(httpfilter.CompilePerFilter))
+	table, err := router.Compile(rc, resolve, router.WithPerFilter(httpfilter.CompilePerFilter))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +47,12 @@ func Table(t testing.TB, y string) *httpfilter.Table {
 
 // Filter builds the registered filter name with cfg (nil: none).
 func Filter(t testing.TB, name string, cfg proto.Message) httpfilter.Filter {
+	t.Helper()
+	return FilterBuilt(t, name, cfg, httpfilter.Build{})
+}
+
+// FilterBuilt is Filter with what else a factory gets (b's Name is set).
+func FilterBuilt(t testing.TB, name string, cfg proto.Message, b httpfilter.Build) httpfilter.Filter {
 	t.Helper()
 	var a *anypb.Any
 	if cfg != nil {
@@ -53,7 +65,8 @@ func Filter(t testing.TB, name string, cfg proto.Message) httpfilter.Filter {
 	if f == nil {
 		t.Fatalf("filter %q is not registered", name)
 	}
-	flt, _, err := httpfilter.New(f, a, httpfilter.Build{Name: name})
+	b.Name = name
+	flt, _, err := httpfilter.New(f, a, b)
 	if err != nil {
 		t.Fatal(err)
 	}

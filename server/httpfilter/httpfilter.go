@@ -71,6 +71,10 @@ type Stream struct {
 	// AsGRPC says the request is forwarded as gRPC over HTTP/2 although it
 	// did not arrive so (a filter translated it: gRPC-Web, Connect, JSON).
 	AsGRPC bool
+	// Cluster is the upstream cluster the request went to, for the
+	// listener's stats: the router sets it, as does a filter that calls
+	// upstream itself.
+	Cluster string
 
 	// below is what W writes to: the connection's writer, or the outermost
 	// wrapper a filter put on it (Wrap). own holds it when W writes
@@ -142,6 +146,10 @@ func (s *Stream) Route() *Route {
 	return s.route
 }
 
+// Matched is the route matched so far (by Route), without matching: nil
+// when no filter or router asked, or none matched.
+func (s *Stream) Matched() *Route { return s.route }
+
 // PerFilter is the per-route config of the filter named name in the chain:
 // the matched route's, else its virtual host's (nil when none, or when no
 // route matched).
@@ -210,6 +218,9 @@ type Build struct {
 	// MaxBody is the listener's limit on request bodies (the limits or
 	// buffer filter), 0 for none.
 	MaxBody uint64
+	// SuppressEnvoyHeaders is the router's suppress_envoy_headers: a
+	// filter that answers for upstream sets no x-envoy-* headers.
+	SuppressEnvoyHeaders bool
 }
 
 // Describer is a filter that reports what it loaded, for /config_dump.

@@ -44,10 +44,6 @@ type Route[T any] struct {
 	// host's, compiled by WithPerFilter, by key (the filter's name in the
 	// chain): a filter reads its own.
 	PerFilter map[string]any
-	// Bridge, when set, is a protocol bridge's compiled config (the
-	// Dubbo2 bridge): the request is translated into a call on Forward's
-	// cluster rather than forwarded.
-	Bridge any
 
 	// RequestEdits and ResponseEdits apply the header mutations of the
 	// route, its virtual host and its table, in Envoy's order.
@@ -283,7 +279,6 @@ func compileEditLevel(adds []*corev3.HeaderValueOption, removes []string) (heade
 }
 
 func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, specificWins bool, resolve Resolver[T], o options) (*VirtualHost[T], error) {
-	bridge := o.bridge
 	switch {
 	case len(vhc.GetDomains()) == 0:
 		return nil, errors.New("domains: needs at least one")
@@ -333,12 +328,6 @@ func compileVirtualHost[T any](vhc *routev3.VirtualHost, table [2]headerEdit, sp
 		if rt.PerFilter, err = compilePerFilter(rc.GetTypedPerFilterConfig(), vh.PerFilter, o.perFilter); err != nil {
 			errs = append(errs, fmt.Errorf("routes[%d] (%s): typed_per_filter_config: %w", i, rc.GetName(), err))
 			continue
-		}
-		if bridge != nil && rt.Forward != nil {
-			if rt.Bridge, err = bridge(rc.GetTypedPerFilterConfig()); err != nil {
-				errs = append(errs, fmt.Errorf("routes[%d] (%s): typed_per_filter_config: %w", i, rc.GetName(), err))
-				continue
-			}
 		}
 		vh.index.add(int32(len(vh.routes)), &rt.match)
 		vh.routes = append(vh.routes, rt)

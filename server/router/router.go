@@ -52,15 +52,10 @@ type VirtualHost[T any] struct {
 // cluster rather than failing, as Envoy does.
 type Resolver[T any] func(cluster string) (T, bool)
 
-// BridgeFunc compiles a route's protocol bridge (a Dubbo2 call instead of
-// forwarding) from its typed_per_filter_config; nil, nil: none.
-type BridgeFunc func(perFilter map[string]*anypb.Any) (any, error)
-
 // Option tunes Compile.
 type Option func(*options)
 
 type options struct {
-	bridge    BridgeFunc
 	perFilter PerFilterFunc
 }
 
@@ -72,9 +67,6 @@ type PerFilterFunc func(key string, cfg *anypb.Any) (any, error)
 // WithPerFilter compiles the per-filter configs of virtual hosts and routes
 // with f (VirtualHost.PerFilter, Route.PerFilter).
 func WithPerFilter(f PerFilterFunc) Option { return func(o *options) { o.perFilter = f } }
-
-// WithBridge compiles each route's bridge with f (Route.Bridge).
-func WithBridge(f BridgeFunc) Option { return func(o *options) { o.bridge = f } }
 
 // Compile builds a Table. Every problem is reported, each naming the virtual
 // host and route it is in.

@@ -118,3 +118,41 @@ func NextFrame(buf []byte) (msg, rest []byte, ok bool, err error) {
 }
 
 var errBadFrame = errors.New("the upstream sent a message that cannot be read here (compressed or over 8 MiB)")
+
+// WriteTripleError is Triple's unary error (dubbo-go's triple protocol,
+// Connect's form with its own status mapping): the code's HTTP status
+// and {"code": "...", "message": "..."}.
+func WriteTripleError(w http.ResponseWriter, code codes.Code, msg string) {
+	b, _ := json.Marshal(map[string]string{"code": ConnectCodeName(code), "message": msg})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(TripleHTTPStatus(code))
+	_, _ = w.Write(b)
+}
+
+// TripleHTTPStatus is Triple's mapping of codes to HTTP statuses (dubbo-go's
+// triple_protocol codeToHTTP), which differs from Connect's.
+func TripleHTTPStatus(c codes.Code) int {
+	switch c {
+	case codes.Canceled, codes.DeadlineExceeded:
+		return 408
+	case codes.InvalidArgument, codes.OutOfRange:
+		return 400
+	case codes.NotFound, codes.Unimplemented:
+		return 404
+	case codes.AlreadyExists, codes.Aborted:
+		return 409
+	case codes.PermissionDenied:
+		return 403
+	case codes.ResourceExhausted:
+		return 429
+	case codes.FailedPrecondition:
+		return 412
+	case codes.Unavailable:
+		return 503
+	case codes.Unauthenticated:
+		return 401
+	}
+	return 500
+}

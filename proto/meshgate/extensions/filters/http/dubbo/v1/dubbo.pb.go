@@ -4,11 +4,12 @@
 // 	protoc        (unknown)
 // source: meshgate/extensions/filters/http/dubbo/v1/dubbo.proto
 
-// The Dubbo2 bridge of one route: carried in the route's
-// typed_per_filter_config under "meshgate.filters.http.dubbo". The route's
-// cluster holds the Dubbo2 providers; the bridge turns the HTTP, gRPC or
-// Triple request the route matched into a generic invocation ($invoke) and
-// the answer back into JSON or protobuf.
+// The Dubbo bridge: the HTTP filter "meshgate.filters.http.dubbo" (typed
+// config Dubbo), configured per route by a DubboRoute in the route's
+// typed_per_filter_config under the filter's name. The route's cluster holds
+// Dubbo2 or Triple providers; the bridge turns the HTTP, gRPC or Triple
+// request the route matched into a call (a generic invocation, $invoke, for
+// Dubbo2) and the answer back into JSON or protobuf.
 
 package dubbov1
 
@@ -26,6 +27,45 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// Dubbo is the filter's own config. It has no fields yet: what a route
+// calls is its DubboRoute; a route without one passes through to the
+// router.
+type Dubbo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Dubbo) Reset() {
+	*x = Dubbo{}
+	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Dubbo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Dubbo) ProtoMessage() {}
+
+func (x *Dubbo) ProtoReflect() protoreflect.Message {
+	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Dubbo.ProtoReflect.Descriptor instead.
+func (*Dubbo) Descriptor() ([]byte, []int) {
+	return file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDescGZIP(), []int{0}
+}
 
 // DubboRoute names the method a route calls and where its arguments come
 // from.
@@ -76,7 +116,7 @@ type DubboRoute struct {
 
 func (x *DubboRoute) Reset() {
 	*x = DubboRoute{}
-	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[0]
+	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -88,7 +128,7 @@ func (x *DubboRoute) String() string {
 func (*DubboRoute) ProtoMessage() {}
 
 func (x *DubboRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[0]
+	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -101,7 +141,7 @@ func (x *DubboRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DubboRoute.ProtoReflect.Descriptor instead.
 func (*DubboRoute) Descriptor() ([]byte, []int) {
-	return file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDescGZIP(), []int{0}
+	return file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *DubboRoute) GetInterface() string {
@@ -213,7 +253,7 @@ type Param struct {
 
 func (x *Param) Reset() {
 	*x = Param{}
-	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[1]
+	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +265,7 @@ func (x *Param) String() string {
 func (*Param) ProtoMessage() {}
 
 func (x *Param) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[1]
+	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +278,7 @@ func (x *Param) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Param.ProtoReflect.Descriptor instead.
 func (*Param) Descriptor() ([]byte, []int) {
-	return file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDescGZIP(), []int{1}
+	return file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Param) GetFrom() string {
@@ -278,7 +318,7 @@ type Attachments struct {
 
 func (x *Attachments) Reset() {
 	*x = Attachments{}
-	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[2]
+	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -290,7 +330,7 @@ func (x *Attachments) String() string {
 func (*Attachments) ProtoMessage() {}
 
 func (x *Attachments) ProtoReflect() protoreflect.Message {
-	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[2]
+	mi := &file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -303,7 +343,7 @@ func (x *Attachments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attachments.ProtoReflect.Descriptor instead.
 func (*Attachments) Descriptor() ([]byte, []int) {
-	return file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDescGZIP(), []int{2}
+	return file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Attachments) GetHeaders() []string {
@@ -324,7 +364,8 @@ var File_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto protoreflect.File
 
 const file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDesc = "" +
 	"\n" +
-	"5meshgate/extensions/filters/http/dubbo/v1/dubbo.proto\x12)meshgate.extensions.filters.http.dubbo.v1\"\xae\x05\n" +
+	"5meshgate/extensions/filters/http/dubbo/v1/dubbo.proto\x12)meshgate.extensions.filters.http.dubbo.v1\"\a\n" +
+	"\x05Dubbo\"\xae\x05\n" +
 	"\n" +
 	"DubboRoute\x12\x1c\n" +
 	"\tinterface\x18\x01 \x01(\tR\tinterface\x12\x18\n" +
@@ -365,17 +406,18 @@ func file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDescGZIP() []
 	return file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDescData
 }
 
-var file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_goTypes = []any{
-	(*DubboRoute)(nil),  // 0: meshgate.extensions.filters.http.dubbo.v1.DubboRoute
-	(*Param)(nil),       // 1: meshgate.extensions.filters.http.dubbo.v1.Param
-	(*Attachments)(nil), // 2: meshgate.extensions.filters.http.dubbo.v1.Attachments
-	nil,                 // 3: meshgate.extensions.filters.http.dubbo.v1.DubboRoute.ExceptionStatusEntry
+	(*Dubbo)(nil),       // 0: meshgate.extensions.filters.http.dubbo.v1.Dubbo
+	(*DubboRoute)(nil),  // 1: meshgate.extensions.filters.http.dubbo.v1.DubboRoute
+	(*Param)(nil),       // 2: meshgate.extensions.filters.http.dubbo.v1.Param
+	(*Attachments)(nil), // 3: meshgate.extensions.filters.http.dubbo.v1.Attachments
+	nil,                 // 4: meshgate.extensions.filters.http.dubbo.v1.DubboRoute.ExceptionStatusEntry
 }
 var file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_depIdxs = []int32{
-	1, // 0: meshgate.extensions.filters.http.dubbo.v1.DubboRoute.params:type_name -> meshgate.extensions.filters.http.dubbo.v1.Param
-	2, // 1: meshgate.extensions.filters.http.dubbo.v1.DubboRoute.attachments:type_name -> meshgate.extensions.filters.http.dubbo.v1.Attachments
-	3, // 2: meshgate.extensions.filters.http.dubbo.v1.DubboRoute.exception_status:type_name -> meshgate.extensions.filters.http.dubbo.v1.DubboRoute.ExceptionStatusEntry
+	2, // 0: meshgate.extensions.filters.http.dubbo.v1.DubboRoute.params:type_name -> meshgate.extensions.filters.http.dubbo.v1.Param
+	3, // 1: meshgate.extensions.filters.http.dubbo.v1.DubboRoute.attachments:type_name -> meshgate.extensions.filters.http.dubbo.v1.Attachments
+	4, // 2: meshgate.extensions.filters.http.dubbo.v1.DubboRoute.exception_status:type_name -> meshgate.extensions.filters.http.dubbo.v1.DubboRoute.ExceptionStatusEntry
 	3, // [3:3] is the sub-list for method output_type
 	3, // [3:3] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name
@@ -394,7 +436,7 @@ func file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDesc), len(file_meshgate_extensions_filters_http_dubbo_v1_dubbo_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

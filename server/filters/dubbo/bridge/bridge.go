@@ -1,9 +1,9 @@
-// Package dubbobridge turns a request a route matched into a Dubbo2
-// generic call and the provider's answer back into JSON: the route's
-// compiled bridge config, argument mapping, signature choice and the
-// mapping of Dubbo failures onto HTTP and gRPC codes. The server owns the
-// host choice, retries and the wire.
-package dubbobridge
+// Package bridge turns a request a route matched into a Dubbo call and the
+// provider's answer back into JSON or protobuf: the route's compiled
+// bridge config (DubboRoute), argument mapping, signature choice and the
+// mapping of Dubbo failures onto HTTP and gRPC codes. The dubbo filter
+// owns the host choice, retries and the wire.
+package bridge
 
 import (
 	"bytes"
@@ -49,20 +49,14 @@ type param struct {
 	optional bool
 }
 
-// Compile finds and compiles the bridge in a route's
-// typed_per_filter_config; nil, nil when it has none.
-func Compile(perFilter map[string]*anypb.Any) (any, error) {
-	for _, a := range perFilter {
-		if a.GetTypeUrl() != TypeURL {
-			continue
-		}
-		var cfg dubbov1.DubboRoute
-		if err := a.UnmarshalTo(&cfg); err != nil {
-			return nil, fmt.Errorf("dubbo bridge: %w", err)
-		}
-		return compile(&cfg)
+// Compile compiles a route's bridge config (a DubboRoute, the filter's
+// typed_per_filter_config).
+func Compile(a *anypb.Any) (any, error) {
+	var cfg dubbov1.DubboRoute
+	if err := a.UnmarshalTo(&cfg); err != nil {
+		return nil, fmt.Errorf("dubbo bridge: %w", err)
 	}
-	return nil, nil
+	return compile(&cfg)
 }
 
 func compile(cfg *dubbov1.DubboRoute) (*Route, error) {
@@ -490,7 +484,8 @@ func (rt *Route) attachments(r *http.Request) map[string]string {
 }
 
 // Answer writes a successful result as JSON, with the provider's
-// attachments as prefixed headers.
+// attachments as prefixed headers. An error comes before anything is
+// written (a failed write is the caller's leaving: nothing to answer).
 func (rt *Route) Answer(w http.ResponseWriter, resp *dubbo.Response) error {
 	b, err := json.Marshal(dubbo.ToJSON(resp.Value, rt.json))
 	if err != nil {
@@ -504,8 +499,8 @@ func (rt *Route) Answer(w http.ResponseWriter, resp *dubbo.Response) error {
 	}
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(append(b, '\n'))
-	return err
+	_, _ = w.Write(append(b, '\n'))
+	return nil
 }
 
 func validHeader(k string) bool {

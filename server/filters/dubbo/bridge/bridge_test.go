@@ -1,4 +1,4 @@
-package dubbobridge
+package bridge
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func mustCompile(t *testing.T, cfg *dubbov1.DubboRoute) *Route {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Compile(map[string]*anypb.Any{"meshgate.filters.http.dubbo": a})
+	r, err := Compile(a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,14 +47,15 @@ func TestCompile_Errors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, _ := anypb.New(tt.cfg)
-			_, err := Compile(map[string]*anypb.Any{"x": a})
+			_, err := Compile(a)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want %q", err, tt.want)
 			}
 		})
 	}
-	if r, err := Compile(nil); r != nil || err != nil {
-		t.Errorf("no bridge config: %v, %v", r, err)
+	wrong, _ := anypb.New(&dubbov1.Dubbo{})
+	if _, err := Compile(wrong); err == nil {
+		t.Error("a config of another type compiled")
 	}
 }
 

@@ -1,4 +1,4 @@
-package dubbobridge
+package bridge
 
 import (
 	"io"

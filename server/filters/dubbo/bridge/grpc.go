@@ -1,4 +1,4 @@
-package dubbobridge
+package bridge
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/meshgate/meshgate/dubbo"
+	"github.com/meshgate/meshgate/server/wire"
 	"github.com/meshgate/meshgate/triple"
 )
 
@@ -40,10 +41,6 @@ type GRPCCall struct {
 	output  protoreflect.MessageDescriptor
 	wrapped bool // a non-IDL Triple call: the answer goes in a TripleResponseWrapper
 }
-
-// grpcFrameHeader is the length-prefixed message's header: a compressed
-// flag and a big-endian length.
-const grpcFrameHeader = 5
 
 // GRPCRequest builds the generic call for a unary gRPC request whose body
 // (the whole of it, one length-prefixed message) is frame. A caller's
@@ -205,18 +202,18 @@ func ProtoToJSON(msg []byte, md protoreflect.MethodDescriptor) ([]byte, error) {
 
 // grpcMessage takes the one message out of a unary request body.
 func grpcMessage(frame []byte) ([]byte, error) {
-	if len(frame) < grpcFrameHeader {
+	if len(frame) < wire.FrameHeaderLen {
 		return nil, &BadRequest{Status: http.StatusBadRequest, GRPC: codes.InvalidArgument, Msg: "the request holds no gRPC message"}
 	}
 	if frame[0] != 0 {
 		return nil, &BadRequest{Status: http.StatusBadRequest, GRPC: codes.Unimplemented, Msg: "compressed gRPC messages are not supported by the Dubbo2 bridge"}
 	}
-	n := binary.BigEndian.Uint32(frame[1:grpcFrameHeader])
-	if uint64(n) != uint64(len(frame)-grpcFrameHeader) {
+	n := binary.BigEndian.Uint32(frame[1:wire.FrameHeaderLen])
+	if uint64(n) != uint64(len(frame)-wire.FrameHeaderLen) {
 		return nil, &BadRequest{Status: http.StatusBadRequest, GRPC: codes.InvalidArgument,
-			Msg: fmt.Sprintf("the request must hold exactly one gRPC message (a %d-byte message in %d bytes)", n, len(frame)-grpcFrameHeader)}
+			Msg: fmt.Sprintf("the request must hold exactly one gRPC message (a %d-byte message in %d bytes)", n, len(frame)-wire.FrameHeaderLen)}
 	}
-	return frame[grpcFrameHeader:], nil
+	return frame[wire.FrameHeaderLen:], nil
 }
 
 // javaTypeOf is the Java type a proto field's JSON form maps onto.
@@ -248,7 +245,7 @@ func javaTypeOf(f protoreflect.FieldDescriptor) string {
 
 // AnswerGRPC writes a successful result as the method's response message:
 // a JSON object fills its fields, anything else the response's single
-// field.
+// field. An error comes before anything is written.
 func (rt *Route) AnswerGRPC(w http.ResponseWriter, c *GRPCCall, resp *dubbo.Response) error {
 	if c.wrapped {
 		msg, err := triple.EncodeResponse(resp.Value)
@@ -284,9 +281,6 @@ func (rt *Route) AnswerGRPC(w http.ResponseWriter, c *GRPCCall, resp *dubbo.Resp
 
 // writeGRPC answers with one message and an OK status.
 func (rt *Route) writeGRPC(w http.ResponseWriter, msg []byte, resp *dubbo.Response) error {
-	frame := make([]byte, grpcFrameHeader+len(msg))
-	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
-	copy(frame[grpcFrameHeader:], msg)
 	h := w.Header()
 	for k, val := range resp.Attachments {
 		if validHeader(k) && validValue(val) {
@@ -296,7 +290,7 @@ func (rt *Route) writeGRPC(w http.ResponseWriter, msg []byte, resp *dubbo.Respon
 	h.Set("Content-Type", "application/grpc")
 	h.Set("Trailer", "Grpc-Status, Grpc-Message")
 	w.WriteHeader(http.StatusOK)
-	_, err := w.Write(frame)
+	_, _ = w.Write(wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+len(msg)), 0, msg))
 	h.Set("Grpc-Status", "0")
-	return err
+	return nil
 }
