@@ -9,6 +9,7 @@ import (
 	"io"
 
 	hessian "github.com/apache/dubbo-go-hessian2"
+	"github.com/meshgate/meshgate/dubbo/safehessian"
 )
 
 // HeaderLen is the size of a Dubbo2 frame header.
@@ -83,15 +84,24 @@ func (f *Frame) Response() (any, map[string]string, error) {
 	return resp.RspObj, resp.Attachments, nil
 }
 
-// decodeSafely turns a panic in the hessian decoder (it has some on bad
-// input) into an error.
-func decodeSafely(f func() error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: decoder panic: %v", ErrFrame, p)
+// decodeSafely runs a decode of a frame's hessian2, a decoder panic
+// becoming ErrFrame.
+func decodeSafely(f func() error) error {
+	if err := safehessian.Guard(f); err != nil {
+		if errors.Is(err, safehessian.ErrMalformed) {
+			return fmt.Errorf("%w: %w", ErrFrame, err)
 		}
-	}()
-	return f()
+		return err
+	}
+	return nil
+}
+
+// checkHessian is safehessian.Check for a frame's body: ErrFrame.
+func checkHessian(b []byte) error {
+	if err := safehessian.Check(b); err != nil {
+		return fmt.Errorf("%w: %w", ErrFrame, err)
+	}
+	return nil
 }
 
 // StatusError is a response whose status is not OK (timeout, service not
@@ -143,17 +153,9 @@ func StatusName(s byte) string {
 // checked first (counts within the bytes, nesting bounded), decoder panics
 // recovered.
 func DecodeHessian(b []byte) (any, error) {
-	if err := checkHessian(b); err != nil {
-		return nil, err
-	}
-	var v any
-	err := decodeSafely(func() error {
-		var err error
-		v, err = hessian.NewDecoder(b).Decode()
-		return err
-	})
+	v, err := safehessian.Decode(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFrame, err)
+		return nil, fmt.Errorf("%w: %w", ErrFrame, err)
 	}
 	return v, nil
 }

@@ -159,7 +159,7 @@ func startProvider(t *testing.T, s providerSpec) *provider {
 			if err == nil && !s.DubboOnly {
 				// The tri port exports its services apart from dubbo's.
 				_, err = triple.Call(ctx, h2c, "http", "127.0.0.1:"+p.triPort, triple.Request{
-					Service: dubbo.Service{Interface: iface, Version: s.Version, Group: s.Group, Method: method},
+					Service: triple.Service{Interface: iface, Version: s.Version, Group: s.Group, Method: method},
 					Args:    []any{"probe"}, Types: []string{"java.lang.String"},
 				})
 			}

@@ -279,7 +279,7 @@ func (pc *proxyCall) attempt(parent context.Context, a *cluster.Attempt, _ int) 
 		}
 	case cl.Triple:
 		resp, err := triple.Call(ctx, cl.Transport(true), cl.Scheme(), a.Host.Address, triple.Request{
-			Service: inv.Service, Args: inv.Args, Types: inv.Types, Attachments: inv.Attachments, Timeout: pc.timeout,
+			Service: triple.Service(inv.Service), Args: inv.Args, Types: inv.Types, Attachments: inv.Attachments, Timeout: pc.timeout,
 		})
 		var tst *triple.StatusError
 		switch {
@@ -324,11 +324,14 @@ func upstreamStatus(ctx context.Context, err error) (byte, string) {
 }
 
 func outcomeOf(err error) governance.Outcome {
-	var ce *dubbo.ConnectError
+	var (
+		ce  *dubbo.ConnectError
+		tce *triple.ConnectError
+	)
 	switch {
 	case err == nil:
 		return governance.Outcome{Status: 200}
-	case errors.As(err, &ce):
+	case errors.As(err, &ce), errors.As(err, &tce):
 		return governance.Outcome{Local: governance.ConnectFailure}
 	case errors.Is(err, context.DeadlineExceeded):
 		return governance.Outcome{Local: governance.Timeout}

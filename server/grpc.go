@@ -1,11 +1,11 @@
 package server
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"sync/atomic"
 
+	"github.com/meshgate/meshgate/grpcframe"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 )
@@ -52,7 +52,7 @@ type limitedBody struct {
 	// gRPC framing state: bytes left in the current message, or the header
 	// bytes gathered so far.
 	left    uint64
-	hdr     [5]byte
+	hdr     [grpcframe.HeaderLen]byte
 	hdrN    int
 	tripped atomic.Pointer[error]
 }
@@ -102,7 +102,8 @@ func (b *limitedBody) scan(p []byte) error {
 			return nil
 		}
 		b.hdrN = 0
-		b.left = uint64(binary.BigEndian.Uint32(b.hdr[1:]))
+		n, _ := grpcframe.Length(b.hdr[:])
+		b.left = uint64(n)
 		if b.left > b.maxMsg {
 			return errMessageTooLarge
 		}

@@ -3,7 +3,6 @@ package triple
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,14 +13,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshgate/meshgate/grpcframe"
 	"google.golang.org/grpc/codes"
-
-	"github.com/meshgate/meshgate/dubbo"
 )
+
+// Service names a call's method: Triple's path is /<interface>/<method>,
+// version and group go in Tri-Service-* headers.
+type Service struct {
+	Interface, Version, Group, Method string
+}
 
 // Request is one non-IDL Triple call.
 type Request struct {
-	Service     dubbo.Service
+	Service     Service
 	Args        []any
 	Types       []string
 	Attachments map[string]string
@@ -42,17 +46,42 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("triple: status %s: %s", e.Code, e.Message)
 }
 
+// Response is a call's result and the provider's attachments (its tri-*
+// and other attachable headers).
+type Response struct {
+	Value       any
+	Attachments map[string]string
+}
+
+// ConnectError is a call that never reached the provider: the connection
+// could not be made, so no method ran.
+type ConnectError struct{ Err error }
+
+func (e *ConnectError) Error() string { return e.Err.Error() }
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// EncodeError is a call whose request could not be written: the caller's
+// arguments, not the provider, are at fault.
+type EncodeError struct{ Err error }
+
+func (e *EncodeError) Error() string { return "triple: encode " + e.Err.Error() }
+func (e *EncodeError) Unwrap() error { return e.Err }
+
+// ErrMalformed marks an answer (or a caller's wrapper) that cannot be
+// read.
+var ErrMalformed = errors.New("triple: malformed message")
+
 // maxResponse bounds an answer (Dubbo's payload default).
 const maxResponse = 8 << 20
 
 // Call sends req to the provider at addr over rt (an HTTP/2 transport) in
 // Triple's gRPC form, with the arguments in a TripleRequestWrapper, and
 // reads the TripleResponseWrapper back. A refused connection comes back as
-// *dubbo.ConnectError, a provider's error status as *StatusError.
-func Call(ctx context.Context, rt http.RoundTripper, scheme, addr string, req Request) (*dubbo.Response, error) {
+// *ConnectError, a provider's error status as *StatusError.
+func Call(ctx context.Context, rt http.RoundTripper, scheme, addr string, req Request) (*Response, error) {
 	msg, err := EncodeRequest(req.Args, req.Types)
 	if err != nil {
-		return nil, &dubbo.EncodeError{Err: err}
+		return nil, &EncodeError{Err: err}
 	}
 	h := http.Header{}
 	for k, v := range req.Attachments {
@@ -81,7 +110,7 @@ func Call(ctx context.Context, rt http.RoundTripper, scheme, addr string, req Re
 			att[lk] = vs[0]
 		}
 	}
-	return &dubbo.Response{Value: v, Attachments: att}, nil
+	return &Response{Value: v, Attachments: att}, nil
 }
 
 // CallProto sends one protobuf message (an IDL request, or a non-IDL
@@ -107,13 +136,11 @@ func CallProto(ctx context.Context, rt http.RoundTripper, scheme, addr, path str
 // roundTrip is one unary call in the gRPC form: the message framed, the
 // answer's one message back, or the status as *StatusError.
 func roundTrip(ctx context.Context, rt http.RoundTripper, scheme, addr, path string, msg []byte, h http.Header, timeout time.Duration) ([]byte, http.Header, error) {
-	frame := make([]byte, 5+len(msg))
-	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
-	copy(frame[5:], msg)
+	frame := grpcframe.Append(make([]byte, 0, grpcframe.HeaderLen+len(msg)), 0, msg)
 	u := &url.URL{Scheme: scheme, Host: addr, Path: path}
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(frame))
 	if err != nil {
-		return nil, nil, &dubbo.EncodeError{Err: err}
+		return nil, nil, &EncodeError{Err: err}
 	}
 	hr.ContentLength = int64(len(frame))
 	for k, vs := range h {
@@ -128,7 +155,7 @@ func roundTrip(ctx context.Context, rt http.RoundTripper, scheme, addr, path str
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return nil, nil, &dubbo.ConnectError{Err: fmt.Errorf("triple: dial %s: %w", addr, op.Err)}
+			return nil, nil, &ConnectError{Err: fmt.Errorf("triple: dial %s: %w", addr, op.Err)}
 		}
 		return nil, nil, fmt.Errorf("triple: %s: %w", addr, err)
 	}
@@ -142,18 +169,19 @@ func roundTrip(ctx context.Context, rt http.RoundTripper, scheme, addr, path str
 		return nil, nil, fmt.Errorf("triple: reading the answer from %s: %w", addr, err)
 	}
 	if st := status(resp); st != nil {
-		if len(body) >= 5 && body[0] == 0 && int(binary.BigEndian.Uint32(body[1:5])) == len(body)-5 {
-			st.Answer = body[5:]
+		if msg, ok := grpcframe.Single(body); ok {
+			st.Answer = msg
 		}
 		return nil, nil, st
 	}
 	if len(body) > maxResponse+5 {
-		return nil, nil, fmt.Errorf("%w: triple answer over %d bytes", dubbo.ErrFrame, maxResponse)
+		return nil, nil, fmt.Errorf("%w: triple answer over %d bytes", ErrMalformed, maxResponse)
 	}
-	if len(body) < 5 || body[0] != 0 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 {
-		return nil, nil, fmt.Errorf("%w: the triple answer is not one uncompressed message (%d bytes)", dubbo.ErrFrame, len(body))
+	msg, ok := grpcframe.Single(body)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: the triple answer is not one uncompressed message (%d bytes)", ErrMalformed, len(body))
 	}
-	return body[5:], resp.Header, nil
+	return msg, resp.Header, nil
 }
 
 // status reads grpc-status from the trailers (or the headers of a

@@ -81,8 +81,8 @@ func TestDecodeResponse(t *testing.T) {
 		want error
 	}{
 		{"json serialization", wrap(&triplev1.TripleResponseWrapper{SerializeType: "json", Data: []byte(`"x"`)}), ErrSerialization},
-		{"not a wrapper", []byte{0xff, 0xff, 0xff}, dubbo.ErrFrame},
-		{"a list asking for 2^31 elements", wrap(&triplev1.TripleResponseWrapper{SerializeType: "hessian2", Data: []byte{0x58, 'I', 0x7f, 0xff, 0xff, 0xff}}), dubbo.ErrFrame},
+		{"not a wrapper", []byte{0xff, 0xff, 0xff}, ErrMalformed},
+		{"a list asking for 2^31 elements", wrap(&triplev1.TripleResponseWrapper{SerializeType: "hessian2", Data: []byte{0x58, 'I', 0x7f, 0xff, 0xff, 0xff}}), ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,7 +143,7 @@ func TestCall(t *testing.T) {
 			answer(w, "hello "+gotArgs[0].(string), "0")
 		}
 	})
-	req := Request{Service: dubbo.Service{Interface: "org.x.Greeter", Version: "1.0", Group: "g", Method: "hello"},
+	req := Request{Service: Service{Interface: "org.x.Greeter", Version: "1.0", Group: "g", Method: "hello"},
 		Args: []any{"ann"}, Types: []string{"java.lang.String"}, Attachments: map[string]string{"x-user": "ann", "grpc-timeout": "1S"},
 		Timeout: 2 * time.Second}
 	resp, err := Call(context.Background(), rt, "http", addr, req)
@@ -169,7 +169,7 @@ func TestCall(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
-	var ce *dubbo.ConnectError
+	var ce *ConnectError
 	if _, err := Call(context.Background(), rt, "http", dead, req); !errors.As(err, &ce) {
 		t.Errorf("a refused connection: %v, want a ConnectError", err)
 	}

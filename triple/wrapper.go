@@ -7,7 +7,7 @@ import (
 	hessian "github.com/apache/dubbo-go-hessian2"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshgate/meshgate/dubbo"
+	"github.com/meshgate/meshgate/dubbo/safehessian"
 	triplev1 "github.com/meshgate/meshgate/proto/meshgate/triple/v1"
 )
 
@@ -23,7 +23,7 @@ func isHessian(serializeType string) bool {
 	return serializeType == Hessian2 || serializeType == hessian4
 }
 
-// EncodeRequest wraps a call's arguments (values as dubbo.ToHessian makes
+// EncodeRequest wraps a call's arguments (values as the Dubbo2 bridge makes
 // them) in a TripleRequestWrapper: each argument hessian2-serialized on its
 // own, POJOs (maps naming their class) written as objects of that class, as
 // a provider without generic invocation deserializes its parameters.
@@ -132,7 +132,7 @@ var ErrSerialization = errors.New("triple: unsupported serialization")
 func DecodeResponse(b []byte) (any, error) {
 	var w triplev1.TripleResponseWrapper
 	if err := proto.Unmarshal(b, &w); err != nil {
-		return nil, fmt.Errorf("%w: triple response wrapper: %v", dubbo.ErrFrame, err)
+		return nil, fmt.Errorf("%w: triple response wrapper: %v", ErrMalformed, err)
 	}
 	if !isHessian(w.GetSerializeType()) && w.GetSerializeType() != "" {
 		return nil, fmt.Errorf("%w %q", ErrSerialization, w.GetSerializeType())
@@ -140,7 +140,11 @@ func DecodeResponse(b []byte) (any, error) {
 	if len(w.GetData()) == 0 {
 		return nil, nil
 	}
-	return dubbo.DecodeHessian(w.GetData())
+	v, err := safehessian.Decode(w.GetData())
+	if err != nil {
+		return nil, fmt.Errorf("%w: the result: %w", ErrMalformed, err)
+	}
+	return v, nil
 }
 
 // DecodeRequest reads a TripleRequestWrapper (a Triple caller's non-IDL
@@ -148,16 +152,16 @@ func DecodeResponse(b []byte) (any, error) {
 func DecodeRequest(b []byte) ([]any, []string, error) {
 	var w triplev1.TripleRequestWrapper
 	if err := proto.Unmarshal(b, &w); err != nil {
-		return nil, nil, fmt.Errorf("%w: triple request wrapper: %v", dubbo.ErrFrame, err)
+		return nil, nil, fmt.Errorf("%w: triple request wrapper: %v", ErrMalformed, err)
 	}
 	if !isHessian(w.GetSerializeType()) {
 		return nil, nil, fmt.Errorf("%w %q", ErrSerialization, w.GetSerializeType())
 	}
 	args := make([]any, len(w.GetArgs()))
 	for i, a := range w.GetArgs() {
-		v, err := dubbo.DecodeHessian(a)
+		v, err := safehessian.Decode(a)
 		if err != nil {
-			return nil, nil, fmt.Errorf("argument %d: %w", i, err)
+			return nil, nil, fmt.Errorf("%w: argument %d: %w", ErrMalformed, i, err)
 		}
 		args[i] = v
 	}

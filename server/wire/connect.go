@@ -8,13 +8,14 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/meshgate/meshgate/grpcframe"
 	"google.golang.org/grpc/codes"
 )
 
 // Connect's (https://connectrpc.com/docs/protocol) end-of-stream envelope
 // flag; its compressed flag is gRPC's.
 const (
-	ConnectFlagCompressed = 0x01
+	ConnectFlagCompressed = grpcframe.Compressed
 	ConnectFlagEndStream  = 0x02
 )
 
@@ -52,7 +53,7 @@ func ConnectEndStream(code codes.Code, msg string, metadata map[string][]string)
 		end["metadata"] = metadata
 	}
 	b, _ := json.Marshal(end)
-	return AppendFrame(make([]byte, 0, FrameHeaderLen+len(b)), ConnectFlagEndStream, b)
+	return grpcframe.Append(make([]byte, 0, grpcframe.HeaderLen+len(b)), ConnectFlagEndStream, b)
 }
 
 // GRPCOutcome reads the status a gRPC answer ended with, from its trailers
@@ -104,17 +105,17 @@ func DecodeGRPCMessage(s string) string {
 // false while buf holds less than one. A compressed message or one over
 // MaxUnaryMessage is an error.
 func NextFrame(buf []byte) (msg, rest []byte, ok bool, err error) {
-	if len(buf) < FrameHeaderLen {
+	if len(buf) < grpcframe.HeaderLen {
 		return nil, buf, false, nil
 	}
 	n := int(uint32(buf[1])<<24 | uint32(buf[2])<<16 | uint32(buf[3])<<8 | uint32(buf[4]))
 	if n > MaxUnaryMessage || buf[0] != 0 {
 		return nil, buf, false, errBadFrame
 	}
-	if len(buf) < FrameHeaderLen+n {
+	if len(buf) < grpcframe.HeaderLen+n {
 		return nil, buf, false, nil
 	}
-	return buf[FrameHeaderLen : FrameHeaderLen+n], buf[FrameHeaderLen+n:], true, nil
+	return buf[grpcframe.HeaderLen : grpcframe.HeaderLen+n], buf[grpcframe.HeaderLen+n:], true, nil
 }
 
 var errBadFrame = errors.New("the upstream sent a message that cannot be read here (compressed or over 8 MiB)")

@@ -124,21 +124,6 @@ func EncodeGRPCMessage(s string) string {
 	return b.String()
 }
 
-// FrameHeaderLen is the length of a gRPC message's prefix: a flags byte
-// and a 4-byte big-endian length.
-const FrameHeaderLen = 5
-
-// TrailerFlag marks a gRPC-Web frame that carries trailers.
-const TrailerFlag = 0x80
-
-// AppendFrame appends msg to dst as one gRPC length-prefixed message with
-// the given flags (0, or 1 for compressed, or TrailerFlag in gRPC-Web).
-func AppendFrame(dst []byte, flags byte, msg []byte) []byte {
-	n := uint32(len(msg))
-	dst = append(dst, flags, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	return append(dst, msg...)
-}
-
 // HTTPStatus is the HTTP status a gRPC code stands for when an answer is
 // not gRPC: Envoy's mapping (which Connect's protocol shares), kept once in
 // governance, where stats and outlier detection judge gRPC answers by it.

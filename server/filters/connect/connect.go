@@ -9,7 +9,6 @@ package connect
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshgate/meshgate/grpcframe"
 	"github.com/meshgate/meshgate/server/httpfilter"
 	"github.com/meshgate/meshgate/server/wire"
 )
@@ -94,7 +94,7 @@ func connectRequest(r *http.Request) (*connectMode, bool, error) {
 		if len(body) > wire.MaxUnaryMessage {
 			return &m, true, fmt.Errorf("the request is over %d bytes", wire.MaxUnaryMessage)
 		}
-		framed := wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+len(body)), 0, body)
+		framed := grpcframe.Append(make([]byte, 0, grpcframe.HeaderLen+len(body)), 0, body)
 		r.Body = io.NopCloser(bytes.NewReader(framed))
 		r.ContentLength = int64(len(framed))
 		r.Header.Set("Content-Length", strconv.Itoa(len(framed)))
@@ -179,13 +179,13 @@ func (cw *connectWriter) finish() {
 		wire.WriteConnectError(cw.w, code, msg)
 		return
 	}
-	body := cw.buf.Bytes()
-	if len(body) < 5 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 || body[0] != 0 {
+	answer, ok := grpcframe.Single(cw.buf.Bytes())
+	if !ok {
 		wire.WriteConnectError(cw.w, codes.Internal, "the upstream answer is not one uncompressed message")
 		return
 	}
 	h.Set("Content-Type", "application/"+cw.mode.codec)
-	h.Set("Content-Length", strconv.Itoa(len(body)-5))
+	h.Set("Content-Length", strconv.Itoa(len(answer)))
 	cw.w.WriteHeader(http.StatusOK)
-	_, _ = cw.w.Write(body[5:])
+	_, _ = cw.w.Write(answer)
 }

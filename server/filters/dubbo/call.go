@@ -258,9 +258,11 @@ func (bc *bridgeCall) attempt(ctx context.Context, a *cluster.Attempt, _ int) up
 		req.Timeout = callTimeout
 		resp, err = cl.Dubbo.Call(actx, a.Host.Address, req)
 	} else {
-		resp, err = triple.Call(actx, cl.Transport(true), cl.Scheme(), a.Host.Address, triple.Request{
-			Service: spec.Service, Args: spec.Args, Types: spec.Types, Attachments: spec.Attachments, Timeout: callTimeout,
+		var tr *triple.Response
+		tr, err = triple.Call(actx, cl.Transport(true), cl.Scheme(), a.Host.Address, triple.Request{
+			Service: triple.Service(spec.Service), Args: spec.Args, Types: spec.Types, Attachments: spec.Attachments, Timeout: callTimeout,
 		})
+		resp = (*dubbo.Response)(tr)
 	}
 	if err == nil {
 		bc.resp = resp

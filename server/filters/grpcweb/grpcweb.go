@@ -17,8 +17,8 @@ import (
 	grpcwebv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshgate/meshgate/grpcframe"
 	"github.com/meshgate/meshgate/server/httpfilter"
-	"github.com/meshgate/meshgate/server/wire"
 )
 
 // Name is the filter's name, as Envoy spells it.
@@ -247,5 +247,5 @@ func trailerFrame(trailers map[string]string) []byte {
 		block.WriteString(trailers[k])
 		block.WriteString("\r\n")
 	}
-	return wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+block.Len()), wire.TrailerFlag, []byte(block.String()))
+	return grpcframe.Append(make([]byte, 0, grpcframe.HeaderLen+block.Len()), grpcframe.TrailerFlag, []byte(block.String()))
 }

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshgate/meshgate/server/wire"
+	"github.com/meshgate/meshgate/grpcframe"
 )
 
 func TestGRPCWebRequestModes(t *testing.T) {
@@ -89,7 +89,7 @@ func TestGRPCWebWriter(t *testing.T) {
 		if rec.Header().Get("Content-Type") != wantCT || !bytes.Equal(body, want) || rec.Header().Get("Trailer") != "" {
 			t.Errorf("text %v: %q %q, want %q %q", text, rec.Header().Get("Content-Type"), body, wantCT, want)
 		}
-		if !strings.Contains(string(want[len(msg)+5:]), "grpc-status: 0\r\n") || want[len(msg)] != wire.TrailerFlag {
+		if !strings.Contains(string(want[len(msg)+5:]), "grpc-status: 0\r\n") || want[len(msg)] != grpcframe.TrailerFlag {
 			t.Errorf("trailer frame %q", want[len(msg):])
 		}
 	}

@@ -1,7 +1,6 @@
 package transcoder
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,25 +9,25 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/meshgate/meshgate/grpcframe"
 	"github.com/meshgate/meshgate/server/wire"
 )
 
 // oneEnvelope unwraps the one message of a Connect streaming request (a
 // server stream's request): anything else is the caller's error.
 func oneEnvelope(body []byte) ([]byte, error) {
-	if len(body) < 5 {
-		return nil, errors.New("the request is not a Connect envelope")
-	}
-	n := binary.BigEndian.Uint32(body[1:5])
+	n, ok := grpcframe.Length(body)
 	switch {
+	case !ok:
+		return nil, errors.New("the request is not a Connect envelope")
 	case body[0]&wire.ConnectFlagCompressed != 0:
 		return nil, errors.New("compressed Connect messages are not accepted")
 	case body[0] != 0:
 		return nil, fmt.Errorf("unexpected envelope flags 0x%02x", body[0])
-	case uint64(n) != uint64(len(body)-5):
+	case uint64(n) != uint64(len(body)-grpcframe.HeaderLen):
 		return nil, errors.New("the request is not exactly one Connect message (client streaming is not transcoded)")
 	}
-	return body[5:], nil
+	return body[grpcframe.HeaderLen:], nil
 }
 
 // connectJSONStreamWriter answers Connect's streaming protocol with the
@@ -129,5 +128,5 @@ func (cs *connectJSONStreamWriter) end(code codes.Code, msg string, metadata map
 
 // envelope frames one Connect (or gRPC) message.
 func envelope(flags byte, msg []byte) []byte {
-	return wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+len(msg)), flags, msg)
+	return grpcframe.Append(make([]byte, 0, grpcframe.HeaderLen+len(msg)), flags, msg)
 }

@@ -2,7 +2,6 @@ package transcoder
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/meshgate/meshgate/grpcframe"
 	"github.com/meshgate/meshgate/proto/descriptors"
 	"github.com/meshgate/meshgate/proto/httprule"
 	"github.com/meshgate/meshgate/server/wire"
@@ -194,7 +194,7 @@ func (t *jsonTranscoder) transcodeRequest(r *http.Request, call *transcodeCall, 
 	if err != nil {
 		return err
 	}
-	framed := wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+len(msg)), 0, msg)
+	framed := grpcframe.Append(make([]byte, 0, grpcframe.HeaderLen+len(msg)), 0, msg)
 	// The call goes on as gRPC: routed, and sent, by its gRPC path.
 	path := "/" + string(call.md.Parent().FullName()) + "/" + string(call.md.Name())
 	r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.RequestURI = path, "", "", path
@@ -252,13 +252,13 @@ func (tw *transcodeWriter) finish() {
 		fail(tw.w, code, msg)
 		return
 	}
-	body := tw.buf.Bytes()
-	if len(body) < 5 || body[0] != 0 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 {
+	answer, ok := grpcframe.Single(tw.buf.Bytes())
+	if !ok {
 		fail(tw.w, codes.Internal, "the upstream answer is not one uncompressed message")
 		return
 	}
 	out := dynamicpb.NewMessage(tw.call.md.Output())
-	if err := proto.Unmarshal(body[5:], out); err != nil {
+	if err := proto.Unmarshal(answer, out); err != nil {
 		fail(tw.w, codes.Internal, fmt.Sprintf("the upstream answer is not a %s: %v", tw.call.md.Output().FullName(), err))
 		return
 	}

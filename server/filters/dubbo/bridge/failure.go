@@ -43,7 +43,9 @@ func (rt *Route) Classify(ctx context.Context, err error, cluster, host string) 
 		ex   *dubbo.ExceptionError
 		st   *dubbo.StatusError
 		ce   *dubbo.ConnectError
+		tce  *triple.ConnectError
 		enc  *dubbo.EncodeError
+		tenc *triple.EncodeError
 		thr  java_exception.Throwabler
 		tst  *triple.StatusError
 		fail Failure
@@ -86,11 +88,17 @@ func (rt *Route) Classify(ctx context.Context, err error, cluster, host string) 
 		case codes.DeadlineExceeded:
 			fail.Outcome = governance.Outcome{Local: governance.Timeout}
 		}
-	case errors.As(err, &enc):
+	case errors.As(err, &enc), errors.As(err, &tenc):
 		fail = Failure{HTTP: http.StatusBadRequest, GRPC: codes.InvalidArgument, Msg: enc.Error(), Outcome: governance.Outcome{Status: 200}}
-	case errors.As(err, &ce):
+	case errors.As(err, &ce), errors.As(err, &tce):
+		cause := err
+		if ce != nil {
+			cause = ce.Err
+		} else if tce != nil {
+			cause = tce.Err
+		}
 		fail = Failure{HTTP: http.StatusServiceUnavailable, GRPC: codes.Unavailable, Outcome: governance.Outcome{Local: governance.ConnectFailure},
-			Msg: fmt.Sprintf("upstream connect error %s: %v", where, ce.Err)}
+			Msg: fmt.Sprintf("upstream connect error %s: %v", where, cause)}
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
 		fail = Failure{HTTP: http.StatusGatewayTimeout, GRPC: codes.DeadlineExceeded, Outcome: governance.Outcome{Local: governance.Timeout},
 			Msg: fmt.Sprintf("upstream request timeout %s", where)}
@@ -99,7 +107,7 @@ func (rt *Route) Classify(ctx context.Context, err error, cluster, host string) 
 	case errors.Is(err, dubbo.ErrGoingAway):
 		fail = Failure{HTTP: http.StatusServiceUnavailable, GRPC: codes.Unavailable, Outcome: governance.Outcome{Local: governance.ConnectFailure},
 			Msg: fmt.Sprintf("the provider is shutting down %s", where)}
-	case errors.Is(err, dubbo.ErrFrame):
+	case errors.Is(err, dubbo.ErrFrame), errors.Is(err, triple.ErrMalformed):
 		fail = Failure{HTTP: http.StatusBadGateway, GRPC: codes.Internal, Outcome: governance.Outcome{Status: http.StatusBadGateway},
 			Msg: fmt.Sprintf("the provider's answer is malformed %s: %v", where, err)}
 	default:

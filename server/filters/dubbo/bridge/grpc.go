@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,7 +17,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/meshgate/meshgate/dubbo"
-	"github.com/meshgate/meshgate/server/wire"
+	"github.com/meshgate/meshgate/grpcframe"
 	"github.com/meshgate/meshgate/triple"
 )
 
@@ -202,18 +201,17 @@ func ProtoToJSON(msg []byte, md protoreflect.MethodDescriptor) ([]byte, error) {
 
 // grpcMessage takes the one message out of a unary request body.
 func grpcMessage(frame []byte) ([]byte, error) {
-	if len(frame) < wire.FrameHeaderLen {
+	n, ok := grpcframe.Length(frame)
+	switch {
+	case !ok:
 		return nil, &BadRequest{Status: http.StatusBadRequest, GRPC: codes.InvalidArgument, Msg: "the request holds no gRPC message"}
-	}
-	if frame[0] != 0 {
+	case frame[0] != 0:
 		return nil, &BadRequest{Status: http.StatusBadRequest, GRPC: codes.Unimplemented, Msg: "compressed gRPC messages are not supported by the Dubbo2 bridge"}
-	}
-	n := binary.BigEndian.Uint32(frame[1:wire.FrameHeaderLen])
-	if uint64(n) != uint64(len(frame)-wire.FrameHeaderLen) {
+	case uint64(n) != uint64(len(frame)-grpcframe.HeaderLen):
 		return nil, &BadRequest{Status: http.StatusBadRequest, GRPC: codes.InvalidArgument,
-			Msg: fmt.Sprintf("the request must hold exactly one gRPC message (a %d-byte message in %d bytes)", n, len(frame)-wire.FrameHeaderLen)}
+			Msg: fmt.Sprintf("the request must hold exactly one gRPC message (a %d-byte message in %d bytes)", n, len(frame)-grpcframe.HeaderLen)}
 	}
-	return frame[wire.FrameHeaderLen:], nil
+	return frame[grpcframe.HeaderLen:], nil
 }
 
 // javaTypeOf is the Java type a proto field's JSON form maps onto.
@@ -290,7 +288,7 @@ func (rt *Route) writeGRPC(w http.ResponseWriter, msg []byte, resp *dubbo.Respon
 	h.Set("Content-Type", "application/grpc")
 	h.Set("Trailer", "Grpc-Status, Grpc-Message")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(wire.AppendFrame(make([]byte, 0, wire.FrameHeaderLen+len(msg)), 0, msg))
+	_, _ = w.Write(grpcframe.Append(make([]byte, 0, grpcframe.HeaderLen+len(msg)), 0, msg))
 	h.Set("Grpc-Status", "0")
 	return nil
 }

@@ -1,21 +1,30 @@
-package dubbo
+// Package safehessian decodes hessian2 from the network without trusting
+// it: the stream is walked and bounded before the decoder (which allocates
+// what lengths declare, and panics on some bad input) sees it. Dubbo2
+// frames and Triple's wrappers both carry hessian2.
+package safehessian
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	hessian "github.com/apache/dubbo-go-hessian2"
 )
 
-// checkHessian walks a hessian2 stream without building values and fails
+// ErrMalformed marks hessian2 bytes that cannot be decoded safely.
+var ErrMalformed = errors.New("malformed hessian2")
+
+// Check walks a hessian2 stream without building values and fails
 // on what the decoder would trust blindly: it allocates a list or a string
 // of the length the stream declares before reading it, so four bytes can
 // ask for gigabytes. Here every declared count must fit in what is left of
 // the frame, nesting is bounded, and unknown tags are refused.
-func checkHessian(b []byte) error {
+func Check(b []byte) error {
 	c := hessianChecker{b: b}
 	for c.pos < len(c.b) {
 		if err := c.value(0); err != nil {
-			return fmt.Errorf("%w: hessian at byte %d: %v", ErrFrame, c.pos, err)
+			return fmt.Errorf("%w at byte %d: %v", ErrMalformed, c.pos, err)
 		}
 	}
 	return nil
@@ -348,4 +357,32 @@ func (c *hessianChecker) until(depth, per int) error {
 			return err
 		}
 	}
+}
+
+// Guard runs a decode, turning a panic of the hessian decoder (it has
+// some on bad input that Check lets through) into ErrMalformed.
+func Guard(decode func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: decoder panic: %v", ErrMalformed, p)
+		}
+	}()
+	return decode()
+}
+
+// Decode checks b and decodes the one value it holds.
+func Decode(b []byte) (any, error) {
+	if err := Check(b); err != nil {
+		return nil, err
+	}
+	var v any
+	err := Guard(func() error {
+		var err error
+		v, err = hessian.NewDecoder(b).Decode()
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrMalformed) {
+		err = fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return v, err
 }

@@ -1,4 +1,4 @@
-package dubbo
+package safehessian
 
 import (
 	"strings"
@@ -40,7 +40,7 @@ func TestCheckHessian_AcceptsWhatTheEncoderWrites(t *testing.T) {
 		if err := enc.Encode(v); err != nil {
 			t.Fatalf("value %d (%T): encode: %v", i, v, err)
 		}
-		if err := checkHessian(enc.Buffer()); err != nil {
+		if err := Check(enc.Buffer()); err != nil {
 			t.Errorf("value %d (%T) refused: %v", i, v, err)
 		}
 	}
@@ -58,7 +58,7 @@ func TestCheckHessian_RefusesHugeCounts(t *testing.T) {
 	}
 	for name, b := range tests {
 		t.Run(name, func(t *testing.T) {
-			if err := checkHessian(b); err == nil {
+			if err := Check(b); err == nil {
 				t.Error("accepted")
 			}
 		})
