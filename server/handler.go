@@ -348,21 +348,7 @@ func callTimeout(r *http.Request, f *router.Forward[*cluster.Cluster], isGRPC bo
 	if !isGRPC {
 		return timeout, nil
 	}
-	v := r.Header.Get("Grpc-Timeout")
-	if v == "" {
-		return timeout, nil
-	}
-	d, err := wire.ParseGRPCTimeout(v)
-	if err != nil {
-		return 0, err
-	}
-	if f.GRPCTimeoutMax > 0 && d > f.GRPCTimeoutMax {
-		d = f.GRPCTimeoutMax
-	}
-	if timeout == 0 || d < timeout {
-		timeout = d
-	}
-	return timeout, nil
+	return wire.CallTimeout(timeout, r.Header.Get("Grpc-Timeout"), f.GRPCTimeoutMax)
 }
 
 // close releases the deadline and idle watch (after the answer streamed).

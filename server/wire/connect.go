@@ -34,11 +34,16 @@ func ConnectCodeName(c codes.Code) string {
 // WriteConnectError is Connect's unary error: the code's HTTP status and
 // {"code": "...", "message": "..."}.
 func WriteConnectError(w http.ResponseWriter, code codes.Code, msg string) {
+	writeCodeBody(w, HTTPStatus(code), code, msg)
+}
+
+// writeCodeBody writes the JSON error body Connect and Triple share.
+func writeCodeBody(w http.ResponseWriter, status int, code codes.Code, msg string) {
 	b, _ := json.Marshal(map[string]string{"code": ConnectCodeName(code), "message": msg})
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(HTTPStatus(code))
+	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
 
@@ -124,12 +129,7 @@ var errBadFrame = errors.New("the upstream sent a message that cannot be read he
 // Connect's form with its own status mapping): the code's HTTP status
 // and {"code": "...", "message": "..."}.
 func WriteTripleError(w http.ResponseWriter, code codes.Code, msg string) {
-	b, _ := json.Marshal(map[string]string{"code": ConnectCodeName(code), "message": msg})
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(TripleHTTPStatus(code))
-	_, _ = w.Write(b)
+	writeCodeBody(w, TripleHTTPStatus(code), code, msg)
 }
 
 // TripleHTTPStatus is Triple's mapping of codes to HTTP statuses (dubbo-go's

@@ -64,3 +64,23 @@ func FormatGRPCTimeout(d time.Duration) string {
 	}
 	return strconv.FormatInt(int64(min(d/time.Hour+1, maxDigits)), 10) + "H"
 }
+
+// CallTimeout is a call's timeout: the route's (0: none), or a gRPC
+// caller's grpc-timeout header (v, "" for none) when sooner, capped at max
+// (the route's grpc_timeout_header_max; 0: no cap).
+func CallTimeout(route time.Duration, v string, max time.Duration) (time.Duration, error) {
+	if v == "" {
+		return route, nil
+	}
+	d, err := ParseGRPCTimeout(v)
+	if err != nil {
+		return 0, err
+	}
+	if max > 0 && d > max {
+		d = max
+	}
+	if route == 0 || d < route {
+		return d, nil
+	}
+	return route, nil
+}

@@ -73,3 +73,28 @@ func FuzzGRPCTimeout(f *testing.F) {
 		}
 	})
 }
+
+func TestCallTimeout(t *testing.T) {
+	tests := []struct {
+		name   string
+		route  time.Duration
+		header string
+		max    time.Duration
+		want   time.Duration
+		err    bool
+	}{
+		{"no header: the route's", 3 * time.Second, "", 0, 3 * time.Second, false},
+		{"no header, no route timeout: none", 0, "", 0, 0, false},
+		{"the caller's, sooner", 3 * time.Second, "500m", 0, 500 * time.Millisecond, false},
+		{"the route's, sooner", time.Second, "5S", 0, time.Second, false},
+		{"the caller's without a route timeout", 0, "5S", 0, 5 * time.Second, false},
+		{"the caller's, capped", 0, "5S", 2 * time.Second, 2 * time.Second, false},
+		{"malformed", time.Second, "5s", 0, 0, true},
+	}
+	for _, tt := range tests {
+		got, err := CallTimeout(tt.route, tt.header, tt.max)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("%s: CallTimeout = %v, %v; want %v, error %v", tt.name, got, err, tt.want, tt.err)
+		}
+	}
+}

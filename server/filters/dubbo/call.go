@@ -203,17 +203,11 @@ func bridgeTimeout(c http.ResponseWriter, r *http.Request, fw *router.Forward[*c
 			timeout = d
 		}
 	}
-	if v := r.Header.Get("Grpc-Timeout"); isGRPC && v != "" {
-		d, err := wire.ParseGRPCTimeout(v)
-		if err != nil {
+	if isGRPC {
+		var err error
+		if timeout, err = wire.CallTimeout(timeout, r.Header.Get("Grpc-Timeout"), fw.GRPCTimeoutMax); err != nil {
 			wire.WriteGRPCStatus(c, codes.InvalidArgument, err.Error())
 			return 0, false
-		}
-		if fw.GRPCTimeoutMax > 0 && d > fw.GRPCTimeoutMax {
-			d = fw.GRPCTimeoutMax
-		}
-		if timeout == 0 || d < timeout {
-			timeout = d
 		}
 	}
 	return timeout, true
