@@ -10,7 +10,6 @@ import (
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -197,8 +196,9 @@ type chainBuild struct {
 
 // compileHTTPFilters builds the listener's HTTP filters in their order,
 // from the registry (httpfilter.Register). The router must come last;
-// meshgate's limits and Envoy's buffer filter set body limits (read first:
-// the filters that read bodies take them); a filter the registry does not
+// meshgate's limits filter (the listener's body limits) and the router's
+// settings are read first: the filters that read bodies or answer for the
+// upstream take them. A filter the registry does not
 // know is skipped (with a note) when marked optional or telemetry-only,
 // and fails the listener otherwise, so that a filter that guards traffic
 // is never dropped silently.
@@ -217,12 +217,6 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 				return fmt.Errorf("http_filters[%d] (%s): want a %s", i, f.GetName(), (&l).ProtoReflect().Descriptor().FullName())
 			}
 			ch.maxBody, ch.maxMsg = l.GetMaxRequestBodyBytes(), l.GetMaxGrpcMessageBytes()
-		case tc.GetTypeUrl() == "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer":
-			var b bufferv3.Buffer
-			if err := tc.UnmarshalTo(&b); err != nil {
-				return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
-			}
-			ch.maxBody = uint64(b.GetMaxRequestBytes().GetValue())
 		case i == len(filters)-1 && isRouter(f):
 			// Read first too: filters that answer for upstream honour it.
 			var rc routerv3.Router
@@ -250,7 +244,7 @@ func (s *Server) compileHTTPFilters(listener string, hcm *hcmv3.HttpConnectionMa
 				return fmt.Errorf("http_filters[%d]: the router filter must be the last", i)
 			}
 			return nil // read above
-		case f.GetName() == config.LimitsFilter, typeURL == "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer":
+		case f.GetName() == config.LimitsFilter:
 			// Read above.
 		case fac != nil:
 			flt, more, err := httpfilter.New(fac, tc, httpfilter.Build{

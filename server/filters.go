@@ -5,6 +5,7 @@ package server
 // build adds its own the same way: a main that imports meshgate's command
 // and the filter's package.
 import (
+	_ "github.com/meshgate/meshgate/server/filters/buffer"
 	_ "github.com/meshgate/meshgate/server/filters/connect"
 	_ "github.com/meshgate/meshgate/server/filters/cors"
 	_ "github.com/meshgate/meshgate/server/filters/dubbo"
