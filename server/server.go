@@ -145,37 +145,54 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 	}
 	prev := s.snap.Load()
 	if change.OnlyEndpoints() {
-		// Membership changes swap host sets in place: no recompile. The
-		// snapshot is the running one with the new set and notes.
-		n, errs := endpointNotes(prev, next, change)
-		if len(errs) > 0 {
-			return errs.Sorted()
-		}
-		for _, c := range prev.clusters {
-			if c.EDSName != "" && change.Changed(config.EndpointType, c.EDSName) {
-				c.SetEndpoints(next.Endpoints(c.EDSName))
-			}
-		}
-		cur := *prev
-		cur.set = next
-		cur.setNotes(n)
-		s.logNewNotes(prev, &cur)
-		s.snap.Store(&cur)
-		return nil
+		return s.applyEndpoints(prev, next, change)
 	}
-
 	p, err := s.compile(next, prev)
 	if err != nil {
 		return err
 	}
-	clusters, compiled := p.clusters, p.listeners
-	abandon := p.abandon
-
 	// Bind the new ports before anything goes live, so a port in use
 	// rejects the config instead of half applying it.
+	bound, err := s.bind(ctx, p)
+	if err != nil {
+		p.abandon()
+		return err
+	}
+	s.swapListeners(p, bound)
+	s.swapClusters(prev, p)
+	s.logNewNotes(prev, p)
+	s.snap.Store(p)
+	s.ready.Store(true)
+	return nil
+}
+
+// applyEndpoints applies a membership change: host sets swap in place, no
+// recompile; the snapshot is the running one with the new set and notes.
+func (s *Server) applyEndpoints(prev *snapshot, next *config.Set, change config.Change) error {
+	n, errs := endpointNotes(prev, next, change)
+	if len(errs) > 0 {
+		return errs.Sorted()
+	}
+	for _, c := range prev.clusters {
+		if c.EDSName != "" && change.Changed(config.EndpointType, c.EDSName) {
+			c.SetEndpoints(next.Endpoints(c.EDSName))
+		}
+	}
+	cur := *prev
+	cur.set = next
+	cur.setNotes(n)
+	s.logNewNotes(prev, &cur)
+	s.snap.Store(&cur)
+	return nil
+}
+
+// bind opens the sockets of p's listeners on addresses not served yet;
+// on any failure it closes what it opened and blames each listener that
+// could not bind.
+func (s *Server) bind(ctx context.Context, p *snapshot) (map[string]*listener, error) {
 	bound := map[string]*listener{}
 	var bindErrs config.ResourceErrors
-	for addr, cl := range compiled {
+	for addr, cl := range p.listeners {
 		if s.listeners[addr] != nil {
 			continue
 		}
@@ -190,11 +207,16 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 		for _, b := range bound {
 			_ = b.raw.Close()
 		}
-		abandon()
-		return bindErrs.Sorted()
+		return nil, bindErrs.Sorted()
 	}
+	return bound, nil
+}
 
-	for addr, cl := range compiled {
+// swapListeners puts p's listeners live: a kept address takes its new
+// chains, a new one starts serving, a removed one drains in the
+// background.
+func (s *Server) swapListeners(p *snapshot, bound map[string]*listener) {
+	for addr, cl := range p.listeners {
 		ln := s.listeners[addr]
 		if ln == nil {
 			ln = bound[addr]
@@ -213,7 +235,7 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 		s.listeners[addr] = ln
 	}
 	for addr, ln := range s.listeners {
-		if compiled[addr] == nil {
+		if p.listeners[addr] == nil {
 			delete(s.listeners, addr)
 			s.log.Info("draining removed listener", "address", addr)
 			s.bg.Add(1)
@@ -225,23 +247,23 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 			}()
 		}
 	}
+}
 
+// swapClusters retires prev's clusters that p does not keep (they finish
+// what is in flight) and feeds p's EDS clusters their endpoints.
+func (s *Server) swapClusters(prev, p *snapshot) {
 	for name, old := range prev.clusters {
-		if clusters[name] != old {
+		if p.clusters[name] != old {
 			old.Close()
 			s.retired = append(s.retired, old)
 		}
 	}
-	for _, c := range clusters {
+	for _, c := range p.clusters {
 		if c.EDSName != "" { // EDS clusters take their endpoints from the store
-			c.SetEndpoints(next.Endpoints(c.EDSName))
+			c.SetEndpoints(p.set.Endpoints(c.EDSName))
 		}
 	}
 	s.sweepRetired()
-	s.logNewNotes(prev, p)
-	s.snap.Store(p)
-	s.ready.Store(true)
-	return nil
 }
 
 // goBackground runs f on its own goroutine; Shutdown waits for it.
