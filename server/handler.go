@@ -281,8 +281,11 @@ type forwarding struct {
 	replay  *replayBody
 	timeout time.Duration
 	ctx     context.Context
-	cancels []func()
-	idle    *idleWatch
+	// cancels run when the answer is done, last first; cancelRoom holds
+	// the usual few without an allocation.
+	cancels    []func()
+	cancelRoom [3]func()
+	idle       *idleWatch
 	// What the last attempt left: its answer (on success), why it failed,
 	// and its host.
 	resp     *http.Response
@@ -297,6 +300,7 @@ type forwarding struct {
 func (ch *chain) newForwarding(c *call, r *http.Request, rt *router.Route[*cluster.Cluster], cl *cluster.Cluster) (*forwarding, bool) {
 	f := rt.Forward
 	fw := &forwarding{ch: ch, c: c, r: r, rt: rt, cl: cl, isGRPC: router.IsGRPC(r), body: r.Body, ctx: r.Context()}
+	fw.cancels = fw.cancelRoom[:0]
 	switch {
 	case fw.isGRPC && ch.maxMsg > 0:
 		fw.limited = &limitedBody{ReadCloser: r.Body, maxMsg: ch.maxMsg}
@@ -383,10 +387,12 @@ func (fw *forwarding) attempt(ctx context.Context, a *cluster.Attempt, n int) up
 	}
 	actx, acancel := ctx, context.CancelFunc(func() {})
 	var perTry *time.Timer
-	var perTryFired atomic.Bool
+	perTryFired := &atomic.Bool{} // (escapes only with a per-try timeout)
 	if policy != nil && policy.PerTryTimeout > 0 {
 		actx, acancel = context.WithCancel(ctx)
-		perTry = time.AfterFunc(policy.PerTryTimeout, func() { perTryFired.Store(true); acancel() })
+		fired := new(atomic.Bool)
+		perTryFired = fired
+		perTry = time.AfterFunc(policy.PerTryTimeout, func() { fired.Store(true); acancel() })
 	}
 	out := fw.ch.upstreamRequest(actx, r, fw.rt, fw.cl, a.Host, body, fw.isGRPC, fw.timeout)
 	resp, err := fw.cl.Transport(r.ProtoMajor == 2 || fw.c.s.AsGRPC).RoundTrip(out)
@@ -431,7 +437,9 @@ func (fw *forwarding) attempt(ctx context.Context, a *cluster.Attempt, n int) up
 		}
 	}
 	fw.resp = resp
-	fw.cancels = append(fw.cancels, acancel)
+	if perTry != nil {
+		fw.cancels = append(fw.cancels, acancel)
+	}
 	res := upstream.Result{Outcome: att.Outcome, Judge: true, Keep: true, Attempt: att}
 	if retriable && policy.Retriable(att) {
 		// An answer the policy retries: failed, unless no retry comes
