@@ -86,6 +86,10 @@ type Stream struct {
 	table   *Table
 	route   *Route
 	matched bool
+	// metadata is Envoy's dynamic metadata: what a filter learned about
+	// the request for later ones (jwt_authn's payload for RBAC), by
+	// namespace (the filter's name) and key. Allocated on first use.
+	metadata map[string]map[string]any
 	// finish are the wrappers' completions, run in reverse order when the
 	// chain is done; inline room for the common case.
 	finish     []func()
@@ -159,6 +163,25 @@ func (s *Stream) PerFilter(name string) any {
 	}
 	return nil
 }
+
+// SetMetadata records v under namespace ns and key in the request's dynamic
+// metadata (Envoy's: a filter's findings for the filters after it).
+func (s *Stream) SetMetadata(ns, key string, v any) {
+	if s.metadata == nil {
+		s.metadata = map[string]map[string]any{}
+	}
+	m := s.metadata[ns]
+	if m == nil {
+		m = map[string]any{}
+		s.metadata[ns] = m
+	}
+	m[key] = v
+}
+
+// Metadata is the dynamic metadata of namespace ns (nil when none).
+// Values are what filters set: strings, bools, float64s, []any and
+// map[string]any, as a JSON payload decodes.
+func (s *Stream) Metadata(ns string) map[string]any { return s.metadata[ns] }
 
 // ClearRouteCache makes the next Route match again: a filter that changed
 // the path, the host or headers routes match on calls it.

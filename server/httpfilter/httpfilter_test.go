@@ -110,3 +110,21 @@ func TestRegister_Lookup(t *testing.T) {
 	}()
 	httpfilter.Register(&httpfilter.Factory{Name: "test.filters.http.nop", Build: f.Build})
 }
+
+func TestStream_Metadata(t *testing.T) {
+	var s httpfilter.Stream
+	s.Reset(httptest.NewRecorder(), nil, httptest.NewRequest("GET", "/", nil), nil)
+	if s.Metadata("a") != nil {
+		t.Fatal("metadata before any was set")
+	}
+	s.SetMetadata("envoy.filters.http.jwt_authn", "payload", map[string]any{"sub": "x"})
+	s.SetMetadata("envoy.filters.http.jwt_authn", "other", "y")
+	m := s.Metadata("envoy.filters.http.jwt_authn")
+	if len(m) != 2 || m["other"] != "y" {
+		t.Errorf("metadata %v", m)
+	}
+	s.Reset(httptest.NewRecorder(), nil, httptest.NewRequest("GET", "/", nil), nil)
+	if s.Metadata("envoy.filters.http.jwt_authn") != nil {
+		t.Error("metadata outlived the request")
+	}
+}
