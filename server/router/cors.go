@@ -22,7 +22,7 @@ const (
 
 // CORS is a compiled CorsPolicy.
 type CORS struct {
-	origins          []stringMatcher
+	origins          []StringMatcher
 	AllowMethods     string
 	AllowHeaders     string
 	ExposeHeaders    string
@@ -62,7 +62,7 @@ func CompileCORS(a *anypb.Any) (*CORS, error) {
 		}
 	}
 	for i, sm := range p.GetAllowOriginStringMatch() {
-		m, err := compileStringMatcher(sm)
+		m, err := CompileStringMatcher(sm)
 		if err != nil {
 			return nil, fmt.Errorf("cors.allow_origin_string_match[%d]: %w", i, err)
 		}
@@ -74,7 +74,7 @@ func CompileCORS(a *anypb.Any) (*CORS, error) {
 // Allowed reports whether origin may call.
 func (c *CORS) Allowed(origin string) bool {
 	for i := range c.origins {
-		if c.origins[i].match(origin) {
+		if c.origins[i].Match(origin) {
 			return true
 		}
 	}

@@ -11,8 +11,8 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 )
 
-// stringMatcher is a compiled Envoy StringMatcher.
-type stringMatcher struct {
+// StringMatcher is a compiled Envoy StringMatcher.
+type StringMatcher struct {
 	kind       stringKind
 	value      string // lowercased when ignoreCase
 	re         *regexp.Regexp
@@ -29,8 +29,10 @@ const (
 	stringRegex
 )
 
-func compileStringMatcher(sm *matcherv3.StringMatcher) (stringMatcher, error) {
-	out := stringMatcher{ignoreCase: sm.GetIgnoreCase()}
+// CompileStringMatcher compiles sm (exact, prefix, suffix, contains,
+// safe_regex, each with ignore_case); a custom matcher is refused.
+func CompileStringMatcher(sm *matcherv3.StringMatcher) (StringMatcher, error) {
+	out := StringMatcher{ignoreCase: sm.GetIgnoreCase()}
 	switch p := sm.GetMatchPattern().(type) {
 	case *matcherv3.StringMatcher_Exact:
 		out.kind, out.value = stringExact, p.Exact
@@ -66,7 +68,7 @@ func compileFullRegex(expr string) (*regexp.Regexp, error) {
 	return re, nil
 }
 
-func (m *stringMatcher) match(v string) bool {
+func (m *StringMatcher) Match(v string) bool {
 	if m.kind == stringRegex {
 		return m.re.MatchString(v)
 	}
@@ -93,12 +95,12 @@ func (m *stringMatcher) match(v string) bool {
 	}
 }
 
-// headerMatcher is a compiled Envoy HeaderMatcher.
-type headerMatcher struct {
+// HeaderMatcher is a compiled Envoy HeaderMatcher.
+type HeaderMatcher struct {
 	key       string // canonical MIME key, or a pseudo-header name
 	pseudo    bool
 	kind      headerKind
-	str       stringMatcher
+	str       StringMatcher
 	present   bool
 	lo, hi    int64
 	invert    bool
@@ -113,9 +115,11 @@ const (
 	headerRange
 )
 
-func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
+// CompileHeaderMatcher compiles h as Envoy means it (pseudo-headers
+// :method, :authority, :path, :scheme; several values joined by commas).
+func CompileHeaderMatcher(h *routev3.HeaderMatcher) (HeaderMatcher, error) {
 	name := strings.ToLower(h.GetName())
-	out := headerMatcher{invert: h.GetInvertMatch(), missingOK: h.GetTreatMissingHeaderAsEmpty()}
+	out := HeaderMatcher{invert: h.GetInvertMatch(), missingOK: h.GetTreatMissingHeaderAsEmpty()}
 	if name == "host" {
 		// Go keeps Host out of the header map (HTTP/1.1 Host and HTTP/2
 		// :authority alike land in Request.Host): match it as :authority.
@@ -134,19 +138,19 @@ func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
 	var err error
 	switch s := h.GetHeaderMatchSpecifier().(type) {
 	case *routev3.HeaderMatcher_StringMatch:
-		out.str, err = compileStringMatcher(s.StringMatch)
+		out.str, err = CompileStringMatcher(s.StringMatch)
 	case *routev3.HeaderMatcher_ExactMatch:
 		//lint:ignore SA1019 Envoy still accepts the deprecated matchers.
-		out.str = stringMatcher{kind: stringExact, value: s.ExactMatch}
+		out.str = StringMatcher{kind: stringExact, value: s.ExactMatch}
 	case *routev3.HeaderMatcher_PrefixMatch:
 		//lint:ignore SA1019 Envoy still accepts the deprecated matchers.
-		out.str = stringMatcher{kind: stringPrefix, value: s.PrefixMatch}
+		out.str = StringMatcher{kind: stringPrefix, value: s.PrefixMatch}
 	case *routev3.HeaderMatcher_SuffixMatch:
 		//lint:ignore SA1019 Envoy still accepts the deprecated matchers.
-		out.str = stringMatcher{kind: stringSuffix, value: s.SuffixMatch}
+		out.str = StringMatcher{kind: stringSuffix, value: s.SuffixMatch}
 	case *routev3.HeaderMatcher_ContainsMatch:
 		//lint:ignore SA1019 Envoy still accepts the deprecated matchers.
-		out.str = stringMatcher{kind: stringContains, value: s.ContainsMatch}
+		out.str = StringMatcher{kind: stringContains, value: s.ContainsMatch}
 	case *routev3.HeaderMatcher_SafeRegexMatch:
 		out.str.kind = stringRegex
 		//lint:ignore SA1019 Envoy still accepts the deprecated matchers.
@@ -170,7 +174,7 @@ func compileHeaderMatcher(h *routev3.HeaderMatcher) (headerMatcher, error) {
 // match follows Envoy's HeaderDataBaseImpl::matchesHeaders: several values
 // are joined with ","; a missing header matches only a present_match on its
 // absence (or, inverted, on its presence).
-func (m *headerMatcher) match(r *http.Request) bool {
+func (m *HeaderMatcher) Match(r *http.Request) bool {
 	v, ok := m.value(r)
 	if !ok && !m.missingOK {
 		if m.invert {
@@ -186,12 +190,12 @@ func (m *headerMatcher) match(r *http.Request) bool {
 		n, err := strconv.ParseInt(v, 10, 64)
 		got = err == nil && n >= m.lo && n < m.hi
 	default:
-		got = m.str.match(v)
+		got = m.str.Match(v)
 	}
 	return got != m.invert
 }
 
-func (m *headerMatcher) value(r *http.Request) (string, bool) {
+func (m *HeaderMatcher) value(r *http.Request) (string, bool) {
 	if m.pseudo {
 		switch m.key {
 		case ":method":
@@ -222,14 +226,14 @@ func (m *headerMatcher) value(r *http.Request) (string, bool) {
 type queryMatcher struct {
 	name    string
 	present bool
-	str     stringMatcher
+	str     StringMatcher
 }
 
 func compileQueryMatcher(q *routev3.QueryParameterMatcher) (queryMatcher, error) {
 	out := queryMatcher{name: q.GetName()}
 	switch s := q.GetQueryParameterMatchSpecifier().(type) {
 	case *routev3.QueryParameterMatcher_StringMatch:
-		sm, err := compileStringMatcher(s.StringMatch)
+		sm, err := CompileStringMatcher(s.StringMatch)
 		if err != nil {
 			return out, fmt.Errorf("query parameter %q: %w", out.name, err)
 		}
@@ -245,5 +249,5 @@ func (m *queryMatcher) match(q queryValues) bool {
 	if !ok {
 		return false
 	}
-	return m.present || m.str.match(v)
+	return m.present || m.str.Match(v)
 }

@@ -277,7 +277,7 @@ type routeMatch struct {
 	foldCase bool
 	re       *regexp.Regexp
 	grpc     bool
-	headers  []headerMatcher
+	headers  []HeaderMatcher
 	query    []queryMatcher
 }
 
@@ -320,7 +320,7 @@ func compileMatch(m *routev3.RouteMatch) (routeMatch, error) {
 	}
 	out.grpc = m.GetGrpc() != nil
 	for i, h := range m.GetHeaders() {
-		hm, err := compileHeaderMatcher(h)
+		hm, err := CompileHeaderMatcher(h)
 		if err != nil {
 			return out, fmt.Errorf("match.headers[%d]: %w", i, err)
 		}
@@ -353,7 +353,7 @@ func (m *routeMatch) matches(r *http.Request, full, path string, query queryValu
 		return false
 	}
 	for i := range m.headers {
-		if !m.headers[i].match(r) {
+		if !m.headers[i].Match(r) {
 			return false
 		}
 	}
