@@ -68,6 +68,7 @@ func compileFullRegex(expr string) (*regexp.Regexp, error) {
 	return re, nil
 }
 
+// Match reports whether v matches.
 func (m *StringMatcher) Match(v string) bool {
 	if m.kind == stringRegex {
 		return m.re.MatchString(v)
