@@ -9,6 +9,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -20,11 +21,15 @@ const (
 	RouteType    = typePrefix + "envoy.config.route.v3.RouteConfiguration"
 	ClusterType  = typePrefix + "envoy.config.cluster.v3.Cluster"
 	EndpointType = typePrefix + "envoy.config.endpoint.v3.ClusterLoadAssignment"
+	// SecretType is SDS's: certificates and trust anchors that listeners'
+	// and clusters' TLS contexts name (tls_certificate_sds_secret_configs,
+	// validation_context_sds_secret_config).
+	SecretType = typePrefix + "envoy.extensions.transport_sockets.tls.v3.Secret"
 )
 
 // ResourceTypes lists the type URLs in dependency order: a resource may only
 // refer to resources of types that come after it.
-var ResourceTypes = []string{ListenerType, RouteType, ClusterType, EndpointType}
+var ResourceTypes = []string{ListenerType, RouteType, ClusterType, EndpointType, SecretType}
 
 // Resource is one Envoy resource with its provenance. A Resource is never
 // modified once it is in a Set.
@@ -53,6 +58,8 @@ func ResourceName(m proto.Message) (string, error) {
 		return r.GetName(), nil
 	case *endpointv3.ClusterLoadAssignment:
 		return r.GetClusterName(), nil
+	case *tlsv3.Secret:
+		return r.GetName(), nil
 	default:
 		return "", fmt.Errorf("unsupported resource type %s", TypeURL(m))
 	}
@@ -127,6 +134,12 @@ func (s *Set) Cluster(name string) *clusterv3.Cluster {
 // name, or nil.
 func (s *Set) Endpoints(name string) *endpointv3.ClusterLoadAssignment {
 	r, _ := msg(s, EndpointType, name).(*endpointv3.ClusterLoadAssignment)
+	return r
+}
+
+// Secret returns the named SDS Secret, or nil.
+func (s *Set) Secret(name string) *tlsv3.Secret {
+	r, _ := msg(s, SecretType, name).(*tlsv3.Secret)
 	return r
 }
 

@@ -69,6 +69,18 @@ func (c Change) OnlyEndpoints() bool {
 	return len(c.types) == 1 && c.types[EndpointType]
 }
 
+// OnlyData reports whether the change touches nothing but endpoints and
+// secrets: what the data plane takes in place (host sets, the certificates
+// TLS handshakes read), without compiling anything again.
+func (c Change) OnlyData() bool {
+	for t := range c.types {
+		if t != EndpointType && t != SecretType {
+			return false
+		}
+	}
+	return len(c.types) > 0
+}
+
 // Consumer receives each candidate Set before the store commits it.
 type Consumer interface {
 	// Apply is called from the goroutine that called Store.Apply, one call at
@@ -271,6 +283,8 @@ func kind(typeURL string) string {
 		return "cluster"
 	case EndpointType:
 		return "endpoints"
+	case SecretType:
+		return "secret"
 	}
 	return typeURL
 }

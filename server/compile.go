@@ -131,7 +131,7 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, route
 			return nil, nil, fmt.Errorf("transport_socket %q: want a DownstreamTlsContext", ts.GetName())
 		}
 		var err error
-		if tlsConf, err = tlsconf.Server(&dtc); err != nil {
+		if tlsConf, err = tlsconf.Server(&dtc, s.secrets); err != nil {
 			return nil, nil, fmt.Errorf("transport_socket: %w", err)
 		}
 	}

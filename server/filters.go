@@ -12,6 +12,8 @@ import (
 	_ "github.com/meshgate/meshgate/server/filters/fault"
 	_ "github.com/meshgate/meshgate/server/filters/grpcweb"
 	_ "github.com/meshgate/meshgate/server/filters/headermutation"
+	_ "github.com/meshgate/meshgate/server/filters/jwtauthn"
 	_ "github.com/meshgate/meshgate/server/filters/localratelimit"
+	_ "github.com/meshgate/meshgate/server/filters/rbac"
 	_ "github.com/meshgate/meshgate/server/filters/transcoder"
 )

@@ -28,10 +28,13 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
 	"github.com/meshgate/meshgate/config"
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/httpfilter"
+	"github.com/meshgate/meshgate/server/secrets"
 	"github.com/meshgate/meshgate/server/stats"
 )
 
@@ -58,6 +61,10 @@ type Server struct {
 	closing   bool
 	bg        sync.WaitGroup // listeners draining after a reload, background fetches
 
+	// secrets are the SDS secrets TLS handshakes read, by name: they
+	// outlive snapshots (a rotated secret is put in place, no recompile).
+	secrets *secrets.Table
+
 	// snap is the running config, compiled: swapped whole by Apply.
 	snap  atomic.Pointer[snapshot]
 	ready atomic.Bool
@@ -77,6 +84,7 @@ func New(opts Options) *Server {
 		log:       opts.Logger,
 		drain:     opts.DrainTimeout,
 		listeners: map[string]*listener{},
+		secrets:   secrets.NewTable(),
 	}
 	s.snap.Store(emptySnapshot())
 	s.metrics = stats.New(s.Clusters)
@@ -144,8 +152,8 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 		return errors.New("server is shutting down")
 	}
 	prev := s.snap.Load()
-	if change.OnlyEndpoints() {
-		return s.applyEndpoints(prev, next, change)
+	if change.OnlyData() {
+		return s.applyData(prev, next, change)
 	}
 	p, err := s.compile(next, prev)
 	if err != nil {
@@ -158,6 +166,7 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 		p.abandon()
 		return err
 	}
+	s.putSecrets(p.secrets)
 	s.swapListeners(p, bound)
 	s.swapClusters(prev, p)
 	s.logNewNotes(prev, p)
@@ -166,13 +175,16 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 	return nil
 }
 
-// applyEndpoints applies a membership change: host sets swap in place, no
-// recompile; the snapshot is the running one with the new set and notes.
-func (s *Server) applyEndpoints(prev *snapshot, next *config.Set, change config.Change) error {
+// applyData applies a change of endpoints and secrets only: host sets and
+// secrets swap in place, no recompile; the snapshot is the running one
+// with the new set and notes.
+func (s *Server) applyData(prev *snapshot, next *config.Set, change config.Change) error {
 	n, errs := endpointNotes(prev, next, change)
-	if len(errs) > 0 {
+	parsed, serrs := parseSecrets(next)
+	if errs = append(errs, serrs...); len(errs) > 0 {
 		return errs.Sorted()
 	}
+	s.putSecrets(parsed)
 	for _, c := range prev.clusters {
 		if c.EDSName != "" && change.Changed(config.EndpointType, c.EDSName) {
 			c.SetEndpoints(next.Endpoints(c.EDSName))
@@ -315,6 +327,35 @@ func (cl *compiledListener) key() string {
 	return cl.address
 }
 
+// parseSecrets reads every SDS secret of set; each that cannot be used
+// is an error of that resource.
+func parseSecrets(set *config.Set) (map[string]*secrets.Secret, config.ResourceErrors) {
+	out := map[string]*secrets.Secret{}
+	var errs config.ResourceErrors
+	for _, r := range set.All(config.SecretType) {
+		sec, err := secrets.Parse(r.Message.(*tlsv3.Secret))
+		if err != nil {
+			errs = append(errs, &config.ResourceError{TypeURL: config.SecretType, Name: r.Name, Err: err})
+			continue
+		}
+		out[r.Name] = sec
+	}
+	return out, errs
+}
+
+// putSecrets makes parsed the secrets TLS handshakes read: each in place,
+// those no longer there removed.
+func (s *Server) putSecrets(parsed map[string]*secrets.Secret) {
+	for _, name := range s.secrets.Names() {
+		if parsed[name] == nil {
+			s.secrets.Put(name, nil)
+		}
+	}
+	for name, sec := range parsed {
+		s.secrets.Put(name, sec)
+	}
+}
+
 // abandon releases what a snapshot that does not go live built.
 func (p *snapshot) abandon() {
 	for _, c := range p.built {
@@ -358,7 +399,7 @@ func (s *Server) compile(next *config.Set, prev *snapshot) (*snapshot, error) {
 			n.add(config.ClusterType, r.Name, old.Notes...)
 			continue
 		}
-		c, err := cluster.New(spec, cluster.Options{})
+		c, err := cluster.New(spec, cluster.Options{Secrets: s.secrets})
 		if err != nil {
 			fail(config.ClusterType, r.Name, err)
 			continue
@@ -406,7 +447,9 @@ func (s *Server) compile(next *config.Set, prev *snapshot) (*snapshot, error) {
 		p.listeners[cl.key()] = cl
 	}
 	errs = append(errs, checkEndpoints(prev, next, p.checks, n)...)
-	if len(errs) > 0 {
+	var serrs config.ResourceErrors
+	p.secrets, serrs = parseSecrets(next)
+	if errs = append(errs, serrs...); len(errs) > 0 {
 		p.abandon()
 		return nil, errs.Sorted()
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/meshgate/meshgate/config"
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/secrets"
 )
 
 // snapshot is one compiled config: what the data plane runs, built by
@@ -32,6 +33,9 @@ type snapshot struct {
 	// checks remembers support.Check of the resources (by resource, which
 	// the store keeps while a resource is unchanged).
 	checks map[*config.Resource]supportCheck
+	// secrets are the SDS secrets of set, parsed; Apply puts them in the
+	// server's table when the snapshot goes live.
+	secrets map[string]*secrets.Secret
 	// kept is what filters learned at run time (descriptors fetched by
 	// gRPC reflection), by listener and key (httpfilter.Build.Keep).
 	kept map[string]any

@@ -36,6 +36,9 @@ type Options struct {
 	Address string
 	// TLS secures the connection; nil means plaintext.
 	TLS *tls.Config
+	// Token, when set, authenticates every stream (istiod's secure port
+	// wants the workload's service-account token as a bearer token).
+	Token credentials.PerRPCCredentials
 	// Node identifies the gateway to the control plane.
 	Node *corev3.Node
 	// InitialFetchTimeout bounds how long an incomplete update waits for
@@ -197,7 +200,11 @@ func (c *Client) Run(ctx context.Context) error {
 	if c.opts.TLS != nil {
 		creds = credentials.NewTLS(c.opts.TLS)
 	}
-	cc, err := grpc.NewClient(c.opts.Address, grpc.WithTransportCredentials(creds))
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if c.opts.Token != nil {
+		dial = append(dial, grpc.WithPerRPCCredentials(c.opts.Token))
+	}
+	cc, err := grpc.NewClient(c.opts.Address, dial...)
 	if err != nil {
 		return fmt.Errorf("xds: dial %s: %w", c.opts.Address, err)
 	}

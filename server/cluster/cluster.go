@@ -25,6 +25,7 @@ import (
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/dubbo"
 	"github.com/meshgate/meshgate/governance"
+	"github.com/meshgate/meshgate/server/secrets"
 )
 
 // ErrNoHealthyUpstream is returned by Pick when the cluster has no host to
@@ -127,6 +128,9 @@ type Options struct {
 	// PingTimeout closes it when the PING is not answered (defaults 30s, 15s),
 	// so a dead upstream connection is noticed without a request failing.
 	PingInterval, PingTimeout time.Duration
+	// Secrets are the SDS secrets TLS contexts name (nil: none may be
+	// named).
+	Secrets *secrets.Table
 }
 
 // New builds a cluster from its resource. Endpoints of a STATIC cluster are
@@ -193,7 +197,7 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		out.Triple = true
 		out.DubboService = dubboService(md)
 	}
-	tlsConf, notes, err := upstreamTLS(c)
+	tlsConf, notes, err := upstreamTLS(c, opts.Secrets)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}

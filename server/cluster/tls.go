@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/server/secrets"
 	"github.com/meshgate/meshgate/server/tlsconf"
 )
 
@@ -56,16 +57,16 @@ func protocol(c *clusterv3.Cluster) (Protocol, error) {
 
 // upstreamTLS builds the client TLS config of a cluster, or nil for a
 // cleartext one, with notes on what it could not do as asked.
-func upstreamTLS(c *clusterv3.Cluster) (*tls.Config, []string, error) {
+func upstreamTLS(c *clusterv3.Cluster, table *secrets.Table) (*tls.Config, []string, error) {
 	ts := c.GetTransportSocket()
 	var notes []string
 	if ms := c.GetTransportSocketMatches(); len(ms) > 0 {
 		var err error
-		if ts, notes, err = matchedSocket(c.GetTransportSocket(), ms); err != nil {
+		if ts, notes, err = matchedSocket(c.GetTransportSocket(), ms, table); err != nil {
 			return nil, nil, err
 		}
 	}
-	conf, err := socketTLS(ts)
+	conf, err := socketTLS(ts, table)
 	if err != nil {
 		return nil, nil, fmt.Errorf("transport_socket: %w", err)
 	}
@@ -74,7 +75,7 @@ func upstreamTLS(c *clusterv3.Cluster) (*tls.Config, []string, error) {
 
 // socketTLS builds a transport socket's client TLS config: nil for
 // plaintext.
-func socketTLS(ts *corev3.TransportSocket) (*tls.Config, error) {
+func socketTLS(ts *corev3.TransportSocket, table *secrets.Table) (*tls.Config, error) {
 	if ts == nil || ts.GetName() == rawSocket {
 		return nil, nil
 	}
@@ -82,7 +83,7 @@ func socketTLS(ts *corev3.TransportSocket) (*tls.Config, error) {
 	if tc := ts.GetTypedConfig(); tc == nil || tc.UnmarshalTo(&utc) != nil {
 		return nil, fmt.Errorf("%q: want an UpstreamTlsContext", ts.GetName())
 	}
-	return tlsconf.Client(&utc)
+	return tlsconf.Client(&utc, table)
 }
 
 // matchedSocket picks the one transport socket a cluster uses for all its
@@ -96,7 +97,7 @@ func socketTLS(ts *corev3.TransportSocket) (*tls.Config, error) {
 // plaintext when a plaintext match covers its endpoints too (Istio's
 // PERMISSIVE fallback, tlsMode-disabled), and says so in a note; any other
 // difference is refused.
-func matchedSocket(fallback *corev3.TransportSocket, ms []*clusterv3.Cluster_TransportSocketMatch) (*corev3.TransportSocket, []string, error) {
+func matchedSocket(fallback *corev3.TransportSocket, ms []*clusterv3.Cluster_TransportSocketMatch, table *secrets.Table) (*corev3.TransportSocket, []string, error) {
 	catchAll, catchName := fallback, "transport_socket"
 	last := len(ms)
 	for i, m := range ms {
@@ -105,21 +106,21 @@ func matchedSocket(fallback *corev3.TransportSocket, ms []*clusterv3.Cluster_Tra
 			break
 		}
 	}
-	catchConf, catchErr := socketTLS(catchAll)
+	catchConf, catchErr := socketTLS(catchAll, table)
 	if catchErr != nil {
 		return nil, nil, fmt.Errorf("%s: %w", catchName, catchErr)
 	}
 	var notes []string
 	for _, m := range ms[:last] {
 		where := "transport_socket_matches[" + m.GetName() + "]"
-		conf, err := socketTLS(m.GetTransportSocket())
+		conf, err := socketTLS(m.GetTransportSocket(), table)
 		switch {
-		case err != nil && needsSDS(m.GetTransportSocket()):
+		case needsSDS(m.GetTransportSocket()) && !sameSocket(m.GetTransportSocket(), catchAll):
 			if cover := plainCover(m, ms); cover != "" {
-				notes = append(notes, fmt.Sprintf("%s: its endpoints are reached in plaintext (%s) until mTLS with SDS certificates is available", where, cover))
+				notes = append(notes, fmt.Sprintf("%s: its endpoints are reached in plaintext (%s) until per-endpoint transport sockets are supported", where, cover))
 				continue
 			}
-			return nil, nil, fmt.Errorf("%s: SDS certificates are not supported yet, and no plaintext match covers its endpoints", where)
+			return nil, nil, fmt.Errorf("%s: per-endpoint transport sockets are not supported yet, and no plaintext match covers its endpoints", where)
 		case err != nil:
 			return nil, nil, fmt.Errorf("%s: %w", where, err)
 		case (conf == nil) != (catchConf == nil) || conf != nil && !sameSocket(m.GetTransportSocket(), catchAll):

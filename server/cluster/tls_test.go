@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/google/go-cmp/cmp"
+	"github.com/meshgate/meshgate/server/secrets"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -52,10 +53,10 @@ func TestUpstreamTLS_TransportSocketMatches(t *testing.T) {
 		{name: "Istio auto mTLS: plaintext, said so",
 			cluster: &clusterv3.Cluster{TransportSocketMatches: []*clusterv3.Cluster_TransportSocketMatch{
 				match(t, "tlsMode-istio", istio, sds), match(t, "tlsMode-disabled", nil, raw)}},
-			wantNotes: []string{"transport_socket_matches[tlsMode-istio]: its endpoints are reached in plaintext (transport_socket_matches[tlsMode-disabled]) until mTLS with SDS certificates is available"}},
+			wantNotes: []string{"transport_socket_matches[tlsMode-istio]: its endpoints are reached in plaintext (transport_socket_matches[tlsMode-disabled]) until per-endpoint transport sockets are supported"}},
 		{name: "SDS match with nothing plaintext after it",
 			cluster: &clusterv3.Cluster{TransportSocketMatches: []*clusterv3.Cluster_TransportSocketMatch{match(t, "tlsMode-istio", istio, sds)}},
-			wantErr: "transport_socket_matches[tlsMode-istio]: SDS certificates are not supported yet, and no plaintext match covers its endpoints"},
+			wantErr: "transport_socket_matches[tlsMode-istio]: per-endpoint transport sockets are not supported yet, and no plaintext match covers its endpoints"},
 		{name: "a plaintext match that covers only other endpoints does not count",
 			cluster: &clusterv3.Cluster{TransportSocketMatches: []*clusterv3.Cluster_TransportSocketMatch{
 				match(t, "mtls", istio, sds), match(t, "other", map[string]any{"tlsMode": "disabled"}, raw), match(t, "tls-all", nil, plainTLS)}},
@@ -72,13 +73,17 @@ func TestUpstreamTLS_TransportSocketMatches(t *testing.T) {
 			cluster: &clusterv3.Cluster{TransportSocket: plainTLS, TransportSocketMatches: []*clusterv3.Cluster_TransportSocketMatch{
 				match(t, "a", istio, plainTLS)}},
 			wantTLS: true},
-		{name: "SDS as the cluster's own socket",
+		{name: "SDS as the cluster's own socket (DestinationRule ISTIO_MUTUAL)",
 			cluster: &clusterv3.Cluster{TransportSocket: sds},
-			wantErr: "SDS is not supported yet"},
+			wantTLS: true},
+		{name: "the same SDS socket for every endpoint",
+			cluster: &clusterv3.Cluster{TransportSocketMatches: []*clusterv3.Cluster_TransportSocketMatch{
+				match(t, "tlsMode-istio", istio, sds), match(t, "all", nil, sds)}},
+			wantTLS: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			conf, notes, err := upstreamTLS(tt.cluster)
+			conf, notes, err := upstreamTLS(tt.cluster, secrets.NewTable())
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("upstreamTLS = %v, want an error saying %q", err, tt.wantErr)

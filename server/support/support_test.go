@@ -106,13 +106,20 @@ func TestCheck(t *testing.T) {
 			wantErr: "cluster_type: custom cluster types",
 		},
 		{
-			name: "SAN checks fail closed",
+			name: "certificate pinning fails closed",
 			resource: &clusterv3.Cluster{Name: "tls", TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls",
 				ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(t, &tlsv3.UpstreamTlsContext{
 					CommonTlsContext: &tlsv3.CommonTlsContext{ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{
-						ValidationContext: &tlsv3.CertificateValidationContext{MatchSubjectAltNames: nil,
+						ValidationContext: &tlsv3.CertificateValidationContext{VerifyCertificateSpki: []string{"abc"}}}}})}}},
+			wantErr: "transport_socket.typed_config.common_tls_context.validation_context.verify_certificate_spki: certificate SPKI pinning is not enforced yet",
+		},
+		{
+			name: "SAN checks are enforced, so accepted",
+			resource: &clusterv3.Cluster{Name: "tls", TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls",
+				ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(t, &tlsv3.UpstreamTlsContext{
+					CommonTlsContext: &tlsv3.CommonTlsContext{ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{
+						ValidationContext: &tlsv3.CertificateValidationContext{
 							MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{SanType: tlsv3.SubjectAltNameMatcher_URI}}}}}})}}},
-			wantErr: "transport_socket.typed_config.common_tls_context.validation_context.match_typed_subject_alt_names: subject alt name checks are not enforced yet",
 		},
 		{
 			name: "weighted cluster header edits, once per path",

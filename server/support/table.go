@@ -693,8 +693,8 @@ var table = map[string]map[string]status{
 		"watched_directory":                    harmless,
 		"verify_certificate_spki":              refused("certificate SPKI pinning is not enforced yet"),
 		"verify_certificate_hash":              refused("certificate hash pinning is not enforced yet"),
-		"match_typed_subject_alt_names":        refused("subject alt name checks are not enforced yet"),
-		"match_subject_alt_names":              refused("subject alt name checks are not enforced yet"), // deprecated
+		"match_typed_subject_alt_names":        ok,
+		"match_subject_alt_names":              ok, // deprecated
 		"require_signed_certificate_timestamp": refusedUnless("signed certificate timestamps are not checked", isFalse),
 		"crl":                                  refused("certificate revocation lists are not checked yet"),
 		"allow_expired_certificate":            ignoredUnless("expired certificates are refused", isFalse),

@@ -1,135 +1,137 @@
 // Package tlsconf turns Envoy TLS contexts (DownstreamTlsContext,
-// UpstreamTlsContext) into crypto/tls configs, reading certificates from
-// files or inline data.
+// UpstreamTlsContext) into crypto/tls configs, reading certificates and
+// trust anchors from files, inline data or SDS secrets (secrets.Table),
+// which are read again at every handshake so that rotation needs no
+// recompile.
 package tlsconf
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/meshgate/meshgate/server/secrets"
 )
 
 // Client builds the config a cluster dials with. As in Envoy, the server
 // certificate is verified only when a validation context says against what
-// (trusted_ca, or system_root_certs for the system pool).
-func Client(utc *tlsv3.UpstreamTlsContext) (*tls.Config, error) {
+// (trusted_ca, a validation context secret, or system_root_certs), and its
+// subject alt names only when matchers are given.
+func Client(utc *tlsv3.UpstreamTlsContext, table *secrets.Table) (*tls.Config, error) {
 	conf := &tls.Config{ServerName: utc.GetSni(), MinVersion: tls.VersionTLS12}
 	common := utc.GetCommonTlsContext()
-	certs, err := certificates(common)
+	certs, ref, err := certificates(common, table)
 	if err != nil {
 		return nil, err
 	}
 	conf.Certificates = certs
-	vc, err := validationContext(common)
+	if ref != nil {
+		conf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return current(ref) }
+	}
+	v, err := newVerifier(common, table)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case vc.GetTrustedCa() != nil:
-		if conf.RootCAs, err = pool(vc.GetTrustedCa()); err != nil {
-			return nil, err
-		}
-	case vc.GetSystemRootCerts() != nil:
-		// nil RootCAs selects the system pool.
-	default:
+	case v == nil:
 		conf.InsecureSkipVerify = true //nolint:gosec // Envoy's behaviour without a trust anchor.
+	case v.plain():
+		// Static roots and no matchers: crypto/tls verifies, as before.
+		conf.RootCAs = v.static
+	default:
+		conf.InsecureSkipVerify = true //nolint:gosec // verified by VerifyConnection below.
+		conf.VerifyConnection = v.verify
 	}
 	return conf, nil
 }
 
 // Server builds the config a listener terminates TLS with, offering ALPN
 // h2 and http/1.1 unless the context lists its own protocols.
-func Server(dtc *tlsv3.DownstreamTlsContext) (*tls.Config, error) {
+func Server(dtc *tlsv3.DownstreamTlsContext, table *secrets.Table) (*tls.Config, error) {
 	common := dtc.GetCommonTlsContext()
-	certs, err := certificates(common)
+	certs, ref, err := certificates(common, table)
 	if err != nil {
 		return nil, err
 	}
-	if len(certs) == 0 {
-		return nil, errors.New("common_tls_context.tls_certificates: a listener needs a certificate")
+	if len(certs) == 0 && ref == nil {
+		return nil, errors.New("common_tls_context: a listener needs a certificate (tls_certificates or tls_certificate_sds_secret_configs)")
 	}
 	conf := &tls.Config{Certificates: certs, MinVersion: tls.VersionTLS12, NextProtos: common.GetAlpnProtocols()}
+	if ref != nil {
+		conf.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return current(ref) }
+	}
 	if len(conf.NextProtos) == 0 {
 		conf.NextProtos = []string{"h2", "http/1.1"}
 	}
-	vc, err := validationContext(common)
+	v, err := newVerifier(common, table)
 	if err != nil {
 		return nil, err
 	}
-	if vc.GetTrustedCa() != nil {
-		if conf.ClientCAs, err = pool(vc.GetTrustedCa()); err != nil {
-			return nil, err
-		}
+	require := dtc.GetRequireClientCertificate().GetValue()
+	switch {
+	case v == nil && require:
+		return nil, errors.New("require_client_certificate: needs a validation context (trusted_ca or a validation context secret)")
+	case v == nil:
+	case v.plain() && v.static != nil:
+		conf.ClientCAs = v.static
 		conf.ClientAuth = tls.VerifyClientCertIfGiven
-	}
-	if dtc.GetRequireClientCertificate().GetValue() {
-		if conf.ClientCAs == nil {
-			return nil, errors.New("require_client_certificate: needs a validation_context with trusted_ca")
+		if require {
+			conf.ClientAuth = tls.RequireAndVerifyClientCert
 		}
-		conf.ClientAuth = tls.RequireAndVerifyClientCert
+	default:
+		// Roots that rotate, or matchers: verified after the handshake's
+		// own checks, against the roots of the moment.
+		conf.ClientAuth = tls.RequestClientCert
+		if require {
+			conf.ClientAuth = tls.RequireAnyClientCert
+		}
+		conf.VerifyConnection = v.verify
 	}
 	return conf, nil
 }
 
-func certificates(common *tlsv3.CommonTlsContext) ([]tls.Certificate, error) {
-	if len(common.GetTlsCertificateSdsSecretConfigs()) > 0 {
-		return nil, errors.New("common_tls_context.tls_certificate_sds_secret_configs: SDS is not supported yet")
+// certificates reads a context's certificates: inline or from files, or
+// the one SDS secret it names.
+func certificates(common *tlsv3.CommonTlsContext, table *secrets.Table) ([]tls.Certificate, *secrets.Ref, error) {
+	if sds := common.GetTlsCertificateSdsSecretConfigs(); len(sds) > 0 {
+		switch {
+		case len(sds) > 1:
+			return nil, nil, errors.New("common_tls_context.tls_certificate_sds_secret_configs: one secret is supported")
+		case len(common.GetTlsCertificates()) > 0:
+			return nil, nil, errors.New("common_tls_context: give tls_certificates or tls_certificate_sds_secret_configs, not both")
+		case sds[0].GetName() == "":
+			return nil, nil, errors.New("common_tls_context.tls_certificate_sds_secret_configs[0].name: must be set")
+		case table == nil:
+			return nil, nil, errors.New("common_tls_context.tls_certificate_sds_secret_configs: SDS secrets are not available here")
+		}
+		return nil, table.Ref(sds[0].GetName()), nil
 	}
 	var out []tls.Certificate
 	for i, c := range common.GetTlsCertificates() {
-		certPEM, err := ReadData(c.GetCertificateChain())
+		certPEM, err := secrets.ReadData(c.GetCertificateChain())
 		if err != nil {
-			return nil, fmt.Errorf("tls_certificates[%d].certificate_chain: %w", i, err)
+			return nil, nil, fmt.Errorf("tls_certificates[%d].certificate_chain: %w", i, err)
 		}
-		keyPEM, err := ReadData(c.GetPrivateKey())
+		keyPEM, err := secrets.ReadData(c.GetPrivateKey())
 		if err != nil {
-			return nil, fmt.Errorf("tls_certificates[%d].private_key: %w", i, err)
+			return nil, nil, fmt.Errorf("tls_certificates[%d].private_key: %w", i, err)
 		}
 		kp, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
-			return nil, fmt.Errorf("tls_certificates[%d]: %w", i, err)
+			return nil, nil, fmt.Errorf("tls_certificates[%d]: %w", i, err)
 		}
 		out = append(out, kp)
 	}
-	return out, nil
+	return out, nil, nil
 }
 
-func validationContext(common *tlsv3.CommonTlsContext) (*tlsv3.CertificateValidationContext, error) {
-	if common.GetValidationContext() == nil && common.GetValidationContextType() != nil {
-		return nil, errors.New("common_tls_context: only an inline validation_context is supported")
+// current is the certificate a secret holds now.
+func current(ref *secrets.Ref) (*tls.Certificate, error) {
+	s := ref.Load()
+	if s == nil || s.Cert == nil {
+		return nil, fmt.Errorf("the certificate of SDS secret %q has not arrived", ref.Name())
 	}
-	return common.GetValidationContext(), nil
-}
-
-func pool(ds *corev3.DataSource) (*x509.CertPool, error) {
-	pem, err := ReadData(ds)
-	if err != nil {
-		return nil, fmt.Errorf("trusted_ca: %w", err)
-	}
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(pem) {
-		return nil, errors.New("trusted_ca: no PEM certificate found")
-	}
-	return p, nil
-}
-
-// ReadData reads an Envoy DataSource.
-func ReadData(ds *corev3.DataSource) ([]byte, error) {
-	switch s := ds.GetSpecifier().(type) {
-	case *corev3.DataSource_Filename:
-		return os.ReadFile(s.Filename)
-	case *corev3.DataSource_InlineBytes:
-		return s.InlineBytes, nil
-	case *corev3.DataSource_InlineString:
-		return []byte(s.InlineString), nil
-	case nil:
-		return nil, errors.New("data source is empty")
-	default:
-		return nil, fmt.Errorf("data source %T is not supported", s)
-	}
+	return s.Cert, nil
 }
