@@ -57,7 +57,7 @@ type Options struct {
 }
 
 // typeOrder is the order in which subscriptions are sent (as Envoy does).
-var typeOrder = []string{config.ClusterType, config.EndpointType, config.ListenerType, config.RouteType}
+var typeOrder = []string{config.ClusterType, config.EndpointType, config.ListenerType, config.RouteType, config.SecretType}
 
 // wildcard reports whether a type is subscribed to whole (LDS, CDS): its
 // state-of-the-world responses list every resource, and absence deletes.
@@ -311,8 +311,8 @@ func (c *Client) subscriptionsLocked(all bool) []*discoveryv3.DiscoveryRequest {
 }
 
 // neededLocked lists, sorted, the route configurations the staged and
-// live listeners name (RDS) or the endpoints the staged and live EDS
-// clusters read.
+// live listeners name (RDS), the endpoints the staged and live EDS
+// clusters read, or the secrets either asks for over ADS (SDS).
 func (c *Client) neededLocked(typeURL string) []string {
 	set := map[string]bool{}
 	for _, r := range []resources{c.staged, c.live} {
@@ -327,6 +327,14 @@ func (c *Client) neededLocked(typeURL string) []string {
 			for _, e := range r[config.ClusterType] {
 				if name := edsName(e.msg.(*clusterv3.Cluster)); name != "" {
 					set[name] = true
+				}
+			}
+		case config.SecretType:
+			for _, t := range []string{config.ListenerType, config.ClusterType} {
+				for _, e := range r[t] {
+					for _, name := range adsSecrets(e.msg) {
+						set[name] = true
+					}
 				}
 			}
 		}
@@ -505,6 +513,8 @@ func kind(t string) string {
 		return "cds"
 	case config.EndpointType:
 		return "eds"
+	case config.SecretType:
+		return "sds"
 	}
 	return t
 }

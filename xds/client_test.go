@@ -8,6 +8,8 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
@@ -339,4 +341,43 @@ func subscribed(m proto.Message) []string {
 		return r.GetResourceNamesSubscribe()
 	}
 	return nil
+}
+
+// A cluster whose TLS certificate comes over ADS (an Istio credentialName
+// secret) warms until the secret arrives, and the client asks for it by
+// name; one whose secrets come from the gateway's own identity (Istio's
+// sds-grpc) neither waits nor asks. A new secret version replaces the old.
+func TestClient_SecretsWarm(t *testing.T) { forBoth(t, testSecretsWarm) }
+
+func testSecretsWarm(t *testing.T, delta bool) {
+	d := newDriver(t, delta, 5*time.Second)
+	ads := &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}}
+	agent := &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_ApiConfigSource{ApiConfigSource: &corev3.ApiConfigSource{
+		ApiType: corev3.ApiConfigSource_GRPC, GrpcServices: []*corev3.GrpcService{{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+			EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: "sds-grpc"}}}}}}}
+	withTLS := func(name string, source *corev3.ConfigSource) func(*clusterv3.Cluster) {
+		return func(c *clusterv3.Cluster) {
+			c.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{
+				TypedConfig: mustAny(t, &tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+					TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: name, SdsConfig: source}}}})}}
+		}
+	}
+	wantAck(t, d.push(config.ClusterType, "1", cluster("mesh", withTLS("default", agent)), cluster("gw", withTLS("kubernetes://gw", ads))))
+	d.waitStore(config.ClusterType, map[string]string{"mesh": "1"})
+	req := d.fs.next(t, config.SecretType)
+	if got := subscribed(req); !slices.Equal(got, []string{"kubernetes://gw"}) {
+		t.Fatalf("secrets asked for = %v, want [kubernetes://gw]", got)
+	}
+	wantAck(t, d.push(config.SecretType, "1", secret("kubernetes://gw", "one")))
+	d.waitStore(config.ClusterType, map[string]string{"mesh": "1", "gw": "1"})
+	d.wantStore(config.SecretType, map[string]string{"kubernetes://gw": "1"})
+
+	wantAck(t, d.push(config.SecretType, "2", secret("kubernetes://gw", "two")))
+	d.waitStore(config.SecretType, map[string]string{"kubernetes://gw": "2"})
+	d.wantStore(config.ClusterType, map[string]string{"mesh": "1", "gw": "1"})
+}
+
+func secret(name, body string) *tlsv3.Secret {
+	return &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+		TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}}}}}
 }

@@ -304,10 +304,10 @@ func (c *Client) viewOf(cand resources, now time.Time) (view resources, full boo
 	for name, e := range cand[config.ClusterType] {
 		eds := edsName(e.msg.(*clusterv3.Cluster))
 		_, has := cand.get(config.EndpointType, eds)
-		pick(config.ClusterType, name, eds == "" || has)
+		pick(config.ClusterType, name, (eds == "" || has) && hasSecrets(cand, e.msg))
 	}
 	for name, e := range cand[config.ListenerType] {
-		ready := true
+		ready := hasSecrets(cand, e.msg)
 		for _, rds := range rdsNames(e.msg.(*listenerv3.Listener)) {
 			if _, ok := cand.get(config.RouteType, rds); !ok {
 				ready = false
@@ -334,6 +334,13 @@ func (c *Client) viewOf(cand resources, now time.Time) (view resources, full boo
 			dep(config.EndpointType, eds)
 		}
 	}
+	for _, t := range []string{config.ListenerType, config.ClusterType} {
+		for _, e := range view[t] {
+			for _, name := range adsSecrets(e.msg) {
+				dep(config.SecretType, name)
+			}
+		}
+	}
 	// Start the clock of what began to wait; forget what no longer does.
 	for _, t := range []string{config.ListenerType, config.ClusterType} {
 		for name := range c.warming[t] {
@@ -351,6 +358,29 @@ func (c *Client) viewOf(cand resources, now time.Time) (view resources, full boo
 		}
 	}
 	return view, full
+}
+
+// hasSecrets reports whether every secret that a listener or cluster
+// asks for over ADS is in cand: as Envoy does, it warms until they come.
+func hasSecrets(cand resources, m proto.Message) bool {
+	for _, name := range adsSecrets(m) {
+		if _, ok := cand.get(config.SecretType, name); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// adsSecrets names the secrets that a listener or cluster asks for over
+// the ADS stream (the others come from the gateway's identity or files).
+func adsSecrets(m proto.Message) []string {
+	var out []string
+	for _, r := range config.SecretRefs(m) {
+		if r.ADS {
+			out = append(out, r.Name)
+		}
+	}
+	return out
 }
 
 // waitedOut reports whether a listener or cluster has waited for its
@@ -381,17 +411,28 @@ func (c *Client) updateSyncedLocked(now time.Time) {
 // pruned drops the route configurations and endpoints that neither a
 // staged nor a live listener or cluster reads.
 func (c *Client) pruned(cand resources) resources {
-	routes, eds := map[string]bool{}, map[string]bool{}
+	routes, eds, secrets := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, r := range []resources{cand, c.live} {
 		for _, e := range r[config.ListenerType] {
 			for _, n := range rdsNames(e.msg.(*listenerv3.Listener)) {
 				routes[n] = true
+			}
+			for _, n := range adsSecrets(e.msg) {
+				secrets[n] = true
 			}
 		}
 		for _, e := range r[config.ClusterType] {
 			if n := edsName(e.msg.(*clusterv3.Cluster)); n != "" {
 				eds[n] = true
 			}
+			for _, n := range adsSecrets(e.msg) {
+				secrets[n] = true
+			}
+		}
+	}
+	for n := range cand[config.SecretType] {
+		if !secrets[n] {
+			delete(cand[config.SecretType], n)
 		}
 	}
 	for n := range cand[config.RouteType] {
@@ -411,7 +452,7 @@ func (c *Client) pruned(cand resources) resources {
 // initial fetch deadline), and forgets failures of route configurations
 // and endpoints nothing asks for any more.
 func (c *Client) afterStageLocked(ctx context.Context) {
-	for _, t := range []string{config.RouteType, config.EndpointType} {
+	for _, t := range []string{config.RouteType, config.EndpointType, config.SecretType} {
 		need := map[string]bool{}
 		for _, n := range c.neededLocked(t) {
 			need[n] = true

@@ -17,6 +17,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -135,7 +136,14 @@ func (a *admin) configDump(w http.ResponseWriter, _ *http.Request) {
 		listeners adminv3.ListenersConfigDump
 		routes    adminv3.RoutesConfigDump
 		endpoints adminv3.EndpointsConfigDump
+		secrets   adminv3.SecretsConfigDump
 	)
+	for _, r := range set.All(config.SecretType) {
+		secrets.DynamicActiveSecrets = append(secrets.DynamicActiveSecrets, &adminv3.SecretsConfigDump_DynamicSecret{
+			Name: r.Name, VersionInfo: r.Version, LastUpdated: ts(r), Secret: mustAny(redacted(r.Message.(*tlsv3.Secret))),
+			ClientStatus: adminv3.ClientResourceStatus_ACKED,
+		})
+	}
 	for _, r := range set.All(config.ClusterType) {
 		clusters.DynamicActiveClusters = append(clusters.DynamicActiveClusters, &adminv3.ClustersConfigDump_DynamicCluster{
 			VersionInfo: r.Version, Cluster: mustAny(r.Message), LastUpdated: ts(r), ClientStatus: adminv3.ClientResourceStatus_ACKED,
@@ -159,9 +167,11 @@ func (a *admin) configDump(w http.ResponseWriter, _ *http.Request) {
 		})
 	}
 	if a.failures != nil {
-		addFailures(a.failures(), &clusters, &listeners, &routes, &endpoints)
+		failures := a.failures()
+		addFailures(failures, &clusters, &listeners, &routes, &endpoints)
+		addSecretFailures(failures[config.SecretType], &secrets)
 	}
-	dump := &adminv3.ConfigDump{Configs: []*anypb.Any{mustAny(&clusters), mustAny(&listeners), mustAny(&routes), mustAny(&endpoints)}}
+	dump := &adminv3.ConfigDump{Configs: []*anypb.Any{mustAny(&clusters), mustAny(&listeners), mustAny(&routes), mustAny(&endpoints), mustAny(&secrets)}}
 	if a.descriptors != nil {
 		if list := a.descriptors(); len(list) > 0 {
 			dump.Configs = append(dump.Configs, mustAny(&adminv1.DescriptorsConfigDump{Transcoders: list}))
@@ -408,6 +418,55 @@ func addFailures(failures map[string]map[string]config.Failure, clusters *adminv
 		}, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{})
 		entry.ErrorState, entry.ClientStatus = state(f), adminv3.ClientResourceStatus_NACKED
 	}
+}
+
+// addSecretFailures marks the secrets the control plane sent and this
+// gateway refused; the refused secret is shown redacted, as active ones.
+func addSecretFailures(failures map[string]config.Failure, secrets *adminv3.SecretsConfigDump) {
+	for _, name := range sortedNames(failures) {
+		f := failures[name]
+		entry := findOrAdd(&secrets.DynamicActiveSecrets, func(d *adminv3.SecretsConfigDump_DynamicSecret) bool {
+			return d.GetName() == name
+		}, &adminv3.SecretsConfigDump_DynamicSecret{Name: name})
+		var failed *anypb.Any
+		var sec tlsv3.Secret
+		if f.Resource != nil && f.Resource.UnmarshalTo(&sec) == nil {
+			failed = mustAny(redacted(&sec))
+		}
+		entry.ErrorState = &adminv3.UpdateFailureState{
+			FailedConfiguration: failed, LastUpdateAttempt: timestamppb.New(f.Time), Details: f.Details, VersionInfo: f.Version,
+		}
+		entry.ClientStatus = adminv3.ClientResourceStatus_NACKED
+	}
+}
+
+// redacted is a copy of a secret without its private parts (private keys,
+// passwords, generic secrets, session ticket keys), which Envoy's
+// /config_dump shows as "[redacted]" too.
+func redacted(s *tlsv3.Secret) *tlsv3.Secret {
+	out := proto.Clone(s).(*tlsv3.Secret)
+	hidden := func() *corev3.DataSource {
+		return &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "[redacted]"}}
+	}
+	switch t := out.GetType().(type) {
+	case *tlsv3.Secret_TlsCertificate:
+		if t.TlsCertificate.GetPrivateKey() != nil {
+			t.TlsCertificate.PrivateKey = hidden()
+		}
+		if t.TlsCertificate.GetPassword() != nil {
+			t.TlsCertificate.Password = hidden()
+		}
+		if t.TlsCertificate.GetPkcs12() != nil {
+			t.TlsCertificate.Pkcs12 = hidden()
+		}
+	case *tlsv3.Secret_GenericSecret:
+		t.GenericSecret.Secret = hidden()
+	case *tlsv3.Secret_SessionTicketKeys:
+		for i := range t.SessionTicketKeys.GetKeys() {
+			t.SessionTicketKeys.Keys[i] = hidden()
+		}
+	}
+	return out
 }
 
 func findOrAdd[T any](list *[]*T, match func(*T) bool, fresh *T) *T {

@@ -1,7 +1,9 @@
 package admin_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,10 +12,14 @@ import (
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/internal/testpki"
 	"github.com/meshgate/meshgate/server"
 	"github.com/meshgate/meshgate/server/admin"
 )
@@ -84,8 +90,8 @@ func TestAdmin_ConfigDump(t *testing.T) {
 	}
 	var clusters adminv3.ClustersConfigDump
 	var listeners adminv3.ListenersConfigDump
-	if len(dump.GetConfigs()) != 4 || dump.GetConfigs()[0].UnmarshalTo(&clusters) != nil || dump.GetConfigs()[1].UnmarshalTo(&listeners) != nil {
-		t.Fatalf("configs = %v, want clusters, listeners, routes, endpoints", dump.GetConfigs())
+	if len(dump.GetConfigs()) != 5 || dump.GetConfigs()[0].UnmarshalTo(&clusters) != nil || dump.GetConfigs()[1].UnmarshalTo(&listeners) != nil {
+		t.Fatalf("configs = %v, want clusters, listeners, routes, endpoints, secrets", dump.GetConfigs())
 	}
 	if len(clusters.GetDynamicActiveClusters()) != 1 {
 		t.Fatalf("clusters = %v", clusters.GetDynamicActiveClusters())
@@ -97,6 +103,44 @@ func TestAdmin_ConfigDump(t *testing.T) {
 	}
 	if l := listeners.GetDynamicListeners(); len(l) != 1 || l[0].GetName() != "web" || l[0].GetActiveState().GetVersionInfo() != "file:abc" {
 		t.Errorf("listeners = %v, want web at file:abc", l)
+	}
+}
+
+// Secrets are dumped as Envoy dumps them: the certificate shown, the
+// private key "[redacted]".
+func TestAdmin_ConfigDumpRedactsSecrets(t *testing.T) {
+	srv, h := setup(t)
+	ca := testpki.NewCA(t, "mesh")
+	leaf := ca.Issue(t, testpki.LeafOptions{URIs: []string{"spiffe://cluster.local/ns/a/sa/b"}})
+	store := config.NewStore(srv)
+	sec := &tlsv3.Secret{Name: "default", Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+		CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: leaf.CertPEM}},
+		PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: leaf.KeyPEM}},
+	}}}
+	if err := store.Apply(context.Background(), config.Update{Source: "identity", Replace: []string{config.SecretType}, Resources: []proto.Message{sec}}); err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, h, "/config_dump")
+	if strings.Contains(body, "PRIVATE KEY") || strings.Contains(body, base64.StdEncoding.EncodeToString(leaf.KeyPEM)[:40]) {
+		t.Fatalf("/config_dump shows the private key:\n%s", body)
+	}
+	var dump adminv3.ConfigDump
+	if err := protojson.Unmarshal([]byte(body), &dump); err != nil {
+		t.Fatal(err)
+	}
+	var secrets adminv3.SecretsConfigDump
+	if err := dump.GetConfigs()[4].UnmarshalTo(&secrets); err != nil {
+		t.Fatal(err)
+	}
+	var got tlsv3.Secret
+	if len(secrets.GetDynamicActiveSecrets()) != 1 || secrets.GetDynamicActiveSecrets()[0].GetSecret().UnmarshalTo(&got) != nil {
+		t.Fatalf("secrets = %v, want default", secrets.GetDynamicActiveSecrets())
+	}
+	if k := got.GetTlsCertificate().GetPrivateKey().GetInlineString(); k != "[redacted]" {
+		t.Errorf("private key shown as %q, want [redacted]", k)
+	}
+	if !bytes.Equal(got.GetTlsCertificate().GetCertificateChain().GetInlineBytes(), leaf.CertPEM) {
+		t.Errorf("certificate chain not shown")
 	}
 }
 
