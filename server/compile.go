@@ -88,19 +88,20 @@ func (s *Server) compileListener(l *listenerv3.Listener, routes routeTables, res
 		case m == nil:
 		case m.GetTransportProtocol() != "" && m.GetTransportProtocol() != "tls" && m.GetTransportProtocol() != "raw_buffer":
 			return nil, fmt.Errorf("filter_chains[%d].filter_chain_match.transport_protocol: %q is not supported", i, m.GetTransportProtocol())
-		case len(m.GetServerNames()) > 0 || len(m.GetApplicationProtocols()) > 0 || m.GetDestinationPort() != nil ||
+		case len(m.GetApplicationProtocols()) > 0 || m.GetDestinationPort() != nil ||
 			len(m.GetPrefixRanges()) > 0 || len(m.GetSourcePrefixRanges()) > 0 || len(m.GetSourcePorts()) > 0:
-			return nil, fmt.Errorf("filter_chains[%d].filter_chain_match: only transport_protocol is supported", i)
+			return nil, fmt.Errorf("filter_chains[%d].filter_chain_match: only transport_protocol and server_names are supported", i)
+		case len(m.GetServerNames()) > 0 && fc.GetTransportSocket().GetName() != config.TLSTransportSocket:
+			return nil, fmt.Errorf("filter_chains[%d].filter_chain_match.server_names: only a TLS chain can match on server names", i)
 		}
 		ch, tlsConf, err := s.compileChain(l.GetName(), fc, routes, resolve, keep)
 		if err != nil {
 			return nil, fmt.Errorf("filter_chains[%d]: %w", i, err)
 		}
 		if tlsConf != nil {
-			if out.state.tls != nil {
-				return nil, fmt.Errorf("filter_chains[%d]: a second TLS chain (SNI selection is not supported)", i)
+			if err := out.state.addTLSChain(tlsChain{names: m.GetServerNames(), ch: &ch.chain, conf: tlsConf}); err != nil {
+				return nil, fmt.Errorf("filter_chains[%d]: %w", i, err)
 			}
-			out.state.tls, out.state.tlsC = &ch.chain, tlsConf
 		} else {
 			if out.state.plain != nil {
 				return nil, fmt.Errorf("filter_chains[%d]: a second cleartext chain", i)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,8 +42,7 @@ type listener struct {
 type listenerState struct {
 	name  string
 	plain *chain      // nil: cleartext is refused
-	tls   *chain      // nil: TLS is refused
-	tlsC  *tls.Config // the TLS chain's config
+	tls   []tlsChain  // by server name (SNI); none: TLS is refused
 	dubbo *dubboProxy // nil: Dubbo2 consumers are refused
 }
 
@@ -116,7 +116,8 @@ func (l *listener) classify(c net.Conn) {
 	st := l.state.Load()
 	var out net.Conn = c
 	var first byte
-	sniff := (st.tls != nil && st.plain != nil) || (st.dubbo != nil && (st.tls != nil || st.plain != nil))
+	hasTLS := len(st.tls) > 0
+	sniff := (hasTLS && st.plain != nil) || (st.dubbo != nil && (hasTLS || st.plain != nil))
 	if sniff {
 		_ = c.SetReadDeadline(time.Now().Add(sniffTimeout))
 		var b [1]byte
@@ -133,11 +134,11 @@ func (l *listener) classify(c net.Conn) {
 		// Dubbo2's magic: a Dubbo consumer.
 		l.serveDubbo(out, st.dubbo)
 		return
-	case st.tls != nil && st.plain != nil:
+	case hasTLS && st.plain != nil:
 		if first == 0x16 { // a TLS handshake record
 			out = tls.Server(out, l.tlsConfig())
 		}
-	case st.tls != nil:
+	case hasTLS:
 		if sniff && first != 0x16 {
 			_ = c.Close() // cleartext on a TLS-only port
 			return
@@ -154,16 +155,21 @@ func (l *listener) classify(c net.Conn) {
 	}
 }
 
-// tlsConfig reads the current certificates at each handshake, so a reload
-// changes them without rebinding.
+// tlsConfig picks, at each handshake, the TLS chain of the client's
+// server name (SNI) and its current config, so that a reload changes them
+// without rebinding.
 func (l *listener) tlsConfig() *tls.Config {
 	return &tls.Config{
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			st := l.state.Load()
-			if st.tlsC == nil {
-				return nil, errors.New("TLS is no longer served on this port")
+			tc := st.tlsChainFor(hello.ServerName)
+			if tc == nil {
+				if len(st.tls) == 0 {
+					return nil, errors.New("TLS is no longer served on this port")
+				}
+				return nil, fmt.Errorf("no filter chain serves server name %q", hello.ServerName)
 			}
-			return st.tlsC, nil
+			return tc.conf, nil
 		},
 	}
 }
@@ -190,7 +196,10 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := l.state.Load()
 	ch := st.plain
 	if r.TLS != nil {
-		ch = st.tls
+		ch = nil
+		if tc := st.tlsChainFor(r.TLS.ServerName); tc != nil {
+			ch = tc.ch
+		}
 	}
 	if ch == nil {
 		wire.WriteError(w, r, http.StatusMisdirectedRequest, codeUnavailable, "this listener no longer serves this kind of connection")

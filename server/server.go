@@ -234,7 +234,7 @@ func (s *Server) swapListeners(p *snapshot, bound map[string]*listener) {
 			ln = bound[addr]
 			ln.maxHeaderBytes = cl.maxHeaderBytes
 		}
-		for _, ch := range []*chain{cl.state.plain, cl.state.tls} {
+		for _, ch := range cl.state.chains() {
 			if ch != nil {
 				ch.checkHeaders = ch.maxHeaderBytes < ln.maxHeaderBytes
 			}
@@ -299,7 +299,7 @@ func (s *Server) Descriptors() []*adminv1.TranscoderDescriptors {
 	var out []*adminv1.TranscoderDescriptors
 	for _, st := range states {
 		seen := map[httpfilter.Filter]bool{}
-		for _, ch := range []*chain{st.plain, st.tls} {
+		for _, ch := range st.chains() {
 			if ch == nil {
 				continue
 			}

@@ -362,19 +362,29 @@ func testSecretsWarm(t *testing.T, delta bool) {
 					TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: name, SdsConfig: source}}}})}}
 		}
 	}
+	// The first config goes live whole, once its secrets are in.
 	wantAck(t, d.push(config.ClusterType, "1", cluster("mesh", withTLS("default", agent)), cluster("gw", withTLS("kubernetes://gw", ads))))
-	d.waitStore(config.ClusterType, map[string]string{"mesh": "1"})
 	req := d.fs.next(t, config.SecretType)
 	if got := subscribed(req); !slices.Equal(got, []string{"kubernetes://gw"}) {
 		t.Fatalf("secrets asked for = %v, want [kubernetes://gw]", got)
 	}
+	d.wantStore(config.ClusterType, map[string]string{})
 	wantAck(t, d.push(config.SecretType, "1", secret("kubernetes://gw", "one")))
 	d.waitStore(config.ClusterType, map[string]string{"mesh": "1", "gw": "1"})
 	d.wantStore(config.SecretType, map[string]string{"kubernetes://gw": "1"})
 
-	wantAck(t, d.push(config.SecretType, "2", secret("kubernetes://gw", "two")))
-	d.waitStore(config.SecretType, map[string]string{"kubernetes://gw": "2"})
+	// A cluster added later warms alone until its secret comes.
+	wantAck(t, d.push(config.ClusterType, "2", cluster("mesh", withTLS("default", agent)), cluster("gw", withTLS("kubernetes://gw", ads)),
+		cluster("gw2", withTLS("kubernetes://gw2", ads))))
+	req = d.fs.next(t, config.SecretType)
+	if got := subscribed(req); !slices.Contains(got, "kubernetes://gw2") {
+		t.Fatalf("secrets asked for = %v, want kubernetes://gw2 among them", got)
+	}
+	// (The store keeps the version of a resource whose content is the same.)
 	d.wantStore(config.ClusterType, map[string]string{"mesh": "1", "gw": "1"})
+	wantAck(t, d.push(config.SecretType, "2", secret("kubernetes://gw", "two"), secret("kubernetes://gw2", "one")))
+	d.waitStore(config.ClusterType, map[string]string{"mesh": "1", "gw": "1", "gw2": "2"})
+	d.waitStore(config.SecretType, map[string]string{"kubernetes://gw": "2", "kubernetes://gw2": "2"})
 }
 
 func secret(name, body string) *tlsv3.Secret {

@@ -55,6 +55,8 @@ func (p Protocol) String() string {
 type Cluster struct {
 	Name     string
 	Protocol Protocol
+	// socks are the transport sockets (TLS configs) of the endpoints.
+	socks *sockets
 	// EDSName is the ClusterLoadAssignment name an EDS cluster reads.
 	EDSName string
 	// Static reports whether endpoints come from the Cluster itself.
@@ -197,28 +199,31 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		out.Triple = true
 		out.DubboService = dubboService(md)
 	}
-	tlsConf, notes, err := upstreamTLS(c, opts.Secrets)
-	if err != nil {
+	if out.socks, err = upstreamTLS(c, opts.Secrets); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
-	out.Notes = append(out.Notes, notes...)
 	for key := range c.GetTypedExtensionProtocolOptions() {
 		if key != config.HTTPProtocolOptions && key != config.EndpointBreakerOptions {
 			out.Notes = append(out.Notes, fmt.Sprintf("typed_extension_protocol_options[%s]: not implemented; ignored", key))
 		}
 	}
-	if tlsConf != nil {
+	if !out.socks.perEndpoint && out.socks.all != nil {
 		out.scheme = "https"
 	}
-	if out.hc, err = healthChecker(c, tlsConf, out.rebuild); err != nil {
+	probeTLS := out.socks.all
+	if out.socks.perEndpoint && len(c.GetHealthChecks()) > 0 {
+		probeTLS = out.socks.fallback
+		out.Notes = append(out.Notes, "health_checks: probes use the cluster's transport_socket for every endpoint, not each endpoint's transport_socket_matches")
+	}
+	if out.hc, err = healthChecker(c, probeTLS, out.rebuild); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
 	dialer := &net.Dialer{Timeout: connectTimeoutOf(c), KeepAlive: 30 * time.Second}
 	if out.Protocol != HTTP2 && out.Protocol != Dubbo {
-		out.h1 = out.http1Transport(dialer, tlsConf, opts)
+		out.h1 = out.http1Transport(dialer, opts)
 	}
 	if out.Protocol != HTTP1 && out.Protocol != Dubbo {
-		out.h2 = out.http2Transport(dialer, tlsConf, opts)
+		out.h2 = out.http2Transport(dialer, opts)
 	}
 	out.hosts.Store(&hostSet{picker: governance.NewPicker(out.lb.builder, nil, out.lb.opts)})
 	if out.Static {
@@ -290,23 +295,70 @@ func dubboService(md *structpb.Struct) DubboService {
 // a config reload can keep it (and its pooled connections).
 func (c *Cluster) Same(spec *clusterv3.Cluster) bool { return proto.Equal(c.spec, spec) }
 
-func (c *Cluster) http1Transport(d *net.Dialer, tlsConf *tls.Config, opts Options) *http.Transport {
+func (c *Cluster) http1Transport(d *net.Dialer, opts Options) *http.Transport {
 	var p http.Protocols
 	p.SetHTTP1(true)
-	if tlsConf != nil {
-		tlsConf = tlsConf.Clone()
-		tlsConf.NextProtos = []string{"http/1.1"}
-	}
-	return &http.Transport{
+	t := &http.Transport{
 		Protocols:           &p,
 		DialContext:         c.dial(d),
-		TLSClientConfig:     tlsConf,
 		DisableCompression:  true, // a proxy forwards encodings untouched
 		MaxIdleConnsPerHost: 1024,
 		MaxConnsPerHost:     int(c.thresholds[0].MaxConnections),
 		IdleConnTimeout:     opts.IdleConnTimeout,
 		TLSHandshakeTimeout: d.Timeout,
 	}
+	switch {
+	case c.socks.perEndpoint:
+		// The scheme is http and each dial does its endpoint's TLS.
+		dial := c.dial(d)
+		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			raw, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return c.handshake(ctx, raw, addr, c.hostTLS(addr), "http/1.1", d.Timeout)
+		}
+	case c.socks.all != nil:
+		t.TLSClientConfig = c.socks.all.Clone()
+		t.TLSClientConfig.NextProtos = alpn(c.socks.all, "http/1.1")
+	}
+	return t
+}
+
+// hostTLS is the TLS config of the endpoint at addr (nil: plaintext). An
+// address no longer in the cluster gets the cluster's transport_socket.
+func (c *Cluster) hostTLS(addr string) *tls.Config {
+	if c.socks == nil {
+		return nil
+	}
+	if !c.socks.perEndpoint {
+		return c.socks.all
+	}
+	if h := c.host(addr); h != nil {
+		return h.Spec().TLS
+	}
+	return c.socks.fallback
+}
+
+// handshake runs the client TLS handshake of conf over raw, offering proto
+// by ALPN (raw as it is when conf is nil).
+func (c *Cluster) handshake(ctx context.Context, raw net.Conn, addr string, conf *tls.Config, proto string, timeout time.Duration) (net.Conn, error) {
+	if conf == nil {
+		return raw, nil
+	}
+	cfg := conf.Clone()
+	cfg.NextProtos = alpn(conf, proto)
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	tc := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("cluster %q: TLS handshake with %s: %w", c.Name, addr, err)
+	}
+	return tc, nil
 }
 
 // dial counts connections per host.

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"slices"
@@ -45,6 +46,9 @@ type HostSpec struct {
 	LocalityWeight uint32
 	// EDSHealth is the health status the assignment gave.
 	EDSHealth corev3.HealthStatus
+	// TLS is the endpoint's transport socket (nil: plaintext), chosen by
+	// its metadata from the cluster's transport_socket_matches.
+	TLS *tls.Config
 }
 
 // Spec returns the host's current weight, priority, locality and EDS
@@ -158,6 +162,7 @@ func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
 	now := c.now()
 	var members []*Host
 	seen := map[string]bool{}
+	socketChanged := false
 	for _, lle := range cla.GetEndpoints() {
 		loc := lle.GetLocality()
 		locality := loc.GetRegion() + "/" + loc.GetZone() + "/" + loc.GetSubZone()
@@ -178,12 +183,18 @@ func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
 					h.breaker = governance.NewEndpointBreaker(c.Name+"/"+addr, c.breakerCfg, c.breakerChanged)
 				}
 			}
+			sock := c.socks.forEndpoint(lbe, lle)
+			if old := h.Spec(); old != nil && old.TLS != sock {
+				// Its pooled connections are of its old socket.
+				socketChanged = true
+			}
 			h.spec.Store(&HostSpec{
 				Weight:         max(lbe.GetLoadBalancingWeight().GetValue(), 1),
 				Priority:       lle.GetPriority(),
 				Locality:       locality,
 				LocalityWeight: lle.GetLoadBalancingWeight().GetValue(),
 				EDSHealth:      lbe.GetHealthStatus(),
+				TLS:            sock,
 			})
 			members = append(members, h)
 		}
@@ -217,6 +228,12 @@ func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
 	}
 	c.Stats.MembershipTotal.Store(int64(len(members)))
 	c.rebuildLocked()
+	if socketChanged {
+		// An endpoint moved between plaintext and mTLS (its tlsMode label
+		// changed): idle connections go; busy ones finish and stay
+		// pooled until idle (a known gap).
+		c.CloseIdle()
+	}
 	if c.Dubbo != nil {
 		c.Dubbo.Forget(seen) // providers that left: their connections drain and close
 	}

@@ -4,13 +4,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/server/secrets"
@@ -55,22 +58,103 @@ func protocol(c *clusterv3.Cluster) (Protocol, error) {
 	return HTTP1, nil
 }
 
-// upstreamTLS builds the client TLS config of a cluster, or nil for a
-// cleartext one, with notes on what it could not do as asked.
-func upstreamTLS(c *clusterv3.Cluster, table *secrets.Table) (*tls.Config, []string, error) {
-	ts := c.GetTransportSocket()
-	var notes []string
-	if ms := c.GetTransportSocketMatches(); len(ms) > 0 {
-		var err error
-		if ts, notes, err = matchedSocket(c.GetTransportSocket(), ms, table); err != nil {
-			return nil, nil, err
+// sockets are a cluster's transport sockets as crypto/tls configs (nil
+// for plaintext): one for every endpoint, or, when transport_socket_matches
+// differ, one per endpoint chosen by its metadata, as Envoy does (Istio's
+// auto mTLS: tlsMode-istio endpoints get the mesh's mTLS, the others
+// plaintext).
+type sockets struct {
+	// all is the config of every endpoint when perEndpoint is false.
+	all         *tls.Config
+	perEndpoint bool
+	matches     []socketMatch
+	// fallback is the cluster's transport_socket: for endpoints no match
+	// takes.
+	fallback *tls.Config
+}
+
+// socketMatch is one of transport_socket_matches.
+type socketMatch struct {
+	criteria map[string]*structpb.Value
+	conf     *tls.Config
+}
+
+// transportSocketMatch is the endpoint (or locality) metadata filter that
+// transport_socket_matches read.
+const transportSocketMatch = "envoy.transport_socket_match"
+
+// forEndpoint picks the socket of an endpoint: the first match whose every
+// criterion its metadata (else its locality's) holds, else the cluster's
+// transport_socket.
+func (s *sockets) forEndpoint(lbe *endpointv3.LbEndpoint, lle *endpointv3.LocalityLbEndpoints) *tls.Config {
+	if s == nil {
+		return nil
+	}
+	if !s.perEndpoint {
+		return s.all
+	}
+	md := lbe.GetMetadata().GetFilterMetadata()[transportSocketMatch]
+	if md == nil {
+		md = lle.GetMetadata().GetFilterMetadata()[transportSocketMatch]
+	}
+	for _, m := range s.matches {
+		ok := true
+		for k, v := range m.criteria {
+			got, has := md.GetFields()[k]
+			ok = ok && has && proto.Equal(got, v)
+		}
+		if ok {
+			return m.conf
 		}
 	}
-	conf, err := socketTLS(ts, table)
+	return s.fallback
+}
+
+// upstreamTLS builds the client TLS configs of a cluster's transport
+// sockets.
+func upstreamTLS(c *clusterv3.Cluster, table *secrets.Table) (*sockets, error) {
+	fallback, err := socketTLS(c.GetTransportSocket(), table)
 	if err != nil {
-		return nil, nil, fmt.Errorf("transport_socket: %w", err)
+		return nil, fmt.Errorf("transport_socket: %w", err)
 	}
-	return conf, notes, nil
+	out := &sockets{all: fallback, fallback: fallback}
+	// One socket for every endpoint when each match is the socket of
+	// the endpoints nothing matches, as in Istio's ISTIO_MUTUAL (no
+	// matches) or a match list that comes to the same.
+	catchAll := c.GetTransportSocket()
+	for _, m := range c.GetTransportSocketMatches() {
+		if len(m.GetMatch().GetFields()) == 0 {
+			catchAll = m.GetTransportSocket()
+			break
+		}
+	}
+	for _, m := range c.GetTransportSocketMatches() {
+		conf, err := socketTLS(m.GetTransportSocket(), table)
+		if err != nil {
+			return nil, fmt.Errorf("transport_socket_matches[%s]: %w", m.GetName(), err)
+		}
+		out.matches = append(out.matches, socketMatch{criteria: m.GetMatch().GetFields(), conf: conf})
+		if !proto.Equal(m.GetTransportSocket(), catchAll) && !(isPlain(m.GetTransportSocket()) && isPlain(catchAll)) {
+			out.perEndpoint = true
+		}
+	}
+	if !out.perEndpoint && catchAll != c.GetTransportSocket() {
+		if out.all, err = socketTLS(catchAll, table); err != nil {
+			return nil, err // built above already
+		}
+	}
+	return out, nil
+}
+
+// alpn is what a connection offers for an HTTP protocol (h2, http/1.1).
+// A context that names Istio's "istio" protocol is the mesh's mTLS: offer
+// what Istio's own gateways offer (istio-h2, istio, h2), which a sidecar's
+// inbound filter chains match on.
+func alpn(conf *tls.Config, proto string) []string {
+	if slices.Contains(conf.NextProtos, "istio") {
+		return []string{"istio-" + proto, "istio", proto}
+	}
+	return []string{proto}
 }
 
 // socketTLS builds a transport socket's client TLS config: nil for
@@ -86,88 +170,4 @@ func socketTLS(ts *corev3.TransportSocket, table *secrets.Table) (*tls.Config, e
 	return tlsconf.Client(&utc, table)
 }
 
-// matchedSocket picks the one transport socket a cluster uses for all its
-// endpoints from its transport_socket_matches. Envoy picks per endpoint the
-// first match whose criteria the endpoint's metadata holds (the cluster's
-// transport_socket when none does); meshgate dials every endpoint of a
-// cluster alike, so it uses the socket that catches every endpoint (the
-// match with empty criteria, else transport_socket) and accepts the other
-// matches only when they come to the same: a match that needs SDS (Istio's
-// tlsMode-istio mTLS, until meshgate has a workload identity) is reached in
-// plaintext when a plaintext match covers its endpoints too (Istio's
-// PERMISSIVE fallback, tlsMode-disabled), and says so in a note; any other
-// difference is refused.
-func matchedSocket(fallback *corev3.TransportSocket, ms []*clusterv3.Cluster_TransportSocketMatch, table *secrets.Table) (*corev3.TransportSocket, []string, error) {
-	catchAll, catchName := fallback, "transport_socket"
-	last := len(ms)
-	for i, m := range ms {
-		if len(m.GetMatch().GetFields()) == 0 {
-			catchAll, catchName, last = m.GetTransportSocket(), "transport_socket_matches["+m.GetName()+"]", i
-			break
-		}
-	}
-	catchConf, catchErr := socketTLS(catchAll, table)
-	if catchErr != nil {
-		return nil, nil, fmt.Errorf("%s: %w", catchName, catchErr)
-	}
-	var notes []string
-	for _, m := range ms[:last] {
-		where := "transport_socket_matches[" + m.GetName() + "]"
-		conf, err := socketTLS(m.GetTransportSocket(), table)
-		switch {
-		case needsSDS(m.GetTransportSocket()) && !sameSocket(m.GetTransportSocket(), catchAll):
-			if cover := plainCover(m, ms); cover != "" {
-				notes = append(notes, fmt.Sprintf("%s: its endpoints are reached in plaintext (%s) until per-endpoint transport sockets are supported", where, cover))
-				continue
-			}
-			return nil, nil, fmt.Errorf("%s: per-endpoint transport sockets are not supported yet, and no plaintext match covers its endpoints", where)
-		case err != nil:
-			return nil, nil, fmt.Errorf("%s: %w", where, err)
-		case (conf == nil) != (catchConf == nil) || conf != nil && !sameSocket(m.GetTransportSocket(), catchAll):
-			return nil, nil, fmt.Errorf("%s: different transport sockets for different endpoints of one cluster are not supported yet (this one and %s)", where, catchName)
-		}
-	}
-	return catchAll, notes, nil
-}
-
-// plainCover names a plaintext match after m whose criteria every
-// endpoint m matches also meets ("" if none). The cluster's own
-// transport_socket does not count: Envoy uses it only for endpoints no
-// match takes.
-func plainCover(m *clusterv3.Cluster_TransportSocketMatch, ms []*clusterv3.Cluster_TransportSocketMatch) string {
-	after := false
-	for _, o := range ms {
-		if o == m {
-			after = true
-			continue
-		}
-		if !after || !isPlain(o.GetTransportSocket()) {
-			continue
-		}
-		covers := true
-		for k, v := range o.GetMatch().GetFields() {
-			mv, ok := m.GetMatch().GetFields()[k]
-			covers = covers && ok && proto.Equal(mv, v)
-		}
-		if covers {
-			return "transport_socket_matches[" + o.GetName() + "]"
-		}
-	}
-	return ""
-}
-
 func isPlain(ts *corev3.TransportSocket) bool { return ts == nil || ts.GetName() == rawSocket }
-
-func sameSocket(a, b *corev3.TransportSocket) bool { return proto.Equal(a, b) }
-
-// needsSDS reports whether a TLS socket takes its certificates or trust
-// anchors over SDS.
-func needsSDS(ts *corev3.TransportSocket) bool {
-	var utc tlsv3.UpstreamTlsContext
-	if ts.GetTypedConfig().UnmarshalTo(&utc) != nil {
-		return false
-	}
-	common := utc.GetCommonTlsContext()
-	return len(common.GetTlsCertificateSdsSecretConfigs()) > 0 || common.GetValidationContextSdsSecretConfig() != nil ||
-		common.GetCombinedValidationContext().GetValidationContextSdsSecretConfig() != nil
-}

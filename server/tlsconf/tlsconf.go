@@ -20,8 +20,10 @@ import (
 // (trusted_ca, a validation context secret, or system_root_certs), and its
 // subject alt names only when matchers are given.
 func Client(utc *tlsv3.UpstreamTlsContext, table *secrets.Table) (*tls.Config, error) {
-	conf := &tls.Config{ServerName: utc.GetSni(), MinVersion: tls.VersionTLS12}
 	common := utc.GetCommonTlsContext()
+	// NextProtos carries the context's ALPN list; the cluster replaces it
+	// with what its HTTP protocol offers (see cluster's alpn).
+	conf := &tls.Config{ServerName: utc.GetSni(), MinVersion: tls.VersionTLS12, NextProtos: common.GetAlpnProtocols()}
 	certs, ref, err := certificates(common, table)
 	if err != nil {
 		return nil, err
