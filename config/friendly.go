@@ -30,9 +30,13 @@ type File struct {
 	// Registries are Dubbo registries (ZooKeeper, Nacos) whose providers
 	// become clusters named <protocol>|<interface>|<version>|<group>.
 	Registries []RegistryConfig `json:"registries,omitempty"`
+	// Identity is where the gateway's workload certificate comes from
+	// (istiod's CA or files); see IdentityConfig.
+	Identity *IdentityConfig `json:"identity,omitempty"`
 
 	xdsSettings      *XDSSettings       // set by Translate
 	registrySettings []RegistrySettings // set by Translate
+	identitySettings *IdentitySettings  // set by Translate
 }
 
 // AdminConfig places the admin endpoint.

@@ -31,6 +31,8 @@ type Bootstrap struct {
 	XDS *XDSSettings
 	// Registries are Dubbo registries to discover providers in.
 	Registries []RegistrySettings
+	// Identity, when set, keeps a workload certificate in the store.
+	Identity *IdentitySettings
 }
 
 // DefaultBootstrap returns the settings used when a file gives none.

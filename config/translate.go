@@ -78,6 +78,9 @@ func (f *File) Translate(baseDir string) ([]proto.Message, error) {
 		f.xdsSettings = t.xds("xds", f.XDS)
 	}
 	f.registrySettings = t.registries("registries", f.Registries)
+	if f.Identity != nil {
+		f.identitySettings = t.identity("identity", f.Identity, f.XDS)
+	}
 	if err := errors.Join(t.errs...); err != nil {
 		return nil, err
 	}
@@ -97,6 +100,7 @@ func (f *File) Bootstrap() Bootstrap {
 	}
 	b.XDS = f.xdsSettings
 	b.Registries = f.registrySettings
+	b.Identity = f.identitySettings
 	return b
 }
 

@@ -21,8 +21,11 @@ type XDSSettings struct {
 	// Address is the control plane's host:port.
 	Address string
 	// TLS, when set, secures the connection (files as in UpstreamTLSConfig).
-	TLS  *UpstreamTLSConfig
-	Node *corev3.Node
+	TLS *UpstreamTLSConfig
+	// TokenFile, when set, holds the bearer token sent on every stream
+	// (istiod's secure port); TLS is set then.
+	TokenFile string
+	Node      *corev3.Node
 	// InitialFetchTimeout bounds how long an incomplete update waits.
 	InitialFetchTimeout time.Duration
 	// Delta uses incremental xDS.
@@ -34,6 +37,10 @@ type XDSConfig struct {
 	// Address is the control plane, e.g. istiod.istio-system:15010.
 	Address string             `json:"address"`
 	TLS     *UpstreamTLSConfig `json:"tls,omitempty"`
+	// TokenFile is a service-account token (audience istio-ca) sent as
+	// "authorization: Bearer" on every stream, re-read each time, as
+	// istiod's secure port (15012) wants; it needs tls.
+	TokenFile string `json:"token_file,omitempty"`
 	// Node is the gateway's identity; without an id, Istio gives the
 	// defaults of a router node (see Istio).
 	Node *NodeConfig `json:"node,omitempty"`
@@ -108,6 +115,12 @@ func (t *translator) xds(path string, x *XDSConfig) *XDSSettings {
 		tc := *x.TLS
 		tc.CAFile, tc.CertFile, tc.KeyFile = t.file(tc.CAFile), t.file(tc.CertFile), t.file(tc.KeyFile)
 		out.TLS = &tc
+	}
+	if x.TokenFile != "" {
+		if x.TLS == nil {
+			t.errf(path+".token_file", "needs tls: the token must not travel in clear (istiod's secure port is 15012)")
+		}
+		out.TokenFile = t.file(x.TokenFile)
 	}
 	if x.InitialFetchTimeout != nil {
 		out.InitialFetchTimeout = x.InitialFetchTimeout.Duration
