@@ -40,7 +40,8 @@ func TestRun_Commands(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An Envoy config asking for what meshgate does not do: access logs
-	// (accepted, said) and SAN checks (refused: never fails open).
+	// (accepted, said) and SAN checks without trust anchors (refused: never
+	// fails open).
 	envoyCfg := filepath.Join(dir, "envoy.yaml")
 	sanCfg := filepath.Join(dir, "envoy-san.yaml")
 	const envoyListener = `
@@ -83,7 +84,7 @@ static_resources:
 	}{
 		{[]string{"validate", "-c", envoyCfg}, 0, "valid (envoy format",
 			`warning: accepted, but not done: listener "web": filter_chains[*].filters[envoy.filters.network.http_connection_manager].typed_config.access_log: access logs are not written yet`},
-		{[]string{"validate", "-c", sanCfg}, 1, "", "match_typed_subject_alt_names: subject alt name checks are not enforced yet"},
+		{[]string{"validate", "-c", sanCfg}, 1, "", "subject alt name matchers need trust anchors"},
 		{[]string{"version"}, 0, "meshgate ", ""},
 		{[]string{"validate", "-c", good}, 0, "valid (meshgate format", ""},
 		{[]string{"validate", "-c", bad}, 1, "", `cluster "nope" is not defined`},
