@@ -42,6 +42,7 @@ import (
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/dubbo"
 	"github.com/meshgate/meshgate/filesource"
+	"github.com/meshgate/meshgate/identity"
 	"github.com/meshgate/meshgate/internal/demo"
 	"github.com/meshgate/meshgate/registry"
 	"github.com/meshgate/meshgate/server"
@@ -266,6 +267,29 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 		return regErr
 	}
 
+	// The workload identity writes its secrets into the same store,
+	// before the control plane's listeners and clusters name them.
+	var readiness admin.Source = srv
+	if s := boot.Bootstrap.Identity; s != nil {
+		id, err := newIdentity(s, store, log)
+		if err != nil {
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
+		readiness = identityGate{Source: srv, id: id}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := id.Run(ctx); err != nil {
+				log.Error("identity source stopped", "error", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			reportIdentity(ctx, id, log, identityPatience)
+		}()
+	}
+
 	var client *xds.Client
 	if x := boot.Bootstrap.XDS; x != nil {
 		if client, err = newXDSClient(x, store, log, metrics.Registry); err != nil {
@@ -306,13 +330,13 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 	if addr := boot.Bootstrap.AdminAddress; addr != "" {
 		opts := append([]admin.Option{admin.WithDescriptors(srv.Descriptors), admin.WithRegistries(registryStatuses(registries)),
 			admin.WithUnimplemented(srv.Unimplemented)}, adminOpts...)
-		if err := serveOn("admin", addr, admin.Handler(srv, metrics.Registry, opts...)); err != nil {
+		if err := serveOn("admin", addr, admin.Handler(readiness, metrics.Registry, opts...)); err != nil {
 			_ = srv.Shutdown(context.Background())
 			return err
 		}
 	}
 	if addr := boot.Bootstrap.ReadinessAddress; addr != "" {
-		if err := serveOn("readiness probe", addr, admin.ReadinessHandler(srv, adminOpts...)); err != nil {
+		if err := serveOn("readiness probe", addr, admin.ReadinessHandler(readiness, adminOpts...)); err != nil {
 			for _, hs := range servers {
 				_ = hs.Close()
 			}
@@ -456,10 +480,17 @@ func newXDSClient(x *config.XDSSettings, store *config.Store, log *slog.Logger, 
 			tlsConf.Certificates = []tls.Certificate{kp}
 		}
 	}
-	return xds.New(store, xds.Options{
+	opts := xds.Options{
 		Address: x.Address, TLS: tlsConf, Node: x.Node, InitialFetchTimeout: x.InitialFetchTimeout,
 		Delta: x.Delta, Logger: log, Registerer: reg,
-	}), nil
+	}
+	if x.TokenFile != "" {
+		if tlsConf == nil {
+			return nil, errors.New("xds: token_file needs tls (the token must not travel in clear)")
+		}
+		opts.Token = identity.TokenCredentials(x.TokenFile)
+	}
+	return xds.New(store, opts), nil
 }
 
 func configName(path string) string {
