@@ -70,11 +70,13 @@ func typeName(v any) string {
 // servingSource is a data plane that serves one listener.
 type servingSource struct{}
 
-func (servingSource) Ready() bool                        { return true }
-func (servingSource) Draining() bool                     { return false }
-func (servingSource) Listeners() []server.ListenerStatus { return []server.ListenerStatus{{Name: "l", Address: "127.0.0.1:1"}} }
-func (servingSource) Config() *config.Set                { return nil }
-func (servingSource) Clusters() []*cluster.Cluster       { return nil }
+func (servingSource) Ready() bool    { return true }
+func (servingSource) Draining() bool { return false }
+func (servingSource) Listeners() []server.ListenerStatus {
+	return []server.ListenerStatus{{Name: "l", Address: "127.0.0.1:1"}}
+}
+func (servingSource) Config() *config.Set          { return nil }
+func (servingSource) Clusters() []*cluster.Cluster { return nil }
 
 // /ready is not LIVE until the workload certificate is in the store.
 func TestIdentityGate_Readiness(t *testing.T) {
