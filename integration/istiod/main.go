@@ -10,6 +10,23 @@
 // in it are deleted, the others created or updated in place); GET
 // /debug/syncz is istiod's own sync status of each proxy, with the last
 // NACK's error detail per type.
+//
+// With -secure it also runs Istio's CA and istiod's secure port (15012 in a
+// real istiod): a TLS gRPC server with IstioCertificateService and ADS,
+// authenticated with Kubernetes service-account tokens (TokenReview against
+// the fake cluster) or mesh client certificates. Its serving certificate is
+// for istiod.istio-system.svc, signed by the mesh root. -ca-dir writes the
+// mesh root (root-cert.pem), the CA's certificate and key (ca-cert.pem,
+// ca-key.pem) and the minted tokens (tokens); all are reused if present,
+// so an istiod restarted on the same directory keeps its root and accepts
+// the old tokens. -cert-ttl is the workload certificate TTL the CA grants
+// when the CSR asks for none, -max-cert-ttl the longest a CSR may ask for
+// (default: -cert-ttl; longer requests fail with InvalidArgument, as in
+// Istio). The control address then also serves POST /token
+// ({"namespace","serviceAccount"} -> a token the cluster accepts) and POST
+// /secret ({"namespace","name","cert","key","ca"} -> a kubernetes.io/tls
+// Secret, pushed to proxies over SDS), and "SECURE <address>" is printed
+// before READY.
 package main
 
 import (
@@ -21,6 +38,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -34,6 +52,10 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:15010", "xDS (gRPC) listen address")
 	control := flag.String("control", "127.0.0.1:15099", "HTTP control address (POST /config)")
 	cfgFile := flag.String("config", "", "Istio config YAML (ServiceEntry, DestinationRule, VirtualService, Gateway)")
+	secure := flag.String("secure", "", "if set, serve Istio's CA and secure xDS (TLS) on this address, like istiod's 15012")
+	caDir := flag.String("ca-dir", "", "with -secure: keep the mesh root (DIR/root-cert.pem), the CA key pair (ca-cert.pem, ca-key.pem) and the minted tokens (tokens) here; reused if present")
+	certTTL := flag.Duration("cert-ttl", 24*time.Hour, "with -secure: TTL of workload certificates (when the CSR asks for none)")
+	maxCertTTL := flag.Duration("max-cert-ttl", 0, "with -secure: the longest TTL a CSR may ask for (default and minimum: -cert-ttl)")
 	flag.Parse()
 
 	yaml := ""
@@ -50,11 +72,29 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s := xdsfake.NewFakeDiscoveryServer(f, xdsfake.FakeOptions{
+	opts := xdsfake.FakeOptions{
 		ConfigString:    yaml,
 		ListenerBuilder: func() (net.Listener, error) { return lis, nil },
 		DebounceTime:    20 * time.Millisecond,
-	})
+	}
+	toks := &tokens{m: map[string]identity{}}
+	if *secure != "" {
+		if *caDir != "" {
+			if err := os.MkdirAll(*caDir, 0o755); err != nil {
+				log.Fatal(err)
+			}
+			if err := toks.load(filepath.Join(*caDir, "tokens")); err != nil {
+				log.Fatal(err)
+			}
+		}
+		// The fake cluster's kube-apiserver: TokenReview accepts the
+		// tokens minted by POST /token, and SubjectAccessReview allows
+		// every service account to read Secrets of its own namespace
+		// (istiod checks that before serving a credentialName over SDS).
+		opts.KubeClientModifier = toks.kubeClientModifier
+		opts.DisableSecretAuthorization = true
+	}
+	s := xdsfake.NewFakeDiscoveryServer(f, opts)
 
 	var mu sync.Mutex
 	mux := http.NewServeMux()
@@ -81,11 +121,23 @@ func main() {
 	// ACKed per type, and the error detail of the last NACK (istioctl
 	// proxy-status reads the same).
 	mux.HandleFunc("GET /debug/syncz", s.Discovery.Syncz)
+	var secureAddr net.Addr
+	if *secure != "" {
+		sec, err := startSecure(s, secureOptions{addr: *secure, caDir: *caDir, certTTL: *certTTL, maxCertTTL: *maxCertTTL})
+		if err != nil {
+			log.Fatal(err)
+		}
+		secureAddr = sec.lis.Addr()
+		secureHandlers(mux, s, toks, watchSecrets(s, make(chan struct{})))
+	}
 	cl, err := net.Listen("tcp", *control)
 	if err != nil {
 		log.Fatal(err)
 	}
 	go func() { _ = http.Serve(cl, mux) }()
+	if secureAddr != nil {
+		fmt.Printf("SECURE %s\n", secureAddr)
+	}
 	fmt.Printf("READY %s\n", lis.Addr())
 
 	sig := make(chan os.Signal, 1)
