@@ -69,7 +69,9 @@ clusters: [{name: svc, endpoints: ["`+strings.TrimPrefix(backend.URL, "http://")
 	}
 	ca := testpki.NewCA(t, "gateway certs")
 	clientCA := testpki.NewCA(t, "clients")
-	issue := func(dns string) *testpki.Leaf { return ca.Issue(t, testpki.LeafOptions{DNS: []string{dns}, CommonName: dns}) }
+	issue := func(dns string) *testpki.Leaf {
+		return ca.Issue(t, testpki.LeafOptions{DNS: []string{dns}, CommonName: dns})
+	}
 	secretsV1 := []proto.Message{
 		certSecret("kubernetes://exact", issue("api.example.com")),
 		certSecret("kubernetes://wild", issue("*.example.com")),
