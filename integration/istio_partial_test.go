@@ -15,11 +15,11 @@ import (
 	"github.com/meshgate/meshgate/server/admin"
 )
 
-// istioPartialConfig: two Gateways (plain HTTP on Port; HTTPS on TLSPort
-// with a credentialName no secret answers), ServiceEntries echo and secure,
-// and, with SecureMTLS, a DestinationRule asking ISTIO_MUTUAL for secure:
-// istiod then sends a cluster whose TLS certificates come over SDS, which
-// meshgate cannot build yet.
+// istioPartialConfig: two Gateways (plain HTTP on Port; HTTPS on TLSPort,
+// which an EnvoyFilter makes a virtual listener, bind_to_port: false, which
+// meshgate refuses), ServiceEntries echo and secure, and, with SecureMTLS,
+// an EnvoyFilter giving the secure cluster subset load balancing, which
+// meshgate refuses too.
 const istioPartialConfig = `
 {{if .WithHTTP}}apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -59,13 +59,24 @@ spec:
   resolution: STATIC
   ports: [ { number: 80, name: http, protocol: HTTP } ]
   endpoints: [ { address: 127.0.0.1, ports: { http: {{.V2HTTP}} } } ]
-{{if .SecureMTLS}}---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: { name: secure, namespace: default }
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: virtual-tls-listener, namespace: istio-system }
 spec:
-  host: secure.example.com
-  trafficPolicy: { tls: { mode: ISTIO_MUTUAL } }
+  configPatches:
+  - applyTo: LISTENER
+    match: { context: GATEWAY, listener: { portNumber: {{.TLSPort}} } }
+    patch: { operation: MERGE, value: { bind_to_port: false } }
+{{if .SecureMTLS}}---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: subset-lb, namespace: istio-system }
+spec:
+  configPatches:
+  - applyTo: CLUSTER
+    match: { context: GATEWAY, cluster: { service: secure.example.com } }
+    patch: { operation: MERGE, value: { lb_subset_config: { fallback_policy: ANY_ENDPOINT } } }
 {{end}}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -89,9 +100,8 @@ type istioPartialData struct {
 const secureCluster = "outbound|80||secure.example.com"
 
 // One resource meshgate cannot build does not take down the others, as
-// in Envoy: a DestinationRule with ISTIO_MUTUAL (a cluster whose
-// certificates come over SDS) and an HTTPS Gateway whose credential cannot
-// be had leave every other cluster and the other Gateway's listener
+// in Envoy: a cluster with subset load balancing and an HTTPS Gateway
+// listener that does not bind its port leave every other cluster and the other Gateway's listener
 // serving, on a fresh gateway and on a running one; the NACKs name exactly
 // the rejected resources; readiness follows the listeners.
 func TestIstio_BadResourceLeavesOthersServing(t *testing.T) {
@@ -121,13 +131,13 @@ func testBadResourceLeavesOthersServing(t *testing.T, delta bool) {
 			}
 		}
 		if set.Cluster(secureCluster) != nil {
-			t.Errorf("cluster %s went live although it needs SDS", secureCluster)
+			t.Errorf("cluster %s went live although it needs subset load balancing", secureCluster)
 		}
 		resp, body := do(t, hc, newReq(t, "GET", "http://"+addr+"/secure", nil))
 		if resp.StatusCode != 503 || !strings.Contains(string(body), secureCluster) {
 			t.Errorf("/secure = %d %s, want 503 naming %s", resp.StatusCode, body, secureCluster)
 		}
-		wantRejected(t, g.client.Failures(), config.ClusterType, []string{secureCluster}, "SDS")
+		wantRejected(t, g.client.Failures(), config.ClusterType, []string{secureCluster}, "lb_subset_config")
 		wantRejected(t, g.client.Failures(), config.ListenerType, []string{tlsListener}, "")
 		if set.Listener(tlsListener) != nil {
 			t.Errorf("listener %s went live without its certificate", tlsListener)
@@ -139,8 +149,8 @@ func testBadResourceLeavesOthersServing(t *testing.T, delta bool) {
 			return nacks[config.ClusterType] != "" && nacks[config.ListenerType] != ""
 		})
 		t.Logf("istiod's record of the NACKs:\n CDS: %s\n LDS: %s", nacks[config.ClusterType], nacks[config.ListenerType])
-		wantNamed(t, nacks[config.ClusterType], "cluster", []string{secureCluster}, "SDS")
-		wantNamed(t, nacks[config.ListenerType], "listener", []string{tlsListener}, "SDS")
+		wantNamed(t, nacks[config.ClusterType], "cluster", []string{secureCluster}, "lb_subset_config")
+		wantNamed(t, nacks[config.ListenerType], "listener", []string{tlsListener}, "bind_to_port")
 
 		for _, u := range g.srv.Unimplemented() {
 			t.Logf("accepted, not done: %s %s: %q", u.GetTypeUrl(), u.GetName(), u.GetUnimplemented())
@@ -173,7 +183,7 @@ func testBadResourceLeavesOthersServing(t *testing.T, delta bool) {
 			_, ok := g.client.Failures()[config.ClusterType][secureCluster]
 			return ok
 		})
-		wantRejected(t, g.client.Failures(), config.ClusterType, []string{secureCluster}, "SDS")
+		wantRejected(t, g.client.Failures(), config.ClusterType, []string{secureCluster}, "lb_subset_config")
 		for range 20 {
 			for path, server := range map[string]string{"/secure": "v2", "/echo": "v1"} {
 				if e, err := getEcho(hc, "http://"+addr+path); err != nil || e.Server != server {
