@@ -1,0 +1,225 @@
+package integration
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
+
+	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/identity"
+	"github.com/meshgate/meshgate/server"
+	"github.com/meshgate/meshgate/xds"
+)
+
+// istioMTLSConfig: a Gateway on Port routing gRPC to a ServiceEntry whose
+// one endpoint requires mTLS from the mesh, with a DestinationRule
+// ISTIO_MUTUAL.
+const istioMTLSConfig = `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+  - port: { number: {{.Port}}, name: http, protocol: HTTP }
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: backend, namespace: default }
+spec:
+  hosts: [backend.example.com]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [ { number: 9000, name: grpc, protocol: GRPC } ]
+  subjectAltNames: ["spiffe://cluster.local/ns/default/sa/backend"]
+  endpoints: [ { address: 127.0.0.1, ports: { grpc: {{.BackendPort}} } } ]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: backend, namespace: default }
+spec:
+  host: backend.example.com
+  trafficPolicy: { tls: { mode: ISTIO_MUTUAL } }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: routes, namespace: default }
+spec:
+  hosts: ["*"]
+  gateways: [istio-system/gw]
+  http:
+  - route: [ { destination: { host: backend.example.com, port: { number: 9000 } } } ]
+`
+
+// The gateway as an Istio ingress gateway in a STRICT mesh: it gets its
+// workload certificate from istiod's own CA (a CSR with its SPIFFE ID, a
+// service-account token), joins istiod's secure xDS port (TLS + token), and
+// reaches a grpc-go backend that requires a client certificate of the mesh
+// through a DestinationRule ISTIO_MUTUAL: the backend sees the gateway's
+// SPIFFE ID.
+func TestIstio_WorkloadIdentityAndIstioMutual(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs Istio's discovery server; skipped with -short")
+	}
+	ist := startIstiodWith(t, "", istiodOptions{Secure: true})
+	caCert, err := tls.LoadX509KeyPair(filepath.Join(ist.caDir, "ca-cert.pem"), filepath.Join(ist.caDir, "ca-key.pem"))
+	if err != nil {
+		t.Fatalf("the mesh CA's key: %v", err)
+	}
+	backendAddr, seen := startMTLSBackend(t, caCert, "spiffe://cluster.local/ns/default/sa/backend")
+	data := struct{ Port, BackendPort string }{port(freeAddr(t)), port(backendAddr)}
+	ist.apply(string(render(t, istioMTLSConfig, data)))
+
+	tokenFile := filepath.Join(t.TempDir(), "istio-token")
+	if err := os.WriteFile(tokenFile, []byte(ist.mintToken("istio-system", "meshgate")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srv := server.New(server.Options{Logger: log, DrainTimeout: 2 * time.Second})
+	store := config.NewStore(srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	ca, err := identity.NewIstioCA(store, identity.IstioCAConfig{Address: ist.secure, RootCertFile: ist.rootFile, TokenFile: tokenFile},
+		identity.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := config.IstioNode(config.IstioNodeConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ist.rootPEM)
+	client := xds.New(store, xds.Options{Address: ist.secure, Node: node, InitialFetchTimeout: 5 * time.Second,
+		TLS: &tls.Config{RootCAs: roots, ServerName: "istiod.istio-system.svc"}, Token: identity.TokenCredentials(tokenFile),
+		BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Logger: log})
+	done := make(chan struct{}, 2)
+	go func() { _ = ca.Run(ctx); done <- struct{}{} }()
+	go func() { _ = client.Run(ctx); done <- struct{}{} }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		<-done
+		_ = srv.Shutdown(context.Background())
+	})
+
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := ca.WaitReady(wctx); err != nil {
+		t.Fatalf("no workload certificate from istiod's CA: %v", err)
+	}
+	info, _ := ca.Current()
+	if info.SPIFFEID != "spiffe://cluster.local/ns/istio-system/sa/meshgate" {
+		t.Errorf("SPIFFE ID = %q, want spiffe://cluster.local/ns/istio-system/sa/meshgate", info.SPIFFEID)
+	}
+
+	listener := "0.0.0.0_" + data.Port
+	var resp *healthpb.HealthCheckResponse
+	waitFor(t, "a gRPC call through the gateway over ISTIO_MUTUAL", func() bool {
+		addr := srv.ListenerAddr(listener)
+		if addr == "" {
+			return false
+		}
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return false
+		}
+		defer cc.Close()
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		defer ccancel()
+		resp, err = healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			t.Logf("not yet: %v", err)
+		}
+		return err == nil
+	})
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health = %v, want SERVING", resp.GetStatus())
+	}
+	select {
+	case id := <-seen:
+		if id != "spiffe://cluster.local/ns/istio-system/sa/meshgate" {
+			t.Errorf("the backend saw client %q, want the gateway's SPIFFE ID", id)
+		}
+	default:
+		t.Error("the backend saw no client certificate")
+	}
+}
+
+// startMTLSBackend runs a grpc-go health server that requires a client
+// certificate of the mesh root, with a certificate for id signed by ca,
+// and reports each caller's SPIFFE ID.
+func startMTLSBackend(t *testing.T, ca tls.Certificate, id string) (string, <-chan string) {
+	t.Helper()
+	root, err := x509.ParseCertificate(ca.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafKey, leafDER := issueLeaf(t, root, ca, id)
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	creds := credentials.NewTLS(&tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}}})
+	seen := make(chan string, 64)
+	s := grpc.NewServer(grpc.Creds(creds), grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if p, ok := peer.FromContext(ctx); ok {
+			if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 && len(ti.State.PeerCertificates[0].URIs) > 0 {
+				select {
+				case seen <- ti.State.PeerCertificates[0].URIs[0].String():
+				default:
+				}
+			}
+		}
+		return h(ctx, req)
+	}))
+	healthpb.RegisterHealthServer(s, health.NewServer())
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+	return lis.Addr().String(), seen
+}
+
+func issueLeaf(t *testing.T, root *x509.Certificate, ca tls.Certificate, id string) (any, []byte) {
+	t.Helper()
+	u, err := url.Parse(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafKey, err := ecdsaKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), URIs: []*url.URL{u},
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, root, leafKey.Public(), ca.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leafKey, der
+}
+
+func ecdsaKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
