@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,6 +91,51 @@ func TestIstio_WorkloadIdentityAndIstioMutual(t *testing.T) {
 	data := struct{ Port, BackendPort string }{port(freeAddr(t)), port(backendAddr)}
 	ist.apply(string(render(t, istioMTLSConfig, data)))
 
+	srv, ca := startSecureGateway(t, ist)
+	info, _ := ca.Current()
+	if info.SPIFFEID != "spiffe://cluster.local/ns/istio-system/sa/meshgate" {
+		t.Errorf("SPIFFE ID = %q, want spiffe://cluster.local/ns/istio-system/sa/meshgate", info.SPIFFEID)
+	}
+	ctx := context.Background()
+
+	listener := "0.0.0.0_" + data.Port
+	var resp *healthpb.HealthCheckResponse
+	waitFor(t, "a gRPC call through the gateway over ISTIO_MUTUAL", func() bool {
+		addr := srv.ListenerAddr(listener)
+		if addr == "" {
+			return false
+		}
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return false
+		}
+		defer cc.Close()
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		defer ccancel()
+		resp, err = healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			t.Logf("not yet: %v", err)
+		}
+		return err == nil
+	})
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health = %v, want SERVING", resp.GetStatus())
+	}
+	select {
+	case id := <-seen:
+		if id != "spiffe://cluster.local/ns/istio-system/sa/meshgate" {
+			t.Errorf("the backend saw client %q, want the gateway's SPIFFE ID", id)
+		}
+	default:
+		t.Error("the backend saw no client certificate")
+	}
+}
+
+// startSecureGateway runs meshgate as an Istio gateway of a STRICT mesh:
+// its identity from istiod's CA, its config from istiod's secure port. It
+// returns once the workload certificate is in.
+func startSecureGateway(t *testing.T, ist *istiod) (*server.Server, *identity.IstioCA) {
+	t.Helper()
 	tokenFile := filepath.Join(t.TempDir(), "istio-token")
 	if err := os.WriteFile(tokenFile, []byte(ist.mintToken("istio-system", "meshgate")), 0o600); err != nil {
 		t.Fatal(err)
@@ -127,43 +173,9 @@ func TestIstio_WorkloadIdentityAndIstioMutual(t *testing.T) {
 	if err := ca.WaitReady(wctx); err != nil {
 		t.Fatalf("no workload certificate from istiod's CA: %v", err)
 	}
-	info, _ := ca.Current()
-	if info.SPIFFEID != "spiffe://cluster.local/ns/istio-system/sa/meshgate" {
-		t.Errorf("SPIFFE ID = %q, want spiffe://cluster.local/ns/istio-system/sa/meshgate", info.SPIFFEID)
-	}
-
-	listener := "0.0.0.0_" + data.Port
-	var resp *healthpb.HealthCheckResponse
-	waitFor(t, "a gRPC call through the gateway over ISTIO_MUTUAL", func() bool {
-		addr := srv.ListenerAddr(listener)
-		if addr == "" {
-			return false
-		}
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return false
-		}
-		defer cc.Close()
-		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-		defer ccancel()
-		resp, err = healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{})
-		if err != nil {
-			t.Logf("not yet: %v", err)
-		}
-		return err == nil
-	})
-	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-		t.Errorf("health = %v, want SERVING", resp.GetStatus())
-	}
-	select {
-	case id := <-seen:
-		if id != "spiffe://cluster.local/ns/istio-system/sa/meshgate" {
-			t.Errorf("the backend saw client %q, want the gateway's SPIFFE ID", id)
-		}
-	default:
-		t.Error("the backend saw no client certificate")
-	}
+	return srv, ca
 }
+
 
 // startMTLSBackend runs a grpc-go health server that requires a client
 // certificate of the mesh root, with a certificate for id signed by ca,
@@ -223,3 +235,115 @@ func issueLeaf(t *testing.T, root *x509.Certificate, ca tls.Certificate, id stri
 }
 
 func ecdsaKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
+
+// istioAutoMTLSConfig: PeerAuthentication STRICT for the mesh, and one
+// ServiceEntry with two endpoints: one labelled as a mesh workload
+// (security.istio.io/tlsMode: istio, which requires mTLS) and one
+// plaintext-only, with no DestinationRule: Istio's auto mTLS.
+const istioAutoMTLSConfig = `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+  - port: { number: {{.Port}}, name: http, protocol: HTTP }
+    hosts: ["*"]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: istio-system }
+spec:
+  mtls: { mode: STRICT }
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: backend, namespace: default }
+spec:
+  hosts: [backend.example.com]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [ { number: 9000, name: grpc, protocol: GRPC } ]
+  endpoints:
+  - { address: 127.0.0.1, ports: { grpc: {{.MeshPort}} }, labels: { security.istio.io/tlsMode: istio } }
+  - { address: 127.0.0.2, ports: { grpc: {{.PlainPort}} } }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: routes, namespace: default }
+spec:
+  hosts: ["*"]
+  gateways: [istio-system/gw]
+  http:
+  - route: [ { destination: { host: backend.example.com, port: { number: 9000 } } } ]
+`
+
+// Auto mTLS: the mesh endpoint is reached over mTLS with the gateway's
+// identity and the plaintext-only one in plaintext, in one cluster, every
+// call answered.
+func TestIstio_AutoMTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs Istio's discovery server; skipped with -short")
+	}
+	ist := startIstiodWith(t, "", istiodOptions{Secure: true})
+	caCert, err := tls.LoadX509KeyPair(filepath.Join(ist.caDir, "ca-cert.pem"), filepath.Join(ist.caDir, "ca-key.pem"))
+	if err != nil {
+		t.Fatalf("the mesh CA's key: %v", err)
+	}
+	meshAddr, seen := startMTLSBackend(t, caCert, "spiffe://cluster.local/ns/default/sa/backend")
+	plainAddr, plainCalls := startPlainBackend(t, "127.0.0.2:0")
+	data := struct{ Port, MeshPort, PlainPort string }{port(freeAddr(t)), port(meshAddr), port(plainAddr)}
+	ist.apply(string(render(t, istioAutoMTLSConfig, data)))
+	srv, _ := startSecureGateway(t, ist)
+
+	listener := "0.0.0.0_" + data.Port
+	var cc *grpc.ClientConn
+	waitFor(t, "the gateway's listener", func() bool { return srv.ListenerAddr(listener) != "" })
+	cc, err = grpc.NewClient(srv.ListenerAddr(listener), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	hc := healthpb.NewHealthClient(cc)
+	waitFor(t, "the backend's cluster", func() bool {
+		_, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		return err == nil
+	})
+	const calls = 40
+	for i := range calls {
+		if _, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	mesh := 0
+	for len(seen) > 0 {
+		if id := <-seen; id != "spiffe://cluster.local/ns/istio-system/sa/meshgate" {
+			t.Errorf("the mesh backend saw client %q, want the gateway's SPIFFE ID", id)
+		}
+		mesh++
+	}
+	plain := int(plainCalls.Load())
+	t.Logf("mesh endpoint (mTLS): %d calls, plaintext endpoint: %d calls", mesh, plain)
+	if mesh == 0 || plain == 0 {
+		t.Errorf("mesh endpoint %d calls, plaintext endpoint %d calls: want both reached", mesh, plain)
+	}
+}
+
+// startPlainBackend runs a plaintext grpc-go health server on addr and
+// counts its calls.
+func startPlainBackend(t *testing.T, addr string) (string, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	s := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		n.Add(1)
+		return h(ctx, req)
+	}))
+	healthpb.RegisterHealthServer(s, health.NewServer())
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+	return lis.Addr().String(), &n
+}
