@@ -176,7 +176,6 @@ func startSecureGateway(t *testing.T, ist *istiod) (*server.Server, *identity.Is
 	return srv, ca
 }
 
-
 // startMTLSBackend runs a grpc-go health server that requires a client
 // certificate of the mesh root, with a certificate for id signed by ca,
 // and reports each caller's SPIFFE ID.
