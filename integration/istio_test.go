@@ -105,10 +105,6 @@ type istiodOptions struct {
 	MaxCertTTL time.Duration
 }
 
-// The secure-istiod helpers, for the mTLS tests (kept referenced so that
-// staticcheck does not report them while no test calls them).
-var _ = []any{(*istiod).mintToken, (*istiod).putSecret}
-
 // mintToken returns a new service-account token for ns/sa that istiod's
 // CA and secure xDS accept (the fake cluster's TokenReview knows it).
 func (i *istiod) mintToken(ns, sa string) string {
