@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,8 +123,8 @@ func TestIstio_WorkloadIdentityAndIstioMutual(t *testing.T) {
 		t.Errorf("health = %v, want SERVING", resp.GetStatus())
 	}
 	select {
-	case id := <-seen:
-		if id != "spiffe://cluster.local/ns/istio-system/sa/meshgate" {
+	case c := <-seen:
+		if id := c.URIs[0].String(); id != "spiffe://cluster.local/ns/istio-system/sa/meshgate" {
 			t.Errorf("the backend saw client %q, want the gateway's SPIFFE ID", id)
 		}
 	default:
@@ -134,7 +135,7 @@ func TestIstio_WorkloadIdentityAndIstioMutual(t *testing.T) {
 // startSecureGateway runs meshgate as an Istio gateway of a STRICT mesh:
 // its identity from istiod's CA, its config from istiod's secure port. It
 // returns once the workload certificate is in.
-func startSecureGateway(t *testing.T, ist *istiod) (*server.Server, *identity.IstioCA) {
+func startSecureGateway(t *testing.T, ist *istiod, tune ...func(*identity.IstioCAConfig)) (*server.Server, *identity.IstioCA) {
 	t.Helper()
 	tokenFile := filepath.Join(t.TempDir(), "istio-token")
 	if err := os.WriteFile(tokenFile, []byte(ist.mintToken("istio-system", "meshgate")), 0o600); err != nil {
@@ -144,8 +145,11 @@ func startSecureGateway(t *testing.T, ist *istiod) (*server.Server, *identity.Is
 	srv := server.New(server.Options{Logger: log, DrainTimeout: 2 * time.Second})
 	store := config.NewStore(srv)
 	ctx, cancel := context.WithCancel(context.Background())
-	ca, err := identity.NewIstioCA(store, identity.IstioCAConfig{Address: ist.secure, RootCertFile: ist.rootFile, TokenFile: tokenFile},
-		identity.WithLogger(log))
+	caConf := identity.IstioCAConfig{Address: ist.secure, RootCertFile: ist.rootFile, TokenFile: tokenFile}
+	for _, f := range tune {
+		f(&caConf)
+	}
+	ca, err := identity.NewIstioCA(store, caConf, identity.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +183,7 @@ func startSecureGateway(t *testing.T, ist *istiod) (*server.Server, *identity.Is
 // startMTLSBackend runs a grpc-go health server that requires a client
 // certificate of the mesh root, with a certificate for id signed by ca,
 // and reports each caller's SPIFFE ID.
-func startMTLSBackend(t *testing.T, ca tls.Certificate, id string) (string, <-chan string) {
+func startMTLSBackend(t *testing.T, ca tls.Certificate, id string) (string, <-chan *x509.Certificate) {
 	t.Helper()
 	root, err := x509.ParseCertificate(ca.Certificate[0])
 	if err != nil {
@@ -190,12 +194,12 @@ func startMTLSBackend(t *testing.T, ca tls.Certificate, id string) (string, <-ch
 	pool.AddCert(root)
 	creds := credentials.NewTLS(&tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
 		Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}}})
-	seen := make(chan string, 64)
+	seen := make(chan *x509.Certificate, 4096)
 	s := grpc.NewServer(grpc.Creds(creds), grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if p, ok := peer.FromContext(ctx); ok {
 			if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 && len(ti.State.PeerCertificates[0].URIs) > 0 {
 				select {
-				case seen <- ti.State.PeerCertificates[0].URIs[0].String():
+				case seen <- ti.State.PeerCertificates[0]:
 				default:
 				}
 			}
@@ -316,7 +320,7 @@ func TestIstio_AutoMTLS(t *testing.T) {
 	}
 	mesh := 0
 	for len(seen) > 0 {
-		if id := <-seen; id != "spiffe://cluster.local/ns/istio-system/sa/meshgate" {
+		if id := (<-seen).URIs[0].String(); id != "spiffe://cluster.local/ns/istio-system/sa/meshgate" {
 			t.Errorf("the mesh backend saw client %q, want the gateway's SPIFFE ID", id)
 		}
 		mesh++
@@ -345,4 +349,76 @@ func startPlainBackend(t *testing.T, addr string) (string, *atomic.Int64) {
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
 	return lis.Addr().String(), &n
+}
+
+// Rotation under load: with 6s certificates the gateway renews at half
+// life while gRPC calls run through ISTIO_MUTUAL without a pause, past the
+// expiry of the first certificate; no call fails. (An upstream connection
+// keeps the certificate it was opened with, as a TLS session does; new
+// connections present the current one.)
+func TestIstio_CertificateRotationUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs Istio's discovery server; skipped with -short")
+	}
+	ist := startIstiodWith(t, "", istiodOptions{Secure: true})
+	caCert, err := tls.LoadX509KeyPair(filepath.Join(ist.caDir, "ca-cert.pem"), filepath.Join(ist.caDir, "ca-key.pem"))
+	if err != nil {
+		t.Fatalf("the mesh CA's key: %v", err)
+	}
+	backendAddr, seen := startMTLSBackend(t, caCert, "spiffe://cluster.local/ns/default/sa/backend")
+	data := struct{ Port, BackendPort string }{port(freeAddr(t)), port(backendAddr)}
+	ist.apply(string(render(t, istioMTLSConfig, data)))
+	srv, ca := startSecureGateway(t, ist, func(c *identity.IstioCAConfig) { c.CertTTL = 6 * time.Second })
+	first, _ := ca.Current()
+
+	listener := "0.0.0.0_" + data.Port
+	waitFor(t, "the gateway's listener", func() bool { return srv.ListenerAddr(listener) != "" })
+	hc := func() healthpb.HealthClient {
+		cc, err := grpc.NewClient(srv.ListenerAddr(listener), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cc.Close() })
+		return healthpb.NewHealthClient(cc)
+	}()
+	waitFor(t, "the first call", func() bool {
+		_, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		return err == nil
+	})
+	// Calls from 4 callers until the first certificate has expired and
+	// the gateway holds another.
+	serials := map[string]bool{}
+	var failed, calls atomic.Int64
+	deadline := first.NotAfter.Add(time.Second)
+	for time.Now().Before(deadline) {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 25 {
+					calls.Add(1)
+					if _, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+						failed.Add(1)
+						t.Logf("call failed: %v", err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for len(seen) > 0 {
+			serials[(<-seen).SerialNumber.Text(16)] = true
+		}
+	}
+	cur, _ := ca.Current()
+	t.Logf("%d calls, %d failed; certificates %s then %s; serials the backend saw: %v", calls.Load(), failed.Load(), first.Serial, cur.Serial, serials)
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d calls failed during rotation", failed.Load(), calls.Load())
+	}
+	if cur.Serial == first.Serial || !cur.NotAfter.After(first.NotAfter) {
+		t.Fatalf("the certificate was not renewed before the first expired (serial %s, expiry %v)", cur.Serial, cur.NotAfter)
+	}
+	if len(serials) == 0 {
+		t.Error("the backend saw no client certificate")
+	}
 }
