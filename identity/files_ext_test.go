@@ -152,8 +152,16 @@ func TestFiles_Run_Watch(t *testing.T) {
 	if !storeLeafIs(t, set, leaf2) {
 		t.Errorf("after the swap the store holds another certificate than the new one")
 	}
-	if info, _ := src.Current(); info.Serial != serialOf(leaf2) {
-		t.Errorf("Current() = %+v, want serial %s", info, serialOf(leaf2))
+	// Current follows the store update (it is set once Apply returns).
+	for end := time.Now().Add(waitFor); ; time.Sleep(5 * time.Millisecond) {
+		info, _ := src.Current()
+		if info.Serial == serialOf(leaf2) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Errorf("Current() = %+v, want serial %s", info, serialOf(leaf2))
+			break
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {
