@@ -286,7 +286,7 @@ func isRouter(f *hcmv3.HttpFilter) bool {
 // dropped.
 var inertFilters = map[string]string{
 	"istio.metadata_exchange":       "peer metadata is not exchanged",
-	"istio.alpn":                    "Istio's ALPN override is not applied",
+	"istio.alpn":                    "not run as a filter: clusters whose TLS context names Istio's ALPN offer istio-h2/istio-http/1.1, istio and h2/http/1.1 themselves",
 	"istio.stats":                   "Istio's standard metrics (istio_requests_total, ...) are not produced",
 	"envoy.filters.http.grpc_stats": "per-method gRPC stats are not kept",
 }
