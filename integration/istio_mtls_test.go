@@ -14,17 +14,20 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/identity"
@@ -217,6 +220,10 @@ func startMTLSBackend(t *testing.T, ca tls.Certificate, id string) (string, <-ch
 }
 
 func issueLeaf(t *testing.T, root *x509.Certificate, ca tls.Certificate, id string) (any, []byte) {
+	return issueLeafUntil(t, root, ca, id, time.Now().Add(time.Hour))
+}
+
+func issueLeafUntil(t *testing.T, root *x509.Certificate, ca tls.Certificate, id string, notAfter time.Time) (any, []byte) {
 	t.Helper()
 	u, err := url.Parse(id)
 	if err != nil {
@@ -227,7 +234,7 @@ func issueLeaf(t *testing.T, root *x509.Certificate, ca tls.Certificate, id stri
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), URIs: []*url.URL{u},
+		NotBefore: notAfter.Add(-2 * time.Hour), NotAfter: notAfter, URIs: []*url.URL{u},
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, root, leafKey.Public(), ca.PrivateKey)
@@ -420,5 +427,87 @@ func TestIstio_CertificateRotationUnderLoad(t *testing.T) {
 	}
 	if len(serials) == 0 {
 		t.Error("the backend saw no client certificate")
+	}
+}
+
+// selfSignedCA makes a CA that is not the mesh's.
+func selfSignedCA(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsaKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "not the mesh"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// An upstream whose certificate the mesh would not trust is refused, and
+// the caller gets UNAVAILABLE saying why: a certificate for another
+// identity, one from another root, an expired one.
+func TestIstio_IstioMutualRefusesBadUpstreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs Istio's discovery server; skipped with -short")
+	}
+	ist := startIstiodWith(t, "", istiodOptions{Secure: true})
+	mesh, err := tls.LoadX509KeyPair(filepath.Join(ist.caDir, "ca-cert.pem"), filepath.Join(ist.caDir, "ca-key.pem"))
+	if err != nil {
+		t.Fatalf("the mesh CA's key: %v", err)
+	}
+	meshRoot, _ := x509.ParseCertificate(mesh.Certificate[0])
+	other := selfSignedCA(t)
+	otherRoot, _ := x509.ParseCertificate(other.Certificate[0])
+	const backendID = "spiffe://cluster.local/ns/default/sa/backend"
+	tests := []struct {
+		name      string
+		root      *x509.Certificate
+		signer    tls.Certificate
+		id        string
+		notAfter  time.Time
+		wantInErr string
+	}{
+		{name: "another identity", root: meshRoot, signer: mesh, id: "spiffe://cluster.local/ns/default/sa/impostor", notAfter: time.Now().Add(time.Hour), wantInErr: "subject alt name"},
+		{name: "another root", root: otherRoot, signer: other, id: backendID, notAfter: time.Now().Add(time.Hour), wantInErr: "unknown authority"},
+		{name: "expired", root: meshRoot, signer: mesh, id: backendID, notAfter: time.Now().Add(-time.Minute), wantInErr: "expired"},
+	}
+	srvAddr := port(freeAddr(t))
+	ist.apply(string(render(t, istioMTLSConfig, struct{ Port, BackendPort string }{srvAddr, port(freeAddr(t))})))
+	srv, _ := startSecureGateway(t, ist)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key, der := issueLeafUntil(t, tt.root, tt.signer, tt.id, tt.notAfter)
+			pool := x509.NewCertPool()
+			pool.AddCert(meshRoot)
+			s := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
+				Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})))
+			healthpb.RegisterHealthServer(s, health.NewServer())
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = s.Serve(lis) }()
+			defer s.Stop()
+			ist.apply(string(render(t, istioMTLSConfig, struct{ Port, BackendPort string }{srvAddr, port(lis.Addr().String())})))
+			listener := "0.0.0.0_" + srvAddr
+			waitFor(t, "the gateway's listener", func() bool { return srv.ListenerAddr(listener) != "" })
+			cc, err := grpc.NewClient(srv.ListenerAddr(listener), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			var last error
+			waitFor(t, "the call to fail for the backend's certificate", func() bool {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				_, last = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+				return status.Code(last) == codes.Unavailable && strings.Contains(last.Error(), tt.wantInErr)
+			})
+			t.Logf("refused: %v", last)
+		})
 	}
 }
