@@ -87,10 +87,7 @@ func TestIstio_WorkloadIdentityAndIstioMutual(t *testing.T) {
 		t.Skip("builds and runs Istio's discovery server; skipped with -short")
 	}
 	ist := startIstiodWith(t, "", istiodOptions{Secure: true})
-	caCert, err := tls.LoadX509KeyPair(filepath.Join(ist.caDir, "ca-cert.pem"), filepath.Join(ist.caDir, "ca-key.pem"))
-	if err != nil {
-		t.Fatalf("the mesh CA's key: %v", err)
-	}
+	caCert := meshCA(t, ist)
 	backendAddr, seen := startMTLSBackend(t, caCert, "spiffe://cluster.local/ns/default/sa/backend")
 	data := struct{ Port, BackendPort string }{port(freeAddr(t)), port(backendAddr)}
 	ist.apply(string(render(t, istioMTLSConfig, data)))
@@ -296,10 +293,7 @@ func TestIstio_AutoMTLS(t *testing.T) {
 		t.Skip("builds and runs Istio's discovery server; skipped with -short")
 	}
 	ist := startIstiodWith(t, "", istiodOptions{Secure: true})
-	caCert, err := tls.LoadX509KeyPair(filepath.Join(ist.caDir, "ca-cert.pem"), filepath.Join(ist.caDir, "ca-key.pem"))
-	if err != nil {
-		t.Fatalf("the mesh CA's key: %v", err)
-	}
+	caCert := meshCA(t, ist)
 	meshAddr, seen := startMTLSBackend(t, caCert, "spiffe://cluster.local/ns/default/sa/backend")
 	plainAddr, plainCalls := startPlainBackend(t, "127.0.0.2:0")
 	data := struct{ Port, MeshPort, PlainPort string }{port(freeAddr(t)), port(meshAddr), port(plainAddr)}
@@ -307,9 +301,8 @@ func TestIstio_AutoMTLS(t *testing.T) {
 	srv, _ := startSecureGateway(t, ist)
 
 	listener := "0.0.0.0_" + data.Port
-	var cc *grpc.ClientConn
 	waitFor(t, "the gateway's listener", func() bool { return srv.ListenerAddr(listener) != "" })
-	cc, err = grpc.NewClient(srv.ListenerAddr(listener), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(srv.ListenerAddr(listener), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,10 +361,7 @@ func TestIstio_CertificateRotationUnderLoad(t *testing.T) {
 		t.Skip("builds and runs Istio's discovery server; skipped with -short")
 	}
 	ist := startIstiodWith(t, "", istiodOptions{Secure: true})
-	caCert, err := tls.LoadX509KeyPair(filepath.Join(ist.caDir, "ca-cert.pem"), filepath.Join(ist.caDir, "ca-key.pem"))
-	if err != nil {
-		t.Fatalf("the mesh CA's key: %v", err)
-	}
+	caCert := meshCA(t, ist)
 	backendAddr, seen := startMTLSBackend(t, caCert, "spiffe://cluster.local/ns/default/sa/backend")
 	data := struct{ Port, BackendPort string }{port(freeAddr(t)), port(backendAddr)}
 	ist.apply(string(render(t, istioMTLSConfig, data)))
@@ -455,10 +445,7 @@ func TestIstio_IstioMutualRefusesBadUpstreams(t *testing.T) {
 		t.Skip("builds and runs Istio's discovery server; skipped with -short")
 	}
 	ist := startIstiodWith(t, "", istiodOptions{Secure: true})
-	mesh, err := tls.LoadX509KeyPair(filepath.Join(ist.caDir, "ca-cert.pem"), filepath.Join(ist.caDir, "ca-key.pem"))
-	if err != nil {
-		t.Fatalf("the mesh CA's key: %v", err)
-	}
+	mesh := meshCA(t, ist)
 	meshRoot, _ := x509.ParseCertificate(mesh.Certificate[0])
 	other := selfSignedCA(t)
 	otherRoot, _ := x509.ParseCertificate(other.Certificate[0])
@@ -510,4 +497,15 @@ func TestIstio_IstioMutualRefusesBadUpstreams(t *testing.T) {
 			t.Logf("refused: %v", last)
 		})
 	}
+}
+
+// meshCA is the harness CA's certificate and key, to sign backends'
+// certificates as the mesh would.
+func meshCA(t *testing.T, ist *istiod) tls.Certificate {
+	t.Helper()
+	ca, err := tls.LoadX509KeyPair(filepath.Join(ist.caDir, "ca-cert.pem"), filepath.Join(ist.caDir, "ca-key.pem"))
+	if err != nil {
+		t.Fatalf("the mesh CA's key: %v", err)
+	}
+	return ca
 }
