@@ -30,7 +30,9 @@ type caTest struct {
 
 // startIstioCA runs an IstioCA source against a fake istiod, on a fake
 // clock, until the test ends.
-func startIstioCA(t *testing.T, ttl time.Duration) *caTest {
+// startIstioCA starts a source against a fake istiod; before runs first
+// (to set how istiod answers before the first request).
+func startIstioCA(t *testing.T, ttl time.Duration, before ...func(*caTest)) *caTest {
 	t.Helper()
 	ct := &caTest{clock: newFakeClock(), logs: &syncBuffer{}}
 	ct.ca = newTestCA(t, "mesh", ct.clock.Now())
@@ -50,6 +52,9 @@ func startIstioCA(t *testing.T, ttl time.Duration) *caTest {
 		identity.WithLogger(slog.New(slog.NewTextHandler(ct.logs, nil))))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range before {
+		f(ct)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -203,10 +208,12 @@ func TestIstioCA_RefusesBadAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ct := startIstioCA(t, 20*time.Second)
-			ct.istiod.mu.Lock()
-			ct.istiod.answer = func(chain []string) []string { return tt.answer(ct, chain) }
-			ct.istiod.mu.Unlock()
+			// The bad answer is set before the source asks at all.
+			ct := startIstioCA(t, 20*time.Second, func(ct *caTest) {
+				ct.istiod.mu.Lock()
+				ct.istiod.answer = func(chain []string) []string { return tt.answer(ct, chain) }
+				ct.istiod.mu.Unlock()
+			})
 			ct.istiod.next(t)
 			if w := ct.clock.next(t); w.d != time.Second {
 				t.Errorf("next attempt in %v, want the 1s backoff", w.d)
