@@ -503,6 +503,9 @@ func dubboGoNorm(v any) any {
 		m := make(map[string]any, len(x))
 		for k, v := range x {
 			m[dubboGoNormString(k)] = dubboGoNorm(v)
+			if k == "pid" || k == "timestamp" {
+				m[k] = "<n>" // a process id or a time may have fewer than 4 digits
+			}
 		}
 		return m
 	case []any:
