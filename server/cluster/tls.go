@@ -121,26 +121,24 @@ func upstreamTLS(c *clusterv3.Cluster, table *secrets.Table) (*sockets, error) {
 	// One socket for every endpoint when each match is the socket of
 	// the endpoints nothing matches, as in Istio's ISTIO_MUTUAL (no
 	// matches) or a match list that comes to the same.
-	catchAll := c.GetTransportSocket()
-	for _, m := range c.GetTransportSocketMatches() {
+	catchAll, catchAllIndex := c.GetTransportSocket(), -1
+	for i, m := range c.GetTransportSocketMatches() {
 		if len(m.GetMatch().GetFields()) == 0 {
-			catchAll = m.GetTransportSocket()
+			catchAll, catchAllIndex = m.GetTransportSocket(), i
 			break
 		}
 	}
-	for _, m := range c.GetTransportSocketMatches() {
+	for i, m := range c.GetTransportSocketMatches() {
 		conf, err := socketTLS(m.GetTransportSocket(), table)
 		if err != nil {
 			return nil, fmt.Errorf("transport_socket_matches[%s]: %w", m.GetName(), err)
 		}
 		out.matches = append(out.matches, socketMatch{criteria: m.GetMatch().GetFields(), conf: conf})
+		if i == catchAllIndex {
+			out.all = conf
+		}
 		if !proto.Equal(m.GetTransportSocket(), catchAll) && !(isPlain(m.GetTransportSocket()) && isPlain(catchAll)) {
 			out.perEndpoint = true
-		}
-	}
-	if !out.perEndpoint && catchAll != c.GetTransportSocket() {
-		if out.all, err = socketTLS(catchAll, table); err != nil {
-			return nil, err // built above already
 		}
 	}
 	return out, nil
