@@ -300,14 +300,7 @@ func TestIstio_AutoMTLS(t *testing.T) {
 	ist.apply(string(render(t, istioAutoMTLSConfig, data)))
 	srv, _ := startSecureGateway(t, ist)
 
-	listener := "0.0.0.0_" + data.Port
-	waitFor(t, "the gateway's listener", func() bool { return srv.ListenerAddr(listener) != "" })
-	cc, err := grpc.NewClient(srv.ListenerAddr(listener), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	hc := healthpb.NewHealthClient(cc)
+	hc := gatewayHealthClient(t, srv, "0.0.0.0_"+data.Port)
 	waitFor(t, "the backend's cluster", func() bool {
 		_, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
 		return err == nil
@@ -368,16 +361,7 @@ func TestIstio_CertificateRotationUnderLoad(t *testing.T) {
 	srv, ca := startSecureGateway(t, ist, func(c *identity.IstioCAConfig) { c.CertTTL = 6 * time.Second })
 	first, _ := ca.Current()
 
-	listener := "0.0.0.0_" + data.Port
-	waitFor(t, "the gateway's listener", func() bool { return srv.ListenerAddr(listener) != "" })
-	hc := func() healthpb.HealthClient {
-		cc, err := grpc.NewClient(srv.ListenerAddr(listener), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cc.Close() })
-		return healthpb.NewHealthClient(cc)
-	}()
+	hc := gatewayHealthClient(t, srv, "0.0.0.0_"+data.Port)
 	waitFor(t, "the first call", func() bool {
 		_, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
 		return err == nil
@@ -480,18 +464,12 @@ func TestIstio_IstioMutualRefusesBadUpstreams(t *testing.T) {
 			go func() { _ = s.Serve(lis) }()
 			defer s.Stop()
 			ist.apply(string(render(t, istioMTLSConfig, struct{ Port, BackendPort string }{srvAddr, port(lis.Addr().String())})))
-			listener := "0.0.0.0_" + srvAddr
-			waitFor(t, "the gateway's listener", func() bool { return srv.ListenerAddr(listener) != "" })
-			cc, err := grpc.NewClient(srv.ListenerAddr(listener), grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cc.Close()
+			hc := gatewayHealthClient(t, srv, "0.0.0.0_"+srvAddr)
 			var last error
 			waitFor(t, "the call to fail for the backend's certificate", func() bool {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
-				_, last = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+				_, last = hc.Check(ctx, &healthpb.HealthCheckRequest{})
 				return status.Code(last) == codes.Unavailable && strings.Contains(last.Error(), tt.wantInErr)
 			})
 			t.Logf("refused: %v", last)
@@ -508,4 +486,17 @@ func meshCA(t *testing.T, ist *istiod) tls.Certificate {
 		t.Fatalf("the mesh CA's key: %v", err)
 	}
 	return ca
+}
+
+// gatewayHealthClient waits for the gateway's listener and returns a gRPC
+// health client through it (closed with the test).
+func gatewayHealthClient(t *testing.T, srv *server.Server, listener string) healthpb.HealthClient {
+	t.Helper()
+	waitFor(t, "the gateway's listener", func() bool { return srv.ListenerAddr(listener) != "" })
+	cc, err := grpc.NewClient(srv.ListenerAddr(listener), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return healthpb.NewHealthClient(cc)
 }
