@@ -103,6 +103,11 @@ type istiodOptions struct {
 	// MaxCertTTL is the longest TTL a CSR may ask for (0: CertTTL); the CA
 	// rejects longer requests with InvalidArgument.
 	MaxCertTTL time.Duration
+	// Mesh is MeshConfig YAML applied over Istio's defaults (the istio
+	// ConfigMap's mesh key), e.g. extensionProviders.
+	Mesh string
+	// Env adds Istio feature flags (NAME=value) to istiod's environment.
+	Env []string
 }
 
 // mintToken returns a new service-account token for ns/sa that istiod's
@@ -216,8 +221,16 @@ func startIstiodWith(t *testing.T, yaml string, opts istiodOptions) *istiod {
 			args = append(args, "-max-cert-ttl", opts.MaxCertTTL.String())
 		}
 	}
+	if opts.Mesh != "" {
+		meshFile := filepath.Join(dir, "mesh.yaml")
+		if err := os.WriteFile(meshFile, []byte(opts.Mesh), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-mesh", meshFile)
+	}
 	i.cmd = exec.Command(bin, args...)
 	i.cmd.Dir = dir
+	i.cmd.Env = append(os.Environ(), opts.Env...)
 	stdout, err := i.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -151,10 +151,8 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, route
 		ch.idle = t.AsDuration()
 	}
 	ch.xfcc = hcm.GetForwardClientCertDetails()
-	if (ch.xfcc == hcmv3.HttpConnectionManager_APPEND_FORWARD || ch.xfcc == hcmv3.HttpConnectionManager_SANITIZE_SET) &&
-		tlsConf != nil && tlsConf.ClientAuth != tls.NoClientCert {
-		ch.notes = append(ch.notes, fmt.Sprintf("forward_client_cert_details %s: the client certificate's details are not added to x-forwarded-client-cert yet", ch.xfcc))
-	}
+	ch.xfccSet = newXFCCDetails(hcm.GetSetCurrentClientCertDetails())
+	ch.localCert = localCertOf(tlsConf)
 	ch.streamIdle = defaultStreamIdle
 	if t := hcm.GetStreamIdleTimeout(); t != nil {
 		ch.streamIdle = t.AsDuration()

@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +60,10 @@ type chain struct {
 	// xfcc is what becomes of a request's x-forwarded-client-cert (HCM
 	// forward_client_cert_details).
 	xfcc hcmv3.HttpConnectionManager_ForwardClientCertDetails
+	// xfccSet is what SANITIZE_SET and APPEND_FORWARD add; localCert
+	// reads the listener's certificate (XFCC's By), nil in cleartext.
+	xfccSet   xfccDetails
+	localCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 }
 
 // call is the per-request state, one allocation per request.
@@ -593,9 +598,7 @@ func grpcStatusOf(h http.Header) (int, bool) {
 func (ch *chain) prepareHeaders(r *http.Request, rt *router.Route[*cluster.Cluster], isGRPC bool) {
 	hdr := r.Header
 	removeHopByHop(hdr)
-	if !ch.forwardXFCC(r) {
-		delete(hdr, "X-Forwarded-Client-Cert")
-	}
+	ch.applyXFCC(r)
 	if clientIP, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		if prior := hdr["X-Forwarded-For"]; len(prior) > 0 {
 			hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + clientIP}
@@ -612,21 +615,6 @@ func (ch *chain) prepareHeaders(r *http.Request, rt *router.Route[*cluster.Clust
 		hdr["Te"] = []string{"trailers"}
 	}
 	rt.RequestEdits.Apply(hdr)
-}
-
-// forwardXFCC reports whether a request's x-forwarded-client-cert goes
-// upstream, as Envoy's forward_client_cert_details says: never when
-// sanitizing (the default, so that a client cannot claim another's
-// identity), only from a client that presented a verified certificate when
-// forwarding, always with ALWAYS_FORWARD_ONLY.
-func (ch *chain) forwardXFCC(r *http.Request) bool {
-	switch ch.xfcc {
-	case hcmv3.HttpConnectionManager_ALWAYS_FORWARD_ONLY:
-		return true
-	case hcmv3.HttpConnectionManager_FORWARD_ONLY, hcmv3.HttpConnectionManager_APPEND_FORWARD:
-		return r.TLS != nil && len(r.TLS.VerifiedChains) > 0
-	}
-	return false
 }
 
 // upstreamRequest builds one attempt's request to host.

@@ -27,6 +27,11 @@
 // /secret ({"namespace","name","cert","key","ca"} -> a kubernetes.io/tls
 // Secret, pushed to proxies over SDS), and "SECURE <address>" is printed
 // before READY.
+//
+// -mesh reads a MeshConfig (the istio ConfigMap's mesh key, e.g.
+// extensionProviders) over Istio's defaults. Istio's feature flags are its
+// environment variables, read at start (PILOT_JWT_ENABLE_REMOTE_JWKS=envoy
+// makes istiod send RequestAuthentication's jwksUri as remote_jwks).
 package main
 
 import (
@@ -46,6 +51,7 @@ import (
 	"istio.io/istio/pilot/pkg/config/kube/crd"
 	xdsfake "istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pkg/config"
+	"istio.io/istio/pkg/config/mesh"
 )
 
 func main() {
@@ -56,6 +62,7 @@ func main() {
 	caDir := flag.String("ca-dir", "", "with -secure: keep the mesh root (DIR/root-cert.pem), the CA key pair (ca-cert.pem, ca-key.pem) and the minted tokens (tokens) here; reused if present")
 	certTTL := flag.Duration("cert-ttl", 24*time.Hour, "with -secure: TTL of workload certificates (when the CSR asks for none)")
 	maxCertTTL := flag.Duration("max-cert-ttl", 0, "with -secure: the longest TTL a CSR may ask for (default and minimum: -cert-ttl)")
+	meshFile := flag.String("mesh", "", "MeshConfig YAML (as in the istio ConfigMap's mesh key) applied over Istio's defaults, e.g. extensionProviders")
 	flag.Parse()
 
 	yaml := ""
@@ -76,6 +83,13 @@ func main() {
 		ConfigString:    yaml,
 		ListenerBuilder: func() (net.Listener, error) { return lis, nil },
 		DebounceTime:    20 * time.Millisecond,
+	}
+	if *meshFile != "" {
+		m, err := mesh.ReadMeshConfig(*meshFile)
+		if err != nil {
+			log.Fatalf("mesh config: %v", err)
+		}
+		opts.MeshConfig = m
 	}
 	toks := &tokens{m: map[string]identity{}}
 	if *secure != "" {

@@ -133,7 +133,7 @@ var table = map[string]map[string]status{
 		"preserve_external_request_id":       ignoredUnless("a client's x-request-id is kept as sent", isTrue),
 		"always_set_request_id_in_response":  ignoredUnless("x-request-id is not added to responses", isFalse),
 		"forward_client_cert_details":        ok,
-		"set_current_client_cert_details":    ignored("x-forwarded-client-cert is not set from the client certificate yet"),
+		"set_current_client_cert_details":    ok,
 		"forward_client_cert_matcher":        ignored("x-forwarded-client-cert handling does not vary by request"),
 		"proxy_100_continue":                 harmless,
 		"represent_ipv4_remote_address_as_ipv4_mapped_ipv6": harmless,
