@@ -118,6 +118,8 @@ type admin struct {
 	descriptors func() []*adminv1.TranscoderDescriptors
 	// unimplemented lists what of each resource is accepted but not done.
 	unimplemented func() []*adminv1.UnimplementedResource
+	// gates hold readiness back while they name something missing.
+	gates []func() string
 }
 
 // jsonOpts writes field names as the protos spell them, as Envoy does.

@@ -22,6 +22,13 @@ type XDSState interface {
 	Failures() map[string]map[string]config.Failure
 }
 
+// WithReadinessGate holds readiness back while missing returns a reason
+// (one line for /ready's "missing"), e.g. until the workload certificate
+// has been issued.
+func WithReadinessGate(missing func() string) Option {
+	return func(a *admin) { a.gates = append(a.gates, missing) }
+}
+
 // WithXDS makes readiness wait for the control plane's initial fetch and
 // shows its warming and rejected listeners; /config_dump shows rejections.
 func WithXDS(x XDSState) Option {
@@ -101,6 +108,11 @@ func (a *admin) readiness() readiness {
 			msg += fmt.Sprintf(" (listeners waiting for their routes: %s)", strings.Join(w, ", "))
 		}
 		r.Missing = append(r.Missing, msg)
+	}
+	for _, g := range a.gates {
+		if why := g(); why != "" {
+			r.Missing = append(r.Missing, why)
+		}
 	}
 	if len(serving) == 0 {
 		msg := "no listener is serving"

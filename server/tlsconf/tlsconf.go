@@ -133,7 +133,17 @@ func certificates(common *tlsv3.CommonTlsContext, table *secrets.Table) ([]tls.C
 func current(ref *secrets.Ref) (*tls.Certificate, error) {
 	s := ref.Load()
 	if s == nil || s.Cert == nil {
-		return nil, fmt.Errorf("the certificate of SDS secret %q has not arrived", ref.Name())
+		return nil, fmt.Errorf("the certificate of SDS secret %q has not arrived%s", ref.Name(), whereFrom(ref.Name()))
 	}
 	return s.Cert, nil
+}
+
+// whereFrom says where an SDS secret that has not arrived comes from, for
+// Istio's names: the workload certificate and mesh root are the gateway's
+// own identity, which only `identity:` in meshgate's config provides.
+func whereFrom(name string) string {
+	if name == "default" || name == "ROOTCA" {
+		return " (Istio's workload certificate and mesh root: they come from meshgate's `identity:` config, none has been issued yet)"
+	}
+	return ""
 }

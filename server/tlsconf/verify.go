@@ -124,7 +124,7 @@ func (v *verifier) verify(cs tls.ConnectionState) error {
 	case v.ref != nil:
 		s := v.ref.Load()
 		if s == nil || s.Roots == nil {
-			return fmt.Errorf("the trust anchors of SDS secret %q have not arrived", v.ref.Name())
+			return fmt.Errorf("the trust anchors of SDS secret %q have not arrived%s", v.ref.Name(), whereFrom(v.ref.Name()))
 		}
 		roots = s.Roots
 	case v.system:

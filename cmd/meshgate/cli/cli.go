@@ -269,14 +269,14 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 
 	// The workload identity writes its secrets into the same store,
 	// before the control plane's listeners and clusters name them.
-	var readiness admin.Source = srv
+	var identityOpts []admin.Option
 	if s := boot.Bootstrap.Identity; s != nil {
 		id, err := newIdentity(s, store, log)
 		if err != nil {
 			_ = srv.Shutdown(context.Background())
 			return err
 		}
-		readiness = identityGate{Source: srv, id: id}
+		identityOpts = append(identityOpts, identityGate(id))
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
@@ -305,7 +305,7 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 		}()
 		log.Info("taking config from the control plane", "address", x.Address, "node", x.Node.GetId())
 	}
-	var adminOpts []admin.Option
+	adminOpts := identityOpts
 	if client != nil {
 		adminOpts = append(adminOpts, admin.WithXDS(client))
 	}
@@ -330,13 +330,13 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 	if addr := boot.Bootstrap.AdminAddress; addr != "" {
 		opts := append([]admin.Option{admin.WithDescriptors(srv.Descriptors), admin.WithRegistries(registryStatuses(registries)),
 			admin.WithUnimplemented(srv.Unimplemented)}, adminOpts...)
-		if err := serveOn("admin", addr, admin.Handler(readiness, metrics.Registry, opts...)); err != nil {
+		if err := serveOn("admin", addr, admin.Handler(srv, metrics.Registry, opts...)); err != nil {
 			_ = srv.Shutdown(context.Background())
 			return err
 		}
 	}
 	if addr := boot.Bootstrap.ReadinessAddress; addr != "" {
-		if err := serveOn("readiness probe", addr, admin.ReadinessHandler(readiness, adminOpts...)); err != nil {
+		if err := serveOn("readiness probe", addr, admin.ReadinessHandler(srv, adminOpts...)); err != nil {
 			for _, hs := range servers {
 				_ = hs.Close()
 			}

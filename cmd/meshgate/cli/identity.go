@@ -58,12 +58,11 @@ func reportIdentity(ctx context.Context, id identity.Source, log *slog.Logger, p
 // identityGate holds readiness back until the workload certificate is in
 // the store: a gateway that would answer mTLS handshakes without it is
 // not ready for traffic.
-type identityGate struct {
-	admin.Source
-	id interface{ Ready() bool }
+func identityGate(id interface{ Ready() bool }) admin.Option {
+	return admin.WithReadinessGate(func() string {
+		if id.Ready() {
+			return ""
+		}
+		return "the workload certificate has not been issued yet (identity: in the bootstrap; the log says why)"
+	})
 }
-
-var _ admin.Source = identityGate{}
-
-// Ready is the data plane's readiness and the identity's.
-func (g identityGate) Ready() bool { return g.Source.Ready() && g.id.Ready() }

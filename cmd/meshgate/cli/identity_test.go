@@ -88,14 +88,16 @@ func TestIdentityGate_Readiness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := admin.ReadinessHandler(identityGate{Source: servingSource{}, id: id})
+	h := admin.ReadinessHandler(servingSource{}, identityGate(id))
+	var body string
 	ready := func() int {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz/ready", nil))
+		body = rec.Body.String()
 		return rec.Code
 	}
-	if code := ready(); code != http.StatusServiceUnavailable {
-		t.Errorf("/healthz/ready without a certificate = %d, want 503", code)
+	if code := ready(); code != http.StatusServiceUnavailable || !strings.Contains(body, "workload certificate has not been issued") {
+		t.Errorf("/healthz/ready without a certificate = %d %s, want 503 naming the certificate", code, body)
 	}
 	for name, data := range map[string][]byte{files.CertChain: leaf.CertPEM, files.PrivateKey: leaf.KeyPEM, files.RootCert: ca.CertPEM} {
 		if err := os.WriteFile(name, data, 0o600); err != nil {
