@@ -326,12 +326,14 @@ func TestGovernance_OverflowAnsweredAtOnce(t *testing.T) {
 }
 
 // An endpoint breaker trips on a failing host, keeps traffic away while
-// open, probes it half-open, and closes when it answers again.
+// open, probes it half-open, and closes when it answers again. open_for is
+// long enough that the 20 calls end before the first probe, even on a
+// loaded machine (at 300ms a slow run let a probe fail a 4th call).
 func TestGovernance_EndpointBreaker(t *testing.T) {
 	bs := backends(t, 2)
 	g := startGateway(t, render(t, governanceConfig, governanceData{
 		Backends: bs,
-		Extra:    indent(`endpoint_breaker: { consecutive_failures: 3, open_for: 300ms }`, 4),
+		Extra:    indent(`endpoint_breaker: { consecutive_failures: 3, open_for: 2s }`, 4),
 	}))
 	c := demoClient(t, g.addr("main"))
 	cl := clusterNamed(t, g, "grpc")
