@@ -1,8 +1,9 @@
 // Command bench measures meshgate against the direct call, side by side in
-// one run: gRPC unary, gRPC server and bidi streaming, and HTTP/1.1. It
-// starts the demo backend in this process, builds and starts the gateway
-// binary as its own process, drives load at each in turn, and writes a
-// Markdown report with throughput ratios and added latency.
+// one run: gRPC unary (also with mTLS to the upstream), gRPC server and
+// bidi streaming, and HTTP/1.1. It starts the demo backend in this
+// process, builds and starts the gateway binary as its own process, drives
+// load at each in turn, and writes a Markdown report with throughput
+// ratios and added latency.
 //
 //	go run ./bench -out bench/RESULTS.md
 package main
@@ -28,6 +29,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -82,6 +84,9 @@ type scenario struct {
 	// client) at directAddr.
 	direct     func(ctx context.Context, addr string) (result, error)
 	directAddr string
+	// gateway, when set, starts the gateway this scenario goes through
+	// instead of the shared one; it is stopped after the scenario.
+	gateway func() (*gateway, error)
 }
 
 func run(out string, dur, warm time.Duration, conc int, profile, only string) error {
@@ -110,10 +115,29 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 	defer gw.stop()
 	idleRSS := rssKiB(gw.cmd.Process.Pid)
 
+	// The mTLS scenario's backend: the same demo service behind TLS that
+	// requires a client certificate from a throwaway mesh CA.
+	pki, err := newMeshPKI()
+	if err != nil {
+		return err
+	}
+	mtlsAddr, stopMTLS, err := startMTLSBackend(ctx, backend.Service, pki)
+	if err != nil {
+		return err
+	}
+	defer stopMTLS()
+
 	payload := bytes.Repeat([]byte{'x'}, 1024)
 	scenarios := []scenario{
 		{name: "gRPC unary", unit: "calls/s", target: "≥ 0.60 / ≤ 0.15 ms", run: func(ctx context.Context, addr string) (result, error) {
 			return grpcUnary(ctx, addr, conc, warm, dur)
+		}},
+		{name: "gRPC unary, mTLS upstream (ISTIO_MUTUAL-style)", unit: "calls/s", target: "≥ 0.60", run: func(ctx context.Context, addr string) (result, error) {
+			return grpcUnary(ctx, addr, conc, warm, dur)
+		}, direct: func(ctx context.Context, addr string) (result, error) {
+			return grpcUnaryCreds(ctx, addr, pki.clientCreds(), conc, warm, dur)
+		}, directAddr: mtlsAddr, gateway: func() (*gateway, error) {
+			return startMTLSGateway(gw.bin, mtlsAddr, pki)
 		}},
 		{name: "gRPC server streaming", unit: "msgs/s", target: "≥ 0.70", run: func(ctx context.Context, addr string) (result, error) {
 			return grpcServerStream(ctx, addr, warm, dur)
@@ -180,12 +204,21 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 		if err != nil {
 			return fmt.Errorf("%s direct: %w", s.name, err)
 		}
+		sgw := gw
+		if s.gateway != nil {
+			if sgw, err = s.gateway(); err != nil {
+				return fmt.Errorf("%s: start its gateway: %w", s.name, err)
+			}
+		}
 		var profDone chan error
 		if profile != "" {
 			profDone = make(chan error, 1)
-			go func() { profDone <- gw.cpuProfile(fmt.Sprintf("%s-%d.pprof", profile, i), warm, dur) }()
+			go func() { profDone <- sgw.cpuProfile(fmt.Sprintf("%s-%d.pprof", profile, i), warm, dur) }()
 		}
-		g, err := s.run(ctx, gw.addr)
+		g, err := s.run(ctx, sgw.addr)
+		if sgw != gw {
+			sgw.stop()
+		}
 		if profDone != nil {
 			if perr := <-profDone; perr != nil {
 				log.Printf("profile: %v", perr)
@@ -212,7 +245,10 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 	fmt.Fprintf(&b, "REST → Dubbo2 posts `[\"world\"]` to `/dubbo/<interface>/SayHello` (the bridge's generic call to a dubbo-go %s provider);\n", dubboGoVersion)
 	fmt.Fprintf(&b, "its direct side is a dubbo-go generic consumer (its own process, %d callers) calling the same provider.\n", conc)
 	fmt.Fprintf(&b, "The Triple rows call the same provider's tri port (SayHello, non-IDL hessian2): the dubbo-go Triple consumer direct,\n")
-	fmt.Fprintf(&b, "and through meshgate either the same consumer (gRPC form, passed through) or JSON in Triple's unary HTTP form (converted).\n\n")
+	fmt.Fprintf(&b, "and through meshgate either the same consumer (gRPC form, passed through) or JSON in Triple's unary HTTP form (converted).\n")
+	fmt.Fprintf(&b, "The mTLS row calls the same demo service over TLS that requires a client certificate (a throwaway ECDSA P-256 mesh CA, SPIFFE URI SANs):\n")
+	fmt.Fprintf(&b, "direct, grpc-go with a client certificate; through meshgate, plaintext gRPC to a second gateway (Envoy bootstrap, the friendly listener's filters\n")
+	fmt.Fprintf(&b, "without the transcoder) whose cluster dials with an UpstreamTlsContext: client certificate, trusted CA, URI SAN matcher, ALPN h2.\n\n")
 	fmt.Fprintf(&b, "| path | direct | through meshgate | ratio | p50 direct → meshgate (added) | p99 direct → meshgate (added) | failures direct / meshgate | target (ratio / added p50) |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
@@ -240,6 +276,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d.Micros
 // gateway is the meshgate binary running as a child process.
 type gateway struct {
 	cmd   *exec.Cmd
+	bin   string
 	addr  string
 	admin string
 	dir   string
@@ -324,12 +361,18 @@ func startGateway(ctx context.Context, b *demo.Backend, dubboAddr, triAddr strin
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, admin, addr, b.GRPCAddr, b.HTTPAddr, dubboAddr, triAddr), 0o600); err != nil {
 		return nil, err
 	}
+	return launchGateway(bin, cfg, dir, addr, admin)
+}
+
+// launchGateway runs the gateway binary bin with config file cfg and
+// waits until it listens on addr; its stop removes dir.
+func launchGateway(bin, cfg, dir, addr, admin string) (*gateway, error) {
 	cmd := exec.Command(bin, "run", "-c", cfg, "-log-level", "warn")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	g := &gateway{cmd: cmd, addr: addr, admin: admin, dir: dir}
+	g := &gateway{cmd: cmd, bin: bin, addr: addr, admin: admin, dir: dir}
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -430,11 +473,20 @@ func measure(ctx context.Context, n int, warm, dur time.Duration, worker func(ct
 }
 
 func dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return dialCreds(addr, insecure.NewCredentials())
+}
+
+func dialCreds(addr string, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 }
 
 func grpcUnary(ctx context.Context, addr string, n int, warm, dur time.Duration) (result, error) {
-	cc, err := dial(addr)
+	return grpcUnaryCreds(ctx, addr, insecure.NewCredentials(), n, warm, dur)
+}
+
+// grpcUnaryCreds is grpcUnary over a connection dialled with creds.
+func grpcUnaryCreds(ctx context.Context, addr string, creds credentials.TransportCredentials, n int, warm, dur time.Duration) (result, error) {
+	cc, err := dialCreds(addr, creds)
 	if err != nil {
 		return result{}, err
 	}
