@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -205,7 +204,6 @@ func (c *IstioCA) checkChain(pems []string, keyPEM []byte, fileRoots []*x509.Cer
 	if len(pems) < 2 {
 		return nil, fmt.Errorf("identity: istio CA: cert_chain has %d certificates, want the leaf and the root at least", len(pems))
 	}
-	var chainPEM []byte
 	var chain []*x509.Certificate
 	for i, p := range pems {
 		cs, err := parseCerts([]byte(p))
@@ -213,13 +211,12 @@ func (c *IstioCA) checkChain(pems []string, keyPEM []byte, fileRoots []*x509.Cer
 			return nil, fmt.Errorf("identity: istio CA: cert_chain[%d]: %w", i, err)
 		}
 		chain = append(chain, cs...)
-		chainPEM = append(chainPEM, p...)
-		if !strings.HasSuffix(p, "\n") {
-			chainPEM = append(chainPEM, '\n')
-		}
 	}
 	root := chain[len(chain)-1]
-	b, err := newBundle(chainPEM, keyPEM, mergeCerts(fileRoots, root))
+	// The secret holds the certificates as parsed, re-encoded: not the
+	// answer's text, in which a certificate split across two entries
+	// would make a block that was never checked.
+	b, err := newBundle(encodeCerts(chain), keyPEM, mergeCerts(fileRoots, root))
 	if err != nil {
 		return nil, fmt.Errorf("identity: istio CA: %w", err)
 	}

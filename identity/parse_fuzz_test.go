@@ -251,6 +251,9 @@ func FuzzCheckChain(f *testing.F) {
 		{p.directLeaf, "", p.root + p.root},
 		{p.directLeaf + fuzzKeyPEM, "", "text " + p.root + " text"},
 		{"", "", p.root}, {p.directLeaf, "", ""}, {"\x00", "", "\xff"},
+		// One block split across two entries: each entry parses alone,
+		// their concatenation has a block that never was checked.
+		{p.directLeaf + "-----BEGIN CERTIFICATE-----\naGVsbG8g", "", "d29ybGQ=\n-----END CERTIFICATE-----\n" + p.root},
 	} {
 		f.Add(seed[0], seed[1], seed[2])
 	}

@@ -107,3 +107,34 @@ func TestStatusNumbers(t *testing.T) {
 		}
 	}
 }
+
+// Keys that would accept forged tokens or verify nothing are dropped, so
+// their set fails as Envoy's ("Jwks doesn't have any valid public key"):
+// the forged token below (R = identity, S = 0) verifies any message
+// under an Ed25519 key of small order, which go-jose builds from a short
+// or empty "x".
+func TestParseJWKS_DropsWeakKeys(t *testing.T) {
+	const forged = "eyJhbGciOiJFZERTQSJ9.eyJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlIiwic3ViIjoiYWRtaW4iLCJuIjoxfQ." +
+		"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	tok, st := parseJWT(forged)
+	if st != statusOK {
+		t.Fatalf("forged token: %v", st)
+	}
+	for _, doc := range []string{
+		`{"keys":[{"kty":"OKP","crv":"Ed25519","x":""}]}`,
+		`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AQ"}]}`,
+		`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}`,     // the identity, 32 bytes
+		`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"7P___________________________________________38"}]}`, // order 2
+		`{"keys":[{"kty":"RSA","n":"","e":""}]}`,
+		`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`,
+		`{"keys":[{"kty":"oct","k":""}]}`,
+	} {
+		ks := parseJWKS([]byte(doc))
+		if ks.status != jwksNoValidKeys {
+			t.Errorf("%s: status %v with %d keys, want jwksNoValidKeys", doc, ks.status, len(ks.keys))
+		}
+		if got := ks.verify(tok); got == statusOK {
+			t.Errorf("%s: the forged token verifies", doc)
+		}
+	}
+}
