@@ -1,0 +1,528 @@
+package h2
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// errConnUnusable: the connection took no more streams by the time the
+// request was to be written; RoundTrip tries another one.
+var errConnUnusable = errors.New("h2: connection no longer takes new streams")
+
+// clientConn is one HTTP/2 connection to a host.
+type clientConn struct {
+	t    *Transport
+	addr string
+	conn net.Conn
+	fr   *http2.Framer // read by readLoop; written under wmu
+
+	// The write side: whoever has a frame to send writes it under wmu;
+	// the last of the writers queued (pending) flushes.
+	wmu     sync.Mutex
+	bw      *bufio.Writer
+	henc    *hpack.Encoder
+	hbuf    bytes.Buffer
+	werr    error
+	pending atomic.Int32
+	// nextID is the next stream id, taken under wmu (ids go out in
+	// order) and read by the read loop without it.
+	nextID atomic.Uint32
+
+	mu   sync.Mutex
+	cond sync.Cond // send windows opened, streams ended, connection closed
+	// streams are the open streams by id; reserved counts the requests
+	// given this connection whose HEADERS are not written yet.
+	streams  map[uint32]*clientStream
+	reserved int
+	// What the server's SETTINGS say.
+	maxStreams    uint32
+	maxFrame      uint32
+	initialWindow int32
+	// sendWindow is the connection's send window (DATA we may still send).
+	sendWindow int32
+	// recvWindow is what the server may still send on the connection;
+	// recvUnacked what was consumed and not yet given back by
+	// WINDOW_UPDATE.
+	recvWindow  int32
+	recvUnacked int32
+	goAway      bool
+	lastGoodID  uint32 // with goAway: streams above it were not processed
+	closed      bool
+	err         error
+	idleTimer   *time.Timer
+	// settled is closed when the server's first SETTINGS came or the
+	// connection closed.
+	settled       chan struct{}
+	firstSettings bool
+	settleOnce    sync.Once
+
+	// lastRead is when a frame last came (unix nanoseconds), for the
+	// keepalive PING.
+	lastRead   atomic.Int64
+	pingTimer  *time.Timer
+	pingWaited atomic.Bool
+}
+
+// newClientConn starts a connection: the client preface, its SETTINGS and
+// connection window, then the read loop.
+func newClientConn(ctx context.Context, t *Transport, addr string, conn net.Conn) (*clientConn, error) {
+	cc := &clientConn{
+		t: t, addr: addr, conn: conn,
+		bw:            bufio.NewWriterSize(conn, 32<<10),
+		streams:       map[uint32]*clientStream{},
+		maxStreams:    initialMaxStreams,
+		maxFrame:      16384,
+		initialWindow: 65535,
+		sendWindow:    65535,
+		recvWindow:    t.connWindow(),
+		settled:       make(chan struct{}),
+		firstSettings: true,
+	}
+	cc.cond.L = &cc.mu
+	cc.nextID.Store(1)
+	cc.henc = hpack.NewEncoder(&cc.hbuf)
+	cc.fr = http2.NewFramer(cc.bw, bufio.NewReaderSize(conn, 32<<10))
+	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	cc.fr.MaxHeaderListSize = maxResponseHeaderBytes
+	cc.lastRead.Store(time.Now().UnixNano())
+
+	if _, err := cc.bw.WriteString(http2.ClientPreface); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	settings := []http2.Setting{
+		{ID: http2.SettingEnablePush, Val: 0},
+		{ID: http2.SettingInitialWindowSize, Val: uint32(t.streamWindow())},
+		{ID: http2.SettingMaxHeaderListSize, Val: maxResponseHeaderBytes},
+	}
+	err := cc.fr.WriteSettings(settings...)
+	if err == nil && t.connWindow() > 65535 {
+		err = cc.fr.WriteWindowUpdate(0, uint32(t.connWindow()-65535))
+	}
+	if err == nil {
+		err = cc.bw.Flush()
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if t.PingInterval > 0 {
+		cc.pingTimer = time.AfterFunc(t.PingInterval, cc.keepalive)
+	}
+	go cc.readLoop()
+	// The server's SETTINGS come first: its stream limit is known before
+	// any stream is opened (else a burst could open more than it takes,
+	// to be refused).
+	select {
+	case <-cc.settled:
+	case <-ctx.Done():
+		cc.close(fmt.Errorf("h2: no SETTINGS from %s: %w", addr, ctx.Err()))
+		return nil, ctx.Err()
+	}
+	cc.mu.Lock()
+	err = cc.err
+	cc.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return cc, nil
+}
+
+// write runs fn with the framer under the write lock and flushes unless
+// another writer is queued behind (it will flush both).
+func (cc *clientConn) write(fn func(fr *http2.Framer) error) error {
+	cc.pending.Add(1)
+	cc.wmu.Lock()
+	defer cc.wmu.Unlock()
+	err := cc.werr
+	if err == nil {
+		err = fn(cc.fr)
+	}
+	if cc.pending.Add(-1) == 0 && err == nil {
+		err = cc.bw.Flush()
+	}
+	if err != nil && cc.werr == nil {
+		cc.werr = err
+		go cc.close(fmt.Errorf("h2: write to %s: %w", cc.addr, err))
+	}
+	return err
+}
+
+// reserve books room for one more stream, false when the connection is
+// full, going away or closed.
+func (cc *clientConn) reserve() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.closed || cc.goAway || uint32(len(cc.streams)+cc.reserved) >= cc.maxStreams {
+		return false
+	}
+	cc.reserved++
+	cc.stopIdleLocked()
+	return true
+}
+
+// unreserve gives back a reservation that did not become a stream.
+func (cc *clientConn) unreserve() {
+	cc.mu.Lock()
+	cc.reserved--
+	cc.maybeIdleLocked()
+	cc.mu.Unlock()
+}
+
+// idle reports a connection with no stream and no reservation.
+func (cc *clientConn) idle() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return len(cc.streams) == 0 && cc.reserved == 0
+}
+
+func (cc *clientConn) closeIfIdle() {
+	if cc.idle() {
+		cc.close(errors.New("h2: idle connection closed"))
+	}
+}
+
+// maybeIdleLocked starts the idle timer when the last stream ended; a
+// connection told to go away closes then.
+func (cc *clientConn) maybeIdleLocked() {
+	if len(cc.streams) != 0 || cc.reserved != 0 || cc.closed {
+		return
+	}
+	if cc.goAway {
+		go cc.close(errors.New("h2: server sent GOAWAY"))
+		return
+	}
+	if d := cc.t.IdleConnTimeout; d > 0 {
+		if cc.idleTimer == nil {
+			cc.idleTimer = time.AfterFunc(d, cc.closeIfIdle)
+		} else {
+			cc.idleTimer.Reset(d)
+		}
+	}
+}
+
+func (cc *clientConn) stopIdleLocked() {
+	if cc.idleTimer != nil {
+		cc.idleTimer.Stop()
+	}
+}
+
+// close ends the connection and fails its streams with err.
+func (cc *clientConn) close(err error) {
+	cc.mu.Lock()
+	if cc.closed {
+		cc.mu.Unlock()
+		return
+	}
+	cc.closed, cc.err = true, err
+	cc.settleOnce.Do(func() { close(cc.settled) })
+	streams := make([]*clientStream, 0, len(cc.streams))
+	for _, cs := range cc.streams {
+		streams = append(streams, cs)
+	}
+	cc.stopIdleLocked()
+	if cc.pingTimer != nil {
+		cc.pingTimer.Stop()
+	}
+	cc.cond.Broadcast()
+	cc.mu.Unlock()
+	cc.t.forget(cc)
+	_ = cc.conn.Close()
+	for _, cs := range streams {
+		cs.abort(err, false)
+	}
+}
+
+// keepalive pings a connection that has been quiet for the ping interval
+// and closes it when the answer does not come in time.
+func (cc *clientConn) keepalive() {
+	interval := cc.t.PingInterval
+	quiet := time.Since(time.Unix(0, cc.lastRead.Load()))
+	if quiet < interval {
+		cc.mu.Lock()
+		if !cc.closed {
+			cc.pingTimer.Reset(interval - quiet)
+		}
+		cc.mu.Unlock()
+		return
+	}
+	if cc.pingWaited.Load() {
+		cc.close(fmt.Errorf("h2: no answer to PING from %s within %s", cc.addr, cc.pingTimeout()))
+		return
+	}
+	cc.pingWaited.Store(true)
+	_ = cc.write(func(fr *http2.Framer) error {
+		return fr.WritePing(false, [8]byte{'m', 'e', 's', 'h', 'g', 'a', 't', 'e'})
+	})
+	cc.mu.Lock()
+	if !cc.closed {
+		cc.pingTimer.Reset(cc.pingTimeout())
+	}
+	cc.mu.Unlock()
+}
+
+func (cc *clientConn) pingTimeout() time.Duration {
+	if cc.t.PingTimeout > 0 {
+		return cc.t.PingTimeout
+	}
+	return 15 * time.Second
+}
+
+// stream finds an open stream.
+func (cc *clientConn) stream(id uint32) *clientStream {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.streams[id]
+}
+
+// forgetStream removes a finished stream.
+func (cc *clientConn) forgetStream(cs *clientStream) {
+	cc.mu.Lock()
+	if cc.streams[cs.id] == cs {
+		delete(cc.streams, cs.id)
+		cc.cond.Broadcast()
+		cc.maybeIdleLocked()
+	}
+	cc.mu.Unlock()
+}
+
+// consumed gives n bytes of the connection window back once the
+// streams' readers took them, in updates of a quarter window.
+func (cc *clientConn) consumed(n int32) {
+	if n <= 0 {
+		return
+	}
+	cc.mu.Lock()
+	cc.recvUnacked += n
+	add := int32(0)
+	if cc.recvUnacked >= cc.t.connWindow()/4 && !cc.closed {
+		add, cc.recvUnacked = cc.recvUnacked, 0
+		cc.recvWindow += add
+	}
+	cc.mu.Unlock()
+	if add > 0 {
+		_ = cc.write(func(fr *http2.Framer) error { return fr.WriteWindowUpdate(0, uint32(add)) })
+	}
+}
+
+// readLoop reads frames until the connection fails.
+func (cc *clientConn) readLoop() {
+	err := cc.readFrames()
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		_ = cc.write(func(fr *http2.Framer) error { return fr.WriteGoAway(0, http2.ErrCode(ce), nil) })
+	}
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	cc.close(fmt.Errorf("h2: connection to %s lost: %w", cc.addr, err))
+}
+
+func (cc *clientConn) readFrames() error {
+	first := true
+	for {
+		f, err := cc.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				// A frame the framer refused for one stream (bad header
+				// field): that stream is reset, the connection goes on.
+				if cs := cc.stream(se.StreamID); cs != nil {
+					cs.abort(se, true)
+				}
+				continue
+			}
+			return err
+		}
+		cc.lastRead.Store(time.Now().UnixNano())
+		cc.pingWaited.Store(false)
+		if first {
+			if _, ok := f.(*http2.SettingsFrame); !ok {
+				return http2.ConnectionError(http2.ErrCodeProtocol)
+			}
+			first = false
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			err = cc.onHeaders(f)
+		case *http2.DataFrame:
+			err = cc.onData(f)
+		case *http2.RSTStreamFrame:
+			if cs := cc.stream(f.StreamID); cs != nil {
+				cs.abort(http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode}, false)
+			}
+		case *http2.SettingsFrame:
+			err = cc.onSettings(f)
+		case *http2.WindowUpdateFrame:
+			err = cc.onWindowUpdate(f)
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				data := f.Data
+				err = cc.write(func(fr *http2.Framer) error { return fr.WritePing(true, data) })
+			}
+		case *http2.GoAwayFrame:
+			cc.onGoAway(f)
+		case *http2.PushPromiseFrame:
+			return http2.ConnectionError(http2.ErrCodeProtocol) // we said ENABLE_PUSH 0
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) error {
+	cs := cc.stream(f.StreamID)
+	if cs == nil {
+		if f.StreamID >= cc.nextID.Load() {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // a stream we never opened
+		}
+		return nil // a stream we reset; its late frames are dropped
+	}
+	if f.Truncated {
+		cs.abort(fmt.Errorf("h2: response headers over %d bytes", maxResponseHeaderBytes), true)
+		return nil
+	}
+	cs.onHeaders(f)
+	return nil
+}
+
+func (cc *clientConn) onData(f *http2.DataFrame) error {
+	n := int32(f.Length)
+	cc.mu.Lock()
+	if n > cc.recvWindow {
+		cc.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	cc.recvWindow -= n
+	cs := cc.streams[f.StreamID]
+	cc.mu.Unlock()
+	if cs == nil {
+		if f.StreamID >= cc.nextID.Load() {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		cc.consumed(n) // nobody reads it: the window comes back at once
+		return nil
+	}
+	data := f.Data()
+	if pad := n - int32(len(data)); pad > 0 {
+		cc.consumed(pad) // padding is flow-controlled but not kept
+	}
+	cs.onData(data, n-int32(len(data)), f.StreamEnded())
+	return nil
+}
+
+func (cc *clientConn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	var ferr error
+	cc.mu.Lock()
+	if cc.firstSettings {
+		// No limit said is no limit (RFC 9113 6.5.2); like x/net, 1000.
+		cc.firstSettings = false
+		if _, ok := f.Value(http2.SettingMaxConcurrentStreams); !ok {
+			cc.maxStreams = unsaidMaxStreams
+		}
+	}
+	cc.mu.Unlock()
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		switch s.ID {
+		case http2.SettingMaxConcurrentStreams:
+			cc.maxStreams = s.Val
+		case http2.SettingMaxFrameSize:
+			cc.maxFrame = s.Val
+		case http2.SettingInitialWindowSize:
+			delta := int32(s.Val) - cc.initialWindow
+			cc.initialWindow = int32(s.Val)
+			for _, cs := range cc.streams {
+				w := int64(cs.sendWindow) + int64(delta)
+				if w > math.MaxInt32 {
+					ferr = http2.ConnectionError(http2.ErrCodeFlowControl)
+					return nil
+				}
+				cs.sendWindow = int32(w)
+			}
+			cc.cond.Broadcast()
+		case http2.SettingHeaderTableSize:
+			size := s.Val
+			go func() { // the encoder is the writers' (under wmu)
+				cc.wmu.Lock()
+				cc.henc.SetMaxDynamicTableSizeLimit(size)
+				cc.wmu.Unlock()
+			}()
+		}
+		return nil
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return err
+	}
+	err = cc.write(func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
+	cc.settleOnce.Do(func() { close(cc.settled) })
+	return err
+}
+
+func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if f.StreamID == 0 {
+		w := int64(cc.sendWindow) + int64(f.Increment)
+		if w > math.MaxInt32 {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		cc.sendWindow = int32(w)
+		cc.cond.Broadcast()
+		return nil
+	}
+	cs := cc.streams[f.StreamID]
+	if cs == nil {
+		return nil
+	}
+	w := int64(cs.sendWindow) + int64(f.Increment)
+	if w > math.MaxInt32 {
+		go cs.abort(http2.StreamError{StreamID: cs.id, Code: http2.ErrCodeFlowControl}, true)
+		return nil
+	}
+	cs.sendWindow = int32(w)
+	cc.cond.Broadcast()
+	return nil
+}
+
+// onGoAway: no new streams; the ones above the last processed id were
+// not processed and fail as refused (a retry may send them elsewhere).
+func (cc *clientConn) onGoAway(f *http2.GoAwayFrame) {
+	cc.mu.Lock()
+	cc.goAway, cc.lastGoodID = true, f.LastStreamID
+	var refused []*clientStream
+	for id, cs := range cc.streams {
+		if id > f.LastStreamID {
+			refused = append(refused, cs)
+		}
+	}
+	cc.maybeIdleLocked()
+	cc.mu.Unlock()
+	cc.t.forget(cc)
+	for _, cs := range refused {
+		cs.abort(http2.StreamError{StreamID: cs.id, Code: http2.ErrCodeRefusedStream}, false)
+	}
+}

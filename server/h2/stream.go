@@ -1,0 +1,582 @@
+package h2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// maxStreamID is the last stream id a client may use.
+const maxStreamID = 1<<31 - 1
+
+// errBodyClosed is what reading a response body after Close returns.
+var errBodyClosed = errors.New("h2: response body closed")
+
+// clientStream is one request and its response.
+type clientStream struct {
+	cc  *clientConn
+	id  uint32
+	req *http.Request
+	// respReady is closed when the response headers came (resp) or the
+	// stream failed first (err).
+	respReady chan struct{}
+	resp      *http.Response
+	err       error
+	stopCtx   func() bool
+	aborted   atomic.Bool
+
+	// sendWindow is the stream's send window (under cc.mu).
+	sendWindow int32
+
+	mu          sync.Mutex
+	cond        sync.Cond // data or the end of the response arrived
+	headersDone bool
+	// reqDone: END_STREAM was (or is being) sent, or the request side is
+	// over otherwise; respDone: the response ended or the stream failed.
+	reqDone, respDone bool
+	// The response body not read yet, and the reader's error once there
+	// is no more (io.EOF at the end).
+	buf  dataBuffer
+	rerr error
+	// recvWindow is what the server may still send on the stream,
+	// recvUnacked what was read and not yet given back.
+	recvWindow, recvUnacked int32
+}
+
+// roundTrip opens a stream for req on a connection reserve() booked.
+func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
+	body := req.Body
+	if body == http.NoBody {
+		body = nil
+	}
+	if err := validHeaders(req); err != nil {
+		cc.unreserve()
+		closeBody(req)
+		return nil, err
+	}
+	cs := &clientStream{cc: cc, req: req, respReady: make(chan struct{}), recvWindow: cc.t.streamWindow()}
+	cs.cond.L = &cs.mu
+	if body == nil {
+		cs.reqDone = true
+	}
+
+	cc.pending.Add(1)
+	cc.wmu.Lock()
+	cc.mu.Lock()
+	id := cc.nextID.Load()
+	if cc.closed || cc.goAway || cc.werr != nil || id > maxStreamID {
+		if id > maxStreamID {
+			cc.goAway = true // out of ids: a new connection takes the next ones
+		}
+		cc.reserved--
+		cc.maybeIdleLocked()
+		cc.mu.Unlock()
+		cc.pending.Add(-1)
+		cc.wmu.Unlock()
+		return nil, errConnUnusable
+	}
+	cc.nextID.Store(id + 2)
+	cs.id, cs.sendWindow = id, cc.initialWindow
+	cc.streams[id] = cs
+	cc.reserved--
+	maxFrame := int(cc.maxFrame)
+	cc.mu.Unlock()
+	cc.hbuf.Reset()
+	encodeRequestHeaders(cc.henc, req)
+	err := writeHeaderBlock(cc.fr, id, cc.hbuf.Bytes(), body == nil, maxFrame)
+	if cc.pending.Add(-1) == 0 && err == nil {
+		err = cc.bw.Flush()
+	}
+	if err != nil && cc.werr == nil {
+		cc.werr = err
+		go cc.close(fmt.Errorf("h2: write to %s: %w", cc.addr, err))
+	}
+	cc.wmu.Unlock()
+	if err != nil {
+		cs.abort(err, false)
+		closeBody(req)
+		return nil, err
+	}
+
+	ctx := req.Context()
+	cs.mu.Lock()
+	if !cs.aborted.Load() {
+		cs.stopCtx = context.AfterFunc(ctx, func() {
+			cs.abort(fmt.Errorf("h2: request canceled: %w", context.Cause(ctx)), true)
+		})
+	}
+	cs.mu.Unlock()
+	if body != nil {
+		go cs.writeBody(body)
+	}
+	<-cs.respReady
+	if cs.resp == nil {
+		return nil, cs.err
+	}
+	return cs.resp, nil
+}
+
+// writeHeaderBlock writes a header block as HEADERS and as many
+// CONTINUATION frames as the peer's frame size asks.
+func writeHeaderBlock(fr *http2.Framer, id uint32, block []byte, endStream bool, maxFrame int) error {
+	first := true
+	for first || len(block) > 0 {
+		chunk := block
+		if len(chunk) > maxFrame {
+			chunk = chunk[:maxFrame]
+		}
+		block = block[len(chunk):]
+		var err error
+		if first {
+			err = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: chunk, EndStream: endStream, EndHeaders: len(block) == 0})
+			first = false
+		} else {
+			err = fr.WriteContinuation(id, len(block) == 0, chunk)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeBody sends the request body as DATA within the send windows, then
+// its trailers or END_STREAM.
+func (cs *clientStream) writeBody(body io.ReadCloser) {
+	cc := cs.cc
+	defer body.Close()
+	bp := bodyBufPool.Get().(*[]byte)
+	defer bodyBufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := body.Read(buf)
+		if rerr != nil && rerr != io.EOF {
+			cs.abort(fmt.Errorf("h2: reading the request body: %w", rerr), true)
+			return
+		}
+		end := rerr == io.EOF
+		data := buf[:n]
+		for len(data) > 0 {
+			k := cs.awaitSendWindow(len(data))
+			if k == 0 {
+				return // aborted
+			}
+			last := end && k == len(data) && len(cs.req.Trailer) == 0
+			if last && !cs.markReqDone() {
+				return
+			}
+			chunk := data[:k]
+			if err := cc.write(func(fr *http2.Framer) error { return fr.WriteData(cs.id, last, chunk) }); err != nil {
+				cs.abort(err, false)
+				return
+			}
+			data = data[k:]
+			if last {
+				cs.finishIfDone()
+				return
+			}
+		}
+		if !end {
+			continue
+		}
+		if !cs.markReqDone() {
+			return
+		}
+		var err error
+		if len(cs.req.Trailer) > 0 {
+			err = cc.write(func(fr *http2.Framer) error {
+				cc.hbuf.Reset()
+				for k, vs := range cs.req.Trailer {
+					for _, v := range vs {
+						_ = cc.henc.WriteField(hpack.HeaderField{Name: lowerHeader(k), Value: v})
+					}
+				}
+				return writeHeaderBlock(fr, cs.id, cc.hbuf.Bytes(), true, int(cc.frameSize()))
+			})
+		} else {
+			err = cc.write(func(fr *http2.Framer) error { return fr.WriteData(cs.id, true, nil) })
+		}
+		if err != nil {
+			cs.abort(err, false)
+			return
+		}
+		cs.finishIfDone()
+		return
+	}
+}
+
+var bodyBufPool = sync.Pool{New: func() any { b := make([]byte, 16384); return &b }}
+
+func (cc *clientConn) frameSize() uint32 {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.maxFrame
+}
+
+// awaitSendWindow waits until the stream and connection windows let some
+// of n bytes go, takes that much (at most a frame) and returns it; 0 when
+// the stream ended meanwhile.
+func (cs *clientStream) awaitSendWindow(n int) int {
+	cc := cs.cc
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for {
+		if cs.aborted.Load() || cc.closed {
+			return 0
+		}
+		k := min(int32(n), cs.sendWindow, cc.sendWindow, int32(cc.maxFrame))
+		if k > 0 {
+			cs.sendWindow -= k
+			cc.sendWindow -= k
+			return int(k)
+		}
+		cc.cond.Wait()
+	}
+}
+
+// markReqDone notes that END_STREAM is about to be sent; false when the
+// stream already ended (nothing more is to be sent).
+func (cs *clientStream) markReqDone() bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.aborted.Load() || cs.reqDone {
+		return false
+	}
+	cs.reqDone = true
+	return true
+}
+
+// finishIfDone forgets the stream once both sides ended.
+func (cs *clientStream) finishIfDone() {
+	cs.mu.Lock()
+	done := cs.reqDone && cs.respDone && !cs.aborted.Load()
+	cs.mu.Unlock()
+	if done {
+		cs.release()
+	}
+}
+
+// release forgets a finished stream and its context watch.
+func (cs *clientStream) release() {
+	cs.cc.forgetStream(cs)
+	cs.mu.Lock()
+	stop := cs.stopCtx
+	cs.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// abort ends the stream with err: a response not come yet fails with it, a
+// body being read too. sendRST resets the stream at the server (CANCEL,
+// or err's code when it is a StreamError) unless both sides had ended.
+func (cs *clientStream) abort(err error, sendRST bool) {
+	cs.mu.Lock()
+	if cs.aborted.Load() || (cs.reqDone && cs.respDone) {
+		cs.mu.Unlock()
+		return
+	}
+	cs.aborted.Store(true)
+	if !cs.headersDone {
+		cs.headersDone, cs.err = true, err
+		close(cs.respReady)
+	}
+	// What came before stays readable, then err (as x/net's pipe does).
+	if !cs.respDone {
+		cs.rerr = err
+	} else if cs.rerr == nil {
+		cs.rerr = io.EOF
+	}
+	reqOpen := !cs.reqDone
+	cs.reqDone, cs.respDone = true, true
+	cs.cond.Broadcast()
+	cs.mu.Unlock()
+
+	cc := cs.cc
+	if sendRST && cs.id != 0 {
+		code := http2.ErrCodeCancel
+		var se http2.StreamError
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		_ = cc.write(func(fr *http2.Framer) error { return fr.WriteRSTStream(cs.id, code) })
+	}
+	if reqOpen && cs.req.Body != nil && cs.req.Body != http.NoBody {
+		// Wakes the body writer if it waits for the client.
+		_ = cs.req.Body.Close()
+	}
+	cs.release()
+}
+
+// onHeaders takes the response headers, or the trailers.
+func (cs *clientStream) onHeaders(f *http2.MetaHeadersFrame) {
+	cs.mu.Lock()
+	if cs.aborted.Load() {
+		cs.mu.Unlock()
+		return
+	}
+	if !cs.headersDone {
+		code, err := strconv.Atoi(f.PseudoValue("status"))
+		if err != nil || code < 100 || code > 999 {
+			cs.mu.Unlock()
+			cs.abort(http2.StreamError{StreamID: cs.id, Code: http2.ErrCodeProtocol, Cause: errors.New("malformed :status")}, true)
+			return
+		}
+		if code < 200 && code != 101 {
+			// An interim answer (100 Continue, 103 Early Hints): the
+			// final one follows.
+			cs.mu.Unlock()
+			return
+		}
+		resp := &http.Response{
+			Status: statusText(code), StatusCode: code, Proto: "HTTP/2.0", ProtoMajor: 2,
+			Header: responseHeader(f.RegularFields()), Request: cs.req, ContentLength: -1,
+		}
+		if cl := resp.Header["Content-Length"]; len(cl) == 1 {
+			if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
+				resp.ContentLength = n
+			}
+		}
+		if f.StreamEnded() {
+			resp.Body, resp.ContentLength = http.NoBody, 0
+			cs.respDone, cs.rerr = true, io.EOF
+		} else {
+			resp.Body = &responseBody{cs: cs}
+		}
+		cs.resp, cs.headersDone = resp, true
+		close(cs.respReady)
+	} else {
+		if !f.StreamEnded() || cs.respDone {
+			cs.mu.Unlock()
+			cs.abort(http2.StreamError{StreamID: cs.id, Code: http2.ErrCodeProtocol, Cause: errors.New("trailers without END_STREAM")}, true)
+			return
+		}
+		tr := cs.resp.Trailer
+		if tr == nil {
+			tr = make(http.Header, len(f.RegularFields()))
+		}
+		for _, hf := range f.RegularFields() {
+			k := canonicalHeader(hf.Name)
+			tr[k] = append(tr[k], hf.Value)
+		}
+		cs.resp.Trailer = tr
+		cs.respDone, cs.rerr = true, io.EOF
+		cs.cond.Broadcast()
+	}
+	cs.afterRespEndLocked()
+}
+
+// afterRespEndLocked (cs.mu held; releases it) finishes a stream whose
+// response ended: forgotten when the request ended too, else the server
+// answered before the whole request: the rest is not sent (reset CANCEL).
+func (cs *clientStream) afterRespEndLocked() {
+	if !cs.respDone {
+		cs.mu.Unlock()
+		return
+	}
+	reqOpen := !cs.reqDone
+	cs.mu.Unlock()
+	if !reqOpen {
+		cs.release()
+		return
+	}
+	cs.cancelRequest()
+}
+
+// cancelRequest stops sending a request whose response is complete.
+func (cs *clientStream) cancelRequest() {
+	cs.mu.Lock()
+	if cs.reqDone {
+		cs.mu.Unlock()
+		return
+	}
+	cs.reqDone = true
+	cs.aborted.Store(true) // stops the body writer; the response stays readable
+	cs.mu.Unlock()
+	cc := cs.cc
+	cc.mu.Lock()
+	cc.cond.Broadcast()
+	cc.mu.Unlock()
+	_ = cc.write(func(fr *http2.Framer) error { return fr.WriteRSTStream(cs.id, http2.ErrCodeCancel) })
+	if cs.req.Body != nil && cs.req.Body != http.NoBody {
+		_ = cs.req.Body.Close()
+	}
+	cs.release()
+}
+
+// onData takes response body bytes (pad: padding bytes already given
+// back to the connection window).
+func (cs *clientStream) onData(data []byte, pad int32, end bool) {
+	n := int32(len(data)) + pad
+	cs.mu.Lock()
+	if cs.aborted.Load() || cs.respDone || !cs.headersDone {
+		bad := !cs.headersDone
+		cs.mu.Unlock()
+		cs.cc.consumed(int32(len(data)))
+		if bad {
+			cs.abort(http2.StreamError{StreamID: cs.id, Code: http2.ErrCodeProtocol, Cause: errors.New("DATA before HEADERS")}, true)
+		}
+		return
+	}
+	if n > cs.recvWindow {
+		cs.mu.Unlock()
+		cs.cc.consumed(int32(len(data)))
+		cs.abort(http2.StreamError{StreamID: cs.id, Code: http2.ErrCodeFlowControl}, true)
+		return
+	}
+	cs.recvWindow -= n
+	if len(data) > 0 {
+		cs.buf.Write(data)
+	}
+	if end {
+		cs.respDone, cs.rerr = true, io.EOF
+	}
+	cs.cond.Broadcast()
+	cs.afterRespEndLocked()
+}
+
+// responseBody reads a stream's response body.
+type responseBody struct{ cs *clientStream }
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	cs := b.cs
+	cs.mu.Lock()
+	for cs.buf.Len() == 0 && cs.rerr == nil {
+		cs.cond.Wait()
+	}
+	if cs.buf.Len() == 0 {
+		err := cs.rerr
+		cs.mu.Unlock()
+		return 0, err
+	}
+	if len(p) == 0 {
+		cs.mu.Unlock()
+		return 0, nil
+	}
+	n := cs.buf.Read(p)
+	var add int32
+	cs.recvUnacked += int32(n)
+	if !cs.respDone && cs.recvUnacked >= cs.cc.t.streamWindow()/4 {
+		add, cs.recvUnacked = cs.recvUnacked, 0
+		cs.recvWindow += add
+	}
+	cs.mu.Unlock()
+	cs.cc.consumed(int32(n))
+	if add > 0 {
+		_ = cs.cc.write(func(fr *http2.Framer) error { return fr.WriteWindowUpdate(cs.id, uint32(add)) })
+	}
+	return n, nil
+}
+
+// Close discards what was not read; a response not read to its end
+// resets the stream.
+func (b *responseBody) Close() error {
+	cs := b.cs
+	cs.mu.Lock()
+	unread := int32(cs.buf.Len())
+	cs.buf.Reset()
+	finished := cs.respDone && cs.reqDone
+	respEnded := cs.respDone
+	if cs.rerr == nil || cs.rerr == io.EOF {
+		cs.rerr = errBodyClosed
+	}
+	cs.mu.Unlock()
+	cs.cc.consumed(unread)
+	switch {
+	case finished:
+	case respEnded:
+		cs.cancelRequest()
+	default:
+		cs.abort(errBodyClosed, true)
+	}
+	return nil
+}
+
+// validHeaders refuses what HTTP/2 cannot carry, before a stream id is
+// spent on it.
+func validHeaders(req *http.Request) error {
+	for k, vs := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("h2: invalid header field name %q", k)
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("h2: invalid header field value for %q", k)
+			}
+		}
+	}
+	for k := range req.Trailer {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("h2: invalid trailer field name %q", k)
+		}
+	}
+	if req.Method != "" && !httpguts.ValidHeaderFieldName(req.Method) {
+		return fmt.Errorf("h2: invalid method %q", req.Method)
+	}
+	return nil
+}
+
+// encodeRequestHeaders writes req's header block: pseudo-headers, then its
+// fields without the connection-specific ones (RFC 9113 section 8.2.2).
+func encodeRequestHeaders(enc *hpack.Encoder, req *http.Request) {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	scheme := req.URL.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	path := req.URL.RequestURI()
+	_ = enc.WriteField(hpack.HeaderField{Name: ":authority", Value: host})
+	_ = enc.WriteField(hpack.HeaderField{Name: ":method", Value: method})
+	_ = enc.WriteField(hpack.HeaderField{Name: ":path", Value: path})
+	_ = enc.WriteField(hpack.HeaderField{Name: ":scheme", Value: scheme})
+	for k, vs := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Connection", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Keep-Alive":
+			continue
+		case "Te":
+			if len(vs) > 0 && vs[0] == "trailers" {
+				_ = enc.WriteField(hpack.HeaderField{Name: "te", Value: "trailers"})
+			}
+			continue
+		}
+		name := lowerHeader(k)
+		for _, v := range vs {
+			_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v})
+		}
+	}
+	if req.ContentLength > 0 {
+		_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(req.ContentLength, 10)})
+	}
+}
+
+func statusText(code int) string {
+	if code == http.StatusOK {
+		return "200 OK"
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
+}
+
+func responseHeader(fields []hpack.HeaderField) http.Header {
+	h := make(http.Header, len(fields))
+	for _, hf := range fields {
+		k := canonicalHeader(hf.Name)
+		h[k] = append(h[k], hf.Value)
+	}
+	return h
+}
