@@ -72,9 +72,12 @@ $(RNACOS):
 	@[ -x "$(CARGO)" ] || { echo "cargo is needed to build rnacos (a Nacos 2.x server)"; exit 1; }
 	$(CARGO) install rnacos --version $(RNACOS_VERSION) --locked --root $(CACHE)/rnacos-$(RNACOS_VERSION)
 
-## bench: Go benchmarks of the hot paths, then the whole-gateway harness
-## (writes bench/RESULTS.md)
+## bench: Go benchmarks of the hot paths, then the whole-gateway harness,
+## which runs the gRPC and HTTP/1.1 paths through meshgate, nginx and HAProxy
+## (Debian's packages, installed here when missing) and writes
+## bench/RESULTS.md
 bench:
+	@bash bench/install-proxies.sh
 	$(GO) test -run '^$$' -bench . -benchmem ./server/... ./governance/...
 	$(GO) run ./bench -out bench/RESULTS.md
 

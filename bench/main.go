@@ -1,9 +1,12 @@
 // Command bench measures meshgate against the direct call, side by side in
 // one run: gRPC unary (also with mTLS to the upstream), gRPC server and
-// bidi streaming, and HTTP/1.1. It starts the demo backend in this
-// process, builds and starts the gateway binary as its own process, drives
-// load at each in turn, and writes a Markdown report with throughput
-// ratios and added latency.
+// bidi streaming, HTTP/1.1, and meshgate's protocol bridges. The gRPC and
+// HTTP/1.1 paths also run through nginx and HAProxy (configs pinned in
+// nginx.conf.tmpl and haproxy.cfg.tmpl) in front of the same backend. It
+// starts the demo backend in this process, builds and starts the gateway
+// binary and the other proxies as their own processes, drives load at each
+// in turn, and writes a Markdown report with throughput ratios, added
+// latency, and each proxy's CPU time per 10k calls or messages.
 //
 //	go run ./bench -out bench/RESULTS.md
 package main
@@ -46,8 +49,10 @@ func main() {
 	conc := flag.Int("c", 16, "concurrent callers for the unary and HTTP runs")
 	profile := flag.String("cpuprofile", "", "write CPU profiles of the gateway, one per scenario, to FILE-<n>.pprof")
 	only := flag.String("only", "", "run only the scenarios whose name contains this")
+	nginx := flag.String("nginx", "", "the nginx binary (default: nginx on PATH or in /usr/sbin; none: skip nginx)")
+	haproxy := flag.String("haproxy", "", "the HAProxy binary (default: haproxy on PATH or in /usr/sbin; none: skip HAProxy)")
 	flag.Parse()
-	if err := run(*out, *dur, *warm, *conc, *profile, *only); err != nil {
+	if err := run(*out, *dur, *warm, *conc, *profile, *only, *nginx, *haproxy); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -58,6 +63,7 @@ type result struct {
 	elapsed  time.Duration
 	lat      []time.Duration // sorted; empty for streaming runs
 	failures int64
+	lastErr  error // the last failure's, for the log
 	// p50 and p99 stand in for lat when another program measured
 	// (the dubbo-go consumer).
 	p50, p99 time.Duration
@@ -87,9 +93,14 @@ type scenario struct {
 	// gateway, when set, starts the gateway this scenario goes through
 	// instead of the shared one; it is stopped after the scenario.
 	gateway func() (*gateway, error)
+	// http: the path is HTTP/1.1 (the backend's and proxies' HTTP
+	// listeners); otherwise gRPC (their HTTP/2 ones).
+	http bool
+	// proxied: the path also runs through nginx and HAProxy.
+	proxied bool
 }
 
-func run(out string, dur, warm time.Duration, conc int, profile, only string) error {
+func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin, haproxyBin string) error {
 	ctx := context.Background()
 	backend, err := demo.Start(ctx, "bench", "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
@@ -129,7 +140,7 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 
 	payload := bytes.Repeat([]byte{'x'}, 1024)
 	scenarios := []scenario{
-		{name: "gRPC unary", unit: "calls/s", target: "≥ 0.60 / ≤ 0.15 ms", run: func(ctx context.Context, addr string) (result, error) {
+		{name: "gRPC unary", unit: "calls/s", target: "≥ 0.60 / ≤ 0.15 ms", proxied: true, run: func(ctx context.Context, addr string) (result, error) {
 			return grpcUnary(ctx, addr, conc, warm, dur)
 		}},
 		{name: "gRPC unary, mTLS upstream (ISTIO_MUTUAL-style)", unit: "calls/s", target: "≥ 0.60", run: func(ctx context.Context, addr string) (result, error) {
@@ -139,13 +150,13 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 		}, directAddr: mtlsAddr, gateway: func() (*gateway, error) {
 			return startMTLSGateway(gw.bin, mtlsAddr, pki)
 		}},
-		{name: "gRPC server streaming", unit: "msgs/s", target: "≥ 0.70", run: func(ctx context.Context, addr string) (result, error) {
+		{name: "gRPC server streaming", unit: "msgs/s", target: "≥ 0.70", proxied: true, run: func(ctx context.Context, addr string) (result, error) {
 			return grpcServerStream(ctx, addr, warm, dur)
 		}},
-		{name: "gRPC bidi streaming", unit: "msgs/s", target: "≥ 0.70", run: func(ctx context.Context, addr string) (result, error) {
+		{name: "gRPC bidi streaming", unit: "msgs/s", target: "≥ 0.70", proxied: true, run: func(ctx context.Context, addr string) (result, error) {
 			return grpcBidi(ctx, addr, payload, warm, dur)
 		}},
-		{name: "HTTP/1.1 GET", unit: "req/s", target: "≥ 0.70 / ≤ 0.3 ms", run: func(ctx context.Context, addr string) (result, error) {
+		{name: "HTTP/1.1 GET", unit: "req/s", target: "≥ 0.70 / ≤ 0.3 ms", http: true, proxied: true, run: func(ctx context.Context, addr string) (result, error) {
 			return httpGet(ctx, addr, conc, warm, dur)
 		}},
 		{name: "REST (JSON, HTTP/1.1) → gRPC vs direct gRPC", unit: "calls/s", target: "≥ 0.60", run: func(ctx context.Context, addr string) (result, error) {
@@ -187,13 +198,31 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 		})
 	}
 
+	// nginx and HAProxy in front of the same backend, each started once
+	// for the whole run; one that cannot be had is skipped with its reason.
+	var others []*proxy
+	for _, o := range []struct{ name, bin string }{{"nginx", nginxBin}, {"haproxy", haproxyBin}} {
+		p := startOtherProxy(o.name, o.bin, backend.GRPCAddr, backend.HTTPAddr)
+		if p.skip != "" {
+			log.Printf("%s skipped: %s", p.name, p.skip)
+		} else {
+			defer p.stop()
+			log.Printf("%s: gRPC on %s, HTTP/1.1 on %s", p.version, p.grpcAddr, p.httpAddr)
+		}
+		others = append(others, p)
+	}
+
 	var rows []string
+	emit := func(row string) {
+		fmt.Println(row)
+		rows = append(rows, row)
+	}
 	for i, s := range scenarios {
 		if !strings.Contains(s.name, only) {
 			continue
 		}
 		direct := backend.GRPCAddr
-		if strings.HasPrefix(s.name, "HTTP") {
+		if s.http {
 			direct = backend.HTTPAddr
 		}
 		runDirect := s.run
@@ -215,7 +244,8 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 			profDone = make(chan error, 1)
 			go func() { profDone <- sgw.cpuProfile(fmt.Sprintf("%s-%d.pprof", profile, i), warm, dur) }()
 		}
-		g, err := s.run(ctx, sgw.addr)
+		pctx, probe := withCPUProbe(ctx, sgw.cmd.Process.Pid)
+		g, err := s.run(pctx, sgw.addr)
 		if sgw != gw {
 			sgw.stop()
 		}
@@ -227,40 +257,100 @@ func run(out string, dur, warm time.Duration, conc int, profile, only string) er
 		if err != nil {
 			return fmt.Errorf("%s through meshgate: %w", s.name, err)
 		}
-		row := fmt.Sprintf("| %s | %.0f %s | %.0f %s | **%.2f** | %s | %s | %d / %d | %s |",
-			s.name, d.rate(), s.unit, g.rate(), s.unit, g.rate()/d.rate(),
-			latency(d, g, 0.50), latency(d, g, 0.99), d.failures, g.failures, s.target)
-		fmt.Println(row)
-		rows = append(rows, row)
+		logFailures(s.name+" direct", d)
+		logFailures(s.name+" through meshgate", g)
+		emit(tableRow(s, "meshgate", d, g, probe.per10k(g.ops), s.target))
+		if !s.proxied {
+			continue
+		}
+		for _, p := range others {
+			if p.skip != "" {
+				continue
+			}
+			addr := p.grpcAddr
+			if s.http {
+				addr = p.httpAddr
+			}
+			pctx, probe := withCPUProbe(ctx, p.pid)
+			g, err := s.run(pctx, addr)
+			if err != nil {
+				log.Printf("%s through %s: %v", s.name, p.name, err)
+				emit(fmt.Sprintf("| %s | %s | %.0f %s | error: %s | | | | | | |", s.name, p.name, d.rate(), s.unit,
+					strings.ReplaceAll(err.Error(), "|", `\|`)))
+				continue
+			}
+			logFailures(s.name+" through "+p.name, g)
+			emit(tableRow(s, p.name, d, g, probe.per10k(g.ops), "—"))
+		}
 	}
 	loadRSS := rssKiB(gw.cmd.Process.Pid)
+	rss := []string{fmt.Sprintf("meshgate %d MiB idle after start, %d MiB after the runs (budget: idle ≤ 40 MB)", idleRSS>>10, loadRSS>>10)}
+	for _, p := range others {
+		if p.skip == "" {
+			rss = append(rss, fmt.Sprintf("%s %d MiB after the runs", p.name, treeRSSKiB(p.pid)>>10))
+		}
+	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# meshgate benchmark results\n\n")
 	fmt.Fprintf(&b, "Written by `make bench` (`go run ./bench`) on %s: %d CPUs, %s, %s/%s.\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(&b, "The load generator and the grpc-go / net/http demo backend run in one process, the gateway in its own;\n")
-	fmt.Fprintf(&b, "each scenario runs direct and then through meshgate, %s each after %s of warm-up, in the same run.\n", dur, warm)
-	fmt.Fprintf(&b, "Unary and HTTP use %d concurrent callers (gRPC: one connection; HTTP: keep-alive pool); streams are one stream of 1 KiB messages.\n", conc)
+	fmt.Fprintf(&b, "The load generator and the grpc-go / net/http demo backend run in one process, each proxy in its own;\n")
+	fmt.Fprintf(&b, "each path runs direct and then through meshgate, %s each after %s of warm-up, in the same run.\n", dur, warm)
+	fmt.Fprintf(&b, "gRPC unary, server and bidi streaming and HTTP/1.1 GET then also run through nginx and HAProxy, in front of the same backend,\n")
+	fmt.Fprintf(&b, "in that order right after meshgate; the direct figures of a path's rows are that path's one direct run.\n")
+	fmt.Fprintf(&b, "Unary and HTTP use %d concurrent callers (gRPC: one connection; HTTP: keep-alive pool); streams are one stream of 1 KiB messages.\n\n", conc)
+	fmt.Fprintf(&b, "Proxies:\n\n")
+	fmt.Fprintf(&b, "- meshgate: this tree's gateway (`go build ./cmd/meshgate`), one process, its Go runtime using both cores.\n")
+	for _, p := range others {
+		if p.skip != "" {
+			fmt.Fprintf(&b, "- %s: **not measured**: %s\n", p.name, p.skip)
+		} else {
+			fmt.Fprintf(&b, "- %s.\n", p.version)
+		}
+	}
+	fmt.Fprintf(&b, "\nThe CPU column is the proxy's own CPU time (user + system, from /proc/PID/stat, summed over the proxy's process and its\n")
+	fmt.Fprintf(&b, "children: nginx's master and worker) over the measuring window, per 10,000 calls (unary, HTTP) or 10,000 messages (streams).\n")
+	fmt.Fprintf(&b, "Unlike the rates, it does not depend much on how busy the machine is. ≈ marks a window timed from the start of the dubbo-go consumer\n")
+	fmt.Fprintf(&b, "(its own process, which counts calls in its own window).\n\n")
 	fmt.Fprintf(&b, "REST → Dubbo2 posts `[\"world\"]` to `/dubbo/<interface>/SayHello` (the bridge's generic call to a dubbo-go %s provider);\n", dubboGoVersion)
 	fmt.Fprintf(&b, "its direct side is a dubbo-go generic consumer (its own process, %d callers) calling the same provider.\n", conc)
 	fmt.Fprintf(&b, "The Triple rows call the same provider's tri port (SayHello, non-IDL hessian2): the dubbo-go Triple consumer direct,\n")
 	fmt.Fprintf(&b, "and through meshgate either the same consumer (gRPC form, passed through) or JSON in Triple's unary HTTP form (converted).\n")
 	fmt.Fprintf(&b, "The mTLS row calls the same demo service over TLS that requires a client certificate (a throwaway ECDSA P-256 mesh CA, SPIFFE URI SANs):\n")
 	fmt.Fprintf(&b, "direct, grpc-go with a client certificate; through meshgate, plaintext gRPC to a second gateway (Envoy bootstrap, the friendly listener's filters\n")
-	fmt.Fprintf(&b, "without the transcoder) whose cluster dials with an UpstreamTlsContext: client certificate, trusted CA, URI SAN matcher, ALPN h2.\n\n")
-	fmt.Fprintf(&b, "| path | direct | through meshgate | ratio | p50 direct → meshgate (added) | p99 direct → meshgate (added) | failures direct / meshgate | target (ratio / added p50) |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "without the transcoder) whose cluster dials with an UpstreamTlsContext: client certificate, trusted CA, URI SAN matcher, ALPN h2;\n")
+	fmt.Fprintf(&b, "its CPU is that of the gateway started for the row.\n\n")
+	fmt.Fprintf(&b, "| path | through | direct | through the proxy | ratio | p50 direct → proxy (added) | p99 direct → proxy (added) | proxy CPU per 10k calls or msgs | failures direct / proxy | meshgate target (ratio / added p50) |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		fmt.Fprintln(&b, r)
 	}
-	fmt.Fprintf(&b, "\nGateway RSS: %d MiB idle after start, %d MiB after the runs (budget: idle ≤ 40 MB).\n", idleRSS>>10, loadRSS>>10)
+	fmt.Fprintf(&b, "\nRSS: %s.\n", strings.Join(rss, "; "))
 	fmt.Fprintf(&b, "\nTimings on a shared 2-core machine are noisy: compare ratios from the same run, not absolute numbers across runs.\n")
 	fmt.Print("\n", b.String())
 	if out != "" {
 		return os.WriteFile(out, []byte(b.String()), 0o644)
 	}
 	return nil
+}
+
+// logFailures says what the last failure of a run was, if it had any,
+// and when a run completed nothing (a stream that stalled).
+func logFailures(what string, r result) {
+	if r.failures > 0 && r.lastErr != nil {
+		log.Printf("%s: %d failures, the last: %v", what, r.failures, r.lastErr)
+	}
+	if r.ops == 0 {
+		log.Printf("%s: nothing completed in the measuring window", what)
+	}
+}
+
+// tableRow is one line of the report: path s through the proxy named via.
+func tableRow(s scenario, via string, d, g result, cpu, target string) string {
+	return fmt.Sprintf("| %s | %s | %.0f %s | %.0f %s | **%.2f** | %s | %s | %s | %d / %d | %s |",
+		s.name, via, d.rate(), s.unit, g.rate(), s.unit, g.rate()/d.rate(),
+		latency(d, g, 0.50), latency(d, g, 0.99), cpu, d.failures, g.failures, target)
 }
 
 func latency(d, g result, p float64) string {
@@ -431,6 +521,7 @@ func rssKiB(pid int) int64 {
 func measure(ctx context.Context, n int, warm, dur time.Duration, worker func(ctx context.Context) (int64, time.Duration, error)) result {
 	var counting atomic.Bool
 	var ops, fails atomic.Int64
+	var lastErr atomic.Pointer[error]
 	lats := make([][]time.Duration, n)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -446,6 +537,7 @@ func measure(ctx context.Context, n int, warm, dur time.Duration, worker func(ct
 				if err != nil {
 					if ctx.Err() == nil {
 						fails.Add(1)
+						lastErr.Store(&err)
 					}
 					continue
 				}
@@ -456,12 +548,15 @@ func measure(ctx context.Context, n int, warm, dur time.Duration, worker func(ct
 			}
 		}()
 	}
+	probe := probeOf(ctx)
 	time.Sleep(warm)
 	counting.Store(true)
+	probe.begin()
 	start := time.Now()
 	time.Sleep(dur)
 	counting.Store(false)
 	elapsed := time.Since(start)
+	probe.end()
 	cancel()
 	wg.Wait()
 	var all []time.Duration
@@ -469,7 +564,11 @@ func measure(ctx context.Context, n int, warm, dur time.Duration, worker func(ct
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	return result{ops: ops.Load(), elapsed: elapsed, lat: all, failures: fails.Load()}
+	r := result{ops: ops.Load(), elapsed: elapsed, lat: all, failures: fails.Load()}
+	if e := lastErr.Load(); e != nil {
+		r.lastErr = *e
+	}
+	return r
 }
 
 func dial(addr string) (*grpc.ClientConn, error) {
