@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshgate/meshgate/server/h2"
 	"github.com/meshgate/meshgate/server/wire"
 )
 
@@ -27,6 +28,9 @@ type listener struct {
 	addr string
 	raw  net.Listener
 	srv  *http.Server
+	// h2 serves the HTTP/2 connections (prior knowledge, or ALPN h2);
+	// srv the HTTP/1.x ones.
+	h2 *h2.Server
 	// maxHeaderBytes is what srv enforces; set once, at bind time.
 	maxHeaderBytes int
 	log            *slog.Logger
@@ -62,9 +66,10 @@ func listen(ctx context.Context, addr string, log *slog.Logger) (*listener, erro
 	}, nil
 }
 
-// serve runs srv on the listener until it is shut down.
-func (l *listener) serve(srv *http.Server) {
-	l.srv = srv
+// serve runs srv (HTTP/1.x) and h2srv (HTTP/2) on the listener until it
+// is shut down.
+func (l *listener) serve(srv *http.Server, h2srv *h2.Server) {
+	l.srv, l.h2 = srv, h2srv
 	l.wg.Add(2)
 	go func() {
 		defer l.wg.Done()
@@ -148,11 +153,86 @@ func (l *listener) classify(c net.Conn) {
 		_ = c.Close() // nothing serves what this connection speaks
 		return
 	}
+	if l.h2 != nil {
+		if l.isHTTP2(&out) {
+			l.h2.ServeConn(out)
+			return
+		}
+		if out == nil {
+			return // it failed its handshake or said nothing
+		}
+	}
 	select {
 	case l.conns <- out:
 	case <-l.closed:
 		_ = c.Close()
 	}
+}
+
+// isHTTP2 tells an HTTP/2 connection: ALPN h2 after the TLS handshake,
+// or the client preface in cleartext (read as far as it matches, and
+// given back to whoever serves the connection). A connection that fails
+// its handshake or sends nothing within the sniff timeout is closed.
+func (l *listener) isHTTP2(c *net.Conn) bool {
+	if tc, ok := (*c).(*tls.Conn); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), sniffTimeout)
+		defer cancel()
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = tc.Close()
+			*c = nil
+			return false
+		}
+		return tc.ConnectionState().NegotiatedProtocol == "h2"
+	}
+	const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	conn := *c
+	buf := make([]byte, len(preface))
+	n := 0
+	_ = conn.SetReadDeadline(time.Now().Add(sniffTimeout))
+	defer func() { _ = conn.SetReadDeadline(time.Time{}) }()
+	for n < len(preface) {
+		k, err := conn.Read(buf[n:])
+		for i := n; i < n+k; i++ {
+			if buf[i] != preface[i] {
+				*c = &prefixedConn{Conn: conn, prefix: buf[:n+k]}
+				return false
+			}
+		}
+		n += k
+		if err != nil {
+			_ = conn.Close()
+			*c = nil
+			return false
+		}
+	}
+	*c = &prefixedConn{Conn: conn, prefix: buf}
+	return true
+}
+
+// prefixedConn gives back the bytes read to tell the protocol.
+type prefixedConn struct {
+	net.Conn
+	prefix []byte
+}
+
+// CloseWrite half-closes a TCP connection, which net/http does before
+// closing one it answered an error on (so the client reads the answer).
+func (c *prefixedConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *prefixedConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 // tlsConfig picks, at each handshake, the TLS chain of the client's
@@ -181,11 +261,26 @@ func (l *listener) shutdown(ctx context.Context) error {
 		close(l.closed)
 		_ = l.raw.Close()
 	})
-	var err error
-	if l.srv != nil {
-		if err = l.srv.Shutdown(ctx); err != nil {
-			_ = l.srv.Close()
+	errs := make(chan error, 2)
+	go func() {
+		var err error
+		if l.srv != nil {
+			if err = l.srv.Shutdown(ctx); err != nil {
+				_ = l.srv.Close()
+			}
 		}
+		errs <- err
+	}()
+	go func() {
+		var err error
+		if l.h2 != nil {
+			err = l.h2.Shutdown(ctx)
+		}
+		errs <- err
+	}()
+	err := <-errs
+	if e := <-errs; err == nil {
+		err = e
 	}
 	l.wg.Wait()
 	return err
@@ -237,6 +332,9 @@ type peekedConn struct {
 	first    byte
 	hasFirst bool
 }
+
+// CloseWrite: as prefixedConn's.
+func (c *peekedConn) CloseWrite() error { return closeWrite(c.Conn) }
 
 func (c *peekedConn) Read(p []byte) (int, error) {
 	if c.hasFirst && len(p) > 0 {

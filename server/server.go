@@ -33,6 +33,7 @@ import (
 	"github.com/meshgate/meshgate/config"
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
 	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/h2"
 	"github.com/meshgate/meshgate/server/httpfilter"
 	"github.com/meshgate/meshgate/server/secrets"
 	"github.com/meshgate/meshgate/server/stats"
@@ -241,7 +242,7 @@ func (s *Server) swapListeners(p *snapshot, bound map[string]*listener) {
 		}
 		ln.state.Store(cl.state)
 		if bound[addr] != nil {
-			ln.serve(s.httpServer(ln, cl))
+			ln.serve(s.httpServer(ln, cl), s.h2Server(ln, cl))
 			s.log.Info("listening", "listener", cl.state.name, "address", ln.raw.Addr().String())
 		}
 		s.listeners[addr] = ln
@@ -532,16 +533,37 @@ func (s *Server) httpServer(ln *listener, cl *compiledListener) *http.Server {
 			MaxReceiveBufferPerStream:     1 << 20,
 			MaxReceiveBufferPerConnection: 16 << 20,
 		},
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			g := s.metrics.Connections.WithLabelValues(ln.state.Load().name)
-			switch st {
-			case http.StateNew:
-				g.Inc()
-			case http.StateClosed, http.StateHijacked:
-				g.Dec()
-			}
-		},
+		ErrorLog:  slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnState: s.connState(ln),
+	}
+}
+
+// h2Server serves the listener's HTTP/2 connections (meshgate's own
+// server: net/http's spent most of the gateway's CPU per gRPC call handing
+// frames between goroutines); HTTP/1.x stays on net/http.
+func (s *Server) h2Server(ln *listener, cl *compiledListener) *h2.Server {
+	return &h2.Server{
+		Handler:              ln,
+		MaxConcurrentStreams: 1024,
+		MaxHeaderBytes:       ln.maxHeaderBytes,
+		IdleTimeout:          cl.idleTimeout,
+		StreamWindow:         1 << 20,
+		ConnWindow:           16 << 20,
+		Logger:               s.log,
+		ConnState:            s.connState(ln),
+	}
+}
+
+// connState counts a listener's open connections.
+func (s *Server) connState(ln *listener) func(net.Conn, http.ConnState) {
+	return func(_ net.Conn, st http.ConnState) {
+		g := s.metrics.Connections.WithLabelValues(ln.state.Load().name)
+		switch st {
+		case http.StateNew:
+			g.Inc()
+		case http.StateClosed, http.StateHijacked:
+			g.Dec()
+		}
 	}
 }
 

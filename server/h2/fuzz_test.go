@@ -1,0 +1,141 @@
+package h2
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// frames builds seed input: frames written by a framer.
+func frames(write func(fr *http2.Framer, enc func(...string) []byte)) []byte {
+	var buf, hbuf bytes.Buffer
+	fr := http2.NewFramer(&buf, nil)
+	henc := hpack.NewEncoder(&hbuf)
+	enc := func(kv ...string) []byte {
+		hbuf.Reset()
+		for i := 0; i+1 < len(kv); i += 2 {
+			_ = henc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+		}
+		return append([]byte(nil), hbuf.Bytes()...)
+	}
+	write(fr, enc)
+	return buf.Bytes()
+}
+
+// FuzzServerConn: whatever a client sends after the preface, the server
+// neither panics nor hangs: the connection ends once the client does, and
+// every handler returns.
+func FuzzServerConn(f *testing.F) {
+	req := func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true,
+			BlockFragment: enc(":method", "POST", ":scheme", "http", ":authority", "x", ":path", "/a", "content-type", "application/grpc", "te", "trailers")})
+		_ = fr.WriteData(1, false, []byte{0, 0, 0, 0, 2, 8, 1})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true, BlockFragment: enc("x-trailer", "1")})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndHeaders: true, EndStream: true,
+			BlockFragment: enc(":method", "GET", ":scheme", "http", ":path", "/b", "cookie", "a=1", "cookie", "b=2")})
+		_ = fr.WriteRSTStream(3, http2.ErrCodeCancel)
+		_ = fr.WritePing(false, [8]byte{1})
+		_ = fr.WriteWindowUpdate(0, 1<<20)
+		_ = fr.WriteGoAway(3, http2.ErrCodeNo, nil)
+	}
+	f.Add(frames(req))
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteSettings()
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: enc(":method", "GET")})
+		_ = fr.WriteContinuation(1, true, enc(":path", "/", ":scheme", "http"))
+		_ = fr.WriteData(1, true, bytes.Repeat([]byte("x"), 100))
+		_ = fr.WriteData(2, true, nil)
+	}))
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) { _ = fr.WriteData(1, true, nil) }))
+	f.Add([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := &Server{WriteTimeout: 200 * time.Millisecond, MaxHeaderBytes: 4096, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			w.Header().Set("Trailer", "X-N")
+			_, _ = w.Write(b)
+			w.Header().Set("X-N", "1")
+		})}
+		client, srv := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			s.ServeConn(srv)
+			close(done)
+		}()
+		go func() { _, _ = io.Copy(io.Discard, client) }()
+		_ = client.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = client.Write([]byte(http2.ClientPreface))
+		_, _ = client.Write(data)
+		time.Sleep(time.Millisecond)
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("ServeConn did not return after the client left (input %x)", data)
+		}
+	})
+}
+
+// FuzzClientConn: whatever a server answers after its SETTINGS, the
+// client neither panics nor hangs: RoundTrip and the body's read return.
+func FuzzClientConn(f *testing.F) {
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, BlockFragment: enc(":status", "200", "content-type", "application/grpc")})
+		_ = fr.WriteData(1, false, []byte{0, 0, 0, 0, 0})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true, BlockFragment: enc("grpc-status", "0")})
+	}))
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, BlockFragment: enc(":status", "100")})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true, BlockFragment: enc(":status", "204")})
+		_ = fr.WriteGoAway(1, http2.ErrCodeNo, nil)
+		_ = fr.WritePushPromise(http2.PushPromiseParam{StreamID: 1, PromiseID: 2, EndHeaders: true})
+	}))
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteRSTStream(1, http2.ErrCodeRefusedStream)
+		_ = fr.WriteData(1, true, []byte("late"))
+		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 31})
+	}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		client, srv := net.Pipe()
+		go func() {
+			defer srv.Close()
+			_ = srv.SetDeadline(time.Now().Add(2 * time.Second))
+			go func() { _, _ = io.Copy(io.Discard, srv) }()
+			fr := http2.NewFramer(srv, nil)
+			if fr.WriteSettings() != nil {
+				return
+			}
+			_, _ = srv.Write(data)
+			time.Sleep(5 * time.Millisecond)
+		}()
+		tr := &Transport{Dial: func(context.Context, string) (net.Conn, error) { return client, nil }}
+		defer tr.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://fuzz/x", bytes.NewReader([]byte("body")))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("RoundTrip or its body hung (input %x)", data)
+		}
+	})
+}

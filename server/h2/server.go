@@ -1,0 +1,644 @@
+package h2
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Server serves HTTP/2 connections (cleartext with prior knowledge, or TLS
+// after ALPN h2) to an http.Handler, for the same reason as the client:
+// net/http's server hands every frame between three goroutines and flushes
+// each one. Here the connection's goroutine reads frames and starts one
+// goroutine per request; a handler writes its frames itself under the
+// connection's write lock, and the socket is flushed when the handler
+// flushes or ends (a unary answer's HEADERS, DATA and trailers leave in
+// one system call) or when a burst of writers is over.
+//
+// Streams count against MaxConcurrentStreams until their handler returns,
+// even when the client reset them, so that resetting streams as fast as
+// they open (CVE-2023-44487) runs no more handlers than the limit.
+type Server struct {
+	Handler http.Handler
+	// MaxConcurrentStreams is advertised and enforced (0: 1024); streams
+	// over it are refused (REFUSED_STREAM).
+	MaxConcurrentStreams uint32
+	// MaxHeaderBytes bounds a request's decoded header list (0: 1 MiB);
+	// a larger one is answered 431.
+	MaxHeaderBytes int
+	// IdleTimeout closes a connection without streams for that long
+	// (GOAWAY first); 0: never.
+	IdleTimeout time.Duration
+	// WriteTimeout fails a connection whose writes stall that long (a
+	// client that stops reading); 0: 30s.
+	WriteTimeout time.Duration
+	// StreamWindow and ConnWindow are the receive windows advertised for
+	// request bodies (0: 1 MiB and 16 MiB).
+	StreamWindow, ConnWindow int32
+	// ConnState, when set, is told of each connection's start
+	// (http.StateNew) and end (http.StateClosed).
+	ConnState func(net.Conn, http.ConnState)
+	Logger    *slog.Logger
+
+	mu       sync.Mutex
+	conns    map[*serverConn]struct{}
+	shutdown bool
+	idle     chan struct{} // signalled when a connection ends during Shutdown
+}
+
+func (s *Server) maxStreams() uint32 {
+	if s.MaxConcurrentStreams > 0 {
+		return s.MaxConcurrentStreams
+	}
+	return 1024
+}
+
+func (s *Server) maxHeaderBytes() uint32 {
+	if s.MaxHeaderBytes > 0 {
+		return uint32(s.MaxHeaderBytes)
+	}
+	return 1 << 20
+}
+
+func (s *Server) streamWindow() int32 {
+	if s.StreamWindow > 0 {
+		return s.StreamWindow
+	}
+	return defaultStreamWindow
+}
+
+func (s *Server) connWindow() int32 {
+	if s.ConnWindow > 0 {
+		return s.ConnWindow
+	}
+	return defaultConnWindow
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.WriteTimeout > 0 {
+		return s.WriteTimeout
+	}
+	return 30 * time.Second
+}
+
+// ServeConn serves one connection until it ends. The client preface is
+// the first thing c reads.
+func (s *Server) ServeConn(c net.Conn) {
+	sc := &serverConn{
+		s: s, conn: c, remoteAddr: c.RemoteAddr().String(),
+		bw:            bufio.NewWriterSize(&deadlineWriter{c: c, timeout: s.writeTimeout()}, 32<<10),
+		streams:       map[uint32]*serverStream{},
+		initialWindow: 65535,
+		sendWindow:    65535,
+		maxFrame:      16384,
+		recvWindow:    s.connWindow(),
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		sc.tls = &st
+	}
+	sc.cond.L = &sc.mu
+	sc.henc = hpack.NewEncoder(&sc.hbuf)
+	sc.br = bufio.NewReaderSize(&flushingReader{sc: sc}, 32<<10)
+	sc.fr = http2.NewFramer(sc.bw, sc.br)
+	sc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	sc.fr.MaxHeaderListSize = s.maxHeaderBytes()
+	sc.ctx, sc.cancel = context.WithCancel(context.Background())
+
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	if s.conns == nil {
+		s.conns = map[*serverConn]struct{}{}
+	}
+	s.conns[sc] = struct{}{}
+	s.mu.Unlock()
+	if s.ConnState != nil {
+		s.ConnState(c, http.StateNew)
+	}
+	err := sc.serve()
+	sc.close(err)
+	sc.handlers.Wait()
+	s.mu.Lock()
+	delete(s.conns, sc)
+	if s.idle != nil {
+		select {
+		case s.idle <- struct{}{}:
+		default:
+		}
+	}
+	s.mu.Unlock()
+	if s.ConnState != nil {
+		s.ConnState(c, http.StateClosed)
+	}
+}
+
+// Shutdown sends GOAWAY on every connection, lets their streams finish
+// until ctx ends, then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	s.idle = make(chan struct{}, 1)
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	s.mu.Unlock()
+	for _, sc := range conns {
+		sc.goAway(http2.ErrCodeNo, true)
+	}
+	for {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-s.idle:
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		}
+	}
+}
+
+// Close closes every connection now.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.shutdown = true
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	s.mu.Unlock()
+	for _, sc := range conns {
+		sc.close(errors.New("h2: server closed"))
+	}
+}
+
+// flushingReader is what the read loop's buffer reads from: before a read
+// that may block, the answers the loop wrote are flushed, so that a burst
+// of PINGs gets its ACKs in one write and none waits behind a quiet client.
+type flushingReader struct{ sc *serverConn }
+
+func (r *flushingReader) Read(p []byte) (int, error) {
+	if r.sc.readLoopWrote {
+		r.sc.readLoopWrote = false
+		if err := r.sc.write(true, nil); err != nil {
+			return 0, err
+		}
+	}
+	return r.sc.conn.Read(p)
+}
+
+// deadlineWriter bounds each write, so that a client that stops reading
+// cannot hold the connection's writers forever.
+type deadlineWriter struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	_ = w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.c.Write(p)
+}
+
+// serverConn is one client connection.
+type serverConn struct {
+	s          *Server
+	conn       net.Conn
+	tls        *tls.ConnectionState
+	remoteAddr string
+	fr         *http2.Framer
+	br         *bufio.Reader
+	// readLoopWrote: the read loop wrote answers (SETTINGS and PING
+	// ACKs) without flushing; they go before it next blocks reading.
+	readLoopWrote bool
+	ctx           context.Context
+	cancel        context.CancelFunc
+	handlers      sync.WaitGroup
+
+	wmu     sync.Mutex
+	bw      *bufio.Writer
+	henc    *hpack.Encoder
+	hbuf    bytes.Buffer
+	werr    error
+	pending atomic.Int32
+
+	mu   sync.Mutex
+	cond sync.Cond // send windows opened, streams ended, connection closed
+	// streams are the streams whose handler runs (or whose request is
+	// still being received).
+	streams       map[uint32]*serverStream
+	maxClientID   uint32
+	initialWindow int32
+	sendWindow    int32
+	maxFrame      uint32
+	recvWindow    int32
+	recvUnacked   int32
+	goingAway     bool
+	closed        bool
+	idleTimer     *time.Timer
+}
+
+// write runs fn with the framer under the write lock; flush sends the
+// buffer unless another writer queued behind will.
+func (sc *serverConn) write(flush bool, fn func(fr *http2.Framer) error) error {
+	if flush {
+		sc.pending.Add(1)
+	}
+	sc.wmu.Lock()
+	defer sc.wmu.Unlock()
+	err := sc.werr
+	if err == nil && fn != nil {
+		err = fn(sc.fr)
+	}
+	if flush && sc.pending.Add(-1) == 0 && err == nil {
+		err = sc.bw.Flush()
+	}
+	if err != nil && sc.werr == nil {
+		sc.werr = err
+		go sc.close(fmt.Errorf("h2: write to %s: %w", sc.remoteAddr, err))
+	}
+	return err
+}
+
+func (sc *serverConn) serve() error {
+	preface := make([]byte, len(http2.ClientPreface))
+	_ = sc.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(sc.conn, preface); err != nil {
+		return fmt.Errorf("h2: reading the client preface: %w", err)
+	}
+	_ = sc.conn.SetReadDeadline(time.Time{})
+	if string(preface) != http2.ClientPreface {
+		return errors.New("h2: bad client preface")
+	}
+	err := sc.write(true, func(fr *http2.Framer) error {
+		err := fr.WriteSettings(
+			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: sc.s.maxStreams()},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(sc.s.streamWindow())},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: sc.s.maxHeaderBytes()},
+		)
+		if err == nil && sc.s.connWindow() > 65535 {
+			err = fr.WriteWindowUpdate(0, uint32(sc.s.connWindow()-65535))
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	sc.mu.Lock()
+	sc.armIdleLocked()
+	sc.mu.Unlock()
+	first := true
+	for {
+		f, err := sc.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				sc.resetStream(se.StreamID, se.Code)
+				continue
+			}
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				sc.goAway(http2.ErrCode(ce), false)
+			}
+			return err
+		}
+		if first {
+			if _, ok := f.(*http2.SettingsFrame); !ok {
+				sc.goAway(http2.ErrCodeProtocol, false)
+				return errors.New("h2: the client's first frame is not SETTINGS")
+			}
+			first = false
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			err = sc.onHeaders(f)
+		case *http2.DataFrame:
+			err = sc.onData(f)
+		case *http2.RSTStreamFrame:
+			sc.onReset(f)
+		case *http2.SettingsFrame:
+			err = sc.onSettings(f)
+		case *http2.WindowUpdateFrame:
+			err = sc.onWindowUpdate(f)
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				data := f.Data
+				err = sc.write(false, func(fr *http2.Framer) error { return fr.WritePing(true, data) })
+				sc.readLoopWrote = true
+			}
+		case *http2.GoAwayFrame:
+			sc.mu.Lock()
+			sc.goingAway = true
+			sc.closeIfDoneLocked()
+			sc.mu.Unlock()
+		case *http2.PushPromiseFrame:
+			err = http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		if err != nil {
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				sc.goAway(http2.ErrCode(ce), false)
+			}
+			return err
+		}
+	}
+}
+
+// goAway tells the client that no stream above the last one seen will be
+// processed; graceful keeps the connection until its streams end.
+func (sc *serverConn) goAway(code http2.ErrCode, graceful bool) {
+	sc.mu.Lock()
+	if sc.closed {
+		sc.mu.Unlock()
+		return
+	}
+	sc.goingAway = true
+	last := sc.maxClientID
+	sc.mu.Unlock()
+	_ = sc.write(true, func(fr *http2.Framer) error { return fr.WriteGoAway(last, code, nil) })
+	if graceful {
+		sc.mu.Lock()
+		sc.closeIfDoneLocked()
+		sc.mu.Unlock()
+	}
+}
+
+// closeIfDoneLocked closes a connection going away once its streams ended.
+func (sc *serverConn) closeIfDoneLocked() {
+	if sc.goingAway && len(sc.streams) == 0 && !sc.closed {
+		go sc.close(errors.New("h2: connection done after GOAWAY"))
+	}
+}
+
+// armIdleLocked starts the idle timer when no stream is left.
+func (sc *serverConn) armIdleLocked() {
+	d := sc.s.IdleTimeout
+	if d <= 0 || len(sc.streams) != 0 || sc.closed {
+		return
+	}
+	if sc.idleTimer == nil {
+		sc.idleTimer = time.AfterFunc(d, func() {
+			sc.mu.Lock()
+			idle := len(sc.streams) == 0
+			sc.mu.Unlock()
+			if idle {
+				sc.goAway(http2.ErrCodeNo, true)
+			}
+		})
+		return
+	}
+	sc.idleTimer.Reset(d)
+}
+
+func (sc *serverConn) close(err error) {
+	sc.mu.Lock()
+	if sc.closed {
+		sc.mu.Unlock()
+		return
+	}
+	sc.closed = true
+	if sc.idleTimer != nil {
+		sc.idleTimer.Stop()
+	}
+	streams := make([]*serverStream, 0, len(sc.streams))
+	for _, st := range sc.streams {
+		streams = append(streams, st)
+	}
+	sc.cond.Broadcast()
+	sc.mu.Unlock()
+	sc.cancel()
+	_ = sc.conn.Close()
+	for _, st := range streams {
+		st.abort(fmt.Errorf("h2: client connection closed: %w", err))
+	}
+}
+
+func (sc *serverConn) stream(id uint32) *serverStream {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.streams[id]
+}
+
+// resetStream resets a stream the framer refused a frame of.
+func (sc *serverConn) resetStream(id uint32, code http2.ErrCode) {
+	if st := sc.stream(id); st != nil {
+		st.abort(http2.StreamError{StreamID: id, Code: code})
+	}
+	_ = sc.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) })
+}
+
+func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	sc.mu.Lock()
+	if st := sc.streams[id]; st != nil {
+		sc.mu.Unlock()
+		return st.onTrailers(f)
+	}
+	if id <= sc.maxClientID {
+		sc.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeProtocol) // HEADERS on a closed stream
+	}
+	sc.maxClientID = id
+	refuse := sc.goingAway || sc.closed || uint32(len(sc.streams)) >= sc.s.maxStreams()
+	sc.mu.Unlock()
+	if refuse {
+		_ = sc.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeRefusedStream) })
+		return nil
+	}
+	if f.Truncated {
+		return sc.answer(id, http.StatusRequestHeaderFieldsTooLarge)
+	}
+	req, status := sc.newRequest(f)
+	if status != 0 {
+		if status < 0 {
+			_ = sc.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeProtocol) })
+			return nil
+		}
+		return sc.answer(id, status)
+	}
+	st := newServerStream(sc, id, req, f.StreamEnded())
+	sc.mu.Lock()
+	sc.streams[id] = st
+	st.sendWindow = sc.initialWindow
+	if sc.idleTimer != nil {
+		sc.idleTimer.Stop()
+	}
+	sc.mu.Unlock()
+	sc.handlers.Add(1)
+	go st.run()
+	return nil
+}
+
+// answer ends a stream with a status and no body, without a handler.
+func (sc *serverConn) answer(id uint32, status int) error {
+	return sc.write(true, func(fr *http2.Framer) error {
+		sc.hbuf.Reset()
+		_ = sc.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusCode(status)})
+		return writeHeaderBlock(fr, id, sc.hbuf.Bytes(), true, int(sc.frameSize()))
+	})
+}
+
+func (sc *serverConn) frameSize() uint32 {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.maxFrame
+}
+
+func (sc *serverConn) onData(f *http2.DataFrame) error {
+	n := int32(f.Length)
+	sc.mu.Lock()
+	if n > sc.recvWindow {
+		sc.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	sc.recvWindow -= n
+	st := sc.streams[f.StreamID]
+	known := f.StreamID <= sc.maxClientID
+	sc.mu.Unlock()
+	if st == nil {
+		sc.consumed(n)
+		if !known {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // DATA on an idle stream
+		}
+		_ = sc.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(f.StreamID, http2.ErrCodeStreamClosed) })
+		return nil
+	}
+	data := f.Data()
+	if pad := n - int32(len(data)); pad > 0 {
+		sc.consumed(pad)
+	}
+	st.onData(data, n-int32(len(data)), f.StreamEnded())
+	return nil
+}
+
+// consumed gives n bytes of the connection window back, in updates of a
+// quarter window.
+func (sc *serverConn) consumed(n int32) {
+	if n <= 0 {
+		return
+	}
+	sc.mu.Lock()
+	sc.recvUnacked += n
+	add := int32(0)
+	if sc.recvUnacked >= sc.s.connWindow()/4 && !sc.closed {
+		add, sc.recvUnacked = sc.recvUnacked, 0
+		sc.recvWindow += add
+	}
+	sc.mu.Unlock()
+	if add > 0 {
+		_ = sc.write(true, func(fr *http2.Framer) error { return fr.WriteWindowUpdate(0, uint32(add)) })
+	}
+}
+
+func (sc *serverConn) onReset(f *http2.RSTStreamFrame) {
+	if st := sc.stream(f.StreamID); st != nil {
+		st.abort(http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode})
+	}
+}
+
+func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	var ferr error
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		switch s.ID {
+		case http2.SettingMaxFrameSize:
+			sc.maxFrame = s.Val
+		case http2.SettingInitialWindowSize:
+			delta := int32(s.Val) - sc.initialWindow
+			sc.initialWindow = int32(s.Val)
+			for _, st := range sc.streams {
+				w := int64(st.sendWindow) + int64(delta)
+				if w > math.MaxInt32 {
+					ferr = http2.ConnectionError(http2.ErrCodeFlowControl)
+					return nil
+				}
+				st.sendWindow = int32(w)
+			}
+			sc.cond.Broadcast()
+		case http2.SettingHeaderTableSize:
+			size := s.Val
+			go func() {
+				sc.wmu.Lock()
+				sc.henc.SetMaxDynamicTableSizeLimit(size)
+				sc.wmu.Unlock()
+			}()
+		}
+		return nil
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return err
+	}
+	sc.readLoopWrote = true
+	return sc.write(false, func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
+}
+
+func (sc *serverConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if f.StreamID == 0 {
+		w := int64(sc.sendWindow) + int64(f.Increment)
+		if w > math.MaxInt32 {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		sc.sendWindow = int32(w)
+		sc.cond.Broadcast()
+		return nil
+	}
+	st := sc.streams[f.StreamID]
+	if st == nil {
+		return nil
+	}
+	w := int64(st.sendWindow) + int64(f.Increment)
+	if w > math.MaxInt32 {
+		go sc.resetStream(f.StreamID, http2.ErrCodeFlowControl)
+		return nil
+	}
+	st.sendWindow = int32(w)
+	sc.cond.Broadcast()
+	return nil
+}
+
+// forgetStream drops a stream whose handler returned.
+func (sc *serverConn) forgetStream(st *serverStream) {
+	sc.mu.Lock()
+	delete(sc.streams, st.id)
+	sc.cond.Broadcast()
+	sc.armIdleLocked()
+	sc.closeIfDoneLocked()
+	sc.mu.Unlock()
+}

@@ -1,0 +1,451 @@
+package h2
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
+
+// serve runs s on a listener (cleartext, prior knowledge) and stops it
+// with the test.
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.ServeConn(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		lis.Close()
+		s.Close()
+		wg.Wait()
+	})
+	return lis.Addr().String()
+}
+
+// grpc-go's client and grpc-go's own handler (grpc.Server.ServeHTTP) on
+// this server: unary, server streaming, status and cancellation.
+func TestServer_GRPCInterop(t *testing.T) {
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("svc", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	t.Cleanup(gs.Stop)
+	addr := serve(t, &Server{Handler: gs})
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := healthpb.NewHealthClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.Check(ctx, &healthpb.HealthCheckRequest{Service: "svc"})
+	if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Check = %v, %v", resp, err)
+	}
+	if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{Service: "nope"}); status.Code(err) != codes.NotFound {
+		t.Errorf("Check(nope) = %v, want NotFound", err)
+	}
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{Service: "svc"}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	wctx, wcancel := context.WithCancel(ctx)
+	w, err := c.Watch(wctx, &healthpb.HealthCheckRequest{Service: "svc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := w.Recv(); err != nil || m.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Watch first = %v, %v", m, err)
+	}
+	hs.SetServingStatus("svc", healthpb.HealthCheckResponse_NOT_SERVING)
+	if m, err := w.Recv(); err != nil || m.Status != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("Watch second = %v, %v", m, err)
+	}
+	wcancel()
+	if _, err := w.Recv(); status.Code(err) != codes.Canceled {
+		t.Errorf("Watch after cancel = %v, want Canceled", err)
+	}
+}
+
+// h2Client is net/http's client speaking cleartext HTTP/2.
+func h2Client(t *testing.T) *http.Client {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// Request bodies, trailers both ways, header fields and status arrive as
+// net/http's client and handlers expect them.
+func TestServer_HTTPSemantics(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Header().Set("X-Method", r.Method)
+		w.Header().Set("X-Host", r.Host)
+		w.Header().Set("X-Cookie", r.Header.Get("Cookie"))
+		w.Header().Set("X-Proto", r.Proto)
+		w.Header().Set("X-Req-Trailer", r.Trailer.Get("X-Sum"))
+		w.Header().Set("Trailer", "X-Len")
+		w.WriteHeader(201)
+		_, _ = w.Write(bytes.ToUpper(body))
+		w.Header().Set("X-Len", "5")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "yes")
+	})})
+	c := h2Client(t)
+	req, _ := http.NewRequest("POST", "http://"+addr+"/p?q=1", strings.NewReader("hello"))
+	req.Host = "api.example.com"
+	req.Header.Add("Cookie", "a=1")
+	req.Trailer = http.Header{"X-Sum": nil}
+	req.ContentLength = -1
+	req.Body = io.NopCloser(&trailerSetter{r: strings.NewReader("hello"), tr: req.Trailer})
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	checks := map[string][2]string{
+		"status":            {resp.Status, "201 Created"},
+		"body":              {string(body), "HELLO"},
+		"X-Method":          {resp.Header.Get("X-Method"), "POST"},
+		"X-Host":            {resp.Header.Get("X-Host"), "api.example.com"},
+		"X-Cookie":          {resp.Header.Get("X-Cookie"), "a=1"},
+		"X-Proto":           {resp.Header.Get("X-Proto"), "HTTP/2.0"},
+		"request trailer":   {resp.Header.Get("X-Req-Trailer"), "42"},
+		"declared trailer":  {resp.Trailer.Get("X-Len"), "5"},
+		"undeclared (late)": {resp.Trailer.Get("X-Late"), "yes"},
+	}
+	for what, c := range checks {
+		if c[0] != c[1] {
+			t.Errorf("%s = %q, want %q", what, c[0], c[1])
+		}
+	}
+}
+
+// trailerSetter sets the request trailer when its body ends, as a
+// streaming client does.
+type trailerSetter struct {
+	r  io.Reader
+	tr http.Header
+}
+
+func (s *trailerSetter) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.EOF {
+		s.tr.Set("X-Sum", "42")
+	}
+	return n, err
+}
+
+// rawClient is a hand-driven HTTP/2 client connection.
+type rawClient struct {
+	t    *testing.T
+	conn net.Conn
+	fr   *http2.Framer
+	hbuf bytes.Buffer
+	henc *hpack.Encoder
+}
+
+func dialRaw(t *testing.T, addr string, settings ...http2.Setting) *rawClient {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	rc := &rawClient{t: t, conn: c, fr: http2.NewFramer(c, c)}
+	rc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	rc.henc = hpack.NewEncoder(&rc.hbuf)
+	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.fr.WriteSettings(settings...); err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+func (rc *rawClient) headers(id uint32, end bool, path string) {
+	rc.hbuf.Reset()
+	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", path}} {
+		_ = rc.henc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+	}
+	if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.hbuf.Bytes(), EndStream: end, EndHeaders: true}); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
+// readUntil reads frames until match says so or the connection ends.
+func (rc *rawClient) readUntil(timeout time.Duration, match func(http2.Frame) bool) error {
+	_ = rc.conn.SetReadDeadline(time.Now().Add(timeout))
+	for {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		if match(f) {
+			return nil
+		}
+	}
+}
+
+// Streams reset as soon as they are opened (CVE-2023-44487) run no more
+// handlers at once than MaxConcurrentStreams: the ones over it are
+// refused, and the server still answers afterwards.
+func TestServer_RapidReset(t *testing.T) {
+	var running, peak atomic.Int32
+	addr := serve(t, &Server{MaxConcurrentStreams: 8, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := running.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		defer running.Add(-1)
+		if r.URL.Path == "/ok" {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})})
+	rc := dialRaw(t, addr)
+	var refused atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rc.readUntil(10*time.Second, func(f http2.Frame) bool {
+			if rs, ok := f.(*http2.RSTStreamFrame); ok && rs.ErrCode == http2.ErrCodeRefusedStream {
+				refused.Add(1)
+			}
+			if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == 2*5000+1 {
+				return true
+			}
+			return false
+		})
+	}()
+	for i := range 5000 {
+		id := uint32(2*i + 1)
+		rc.headers(id, true, "/slow")
+		_ = rc.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+	}
+	rc.headers(2*5000+1, true, "/ok")
+	<-done
+	if p := peak.Load(); p > 8 {
+		t.Errorf("%d handlers ran at once, want at most MaxConcurrentStreams (8)", p)
+	}
+	if refused.Load() == 0 {
+		t.Error("no stream was refused under 5000 rapid resets")
+	}
+	t.Logf("peak handlers %d, refused %d of 5000", peak.Load(), refused.Load())
+}
+
+// A header block that never ends (CONTINUATION frames past the header
+// limit, CVE-2024-27316 class) does not grow the server: it answers 431
+// or drops the connection, and never runs a handler.
+func TestServer_ContinuationFlood(t *testing.T) {
+	var handled atomic.Bool
+	addr := serve(t, &Server{MaxHeaderBytes: 16 << 10, Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { handled.Store(true) })})
+	rc := dialRaw(t, addr)
+	rc.hbuf.Reset()
+	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
+		_ = rc.henc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+	}
+	if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: rc.hbuf.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	junk := bytes.Repeat([]byte{0x40, 0x01, 'x', 0x7f, 0}, 3000) // literal fields, 15 KB a frame
+	_ = rc.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	var werr error
+	sent := 0
+	for i := 0; i < 20000 && werr == nil; i++ { // up to 300 MB
+		werr = rc.fr.WriteContinuation(1, false, junk)
+		sent++
+	}
+	if werr == nil {
+		t.Errorf("the server read %d CONTINUATION frames (%d MB) of one header block", sent, sent*len(junk)>>20)
+	}
+	if handled.Load() {
+		t.Error("a handler ran for the flooded header block")
+	}
+}
+
+// SETTINGS and PING floods from a client that does not read the answers
+// end with the connection closed when the server's writes stall
+// (WriteTimeout): the answers are written as they are due, never queued
+// in memory. (A client that reads them is served, as x/net's server
+// serves it: grpc-go's BDP estimator pings once a round trip.)
+func TestServer_ControlFrameFloods(t *testing.T) {
+	for _, kind := range []string{"SETTINGS", "PING"} {
+		t.Run(kind, func(t *testing.T) {
+			addr := serve(t, &Server{WriteTimeout: 500 * time.Millisecond, Handler: http.NotFoundHandler()})
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+				t.Fatal(err)
+			}
+			fr := http2.NewFramer(c, nil)
+			_, _ = c.Write([]byte(http2.ClientPreface))
+			_ = fr.WriteSettings()
+			_ = c.SetWriteDeadline(time.Now().Add(15 * time.Second))
+			var werr error
+			for i := 0; i < 2_000_000 && werr == nil; i++ {
+				if kind == "PING" {
+					werr = fr.WritePing(false, [8]byte{byte(i)})
+				} else {
+					werr = fr.WriteSettings(http2.Setting{ID: http2.SettingEnablePush, Val: 0})
+				}
+			}
+			if werr == nil {
+				t.Fatalf("the server took 2,000,000 %s frames whose answers nobody read", kind)
+			}
+			var ne net.Error
+			if errors.As(werr, &ne) && ne.Timeout() {
+				t.Errorf("writing stalled without the server closing the connection: %v", werr)
+			}
+
+		})
+	}
+}
+
+// A client that never opens its window (zero-window stall) gets the
+// stream reset after WriteTimeout, and the handler's Write fails.
+func TestServer_ZeroWindowStall(t *testing.T) {
+	writeErr := make(chan error, 1)
+	addr := serve(t, &Server{WriteTimeout: 300 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := w.Write(make([]byte, 64<<10))
+		writeErr <- err
+	})})
+	rc := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	rc.headers(1, true, "/big")
+	select {
+	case err := <-writeErr:
+		if err == nil {
+			t.Fatal("a write to a client whose window stays shut succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler's write is still blocked")
+	}
+	if err := rc.readUntil(5*time.Second, func(f http2.Frame) bool {
+		rs, ok := f.(*http2.RSTStreamFrame)
+		return ok && rs.StreamID == 1
+	}); err != nil {
+		t.Errorf("no RST_STREAM for the stalled stream: %v", err)
+	}
+}
+
+// Shutdown sends GOAWAY, lets the stream in flight finish, and returns
+// once it has.
+func TestServer_GracefulShutdown(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		_, _ = w.Write([]byte("done"))
+	})}
+	addr := serve(t, s)
+	c := h2Client(t)
+	got := make(chan string, 1)
+	go func() {
+		resp, err := c.Get("http://" + addr + "/")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	<-started
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) with a stream in flight", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if b := <-got; b != "done" {
+		t.Errorf("the stream in flight got %q, want done", b)
+	}
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Errorf("Shutdown = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the last stream")
+	}
+}
+
+// A handler's panic resets its stream (INTERNAL_ERROR); the connection
+// serves on.
+func TestServer_PanicResetsStream(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/panic" {
+			panic(http.ErrAbortHandler)
+		}
+		_, _ = w.Write([]byte("ok"))
+	})})
+	c := h2Client(t)
+	if _, err := c.Get("http://" + addr + "/panic"); err == nil {
+		t.Error("a panicking handler's request succeeded")
+	}
+	resp, err := c.Get("http://" + addr + "/fine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "ok" {
+		t.Errorf("after a panic: %q", b)
+	}
+}

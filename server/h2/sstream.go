@@ -1,0 +1,558 @@
+package h2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// errStreamClosed is what writing to a stream the client reset returns.
+var errStreamClosed = errors.New("h2: stream closed by the client")
+
+// serverStream is one request being served.
+type serverStream struct {
+	sc     *serverConn
+	id     uint32
+	req    *http.Request
+	cancel context.CancelCauseFunc
+	// sendWindow is the stream's send window (under sc.mu).
+	sendWindow int32
+	aborted    atomic.Bool
+
+	mu   sync.Mutex
+	cond sync.Cond // body data or its end arrived
+	// The request body not read yet and what reading it returns after
+	// (io.EOF at its end); bodyClosed once the handler closed it.
+	body       dataBuffer
+	bodyErr    error
+	bodyClosed bool
+	recvWindow int32
+	unacked    int32
+	// declared is the request's content-length (-1: none), received what
+	// came so far.
+	declared, received int64
+}
+
+func newServerStream(sc *serverConn, id uint32, req *http.Request, ended bool) *serverStream {
+	st := &serverStream{sc: sc, id: id, recvWindow: sc.s.streamWindow(), declared: req.ContentLength}
+	st.cond.L = &st.mu
+	ctx, cancel := context.WithCancelCause(sc.ctx)
+	st.cancel = cancel
+	if ended {
+		st.bodyErr = io.EOF
+		req.Body, req.ContentLength = http.NoBody, 0
+	} else {
+		req.Body = &requestBody{st: st}
+	}
+	st.req = req.WithContext(ctx)
+	return st
+}
+
+// newRequest builds the request of a HEADERS frame. status > 0 is an
+// answer to give without a handler; < 0 a malformed request (reset).
+func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int) {
+	method, path := f.PseudoValue("method"), f.PseudoValue("path")
+	scheme, authority := f.PseudoValue("scheme"), f.PseudoValue("authority")
+	switch {
+	case method == "":
+		return nil, -1
+	case method == http.MethodConnect:
+		return nil, http.StatusMethodNotAllowed
+	case path == "" || scheme == "":
+		return nil, -1
+	}
+	var u *url.URL
+	if path == "*" {
+		u = &url.URL{Path: "*"}
+	} else {
+		var err error
+		if u, err = url.ParseRequestURI(path); err != nil {
+			return nil, http.StatusBadRequest
+		}
+	}
+	fields := f.RegularFields()
+	h := make(http.Header, len(fields))
+	var cookies []string
+	for _, hf := range fields {
+		switch hf.Name {
+		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+			return nil, -1 // connection-specific (RFC 9113 section 8.2.2)
+		case "te":
+			if hf.Value != "trailers" {
+				return nil, -1
+			}
+		case "cookie":
+			cookies = append(cookies, hf.Value)
+			continue
+		}
+		k := canonicalHeader(hf.Name)
+		h[k] = append(h[k], hf.Value)
+	}
+	if len(cookies) > 0 {
+		h["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	if authority == "" {
+		authority = h.Get("Host")
+	}
+	contentLength := int64(-1)
+	if cl := h["Content-Length"]; len(cl) > 0 {
+		n, err := strconv.ParseInt(cl[0], 10, 64)
+		if len(cl) > 1 || err != nil || n < 0 {
+			return nil, -1
+		}
+		contentLength = n
+	}
+	var trailer http.Header
+	for _, v := range h["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" && httpguts.ValidTrailerHeader(k) {
+				if trailer == nil {
+					trailer = http.Header{}
+				}
+				trailer[k] = nil
+			}
+		}
+	}
+	delete(h, "Trailer")
+	return &http.Request{
+		Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, ContentLength: contentLength,
+		Host: authority, RemoteAddr: sc.remoteAddr, RequestURI: path, TLS: sc.tls, Trailer: trailer,
+	}, 0
+}
+
+// run serves the stream's request and ends its response.
+func (st *serverStream) run() {
+	sc := st.sc
+	defer sc.handlers.Done()
+	rw := &responseWriter{st: st, header: make(http.Header), head: st.req.Method == http.MethodHead}
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler { //nolint:errorlint // net/http compares it the same way.
+				if sc.s.Logger != nil {
+					sc.s.Logger.Error("panic serving HTTP/2 request", "panic", p, "stack", string(debug.Stack()))
+				}
+			}
+			st.resetBy(http2.ErrCodeInternal)
+		} else {
+			rw.finish()
+		}
+		st.done()
+	}()
+	sc.s.Handler.ServeHTTP(rw, st.req)
+}
+
+// done ends the stream after its handler: what it did not read of the
+// request body is dropped, and a client still sending is told to stop.
+func (st *serverStream) done() {
+	st.mu.Lock()
+	unread := int32(st.body.Len())
+	st.body.Reset()
+	st.bodyClosed = true
+	stillSending := st.bodyErr == nil
+	st.mu.Unlock()
+	st.sc.consumed(unread)
+	if stillSending && !st.aborted.Load() {
+		// The answer is complete: the rest of the request is not needed
+		// (RFC 9113 section 8.1).
+		_ = st.sc.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, http2.ErrCodeNo) })
+	}
+	st.cancel(context.Canceled)
+	st.sc.forgetStream(st)
+}
+
+// resetBy resets the stream from this side.
+func (st *serverStream) resetBy(code http2.ErrCode) {
+	if st.aborted.Swap(true) {
+		return
+	}
+	_ = st.sc.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, code) })
+	st.fail(http2.StreamError{StreamID: st.id, Code: code})
+}
+
+// abort ends a stream the client reset (or whose connection went).
+func (st *serverStream) abort(err error) {
+	if st.aborted.Swap(true) {
+		return
+	}
+	st.fail(err)
+}
+
+func (st *serverStream) fail(err error) {
+	st.cancel(err)
+	st.mu.Lock()
+	if st.bodyErr == nil {
+		st.bodyErr = err
+	}
+	st.cond.Broadcast()
+	st.mu.Unlock()
+	sc := st.sc
+	sc.mu.Lock()
+	sc.cond.Broadcast()
+	sc.mu.Unlock()
+}
+
+func (st *serverStream) onData(data []byte, pad int32, end bool) {
+	sc := st.sc
+	n := int32(len(data)) + pad
+	st.mu.Lock()
+	if st.bodyErr != nil || st.bodyClosed {
+		closedSide := st.bodyErr == io.EOF
+		st.mu.Unlock()
+		sc.consumed(int32(len(data)))
+		if closedSide {
+			st.resetBy(http2.ErrCodeStreamClosed) // DATA after END_STREAM
+		}
+		return
+	}
+	if n > st.recvWindow {
+		st.mu.Unlock()
+		sc.consumed(int32(len(data)))
+		st.resetBy(http2.ErrCodeFlowControl)
+		return
+	}
+	st.recvWindow -= n
+	st.received += int64(len(data))
+	if st.declared >= 0 && (st.received > st.declared || (end && st.received != st.declared)) {
+		st.mu.Unlock()
+		sc.consumed(int32(len(data)))
+		st.resetBy(http2.ErrCodeProtocol) // the body and its content-length disagree
+		return
+	}
+	st.body.Write(data)
+	if end {
+		st.bodyErr = io.EOF
+	}
+	st.cond.Broadcast()
+	st.mu.Unlock()
+}
+
+func (st *serverStream) onTrailers(f *http2.MetaHeadersFrame) error {
+	if !f.StreamEnded() {
+		st.resetBy(http2.ErrCodeProtocol)
+		return nil
+	}
+	st.mu.Lock()
+	if st.bodyErr != nil {
+		st.mu.Unlock()
+		st.resetBy(http2.ErrCodeStreamClosed)
+		return nil
+	}
+	if tr := st.req.Trailer; tr != nil {
+		for _, hf := range f.RegularFields() {
+			k := canonicalHeader(hf.Name)
+			if _, declared := tr[k]; declared {
+				tr[k] = append(tr[k], hf.Value)
+			}
+		}
+	}
+	st.bodyErr = io.EOF
+	st.cond.Broadcast()
+	st.mu.Unlock()
+	return nil
+}
+
+// requestBody reads a stream's request body.
+type requestBody struct{ st *serverStream }
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	st := b.st
+	st.mu.Lock()
+	for st.body.Len() == 0 && st.bodyErr == nil && !st.bodyClosed {
+		st.cond.Wait()
+	}
+	if st.bodyClosed {
+		st.mu.Unlock()
+		return 0, errors.New("h2: request body closed")
+	}
+	if st.body.Len() == 0 {
+		err := st.bodyErr
+		st.mu.Unlock()
+		return 0, err
+	}
+	if len(p) == 0 {
+		st.mu.Unlock()
+		return 0, nil
+	}
+	n := st.body.Read(p)
+	var add int32
+	st.unacked += int32(n)
+	if st.bodyErr == nil && st.unacked >= st.sc.s.streamWindow()/4 {
+		add, st.unacked = st.unacked, 0
+		st.recvWindow += add
+	}
+	st.mu.Unlock()
+	st.sc.consumed(int32(n))
+	if add > 0 {
+		_ = st.sc.write(true, func(fr *http2.Framer) error { return fr.WriteWindowUpdate(st.id, uint32(add)) })
+	}
+	return n, nil
+}
+
+// Close drops what was not read; a client still sending gets no more
+// window for it.
+func (b *requestBody) Close() error {
+	st := b.st
+	st.mu.Lock()
+	unread := int32(st.body.Len())
+	st.body.Reset()
+	st.bodyClosed = true
+	st.cond.Broadcast()
+	st.mu.Unlock()
+	st.sc.consumed(unread)
+	return nil
+}
+
+// responseWriter writes a stream's response: HEADERS when the header is
+// written (sent with the next flush), DATA as written, the trailers and
+// the end when the handler returns, in one flush for a short answer.
+type responseWriter struct {
+	st          *serverStream
+	header      http.Header
+	status      int
+	wroteHeader bool
+	// sentHeader: the HEADERS frame went out (at the first write, flush
+	// or the end: a response with no body and no trailers ends in its
+	// HEADERS, as gRPC's trailers-only answers must).
+	sentHeader bool
+	head       bool // a HEAD request: no body goes out
+	declared   []string
+}
+
+func (w *responseWriter) Header() http.Header { return w.header }
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.wroteHeader || w.st.aborted.Load() {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		// Informational: sent at once, the final answer follows.
+		w.sendHeaders(code, false, true)
+		return
+	}
+	w.wroteHeader, w.status = true, code
+	for _, v := range w.header["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
+				w.declared = append(w.declared, k)
+			}
+		}
+	}
+}
+
+// sendHeader sends the response's HEADERS if they have not gone yet.
+func (w *responseWriter) sendHeader(end, flush bool) {
+	if w.sentHeader {
+		return
+	}
+	w.sentHeader = true
+	w.sendHeaders(w.status, end, flush)
+}
+
+// sendHeaders encodes and writes a HEADERS frame of the header map.
+func (w *responseWriter) sendHeaders(code int, end, flush bool) {
+	st := w.st
+	sc := st.sc
+	_ = sc.write(flush, func(fr *http2.Framer) error {
+		sc.hbuf.Reset()
+		_ = sc.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusCode(code)})
+		for k, vs := range w.header {
+			if !sendableField(k) || slices.Contains(w.declared, k) {
+				continue
+			}
+			name := lowerHeader(k)
+			for _, v := range vs {
+				if httpguts.ValidHeaderFieldValue(v) {
+					_ = sc.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
+				}
+			}
+		}
+		return writeHeaderBlock(fr, st.id, sc.hbuf.Bytes(), end, int(sc.maxFrameLocked()))
+	})
+}
+
+// sendableField reports a response field HTTP/2 carries in HEADERS.
+func sendableField(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer":
+		return false
+	}
+	return !strings.HasPrefix(k, http.TrailerPrefix) && httpguts.ValidHeaderFieldName(k)
+}
+
+// maxFrameLocked reads the peer's frame size; the caller holds wmu (not
+// mu: it is taken here).
+func (sc *serverConn) maxFrameLocked() uint32 {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.maxFrame
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	st := w.st
+	if st.aborted.Load() {
+		return 0, errStreamClosed
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.head || len(p) == 0 {
+		return len(p), nil
+	}
+	w.sendHeader(false, false)
+	sent := 0
+	for sent < len(p) {
+		k, err := st.takeWindow(len(p) - sent)
+		if err != nil {
+			return sent, err
+		}
+		chunk := p[sent : sent+k]
+		if err := st.sc.write(false, func(fr *http2.Framer) error { return fr.WriteData(st.id, false, chunk) }); err != nil {
+			return sent, err
+		}
+		sent += k
+	}
+	return sent, nil
+}
+
+// Flush sends what was written.
+func (w *responseWriter) Flush() { _ = w.FlushError() }
+
+// FlushError sends what was written (http.ResponseController's Flush).
+func (w *responseWriter) FlushError() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.st.aborted.Load() {
+		return errStreamClosed
+	}
+	if !w.sentHeader {
+		w.sendHeader(false, true)
+		return nil
+	}
+	return w.st.sc.write(true, nil)
+}
+
+// finish ends the response when the handler returned: the trailers (the
+// header's "Trailer:"-prefixed keys and the declared ones) or an empty
+// DATA with END_STREAM, and the flush.
+func (w *responseWriter) finish() {
+	st := w.st
+	if st.aborted.Load() {
+		return
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	var trailers []hpack.HeaderField
+	for k, vs := range w.header {
+		name, ok := strings.CutPrefix(k, http.TrailerPrefix)
+		if !ok {
+			continue
+		}
+		for _, v := range vs {
+			trailers = append(trailers, hpack.HeaderField{Name: lowerHeader(http.CanonicalHeaderKey(name)), Value: v})
+		}
+	}
+	for _, k := range w.declared {
+		for _, v := range w.header[k] {
+			trailers = append(trailers, hpack.HeaderField{Name: lowerHeader(k), Value: v})
+		}
+	}
+	sc := st.sc
+	if !w.sentHeader {
+		w.sendHeader(len(trailers) == 0, len(trailers) == 0)
+		if len(trailers) == 0 {
+			return // the HEADERS ended the stream
+		}
+	}
+	_ = sc.write(true, func(fr *http2.Framer) error {
+		if len(trailers) == 0 {
+			return fr.WriteData(st.id, true, nil)
+		}
+		sc.hbuf.Reset()
+		for _, f := range trailers {
+			if httpguts.ValidHeaderFieldName(f.Name) && httpguts.ValidHeaderFieldValue(f.Value) {
+				_ = sc.henc.WriteField(f)
+			}
+		}
+		return writeHeaderBlock(fr, st.id, sc.hbuf.Bytes(), true, int(sc.maxFrameLocked()))
+	})
+}
+
+// takeWindow waits until the stream and connection send windows let some
+// of n bytes go and takes that much (at most a frame). What is queued is
+// flushed before waiting (the client opens windows as it reads), and a
+// window that stays shut for the write timeout fails the stream.
+func (st *serverStream) takeWindow(n int) (int, error) {
+	sc := st.sc
+	sc.mu.Lock()
+	flushed := false
+	var deadline time.Time
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		switch {
+		case st.aborted.Load():
+			sc.mu.Unlock()
+			return 0, errStreamClosed
+		case sc.closed:
+			sc.mu.Unlock()
+			return 0, errors.New("h2: client connection closed")
+		}
+		if k := min(int32(n), st.sendWindow, sc.sendWindow, int32(sc.maxFrame)); k > 0 {
+			st.sendWindow -= k
+			sc.sendWindow -= k
+			sc.mu.Unlock()
+			return int(k), nil
+		}
+		if !flushed {
+			sc.mu.Unlock()
+			_ = sc.write(true, nil)
+			sc.mu.Lock()
+			flushed = true
+			continue
+		}
+		if timer == nil {
+			timeout := sc.s.writeTimeout()
+			deadline = time.Now().Add(timeout)
+			timer = time.AfterFunc(timeout, func() {
+				sc.mu.Lock()
+				sc.cond.Broadcast()
+				sc.mu.Unlock()
+			})
+		} else if !time.Now().Before(deadline) {
+			sc.mu.Unlock()
+			st.resetBy(http2.ErrCodeCancel)
+			return 0, fmt.Errorf("h2: the client's flow-control window stayed shut for %s", sc.s.writeTimeout())
+		}
+		sc.cond.Wait()
+	}
+}
+
+func statusCode(code int) string {
+	if code == http.StatusOK {
+		return "200"
+	}
+	return strconv.Itoa(code)
+}
