@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/meshgate/meshgate/grpcframe"
+	"github.com/meshgate/meshgate/server/h2"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 )
@@ -85,6 +86,17 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// Buffered forwards the wrapped body's (see h2.BufferedBody).
+func (b *limitedBody) Buffered() (int, bool) { return bufferedOf(b.ReadCloser) }
+
+// bufferedOf is what an h2.BufferedBody reports, (0, false) for others.
+func bufferedOf(r io.Reader) (int, bool) {
+	if bb, ok := r.(h2.BufferedBody); ok {
+		return bb.Buffered()
+	}
+	return 0, false
 }
 
 func (b *limitedBody) scan(p []byte) error {

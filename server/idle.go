@@ -51,6 +51,9 @@ type touchingBody struct {
 	w *idleWatch
 }
 
+// Buffered forwards the wrapped body's (see h2.BufferedBody).
+func (b *touchingBody) Buffered() (int, bool) { return bufferedOf(b.ReadCloser) }
+
 func (b *touchingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {

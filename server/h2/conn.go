@@ -173,14 +173,6 @@ func (cc *clientConn) reserve() bool {
 	return true
 }
 
-// unreserve gives back a reservation that did not become a stream.
-func (cc *clientConn) unreserve() {
-	cc.mu.Lock()
-	cc.reserved--
-	cc.maybeIdleLocked()
-	cc.mu.Unlock()
-}
-
 // idle reports a connection with no stream and no reservation.
 func (cc *clientConn) idle() bool {
 	cc.mu.Lock()

@@ -302,6 +302,14 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Buffered reports what the body holds now and whether that is all of it.
+func (b *requestBody) Buffered() (int, bool) {
+	st := b.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.body.Len(), st.bodyErr == io.EOF && !st.bodyClosed
+}
+
 // Close drops what was not read; a client still sending gets no more
 // window for it.
 func (b *requestBody) Close() error {

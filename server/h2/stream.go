@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,22 +53,69 @@ type clientStream struct {
 	recvWindow, recvUnacked int32
 }
 
-// roundTrip opens a stream for req on a connection reserve() booked.
-func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
-	body := req.Body
+// BufferedBody is a request body that can tell, without blocking, how
+// much it holds and whether that is all of it: a body complete when the
+// request is sent (a unary call's) goes with the HEADERS in one write,
+// without a goroutine to stream it. meshgate's HTTP/2 server's request
+// bodies are, and the gateway's body wrappers pass it on.
+type BufferedBody interface {
+	Buffered() (n int, complete bool)
+}
+
+// maxInlineBody is the largest complete body sent with the HEADERS.
+const maxInlineBody = 16 << 10
+
+// takeInline reads a small request body that is already complete (its
+// reads cannot block), to be sent with the HEADERS; the rest of the time
+// it returns (nil, body) and the body streams. done gives the buffer back.
+func takeInline(req *http.Request) (inline []byte, body io.ReadCloser, done func(), err error) {
+	body = req.Body
 	if body == http.NoBody {
 		body = nil
 	}
-	if err := validHeaders(req); err != nil {
-		cc.unreserve()
-		closeBody(req)
-		return nil, err
+	bb, ok := body.(BufferedBody)
+	if !ok || len(req.Trailer) > 0 {
+		return nil, body, func() {}, nil
 	}
+	n, complete := bb.Buffered()
+	if !complete || n > maxInlineBody {
+		return nil, body, func() {}, nil
+	}
+	bp := bodyBufPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for err == nil {
+		var k int
+		if len(buf) == cap(buf) {
+			var one [1]byte // full: only its end may follow
+			if k, err = body.Read(one[:]); k > 0 {
+				err = nil
+				break
+			}
+			continue
+		}
+		k, err = body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+	}
+	_ = body.Close()
+	if err != io.EOF {
+		bodyBufPool.Put(bp)
+		if err == nil {
+			err = errors.New("h2: request body longer than it said it was")
+		}
+		return nil, nil, nil, fmt.Errorf("h2: reading the request body: %w", err)
+	}
+	return buf, nil, func() { bodyBufPool.Put(bp) }, nil
+}
+
+// roundTrip opens a stream for req on a connection reserve() booked;
+// body streams after the HEADERS, or inline (when not nil) goes with them.
+func (cc *clientConn) roundTrip(req *http.Request, body io.ReadCloser, inline []byte) (*http.Response, error) {
 	cs := &clientStream{cc: cc, req: req, respReady: make(chan struct{}), recvWindow: cc.t.streamWindow()}
 	cs.cond.L = &cs.mu
-	if body == nil {
-		cs.reqDone = true
-	}
+	// The request side is done at once without a body, or with one sent
+	// inline (decided below, before the stream is seen by the read loop).
+	cs.reqDone = body == nil && inline == nil
+	sendInline := false
 
 	cc.pending.Add(1)
 	cc.wmu.Lock()
@@ -86,13 +134,22 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	cc.nextID.Store(id + 2)
 	cs.id, cs.sendWindow = id, cc.initialWindow
+	maxFrame := int(cc.maxFrame)
+	if k := int32(len(inline)); inline != nil && k <= cs.sendWindow && k <= cc.sendWindow && int(k) <= maxFrame {
+		cs.sendWindow -= k
+		cc.sendWindow -= k
+		sendInline, cs.reqDone = true, true
+	}
 	cc.streams[id] = cs
 	cc.reserved--
-	maxFrame := int(cc.maxFrame)
 	cc.mu.Unlock()
 	cc.hbuf.Reset()
 	encodeRequestHeaders(cc.henc, req)
-	err := writeHeaderBlock(cc.fr, id, cc.hbuf.Bytes(), body == nil, maxFrame)
+	endInHeaders := (body == nil && inline == nil) || (sendInline && len(inline) == 0)
+	err := writeHeaderBlock(cc.fr, id, cc.hbuf.Bytes(), endInHeaders, maxFrame)
+	if err == nil && sendInline && len(inline) > 0 {
+		err = cc.fr.WriteData(id, true, inline)
+	}
 	if cc.pending.Add(-1) == 0 && err == nil {
 		err = cc.bw.Flush()
 	}
@@ -103,7 +160,9 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 	cc.wmu.Unlock()
 	if err != nil {
 		cs.abort(err, false)
-		closeBody(req)
+		if body != nil {
+			_ = body.Close()
+		}
 		return nil, err
 	}
 
@@ -115,8 +174,12 @@ func (cc *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 		})
 	}
 	cs.mu.Unlock()
-	if body != nil {
+	switch {
+	case body != nil:
 		go cs.writeBody(body)
+	case inline != nil && !sendInline:
+		// Complete but over the window: streamed as any body.
+		go cs.writeBody(io.NopCloser(bytes.NewReader(bytes.Clone(inline))))
 	}
 	<-cs.respReady
 	if cs.resp == nil {

@@ -90,13 +90,24 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errors.New("h2: request has no host")
 	}
 	ctx := req.Context()
+	if err := validHeaders(req); err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	inline, body, done, err := takeInline(req)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	for attempt := 0; ; attempt++ {
 		cc, err := t.connFor(ctx, req.URL.Host)
 		if err != nil {
-			closeBody(req)
+			if body != nil {
+				_ = body.Close()
+			}
 			return nil, err
 		}
-		resp, err := cc.roundTrip(req)
+		resp, err := cc.roundTrip(req, body, inline)
 		if errors.Is(err, errConnUnusable) && attempt < 3 {
 			// The connection went away before the request was written
 			// (a GOAWAY or a close raced the pick): another one takes it.

@@ -480,3 +480,42 @@ func TestTransport_ConnectionLostMidBody(t *testing.T) {
 		t.Errorf("body %q, %v; want \"partial\" and an error", b, err)
 	}
 }
+
+// bufferedBody is a complete body that says so (as meshgate's server's
+// request bodies do).
+type bufferedBody struct{ *bytes.Reader }
+
+func (b bufferedBody) Buffered() (int, bool) { return b.Len(), true }
+func (bufferedBody) Close() error            { return nil }
+
+// A complete body goes with the HEADERS; one over the server's window (or
+// over the inline limit) streams; either way the server gets it whole.
+func TestTransport_InlineBody(t *testing.T) {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(b)
+	})
+	t.Run("window", func(t *testing.T) { inlineBodies(t, startH2(t, &http.HTTP2Config{}, echo)) })
+	// A server window smaller than the body: it streams as the window opens.
+	t.Run("small window", func(t *testing.T) {
+		inlineBodies(t, startH2(t, &http.HTTP2Config{MaxReceiveBufferPerStream: 1024}, echo))
+	})
+}
+
+func inlineBodies(t *testing.T, addr string) {
+	tr, _ := newTransport(t)
+	for _, size := range []int{0, 5, 16 << 10, 70 << 10} {
+		payload := bytes.Repeat([]byte{'z'}, size)
+		req, _ := http.NewRequest("POST", "http://"+addr+"/", bufferedBody{bytes.NewReader(payload)})
+		req.ContentLength = -1
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(got, payload) {
+			t.Errorf("%d bytes: echoed %d bytes, %v", size, len(got), err)
+		}
+	}
+}
