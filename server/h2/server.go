@@ -60,6 +60,11 @@ type Server struct {
 	idle     chan struct{} // signalled when a connection ends during Shutdown
 }
 
+// connBufSize is each connection's read and write buffer: a DATA frame
+// and its headers fit, and 10k idle connections stay under 64 KiB each
+// (TestServer_IdleConnectionMemory).
+const connBufSize = 16 << 10
+
 func (s *Server) maxStreams() uint32 {
 	if s.MaxConcurrentStreams > 0 {
 		return s.MaxConcurrentStreams
@@ -100,7 +105,7 @@ func (s *Server) writeTimeout() time.Duration {
 func (s *Server) ServeConn(c net.Conn) {
 	sc := &serverConn{
 		s: s, conn: c, remoteAddr: c.RemoteAddr().String(),
-		bw:            bufio.NewWriterSize(&deadlineWriter{c: c, timeout: s.writeTimeout()}, 32<<10),
+		bw:            bufio.NewWriterSize(&deadlineWriter{c: c, timeout: s.writeTimeout()}, connBufSize),
 		streams:       map[uint32]*serverStream{},
 		initialWindow: 65535,
 		sendWindow:    65535,
@@ -113,7 +118,7 @@ func (s *Server) ServeConn(c net.Conn) {
 	}
 	sc.cond.L = &sc.mu
 	sc.henc = hpack.NewEncoder(&sc.hbuf)
-	sc.br = bufio.NewReaderSize(&flushingReader{sc: sc}, 32<<10)
+	sc.br = bufio.NewReaderSize(&flushingReader{sc: sc}, connBufSize)
 	sc.fr = http2.NewFramer(sc.bw, sc.br)
 	sc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	sc.fr.MaxHeaderListSize = s.maxHeaderBytes()
