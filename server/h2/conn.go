@@ -2,12 +2,10 @@ package h2
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -26,17 +24,9 @@ type clientConn struct {
 	t    *Transport
 	addr string
 	conn net.Conn
-	fr   *http2.Framer // read by readLoop; written under wmu
-
-	// The write side: whoever has a frame to send writes it under wmu;
-	// the last of the writers queued (pending) flushes.
-	wmu     sync.Mutex
-	bw      *bufio.Writer
-	henc    *hpack.Encoder
-	hbuf    bytes.Buffer
-	werr    error
-	pending atomic.Int32
-	// nextID is the next stream id, taken under wmu (ids go out in
+	fr   *http2.Framer // read by readLoop; written through w
+	w    *frameWriter
+	// nextID is the next stream id, taken under w's lock (ids go out in
 	// order) and read by the read loop without it.
 	nextID atomic.Uint32
 
@@ -52,16 +42,13 @@ type clientConn struct {
 	initialWindow int32
 	// sendWindow is the connection's send window (DATA we may still send).
 	sendWindow int32
-	// recvWindow is what the server may still send on the connection;
-	// recvUnacked what was consumed and not yet given back by
-	// WINDOW_UPDATE.
-	recvWindow  int32
-	recvUnacked int32
-	goAway      bool
-	lastGoodID  uint32 // with goAway: streams above it were not processed
-	closed      bool
-	err         error
-	idleTimer   *time.Timer
+	// recv is the connection's receive window.
+	recv       recvFlow
+	goAway     bool
+	lastGoodID uint32 // with goAway: streams above it were not processed
+	closed     bool
+	err        error
+	idleTimer  *time.Timer
 	// settled is closed when the server's first SETTINGS came or the
 	// connection closed.
 	settled       chan struct{}
@@ -80,40 +67,39 @@ type clientConn struct {
 func newClientConn(ctx context.Context, t *Transport, addr string, conn net.Conn) (*clientConn, error) {
 	cc := &clientConn{
 		t: t, addr: addr, conn: conn,
-		bw:            bufio.NewWriterSize(conn, 32<<10),
 		streams:       map[uint32]*clientStream{},
 		maxStreams:    initialMaxStreams,
 		maxFrame:      16384,
 		initialWindow: 65535,
 		sendWindow:    65535,
-		recvWindow:    t.connWindow(),
+		recv:          recvFlow{avail: t.connWindow()},
 		settled:       make(chan struct{}),
 		firstSettings: true,
 	}
 	cc.cond.L = &cc.mu
 	cc.nextID.Store(1)
-	cc.henc = hpack.NewEncoder(&cc.hbuf)
-	cc.fr = http2.NewFramer(cc.bw, bufio.NewReaderSize(conn, 32<<10))
+	bw := bufio.NewWriterSize(conn, 32<<10)
+	cc.fr = http2.NewFramer(bw, bufio.NewReaderSize(conn, 32<<10))
+	cc.w = newFrameWriter(bw, cc.fr, func(err error) { cc.close(fmt.Errorf("h2: write to %s: %w", addr, err)) })
 	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cc.fr.MaxHeaderListSize = maxResponseHeaderBytes
 	cc.lastRead.Store(time.Now().UnixNano())
 
-	if _, err := cc.bw.WriteString(http2.ClientPreface); err != nil {
+	if _, err := bw.WriteString(http2.ClientPreface); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	settings := []http2.Setting{
-		{ID: http2.SettingEnablePush, Val: 0},
-		{ID: http2.SettingInitialWindowSize, Val: uint32(t.streamWindow())},
-		{ID: http2.SettingMaxHeaderListSize, Val: maxResponseHeaderBytes},
-	}
-	err := cc.fr.WriteSettings(settings...)
-	if err == nil && t.connWindow() > 65535 {
-		err = cc.fr.WriteWindowUpdate(0, uint32(t.connWindow()-65535))
-	}
-	if err == nil {
-		err = cc.bw.Flush()
-	}
+	err := cc.w.write(true, func(fr *http2.Framer) error {
+		err := fr.WriteSettings(
+			http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(t.streamWindow())},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxResponseHeaderBytes},
+		)
+		if err == nil && t.connWindow() > 65535 {
+			err = fr.WriteWindowUpdate(0, uint32(t.connWindow()-65535))
+		}
+		return err
+	})
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -138,26 +124,6 @@ func newClientConn(ctx context.Context, t *Transport, addr string, conn net.Conn
 		return nil, err
 	}
 	return cc, nil
-}
-
-// write runs fn with the framer under the write lock and flushes unless
-// another writer is queued behind (it will flush both).
-func (cc *clientConn) write(fn func(fr *http2.Framer) error) error {
-	cc.pending.Add(1)
-	cc.wmu.Lock()
-	defer cc.wmu.Unlock()
-	err := cc.werr
-	if err == nil {
-		err = fn(cc.fr)
-	}
-	if cc.pending.Add(-1) == 0 && err == nil {
-		err = cc.bw.Flush()
-	}
-	if err != nil && cc.werr == nil {
-		cc.werr = err
-		go cc.close(fmt.Errorf("h2: write to %s: %w", cc.addr, err))
-	}
-	return err
 }
 
 // reserve books room for one more stream, false when the connection is
@@ -255,7 +221,7 @@ func (cc *clientConn) keepalive() {
 		return
 	}
 	cc.pingWaited.Store(true)
-	_ = cc.write(func(fr *http2.Framer) error {
+	_ = cc.w.write(true, func(fr *http2.Framer) error {
 		return fr.WritePing(false, [8]byte{'m', 'e', 's', 'h', 'g', 'a', 't', 'e'})
 	})
 	cc.mu.Lock()
@@ -297,15 +263,13 @@ func (cc *clientConn) consumed(n int32) {
 		return
 	}
 	cc.mu.Lock()
-	cc.recvUnacked += n
 	add := int32(0)
-	if cc.recvUnacked >= cc.t.connWindow()/4 && !cc.closed {
-		add, cc.recvUnacked = cc.recvUnacked, 0
-		cc.recvWindow += add
+	if !cc.closed {
+		add = cc.recv.consumed(n, cc.t.connWindow())
 	}
 	cc.mu.Unlock()
 	if add > 0 {
-		_ = cc.write(func(fr *http2.Framer) error { return fr.WriteWindowUpdate(0, uint32(add)) })
+		_ = cc.w.write(true, func(fr *http2.Framer) error { return fr.WriteWindowUpdate(0, uint32(add)) })
 	}
 }
 
@@ -314,7 +278,7 @@ func (cc *clientConn) readLoop() {
 	err := cc.readFrames()
 	var ce http2.ConnectionError
 	if errors.As(err, &ce) {
-		_ = cc.write(func(fr *http2.Framer) error { return fr.WriteGoAway(0, http2.ErrCode(ce), nil) })
+		_ = cc.w.write(true, func(fr *http2.Framer) error { return fr.WriteGoAway(0, http2.ErrCode(ce), nil) })
 	}
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
@@ -362,7 +326,7 @@ func (cc *clientConn) readFrames() error {
 		case *http2.PingFrame:
 			if !f.IsAck() {
 				data := f.Data
-				err = cc.write(func(fr *http2.Framer) error { return fr.WritePing(true, data) })
+				err = cc.w.write(true, func(fr *http2.Framer) error { return fr.WritePing(true, data) })
 			}
 		case *http2.GoAwayFrame:
 			cc.onGoAway(f)
@@ -394,11 +358,10 @@ func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 func (cc *clientConn) onData(f *http2.DataFrame) error {
 	n := int32(f.Length)
 	cc.mu.Lock()
-	if n > cc.recvWindow {
+	if !cc.recv.take(n) {
 		cc.mu.Unlock()
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
-	cc.recvWindow -= n
 	cs := cc.streams[f.StreamID]
 	cc.mu.Unlock()
 	if cs == nil {
@@ -421,6 +384,7 @@ func (cc *clientConn) onSettings(f *http2.SettingsFrame) error {
 		return nil
 	}
 	var ferr error
+	var tableSize *uint32 // applied after the loop: the encoder's lock is not taken under mu
 	cc.mu.Lock()
 	if cc.firstSettings {
 		// No limit said is no limit (RFC 9113 6.5.2); like x/net, 1000.
@@ -442,24 +406,17 @@ func (cc *clientConn) onSettings(f *http2.SettingsFrame) error {
 		case http2.SettingMaxFrameSize:
 			cc.maxFrame = s.Val
 		case http2.SettingInitialWindowSize:
-			delta := int32(s.Val) - cc.initialWindow
+			delta := int64(s.Val) - int64(cc.initialWindow)
 			cc.initialWindow = int32(s.Val)
 			for _, cs := range cc.streams {
-				w := int64(cs.sendWindow) + int64(delta)
-				if w > math.MaxInt32 {
+				if !grow(&cs.sendWindow, delta) {
 					ferr = http2.ConnectionError(http2.ErrCodeFlowControl)
 					return nil
 				}
-				cs.sendWindow = int32(w)
 			}
 			cc.cond.Broadcast()
 		case http2.SettingHeaderTableSize:
-			size := s.Val
-			go func() { // the encoder is the writers' (under wmu)
-				cc.wmu.Lock()
-				cc.henc.SetMaxDynamicTableSizeLimit(size)
-				cc.wmu.Unlock()
-			}()
+			tableSize = &s.Val
 		}
 		return nil
 	})
@@ -469,7 +426,10 @@ func (cc *clientConn) onSettings(f *http2.SettingsFrame) error {
 	if err != nil {
 		return err
 	}
-	err = cc.write(func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
+	if tableSize != nil {
+		cc.w.setHeaderTableSize(*tableSize)
+	}
+	err = cc.w.write(true, func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
 	cc.settleOnce.Do(func() { close(cc.settled) })
 	return err
 }
@@ -478,11 +438,9 @@ func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if f.StreamID == 0 {
-		w := int64(cc.sendWindow) + int64(f.Increment)
-		if w > math.MaxInt32 {
+		if !grow(&cc.sendWindow, int64(f.Increment)) {
 			return http2.ConnectionError(http2.ErrCodeFlowControl)
 		}
-		cc.sendWindow = int32(w)
 		cc.cond.Broadcast()
 		return nil
 	}
@@ -490,12 +448,10 @@ func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	if cs == nil {
 		return nil
 	}
-	w := int64(cs.sendWindow) + int64(f.Increment)
-	if w > math.MaxInt32 {
+	if !grow(&cs.sendWindow, int64(f.Increment)) {
 		go cs.abort(http2.StreamError{StreamID: cs.id, Code: http2.ErrCodeFlowControl}, true)
 		return nil
 	}
-	cs.sendWindow = int32(w)
 	cc.cond.Broadcast()
 	return nil
 }

@@ -2,18 +2,15 @@ package h2
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -105,21 +102,21 @@ func (s *Server) writeTimeout() time.Duration {
 func (s *Server) ServeConn(c net.Conn) {
 	sc := &serverConn{
 		s: s, conn: c, remoteAddr: c.RemoteAddr().String(),
-		bw:            bufio.NewWriterSize(&deadlineWriter{c: c, timeout: s.writeTimeout()}, connBufSize),
 		streams:       map[uint32]*serverStream{},
 		initialWindow: 65535,
 		sendWindow:    65535,
 		maxFrame:      16384,
-		recvWindow:    s.connWindow(),
+		recv:          recvFlow{avail: s.connWindow()},
 	}
 	if tc, ok := c.(*tls.Conn); ok {
 		st := tc.ConnectionState()
 		sc.tls = &st
 	}
 	sc.cond.L = &sc.mu
-	sc.henc = hpack.NewEncoder(&sc.hbuf)
+	bw := bufio.NewWriterSize(&deadlineWriter{c: c, timeout: s.writeTimeout()}, connBufSize)
 	sc.br = bufio.NewReaderSize(&flushingReader{sc: sc}, connBufSize)
-	sc.fr = http2.NewFramer(sc.bw, sc.br)
+	sc.fr = http2.NewFramer(bw, sc.br)
+	sc.w = newFrameWriter(bw, sc.fr, func(err error) { sc.close(fmt.Errorf("h2: write to %s: %w", sc.remoteAddr, err)) })
 	sc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	sc.fr.MaxHeaderListSize = s.maxHeaderBytes()
 	sc.ctx, sc.cancel = context.WithCancel(context.Background())
@@ -208,7 +205,7 @@ type flushingReader struct{ sc *serverConn }
 func (r *flushingReader) Read(p []byte) (int, error) {
 	if r.sc.readLoopWrote {
 		r.sc.readLoopWrote = false
-		if err := r.sc.write(true, nil); err != nil {
+		if err := r.sc.w.write(true, nil); err != nil {
 			return 0, err
 		}
 	}
@@ -242,12 +239,7 @@ type serverConn struct {
 	cancel        context.CancelFunc
 	handlers      sync.WaitGroup
 
-	wmu     sync.Mutex
-	bw      *bufio.Writer
-	henc    *hpack.Encoder
-	hbuf    bytes.Buffer
-	werr    error
-	pending atomic.Int32
+	w *frameWriter
 
 	mu   sync.Mutex
 	cond sync.Cond // send windows opened, streams ended, connection closed
@@ -258,33 +250,10 @@ type serverConn struct {
 	initialWindow int32
 	sendWindow    int32
 	maxFrame      uint32
-	recvWindow    int32
-	recvUnacked   int32
+	recv          recvFlow
 	goingAway     bool
 	closed        bool
 	idleTimer     *time.Timer
-}
-
-// write runs fn with the framer under the write lock; flush sends the
-// buffer unless another writer queued behind will.
-func (sc *serverConn) write(flush bool, fn func(fr *http2.Framer) error) error {
-	if flush {
-		sc.pending.Add(1)
-	}
-	sc.wmu.Lock()
-	defer sc.wmu.Unlock()
-	err := sc.werr
-	if err == nil && fn != nil {
-		err = fn(sc.fr)
-	}
-	if flush && sc.pending.Add(-1) == 0 && err == nil {
-		err = sc.bw.Flush()
-	}
-	if err != nil && sc.werr == nil {
-		sc.werr = err
-		go sc.close(fmt.Errorf("h2: write to %s: %w", sc.remoteAddr, err))
-	}
-	return err
 }
 
 func (sc *serverConn) serve() error {
@@ -297,7 +266,7 @@ func (sc *serverConn) serve() error {
 	if string(preface) != http2.ClientPreface {
 		return errors.New("h2: bad client preface")
 	}
-	err := sc.write(true, func(fr *http2.Framer) error {
+	err := sc.w.write(true, func(fr *http2.Framer) error {
 		err := fr.WriteSettings(
 			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: sc.s.maxStreams()},
 			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(sc.s.streamWindow())},
@@ -350,7 +319,7 @@ func (sc *serverConn) serve() error {
 		case *http2.PingFrame:
 			if !f.IsAck() {
 				data := f.Data
-				err = sc.write(false, func(fr *http2.Framer) error { return fr.WritePing(true, data) })
+				err = sc.w.write(false, func(fr *http2.Framer) error { return fr.WritePing(true, data) })
 				sc.readLoopWrote = true
 			}
 		case *http2.GoAwayFrame:
@@ -382,7 +351,7 @@ func (sc *serverConn) goAway(code http2.ErrCode, graceful bool) {
 	sc.goingAway = true
 	last := sc.maxClientID
 	sc.mu.Unlock()
-	_ = sc.write(true, func(fr *http2.Framer) error { return fr.WriteGoAway(last, code, nil) })
+	_ = sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteGoAway(last, code, nil) })
 	if graceful {
 		sc.mu.Lock()
 		sc.closeIfDoneLocked()
@@ -451,7 +420,7 @@ func (sc *serverConn) resetStream(id uint32, code http2.ErrCode) {
 	if st := sc.stream(id); st != nil {
 		st.abort(http2.StreamError{StreamID: id, Code: code})
 	}
-	_ = sc.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) })
+	_ = sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) })
 }
 
 func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
@@ -472,7 +441,7 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	refuse := sc.goingAway || sc.closed || uint32(len(sc.streams)) >= sc.s.maxStreams()
 	sc.mu.Unlock()
 	if refuse {
-		_ = sc.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeRefusedStream) })
+		_ = sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeRefusedStream) })
 		return nil
 	}
 	if f.Truncated {
@@ -481,7 +450,7 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	req, status := sc.newRequest(f)
 	if status != 0 {
 		if status < 0 {
-			_ = sc.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeProtocol) })
+			_ = sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeProtocol) })
 			return nil
 		}
 		return sc.answer(id, status)
@@ -501,10 +470,11 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 
 // answer ends a stream with a status and no body, without a handler.
 func (sc *serverConn) answer(id uint32, status int) error {
-	return sc.write(true, func(fr *http2.Framer) error {
-		sc.hbuf.Reset()
-		_ = sc.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusCode(status)})
-		return writeHeaderBlock(fr, id, sc.hbuf.Bytes(), true, int(sc.frameSize()))
+	return sc.w.write(true, func(fr *http2.Framer) error {
+		block := sc.w.headerBlock(func(enc *hpack.Encoder) {
+			_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusCode(status)})
+		})
+		return writeHeaderBlock(fr, id, block, true, int(sc.frameSize()))
 	})
 }
 
@@ -517,11 +487,10 @@ func (sc *serverConn) frameSize() uint32 {
 func (sc *serverConn) onData(f *http2.DataFrame) error {
 	n := int32(f.Length)
 	sc.mu.Lock()
-	if n > sc.recvWindow {
+	if !sc.recv.take(n) {
 		sc.mu.Unlock()
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
-	sc.recvWindow -= n
 	st := sc.streams[f.StreamID]
 	known := f.StreamID <= sc.maxClientID
 	sc.mu.Unlock()
@@ -530,7 +499,7 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 		if !known {
 			return http2.ConnectionError(http2.ErrCodeProtocol) // DATA on an idle stream
 		}
-		_ = sc.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(f.StreamID, http2.ErrCodeStreamClosed) })
+		_ = sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(f.StreamID, http2.ErrCodeStreamClosed) })
 		return nil
 	}
 	data := f.Data()
@@ -548,15 +517,13 @@ func (sc *serverConn) consumed(n int32) {
 		return
 	}
 	sc.mu.Lock()
-	sc.recvUnacked += n
 	add := int32(0)
-	if sc.recvUnacked >= sc.s.connWindow()/4 && !sc.closed {
-		add, sc.recvUnacked = sc.recvUnacked, 0
-		sc.recvWindow += add
+	if !sc.closed {
+		add = sc.recv.consumed(n, sc.s.connWindow())
 	}
 	sc.mu.Unlock()
 	if add > 0 {
-		_ = sc.write(true, func(fr *http2.Framer) error { return fr.WriteWindowUpdate(0, uint32(add)) })
+		_ = sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteWindowUpdate(0, uint32(add)) })
 	}
 }
 
@@ -571,6 +538,7 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 		return nil
 	}
 	var ferr error
+	var tableSize *uint32 // applied after the loop: the encoder's lock is not taken under mu
 	err := f.ForeachSetting(func(s http2.Setting) error {
 		if err := s.Valid(); err != nil {
 			return err
@@ -581,24 +549,17 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 		case http2.SettingMaxFrameSize:
 			sc.maxFrame = s.Val
 		case http2.SettingInitialWindowSize:
-			delta := int32(s.Val) - sc.initialWindow
+			delta := int64(s.Val) - int64(sc.initialWindow)
 			sc.initialWindow = int32(s.Val)
 			for _, st := range sc.streams {
-				w := int64(st.sendWindow) + int64(delta)
-				if w > math.MaxInt32 {
+				if !grow(&st.sendWindow, delta) {
 					ferr = http2.ConnectionError(http2.ErrCodeFlowControl)
 					return nil
 				}
-				st.sendWindow = int32(w)
 			}
 			sc.cond.Broadcast()
 		case http2.SettingHeaderTableSize:
-			size := s.Val
-			go func() {
-				sc.wmu.Lock()
-				sc.henc.SetMaxDynamicTableSizeLimit(size)
-				sc.wmu.Unlock()
-			}()
+			tableSize = &s.Val
 		}
 		return nil
 	})
@@ -608,19 +569,20 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 	if err != nil {
 		return err
 	}
+	if tableSize != nil {
+		sc.w.setHeaderTableSize(*tableSize)
+	}
 	sc.readLoopWrote = true
-	return sc.write(false, func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
+	return sc.w.write(false, func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
 }
 
 func (sc *serverConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if f.StreamID == 0 {
-		w := int64(sc.sendWindow) + int64(f.Increment)
-		if w > math.MaxInt32 {
+		if !grow(&sc.sendWindow, int64(f.Increment)) {
 			return http2.ConnectionError(http2.ErrCodeFlowControl)
 		}
-		sc.sendWindow = int32(w)
 		sc.cond.Broadcast()
 		return nil
 	}
@@ -628,12 +590,10 @@ func (sc *serverConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	if st == nil {
 		return nil
 	}
-	w := int64(st.sendWindow) + int64(f.Increment)
-	if w > math.MaxInt32 {
+	if !grow(&st.sendWindow, int64(f.Increment)) {
 		go sc.resetStream(f.StreamID, http2.ErrCodeFlowControl)
 		return nil
 	}
-	st.sendWindow = int32(w)
 	sc.cond.Broadcast()
 	return nil
 }

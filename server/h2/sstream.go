@@ -40,15 +40,14 @@ type serverStream struct {
 	body       dataBuffer
 	bodyErr    error
 	bodyClosed bool
-	recvWindow int32
-	unacked    int32
+	recv       recvFlow
 	// declared is the request's content-length (-1: none), received what
 	// came so far.
 	declared, received int64
 }
 
 func newServerStream(sc *serverConn, id uint32, req *http.Request, ended bool) *serverStream {
-	st := &serverStream{sc: sc, id: id, recvWindow: sc.s.streamWindow(), declared: req.ContentLength}
+	st := &serverStream{sc: sc, id: id, recv: recvFlow{avail: sc.s.streamWindow()}, declared: req.ContentLength}
 	st.cond.L = &st.mu
 	ctx, cancel := context.WithCancelCause(sc.ctx)
 	st.cancel = cancel
@@ -168,7 +167,7 @@ func (st *serverStream) done() {
 	if stillSending && !st.aborted.Load() {
 		// The answer is complete: the rest of the request is not needed
 		// (RFC 9113 section 8.1).
-		_ = st.sc.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, http2.ErrCodeNo) })
+		_ = st.sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, http2.ErrCodeNo) })
 	}
 	st.cancel(context.Canceled)
 	st.sc.forgetStream(st)
@@ -179,7 +178,7 @@ func (st *serverStream) resetBy(code http2.ErrCode) {
 	if st.aborted.Swap(true) {
 		return
 	}
-	_ = st.sc.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, code) })
+	_ = st.sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(st.id, code) })
 	st.fail(http2.StreamError{StreamID: st.id, Code: code})
 }
 
@@ -218,13 +217,12 @@ func (st *serverStream) onData(data []byte, pad int32, end bool) {
 		}
 		return
 	}
-	if n > st.recvWindow {
+	if !st.recv.take(n) {
 		st.mu.Unlock()
 		sc.consumed(int32(len(data)))
 		st.resetBy(http2.ErrCodeFlowControl)
 		return
 	}
-	st.recvWindow -= n
 	st.received += int64(len(data))
 	if st.declared >= 0 && (st.received > st.declared || (end && st.received != st.declared)) {
 		st.mu.Unlock()
@@ -289,15 +287,13 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	}
 	n := st.body.Read(p)
 	var add int32
-	st.unacked += int32(n)
-	if st.bodyErr == nil && st.unacked >= st.sc.s.streamWindow()/4 {
-		add, st.unacked = st.unacked, 0
-		st.recvWindow += add
+	if st.bodyErr == nil { // after its end, no more window is wanted
+		add = st.recv.consumed(int32(n), st.sc.s.streamWindow())
 	}
 	st.mu.Unlock()
 	st.sc.consumed(int32(n))
 	if add > 0 {
-		_ = st.sc.write(true, func(fr *http2.Framer) error { return fr.WriteWindowUpdate(st.id, uint32(add)) })
+		_ = st.sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteWindowUpdate(st.id, uint32(add)) })
 	}
 	return n, nil
 }
@@ -377,21 +373,22 @@ func (w *responseWriter) sendHeader(end, flush bool) {
 func (w *responseWriter) sendHeaders(code int, end, flush bool) {
 	st := w.st
 	sc := st.sc
-	_ = sc.write(flush, func(fr *http2.Framer) error {
-		sc.hbuf.Reset()
-		_ = sc.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusCode(code)})
-		for k, vs := range w.header {
-			if !sendableField(k) || slices.Contains(w.declared, k) {
-				continue
-			}
-			name := lowerHeader(k)
-			for _, v := range vs {
-				if httpguts.ValidHeaderFieldValue(v) {
-					_ = sc.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
+	_ = sc.w.write(flush, func(fr *http2.Framer) error {
+		block := sc.w.headerBlock(func(enc *hpack.Encoder) {
+			_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusCode(code)})
+			for k, vs := range w.header {
+				if !sendableField(k) || slices.Contains(w.declared, k) {
+					continue
+				}
+				name := lowerHeader(k)
+				for _, v := range vs {
+					if httpguts.ValidHeaderFieldValue(v) {
+						_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v})
+					}
 				}
 			}
-		}
-		return writeHeaderBlock(fr, st.id, sc.hbuf.Bytes(), end, int(sc.maxFrameLocked()))
+		})
+		return writeHeaderBlock(fr, st.id, block, end, int(sc.frameSize()))
 	})
 }
 
@@ -402,14 +399,6 @@ func sendableField(k string) bool {
 		return false
 	}
 	return !strings.HasPrefix(k, http.TrailerPrefix) && httpguts.ValidHeaderFieldName(k)
-}
-
-// maxFrameLocked reads the peer's frame size; the caller holds wmu (not
-// mu: it is taken here).
-func (sc *serverConn) maxFrameLocked() uint32 {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	return sc.maxFrame
 }
 
 func (w *responseWriter) Write(p []byte) (int, error) {
@@ -431,7 +420,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 			return sent, err
 		}
 		chunk := p[sent : sent+k]
-		if err := st.sc.write(false, func(fr *http2.Framer) error { return fr.WriteData(st.id, false, chunk) }); err != nil {
+		if err := st.sc.w.write(false, func(fr *http2.Framer) error { return fr.WriteData(st.id, false, chunk) }); err != nil {
 			return sent, err
 		}
 		sent += k
@@ -454,7 +443,7 @@ func (w *responseWriter) FlushError() error {
 		w.sendHeader(false, true)
 		return nil
 	}
-	return w.st.sc.write(true, nil)
+	return w.st.sc.w.write(true, nil)
 }
 
 // finish ends the response when the handler returned: the trailers (the
@@ -490,17 +479,18 @@ func (w *responseWriter) finish() {
 			return // the HEADERS ended the stream
 		}
 	}
-	_ = sc.write(true, func(fr *http2.Framer) error {
+	_ = sc.w.write(true, func(fr *http2.Framer) error {
 		if len(trailers) == 0 {
 			return fr.WriteData(st.id, true, nil)
 		}
-		sc.hbuf.Reset()
-		for _, f := range trailers {
-			if httpguts.ValidHeaderFieldName(f.Name) && httpguts.ValidHeaderFieldValue(f.Value) {
-				_ = sc.henc.WriteField(f)
+		block := sc.w.headerBlock(func(enc *hpack.Encoder) {
+			for _, f := range trailers {
+				if httpguts.ValidHeaderFieldName(f.Name) && httpguts.ValidHeaderFieldValue(f.Value) {
+					_ = enc.WriteField(f)
+				}
 			}
-		}
-		return writeHeaderBlock(fr, st.id, sc.hbuf.Bytes(), true, int(sc.maxFrameLocked()))
+		})
+		return writeHeaderBlock(fr, st.id, block, true, int(sc.frameSize()))
 	})
 }
 
@@ -536,7 +526,7 @@ func (st *serverStream) takeWindow(n int) (int, error) {
 		}
 		if !flushed {
 			sc.mu.Unlock()
-			_ = sc.write(true, nil)
+			_ = sc.w.write(true, nil)
 			sc.mu.Lock()
 			flushed = true
 			continue

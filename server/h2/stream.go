@@ -48,9 +48,8 @@ type clientStream struct {
 	// is no more (io.EOF at the end).
 	buf  dataBuffer
 	rerr error
-	// recvWindow is what the server may still send on the stream,
-	// recvUnacked what was read and not yet given back.
-	recvWindow, recvUnacked int32
+	// recv is the stream's receive window.
+	recv recvFlow
 }
 
 // BufferedBody is a request body that can tell, without blocking, how
@@ -110,54 +109,54 @@ func takeInline(req *http.Request) (inline []byte, body io.ReadCloser, done func
 // roundTrip opens a stream for req on a connection reserve() booked;
 // body streams after the HEADERS, or inline (when not nil) goes with them.
 func (cc *clientConn) roundTrip(req *http.Request, body io.ReadCloser, inline []byte) (*http.Response, error) {
-	cs := &clientStream{cc: cc, req: req, respReady: make(chan struct{}), recvWindow: cc.t.streamWindow()}
+	cs := &clientStream{cc: cc, req: req, respReady: make(chan struct{}), recv: recvFlow{avail: cc.t.streamWindow()}}
 	cs.cond.L = &cs.mu
 	// The request side is done at once without a body, or with one sent
 	// inline (decided below, before the stream is seen by the read loop).
 	cs.reqDone = body == nil && inline == nil
 	sendInline := false
 
-	cc.pending.Add(1)
-	cc.wmu.Lock()
-	cc.mu.Lock()
-	id := cc.nextID.Load()
-	if cc.closed || cc.goAway || cc.werr != nil || id > maxStreamID {
-		if id > maxStreamID {
-			cc.goAway = true // out of ids: a new connection takes the next ones
+	// The stream id is taken under the writer's lock, so that ids go out
+	// in order; a connection that closed, is going away or ran out of ids
+	// since reserve() opens nothing (RoundTrip tries another).
+	opened := false
+	err := cc.w.write(true, func(fr *http2.Framer) error {
+		cc.mu.Lock()
+		id := cc.nextID.Load()
+		if cc.closed || cc.goAway || id > maxStreamID {
+			if id > maxStreamID {
+				cc.goAway = true // out of ids: a new connection takes the next ones
+			}
+			cc.mu.Unlock()
+			return nil
 		}
+		opened = true
+		cc.nextID.Store(id + 2)
+		cs.id, cs.sendWindow = id, cc.initialWindow
+		maxFrame := int(cc.maxFrame)
+		if k := int32(len(inline)); inline != nil && k <= cs.sendWindow && k <= cc.sendWindow && int(k) <= maxFrame {
+			cs.sendWindow -= k
+			cc.sendWindow -= k
+			sendInline, cs.reqDone = true, true
+		}
+		cc.streams[id] = cs
+		cc.reserved--
+		cc.mu.Unlock()
+		block := cc.w.headerBlock(func(enc *hpack.Encoder) { encodeRequestHeaders(enc, req) })
+		endInHeaders := (body == nil && inline == nil) || (sendInline && len(inline) == 0)
+		err := writeHeaderBlock(fr, id, block, endInHeaders, maxFrame)
+		if err == nil && sendInline && len(inline) > 0 {
+			err = fr.WriteData(id, true, inline)
+		}
+		return err
+	})
+	if !opened {
+		cc.mu.Lock()
 		cc.reserved--
 		cc.maybeIdleLocked()
 		cc.mu.Unlock()
-		cc.pending.Add(-1)
-		cc.wmu.Unlock()
 		return nil, errConnUnusable
 	}
-	cc.nextID.Store(id + 2)
-	cs.id, cs.sendWindow = id, cc.initialWindow
-	maxFrame := int(cc.maxFrame)
-	if k := int32(len(inline)); inline != nil && k <= cs.sendWindow && k <= cc.sendWindow && int(k) <= maxFrame {
-		cs.sendWindow -= k
-		cc.sendWindow -= k
-		sendInline, cs.reqDone = true, true
-	}
-	cc.streams[id] = cs
-	cc.reserved--
-	cc.mu.Unlock()
-	cc.hbuf.Reset()
-	encodeRequestHeaders(cc.henc, req)
-	endInHeaders := (body == nil && inline == nil) || (sendInline && len(inline) == 0)
-	err := writeHeaderBlock(cc.fr, id, cc.hbuf.Bytes(), endInHeaders, maxFrame)
-	if err == nil && sendInline && len(inline) > 0 {
-		err = cc.fr.WriteData(id, true, inline)
-	}
-	if cc.pending.Add(-1) == 0 && err == nil {
-		err = cc.bw.Flush()
-	}
-	if err != nil && cc.werr == nil {
-		cc.werr = err
-		go cc.close(fmt.Errorf("h2: write to %s: %w", cc.addr, err))
-	}
-	cc.wmu.Unlock()
 	if err != nil {
 		cs.abort(err, false)
 		if body != nil {
@@ -188,30 +187,6 @@ func (cc *clientConn) roundTrip(req *http.Request, body io.ReadCloser, inline []
 	return cs.resp, nil
 }
 
-// writeHeaderBlock writes a header block as HEADERS and as many
-// CONTINUATION frames as the peer's frame size asks.
-func writeHeaderBlock(fr *http2.Framer, id uint32, block []byte, endStream bool, maxFrame int) error {
-	first := true
-	for first || len(block) > 0 {
-		chunk := block
-		if len(chunk) > maxFrame {
-			chunk = chunk[:maxFrame]
-		}
-		block = block[len(chunk):]
-		var err error
-		if first {
-			err = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: chunk, EndStream: endStream, EndHeaders: len(block) == 0})
-			first = false
-		} else {
-			err = fr.WriteContinuation(id, len(block) == 0, chunk)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // writeBody sends the request body as DATA within the send windows, then
 // its trailers or END_STREAM.
 func (cs *clientStream) writeBody(body io.ReadCloser) {
@@ -238,7 +213,7 @@ func (cs *clientStream) writeBody(body io.ReadCloser) {
 				return
 			}
 			chunk := data[:k]
-			if err := cc.write(func(fr *http2.Framer) error { return fr.WriteData(cs.id, last, chunk) }); err != nil {
+			if err := cc.w.write(true, func(fr *http2.Framer) error { return fr.WriteData(cs.id, last, chunk) }); err != nil {
 				cs.abort(err, false)
 				return
 			}
@@ -256,17 +231,18 @@ func (cs *clientStream) writeBody(body io.ReadCloser) {
 		}
 		var err error
 		if len(cs.req.Trailer) > 0 {
-			err = cc.write(func(fr *http2.Framer) error {
-				cc.hbuf.Reset()
-				for k, vs := range cs.req.Trailer {
-					for _, v := range vs {
-						_ = cc.henc.WriteField(hpack.HeaderField{Name: lowerHeader(k), Value: v})
+			err = cc.w.write(true, func(fr *http2.Framer) error {
+				block := cc.w.headerBlock(func(enc *hpack.Encoder) {
+					for k, vs := range cs.req.Trailer {
+						for _, v := range vs {
+							_ = enc.WriteField(hpack.HeaderField{Name: lowerHeader(k), Value: v})
+						}
 					}
-				}
-				return writeHeaderBlock(fr, cs.id, cc.hbuf.Bytes(), true, int(cc.frameSize()))
+				})
+				return writeHeaderBlock(fr, cs.id, block, true, int(cc.frameSize()))
 			})
 		} else {
-			err = cc.write(func(fr *http2.Framer) error { return fr.WriteData(cs.id, true, nil) })
+			err = cc.w.write(true, func(fr *http2.Framer) error { return fr.WriteData(cs.id, true, nil) })
 		}
 		if err != nil {
 			cs.abort(err, false)
@@ -371,7 +347,7 @@ func (cs *clientStream) abort(err error, sendRST bool) {
 		if errors.As(err, &se) {
 			code = se.Code
 		}
-		_ = cc.write(func(fr *http2.Framer) error { return fr.WriteRSTStream(cs.id, code) })
+		_ = cc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(cs.id, code) })
 	}
 	if reqOpen && cs.req.Body != nil && cs.req.Body != http.NoBody {
 		// Wakes the body writer if it waits for the client.
@@ -469,7 +445,7 @@ func (cs *clientStream) cancelRequest() {
 	cc.mu.Lock()
 	cc.cond.Broadcast()
 	cc.mu.Unlock()
-	_ = cc.write(func(fr *http2.Framer) error { return fr.WriteRSTStream(cs.id, http2.ErrCodeCancel) })
+	_ = cc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(cs.id, http2.ErrCodeCancel) })
 	if cs.req.Body != nil && cs.req.Body != http.NoBody {
 		_ = cs.req.Body.Close()
 	}
@@ -490,13 +466,12 @@ func (cs *clientStream) onData(data []byte, pad int32, end bool) {
 		}
 		return
 	}
-	if n > cs.recvWindow {
+	if !cs.recv.take(n) {
 		cs.mu.Unlock()
 		cs.cc.consumed(int32(len(data)))
 		cs.abort(http2.StreamError{StreamID: cs.id, Code: http2.ErrCodeFlowControl}, true)
 		return
 	}
-	cs.recvWindow -= n
 	if len(data) > 0 {
 		cs.buf.Write(data)
 	}
@@ -527,15 +502,13 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	}
 	n := cs.buf.Read(p)
 	var add int32
-	cs.recvUnacked += int32(n)
-	if !cs.respDone && cs.recvUnacked >= cs.cc.t.streamWindow()/4 {
-		add, cs.recvUnacked = cs.recvUnacked, 0
-		cs.recvWindow += add
+	if !cs.respDone { // after its end, no more window is wanted
+		add = cs.recv.consumed(int32(n), cs.cc.t.streamWindow())
 	}
 	cs.mu.Unlock()
 	cs.cc.consumed(int32(n))
 	if add > 0 {
-		_ = cs.cc.write(func(fr *http2.Framer) error { return fr.WriteWindowUpdate(cs.id, uint32(add)) })
+		_ = cs.cc.w.write(true, func(fr *http2.Framer) error { return fr.WriteWindowUpdate(cs.id, uint32(add)) })
 	}
 	return n, nil
 }
