@@ -18,13 +18,11 @@ import (
 	"github.com/meshgate/meshgate/config"
 )
 
-// istioAuthzConfig: a Gateway in front of the echo backend with Istio's
-// security policies for the gateway: AuthorizationPolicy DENY on /admin,
-// RequestAuthentication with an inline JWKS, an AuthorizationPolicy ALLOW
-// that asks for a request principal on /private (and lets the rest
-// through), and, with Custom, a CUSTOM policy whose provider the mesh
-// config does not define.
-const istioAuthzConfig = `
+// The pieces the configs of these tests share: an HTTP Gateway server on
+// {{.Port}} for all hosts, the echo backend ({{.Backend}}) as a
+// ServiceEntry, and a VirtualService sending everything to it.
+const (
+	istioGatewayHTTP = `
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: { name: gw, namespace: istio-system }
@@ -34,7 +32,8 @@ spec:
   - port: { number: {{.Port}}, name: http, protocol: HTTP }
     hosts: ["*"]
 ---
-apiVersion: networking.istio.io/v1
+`
+	istioEchoService = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: { name: echo, namespace: default }
 spec:
@@ -44,7 +43,8 @@ spec:
   ports: [ { number: 80, name: http, protocol: HTTP } ]
   endpoints: [ { address: 127.0.0.1, ports: { http: {{.Backend}} } } ]
 ---
-apiVersion: networking.istio.io/v1
+`
+	istioEchoRoutes = `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: { name: routes, namespace: default }
 spec:
@@ -53,6 +53,17 @@ spec:
   http:
   - route: [ { destination: { host: echo.example.com, port: { number: 80 } } } ]
 ---
+`
+	istioEchoGateway = istioGatewayHTTP + istioEchoService + istioEchoRoutes
+)
+
+// istioAuthzConfig: a Gateway in front of the echo backend with Istio's
+// security policies for the gateway: AuthorizationPolicy DENY on /admin,
+// RequestAuthentication with an inline JWKS, an AuthorizationPolicy ALLOW
+// that asks for a request principal on /private (and lets the rest
+// through), and, with Custom, a CUSTOM policy whose provider the mesh
+// config does not define.
+const istioAuthzConfig = istioEchoGateway + `
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: deny-admin, namespace: istio-system }
@@ -199,26 +210,7 @@ func TestIstio_AuthorizationAndRequestAuthentication(t *testing.T) {
 // each a ServiceEntry (istiod, with PILOT_JWT_ENABLE_REMOTE_JWKS=envoy,
 // sends them as remote_jwks through the entry's cluster): "up" serves the
 // keys, "down" points at a port where nothing listens.
-const istioRemoteJWKSConfig = `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers:
-  - port: { number: {{.Port}}, name: http, protocol: HTTP }
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: echo, namespace: default }
-spec:
-  hosts: [echo.example.com]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [ { number: 80, name: http, protocol: HTTP } ]
-  endpoints: [ { address: 127.0.0.1, ports: { http: {{.Backend}} } } ]
----
+const istioRemoteJWKSConfig = istioGatewayHTTP + istioEchoService + `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: { name: jwks, namespace: default }
@@ -239,16 +231,7 @@ spec:
   ports: [ { number: 80, name: http, protocol: HTTP } ]
   endpoints: [ { address: 127.0.0.1, ports: { http: {{.DownPort}} } } ]
 ---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: routes, namespace: default }
-spec:
-  hosts: ["*"]
-  gateways: [istio-system/gw]
-  http:
-  - route: [ { destination: { host: echo.example.com, port: { number: 80 } } } ]
----
-apiVersion: security.istio.io/v1
+` + istioEchoRoutes + `apiVersion: security.istio.io/v1
 kind: RequestAuthentication
 metadata: { name: jwt, namespace: istio-system }
 spec:
@@ -360,26 +343,7 @@ extensionProviders:
 
 // istioCustomConfig: a CUSTOM AuthorizationPolicy whose provider is
 // defined in the mesh config (istiod renders envoy.filters.http.ext_authz).
-const istioCustomConfig = `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers:
-  - port: { number: {{.Port}}, name: http, protocol: HTTP }
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: echo, namespace: default }
-spec:
-  hosts: [echo.example.com]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [ { number: 80, name: http, protocol: HTTP } ]
-  endpoints: [ { address: 127.0.0.1, ports: { http: {{.Backend}} } } ]
----
+const istioCustomConfig = istioGatewayHTTP + istioEchoService + `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: { name: authz, namespace: default }
@@ -390,16 +354,7 @@ spec:
   ports: [ { number: 9000, name: http, protocol: HTTP } ]
   endpoints: [ { address: 127.0.0.1 } ]
 ---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: routes, namespace: default }
-spec:
-  hosts: ["*"]
-  gateways: [istio-system/gw]
-  http:
-  - route: [ { destination: { host: echo.example.com, port: { number: 80 } } } ]
----
-apiVersion: security.istio.io/v1
+` + istioEchoRoutes + `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: custom, namespace: istio-system }
 spec:

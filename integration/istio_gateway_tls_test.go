@@ -14,6 +14,18 @@ import (
 	"github.com/meshgate/meshgate/internal/testpki"
 )
 
+// istioAPIRoutes sends api.example.com through the gateway to the echo
+// backend (istioEchoService).
+const istioAPIRoutes = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: routes, namespace: default }
+spec:
+  hosts: ["api.example.com"]
+  gateways: [istio-system/gw]
+  http:
+  - route: [ { destination: { host: echo.example.com, port: { number: 80 } } } ]
+`
+
 // istioHTTPSConfig: an HTTPS Gateway server whose certificate is the
 // Kubernetes secret gw-cert (credentialName), routing to echo.
 const istioHTTPSConfig = `
@@ -27,25 +39,7 @@ spec:
     hosts: ["api.example.com"]
     tls: { mode: SIMPLE, credentialName: gw-cert }
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: echo, namespace: default }
-spec:
-  hosts: [echo.example.com]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [ { number: 80, name: http, protocol: HTTP } ]
-  endpoints: [ { address: 127.0.0.1, ports: { http: {{.Backend}} } } ]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: routes, namespace: default }
-spec:
-  hosts: ["api.example.com"]
-  gateways: [istio-system/gw]
-  http:
-  - route: [ { destination: { host: echo.example.com, port: { number: 80 } } } ]
-`
+` + istioEchoService + istioAPIRoutes
 
 // An HTTPS Gateway with credentialName: istiod sends the Kubernetes secret
 // over SDS on the secure xDS stream, the listener serves it for its SNI
@@ -115,25 +109,7 @@ spec:
     hosts: ["api.example.com"]
     tls: { mode: MUTUAL, credentialName: gw-mtls }
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: echo, namespace: default }
-spec:
-  hosts: [echo.example.com]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [ { number: 80, name: http, protocol: HTTP } ]
-  endpoints: [ { address: 127.0.0.1, ports: { http: {{.Backend}} } } ]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: routes, namespace: default }
-spec:
-  hosts: ["api.example.com"]
-  gateways: [istio-system/gw]
-  http:
-  - route: [ { destination: { host: echo.example.com, port: { number: 80 } } } ]
----
+` + istioEchoService + istioAPIRoutes + `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: allow-client, namespace: istio-system }
