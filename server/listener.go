@@ -132,7 +132,7 @@ func (l *listener) classify(c net.Conn) {
 		}
 		_ = c.SetReadDeadline(time.Time{})
 		first = b[0]
-		out = &peekedConn{Conn: c, first: first, hasFirst: true}
+		out = &prefixedConn{Conn: c, prefix: b[:]}
 	}
 	switch {
 	case st.dubbo != nil && (!sniff || first == 0xda):
@@ -209,7 +209,8 @@ func (l *listener) isHTTP2(c *net.Conn) bool {
 	return true
 }
 
-// prefixedConn gives back the bytes read to tell the protocol.
+// prefixedConn gives back the bytes read to tell the protocol (the first
+// byte classify sniffs, the HTTP/2 preface).
 type prefixedConn struct {
 	net.Conn
 	prefix []byte
@@ -217,10 +218,8 @@ type prefixedConn struct {
 
 // CloseWrite half-closes a TCP connection, which net/http does before
 // closing one it answered an error on (so the client reads the answer).
-func (c *prefixedConn) CloseWrite() error { return closeWrite(c.Conn) }
-
-func closeWrite(c net.Conn) error {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+func (c *prefixedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return nil
@@ -325,22 +324,3 @@ func (v *virtualListener) Close() error {
 }
 
 func (v *virtualListener) Addr() net.Addr { return v.raw.Addr() }
-
-// peekedConn gives back the byte classify read.
-type peekedConn struct {
-	net.Conn
-	first    byte
-	hasFirst bool
-}
-
-// CloseWrite: as prefixedConn's.
-func (c *peekedConn) CloseWrite() error { return closeWrite(c.Conn) }
-
-func (c *peekedConn) Read(p []byte) (int, error) {
-	if c.hasFirst && len(p) > 0 {
-		p[0] = c.first
-		c.hasFirst = false
-		return 1, nil
-	}
-	return c.Conn.Read(p)
-}

@@ -547,8 +547,6 @@ func (s *Server) h2Server(ln *listener, cl *compiledListener) *h2.Server {
 		MaxConcurrentStreams: 1024,
 		MaxHeaderBytes:       ln.maxHeaderBytes,
 		IdleTimeout:          cl.idleTimeout,
-		StreamWindow:         1 << 20,
-		ConnWindow:           16 << 20,
 		Logger:               s.log,
 		ConnState:            s.connState(ln),
 	}

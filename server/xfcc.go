@@ -96,7 +96,7 @@ func (ch *chain) localURI() string {
 	if ch.localCert == nil {
 		return ""
 	}
-	c, err := ch.localCert(&tls.ClientHelloInfo{})
+	c, err := ch.localCert(nil) // meshgate's GetCertificate reads no hello
 	if err != nil || c == nil || len(c.Certificate) == 0 {
 		return ""
 	}
