@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -41,19 +42,41 @@ func (w *frameWriter) write(flush bool, fn func(fr *http2.Framer) error) error {
 		w.pending.Add(1)
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	err := w.err
 	if err == nil && fn != nil {
 		err = fn(w.fr)
 	}
-	if flush && w.pending.Add(-1) == 0 && err == nil {
+	if !flush || err != nil || w.pending.Load() > 1 {
+		if flush {
+			w.pending.Add(-1)
+		}
+		w.fail1(err)
+		w.mu.Unlock()
+		return err
+	}
+	// Last in line: let the goroutines that are ready (other streams'
+	// handlers, woken by the same read) add their frames first, so one
+	// system call carries them all.
+	w.mu.Unlock()
+	runtime.Gosched()
+	w.mu.Lock()
+	if w.pending.Add(-1) == 0 && w.err == nil && w.bw.Buffered() > 0 {
 		err = w.bw.Flush()
 	}
+	if err == nil {
+		err = w.err
+	}
+	w.fail1(err)
+	w.mu.Unlock()
+	return err
+}
+
+// fail1 keeps the first write error and closes the connection for it.
+func (w *frameWriter) fail1(err error) {
 	if err != nil && w.err == nil {
 		w.err = err
 		go w.fail(err)
 	}
-	return err
 }
 
 // headerBlock encodes fields with the connection's HPACK encoder; called
