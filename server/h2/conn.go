@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // errConnUnusable: the connection took no more streams by the time the
@@ -25,6 +24,7 @@ type clientConn struct {
 	addr string
 	conn net.Conn
 	fr   *http2.Framer // read by readLoop; written through w
+	hr   *headerReader // the read loop's
 	w    *frameWriter
 	// nextID is the next stream id, taken under w's lock (ids go out in
 	// order) and read by the read loop without it.
@@ -81,7 +81,7 @@ func newClientConn(ctx context.Context, t *Transport, addr string, conn net.Conn
 	bw := bufio.NewWriterSize(conn, 32<<10)
 	cc.fr = http2.NewFramer(bw, bufio.NewReaderSize(conn, 32<<10))
 	cc.w = newFrameWriter(bw, cc.fr, func(err error) { cc.close(fmt.Errorf("h2: write to %s: %w", addr, err)) })
-	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	cc.hr = newHeaderReader(maxResponseHeaderBytes)
 	cc.fr.MaxHeaderListSize = maxResponseHeaderBytes
 	cc.lastRead.Store(time.Now().UnixNano())
 
@@ -289,7 +289,7 @@ func (cc *clientConn) readLoop() {
 func (cc *clientConn) readFrames() error {
 	first := true
 	for {
-		f, err := cc.fr.ReadFrame()
+		f, err := cc.hr.next(cc.fr)
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {

@@ -117,7 +117,7 @@ func (s *Server) ServeConn(c net.Conn) {
 	sc.br = bufio.NewReaderSize(&flushingReader{sc: sc}, connBufSize)
 	sc.fr = http2.NewFramer(bw, sc.br)
 	sc.w = newFrameWriter(bw, sc.fr, func(err error) { sc.close(fmt.Errorf("h2: write to %s: %w", sc.remoteAddr, err)) })
-	sc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	sc.hr = newHeaderReader(s.maxHeaderBytes())
 	sc.fr.MaxHeaderListSize = s.maxHeaderBytes()
 	sc.ctx, sc.cancel = context.WithCancel(context.Background())
 
@@ -231,6 +231,7 @@ type serverConn struct {
 	tls        *tls.ConnectionState
 	remoteAddr string
 	fr         *http2.Framer
+	hr         *headerReader // the read loop's
 	br         *bufio.Reader
 	// readLoopWrote: the read loop wrote answers (SETTINGS and PING
 	// ACKs) without flushing; they go before it next blocks reading.
@@ -285,7 +286,7 @@ func (sc *serverConn) serve() error {
 	sc.mu.Unlock()
 	first := true
 	for {
-		f, err := sc.fr.ReadFrame()
+		f, err := sc.hr.next(sc.fr)
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
