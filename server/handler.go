@@ -25,6 +25,7 @@ import (
 
 	"github.com/meshgate/meshgate/governance"
 	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/h2"
 	"github.com/meshgate/meshgate/server/httpfilter"
 	"github.com/meshgate/meshgate/server/router"
 	"github.com/meshgate/meshgate/server/upstream"
@@ -257,7 +258,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 			wire.WriteError(c, r, fail.code, fail.grpc, fail.msg)
 		}
 	case a != nil: // an answer to pass on (a failed one too, when not retried)
-		ch.respond(c, r, rt, cl, a, fw.resp, res.Attempt, fw.isGRPC, fw.limited, fw.ctx, fw.idle)
+		ch.respond(c, r, rt, cl, a, fw.resp, res.Attempt, fw.isGRPC, fw.limited, fw.ctx, fw.cctx)
 	case fw.fail.code != 0:
 		wire.WriteError(c, r, fw.fail.code, fw.fail.grpc, fw.fail.msg)
 	}
@@ -290,7 +291,7 @@ type forwarding struct {
 	// the usual few without an allocation.
 	cancels    []func()
 	cancelRoom [3]func()
-	idle       *idleWatch
+	cctx       *callContext // nil: no timeout, no idle timeout
 	// What the last attempt left: its answer (on success), why it failed,
 	// and its host.
 	resp     *http.Response
@@ -329,19 +330,16 @@ func (ch *chain) newForwarding(c *call, r *http.Request, rt *router.Route[*clust
 		return nil, false
 	}
 	fw.timeout = timeout
-	// Without a timeout the request's own context does: net/http cancels it
+	// Without a timeout the request's own context does: it is cancelled
 	// when the handler returns, and closing the upstream body resets an
 	// unfinished upstream stream.
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		fw.ctx, cancel = context.WithTimeout(fw.ctx, timeout)
-		fw.cancels = append(fw.cancels, cancel)
-	}
-	if d := cmp.Or(f.IdleTimeout, ch.streamIdle); d > 0 {
-		fw.idle, fw.ctx = newIdleWatch(fw.ctx, d)
-		fw.cancels = append(fw.cancels, fw.idle.stop)
-		if fw.body != nil {
-			fw.body = &touchingBody{ReadCloser: fw.body, w: fw.idle}
+	idle := cmp.Or(f.IdleTimeout, ch.streamIdle)
+	if timeout > 0 || idle > 0 {
+		fw.cctx = newCallContext(fw.ctx, timeout, idle)
+		fw.ctx = fw.cctx
+		fw.cancels = append(fw.cancels, fw.cctx.stop)
+		if idle > 0 && fw.body != nil {
+			fw.body = &touchingBody{ReadCloser: fw.body, c: fw.cctx}
 		}
 	}
 	if policy := f.Retry; policy != nil && policy.NumRetries > 0 && fw.body != nil {
@@ -466,7 +464,7 @@ func (fw *forwarding) failed(ctx context.Context, err error, perTry bool) upstre
 // respond streams an upstream answer to the client and reports how the
 // attempt ended once the stream is over.
 func (ch *chain) respond(c *call, r *http.Request, rt *router.Route[*cluster.Cluster], cl *cluster.Cluster, a *cluster.Attempt,
-	resp *http.Response, result governance.Attempt, isGRPC bool, limited *limitedBody, ctx context.Context, idle *idleWatch) {
+	resp *http.Response, result governance.Attempt, isGRPC bool, limited *limitedBody, ctx context.Context, idle *callContext) {
 	defer resp.Body.Close()
 	outcome, judge := result.Outcome, true
 	defer func() { a.End(outcome, judge) }()
@@ -510,15 +508,21 @@ func (ch *chain) respond(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 // pump copies an upstream answer's body to the client. It returns the
 // upstream's read error (nil at its end), or clientLeft when writing to the
 // client failed.
-func pump(c *call, resp *http.Response, isGRPC bool, idle *idleWatch) (readErr error, clientLeft bool) {
+func pump(c *call, resp *http.Response, isGRPC bool, idle *callContext) (readErr error, clientLeft bool) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	// A gRPC server may send headers and wait for the client, which may
 	// wait for the headers: so streamed responses are flushed whenever the
-	// upstream pauses, headers included.
+	// upstream pauses, headers included. A body that tells what it holds
+	// (the HTTP/2 transport's) is flushed just before a read that would
+	// wait; another one when a read has waited flushDelay.
+	streamed := isGRPC || resp.ContentLength < 0
+	if bb, ok := tellsBuffered(resp.Body); ok && streamed {
+		return pumpBuffered(c, resp.Body, bb, buf, idle)
+	}
 	var co *coalescer
-	if isGRPC || resp.ContentLength < 0 {
+	if streamed {
 		co = newCoalescer(c)
 		co.markPending()
 		defer co.stop()
@@ -554,6 +558,49 @@ func pump(c *call, resp *http.Response, isGRPC bool, idle *idleWatch) (readErr e
 	}
 }
 
+// tellsBuffered is body as a BufferedBody when it knows what it holds.
+func tellsBuffered(body io.Reader) (h2.BufferedBody, bool) {
+	inner := body
+	if p, ok := body.(*prefixedBody); ok {
+		inner = p.ReadCloser
+	}
+	if _, ok := inner.(h2.BufferedBody); !ok {
+		return nil, false
+	}
+	bb, ok := body.(h2.BufferedBody)
+	return bb, ok
+}
+
+// pumpBuffered is pump for a body that says when a read would wait: the
+// client's stream is flushed then, and only then (no timer).
+func pumpBuffered(c *call, body io.Reader, bb h2.BufferedBody, buf []byte, idle *callContext) (readErr error, clientLeft bool) {
+	pending := true // the headers
+	for {
+		if pending {
+			if n, complete := bb.Buffered(); n == 0 && !complete {
+				c.Flush()
+				pending = false
+			}
+		}
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if idle != nil {
+				idle.touch()
+			}
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return nil, true
+			}
+			pending = true
+		}
+		if rerr == io.EOF {
+			return nil, false
+		}
+		if rerr != nil {
+			return rerr, false
+		}
+	}
+}
+
 // peek reads the first bytes of a body (or its end).
 func peek(body io.Reader) ([]byte, error) {
 	buf := make([]byte, 4096)
@@ -566,6 +613,16 @@ type prefixedBody struct {
 	io.ReadCloser
 	prefix []byte
 	err    error // what the peek's read returned with the prefix
+}
+
+// Buffered is the prefix and what the body holds behind it; after a peek
+// that ended the body a read returns at once.
+func (b *prefixedBody) Buffered() (int, bool) {
+	if b.err != nil && len(b.prefix) == 0 {
+		return 0, true
+	}
+	n, complete := bufferedOf(b.ReadCloser)
+	return len(b.prefix) + n, complete
 }
 
 func (b *prefixedBody) Read(p []byte) (int, error) {
@@ -599,20 +656,23 @@ func (ch *chain) prepareHeaders(r *http.Request, rt *router.Route[*cluster.Clust
 	hdr := r.Header
 	removeHopByHop(hdr)
 	ch.applyXFCC(r)
+	vals := make([]string, 3) // one backing array for the three values
 	if clientIP, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		if prior := hdr["X-Forwarded-For"]; len(prior) > 0 {
-			hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + clientIP}
+			vals[0] = strings.Join(prior, ", ") + ", " + clientIP
 		} else {
-			hdr["X-Forwarded-For"] = []string{clientIP}
+			vals[0] = clientIP
 		}
+		hdr["X-Forwarded-For"] = vals[0:1:1]
 	}
+	vals[1] = "http"
 	if r.TLS != nil {
-		hdr["X-Forwarded-Proto"] = []string{"https"}
-	} else {
-		hdr["X-Forwarded-Proto"] = []string{"http"}
+		vals[1] = "https"
 	}
+	hdr["X-Forwarded-Proto"] = vals[1:2:2]
 	if isGRPC {
-		hdr["Te"] = []string{"trailers"}
+		vals[2] = "trailers"
+		hdr["Te"] = vals[2:3:3]
 	}
 	rt.RequestEdits.Apply(hdr)
 }

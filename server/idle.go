@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -11,44 +12,119 @@ import (
 // errStreamIdle is the cause of a request cancelled for idleness.
 var errStreamIdle = errors.New("stream idle timeout")
 
-// idleWatch cancels a request when no bytes move either way for a while.
+// callContext is a forwarded request's context with its deadline (the
+// route timeout or grpc-timeout) and its stream idle timeout, cancelled by
+// whichever comes first. One context and one timer do both: a
+// context.WithTimeout under an idle watch of its own cost two contexts,
+// two timers and the parents' child maps on every call.
+//
 // Activity is a timestamp bumped on every read, not a timer reset, so the
 // hot path pays an atomic store; the timer re-arms itself for the rest.
-type idleWatch struct {
-	timeout time.Duration
-	last    atomic.Int64 // unix nanoseconds of the last activity
-	timer   *time.Timer
-	cancel  context.CancelCauseFunc
+type callContext struct {
+	context.Context // cancelled with the cause: DeadlineExceeded or errStreamIdle
+	cancel          context.CancelCauseFunc
+	deadline        time.Time // zero: the parent's
+	idle            time.Duration
+	last            atomic.Int64 // unix nanoseconds of the last activity
+	mu              sync.Mutex   // orders the timer's re-arming with stop
+	timer           *time.Timer
+	stopped         bool
 }
 
-func newIdleWatch(ctx context.Context, timeout time.Duration) (*idleWatch, context.Context) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	w := &idleWatch{timeout: timeout, cancel: cancel}
-	w.touch()
-	w.timer = time.AfterFunc(timeout, w.check)
-	return w, ctx
+// newCallContext derives the call's context; timeout and idle 0 mean none.
+func newCallContext(parent context.Context, timeout, idle time.Duration) *callContext {
+	c := &callContext{idle: idle}
+	c.Context, c.cancel = context.WithCancelCause(parent)
+	now := time.Now()
+	if timeout > 0 {
+		c.deadline = now.Add(timeout)
+		if dl, ok := parent.Deadline(); ok && dl.Before(c.deadline) {
+			c.deadline = dl
+		}
+	}
+	c.last.Store(now.UnixNano())
+	if d, ok := c.next(now); ok {
+		c.mu.Lock()
+		c.timer = time.AfterFunc(d, c.fire)
+		c.mu.Unlock()
+	}
+	return c
 }
 
-func (w *idleWatch) touch() { w.last.Store(time.Now().UnixNano()) }
+// next is how long until the deadline or the idle timeout is due.
+func (c *callContext) next(now time.Time) (time.Duration, bool) {
+	var d time.Duration
+	ok := false
+	if !c.deadline.IsZero() {
+		d, ok = c.deadline.Sub(now), true
+	}
+	if c.idle > 0 {
+		left := c.idle - now.Sub(time.Unix(0, c.last.Load()))
+		if !ok || left < d {
+			d, ok = left, true
+		}
+	}
+	return d, ok
+}
 
-func (w *idleWatch) check() {
-	idle := time.Since(time.Unix(0, w.last.Load()))
-	if idle >= w.timeout {
-		w.cancel(errStreamIdle)
+func (c *callContext) fire() {
+	now := time.Now()
+	switch {
+	case !c.deadline.IsZero() && !now.Before(c.deadline):
+		c.cancel(context.DeadlineExceeded)
+		return
+	case c.idle > 0 && now.Sub(time.Unix(0, c.last.Load())) >= c.idle:
+		c.cancel(errStreamIdle)
 		return
 	}
-	w.timer.Reset(w.timeout - idle)
+	d, _ := c.next(now)
+	c.mu.Lock()
+	if !c.stopped {
+		c.timer.Reset(d)
+	}
+	c.mu.Unlock()
 }
 
-func (w *idleWatch) stop() {
-	w.timer.Stop()
-	w.cancel(nil)
+// Deadline is the call's deadline, when it has one.
+func (c *callContext) Deadline() (time.Time, bool) {
+	if !c.deadline.IsZero() {
+		return c.deadline, true
+	}
+	return c.Context.Deadline()
 }
 
-// touchingBody bumps the watch on each read of the request body.
+// Err says DeadlineExceeded when the deadline cancelled the call, as a
+// context.WithTimeout would.
+func (c *callContext) Err() error {
+	err := c.Context.Err()
+	if err != nil && context.Cause(c.Context) == context.DeadlineExceeded {
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+// touch records activity (idle timeout only).
+func (c *callContext) touch() {
+	if c.idle > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
+}
+
+// stop releases the timer and cancels the context (the call is over).
+func (c *callContext) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Unlock()
+	c.cancel(nil)
+}
+
+// touchingBody bumps the call's idle clock on each read of the request body.
 type touchingBody struct {
 	io.ReadCloser
-	w *idleWatch
+	c *callContext
 }
 
 // Buffered forwards the wrapped body's (see h2.BufferedBody).
@@ -57,7 +133,7 @@ func (b *touchingBody) Buffered() (int, bool) { return bufferedOf(b.ReadCloser) 
 func (b *touchingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
-		b.w.touch()
+		b.c.touch()
 	}
 	return n, err
 }

@@ -81,6 +81,7 @@ func newClientConn(ctx context.Context, t *Transport, addr string, conn net.Conn
 	bw := bufio.NewWriterSize(conn, 32<<10)
 	cc.fr = http2.NewFramer(bw, bufio.NewReaderSize(conn, 32<<10))
 	cc.w = newFrameWriter(bw, cc.fr, func(err error) { cc.close(fmt.Errorf("h2: write to %s: %w", addr, err)) })
+	cc.fr.SetReuseFrames() // DATA is copied out before the next read
 	cc.hr = newHeaderReader(maxResponseHeaderBytes)
 	cc.fr.MaxHeaderListSize = maxResponseHeaderBytes
 	cc.lastRead.Store(time.Now().UnixNano())

@@ -117,6 +117,7 @@ func (s *Server) ServeConn(c net.Conn) {
 	sc.br = bufio.NewReaderSize(&flushingReader{sc: sc}, connBufSize)
 	sc.fr = http2.NewFramer(bw, sc.br)
 	sc.w = newFrameWriter(bw, sc.fr, func(err error) { sc.close(fmt.Errorf("h2: write to %s: %w", sc.remoteAddr, err)) })
+	sc.fr.SetReuseFrames() // DATA is copied out before the next read
 	sc.hr = newHeaderReader(s.maxHeaderBytes())
 	sc.fr.MaxHeaderListSize = s.maxHeaderBytes()
 	sc.ctx, sc.cancel = context.WithCancel(context.Background())
@@ -448,15 +449,15 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	if f.Truncated {
 		return sc.answer(id, http.StatusRequestHeaderFieldsTooLarge)
 	}
-	req, status := sc.newRequest(f)
-	if status != 0 {
+	var req http.Request
+	if status := sc.newRequest(f, &req); status != 0 {
 		if status < 0 {
 			_ = sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeProtocol) })
 			return nil
 		}
 		return sc.answer(id, status)
 	}
-	st := newServerStream(sc, id, req, f.StreamEnded())
+	st := newServerStream(sc, id, &req, f.StreamEnded())
 	sc.mu.Lock()
 	sc.streams[id] = st
 	st.sendWindow = sc.initialWindow

@@ -41,6 +41,8 @@ type serverStream struct {
 	bodyErr    error
 	bodyClosed bool
 	recv       recvFlow
+	reqBody    requestBody    // the request's Body (in the stream: one allocation less)
+	rw         responseWriter // the handler's, likewise
 	// declared is the request's content-length (-1: none), received what
 	// came so far.
 	declared, received int64
@@ -55,24 +57,27 @@ func newServerStream(sc *serverConn, id uint32, req *http.Request, ended bool) *
 		st.bodyErr = io.EOF
 		req.Body, req.ContentLength = http.NoBody, 0
 	} else {
-		req.Body = &requestBody{st: st}
+		st.reqBody.st = st
+		req.Body = &st.reqBody
 	}
 	st.req = req.WithContext(ctx)
 	return st
 }
 
-// newRequest builds the request of a HEADERS frame. status > 0 is an
-// answer to give without a handler; < 0 a malformed request (reset).
-func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int) {
+// newRequest fills req from a HEADERS frame (req is the caller's: the
+// stream takes a copy that carries its context, and WithContext is the only
+// way to give one). status > 0 is an answer to give without a handler; < 0
+// a malformed request (reset).
+func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame, req *http.Request) (status int) {
 	method, path := f.PseudoValue("method"), f.PseudoValue("path")
 	scheme, authority := f.PseudoValue("scheme"), f.PseudoValue("authority")
 	switch {
 	case method == "":
-		return nil, -1
+		return -1
 	case method == http.MethodConnect:
-		return nil, http.StatusMethodNotAllowed
+		return http.StatusMethodNotAllowed
 	case path == "" || scheme == "":
-		return nil, -1
+		return -1
 	}
 	var u *url.URL
 	if path == "*" {
@@ -80,26 +85,26 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int)
 	} else {
 		var err error
 		if u, err = url.ParseRequestURI(path); err != nil {
-			return nil, http.StatusBadRequest
+			return http.StatusBadRequest
 		}
 	}
 	fields := f.RegularFields()
 	h := make(http.Header, len(fields))
+	vals := make([]string, len(fields))
 	var cookies []string
-	for _, hf := range fields {
+	for i, hf := range fields {
 		switch hf.Name {
 		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
-			return nil, -1 // connection-specific (RFC 9113 section 8.2.2)
+			return -1 // connection-specific (RFC 9113 section 8.2.2)
 		case "te":
 			if hf.Value != "trailers" {
-				return nil, -1
+				return -1
 			}
 		case "cookie":
 			cookies = append(cookies, hf.Value)
 			continue
 		}
-		k := canonicalHeader(hf.Name)
-		h[k] = append(h[k], hf.Value)
+		addField(h, vals, i, canonicalHeader(hf.Name), hf.Value)
 	}
 	if len(cookies) > 0 {
 		h["Cookie"] = []string{strings.Join(cookies, "; ")}
@@ -111,7 +116,7 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int)
 	if cl := h["Content-Length"]; len(cl) > 0 {
 		n, err := strconv.ParseInt(cl[0], 10, 64)
 		if len(cl) > 1 || err != nil || n < 0 {
-			return nil, -1
+			return -1
 		}
 		contentLength = n
 	}
@@ -127,17 +132,19 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int)
 		}
 	}
 	delete(h, "Trailer")
-	return &http.Request{
+	*req = http.Request{
 		Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, ContentLength: contentLength,
 		Host: authority, RemoteAddr: sc.remoteAddr, RequestURI: path, TLS: sc.tls, Trailer: trailer,
-	}, 0
+	}
+	return 0
 }
 
 // run serves the stream's request and ends its response.
 func (st *serverStream) run() {
 	sc := st.sc
 	defer sc.handlers.Done()
-	rw := &responseWriter{st: st, header: make(http.Header), head: st.req.Method == http.MethodHead}
+	rw := &st.rw
+	*rw = responseWriter{st: st, header: make(http.Header), head: st.req.Method == http.MethodHead}
 	defer func() {
 		if p := recover(); p != nil {
 			if p != http.ErrAbortHandler { //nolint:errorlint // net/http compares it the same way.
@@ -334,6 +341,8 @@ type responseWriter struct {
 	sentHeader bool
 	head       bool // a HEAD request: no body goes out
 	declared   []string
+	// trailerRoom backs finish's trailer list (the usual few, no allocation).
+	trailerRoom [4]hpack.HeaderField
 }
 
 func (w *responseWriter) Header() http.Header { return w.header }
@@ -457,7 +466,7 @@ func (w *responseWriter) finish() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	var trailers []hpack.HeaderField
+	trailers := w.trailerRoom[:0]
 	for k, vs := range w.header {
 		name, ok := strings.CutPrefix(k, http.TrailerPrefix)
 		if !ok {

@@ -31,6 +31,7 @@ type clientStream struct {
 	// stream failed first (err).
 	respReady chan struct{}
 	resp      *http.Response
+	respBody  responseBody // resp's Body (in the stream: one allocation less)
 	err       error
 	stopCtx   func() bool
 	aborted   atomic.Bool
@@ -389,7 +390,8 @@ func (cs *clientStream) onHeaders(f *http2.MetaHeadersFrame) {
 			resp.Body, resp.ContentLength = http.NoBody, 0
 			cs.respDone, cs.rerr = true, io.EOF
 		} else {
-			resp.Body = &responseBody{cs: cs}
+			cs.respBody.cs = cs
+			resp.Body = &cs.respBody
 		}
 		cs.resp, cs.headersDone = resp, true
 		close(cs.respReady)
@@ -399,13 +401,14 @@ func (cs *clientStream) onHeaders(f *http2.MetaHeadersFrame) {
 			cs.abort(http2.StreamError{StreamID: cs.id, Code: http2.ErrCodeProtocol, Cause: errors.New("trailers without END_STREAM")}, true)
 			return
 		}
+		fields := f.RegularFields()
 		tr := cs.resp.Trailer
 		if tr == nil {
-			tr = make(http.Header, len(f.RegularFields()))
+			tr = make(http.Header, len(fields))
 		}
-		for _, hf := range f.RegularFields() {
-			k := canonicalHeader(hf.Name)
-			tr[k] = append(tr[k], hf.Value)
+		vals := make([]string, len(fields))
+		for i, hf := range fields {
+			addField(tr, vals, i, canonicalHeader(hf.Name), hf.Value)
 		}
 		cs.resp.Trailer = tr
 		cs.respDone, cs.rerr = true, io.EOF
@@ -513,6 +516,15 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Buffered is what a Read has at hand without waiting: n bytes, and
+// complete once the whole body is in (see BufferedBody).
+func (b *responseBody) Buffered() (n int, complete bool) {
+	cs := b.cs
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.buf.Len(), cs.rerr == io.EOF
+}
+
 // Close discards what was not read; a response not read to its end
 // resets the stream.
 func (b *responseBody) Close() error {
@@ -610,9 +622,20 @@ func statusText(code int) string {
 
 func responseHeader(fields []hpack.HeaderField) http.Header {
 	h := make(http.Header, len(fields))
-	for _, hf := range fields {
-		k := canonicalHeader(hf.Name)
-		h[k] = append(h[k], hf.Value)
+	vals := make([]string, len(fields)) // one backing array for the usual one value per name
+	for i, hf := range fields {
+		addField(h, vals, i, canonicalHeader(hf.Name), hf.Value)
 	}
 	return h
+}
+
+// addField adds v under k, in vals[i] when k is new (capped there, so a
+// second value for k appends elsewhere).
+func addField(h http.Header, vals []string, i int, k, v string) {
+	if old, ok := h[k]; ok {
+		h[k] = append(old, v)
+		return
+	}
+	vals[i] = v
+	h[k] = vals[i : i+1 : i+1]
 }
