@@ -78,7 +78,7 @@ func newClientConn(ctx context.Context, t *Transport, addr string, conn net.Conn
 	}
 	cc.cond.L = &cc.mu
 	cc.nextID.Store(1)
-	bw := bufio.NewWriterSize(conn, 32<<10)
+	bw := &pooledWriter{w: conn}
 	cc.fr = http2.NewFramer(bw, bufio.NewReaderSize(conn, 32<<10))
 	cc.w = newFrameWriter(bw, cc.fr, func(err error) { cc.close(fmt.Errorf("h2: write to %s: %w", addr, err)) })
 	cc.fr.SetReuseFrames() // DATA is copied out before the next read

@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"bufio"
 	"bytes"
 	"math"
 	"runtime"
@@ -20,7 +19,7 @@ import (
 // goroutine: it closes the connection).
 type frameWriter struct {
 	mu      sync.Mutex
-	bw      *bufio.Writer
+	bw      *pooledWriter
 	fr      *http2.Framer // written only here; its reads are the read loop's
 	henc    *hpack.Encoder
 	hbuf    bytes.Buffer
@@ -29,7 +28,7 @@ type frameWriter struct {
 	fail    func(error)
 }
 
-func newFrameWriter(bw *bufio.Writer, fr *http2.Framer, fail func(error)) *frameWriter {
+func newFrameWriter(bw *pooledWriter, fr *http2.Framer, fail func(error)) *frameWriter {
 	w := &frameWriter{bw: bw, fr: fr, fail: fail}
 	w.henc = hpack.NewEncoder(&w.hbuf)
 	return w

@@ -57,9 +57,10 @@ type Server struct {
 	idle     chan struct{} // signalled when a connection ends during Shutdown
 }
 
-// connBufSize is each connection's read and write buffer: a DATA frame
-// and its headers fit, and 10k idle connections stay under 64 KiB each
-// (TestServer_IdleConnectionMemory).
+// connBufSize is each connection's read buffer: a DATA frame and its
+// headers fit, and 10k idle connections stay under 64 KiB each
+// (TestServer_IdleConnectionMemory). Writes gather in a pooled buffer held
+// only until flushed (pooledWriter).
 const connBufSize = 16 << 10
 
 func (s *Server) maxStreams() uint32 {
@@ -113,7 +114,7 @@ func (s *Server) ServeConn(c net.Conn) {
 		sc.tls = &st
 	}
 	sc.cond.L = &sc.mu
-	bw := bufio.NewWriterSize(&deadlineWriter{c: c, timeout: s.writeTimeout()}, connBufSize)
+	bw := &pooledWriter{w: &deadlineWriter{c: c, timeout: s.writeTimeout()}}
 	sc.br = bufio.NewReaderSize(&flushingReader{sc: sc}, connBufSize)
 	sc.fr = http2.NewFramer(bw, sc.br)
 	sc.w = newFrameWriter(bw, sc.fr, func(err error) { sc.close(fmt.Errorf("h2: write to %s: %w", sc.remoteAddr, err)) })
