@@ -45,7 +45,7 @@ func (w *frameWriter) write(flush bool, fn func(fr *http2.Framer) error) error {
 	if err == nil && fn != nil {
 		err = fn(w.fr)
 	}
-	if !flush || err != nil || w.pending.Load() > 1 {
+	if !flush || err != nil || w.pending.Load() > 1 || w.bw.Buffered() == 0 {
 		if flush {
 			w.pending.Add(-1)
 		}

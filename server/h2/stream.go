@@ -401,16 +401,11 @@ func (cs *clientStream) onHeaders(f *http2.MetaHeadersFrame) {
 			cs.abort(http2.StreamError{StreamID: cs.id, Code: http2.ErrCodeProtocol, Cause: errors.New("trailers without END_STREAM")}, true)
 			return
 		}
-		fields := f.RegularFields()
-		tr := cs.resp.Trailer
-		if tr == nil {
-			tr = make(http.Header, len(fields))
+		if cs.resp.Trailer == nil {
+			cs.resp.Trailer = responseHeader(f.RegularFields())
+		} else {
+			addFields(cs.resp.Trailer, f.RegularFields())
 		}
-		vals := make([]string, len(fields))
-		for i, hf := range fields {
-			addField(tr, vals, i, canonicalHeader(hf.Name), hf.Value)
-		}
-		cs.resp.Trailer = tr
 		cs.respDone, cs.rerr = true, io.EOF
 		cs.cond.Broadcast()
 	}
@@ -622,11 +617,17 @@ func statusText(code int) string {
 
 func responseHeader(fields []hpack.HeaderField) http.Header {
 	h := make(http.Header, len(fields))
-	vals := make([]string, len(fields)) // one backing array for the usual one value per name
+	addFields(h, fields)
+	return h
+}
+
+// addFields adds decoded fields to h, their values in one backing array
+// (the usual one value per name).
+func addFields(h http.Header, fields []hpack.HeaderField) {
+	vals := make([]string, len(fields))
 	for i, hf := range fields {
 		addField(h, vals, i, canonicalHeader(hf.Name), hf.Value)
 	}
-	return h
 }
 
 // addField adds v under k, in vals[i] when k is new (capped there, so a
