@@ -516,13 +516,12 @@ func pump(c *call, resp *http.Response, isGRPC bool, idle *callContext) (readErr
 	// wait for the headers: so streamed responses are flushed whenever the
 	// upstream pauses, headers included. A body that tells what it holds
 	// (the HTTP/2 transport's) is flushed just before a read that would
-	// wait; another one when a read has waited flushDelay.
+	// wait; another one by a coalescer when a read has waited flushDelay.
 	streamed := isGRPC || resp.ContentLength < 0
-	if bb, ok := tellsBuffered(resp.Body); ok && streamed {
-		return pumpBuffered(c, resp.Body, bb, buf, idle)
-	}
+	bb, tells := tellsBuffered(resp.Body)
+	pending := streamed // the headers
 	var co *coalescer
-	if streamed {
+	if streamed && !tells {
 		co = newCoalescer(c)
 		co.markPending()
 		defer co.stop()
@@ -530,6 +529,11 @@ func pump(c *call, resp *http.Response, isGRPC bool, idle *callContext) (readErr
 	for {
 		if co != nil {
 			co.beforeWait()
+		} else if pending && tells {
+			if n, complete := bb.Buffered(); n == 0 && !complete {
+				c.Flush()
+				pending = false
+			}
 		}
 		n, rerr := resp.Body.Read(buf)
 		if co != nil {
@@ -548,6 +552,7 @@ func pump(c *call, resp *http.Response, isGRPC bool, idle *callContext) (readErr
 			if werr != nil {
 				return nil, true
 			}
+			pending = streamed
 		}
 		if rerr == io.EOF {
 			return nil, false
@@ -558,47 +563,14 @@ func pump(c *call, resp *http.Response, isGRPC bool, idle *callContext) (readErr
 	}
 }
 
-// tellsBuffered is body as a BufferedBody when it knows what it holds.
+// tellsBuffered is body as a BufferedBody when it knows what it holds (a
+// prefixedBody knows only what the body behind it tells).
 func tellsBuffered(body io.Reader) (h2.BufferedBody, bool) {
-	inner := body
-	if p, ok := body.(*prefixedBody); ok {
-		inner = p.ReadCloser
-	}
-	if _, ok := inner.(h2.BufferedBody); !ok {
-		return nil, false
-	}
 	bb, ok := body.(h2.BufferedBody)
-	return bb, ok
-}
-
-// pumpBuffered is pump for a body that says when a read would wait: the
-// client's stream is flushed then, and only then (no timer).
-func pumpBuffered(c *call, body io.Reader, bb h2.BufferedBody, buf []byte, idle *callContext) (readErr error, clientLeft bool) {
-	pending := true // the headers
-	for {
-		if pending {
-			if n, complete := bb.Buffered(); n == 0 && !complete {
-				c.Flush()
-				pending = false
-			}
-		}
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			if idle != nil {
-				idle.touch()
-			}
-			if _, werr := c.Write(buf[:n]); werr != nil {
-				return nil, true
-			}
-			pending = true
-		}
-		if rerr == io.EOF {
-			return nil, false
-		}
-		if rerr != nil {
-			return rerr, false
-		}
+	if p, prefixed := body.(*prefixedBody); prefixed {
+		_, ok = p.ReadCloser.(h2.BufferedBody)
 	}
+	return bb, ok
 }
 
 // peek reads the first bytes of a body (or its end).
