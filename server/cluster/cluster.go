@@ -25,6 +25,7 @@ import (
 	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/dubbo"
 	"github.com/meshgate/meshgate/governance"
+	"github.com/meshgate/meshgate/server/h1"
 	"github.com/meshgate/meshgate/server/secrets"
 )
 
@@ -73,7 +74,7 @@ type Cluster struct {
 
 	spec   *clusterv3.Cluster
 	scheme string
-	h1     *http.Transport
+	h1     pool
 	h2     pool
 	lb     lbConfig
 	now    func() time.Time
@@ -295,34 +296,24 @@ func dubboService(md *structpb.Struct) DubboService {
 // a config reload can keep it (and its pooled connections).
 func (c *Cluster) Same(spec *clusterv3.Cluster) bool { return proto.Equal(c.spec, spec) }
 
-func (c *Cluster) http1Transport(d *net.Dialer, opts Options) *http.Transport {
-	var p http.Protocols
-	p.SetHTTP1(true)
-	t := &http.Transport{
-		Protocols:           &p,
-		DialContext:         c.dial(d),
-		DisableCompression:  true, // a proxy forwards encodings untouched
-		MaxIdleConnsPerHost: 1024,
-		MaxConnsPerHost:     int(c.thresholds[0].MaxConnections),
-		IdleConnTimeout:     opts.IdleConnTimeout,
-		TLSHandshakeTimeout: d.Timeout,
-	}
-	switch {
-	case c.socks.perEndpoint:
-		// The scheme is http and each dial does its endpoint's TLS.
-		dial := c.dial(d)
-		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			raw, err := dial(ctx, network, addr)
+// http1Transport keeps alive a pool of connections per host. It is
+// meshgate's own HTTP/1.1 client (server/h1): net/http's Transport hands
+// each request to a write loop and its answer back from a read loop, three
+// goroutine switches per request.
+func (c *Cluster) http1Transport(d *net.Dialer, opts Options) pool {
+	dial := c.dial(d)
+	return &h1.Transport{
+		IdleConnTimeout: opts.IdleConnTimeout,
+		MaxConnsPerHost: int(c.thresholds[0].MaxConnections),
+		// Every dial does the endpoint's TLS (ALPN http/1.1) or none.
+		Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+			raw, err := dial(ctx, "tcp", addr)
 			if err != nil {
 				return nil, err
 			}
 			return c.handshake(ctx, raw, addr, c.hostTLS(addr), "http/1.1", d.Timeout)
-		}
-	case c.socks.all != nil:
-		t.TLSClientConfig = c.socks.all.Clone()
-		t.TLSClientConfig.NextProtos = alpn(c.socks.all, "http/1.1")
+		},
 	}
-	return t
 }
 
 // hostTLS is the TLS config of the endpoint at addr (nil: plaintext). An
@@ -389,6 +380,9 @@ type countedConn struct {
 	h    *Host
 	once sync.Once
 }
+
+// NetConn is the connection counted (for a peek at an idle one).
+func (cc *countedConn) NetConn() net.Conn { return cc.Conn }
 
 func (cc *countedConn) Close() error {
 	cc.once.Do(func() {

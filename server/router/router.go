@@ -138,8 +138,12 @@ func Compile[T any](rc *routev3.RouteConfiguration, resolve Resolver[T], opts ..
 func (t *Table[T]) VirtualHost(host string) *VirtualHost[T] {
 	host = lowerASCII(host)
 	bare := host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		bare = h
+	// (Only a host with a colon can have a port: SplitHostPort's error
+	// for one without is an allocation per request.)
+	if strings.IndexByte(host, ':') >= 0 {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			bare = h
+		}
 	}
 	if vh := t.exact[host]; vh != nil {
 		return vh
