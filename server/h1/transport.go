@@ -391,18 +391,38 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 		// The body may be slow (a client uploading) or never end (a duplex
 		// stream): it is written beside the reading of the answer.
 		wrote = make(chan error, 1)
+		// (A copy, not to change the caller's request: net/http's writer
+		// hides the body's error in a type without Unwrap.)
+		out := *req
+		body := &readErrorBody{ReadCloser: req.Body}
+		out.Body = body
 		go func() {
-			err := req.Write(c.bw)
+			err := out.Write(c.bw)
 			if err == nil {
 				err = c.bw.Flush()
+			} else if body.err != nil {
+				err = body.err
 			}
 			wrote <- err
+			if err != nil {
+				// The request cannot be whole (the client's body failed or
+				// was over a limit): the server would wait for the rest.
+				_ = c.nc.Close()
+			}
 		}()
 	}
 	resp, err := c.readResponse(req)
 	if err != nil {
-		// Closing the connection ends a writer still sending the body
-		// (one still waiting for the client's body ends with the request).
+		// A failed write is why the read failed (it closed the connection).
+		// Closing the connection ends a writer still sending the body (one
+		// still waiting for the client's body ends with the request).
+		select {
+		case werr := <-wrote:
+			if werr != nil {
+				err = fmt.Errorf("h1: writing the request to %s: %w", c.addr, werr)
+			}
+		default:
+		}
 		return fail(err)
 	}
 	b := &body{c: c, rc: resp.Body, stop: stop, wrote: wrote, ctx: ctx, reuse: !resp.Close && !req.Close}
@@ -528,6 +548,20 @@ func (b *body) finish(whole bool) {
 		timer.Stop()
 	}
 	b.c.release(reusable)
+}
+
+// readErrorBody keeps the first error of a request body other than EOF.
+type readErrorBody struct {
+	io.ReadCloser
+	err error
+}
+
+func (b *readErrorBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
 
 // aLongTimeAgo is a deadline that makes blocked reads and writes return.

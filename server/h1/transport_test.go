@@ -523,3 +523,34 @@ func TestTransport_DialErrorAndClosed(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// failingReader gives some bytes and then fails, as a client's body cut off
+// or over a limit does.
+type failingReader struct{ sent bool }
+
+var errClientBody = errors.New("client body over the limit")
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if !f.sent {
+		f.sent = true
+		return copy(p, "some"), nil
+	}
+	return 0, errClientBody
+}
+
+func TestTransport_RequestBodyFailureEndsTheExchange(t *testing.T) {
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // waits for the rest of the chunked body
+		_, _ = io.WriteString(w, "ok")
+	}))
+	tr := newTransport(nil)
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL, &failingReader{})
+	_, err := tr.RoundTrip(req)
+	if !errors.Is(err, errClientBody) {
+		t.Fatalf("got %v, want the body's error", err)
+	}
+	waitFor(t, "the connection to close", func() bool { return srv.open.Load() == 0 })
+}
