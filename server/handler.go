@@ -291,7 +291,12 @@ type forwarding struct {
 	// the usual few without an allocation.
 	cancels    []func()
 	cancelRoom [3]func()
-	cctx       *callContext // nil: no timeout, no idle timeout
+	cctx       *callContext // nil: no timeout, no idle timeout; stopped last
+	// Rooms for what a request usually needs, in the one allocation of
+	// the forwarding.
+	cctxRoom    callContext
+	limitedRoom limitedBody
+	touchRoom   touchingBody
 	// What the last attempt left: its answer (on success), why it failed,
 	// and its host.
 	resp     *http.Response
@@ -309,14 +314,16 @@ func (ch *chain) newForwarding(c *call, r *http.Request, rt *router.Route[*clust
 	fw.cancels = fw.cancelRoom[:0]
 	switch {
 	case fw.isGRPC && ch.maxMsg > 0:
-		fw.limited = &limitedBody{ReadCloser: r.Body, maxMsg: ch.maxMsg}
+		fw.limitedRoom = limitedBody{ReadCloser: r.Body, maxMsg: ch.maxMsg}
+		fw.limited = &fw.limitedRoom
 	case !fw.isGRPC && ch.maxBody > 0:
 		if r.ContentLength > int64(ch.maxBody) {
 			wire.WriteError(c, r, http.StatusRequestEntityTooLarge, codeResourceExhausted,
 				fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, ch.maxBody))
 			return nil, false
 		}
-		fw.limited = &limitedBody{ReadCloser: r.Body, maxBody: ch.maxBody}
+		fw.limitedRoom = limitedBody{ReadCloser: r.Body, maxBody: ch.maxBody}
+		fw.limited = &fw.limitedRoom
 	}
 	if fw.limited != nil {
 		fw.body = fw.limited
@@ -335,11 +342,12 @@ func (ch *chain) newForwarding(c *call, r *http.Request, rt *router.Route[*clust
 	// unfinished upstream stream.
 	idle := cmp.Or(f.IdleTimeout, ch.streamIdle)
 	if timeout > 0 || idle > 0 {
-		fw.cctx = newCallContext(fw.ctx, timeout, idle)
+		fw.cctx = &fw.cctxRoom
+		fw.cctx.init(fw.ctx, timeout, idle)
 		fw.ctx = fw.cctx
-		fw.cancels = append(fw.cancels, fw.cctx.stop)
 		if idle > 0 && fw.body != nil {
-			fw.body = &touchingBody{ReadCloser: fw.body, c: fw.cctx}
+			fw.touchRoom = touchingBody{ReadCloser: fw.body, c: fw.cctx}
+			fw.body = &fw.touchRoom
 		}
 	}
 	if policy := f.Retry; policy != nil && policy.NumRetries > 0 && fw.body != nil {
@@ -362,6 +370,9 @@ func callTimeout(r *http.Request, f *router.Forward[*cluster.Cluster], isGRPC bo
 func (fw *forwarding) close() {
 	for i := len(fw.cancels) - 1; i >= 0; i-- {
 		fw.cancels[i]()
+	}
+	if fw.cctx != nil {
+		fw.cctx.stop()
 	}
 }
 
@@ -453,6 +464,20 @@ func (fw *forwarding) attempt(ctx context.Context, a *cluster.Attempt, n int) up
 	return res
 }
 
+// trailerKey is k announced as a trailer (net/http's TrailerPrefix form),
+// without a string built per call for gRPC's own trailers.
+func trailerKey(k string) string {
+	switch k {
+	case "Grpc-Status":
+		return http.TrailerPrefix + "Grpc-Status"
+	case "Grpc-Message":
+		return http.TrailerPrefix + "Grpc-Message"
+	case "Grpc-Status-Details-Bin":
+		return http.TrailerPrefix + "Grpc-Status-Details-Bin"
+	}
+	return http.TrailerPrefix + k
+}
+
 // failed is an attempt that got no answer: why is kept for the client.
 func (fw *forwarding) failed(ctx context.Context, err error, perTry bool) upstream.Result {
 	fw.fail = fw.ch.failure(ctx, fw.r, fw.cl, fw.lastHost, fw.limited, err, perTry)
@@ -496,7 +521,7 @@ func (ch *chain) respond(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 		panic(http.ErrAbortHandler) // the body is cut short: reset the downstream stream
 	}
 	for k, vs := range resp.Trailer {
-		h[http.TrailerPrefix+k] = vs
+		h[trailerKey(k)] = vs
 	}
 	if isGRPC {
 		if gs, ok := grpcStatusOf(resp.Trailer); ok {

@@ -33,7 +33,15 @@ type callContext struct {
 
 // newCallContext derives the call's context; timeout and idle 0 mean none.
 func newCallContext(parent context.Context, timeout, idle time.Duration) *callContext {
-	c := &callContext{idle: idle}
+	c := &callContext{}
+	c.init(parent, timeout, idle)
+	return c
+}
+
+// init sets up a zero callContext (one kept inside a bigger struct, to save
+// an allocation per call).
+func (c *callContext) init(parent context.Context, timeout, idle time.Duration) {
+	c.idle = idle
 	c.Context, c.cancel = context.WithCancelCause(parent)
 	now := time.Now()
 	if timeout > 0 {
@@ -48,7 +56,6 @@ func newCallContext(parent context.Context, timeout, idle time.Duration) *callCo
 		c.timer = time.AfterFunc(d, c.fire)
 		c.mu.Unlock()
 	}
-	return c
 }
 
 // next is how long until the deadline or the idle timeout is due.

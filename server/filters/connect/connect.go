@@ -66,19 +66,19 @@ type connectMode struct {
 // with the JSON codec is not converted here (that takes a descriptor).
 func connectRequest(r *http.Request) (*connectMode, bool, error) {
 	ct := r.Header.Get("Content-Type")
-	var m connectMode
+	var m *connectMode // (allocated only for a Connect call: not on every request)
 	switch {
 	case strings.HasPrefix(ct, "application/connect+proto"):
-		m = connectMode{streaming: true, codec: "proto"}
+		m = &connectMode{streaming: true, codec: "proto"}
 	case strings.HasPrefix(ct, "application/proto") && r.Header.Get("Connect-Protocol-Version") != "" && r.Method == http.MethodPost:
-		m = connectMode{codec: "proto"}
+		m = &connectMode{codec: "proto"}
 	default:
 		return nil, false, nil
 	}
 	if v := r.Header.Get("Connect-Timeout-Ms"); v != "" {
 		ms, err := strconv.ParseUint(v, 10, 63)
 		if err != nil || ms == 0 {
-			return &m, true, fmt.Errorf("Connect-Timeout-Ms %q is not a positive number of milliseconds", v)
+			return m, true, fmt.Errorf("Connect-Timeout-Ms %q is not a positive number of milliseconds", v)
 		}
 		r.Header.Set("Grpc-Timeout", strconv.FormatUint(min(ms, 99999999), 10)+"m")
 	}
@@ -89,17 +89,17 @@ func connectRequest(r *http.Request) (*connectMode, bool, error) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, wire.MaxUnaryMessage+1))
 		_ = r.Body.Close()
 		if err != nil {
-			return &m, true, fmt.Errorf("reading the request: %v", err)
+			return m, true, fmt.Errorf("reading the request: %v", err)
 		}
 		if len(body) > wire.MaxUnaryMessage {
-			return &m, true, fmt.Errorf("the request is over %d bytes", wire.MaxUnaryMessage)
+			return m, true, fmt.Errorf("the request is over %d bytes", wire.MaxUnaryMessage)
 		}
 		framed := grpcframe.Append(make([]byte, 0, grpcframe.HeaderLen+len(body)), 0, body)
 		r.Body = io.NopCloser(bytes.NewReader(framed))
 		r.ContentLength = int64(len(framed))
 		r.Header.Set("Content-Length", strconv.Itoa(len(framed)))
 	}
-	return &m, true, nil
+	return m, true, nil
 }
 
 // connectWriter answers a Connect call from the gRPC answer the data plane
