@@ -6,7 +6,9 @@
 // starts the demo backend in this process, builds and starts the gateway
 // binary and the other proxies as their own processes, drives load at each
 // in turn, and writes a Markdown report with throughput ratios, added
-// latency, and each proxy's CPU time per 10k calls or messages.
+// latency, and each proxy's CPU time per 10k calls or messages. The gRPC
+// paths also run through a bare Go frame relay (relayfloor.go), the floor
+// a Go proxy can reach on the machine.
 //
 //	go run ./bench -out bench/RESULTS.md
 package main
@@ -51,7 +53,15 @@ func main() {
 	only := flag.String("only", "", "run only the scenarios whose name contains this")
 	nginx := flag.String("nginx", "", "the nginx binary (default: nginx on PATH or in /usr/sbin; none: skip nginx)")
 	haproxy := flag.String("haproxy", "", "the HAProxy binary (default: haproxy on PATH or in /usr/sbin; none: skip HAProxy)")
+	floor := flag.String(relayFloorFlag, "", "LISTEN,BACKEND: run only the bare relay (the bench starts it so)")
 	flag.Parse()
+	if *floor != "" {
+		listen, backend, _ := strings.Cut(*floor, ",")
+		if err := runRelayFloor(listen, backend); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if err := run(*out, *dur, *warm, *conc, *profile, *only, *nginx, *haproxy); err != nil {
 		log.Fatal(err)
 	}
@@ -211,6 +221,12 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 		}
 		others = append(others, p)
 	}
+	if floor := startRelayFloor(backend.GRPCAddr); floor.skip != "" {
+		log.Printf("%s skipped: %s", floor.name, floor.skip)
+	} else {
+		defer floor.stop()
+		others = append(others, floor)
+	}
 
 	var rows []string
 	emit := func(row string) {
@@ -271,6 +287,9 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 			if s.http {
 				addr = p.httpAddr
 			}
+			if addr == "" {
+				continue // the floor relay speaks HTTP/2 only
+			}
 			pctx, probe := withCPUProbe(ctx, p.pid)
 			g, err := s.run(pctx, addr)
 			if err != nil {
@@ -298,7 +317,8 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 	fmt.Fprintf(&b, "The load generator and the grpc-go / net/http demo backend run in one process, each proxy in its own;\n")
 	fmt.Fprintf(&b, "each path runs direct and then through meshgate, %s each after %s of warm-up, in the same run.\n", dur, warm)
 	fmt.Fprintf(&b, "gRPC unary, server and bidi streaming and HTTP/1.1 GET then also run through nginx and HAProxy, in front of the same backend,\n")
-	fmt.Fprintf(&b, "in that order right after meshgate; the direct figures of a path's rows are that path's one direct run.\n")
+	fmt.Fprintf(&b, "in that order right after meshgate, and the gRPC paths through a bare Go HTTP/2 frame relay (the floor: what Go itself allows here\n")
+	fmt.Fprintf(&b, "when no goroutine is handed a stream; no routing, nothing changed); the direct figures of a path's rows are that path's one direct run.\n")
 	fmt.Fprintf(&b, "Unary and HTTP use %d concurrent callers (gRPC: one connection; HTTP: keep-alive pool); streams are one stream of 1 KiB messages.\n\n", conc)
 	fmt.Fprintf(&b, "Proxies:\n\n")
 	fmt.Fprintf(&b, "- meshgate: this tree's gateway (`go build ./cmd/meshgate`), one process, its Go runtime using both cores.\n")
