@@ -65,6 +65,9 @@ type chain struct {
 	// reads the listener's certificate (XFCC's By), nil in cleartext.
 	xfccSet   xfccDetails
 	localCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// relayable: every filter lets plain gRPC by (relayableChain), and
+	// routes are known: the HTTP/2 server may relay such calls.
+	relayable bool
 }
 
 // call is the per-request state, one allocation per request.

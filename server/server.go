@@ -549,6 +549,7 @@ func (s *Server) h2Server(ln *listener, cl *compiledListener) *h2.Server {
 		IdleTimeout:          cl.idleTimeout,
 		Logger:               s.log,
 		ConnState:            s.connState(ln),
+		Relay:                ln.relay,
 	}
 }
 

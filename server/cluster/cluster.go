@@ -120,6 +120,10 @@ type Stats struct {
 	RqRetrySuccess    atomic.Uint64 // upstream_rq_retry_success
 	RetryOverflow     atomic.Uint64 // upstream_rq_retry_overflow (max_retries / budget)
 	RetriesActive     atomic.Int64
+
+	// RqRelayed counts the calls relayed frame by frame by the HTTP/2
+	// server (no handler), of RqTotal.
+	RqRelayed atomic.Uint64
 }
 
 // Options tune how clusters are built.

@@ -332,6 +332,24 @@ func (c *Cluster) Begin(info governance.PickInfo, tried []*Host) (*Attempt, erro
 	return nil, fmt.Errorf("cluster %q: the endpoint breakers refused every host tried: %w", c.Name, ErrNoHealthyUpstream)
 }
 
+// BeginOn counts an attempt at h, a host Pick chose, as in flight; false
+// when h's breaker refuses it (nothing counted).
+func (c *Cluster) BeginOn(h *Host) (*Attempt, bool) {
+	var done func(governance.Outcome)
+	if h.breaker != nil {
+		d, ok := h.breaker.Allow()
+		if !ok {
+			return nil, false
+		}
+		done = d
+	}
+	c.Stats.RqTotal.Add(1)
+	c.Stats.RqActive.Add(1)
+	h.RqTotal.Add(1)
+	h.RqActive.Add(1)
+	return &Attempt{Host: h, c: c, breakerDone: done}, true
+}
+
 // End records how the attempt ended. With judge false (the client went
 // away), the outcome is not held against the host.
 func (a *Attempt) End(out governance.Outcome, judge bool) {

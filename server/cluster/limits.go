@@ -70,6 +70,14 @@ func thresholdsFromCluster(c *clusterv3.Cluster) ([2]Thresholds, error) {
 // priority (0 DEFAULT, 1 HIGH). An HTTP/1.1 cluster carries one request
 // per connection, so requests beyond max_connections wait for one and
 // count against max_pending_requests.
+// Admits says whether Admit would let a call in, counting nothing.
+func (c *Cluster) Admits(priority int) bool {
+	th := &c.thresholds[min(max(priority, 0), 1)]
+	active := c.Stats.RqActive.Load()
+	return active < th.MaxRequests &&
+		(c.Protocol != HTTP1 || active < th.MaxConnections || active-th.MaxConnections < th.MaxPendingRequests)
+}
+
 func (c *Cluster) Admit(priority int) error {
 	th := &c.thresholds[min(max(priority, 0), 1)]
 	active := c.Stats.RqActive.Load()

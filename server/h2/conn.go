@@ -60,6 +60,17 @@ type clientConn struct {
 	lastRead   atomic.Int64
 	pingTimer  *time.Timer
 	pingWaited atomic.Bool
+
+	relays     map[uint32]*relay // relayed streams (under mu)
+	relayFlush flushList         // the read loop's: writers to flush before it waits
+}
+
+type relayFlushReader struct{ cc *clientConn }
+
+func (r relayFlushReader) Read(p []byte) (int, error) {
+	cc := r.cc
+	cc.relayFlush.flush()
+	return cc.conn.Read(p)
 }
 
 // newClientConn starts a connection: the client preface, its SETTINGS and
@@ -79,7 +90,7 @@ func newClientConn(ctx context.Context, t *Transport, addr string, conn net.Conn
 	cc.cond.L = &cc.mu
 	cc.nextID.Store(1)
 	bw := &pooledWriter{w: conn}
-	cc.fr = http2.NewFramer(bw, bufio.NewReaderSize(conn, 32<<10))
+	cc.fr = http2.NewFramer(bw, bufio.NewReaderSize(relayFlushReader{cc}, 32<<10))
 	cc.w = newFrameWriter(bw, cc.fr, func(err error) { cc.close(fmt.Errorf("h2: write to %s: %w", addr, err)) })
 	cc.fr.SetReuseFrames() // DATA is copied out before the next read
 	cc.hr = newHeaderReader(maxResponseHeaderBytes)
@@ -132,7 +143,7 @@ func newClientConn(ctx context.Context, t *Transport, addr string, conn net.Conn
 func (cc *clientConn) reserve() bool {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if cc.closed || cc.goAway || uint32(len(cc.streams)+cc.reserved) >= cc.maxStreams {
+	if cc.closed || cc.goAway || uint32(len(cc.streams)+len(cc.relays)+cc.reserved) >= cc.maxStreams {
 		return false
 	}
 	cc.reserved++
@@ -144,7 +155,7 @@ func (cc *clientConn) reserve() bool {
 func (cc *clientConn) idle() bool {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	return len(cc.streams) == 0 && cc.reserved == 0
+	return len(cc.streams)+len(cc.relays) == 0 && cc.reserved == 0
 }
 
 func (cc *clientConn) closeIfIdle() {
@@ -156,7 +167,7 @@ func (cc *clientConn) closeIfIdle() {
 // maybeIdleLocked starts the idle timer when the last stream ended; a
 // connection told to go away closes then.
 func (cc *clientConn) maybeIdleLocked() {
-	if len(cc.streams) != 0 || cc.reserved != 0 || cc.closed {
+	if len(cc.streams)+len(cc.relays) != 0 || cc.reserved != 0 || cc.closed {
 		return
 	}
 	if cc.goAway {
@@ -191,6 +202,10 @@ func (cc *clientConn) close(err error) {
 	for _, cs := range cc.streams {
 		streams = append(streams, cs)
 	}
+	relays := make([]*relay, 0, len(cc.relays))
+	for _, r := range cc.relays {
+		relays = append(relays, r)
+	}
 	cc.stopIdleLocked()
 	if cc.pingTimer != nil {
 		cc.pingTimer.Stop()
@@ -201,6 +216,12 @@ func (cc *clientConn) close(err error) {
 	_ = cc.conn.Close()
 	for _, cs := range streams {
 		cs.abort(err, false)
+	}
+	for _, r := range relays {
+		r.mu.Lock()
+		r.upReset = true // the connection is gone: nothing to reset
+		r.mu.Unlock()
+		r.upstreamFailed(nil, err)
 	}
 }
 
@@ -319,6 +340,8 @@ func (cc *clientConn) readFrames() error {
 		case *http2.RSTStreamFrame:
 			if cs := cc.stream(f.StreamID); cs != nil {
 				cs.abort(http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode}, false)
+			} else if r := cc.relay(f.StreamID); r != nil {
+				r.upstreamReset(f.ErrCode)
 			}
 		case *http2.SettingsFrame:
 			err = cc.onSettings(f)
@@ -340,9 +363,27 @@ func (cc *clientConn) readFrames() error {
 	}
 }
 
+// relay is the relayed stream id (nil: none).
+func (cc *clientConn) relay(id uint32) *relay {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.relays[id]
+}
+
 func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	cs := cc.stream(f.StreamID)
 	if cs == nil {
+		cc.mu.Lock()
+		r := cc.relays[f.StreamID]
+		cc.mu.Unlock()
+		if r != nil {
+			if f.Truncated {
+				r.upstreamFailed(&cc.relayFlush, fmt.Errorf("h2: response headers over %d bytes", maxResponseHeaderBytes))
+				return nil
+			}
+			r.fromUpstreamHeaders(f)
+			return nil
+		}
 		if f.StreamID >= cc.nextID.Load() {
 			return http2.ConnectionError(http2.ErrCodeProtocol) // a stream we never opened
 		}
@@ -364,7 +405,13 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
 	cs := cc.streams[f.StreamID]
+	r := cc.relays[f.StreamID]
 	cc.mu.Unlock()
+	if r != nil {
+		data := f.Data()
+		r.fromUpstreamData(data, n-int32(len(data)), f.StreamEnded())
+		return nil
+	}
 	if cs == nil {
 		if f.StreamID >= cc.nextID.Load() {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -386,6 +433,12 @@ func (cc *clientConn) onSettings(f *http2.SettingsFrame) error {
 	}
 	var ferr error
 	var tableSize *uint32 // applied after the loop: the encoder's lock is not taken under mu
+	var pump []*relay
+	defer func() {
+		for _, r := range pump {
+			r.pumpUp(&cc.relayFlush)
+		}
+	}()
 	cc.mu.Lock()
 	if cc.firstSettings {
 		// No limit said is no limit (RFC 9113 6.5.2); like x/net, 1000.
@@ -415,6 +468,13 @@ func (cc *clientConn) onSettings(f *http2.SettingsFrame) error {
 					return nil
 				}
 			}
+			for _, r := range cc.relays {
+				if !grow(&r.usend, delta) {
+					ferr = http2.ConnectionError(http2.ErrCodeFlowControl)
+					return nil
+				}
+				pump = append(pump, r)
+			}
 			cc.cond.Broadcast()
 		case http2.SettingHeaderTableSize:
 			tableSize = &s.Val
@@ -436,13 +496,30 @@ func (cc *clientConn) onSettings(f *http2.SettingsFrame) error {
 }
 
 func (cc *clientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	var pump []*relay
+	defer func() {
+		for _, r := range pump {
+			r.pumpUp(&cc.relayFlush)
+		}
+	}()
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if f.StreamID == 0 {
 		if !grow(&cc.sendWindow, int64(f.Increment)) {
 			return http2.ConnectionError(http2.ErrCodeFlowControl)
 		}
+		for _, r := range cc.relays {
+			pump = append(pump, r)
+		}
 		cc.cond.Broadcast()
+		return nil
+	}
+	if r := cc.relays[f.StreamID]; r != nil {
+		if !grow(&r.usend, int64(f.Increment)) {
+			go r.upstreamFailed(nil, errors.New("h2: the upstream's window update overflowed"))
+			return nil
+		}
+		pump = append(pump, r)
 		return nil
 	}
 	cs := cc.streams[f.StreamID]
@@ -468,10 +545,19 @@ func (cc *clientConn) onGoAway(f *http2.GoAwayFrame) {
 			refused = append(refused, cs)
 		}
 	}
+	var refusedRelays []*relay
+	for id, r := range cc.relays {
+		if id > f.LastStreamID {
+			refusedRelays = append(refusedRelays, r)
+		}
+	}
 	cc.maybeIdleLocked()
 	cc.mu.Unlock()
 	cc.t.forget(cc)
 	for _, cs := range refused {
 		cs.abort(http2.StreamError{StreamID: cs.id, Code: http2.ErrCodeRefusedStream}, false)
+	}
+	for _, r := range refusedRelays {
+		r.upstreamReset(http2.ErrCodeRefusedStream)
 	}
 }

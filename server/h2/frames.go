@@ -70,6 +70,19 @@ func (w *frameWriter) write(flush bool, fn func(fr *http2.Framer) error) error {
 	return err
 }
 
+// flushNow sends what is buffered without yielding first (for a read
+// loop flushing what it wrote in a burst).
+func (w *frameWriter) flushNow() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	err := w.err
+	if err == nil && w.bw.Buffered() > 0 {
+		err = w.bw.Flush()
+		w.fail1(err)
+	}
+	return err
+}
+
 // fail1 keeps the first write error and closes the connection for it.
 func (w *frameWriter) fail1(err error) {
 	if err != nil && w.err == nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -136,6 +137,124 @@ func FuzzClientConn(f *testing.F) {
 		case <-done:
 		case <-time.After(5 * time.Second):
 			t.Fatalf("RoundTrip or its body hung (input %x)", data)
+		}
+	})
+}
+
+// FuzzRelay feeds arbitrary client frames to a server that relays every
+// request to an upstream (meshgate's own server, answering with an echo):
+// no panic, ServeConn returns once the client leaves, and every relayed
+// stream is forgotten on the upstream connection (nothing leaks).
+func FuzzRelay(f *testing.F) {
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true,
+			BlockFragment: enc(":method", "POST", ":scheme", "http", ":authority", "x", ":path", "/a", "content-type", "application/grpc", "te", "trailers")})
+		_ = fr.WriteData(1, false, bytes.Repeat([]byte{1}, 300))
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true, BlockFragment: enc("x-trailer", "1")})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndHeaders: true,
+			BlockFragment: enc(":method", "POST", ":scheme", "http", ":path", "/b", "content-type", "application/grpc")})
+		_ = fr.WriteWindowUpdate(1, 1000)
+		_ = fr.WriteRSTStream(3, http2.ErrCodeCancel)
+		_ = fr.WriteWindowUpdate(0, 1<<20)
+		_ = fr.WriteGoAway(3, http2.ErrCodeNo, nil)
+	}))
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteSettings()
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true,
+			BlockFragment: enc(":method", "POST", ":scheme", "http", ":path", "/c", "content-type", "application/grpc")})
+		_ = fr.WriteData(1, true, []byte("after the end"))
+	}))
+	f.Add([]byte{})
+	// One upstream and one warm connection to it for the whole run (the
+	// relay does not dial).
+	upstream := &Server{WriteTimeout: 200 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Trailer", "Grpc-Status")
+		_, _ = w.Write(b)
+		w.Header().Set("Grpc-Status", "0")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go upstream.ServeConn(c)
+		}
+	}()
+	up := ln.Addr().String()
+	var d net.Dialer
+	tr := &Transport{Dial: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	defer tr.Close()
+	warm := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+up+"/warm", bytes.NewReader([]byte("w")))
+		req.Header.Set("Content-Type", "application/grpc")
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}
+	if err := warm(); err != nil {
+		f.Fatalf("warm-up: %v", err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := warm(); err != nil { // (a GOAWAY may have closed the last one)
+			t.Fatalf("warm-up: %v", err)
+		}
+		s := &Server{WriteTimeout: 200 * time.Millisecond, MaxHeaderBytes: 4096,
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }),
+			Relay: func(r *http.Request) (*RelayTarget, bool) {
+				return &RelayTarget{Transport: tr, Addr: up, Idle: time.Second,
+					Start: func() (*http.Request, func(RelayEnd), bool) {
+						out := &http.Request{Method: r.Method, URL: &url.URL{Scheme: "http", Host: up, Path: r.URL.Path}, Header: r.Header, Host: r.Host}
+						return out, func(RelayEnd) {}, true
+					}}, true
+			}}
+		client, srv := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			s.ServeConn(srv)
+			close(done)
+		}()
+		go func() { _, _ = io.Copy(io.Discard, client) }()
+		_ = client.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = client.Write([]byte(http2.ClientPreface))
+		_, _ = client.Write(data)
+		time.Sleep(time.Millisecond)
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("ServeConn did not return after the client left (input %x)", data)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			tr.mu.Lock()
+			left := 0
+			for _, cc := range tr.conns[up] {
+				cc.mu.Lock()
+				left += len(cc.relays)
+				cc.mu.Unlock()
+			}
+			tr.mu.Unlock()
+			if left == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d relayed streams left on the upstream connection (input %x)", left, data)
+			}
+			time.Sleep(time.Millisecond)
 		}
 	})
 }

@@ -50,6 +50,8 @@ type Server struct {
 	// (http.StateNew) and end (http.StateClosed).
 	ConnState func(net.Conn, http.ConnState)
 	Logger    *slog.Logger
+	// Relay (prototype) relays a request frame by frame when it says so.
+	Relay RelayFunc
 
 	mu       sync.Mutex
 	conns    map[*serverConn]struct{}
@@ -205,6 +207,7 @@ func (s *Server) Close() {
 type flushingReader struct{ sc *serverConn }
 
 func (r *flushingReader) Read(p []byte) (int, error) {
+	r.sc.toFlush.flush()
 	if r.sc.readLoopWrote {
 		r.sc.readLoopWrote = false
 		if err := r.sc.w.write(true, nil); err != nil {
@@ -257,6 +260,8 @@ type serverConn struct {
 	goingAway     bool
 	closed        bool
 	idleTimer     *time.Timer
+	relays        map[uint32]*relay // relayed streams (under mu)
+	toFlush       flushList         // the read loop's: writers to flush before it waits
 }
 
 func (sc *serverConn) serve() error {
@@ -364,7 +369,7 @@ func (sc *serverConn) goAway(code http2.ErrCode, graceful bool) {
 
 // closeIfDoneLocked closes a connection going away once its streams ended.
 func (sc *serverConn) closeIfDoneLocked() {
-	if sc.goingAway && len(sc.streams) == 0 && !sc.closed {
+	if sc.goingAway && len(sc.streams)+len(sc.relays) == 0 && !sc.closed {
 		go sc.close(errors.New("h2: connection done after GOAWAY"))
 	}
 }
@@ -372,13 +377,13 @@ func (sc *serverConn) closeIfDoneLocked() {
 // armIdleLocked starts the idle timer when no stream is left.
 func (sc *serverConn) armIdleLocked() {
 	d := sc.s.IdleTimeout
-	if d <= 0 || len(sc.streams) != 0 || sc.closed {
+	if d <= 0 || len(sc.streams)+len(sc.relays) != 0 || sc.closed {
 		return
 	}
 	if sc.idleTimer == nil {
 		sc.idleTimer = time.AfterFunc(d, func() {
 			sc.mu.Lock()
-			idle := len(sc.streams) == 0
+			idle := len(sc.streams)+len(sc.relays) == 0
 			sc.mu.Unlock()
 			if idle {
 				sc.goAway(http2.ErrCodeNo, true)
@@ -403,12 +408,19 @@ func (sc *serverConn) close(err error) {
 	for _, st := range sc.streams {
 		streams = append(streams, st)
 	}
+	relays := make([]*relay, 0, len(sc.relays))
+	for _, r := range sc.relays {
+		relays = append(relays, r)
+	}
 	sc.cond.Broadcast()
 	sc.mu.Unlock()
 	sc.cancel()
 	_ = sc.conn.Close()
 	for _, st := range streams {
 		st.abort(fmt.Errorf("h2: client connection closed: %w", err))
+	}
+	for _, r := range relays {
+		r.clientReset(http2.ErrCodeCancel)
 	}
 }
 
@@ -436,12 +448,20 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		sc.mu.Unlock()
 		return st.onTrailers(f)
 	}
+	if r := sc.relays[id]; r != nil {
+		sc.mu.Unlock()
+		if !f.StreamEnded() {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // trailers without END_STREAM
+		}
+		r.fromClientTrailers(f)
+		return nil
+	}
 	if id <= sc.maxClientID {
 		sc.mu.Unlock()
 		return http2.ConnectionError(http2.ErrCodeProtocol) // HEADERS on a closed stream
 	}
 	sc.maxClientID = id
-	refuse := sc.goingAway || sc.closed || uint32(len(sc.streams)) >= sc.s.maxStreams()
+	refuse := sc.goingAway || sc.closed || uint32(len(sc.streams)+len(sc.relays)) >= sc.s.maxStreams()
 	sc.mu.Unlock()
 	if refuse {
 		_ = sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeRefusedStream) })
@@ -457,6 +477,9 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 			return nil
 		}
 		return sc.answer(id, status)
+	}
+	if sc.s.Relay != nil && sc.tryRelay(id, &req, f.StreamEnded()) {
+		return nil
 	}
 	st := newServerStream(sc, id, &req, f.StreamEnded())
 	sc.mu.Lock()
@@ -496,7 +519,13 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 	}
 	st := sc.streams[f.StreamID]
 	known := f.StreamID <= sc.maxClientID
+	r := sc.relays[f.StreamID]
 	sc.mu.Unlock()
+	if r != nil {
+		data := f.Data()
+		r.fromClient(data, n-int32(len(data)), f.StreamEnded())
+		return nil
+	}
 	if st == nil {
 		sc.consumed(n)
 		if !known {
@@ -531,6 +560,13 @@ func (sc *serverConn) consumed(n int32) {
 }
 
 func (sc *serverConn) onReset(f *http2.RSTStreamFrame) {
+	sc.mu.Lock()
+	r := sc.relays[f.StreamID]
+	sc.mu.Unlock()
+	if r != nil {
+		r.clientReset(f.ErrCode)
+		return
+	}
 	if st := sc.stream(f.StreamID); st != nil {
 		st.abort(http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode})
 	}
@@ -542,6 +578,12 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 	}
 	var ferr error
 	var tableSize *uint32 // applied after the loop: the encoder's lock is not taken under mu
+	var pump []*relay
+	defer func() {
+		for _, r := range pump {
+			r.pumpDown(&sc.toFlush)
+		}
+	}()
 	err := f.ForeachSetting(func(s http2.Setting) error {
 		if err := s.Valid(); err != nil {
 			return err
@@ -559,6 +601,13 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 					ferr = http2.ConnectionError(http2.ErrCodeFlowControl)
 					return nil
 				}
+			}
+			for _, r := range sc.relays {
+				if !grow(&r.dsend, delta) {
+					ferr = http2.ConnectionError(http2.ErrCodeFlowControl)
+					return nil
+				}
+				pump = append(pump, r)
 			}
 			sc.cond.Broadcast()
 		case http2.SettingHeaderTableSize:
@@ -580,13 +629,30 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 }
 
 func (sc *serverConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	var pump []*relay
+	defer func() {
+		for _, r := range pump {
+			r.pumpDown(&sc.toFlush)
+		}
+	}()
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if f.StreamID == 0 {
 		if !grow(&sc.sendWindow, int64(f.Increment)) {
 			return http2.ConnectionError(http2.ErrCodeFlowControl)
 		}
+		for _, r := range sc.relays {
+			pump = append(pump, r)
+		}
 		sc.cond.Broadcast()
+		return nil
+	}
+	if r := sc.relays[f.StreamID]; r != nil {
+		if !grow(&r.dsend, int64(f.Increment)) {
+			go r.fail(nil, errors.New("h2: the client's window update overflowed"), "13", "flow control error", http2.ErrCodeFlowControl, false)
+			return nil
+		}
+		pump = append(pump, r)
 		return nil
 	}
 	st := sc.streams[f.StreamID]

@@ -46,6 +46,15 @@ type Filter interface {
 	Decode(s *Stream) Status
 }
 
+// GRPCPassThrough is a Filter that can tell, from a plain gRPC request's
+// headers (content type application/grpc, over HTTP/2) and its route,
+// without side effects, that it would leave the request and its answer
+// alone. When every filter of a chain says so, the HTTP/2 server relays the
+// call frame by frame without running the chain.
+type GRPCPassThrough interface {
+	PassesGRPCThrough(r *http.Request, rt *Route) bool
+}
+
 // FilterFunc adapts a function to Filter.
 type FilterFunc func(s *Stream) Status
 

@@ -39,6 +39,9 @@ func init() {
 
 type filter struct{}
 
+// PassesGRPCThrough: plain gRPC is not Connect (see httpfilter.GRPCPassThrough).
+func (filter) PassesGRPCThrough(*http.Request, *httpfilter.Route) bool { return true }
+
 // Decode turns a Connect proto request into gRPC and wraps the answer.
 func (filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	mode, ok, err := connectRequest(s.R)

@@ -38,6 +38,12 @@ func init() {
 // filter reads its policies under its name in the chain.
 type filter struct{ name string }
 
+// PassesGRPCThrough: a request without Origin is not CORS's (see
+// httpfilter.GRPCPassThrough).
+func (f filter) PassesGRPCThrough(r *http.Request, _ *httpfilter.Route) bool {
+	return r.Header["Origin"] == nil
+}
+
 func (f filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	origin := s.R.Header.Get("Origin")
 	if origin == "" {

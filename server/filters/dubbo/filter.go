@@ -47,6 +47,13 @@ type filter struct {
 	suppressEnvoyHeaders bool
 }
 
+// PassesGRPCThrough: a route without a Dubbo bridge config is not the
+// bridge's (see httpfilter.GRPCPassThrough).
+func (f *filter) PassesGRPCThrough(_ *http.Request, rt *httpfilter.Route) bool {
+	_, bridged := rt.PerFilter[f.name].(*bridge.Route)
+	return !bridged
+}
+
 func (f *filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	b, ok := s.PerFilter(f.name).(*bridge.Route)
 	if !ok {

@@ -38,6 +38,9 @@ func init() {
 // it lets every other request by.
 type filter struct{}
 
+// PassesGRPCThrough: plain gRPC is not gRPC-Web (see httpfilter.GRPCPassThrough).
+func (filter) PassesGRPCThrough(*http.Request, *httpfilter.Route) bool { return true }
+
 func (filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	mode, ok := grpcWebRequest(s.R)
 	if !ok {

@@ -120,6 +120,10 @@ func (f *filter) current(ctx context.Context) *jsonTranscoder {
 // Decode takes the JSON calls it knows; gRPC and gRPC-Web (translated by
 // its filter before) are not its, as in Envoy, which leaves
 // application/grpc* alone.
+// PassesGRPCThrough: gRPC requests go by untouched (see
+// httpfilter.GRPCPassThrough).
+func (f *filter) PassesGRPCThrough(*http.Request, *httpfilter.Route) bool { return true }
+
 func (f *filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	r := s.R
 	if s.AsGRPC || strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {

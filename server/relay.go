@@ -1,0 +1,149 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/meshgate/meshgate/governance"
+	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/h2"
+	"github.com/meshgate/meshgate/server/httpfilter"
+	"github.com/meshgate/meshgate/server/router"
+)
+
+// relay decides, in the HTTP/2 server's read loop, whether a request is
+// relayed frame by frame (h2.RelayFunc) instead of going through a handler:
+// a plain gRPC call whose chain passes it through untouched, routed to an
+// HTTP/2 cluster without a retry policy, mirrors or response edits, and
+// admitted by the cluster's circuit breakers. Anything else, and anything
+// the relay cannot start (no ready upstream connection), takes the handler
+// path, which does all of it.
+func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
+	st := l.state.Load()
+	ch := st.plain
+	if r.TLS != nil {
+		ch = nil
+		if tc := st.tlsChainFor(r.TLS.ServerName); tc != nil {
+			ch = tc.ch
+		}
+	}
+	if ch == nil || !ch.relayable || !router.IsGRPC(r) || r.Method != http.MethodPost {
+		return nil, false
+	}
+	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {
+		return nil, false
+	}
+	rt := ch.routes.Match(r)
+	if rt == nil || rt.Direct != nil || rt.Redirect != nil || len(rt.ResponseEdits) > 0 || !passesThrough(ch.filters, r, rt) {
+		return nil, false
+	}
+	f := rt.Forward
+	if f == nil || f.Retry != nil {
+		return nil, false
+	}
+	target := f.Pick(rand.Uint64())
+	if !target.Found {
+		return nil, false
+	}
+	if _, _, ok := cluster.ResolveService(ch.resolve, target.Name, false); ok {
+		return nil, false
+	}
+	cl := target.Target
+	tr, ok := cl.Transport(true).(*h2.Transport)
+	if !ok || cl.Protocol == cluster.Dubbo {
+		return nil, false
+	}
+	timeout, err := callTimeout(r, f, true)
+	if err != nil {
+		return nil, false // the handler path answers INVALID_ARGUMENT
+	}
+	if !cl.Admits(f.Priority) {
+		return nil, false // the handler path answers the overflow
+	}
+	var pick governance.PickInfo
+	pick.Hash, pick.HasHash = f.Hash(r)
+	h, err := cl.Pick(pick, nil)
+	if err != nil {
+		return nil, false
+	}
+	routeName := rt.Name
+	return &h2.RelayTarget{
+		Transport: tr,
+		Addr:      h.Address,
+		Timeout:   timeout,
+		Idle:      cmp.Or(f.IdleTimeout, ch.streamIdle),
+		Start: func() (*http.Request, func(h2.RelayEnd), bool) {
+			a, ok := cl.BeginOn(h)
+			if !ok {
+				return nil, nil, false
+			}
+			cl.Stats.RqRelayed.Add(1)
+			start := time.Now()
+			ch.prepareHeaders(r, rt, true)
+			out := ch.upstreamRequest(context.Background(), r, rt, cl, h, nil, true, timeout)
+			return out, func(e h2.RelayEnd) {
+				if errors.Is(e.Err, h2.ErrRelayTimeout) {
+					cl.Stats.RqTimeout.Add(1)
+				}
+				a.End(relayOutcome(e))
+				status := e.Status
+				if e.ClientGone && status == 0 {
+					status = 499
+				}
+				gs := -1
+				if v, err := strconv.Atoi(e.GRPCStatus); err == nil {
+					gs = v
+				}
+				ch.srv.metrics.Request(ch.listener, routeName, target.Name, status, gs, time.Since(start))
+			}, true
+		},
+	}, true
+}
+
+// relayOutcome is what the host's breaker and outlier detection learn of
+// a relayed call.
+func relayOutcome(e h2.RelayEnd) (governance.Outcome, bool) {
+	switch {
+	case e.ClientGone:
+		return governance.Outcome{}, false
+	case e.Err != nil && e.Local:
+		local := governance.Reset
+		if errors.Is(e.Err, h2.ErrRelayTimeout) {
+			local = governance.Timeout
+		}
+		if errors.Is(e.Err, h2.ErrRelayIdle) {
+			return governance.Outcome{}, false // not the host's doing
+		}
+		return governance.Outcome{Local: local}, true
+	}
+	if gs, err := strconv.Atoi(e.GRPCStatus); err == nil {
+		return governance.Outcome{Status: governance.HTTPStatusFromGRPC(gs)}, true
+	}
+	return governance.Outcome{Status: e.Status}, true
+}
+
+// relayableChain: every filter of the chain can tell a gRPC request it
+// lets by.
+func relayableChain(filters []httpfilter.Filter) bool {
+	for _, f := range filters {
+		if _, ok := f.(httpfilter.GRPCPassThrough); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// passesThrough: every filter lets r by untouched.
+func passesThrough(filters []httpfilter.Filter, r *http.Request, rt *httpfilter.Route) bool {
+	for _, f := range filters {
+		if !f.(httpfilter.GRPCPassThrough).PassesGRPCThrough(r, rt) {
+			return false
+		}
+	}
+	return true
+}
