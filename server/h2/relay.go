@@ -169,6 +169,22 @@ func write(fl *flushList, w *frameWriter, fn func(fr *http2.Framer) error) {
 	fl.add(w)
 }
 
+// writeData is write of one DATA frame, without a closure per frame.
+func writeData(fl *flushList, w *frameWriter, id uint32, end bool, p []byte) {
+	w.mu.Lock()
+	err := w.err
+	if err == nil {
+		err = w.fr.WriteData(id, end, p)
+		w.fail1(err)
+	}
+	w.mu.Unlock()
+	if fl == nil {
+		_ = w.write(true, nil)
+		return
+	}
+	fl.add(w)
+}
+
 // tryRelay relays the request of stream id when the server's Relay takes
 // it and an upstream connection is ready; false leaves it to a handler.
 func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
@@ -313,12 +329,22 @@ func (r *relay) fromClient(data []byte, pad int32, end bool) {
 		r.creditClientLocked(&sc.toFlush, pad)
 	}
 	r.last = time.Now()
-	r.toUp = append(r.toUp, relayItem{data: cloneIfAny(data), end: end})
+	r.toUp = append(r.toUp, relayItem{data: data, end: end})
 	if end {
 		r.reqEnded = true
 	}
 	r.pumpUpLocked(&sc.toFlush)
+	keepQueued(r.toUp)
 	r.mu.Unlock()
+}
+
+// keepQueued copies the data of the last item of a queue, when some of it
+// is still queued: it is the frame just read, whose buffer the framer
+// reuses (the items before it were copied when they were queued).
+func keepQueued(q []relayItem) {
+	if n := len(q); n > 0 {
+		q[n-1].data = cloneIfAny(q[n-1].data)
+	}
 }
 
 func cloneIfAny(b []byte) []byte {
@@ -361,7 +387,7 @@ func (r *relay) pumpUpLocked(fl *flushList) {
 		chunk := it.data[:k]
 		last := int(k) == len(it.data)
 		endNow := last && it.end
-		write(fl, cc.w, func(fr *http2.Framer) error { return fr.WriteData(r.uid, endNow, chunk) })
+		writeData(fl, cc.w, r.uid, endNow, chunk)
 		if k > 0 {
 			r.creditClientLocked(fl, k)
 		}
@@ -497,8 +523,9 @@ func (r *relay) fromUpstreamData(data []byte, pad int32, end bool) {
 	if end {
 		r.respEnded = true
 	}
-	r.toDown = append(r.toDown, relayItem{data: cloneIfAny(data), end: end})
+	r.toDown = append(r.toDown, relayItem{data: data, end: end})
 	r.pumpDownLocked(fl)
+	keepQueued(r.toDown)
 	if r.downEnded {
 		r.finishLocked()
 		return
@@ -540,7 +567,7 @@ func (r *relay) pumpDownLocked(fl *flushList) {
 		chunk := it.data[:k]
 		last := int(k) == len(it.data)
 		endNow := last && it.end
-		write(fl, sc.w, func(fr *http2.Framer) error { return fr.WriteData(r.did, endNow, chunk) })
+		writeData(fl, sc.w, r.did, endNow, chunk)
 		if k > 0 {
 			r.creditUpstreamLocked(fl, k)
 		}
