@@ -253,6 +253,7 @@ func (a *admin) clusters(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "%s::upstream_rq_retry::%d\n", c.Name, s.RqRetry.Load())
 		fmt.Fprintf(&b, "%s::upstream_rq_retry_success::%d\n", c.Name, s.RqRetrySuccess.Load())
 		fmt.Fprintf(&b, "%s::upstream_rq_retry_overflow::%d\n", c.Name, s.RetryOverflow.Load())
+		fmt.Fprintf(&b, "%s::upstream_rq_relayed::%d\n", c.Name, s.RqRelayed.Load())
 		if a, ok, f, has := c.HealthCheckStats(); has {
 			fmt.Fprintf(&b, "%s::health_check.attempt::%d\n", c.Name, a)
 			fmt.Fprintf(&b, "%s::health_check.success::%d\n", c.Name, ok)

@@ -120,6 +120,8 @@ var (
 		"Retries sent.", []string{"cluster"}, nil)
 	descRetrySuccess = prometheus.NewDesc("meshgate_cluster_upstream_rq_retry_success_total",
 		"Requests that succeeded on a retry.", []string{"cluster"}, nil)
+	descRelayed = prometheus.NewDesc("meshgate_cluster_upstream_rq_relayed_total",
+		"Requests the HTTP/2 server relayed frame by frame (no handler), of upstream_rq_total.", []string{"cluster"}, nil)
 	descRetryOverflow = prometheus.NewDesc("meshgate_cluster_upstream_rq_retry_overflow_total",
 		"Retries not sent because of max_retries or the retry budget.", []string{"cluster"}, nil)
 	descEjections = prometheus.NewDesc("meshgate_cluster_outlier_ejections_enforced_total",
@@ -142,7 +144,7 @@ type clusterCollector struct {
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRq, descRqActive, descRqTimeout, descRq5xx, descCx, descCxActive, descCxFail,
-		descNoHealthy, descMembers, descHealthy, descOverflow, descRetry, descRetrySuccess, descRetryOverflow,
+		descNoHealthy, descMembers, descHealthy, descOverflow, descRetry, descRetrySuccess, descRetryOverflow, descRelayed,
 		descEjections, descEjectionsActive, descBreakerOpens, descBreakersOpen, descHealthChecks} {
 		ch <- d
 	}
@@ -171,6 +173,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRetry, s.RqRetry.Load())
 		counter(descRetrySuccess, s.RqRetrySuccess.Load())
 		counter(descRetryOverflow, s.RetryOverflow.Load())
+		counter(descRelayed, s.RqRelayed.Load())
 		var healthy, opens, open int64
 		for _, h := range cl.Hosts() {
 			if h.Healthy() {
