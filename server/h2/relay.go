@@ -255,6 +255,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 	}
 	sc.mu.Unlock()
 	sc.handlers.Add(1) // a graceful shutdown waits for relays too
+	sc.relayedCount++
 	if err != nil {
 		r.upstreamFailed(nil, err)
 		return true
@@ -684,9 +685,14 @@ func (r *relay) finishLocked() {
 	}
 }
 
-// clientReset ends the call the client reset (or left).
-func (r *relay) clientReset(code http2.ErrCode) {
+// clientReset ends the call the client reset (or left); true when the
+// answer had not begun (a premature reset).
+func (r *relay) clientReset(code http2.ErrCode) bool {
+	r.mu.Lock()
+	premature := !r.respStarted && !r.done
+	r.mu.Unlock()
 	r.fail(nil, fmt.Errorf("h2: the client reset the stream (%v)", code), "1", "", http2.ErrCodeCancel, true)
+	return premature
 }
 
 // upstreamReset ends the call the upstream reset, with the gRPC status

@@ -261,6 +261,11 @@ type serverConn struct {
 	closed        bool
 	idleTimer     *time.Timer
 	relays        map[uint32]*relay // relayed streams (under mu)
+	// The read loop's: relayed streams opened, and reset by the client
+	// before their answer began (rapid reset, CVE-2023-44487: a relayed
+	// stream stops counting as soon as it is reset, so the connection is
+	// judged by its share of such resets instead).
+	relayedCount, prematureResets int
 	toFlush       flushList         // the read loop's: writers to flush before it waits
 }
 
@@ -559,12 +564,32 @@ func (sc *serverConn) consumed(n int32) {
 	}
 }
 
+// Premature resets tolerated per connection, and their share of the relayed
+// streams past that (Envoy's premature_reset_* overload defaults are alike).
+const (
+	maxPrematureResets     = 100
+	maxPrematureResetShare = 2 // at most 1 in 2 relayed streams
+)
+
+// prematureReset counts a relayed stream the client reset before its
+// answer began; a connection that does it too often is told to go away
+// (ENHANCE_YOUR_CALM) and closed.
+func (sc *serverConn) prematureReset() {
+	sc.prematureResets++
+	if sc.prematureResets >= maxPrematureResets && sc.prematureResets*maxPrematureResetShare >= sc.relayedCount {
+		sc.goAway(http2.ErrCodeEnhanceYourCalm, false)
+		go sc.close(errors.New("h2: too many streams reset by the client before their answer (rapid reset)"))
+	}
+}
+
 func (sc *serverConn) onReset(f *http2.RSTStreamFrame) {
 	sc.mu.Lock()
 	r := sc.relays[f.StreamID]
 	sc.mu.Unlock()
 	if r != nil {
-		r.clientReset(f.ErrCode)
+		if r.clientReset(f.ErrCode) {
+			sc.prematureReset()
+		}
 		return
 	}
 	if st := sc.stream(f.StreamID); st != nil {

@@ -1,0 +1,137 @@
+package h2
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// relayTo serves upstream on a loopback port and returns a Transport with
+// a connection to it already up (the relay does not dial) and its address.
+func relayTo(t *testing.T, upstream http.Handler) (*Transport, string) {
+	t.Helper()
+	up := serve(t, &Server{Handler: upstream})
+	var d net.Dialer
+	tr := &Transport{Dial: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+	t.Cleanup(tr.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+up+"/warm", bytes.NewReader(nil))
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return tr, up
+}
+
+// relayAll relays every request to up.
+func relayAll(tr *Transport, up string) RelayFunc {
+	return func(r *http.Request) (*RelayTarget, bool) {
+		return &RelayTarget{Transport: tr, Addr: up, Start: func() (*http.Request, func(RelayEnd), bool) {
+			out := &http.Request{Method: r.Method, URL: &url.URL{Scheme: "http", Host: up, Path: r.URL.Path}, Header: r.Header, Host: r.Host}
+			return out, nil, true
+		}}, true
+	}
+}
+
+// Streams relayed and reset by the client before their answer, as fast as
+// they open (CVE-2023-44487), do not reach the upstream without bound: the
+// connection is told to calm down (GOAWAY ENHANCE_YOUR_CALM) and closed.
+func TestRelay_RapidReset(t *testing.T) {
+	var seen atomic.Int32
+	tr, up := relayTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/warm" {
+			return
+		}
+		seen.Add(1)
+		<-r.Context().Done()
+	}))
+	addr := serve(t, &Server{Relay: relayAll(tr, up), Handler: http.NotFoundHandler()})
+	rc := dialRaw(t, addr)
+	var goAway atomic.Value
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rc.readUntil(10*time.Second, func(f http2.Frame) bool {
+			if g, ok := f.(*http2.GoAwayFrame); ok {
+				goAway.Store(g.ErrCode)
+				return true
+			}
+			return false
+		})
+	}()
+	const n = 5000
+	sent := 0
+	for i := range n {
+		id := uint32(2*i + 1)
+		rc.hbuf.Reset()
+		for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/slow"}, {"content-type", "application/grpc"}} {
+			_ = rc.henc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		if rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.hbuf.Bytes(), EndHeaders: true}) != nil ||
+			rc.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			break // the server closed the connection
+		}
+		sent++
+	}
+	<-done
+	code, _ := goAway.Load().(http2.ErrCode)
+	if code != http2.ErrCodeEnhanceYourCalm {
+		t.Fatalf("GOAWAY %v after %d rapid resets, want ENHANCE_YOUR_CALM", code, sent)
+	}
+	if s := seen.Load(); s > 2*maxPrematureResets {
+		t.Fatalf("the upstream saw %d streams of %d rapid resets, want at most %d", s, sent, 2*maxPrematureResets)
+	}
+	t.Logf("%d streams sent, %d reached the upstream", sent, seen.Load())
+}
+
+// A client that resets some streams among answered ones is not judged a
+// rapid-reset attacker.
+func TestRelay_OccasionalResetsAreFine(t *testing.T) {
+	tr, up := relayTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Trailer", "Grpc-Status")
+		_, _ = w.Write([]byte{0, 0, 0, 0, 0})
+		w.Header().Set("Grpc-Status", "0")
+	}))
+	addr := serve(t, &Server{Relay: relayAll(tr, up), Handler: http.NotFoundHandler()})
+	rc := dialRaw(t, addr)
+	ended := 0
+	for i := range 300 {
+		id := uint32(2*i + 1)
+		rc.hbuf.Reset()
+		for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/ok"}, {"content-type", "application/grpc"}} {
+			_ = rc.henc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.hbuf.Bytes(), EndHeaders: true, EndStream: i%3 != 0}); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			_ = rc.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+			continue
+		}
+		if err := rc.readUntil(5*time.Second, func(f http2.Frame) bool {
+			if g, ok := f.(*http2.GoAwayFrame); ok {
+				t.Fatalf("GOAWAY %v after %d answered calls", g.ErrCode, ended)
+			}
+			return f.Header().StreamID == id && f.Header().Flags.Has(http2.FlagHeadersEndStream) && f.Header().Type == http2.FrameHeaders
+		}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		ended++
+	}
+	if ended != 200 {
+		t.Fatalf("%d calls answered, want 200", ended)
+	}
+}
