@@ -266,7 +266,7 @@ type serverConn struct {
 	// stream stops counting as soon as it is reset, so the connection is
 	// judged by its share of such resets instead).
 	relayedCount, prematureResets int
-	toFlush       flushList         // the read loop's: writers to flush before it waits
+	toFlush                       flushList // the read loop's: writers to flush before it waits
 }
 
 func (sc *serverConn) serve() error {
