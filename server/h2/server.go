@@ -261,12 +261,13 @@ type serverConn struct {
 	closed        bool
 	idleTimer     *time.Timer
 	relays        map[uint32]*relay // relayed streams (under mu)
+	toFlush       flushList         // the read loop's: writers to flush before it waits
+
 	// The read loop's: relayed streams opened, and reset by the client
 	// before their answer began (rapid reset, CVE-2023-44487: a relayed
 	// stream stops counting as soon as it is reset, so the connection is
 	// judged by its share of such resets instead).
 	relayedCount, prematureResets int
-	toFlush                       flushList // the read loop's: writers to flush before it waits
 }
 
 func (sc *serverConn) serve() error {
