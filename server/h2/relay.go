@@ -87,6 +87,8 @@ type relay struct {
 	mu           sync.Mutex
 	drecv, urecv recvFlow
 	toUp, toDown []relayItem
+	// upRoom and downRoom back the queues' usual one item.
+	upRoom, downRoom [1]relayItem
 	reqEnded     bool // END_STREAM went to the upstream
 	respEnded    bool // the upstream's END_STREAM came
 	upReset      bool // RST_STREAM went or came on the upstream stream
@@ -204,6 +206,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 		return false
 	}
 	r := &relay{sc: sc, did: id, cc: cc, tgt: tgt, report: done}
+	r.toUp, r.toDown = r.upRoom[:0], r.downRoom[:0]
 	r.drecv = recvFlow{avail: sc.s.streamWindow()}
 	r.urecv = recvFlow{avail: cc.t.streamWindow()}
 	opened := false
@@ -398,6 +401,9 @@ func (r *relay) pumpUpLocked(fl *flushList) {
 		}
 		r.toUp[0] = relayItem{}
 		r.toUp = r.toUp[1:]
+		if len(r.toUp) == 0 {
+			r.toUp = r.upRoom[:0]
+		}
 	}
 }
 
@@ -421,7 +427,6 @@ func (r *relay) fromUpstreamHeaders(f *http2.MetaHeadersFrame) {
 		return
 	}
 	r.last = time.Now()
-	fields := responseFields(f.Fields)
 	if gs := fieldValue(f.Fields, "grpc-status"); gs != "" {
 		r.end.GRPCStatus = gs
 	}
@@ -437,16 +442,8 @@ func (r *relay) fromUpstreamHeaders(f *http2.MetaHeadersFrame) {
 			return // interim: the final answer follows
 		}
 		r.respStarted, r.end.Status = true, status
+		r.writeDownHeaders(fl, f.Fields, f.StreamEnded())
 		end := f.StreamEnded()
-		sc := r.sc
-		write(fl, sc.w, func(fr *http2.Framer) error {
-			block := sc.w.headerBlock(func(enc *hpack.Encoder) {
-				for _, hf := range fields {
-					_ = enc.WriteField(hf)
-				}
-			})
-			return writeHeaderBlock(fr, r.did, block, end, int(sc.frameSize()))
-		})
 		if end {
 			r.respEnded, r.downEnded = true, true
 			r.finishLocked()
@@ -461,7 +458,14 @@ func (r *relay) fromUpstreamHeaders(f *http2.MetaHeadersFrame) {
 		r.upstreamFailed(fl, errors.New("h2: trailers without END_STREAM"))
 		return
 	}
-	r.toDown = append(r.toDown, relayItem{trailer: fields, end: true})
+	if len(r.toDown) == 0 {
+		// Nothing waits before them: sent as they came.
+		r.writeDownHeaders(fl, f.Fields, true)
+		r.downEnded = true
+		r.finishLocked()
+		return
+	}
+	r.toDown = append(r.toDown, relayItem{trailer: responseFields(f.Fields), end: true})
 	r.pumpDownLocked(fl)
 	if r.downEnded {
 		r.finishLocked()
@@ -470,19 +474,42 @@ func (r *relay) fromUpstreamHeaders(f *http2.MetaHeadersFrame) {
 	r.mu.Unlock()
 }
 
-// responseFields are the fields to send on: :status kept, other pseudo
-// fields and connection-specific ones dropped.
+// writeDownHeaders sends the upstream's header fields to the client as a
+// HEADERS frame (sendOn's fields only).
+func (r *relay) writeDownHeaders(fl *flushList, fields []hpack.HeaderField, end bool) {
+	sc := r.sc
+	write(fl, sc.w, func(fr *http2.Framer) error {
+		block := sc.w.headerBlock(func(enc *hpack.Encoder) {
+			for _, hf := range fields {
+				if sendOn(hf) {
+					_ = enc.WriteField(hf)
+				}
+			}
+		})
+		return writeHeaderBlock(fr, r.did, block, end, int(sc.frameSize()))
+	})
+}
+
+// sendOn: a response field passed on (:status kept, other pseudo fields
+// and connection-specific ones dropped).
+func sendOn(hf hpack.HeaderField) bool {
+	if hf.IsPseudo() {
+		return hf.Name == ":status"
+	}
+	switch hf.Name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return false
+	}
+	return true
+}
+
+// responseFields copies the fields to send on (for trailers that wait).
 func responseFields(in []hpack.HeaderField) []hpack.HeaderField {
 	out := make([]hpack.HeaderField, 0, len(in))
 	for _, hf := range in {
-		if hf.IsPseudo() && hf.Name != ":status" {
-			continue
+		if sendOn(hf) {
+			out = append(out, hf)
 		}
-		switch hf.Name {
-		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
-			continue
-		}
-		out = append(out, hf)
 	}
 	return out
 }
@@ -578,6 +605,9 @@ func (r *relay) pumpDownLocked(fl *flushList) {
 		}
 		r.toDown[0] = relayItem{}
 		r.toDown = r.toDown[1:]
+		if len(r.toDown) == 0 {
+			r.toDown = r.downRoom[:0]
+		}
 		if endNow {
 			r.downEnded = true
 		}
