@@ -89,16 +89,16 @@ type relay struct {
 	toUp, toDown []relayItem
 	// upRoom and downRoom back the queues' usual one item.
 	upRoom, downRoom [1]relayItem
-	reqEnded     bool // END_STREAM went to the upstream
-	respEnded    bool // the upstream's END_STREAM came
-	upReset      bool // RST_STREAM went or came on the upstream stream
-	downEnded    bool // END_STREAM (or a reset) went to the client
-	respStarted  bool // response HEADERS went to the client
-	end          RelayEnd
-	done         bool
-	timer        *time.Timer
-	deadline     time.Time
-	last         time.Time
+	reqEnded         bool // END_STREAM went to the upstream
+	respEnded        bool // the upstream's END_STREAM came
+	upReset          bool // RST_STREAM went or came on the upstream stream
+	downEnded        bool // END_STREAM (or a reset) went to the client
+	respStarted      bool // response HEADERS went to the client
+	end              RelayEnd
+	done             bool
+	timer            *time.Timer
+	deadline         time.Time
+	last             time.Time
 }
 
 // warm dials addr in the background when it has no connection and none is
