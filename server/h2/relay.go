@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -76,7 +77,7 @@ type relay struct {
 	sc     *serverConn
 	did    uint32
 	cc     *clientConn
-	uid    uint32
+	uid    atomic.Uint32
 	tgt    *RelayTarget
 	report func(RelayEnd)
 
@@ -205,48 +206,12 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 		cc.unreserve()
 		return false
 	}
-	r := &relay{sc: sc, did: id, cc: cc, tgt: tgt, report: done}
+	r := &relay{sc: sc, did: id, cc: cc, tgt: tgt, report: done, reqEnded: end}
 	r.toUp, r.toDown = r.upRoom[:0], r.downRoom[:0]
 	r.drecv = recvFlow{avail: sc.s.streamWindow()}
 	r.urecv = recvFlow{avail: cc.t.streamWindow()}
-	opened := false
-	err := cc.w.write(false, func(fr *http2.Framer) error {
-		cc.mu.Lock()
-		uid := cc.nextID.Load()
-		if cc.closed || cc.goAway || uid > maxStreamID {
-			cc.mu.Unlock()
-			return nil
-		}
-		opened = true
-		cc.nextID.Store(uid + 2)
-		r.uid, r.usend = uid, cc.initialWindow
-		if cc.relays == nil {
-			cc.relays = map[uint32]*relay{}
-		}
-		cc.relays[uid] = r
-		cc.reserved--
-		maxFrame := int(cc.maxFrame)
-		cc.mu.Unlock()
-		block := cc.w.headerBlock(func(enc *hpack.Encoder) { encodeRequestHeaders(enc, out) })
-		return writeHeaderBlock(fr, uid, block, end, maxFrame)
-	})
-	if !opened {
-		// The connection went away since it was booked: the call still
-		// ends here, as an upstream that could not be reached.
-		cc.unreserve()
-		r.upReset = true
-		sc.handlers.Add(1)
-		sc.mu.Lock()
-		if sc.relays == nil {
-			sc.relays = map[uint32]*relay{}
-		}
-		sc.relays[id] = r
-		sc.mu.Unlock()
-		r.upstreamFailed(nil, errors.New("h2: the upstream connection went away"))
-		return true
-	}
-	sc.toFlush.add(cc.w)
-	r.reqEnded = end
+	// Known on this side before the HEADERS can go out (another writer
+	// may flush them at once, and the answer may come right back).
 	sc.mu.Lock()
 	if sc.relays == nil {
 		sc.relays = map[uint32]*relay{}
@@ -259,6 +224,39 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 	sc.mu.Unlock()
 	sc.handlers.Add(1) // a graceful shutdown waits for relays too
 	sc.relayedCount++
+	opened := false
+	err := cc.w.write(false, func(fr *http2.Framer) error {
+		cc.mu.Lock()
+		uid := cc.nextID.Load()
+		if cc.closed || cc.goAway || uid > maxStreamID {
+			cc.mu.Unlock()
+			return nil
+		}
+		opened = true
+		cc.nextID.Store(uid + 2)
+		r.uid.Store(uid) // (atomic: a reset may read it from another goroutine)
+		r.usend = cc.initialWindow
+		if cc.relays == nil {
+			cc.relays = map[uint32]*relay{}
+		}
+		cc.relays[uid] = r
+		cc.reserved--
+		maxFrame := int(cc.maxFrame)
+		cc.mu.Unlock()
+		block := cc.w.headerBlock(func(enc *hpack.Encoder) { encodeRequestHeaders(enc, out) })
+		return writeHeaderBlock(fr, uid, block, end, maxFrame)
+	})
+	if !opened {
+		// The connection went away since it was booked: the call ends
+		// here, as an upstream that could not be reached.
+		cc.unreserve()
+		r.mu.Lock()
+		r.upReset = true
+		r.mu.Unlock()
+		r.upstreamFailed(nil, errors.New("h2: the upstream connection went away"))
+		return true
+	}
+	sc.toFlush.add(cc.w)
 	if err != nil {
 		r.upstreamFailed(nil, err)
 		return true
@@ -269,7 +267,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 	if tgt.Timeout > 0 {
 		r.deadline = now.Add(tgt.Timeout)
 	}
-	if d, ok := r.nextTimerLocked(now); ok {
+	if d, ok := r.nextTimerLocked(now); ok && !r.done {
 		r.timer = time.AfterFunc(d, r.onTimer)
 	}
 	r.mu.Unlock()
@@ -371,7 +369,7 @@ func (r *relay) pumpUpLocked(fl *flushList) {
 						_ = enc.WriteField(hf)
 					}
 				})
-				return writeHeaderBlock(fr, r.uid, block, true, int(cc.frameSize()))
+				return writeHeaderBlock(fr, r.uid.Load(), block, true, int(cc.frameSize()))
 			})
 			r.toUp = nil
 			return
@@ -391,7 +389,7 @@ func (r *relay) pumpUpLocked(fl *flushList) {
 		chunk := it.data[:k]
 		last := int(k) == len(it.data)
 		endNow := last && it.end
-		writeData(fl, cc.w, r.uid, endNow, chunk)
+		writeData(fl, cc.w, r.uid.Load(), endNow, chunk)
 		if k > 0 {
 			r.creditClientLocked(fl, k)
 		}
@@ -617,7 +615,7 @@ func (r *relay) pumpDownLocked(fl *flushList) {
 func (r *relay) creditUpstreamLocked(fl *flushList, n int32) {
 	cc := r.cc
 	if add := r.urecv.consumed(n, cc.t.streamWindow()); add > 0 && !r.done {
-		id := r.uid
+		id := r.uid.Load()
 		write(fl, cc.w, func(fr *http2.Framer) error { return fr.WriteWindowUpdate(id, uint32(add)) })
 	}
 	cc.consumed(n)
@@ -661,8 +659,8 @@ func (r *relay) fail(fl *flushList, err error, grpcStatus, msg string, code http
 		}
 		r.downEnded = true
 	}
-	if !r.upReset && !(r.reqEnded && r.respEnded) {
-		uid := r.uid
+	if !r.upReset && !(r.reqEnded && r.respEnded) && r.uid.Load() != 0 {
+		uid := r.uid.Load()
 		write(fl, cc.w, func(fr *http2.Framer) error { return fr.WriteRSTStream(uid, code) })
 		r.upReset = true
 	}
@@ -690,14 +688,14 @@ func (r *relay) finishLocked() {
 	}
 	r.toUp, r.toDown = nil, nil
 	end := r.end
-	upOpen := !r.reqEnded && !r.upReset
+	upOpen := !r.reqEnded && !r.upReset && r.uid.Load() != 0
 	r.mu.Unlock()
 	sc, cc := r.sc, r.cc
 	sc.consumed(queued)
 	cc.consumed(downQueued)
 	if upOpen {
 		// The answer is complete: the rest of the request is not needed.
-		_ = cc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(r.uid, http2.ErrCodeCancel) })
+		_ = cc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(r.uid.Load(), http2.ErrCodeCancel) })
 	}
 	sc.mu.Lock()
 	delete(sc.relays, r.did)
@@ -706,7 +704,7 @@ func (r *relay) finishLocked() {
 	sc.closeIfDoneLocked()
 	sc.mu.Unlock()
 	cc.mu.Lock()
-	delete(cc.relays, r.uid)
+	delete(cc.relays, r.uid.Load())
 	cc.maybeIdleLocked()
 	cc.mu.Unlock()
 	sc.handlers.Done()
@@ -731,7 +729,7 @@ func (r *relay) upstreamReset(code http2.ErrCode) {
 	r.mu.Lock()
 	r.upReset = true // no RST back
 	r.mu.Unlock()
-	r.fail(nil, http2.StreamError{StreamID: r.uid, Code: code}, resetGRPCStatus(code), "upstream reset: "+code.String(), http2.ErrCodeCancel, false)
+	r.fail(nil, http2.StreamError{StreamID: r.uid.Load(), Code: code}, resetGRPCStatus(code), "upstream reset: "+code.String(), http2.ErrCodeCancel, false)
 }
 
 // resetGRPCStatus is the gRPC status of a stream reset with code.
