@@ -65,6 +65,8 @@ type clientConn struct {
 	relayFlush flushList         // the read loop's: writers to flush before it waits
 }
 
+// relayFlushReader is what the read loop's buffer reads from: before a
+// read that may wait, what the loop wrote for relayed streams is flushed.
 type relayFlushReader struct{ cc *clientConn }
 
 func (r relayFlushReader) Read(p []byte) (int, error) {
@@ -373,10 +375,7 @@ func (cc *clientConn) relay(id uint32) *relay {
 func (cc *clientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	cs := cc.stream(f.StreamID)
 	if cs == nil {
-		cc.mu.Lock()
-		r := cc.relays[f.StreamID]
-		cc.mu.Unlock()
-		if r != nil {
+		if r := cc.relay(f.StreamID); r != nil {
 			if f.Truncated {
 				r.upstreamFailed(&cc.relayFlush, fmt.Errorf("h2: response headers over %d bytes", maxResponseHeaderBytes))
 				return nil

@@ -335,7 +335,7 @@ func (r *relay) fromClient(data []byte, pad int32, end bool) {
 	if end {
 		r.reqEnded = true
 	}
-	r.pumpUpLocked(&sc.toFlush)
+	r.pumpLocked(&sc.toFlush, true)
 	keepQueued(r.toUp)
 	r.mu.Unlock()
 }
@@ -356,53 +356,92 @@ func cloneIfAny(b []byte) []byte {
 	return append([]byte(nil), b...)
 }
 
-// pumpUpLocked sends what the upstream windows let go.
-func (r *relay) pumpUpLocked(fl *flushList) {
-	cc := r.cc
-	for len(r.toUp) > 0 {
-		it := &r.toUp[0]
+// pumpLocked sends what waits in one direction's queue (up: to the
+// upstream) as far as the receiver's windows let it, giving the bytes back
+// to the sender as they go; trailers end the queue.
+func (r *relay) pumpLocked(fl *flushList, up bool) {
+	q, room, w, id, frameSize := &r.toDown, r.downRoom[:0], r.sc.w, r.did, r.sc.frameSize
+	if up {
+		q, room, w, id, frameSize = &r.toUp, r.upRoom[:0], r.cc.w, r.uid.Load(), r.cc.frameSize
+	}
+	for len(*q) > 0 {
+		it := &(*q)[0]
 		if it.trailer != nil {
-			fields := it.trailer
-			write(fl, cc.w, func(fr *http2.Framer) error {
-				block := cc.w.headerBlock(func(enc *hpack.Encoder) {
-					for _, hf := range fields {
-						_ = enc.WriteField(hf)
-					}
-				})
-				return writeHeaderBlock(fr, r.uid.Load(), block, true, int(cc.frameSize()))
-			})
-			r.toUp = nil
+			writeFields(fl, w, id, it.trailer, true, int(frameSize()), nil)
+			*q = nil
+			r.downEnded = r.downEnded || !up
 			return
 		}
 		k := int32(len(it.data))
 		if k > 0 {
-			cc.mu.Lock()
-			k = min(k, r.usend, cc.sendWindow, int32(cc.maxFrame))
-			if k <= 0 || cc.closed {
-				cc.mu.Unlock()
+			if k = r.takeWindow(up, k); k <= 0 {
 				return
 			}
-			r.usend -= k
-			cc.sendWindow -= k
-			cc.mu.Unlock()
 		}
 		chunk := it.data[:k]
 		last := int(k) == len(it.data)
 		endNow := last && it.end
-		writeData(fl, cc.w, r.uid.Load(), endNow, chunk)
+		writeData(fl, w, id, endNow, chunk)
 		if k > 0 {
-			r.creditClientLocked(fl, k)
+			if up {
+				r.creditClientLocked(fl, k)
+			} else {
+				r.creditUpstreamLocked(fl, k)
+			}
 		}
 		if !last {
 			it.data = it.data[k:]
 			continue
 		}
-		r.toUp[0] = relayItem{}
-		r.toUp = r.toUp[1:]
-		if len(r.toUp) == 0 {
-			r.toUp = r.upRoom[:0]
+		(*q)[0] = relayItem{}
+		if *q = (*q)[1:]; len(*q) == 0 {
+			*q = room
 		}
+		r.downEnded = r.downEnded || (endNow && !up)
 	}
+}
+
+// takeWindow books up to n bytes (at most a frame) in the stream's and the
+// connection's send windows towards the upstream (up) or the client; 0
+// when they are shut or the connection closed.
+func (r *relay) takeWindow(up bool, n int32) int32 {
+	if up {
+		cc := r.cc
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		k := min(n, r.usend, cc.sendWindow, int32(cc.maxFrame))
+		if k <= 0 || cc.closed {
+			return 0
+		}
+		r.usend -= k
+		cc.sendWindow -= k
+		return k
+	}
+	sc := r.sc
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	k := min(n, r.dsend, sc.sendWindow, int32(sc.maxFrame))
+	if k <= 0 || sc.closed {
+		return 0
+	}
+	r.dsend -= k
+	sc.sendWindow -= k
+	return k
+}
+
+// writeFields writes fields (those keep lets by; nil: all) as stream id's
+// header block on w.
+func writeFields(fl *flushList, w *frameWriter, id uint32, fields []hpack.HeaderField, end bool, frameSize int, keep func(hpack.HeaderField) bool) {
+	write(fl, w, func(fr *http2.Framer) error {
+		block := w.headerBlock(func(enc *hpack.Encoder) {
+			for _, hf := range fields {
+				if keep == nil || keep(hf) {
+					_ = enc.WriteField(hf)
+				}
+			}
+		})
+		return writeHeaderBlock(fr, id, block, end, frameSize)
+	})
 }
 
 // creditClientLocked gives n forwarded bytes back to the client's windows.
@@ -464,7 +503,7 @@ func (r *relay) fromUpstreamHeaders(f *http2.MetaHeadersFrame) {
 		return
 	}
 	r.toDown = append(r.toDown, relayItem{trailer: responseFields(f.Fields), end: true})
-	r.pumpDownLocked(fl)
+	r.pumpLocked(fl, false)
 	if r.downEnded {
 		r.finishLocked()
 		return
@@ -475,17 +514,7 @@ func (r *relay) fromUpstreamHeaders(f *http2.MetaHeadersFrame) {
 // writeDownHeaders sends the upstream's header fields to the client as a
 // HEADERS frame (sendOn's fields only).
 func (r *relay) writeDownHeaders(fl *flushList, fields []hpack.HeaderField, end bool) {
-	sc := r.sc
-	write(fl, sc.w, func(fr *http2.Framer) error {
-		block := sc.w.headerBlock(func(enc *hpack.Encoder) {
-			for _, hf := range fields {
-				if sendOn(hf) {
-					_ = enc.WriteField(hf)
-				}
-			}
-		})
-		return writeHeaderBlock(fr, r.did, block, end, int(sc.frameSize()))
-	})
+	writeFields(fl, r.sc.w, r.did, fields, end, int(r.sc.frameSize()), sendOn)
 }
 
 // sendOn: a response field passed on (:status kept, other pseudo fields
@@ -550,66 +579,13 @@ func (r *relay) fromUpstreamData(data []byte, pad int32, end bool) {
 		r.respEnded = true
 	}
 	r.toDown = append(r.toDown, relayItem{data: data, end: end})
-	r.pumpDownLocked(fl)
+	r.pumpLocked(fl, false)
 	keepQueued(r.toDown)
 	if r.downEnded {
 		r.finishLocked()
 		return
 	}
 	r.mu.Unlock()
-}
-
-// pumpDownLocked sends what the client's windows let go.
-func (r *relay) pumpDownLocked(fl *flushList) {
-	sc := r.sc
-	for len(r.toDown) > 0 {
-		it := &r.toDown[0]
-		if it.trailer != nil {
-			fields := it.trailer
-			write(fl, sc.w, func(fr *http2.Framer) error {
-				block := sc.w.headerBlock(func(enc *hpack.Encoder) {
-					for _, hf := range fields {
-						_ = enc.WriteField(hf)
-					}
-				})
-				return writeHeaderBlock(fr, r.did, block, true, int(sc.frameSize()))
-			})
-			r.toDown = nil
-			r.downEnded = true
-			return
-		}
-		k := int32(len(it.data))
-		if k > 0 {
-			sc.mu.Lock()
-			k = min(k, r.dsend, sc.sendWindow, int32(sc.maxFrame))
-			if k <= 0 || sc.closed {
-				sc.mu.Unlock()
-				return
-			}
-			r.dsend -= k
-			sc.sendWindow -= k
-			sc.mu.Unlock()
-		}
-		chunk := it.data[:k]
-		last := int(k) == len(it.data)
-		endNow := last && it.end
-		writeData(fl, sc.w, r.did, endNow, chunk)
-		if k > 0 {
-			r.creditUpstreamLocked(fl, k)
-		}
-		if !last {
-			it.data = it.data[k:]
-			continue
-		}
-		r.toDown[0] = relayItem{}
-		r.toDown = r.toDown[1:]
-		if len(r.toDown) == 0 {
-			r.toDown = r.downRoom[:0]
-		}
-		if endNow {
-			r.downEnded = true
-		}
-	}
 }
 
 func (r *relay) creditUpstreamLocked(fl *flushList, n int32) {
@@ -627,9 +603,10 @@ func (r *relay) upstreamFailed(fl *flushList, err error) {
 	r.fail(fl, err, "14", "upstream failed: "+err.Error(), http2.ErrCodeCancel, false)
 }
 
-// fail ends the call with a local gRPC answer (grpcStatus, msg) when the
-// response has not started, else with the trailers of that status when
-// nothing is queued, else a reset (code); the upstream stream is reset.
+// fail ends the call with a local gRPC answer (grpcStatus, msg): trailers-
+// only when the response has not started, else trailers after what went
+// (what still waits is dropped); the upstream stream is reset with code
+// unless it is over. clientGone: the client is not answered.
 func (r *relay) fail(fl *flushList, err error, grpcStatus, msg string, code http2.ErrCode, clientGone bool) {
 	r.mu.Lock()
 	if r.done {
@@ -641,22 +618,12 @@ func (r *relay) fail(fl *flushList, err error, grpcStatus, msg string, code http
 	if !clientGone && !r.downEnded {
 		fields := []hpack.HeaderField{{Name: "grpc-status", Value: grpcStatus}, {Name: "grpc-message", Value: msg}}
 		r.end.GRPCStatus, r.end.Local = grpcStatus, true
-		switch {
-		case !r.respStarted:
+		if !r.respStarted {
+			// Trailers-only: the whole answer in one HEADERS frame.
 			r.end.Status = http.StatusOK
 			fields = append([]hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}}, fields...)
-			fallthrough
-		default:
-			did := r.did
-			write(fl, sc.w, func(fr *http2.Framer) error {
-				block := sc.w.headerBlock(func(enc *hpack.Encoder) {
-					for _, hf := range fields {
-						_ = enc.WriteField(hf)
-					}
-				})
-				return writeHeaderBlock(fr, did, block, true, int(sc.frameSize()))
-			})
 		}
+		writeFields(fl, sc.w, r.did, fields, true, int(sc.frameSize()), nil)
 		r.downEnded = true
 	}
 	if !r.upReset && !(r.reqEnded && r.respEnded) && r.uid.Load() != 0 {
@@ -765,7 +732,7 @@ func (r *relay) fromClientTrailers(f *http2.MetaHeadersFrame) {
 	}
 	r.reqEnded = true
 	r.toUp = append(r.toUp, relayItem{trailer: fields, end: true})
-	r.pumpUpLocked(&r.sc.toFlush)
+	r.pumpLocked(&r.sc.toFlush, true)
 	r.mu.Unlock()
 }
 
@@ -777,7 +744,7 @@ func (r *relay) pumpDown(fl *flushList) {
 		r.mu.Unlock()
 		return
 	}
-	r.pumpDownLocked(fl)
+	r.pumpLocked(fl, false)
 	if r.downEnded {
 		r.finishLocked()
 		return
@@ -789,7 +756,7 @@ func (r *relay) pumpDown(fl *flushList) {
 func (r *relay) pumpUp(fl *flushList) {
 	r.mu.Lock()
 	if !r.done {
-		r.pumpUpLocked(fl)
+		r.pumpLocked(fl, true)
 	}
 	r.mu.Unlock()
 }

@@ -50,7 +50,9 @@ type Server struct {
 	// (http.StateNew) and end (http.StateClosed).
 	ConnState func(net.Conn, http.ConnState)
 	Logger    *slog.Logger
-	// Relay (prototype) relays a request frame by frame when it says so.
+	// Relay, when set, is asked of each request (in the read loop,
+	// without blocking) whether to relay it frame by frame to an upstream
+	// instead of running Handler (see relay.go).
 	Relay RelayFunc
 
 	mu       sync.Mutex
