@@ -285,16 +285,22 @@ func (l *listener) shutdown(ctx context.Context) error {
 	return err
 }
 
+// chainFor is the filter chain r arrived on (nil: the listener no longer
+// serves that kind of connection).
+func (l *listener) chainFor(r *http.Request) *chain {
+	st := l.state.Load()
+	if r.TLS == nil {
+		return st.plain
+	}
+	if tc := st.tlsChainFor(r.TLS.ServerName); tc != nil {
+		return tc.ch
+	}
+	return nil
+}
+
 // ServeHTTP hands the request to the filter chain it arrived on.
 func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := l.state.Load()
-	ch := st.plain
-	if r.TLS != nil {
-		ch = nil
-		if tc := st.tlsChainFor(r.TLS.ServerName); tc != nil {
-			ch = tc.ch
-		}
-	}
+	ch := l.chainFor(r)
 	if ch == nil {
 		wire.WriteError(w, r, http.StatusMisdirectedRequest, codeUnavailable, "this listener no longer serves this kind of connection")
 		return

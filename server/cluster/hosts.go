@@ -313,20 +313,10 @@ func (c *Cluster) Begin(info governance.PickInfo, tried []*Host) (*Attempt, erro
 		if err != nil {
 			return nil, err
 		}
-		var done func(governance.Outcome)
-		if h.breaker != nil {
-			d, ok := h.breaker.Allow()
-			if !ok {
-				excluded = append(slices.Clip(excluded), h)
-				continue
-			}
-			done = d
+		if a, ok := c.BeginOn(h); ok {
+			return a, nil
 		}
-		c.Stats.RqTotal.Add(1)
-		c.Stats.RqActive.Add(1)
-		h.RqTotal.Add(1)
-		h.RqActive.Add(1)
-		return &Attempt{Host: h, c: c, breakerDone: done}, nil
+		excluded = append(slices.Clip(excluded), h)
 	}
 	c.Stats.NoHealthyUpstrm.Add(1)
 	return nil, fmt.Errorf("cluster %q: the endpoint breakers refused every host tried: %w", c.Name, ErrNoHealthyUpstream)

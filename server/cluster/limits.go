@@ -66,26 +66,46 @@ func thresholdsFromCluster(c *clusterv3.Cluster) ([2]Thresholds, error) {
 	return out, nil
 }
 
-// Admit checks the request thresholds for a new request at a routing
+// overflowKind is which request threshold a new request would pass.
+type overflowKind int
+
+const (
+	noOverflow overflowKind = iota
+	maxRequestsOverflow
+	maxPendingOverflow
+)
+
+// overflow checks the request thresholds for a new request at a routing
 // priority (0 DEFAULT, 1 HIGH). An HTTP/1.1 cluster carries one request
 // per connection, so requests beyond max_connections wait for one and
 // count against max_pending_requests.
-// Admits says whether Admit would let a call in, counting nothing.
-func (c *Cluster) Admits(priority int) bool {
+func (c *Cluster) overflow(priority int) (*Thresholds, overflowKind) {
 	th := &c.thresholds[min(max(priority, 0), 1)]
 	active := c.Stats.RqActive.Load()
-	return active < th.MaxRequests &&
-		(c.Protocol != HTTP1 || active < th.MaxConnections || active-th.MaxConnections < th.MaxPendingRequests)
+	switch {
+	case active >= th.MaxRequests:
+		return th, maxRequestsOverflow
+	case c.Protocol == HTTP1 && active >= th.MaxConnections && active-th.MaxConnections >= th.MaxPendingRequests:
+		return th, maxPendingOverflow
+	}
+	return th, noOverflow
 }
 
+// Admits says whether Admit would let a request in, counting nothing.
+func (c *Cluster) Admits(priority int) bool {
+	_, kind := c.overflow(priority)
+	return kind == noOverflow
+}
+
+// Admit lets a new request in, or counts and says which threshold refused
+// it.
 func (c *Cluster) Admit(priority int) error {
-	th := &c.thresholds[min(max(priority, 0), 1)]
-	active := c.Stats.RqActive.Load()
-	if active >= th.MaxRequests {
+	th, kind := c.overflow(priority)
+	switch kind {
+	case maxRequestsOverflow:
 		c.Stats.RqOverflow.Add(1)
 		return fmt.Errorf("%w: cluster %q reached max_requests (%d)", ErrOverflow, c.Name, th.MaxRequests)
-	}
-	if c.Protocol == HTTP1 && active >= th.MaxConnections && active-th.MaxConnections >= th.MaxPendingRequests {
+	case maxPendingOverflow:
 		c.Stats.RqPendingOverflow.Add(1)
 		return fmt.Errorf("%w: cluster %q reached max_pending_requests (%d) with max_connections (%d) busy",
 			ErrOverflow, c.Name, th.MaxPendingRequests, th.MaxConnections)
