@@ -174,21 +174,7 @@ func TestRelay_DeadlinesAndCancel(t *testing.T) {
 }
 
 func TestRelay_UpstreamResetsAndLoss(t *testing.T) {
-	tests := []struct {
-		name  string
-		reset func(w http.ResponseWriter)
-		want  codes.Code
-	}{
-		{"reset before headers", func(http.ResponseWriter) { panic(http.ErrAbortHandler) }, codes.Internal},
-		{"reset after a message", func(w http.ResponseWriter) {
-			w.Header().Set("Content-Type", "application/grpc")
-			w.WriteHeader(http.StatusOK)
-			_, _ = w.Write([]byte{0, 0, 0, 0, 0})
-			w.(http.Flusher).Flush()
-			panic(http.ErrAbortHandler)
-		}, codes.Internal},
-	}
-	for _, tc := range tests {
+	for _, tc := range backendResets {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := serveH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.Copy(io.Discard, r.Body)

@@ -90,22 +90,25 @@ func TestGRPC_BackendGoneMidStream(t *testing.T) {
 // An HTTP/2 stream reset by the backend becomes the gRPC status the spec
 // maps it to. The backend here is a bare HTTP/2 server that resets on
 // purpose: grpc-go will not send chosen reset codes.
+// backendResets are backends resetting a call (Go's HTTP/2 server answers
+// a panic with RST_STREAM INTERNAL_ERROR) and the status the client gets.
+var backendResets = []struct {
+	name  string
+	reset func(w http.ResponseWriter)
+	want  codes.Code
+}{
+	{"reset before headers", func(http.ResponseWriter) { panic(http.ErrAbortHandler) }, codes.Internal},
+	{"reset after a message", func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/grpc")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte{0, 0, 0, 0, 0}) // one empty message
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}, codes.Internal},
+}
+
 func TestGRPC_BackendResetMapsToStatus(t *testing.T) {
-	tests := []struct {
-		name  string
-		reset func(w http.ResponseWriter)
-		want  codes.Code
-	}{
-		{"reset before headers", func(http.ResponseWriter) { panic(http.ErrAbortHandler) }, codes.Internal},
-		{"reset after a message", func(w http.ResponseWriter) {
-			w.Header().Set("Content-Type", "application/grpc")
-			w.WriteHeader(http.StatusOK)
-			_, _ = w.Write([]byte{0, 0, 0, 0, 0}) // one empty message
-			w.(http.Flusher).Flush()
-			panic(http.ErrAbortHandler)
-		}, codes.Internal},
-	}
-	for _, tc := range tests {
+	for _, tc := range backendResets {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := serveH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.Copy(io.Discard, r.Body)

@@ -160,10 +160,11 @@ func (cc *clientConn) idle() bool {
 	return len(cc.streams)+len(cc.relays) == 0 && cc.reserved == 0
 }
 
+// closeIfIdle closes the connection unless a stream or reservation is on
+// it, checked under the same lock that closes it: a request that reserved
+// it between a separate check and the close would be failed, not retried.
 func (cc *clientConn) closeIfIdle() {
-	if cc.idle() {
-		cc.close(errors.New("h2: idle connection closed"))
-	}
+	cc.shutdown(errors.New("h2: idle connection closed"), true)
 }
 
 // maybeIdleLocked starts the idle timer when the last stream ended; a
@@ -192,9 +193,11 @@ func (cc *clientConn) stopIdleLocked() {
 }
 
 // close ends the connection and fails its streams with err.
-func (cc *clientConn) close(err error) {
+func (cc *clientConn) close(err error) { cc.shutdown(err, false) }
+
+func (cc *clientConn) shutdown(err error, onlyIdle bool) {
 	cc.mu.Lock()
-	if cc.closed {
+	if cc.closed || onlyIdle && (len(cc.streams)+len(cc.relays) != 0 || cc.reserved != 0) {
 		cc.mu.Unlock()
 		return
 	}

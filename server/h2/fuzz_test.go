@@ -33,6 +33,29 @@ func frames(write func(fr *http2.Framer, enc func(...string) []byte)) []byte {
 // FuzzServerConn: whatever a client sends after the preface, the server
 // neither panics nor hangs: the connection ends once the client does, and
 // every handler returns.
+// serveClientBytes serves a connection whose client sends the preface,
+// then data, then leaves; ServeConn must return soon after.
+func serveClientBytes(t *testing.T, s *Server, data []byte) {
+	t.Helper()
+	client, srv := net.Pipe()
+	done := make(chan struct{})
+	go func() {
+		s.ServeConn(srv)
+		close(done)
+	}()
+	go func() { _, _ = io.Copy(io.Discard, client) }()
+	_ = client.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = client.Write([]byte(http2.ClientPreface))
+	_, _ = client.Write(data)
+	time.Sleep(time.Millisecond)
+	client.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("ServeConn did not return after the client left (input %x)", data)
+	}
+}
+
 func FuzzServerConn(f *testing.F) {
 	req := func(fr *http2.Framer, enc func(...string) []byte) {
 		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
@@ -65,23 +88,7 @@ func FuzzServerConn(f *testing.F) {
 			_, _ = w.Write(b)
 			w.Header().Set("X-N", "1")
 		})}
-		client, srv := net.Pipe()
-		done := make(chan struct{})
-		go func() {
-			s.ServeConn(srv)
-			close(done)
-		}()
-		go func() { _, _ = io.Copy(io.Discard, client) }()
-		_ = client.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = client.Write([]byte(http2.ClientPreface))
-		_, _ = client.Write(data)
-		time.Sleep(time.Millisecond)
-		client.Close()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("ServeConn did not return after the client left (input %x)", data)
-		}
+		serveClientBytes(t, s, data)
 	})
 }
 
@@ -221,23 +228,7 @@ func FuzzRelay(f *testing.F) {
 						return out, func(RelayEnd) {}, true
 					}}, true
 			}}
-		client, srv := net.Pipe()
-		done := make(chan struct{})
-		go func() {
-			s.ServeConn(srv)
-			close(done)
-		}()
-		go func() { _, _ = io.Copy(io.Discard, client) }()
-		_ = client.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = client.Write([]byte(http2.ClientPreface))
-		_, _ = client.Write(data)
-		time.Sleep(time.Millisecond)
-		client.Close()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("ServeConn did not return after the client left (input %x)", data)
-		}
+		serveClientBytes(t, s, data)
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			tr.mu.Lock()

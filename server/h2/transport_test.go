@@ -141,6 +141,39 @@ func TestTransport_GRPCUnary(t *testing.T) {
 	}
 }
 
+// Closing idle connections (a cluster leaving the config, an endpoint
+// changing) while calls start never fails a call: a connection reserved
+// by a call is not idle, and the check and the close are one step.
+func TestTransport_CloseIdleRacesCalls(t *testing.T) {
+	addr := startGRPC(t)
+	tr, d := newTransport(t)
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var closer sync.WaitGroup
+	closer.Add(1)
+	go func() {
+		defer closer.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				tr.CloseIdleConnections()
+			}
+		}
+	}()
+	for i := range 400 {
+		if st, msg := checkHealth(ctx, t, tr, addr, "svc"); st != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("call %d: %s", i, msg)
+		}
+	}
+	close(stop)
+	closer.Wait()
+	if d.n.Load() < 2 {
+		t.Errorf("%d connections dialed: the closer never closed an idle one, so the race was not tried", d.n.Load())
+	}
+}
+
 // A server's stream limit opens more connections instead of queueing.
 func TestTransport_MaxConcurrentStreams(t *testing.T) {
 	release := make(chan struct{})
