@@ -756,7 +756,7 @@ func (ch *chain) failure(ctx context.Context, r *http.Request, cl *cluster.Clust
 	// before the gateway's own timer fires: a failure that close to the
 	// deadline is the deadline's.
 	dl, hasDeadline := ctx.Deadline()
-	nearDeadline := hasDeadline && time.Until(dl) < deadlineSlack
+	nearDeadline := hasDeadline && time.Until(dl) < h2.DeadlineSlack
 	switch {
 	case r.Context().Err() != nil:
 		return failure{code: 0, grpc: codeCancelled}
@@ -789,9 +789,6 @@ func (ch *chain) failure(ctx context.Context, r *http.Request, cl *cluster.Clust
 		msg: fmt.Sprintf("upstream failed (cluster %q, host %s): %v", cl.Name, host.Address, err)}
 }
 
-// deadlineSlack is how close to the deadline an upstream failure counts as
-// the deadline passing.
-const deadlineSlack = 10 * time.Millisecond
 
 // hopByHop are the headers that describe one connection, not the message
 // (RFC 9110 section 7.6.1), and are not forwarded.

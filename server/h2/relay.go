@@ -692,12 +692,24 @@ func (r *relay) clientReset(code http2.ErrCode) bool {
 
 // upstreamReset ends the call the upstream reset, with the gRPC status
 // the reset code maps to (gRPC's HTTP/2 error code mapping).
+// The upstream got the deadline in grpc-timeout and may give up a hair
+// before the relay's timer fires: a reset that close to the deadline is
+// the deadline's (DEADLINE_EXCEEDED, not the CANCELLED a reset maps to).
 func (r *relay) upstreamReset(code http2.ErrCode) {
 	r.mu.Lock()
 	r.upReset = true // no RST back
+	timedOut := !r.deadline.IsZero() && time.Until(r.deadline) < DeadlineSlack
 	r.mu.Unlock()
+	if timedOut {
+		r.fail(nil, ErrRelayTimeout, "4", ErrRelayTimeout.Error(), http2.ErrCodeCancel, false)
+		return
+	}
 	r.fail(nil, http2.StreamError{StreamID: r.uid.Load(), Code: code}, resetGRPCStatus(code), "upstream reset: "+code.String(), http2.ErrCodeCancel, false)
 }
+
+// DeadlineSlack is how close to a call's deadline an upstream failure
+// counts as the deadline passing.
+const DeadlineSlack = 10 * time.Millisecond
 
 // resetGRPCStatus is the gRPC status of a stream reset with code.
 func resetGRPCStatus(code http2.ErrCode) string {
