@@ -789,7 +789,6 @@ func (ch *chain) failure(ctx context.Context, r *http.Request, cl *cluster.Clust
 		msg: fmt.Sprintf("upstream failed (cluster %q, host %s): %v", cl.Name, host.Address, err)}
 }
 
-
 // hopByHop are the headers that describe one connection, not the message
 // (RFC 9110 section 7.6.1), and are not forwarded.
 var hopByHop = map[string]bool{
