@@ -681,14 +681,7 @@ func (ch *chain) prepareHeaders(r *http.Request, rt *router.Route[*cluster.Clust
 func (ch *chain) upstreamRequest(ctx context.Context, r *http.Request, rt *router.Route[*cluster.Cluster], cl *cluster.Cluster,
 	host *cluster.Host, body io.ReadCloser, isGRPC bool, timeout time.Duration) *http.Request {
 	f := rt.Forward
-	full := r.RequestURI
-	if full == "" || full[0] != '/' {
-		full = r.URL.RequestURI()
-	}
-	path, query, _ := strings.Cut(full, "?")
-	if f.RewritesPath() {
-		path = f.RewritePath(path)
-	}
+	path, query := upstreamPath(r, f)
 	u := &url.URL{Scheme: cl.Scheme(), Host: host.Address, RawQuery: query}
 	if strings.HasPrefix(path, "//") {
 		u.Path, _ = url.PathUnescape(path)
@@ -703,13 +696,6 @@ func (ch *chain) upstreamRequest(ctx context.Context, r *http.Request, rt *route
 		}
 		r.Header["Grpc-Timeout"] = []string{wire.FormatGRPCTimeout(left)}
 	}
-	hostHeader := r.Host
-	switch {
-	case f.HostRewrite != "":
-		hostHeader = f.HostRewrite
-	case f.AutoHostRewrite:
-		hostHeader = host.Address
-	}
 	out := &http.Request{
 		Method:        r.Method,
 		URL:           u,
@@ -719,13 +705,38 @@ func (ch *chain) upstreamRequest(ctx context.Context, r *http.Request, rt *route
 		Header:        r.Header,
 		Body:          body,
 		ContentLength: r.ContentLength,
-		Host:          hostHeader,
+		Host:          upstreamHost(r, f, host),
 		Trailer:       r.Trailer,
 	}
 	if body == nil {
 		out.ContentLength = 0
 	}
 	return out.WithContext(ctx)
+}
+
+// upstreamPath is the request's path as the upstream gets it (rewritten
+// by the route, else with the client's escaping kept) and its raw query.
+func upstreamPath(r *http.Request, f *router.Forward[*cluster.Cluster]) (path, query string) {
+	full := r.RequestURI
+	if full == "" || full[0] != '/' {
+		full = r.URL.RequestURI()
+	}
+	path, query, _ = strings.Cut(full, "?")
+	if f.RewritesPath() {
+		path = f.RewritePath(path)
+	}
+	return path, query
+}
+
+// upstreamHost is the Host (:authority) the upstream gets.
+func upstreamHost(r *http.Request, f *router.Forward[*cluster.Cluster], host *cluster.Host) string {
+	switch {
+	case f.HostRewrite != "":
+		return f.HostRewrite
+	case f.AutoHostRewrite:
+		return host.Address
+	}
+	return r.Host
 }
 
 // failure describes an attempt that got no (complete) answer: how the

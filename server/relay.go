@@ -2,7 +2,6 @@ package server
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/meshgate/meshgate/server/h2"
 	"github.com/meshgate/meshgate/server/httpfilter"
 	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/server/wire"
 )
 
 // relay decides, in the HTTP/2 server's read loop, whether a request is
@@ -70,15 +70,23 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 		Addr:      h.Address,
 		Timeout:   timeout,
 		Idle:      cmp.Or(f.IdleTimeout, ch.streamIdle),
-		Start: func() (*http.Request, func(h2.RelayEnd), bool) {
+		Start: func() (h2.RequestHead, func(h2.RelayEnd), bool) {
 			a, ok := cl.BeginOn(h)
 			if !ok {
-				return nil, nil, false
+				return h2.RequestHead{}, nil, false
 			}
 			cl.Stats.RqRelayed.Add(1)
 			start := time.Now()
 			ch.prepareHeaders(r, rt, true)
-			out := ch.upstreamRequest(context.Background(), r, rt, cl, h, nil, true, timeout)
+			if timeout > 0 {
+				r.Header["Grpc-Timeout"] = []string{wire.FormatGRPCTimeout(timeout)}
+			}
+			path, query := upstreamPath(r, f)
+			if query != "" {
+				path += "?" + query
+			}
+			out := h2.RequestHead{Method: r.Method, Scheme: cl.Scheme(), Authority: upstreamHost(r, f, h),
+				Path: path, Header: r.Header}
 			return out, func(e h2.RelayEnd) {
 				if errors.Is(e.Err, h2.ErrRelayTimeout) {
 					cl.Stats.RqTimeout.Add(1)

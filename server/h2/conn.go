@@ -63,6 +63,7 @@ type clientConn struct {
 
 	relays     map[uint32]*relay // relayed streams (under mu)
 	relayFlush flushList         // the read loop's: writers to flush before it waits
+	readAt     time.Time         // the read loop's: when its last read returned
 }
 
 // relayFlushReader is what the read loop's buffer reads from: before a
@@ -72,7 +73,12 @@ type relayFlushReader struct{ cc *clientConn }
 func (r relayFlushReader) Read(p []byte) (int, error) {
 	cc := r.cc
 	cc.relayFlush.flush()
-	return cc.conn.Read(p)
+	n, err := cc.conn.Read(p)
+	// The read loop's clock: once per read, not per frame (a clock read
+	// costs here, and every frame of a read arrived at once).
+	cc.readAt = time.Now()
+	cc.lastRead.Store(cc.readAt.UnixNano())
+	return n, err
 }
 
 // newClientConn starts a connection: the client preface, its SETTINGS and
@@ -329,7 +335,6 @@ func (cc *clientConn) readFrames() error {
 			}
 			return err
 		}
-		cc.lastRead.Store(time.Now().UnixNano())
 		cc.pingWaited.Store(false)
 		if first {
 			if _, ok := f.(*http2.SettingsFrame); !ok {

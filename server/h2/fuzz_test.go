@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"testing"
 	"time"
 
@@ -223,8 +222,8 @@ func FuzzRelay(f *testing.F) {
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }),
 			Relay: func(r *http.Request) (*RelayTarget, bool) {
 				return &RelayTarget{Transport: tr, Addr: up, Idle: time.Second,
-					Start: func() (*http.Request, func(RelayEnd), bool) {
-						out := &http.Request{Method: r.Method, URL: &url.URL{Scheme: "http", Host: up, Path: r.URL.Path}, Header: r.Header, Host: r.Host}
+					Start: func() (RequestHead, func(RelayEnd), bool) {
+						out := RequestHead{Method: r.Method, Scheme: "http", Authority: r.Host, Path: r.URL.Path, Header: r.Header}
 						return out, func(RelayEnd) {}, true
 					}}, true
 			}}

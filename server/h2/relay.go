@@ -36,10 +36,9 @@ type RelayTarget struct {
 	Transport *Transport
 	Addr      string
 	// Start commits the call to the relay once an upstream connection is
-	// booked: the request as the upstream gets it (its method, URL, Host
-	// and Header are encoded) and what is told, once, how the call ended.
-	// false: the call goes to a handler after all.
-	Start func() (out *http.Request, done func(RelayEnd), ok bool)
+	// booked: the request's head as the upstream gets it and what is told,
+	// once, how the call ended. false: the call goes to a handler after all.
+	Start func() (out RequestHead, done func(RelayEnd), ok bool)
 	// Timeout ends the call (DEADLINE_EXCEEDED) that long after it began;
 	// Idle when no frame went either way that long. 0: none.
 	Timeout, Idle time.Duration
@@ -243,7 +242,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 		cc.reserved--
 		maxFrame := int(cc.maxFrame)
 		cc.mu.Unlock()
-		block := cc.w.headerBlock(func(enc *hpack.Encoder) { encodeRequestHeaders(enc, out) })
+		block := cc.w.headerBlock(func(enc *hpack.Encoder) { encodeRequestHeaders(enc, &out) })
 		return writeHeaderBlock(fr, uid, block, end, maxFrame)
 	})
 	if !opened {
@@ -261,7 +260,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 		r.upstreamFailed(nil, err)
 		return true
 	}
-	now := time.Now()
+	now := sc.readAt
 	r.mu.Lock()
 	r.last = now
 	if tgt.Timeout > 0 {
@@ -330,7 +329,7 @@ func (r *relay) fromClient(data []byte, pad int32, end bool) {
 	if pad > 0 {
 		r.creditClientLocked(&sc.toFlush, pad)
 	}
-	r.last = time.Now()
+	r.last = sc.readAt
 	r.toUp = append(r.toUp, relayItem{data: data, end: end})
 	if end {
 		r.reqEnded = true
@@ -463,7 +462,7 @@ func (r *relay) fromUpstreamHeaders(f *http2.MetaHeadersFrame) {
 		r.mu.Unlock()
 		return
 	}
-	r.last = time.Now()
+	r.last = r.cc.readAt
 	if gs := fieldValue(f.Fields, "grpc-status"); gs != "" {
 		r.end.GRPCStatus = gs
 	}
@@ -574,7 +573,7 @@ func (r *relay) fromUpstreamData(data []byte, pad int32, end bool) {
 	if pad > 0 {
 		r.creditUpstreamLocked(fl, pad)
 	}
-	r.last = time.Now()
+	r.last = r.cc.readAt
 	if end {
 		r.respEnded = true
 	}

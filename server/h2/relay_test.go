@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,8 +38,8 @@ func relayTo(t *testing.T, upstream http.Handler) (*Transport, string) {
 // relayAll relays every request to up.
 func relayAll(tr *Transport, up string) RelayFunc {
 	return func(r *http.Request) (*RelayTarget, bool) {
-		return &RelayTarget{Transport: tr, Addr: up, Start: func() (*http.Request, func(RelayEnd), bool) {
-			out := &http.Request{Method: r.Method, URL: &url.URL{Scheme: "http", Host: up, Path: r.URL.Path}, Header: r.Header, Host: r.Host}
+		return &RelayTarget{Transport: tr, Addr: up, Start: func() (RequestHead, func(RelayEnd), bool) {
+			out := RequestHead{Method: r.Method, Scheme: "http", Authority: r.Host, Path: r.URL.Path, Header: r.Header}
 			return out, nil, true
 		}}, true
 	}

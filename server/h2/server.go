@@ -216,7 +216,9 @@ func (r *flushingReader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	return r.sc.conn.Read(p)
+	n, err := r.sc.conn.Read(p)
+	r.sc.readAt = time.Now() // the read loop's clock, once per read
+	return n, err
 }
 
 // deadlineWriter bounds each write, so that a client that stops reading
@@ -224,10 +226,18 @@ func (r *flushingReader) Read(p []byte) (int, error) {
 type deadlineWriter struct {
 	c       net.Conn
 	timeout time.Duration
+	until   time.Time // the deadline set last
 }
 
+// Write moves the write deadline only when less than three quarters of
+// the timeout is left on it: each move re-arms a runtime timer, a cost a
+// write per call felt; a stalled write still fails within the timeout.
 func (w *deadlineWriter) Write(p []byte) (int, error) {
-	_ = w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+	now := time.Now()
+	if w.until.Sub(now) < w.timeout*3/4 {
+		w.until = now.Add(w.timeout)
+		_ = w.c.SetWriteDeadline(w.until)
+	}
 	return w.c.Write(p)
 }
 
@@ -264,6 +274,7 @@ type serverConn struct {
 	idleTimer     *time.Timer
 	relays        map[uint32]*relay // relayed streams (under mu)
 	toFlush       flushList         // the read loop's: writers to flush before it waits
+	readAt        time.Time         // the read loop's: when its last read returned
 
 	// The read loop's: relayed streams opened, and reset by the client
 	// before their answer began (rapid reset, CVE-2023-44487: a relayed

@@ -2,6 +2,7 @@ package h2
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -143,7 +144,8 @@ func (cc *clientConn) roundTrip(req *http.Request, body io.ReadCloser, inline []
 		cc.streams[id] = cs
 		cc.reserved--
 		cc.mu.Unlock()
-		block := cc.w.headerBlock(func(enc *hpack.Encoder) { encodeRequestHeaders(enc, req) })
+		head := requestHead(req)
+		block := cc.w.headerBlock(func(enc *hpack.Encoder) { encodeRequestHeaders(enc, &head) })
 		endInHeaders := (body == nil && inline == nil) || (sendInline && len(inline) == 0)
 		err := writeHeaderBlock(fr, id, block, endInHeaders, maxFrame)
 		if err == nil && sendInline && len(inline) > 0 {
@@ -568,27 +570,34 @@ func validHeaders(req *http.Request) error {
 	return nil
 }
 
-// encodeRequestHeaders writes req's header block: pseudo-headers, then its
-// fields without the connection-specific ones (RFC 9113 section 8.2.2).
-func encodeRequestHeaders(enc *hpack.Encoder, req *http.Request) {
+// RequestHead is what a request's header block carries: its
+// pseudo-headers and header fields (hop-by-hop fields are not sent).
+type RequestHead struct {
+	Method, Scheme, Authority, Path string
+	Header                          http.Header
+	ContentLength                   int64 // > 0: sent as content-length
+}
+
+// requestHead is req's head as sent upstream.
+func requestHead(req *http.Request) RequestHead {
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
 	}
-	method := req.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	scheme := req.URL.Scheme
-	if scheme == "" {
-		scheme = "http"
-	}
-	path := req.URL.RequestURI()
-	_ = enc.WriteField(hpack.HeaderField{Name: ":authority", Value: host})
+	return RequestHead{Method: req.Method, Scheme: req.URL.Scheme, Authority: host,
+		Path: req.URL.RequestURI(), Header: req.Header, ContentLength: req.ContentLength}
+}
+
+// encodeRequestHeaders writes a request's header block: pseudo-headers,
+// then its fields lower-cased, without the hop-by-hop ones.
+func encodeRequestHeaders(enc *hpack.Encoder, h *RequestHead) {
+	method := cmp.Or(h.Method, http.MethodGet)
+	scheme := cmp.Or(h.Scheme, "http")
+	_ = enc.WriteField(hpack.HeaderField{Name: ":authority", Value: h.Authority})
 	_ = enc.WriteField(hpack.HeaderField{Name: ":method", Value: method})
-	_ = enc.WriteField(hpack.HeaderField{Name: ":path", Value: path})
+	_ = enc.WriteField(hpack.HeaderField{Name: ":path", Value: h.Path})
 	_ = enc.WriteField(hpack.HeaderField{Name: ":scheme", Value: scheme})
-	for k, vs := range req.Header {
+	for k, vs := range h.Header {
 		switch k {
 		case "Host", "Content-Length", "Connection", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Keep-Alive":
 			continue
@@ -603,8 +612,8 @@ func encodeRequestHeaders(enc *hpack.Encoder, req *http.Request) {
 			_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v})
 		}
 	}
-	if req.ContentLength > 0 {
-		_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(req.ContentLength, 10)})
+	if h.ContentLength > 0 {
+		_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(h.ContentLength, 10)})
 	}
 }
 
