@@ -360,7 +360,10 @@ func (cc *clientConn) readFrames() error {
 		case *http2.PingFrame:
 			if !f.IsAck() {
 				data := f.Data
-				err = cc.w.write(true, func(fr *http2.Framer) error { return fr.WritePing(true, data) })
+				// Flushed with the rest before the loop next waits: grpc-go
+				// pings once per round trip (BDP estimation), a write each.
+				err = cc.w.write(false, func(fr *http2.Framer) error { return fr.WritePing(true, data) })
+				cc.relayFlush.add(cc.w)
 			}
 		case *http2.GoAwayFrame:
 			cc.onGoAway(f)
@@ -497,7 +500,8 @@ func (cc *clientConn) onSettings(f *http2.SettingsFrame) error {
 	if tableSize != nil {
 		cc.w.setHeaderTableSize(*tableSize)
 	}
-	err = cc.w.write(true, func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
+	err = cc.w.write(false, func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
+	cc.relayFlush.add(cc.w)
 	cc.settleOnce.Do(func() { close(cc.settled) })
 	return err
 }

@@ -210,12 +210,6 @@ type flushingReader struct{ sc *serverConn }
 
 func (r *flushingReader) Read(p []byte) (int, error) {
 	r.sc.toFlush.flush()
-	if r.sc.readLoopWrote {
-		r.sc.readLoopWrote = false
-		if err := r.sc.w.write(true, nil); err != nil {
-			return 0, err
-		}
-	}
 	n, err := r.sc.conn.Read(p)
 	r.sc.readAt = time.Now() // the read loop's clock, once per read
 	return n, err
@@ -250,12 +244,9 @@ type serverConn struct {
 	fr         *http2.Framer
 	hr         *headerReader // the read loop's
 	br         *bufio.Reader
-	// readLoopWrote: the read loop wrote answers (SETTINGS and PING
-	// ACKs) without flushing; they go before it next blocks reading.
-	readLoopWrote bool
-	ctx           context.Context
-	cancel        context.CancelFunc
-	handlers      sync.WaitGroup
+	ctx        context.Context
+	cancel     context.CancelFunc
+	handlers   sync.WaitGroup
 
 	w *frameWriter
 
@@ -347,7 +338,7 @@ func (sc *serverConn) serve() error {
 			if !f.IsAck() {
 				data := f.Data
 				err = sc.w.write(false, func(fr *http2.Framer) error { return fr.WritePing(true, data) })
-				sc.readLoopWrote = true
+				sc.toFlush.add(sc.w) // with what the read loop flushes before it waits
 			}
 		case *http2.GoAwayFrame:
 			sc.mu.Lock()
@@ -663,7 +654,7 @@ func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {
 	if tableSize != nil {
 		sc.w.setHeaderTableSize(*tableSize)
 	}
-	sc.readLoopWrote = true
+	sc.toFlush.add(sc.w) // with what the read loop flushes before it waits
 	return sc.w.write(false, func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
 }
 
