@@ -224,3 +224,109 @@ func TestRelay_UpstreamResetsAndLoss(t *testing.T) {
 		})
 	})
 }
+
+// warmRelay makes calls until n of them were relayed: with round robin
+// over a few hosts, every host's connection is then up.
+func warmRelay(t *testing.T, g *gateway, c demov1.DemoServiceClient, n uint64) {
+	t.Helper()
+	cl := clusterNamed(t, g, "grpc")
+	start := cl.Stats.RqRelayed.Load()
+	deadline := time.Now().Add(10 * time.Second)
+	for cl.Stats.RqRelayed.Load()-start < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d calls relayed while warming up", cl.Stats.RqRelayed.Load()-start)
+		}
+		if _, err := c.Echo(context.Background(), &demov1.EchoRequest{Message: "warm"}); err != nil {
+			t.Fatalf("warm-up call: %v", err)
+		}
+	}
+}
+
+// A route with a retry policy is relayed too: an attempt that fails before
+// its answer reaches the client (a failure status in trailers-only or in
+// trailers behind headers, a reset, a refused stream) is handed to the
+// handler path, which makes the retries: the client sees the other host's
+// answer, and the relayed attempt counts as the first of num_retries + 1.
+func TestRelay_Retries(t *testing.T) {
+	t.Run("a failing host is retried on another", func(t *testing.T) {
+		bs := backends(t, 2)
+		g := startGateway(t, render(t, governanceConfig, governanceData{
+			Backends: bs,
+			Route:    indent(`retries: { retry_on: "unavailable", num_retries: 1, skip_previous_hosts: true }`, 12),
+		}))
+		c := demoClient(t, g.addr("main"))
+		warmRelay(t, g, c, 10)
+		cl := clusterNamed(t, g, "grpc")
+		bs[0].Service.Faults.GRPCCode.Store(int32(codes.Unavailable))
+		relayedBefore, retriesBefore, failingBefore := cl.Stats.RqRelayed.Load(), cl.Stats.RqRetry.Load(), bs[0].Service.Calls.Load()
+		for i := range 20 {
+			resp, err := c.Echo(context.Background(), &demov1.EchoRequest{Message: "x"})
+			if err != nil || resp.GetServer() != "b1" {
+				t.Fatalf("call %d: %v, %v; want an answer from b1 after a retry", i, resp, err)
+			}
+		}
+		failed := bs[0].Service.Calls.Load() - failingBefore
+		if failed == 0 {
+			t.Fatal("the failing backend was never tried: the test proves nothing")
+		}
+		if got := cl.Stats.RqRelayed.Load() - relayedBefore; got != 20 {
+			t.Errorf("%d of 20 calls were relayed first, want all", got)
+		}
+		if got := cl.Stats.RqRetry.Load() - retriesBefore; got != uint64(failed) {
+			t.Errorf("%d retries for %d failed attempts", got, failed)
+		}
+	})
+	t.Run("retries run out", func(t *testing.T) {
+		bs := backends(t, 2)
+		g := startGateway(t, render(t, governanceConfig, governanceData{
+			Backends: bs,
+			Route:    indent(`retries: { retry_on: "unavailable", num_retries: 1, skip_previous_hosts: true }`, 12),
+		}))
+		c := demoClient(t, g.addr("main"))
+		warmRelay(t, g, c, 10)
+		cl := clusterNamed(t, g, "grpc")
+		for _, b := range bs {
+			b.Service.Faults.GRPCCode.Store(int32(codes.Unavailable))
+		}
+		relayedBefore := cl.Stats.RqRelayed.Load()
+		attemptsBefore := bs[0].Service.Calls.Load() + bs[1].Service.Calls.Load()
+		for i := range 10 {
+			_, err := c.Echo(context.Background(), &demov1.EchoRequest{Message: "x"})
+			if status.Code(err) != codes.Unavailable {
+				t.Fatalf("call %d: %v, want UNAVAILABLE once the retry failed too", i, err)
+			}
+		}
+		if got := cl.Stats.RqRelayed.Load() - relayedBefore; got != 10 {
+			t.Errorf("%d of 10 calls were relayed first, want all", got)
+		}
+		// num_retries 1: the relayed attempt and one retry, per call.
+		if got := bs[0].Service.Calls.Load() + bs[1].Service.Calls.Load() - attemptsBefore; got != 20 {
+			t.Errorf("%d attempts reached the backends for 10 calls, want 20 (1 + num_retries each)", got)
+		}
+	})
+	t.Run("a backend gone mid-load", func(t *testing.T) {
+		bs := backends(t, 3)
+		g := startGateway(t, render(t, governanceConfig, governanceData{
+			Backends: bs,
+			Route:    indent(`retries: { retry_on: "connect-failure,reset,refused-stream,unavailable", num_retries: 2, skip_previous_hosts: true }`, 12),
+			Extra:    indent(`circuit_breakers: { max_retries: 16 }`, 4),
+		}))
+		c := demoClient(t, g.addr("main"))
+		warmRelay(t, g, c, 20)
+		cl := clusterNamed(t, g, "grpc")
+		relayedBefore := cl.Stats.RqRelayed.Load()
+		loop := startCalls(c, 8)
+		time.Sleep(200 * time.Millisecond)
+		bs[0].Stop()
+		time.Sleep(500 * time.Millisecond)
+		loop.end()
+		if f := loop.failed.Load(); f > 0 {
+			t.Errorf("%d of %d calls failed after a backend stopped (last: %v); retries should have hidden it",
+				f, f+loop.ok.Load(), loop.lastErr.Load())
+		}
+		if cl.Stats.RqRelayed.Load() == relayedBefore {
+			t.Error("no call was relayed under load")
+		}
+		t.Logf("%d calls ok; %d relayed, %d retries", loop.ok.Load(), cl.Stats.RqRelayed.Load()-relayedBefore, cl.Stats.RqRetry.Load())
+	})
+}

@@ -384,6 +384,11 @@ func (fw *forwarding) call(r *http.Request) upstream.Call {
 	f := fw.rt.Forward
 	c := upstream.Call{Cluster: fw.cl, Priority: f.Priority}
 	c.Pick.Hash, c.Pick.HasHash = f.Hash(r)
+	if p := handedOverPrior(r, fw.cl); p != nil {
+		// The frame relay made the first attempt and booked a retry.
+		c.Prior = &upstream.Prior{Host: p.host, ReleaseRetry: p.releaseRetry}
+		fw.lastHost = p.host
+	}
 	if p := f.Retry; p != nil {
 		c.Retries, c.Backoff, c.SkipTried = int(p.NumRetries), p.Backoff, p.SkipPreviousHosts
 		c.Retriable = func(res upstream.Result) bool {

@@ -3,9 +3,11 @@ package server
 import (
 	"cmp"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/meshgate/meshgate/governance"
@@ -36,8 +38,15 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 		return nil, false
 	}
 	f := rt.Forward
-	if f == nil || f.Retry != nil {
+	if f == nil {
 		return nil, false
+	}
+	policy := f.Retry
+	if policy != nil && policy.NumRetries == 0 {
+		policy = nil
+	}
+	if policy != nil && policy.PerTryTimeout > 0 {
+		return nil, false // a per-try timeout is the handler path's
 	}
 	target := f.Pick(rand.Uint64())
 	if !target.Found {
@@ -65,7 +74,8 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 		return nil, false
 	}
 	routeName := rt.Name
-	return &h2.RelayTarget{
+	var orig http.Header // the request's header as it came, for a retry
+	tgt := &h2.RelayTarget{
 		Transport: tr,
 		Addr:      h.Address,
 		Timeout:   timeout,
@@ -77,6 +87,9 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 			}
 			cl.Stats.RqRelayed.Add(1)
 			start := time.Now()
+			if policy != nil {
+				orig = r.Header.Clone()
+			}
 			ch.prepareHeaders(r, rt, true)
 			if timeout > 0 {
 				r.Header["Grpc-Timeout"] = []string{wire.FormatGRPCTimeout(timeout)}
@@ -92,6 +105,9 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 					cl.Stats.RqTimeout.Add(1)
 				}
 				a.End(relayOutcome(e))
+				if e.HandedOver {
+					return // the handler that retries it counts the request
+				}
 				status := e.Status
 				if e.ClientGone && status == 0 {
 					status = 499
@@ -103,7 +119,54 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 				ch.srv.metrics.Request(ch.listener, routeName, target.Name, status, gs, time.Since(start))
 			}, true
 		},
-	}, true
+	}
+	if policy != nil {
+		tgt.RetryBuffer = int(min(f.BufferLimit, math.MaxInt32))
+		tgt.Retry = func(e h2.RelayEnd) (*http.Request, any, bool) {
+			out, judge := relayOutcome(e)
+			att := governance.Attempt{Outcome: out, GRPCStatus: -1, RefusedStream: e.Refused}
+			if gs, err := strconv.Atoi(e.GRPCStatus); err == nil && !e.Local {
+				att.GRPCStatus = gs
+			}
+			if !judge || !policy.Retriable(att) {
+				return nil, nil, false
+			}
+			release, ok := cl.AcquireRetry(f.Priority)
+			if !ok {
+				return nil, nil, false
+			}
+			r.Header, r.Body = orig, nil
+			return r, &relayPrior{cluster: cl, host: h, releaseRetry: sync.OnceFunc(release)}, true
+		}
+	}
+	return tgt, true
+}
+
+// relayPrior is a relayed call's first attempt, failed in a way its route
+// retries: the handler path it is handed to goes on from the first retry.
+type relayPrior struct {
+	cluster      *cluster.Cluster
+	host         *cluster.Host
+	releaseRetry func() // once; Run releases it, or Done when no Run did
+}
+
+// Done is called when the handler returned: the booked retry is released
+// even if the call never reached Run (the route changed, a filter answered).
+func (p *relayPrior) Done() { p.releaseRetry() }
+
+// handedOverPrior is the relay's first attempt of a call handed to the
+// handler path on cl, nil when there was none (or it was on another
+// cluster: the config changed in between; its booked retry is released).
+func handedOverPrior(r *http.Request, cl *cluster.Cluster) *relayPrior {
+	p, ok := h2.HandedOver(r.Context()).(*relayPrior)
+	if !ok {
+		return nil
+	}
+	if p.cluster != cl {
+		p.releaseRetry()
+		return nil
+	}
+	return p
 }
 
 // relayOutcome is what the host's breaker and outlier detection learn of

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,10 +172,27 @@ func FuzzRelay(f *testing.F) {
 			BlockFragment: enc(":method", "POST", ":scheme", "http", ":path", "/c", "content-type", "application/grpc")})
 		_ = fr.WriteData(1, true, []byte("after the end"))
 	}))
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) {
+		// A call the upstream fails (trailers-only UNAVAILABLE), handed to
+		// the handler for a retry.
+		_ = fr.WriteSettings()
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true,
+			BlockFragment: enc(":method", "POST", ":scheme", "http", ":path", "/fail", "content-type", "application/grpc")})
+		_ = fr.WriteData(1, true, []byte{0, 0, 0, 0, 1, 7})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndHeaders: true,
+			BlockFragment: enc(":method", "POST", ":scheme", "http", ":path", "/fail", "content-type", "application/grpc")})
+		_ = fr.WriteData(3, true, []byte{0, 0, 0, 0, 1, 7})
+		_ = fr.WriteRSTStream(3, http2.ErrCodeCancel)
+	}))
 	f.Add([]byte{})
 	// One upstream and one warm connection to it for the whole run (the
 	// relay does not dial).
 	upstream := &Server{WriteTimeout: 200 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/fail") {
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Grpc-Status", "14")
+			return
+		}
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/grpc")
 		w.Header().Set("Trailer", "Grpc-Status")
@@ -225,6 +243,10 @@ func FuzzRelay(f *testing.F) {
 					Start: func() (RequestHead, func(RelayEnd), bool) {
 						out := RequestHead{Method: r.Method, Scheme: "http", Authority: r.Host, Path: r.URL.Path, Header: r.Header}
 						return out, func(RelayEnd) {}, true
+					},
+					RetryBuffer: 64,
+					Retry: func(RelayEnd) (*http.Request, any, bool) { // every failure goes to the handler
+						return r, nil, true
 					}}, true
 			}}
 		serveClientBytes(t, s, data)

@@ -14,9 +14,11 @@ package h2
 // in the gateway (36 µs through a handler, ~20 relayed, on the bench).
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -42,7 +44,23 @@ type RelayTarget struct {
 	// Timeout ends the call (DEADLINE_EXCEEDED) that long after it began;
 	// Idle when no frame went either way that long. 0: none.
 	Timeout, Idle time.Duration
+	// Retry, when set, is asked about an attempt that failed before any of
+	// its answer went to the client, the whole request sent and held (at
+	// most RetryBuffer bytes of DATA): true hands the call to a handler,
+	// which makes the retries, with req (its body the held DATA) and
+	// handedOver in its context (HandedOver; its Done method, if any, is
+	// called once the handler returned). The attempt's done is told first,
+	// with RelayEnd.HandedOver set.
+	Retry       func(RelayEnd) (req *http.Request, handedOver any, ok bool)
+	RetryBuffer int
 }
+
+type handedOverKey struct{}
+
+// HandedOver is what the relay's Retry gave for a call it handed to a
+// handler after a failed attempt; nil for a call that came to the handler
+// first.
+func HandedOver(ctx context.Context) any { return ctx.Value(handedOverKey{}) }
 
 // RelayEnd is how a relayed call ended.
 type RelayEnd struct {
@@ -55,6 +73,12 @@ type RelayEnd struct {
 	Err        error
 	ClientGone bool
 	Local      bool // the answer was the relay's own (timeout, upstream failure)
+	// Refused: the upstream refused the stream or went away before it
+	// (REFUSED_STREAM, GOAWAY), so it did not process it.
+	Refused bool
+	// HandedOver: the call went on to a handler that retries it; this
+	// attempt is over, the call is not (not answered here).
+	HandedOver bool
 }
 
 // ErrRelayTimeout and ErrRelayIdle end a relayed call (RelayEnd.Err).
@@ -94,6 +118,15 @@ type relay struct {
 	upReset          bool // RST_STREAM went or came on the upstream stream
 	downEnded        bool // END_STREAM (or a reset) went to the client
 	respStarted      bool // response HEADERS went to the client
+	// held is the request's DATA so far while holding (a retry may replay
+	// it: the target retries and it fits in RetryBuffer).
+	held    []byte
+	holding bool
+	// heldResp: the response's HEADERS (200, more to come), kept back
+	// while a retry may still happen until the first DATA or the trailers
+	// say how the call went (grpc-go sends a failure in trailers after
+	// headers once its handler set metadata).
+	heldResp []hpack.HeaderField
 	end              RelayEnd
 	done             bool
 	timer            *time.Timer
@@ -205,7 +238,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 		cc.unreserve()
 		return false
 	}
-	r := &relay{sc: sc, did: id, cc: cc, tgt: tgt, report: done, reqEnded: end}
+	r := &relay{sc: sc, did: id, cc: cc, tgt: tgt, report: done, reqEnded: end, holding: tgt.Retry != nil}
 	r.toUp, r.toDown = r.upRoom[:0], r.downRoom[:0]
 	r.drecv = recvFlow{avail: sc.s.streamWindow()}
 	r.urecv = recvFlow{avail: cc.t.streamWindow()}
@@ -330,6 +363,13 @@ func (r *relay) fromClient(data []byte, pad int32, end bool) {
 		r.creditClientLocked(&sc.toFlush, pad)
 	}
 	r.last = sc.readAt
+	if r.holding {
+		if len(r.held)+len(data) > r.tgt.RetryBuffer {
+			r.holding, r.held = false, nil // too big to replay
+		} else {
+			r.held = append(r.held, data...)
+		}
+	}
 	r.toUp = append(r.toUp, relayItem{data: data, end: end})
 	if end {
 		r.reqEnded = true
@@ -466,6 +506,26 @@ func (r *relay) fromUpstreamHeaders(f *http2.MetaHeadersFrame) {
 	if gs := fieldValue(f.Fields, "grpc-status"); gs != "" {
 		r.end.GRPCStatus = gs
 	}
+	if held := r.heldResp; held != nil && !r.respStarted {
+		// The trailers behind held headers: retried on their status, or
+		// both sent on.
+		r.heldResp = nil
+		if !f.StreamEnded() {
+			r.mu.Unlock()
+			r.upstreamFailed(fl, errors.New("h2: trailers without END_STREAM"))
+			return
+		}
+		r.respEnded = true
+		if r.retryLocked(fl, RelayEnd{Status: http.StatusOK, GRPCStatus: fieldValue(f.Fields, "grpc-status")}) {
+			return
+		}
+		r.respStarted, r.end.Status = true, http.StatusOK
+		writeFields(fl, r.sc.w, r.did, held, false, int(r.sc.frameSize()), nil)
+		r.writeDownHeaders(fl, f.Fields, true)
+		r.downEnded = true
+		r.finishLocked()
+		return
+	}
 	if !r.respStarted {
 		status, err := strconv.Atoi(fieldValue(f.Fields, ":status"))
 		if err != nil || status < 100 || status > 999 {
@@ -476,6 +536,18 @@ func (r *relay) fromUpstreamHeaders(f *http2.MetaHeadersFrame) {
 		if status < 200 {
 			r.mu.Unlock()
 			return // interim: the final answer follows
+		}
+		if f.StreamEnded() || status != http.StatusOK {
+			// A trailers-only answer or an HTTP error: one the route's
+			// retry policy may retry, before the client sees it.
+			r.respEnded = f.StreamEnded()
+			if r.retryLocked(fl, RelayEnd{Status: status, GRPCStatus: fieldValue(f.Fields, "grpc-status")}) {
+				return
+			}
+		} else if r.mayRetryLocked() {
+			r.heldResp = responseFields(f.Fields)
+			r.mu.Unlock()
+			return
 		}
 		r.respStarted, r.end.Status = true, status
 		r.writeDownHeaders(fl, f.Fields, f.StreamEnded())
@@ -555,6 +627,12 @@ func (r *relay) fromUpstreamData(data []byte, pad int32, end bool) {
 	fl := &cc.relayFlush
 	n := int32(len(data)) + pad
 	r.mu.Lock()
+	if held := r.heldResp; held != nil && !r.done {
+		// The first message: the call goes on, so do its held headers.
+		r.heldResp = nil
+		r.respStarted, r.end.Status = true, http.StatusOK
+		writeFields(fl, r.sc.w, r.did, held, false, int(r.sc.frameSize()), nil)
+	}
 	if r.done || !r.respStarted {
 		started := r.respStarted
 		r.mu.Unlock()
@@ -610,6 +688,9 @@ func (r *relay) fail(fl *flushList, err error, grpcStatus, msg string, code http
 	r.mu.Lock()
 	if r.done {
 		r.mu.Unlock()
+		return
+	}
+	if !clientGone && r.retryLocked(fl, RelayEnd{Err: err, Local: true, Refused: r.end.Refused}) {
 		return
 	}
 	r.end.Err, r.end.ClientGone = err, clientGone
@@ -679,6 +760,82 @@ func (r *relay) finishLocked() {
 	}
 }
 
+// retryLocked (r.mu held; released when true) hands the call to a handler
+// when the attempt that ended so may be retried: the target retries, the
+// whole request went and is held, nothing of the answer went to the
+// client, and the call's own deadline is not what ended it.
+func (r *relay) retryLocked(fl *flushList, e RelayEnd) bool {
+	if !r.mayRetryLocked() || errors.Is(e.Err, ErrRelayTimeout) || errors.Is(e.Err, ErrRelayIdle) {
+		return false
+	}
+	req, handedOver, ok := r.tgt.Retry(e)
+	if !ok {
+		return false
+	}
+	r.handOffLocked(fl, req, handedOver, e)
+	return true
+}
+
+// mayRetryLocked: the attempt may still be retried (the target retries,
+// the whole request went and is held, nothing of the answer went on).
+func (r *relay) mayRetryLocked() bool {
+	return r.tgt.Retry != nil && r.holding && r.reqEnded && len(r.toUp) == 0 && !r.respStarted && !r.done
+}
+
+// handOffLocked (r.mu held; releases it) ends this attempt and gives the
+// client's stream to a handler with req, its body the held DATA.
+func (r *relay) handOffLocked(fl *flushList, req *http.Request, handedOver any, e RelayEnd) {
+	r.done = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	uid := r.uid.Load()
+	resetUp := !r.upReset && !r.respEnded && uid != 0
+	r.upReset = true
+	held := r.held
+	r.held, r.toUp, r.toDown = nil, nil, nil
+	r.mu.Unlock()
+	sc, cc := r.sc, r.cc
+	if resetUp {
+		write(fl, cc.w, func(fr *http2.Framer) error { return fr.WriteRSTStream(uid, http2.ErrCodeCancel) })
+	}
+	cc.mu.Lock()
+	delete(cc.relays, uid)
+	cc.maybeIdleLocked()
+	cc.mu.Unlock()
+	e.HandedOver = true
+	if r.report != nil {
+		r.report(e)
+	}
+	st := newServerStream(sc, r.did, req, true)
+	st.req.Body, st.req.ContentLength = io.NopCloser(bytes.NewReader(held)), int64(len(held))
+	st.req = st.req.WithContext(context.WithValue(st.req.Context(), handedOverKey{}, handedOver))
+	sc.mu.Lock()
+	delete(sc.relays, r.did)
+	if sc.closed {
+		sc.cond.Broadcast()
+		sc.closeIfDoneLocked()
+		sc.mu.Unlock()
+		st.cancel(errors.New("h2: connection closed"))
+		sc.handlers.Done()
+		handedOverDone(handedOver)
+		return
+	}
+	sc.streams[r.did] = st
+	st.sendWindow = r.dsend
+	sc.mu.Unlock()
+	go func() {
+		st.run() // the relay's place in sc.handlers passes to it
+		handedOverDone(handedOver)
+	}()
+}
+
+func handedOverDone(v any) {
+	if d, ok := v.(interface{ Done() }); ok {
+		d.Done()
+	}
+}
+
 // clientReset ends the call the client reset (or left); true when the
 // answer had not begun (a premature reset).
 func (r *relay) clientReset(code http2.ErrCode) bool {
@@ -697,6 +854,7 @@ func (r *relay) clientReset(code http2.ErrCode) bool {
 func (r *relay) upstreamReset(code http2.ErrCode) {
 	r.mu.Lock()
 	r.upReset = true // no RST back
+	r.end.Refused = code == http2.ErrCodeRefusedStream
 	timedOut := !r.deadline.IsZero() && time.Until(r.deadline) < DeadlineSlack
 	r.mu.Unlock()
 	if timedOut {
@@ -742,6 +900,7 @@ func (r *relay) fromClientTrailers(f *http2.MetaHeadersFrame) {
 		fields = []hpack.HeaderField{}
 	}
 	r.reqEnded = true
+	r.holding, r.held = false, nil // request trailers are not replayed
 	r.toUp = append(r.toUp, relayItem{trailer: fields, end: true})
 	r.pumpLocked(&r.sc.toFlush, true)
 	r.mu.Unlock()

@@ -42,6 +42,18 @@ type Call struct {
 	// Avoid names more hosts to skip on each attempt (Dubbo2 providers
 	// shutting down); nil: none.
 	Avoid func() []*cluster.Host
+	// Prior is the call's first attempt when it was made elsewhere (the
+	// HTTP/2 frame relay) and failed in a way the retry policy retries;
+	// Run goes on from the first retry. nil: none.
+	Prior *Prior
+}
+
+// Prior is a first attempt made before Run: its host (tried), and the
+// retry it booked in the cluster's retry budget (AcquireRetry), which Run
+// releases.
+type Prior struct {
+	Host         *cluster.Host
+	ReleaseRetry func()
 }
 
 // Result is how one attempt ended.
@@ -105,7 +117,20 @@ func Run(ctx context.Context, c Call, try Try) (Result, *cluster.Attempt, error)
 			releaseRetry()
 		}
 	}()
-	for n := 0; ; n++ {
+	first := 0
+	if p := c.Prior; p != nil {
+		tried, releaseRetry, first = []*cluster.Host{p.Host}, p.ReleaseRetry, 1
+		if c.Backoff != nil {
+			wait := time.NewTimer(c.Backoff(1))
+			select {
+			case <-wait.C:
+			case <-ctx.Done():
+				wait.Stop()
+				return Result{}, nil, ctx.Err()
+			}
+		}
+	}
+	for n := first; ; n++ {
 		var avoid []*cluster.Host
 		if c.SkipTried {
 			avoid = tried

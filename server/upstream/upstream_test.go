@@ -214,3 +214,45 @@ func TestRun_Avoid(t *testing.T) {
 		}
 	}
 }
+
+// A first attempt made before Run (the frame relay's) counts: Run goes on
+// from the first retry, avoids that host, and releases the retry it booked.
+func TestRun_Prior(t *testing.T) {
+	tests := []struct {
+		name     string
+		results  []upstream.Result
+		attempts int
+		failed   bool
+	}{
+		{name: "the retry answers", results: []upstream.Result{ok}, attempts: 1},
+		{name: "retries run out", results: []upstream.Result{failed}, attempts: 2, failed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cl := newCluster(t, 3, 0, 0)
+			first := cl.Hosts()[0]
+			release, ok := cl.AcquireRetry(0)
+			if !ok {
+				t.Fatal("no retry to book")
+			}
+			s := &script{results: tt.results}
+			call := upstream.Call{Cluster: cl, Retries: 2, Retriable: always, SkipTried: true,
+				Prior: &upstream.Prior{Host: first, ReleaseRetry: release}}
+			res, _, err := upstream.Run(context.Background(), call, s.try)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s.hosts) != tt.attempts || res.Failed != tt.failed {
+				t.Errorf("%d attempts (%v), failed %v; want %d (num_retries 2 after the prior one), %v", len(s.hosts), s.hosts, res.Failed, tt.attempts, tt.failed)
+			}
+			for _, h := range s.hosts {
+				if h == first.Address {
+					t.Errorf("the prior attempt's host %s was tried again: %v", h, s.hosts)
+				}
+			}
+			if n := cl.Stats.RetriesActive.Load(); n != 0 {
+				t.Errorf("%d retries still booked after Run", n)
+			}
+		})
+	}
+}
