@@ -127,11 +127,11 @@ type relay struct {
 	// say how the call went (grpc-go sends a failure in trailers after
 	// headers once its handler set metadata).
 	heldResp []hpack.HeaderField
-	end              RelayEnd
-	done             bool
-	timer            *time.Timer
-	deadline         time.Time
-	last             time.Time
+	end      RelayEnd
+	done     bool
+	timer    *time.Timer
+	deadline time.Time
+	last     time.Time
 }
 
 // warm dials addr in the background when it has no connection and none is
