@@ -36,6 +36,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/types/descriptorpb"
@@ -152,6 +153,9 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 	scenarios := []scenario{
 		{name: "gRPC unary", unit: "calls/s", target: "≥ 0.60 / ≤ 0.15 ms", proxied: true, run: func(ctx context.Context, addr string) (result, error) {
 			return grpcUnary(ctx, addr, conc, warm, dur)
+		}},
+		{name: "gRPC unary, route with Istio's default retry policy", unit: "calls/s", target: "≥ 0.60", run: func(ctx context.Context, addr string) (result, error) {
+			return grpcUnary(metadata.AppendToOutgoingContext(ctx, "x-bench-route", "istio-retry"), addr, conc, warm, dur)
 		}},
 		{name: "gRPC unary, mTLS upstream (ISTIO_MUTUAL-style)", unit: "calls/s", target: "≥ 0.60", run: func(ctx context.Context, addr string) (result, error) {
 			return grpcUnary(ctx, addr, conc, warm, dur)
@@ -417,6 +421,12 @@ listeners:
     grpc_json: { proto_descriptor: demo.pb, services: [ demo.v1.DemoService ] }
     virtual_hosts:
       - routes:
+          # Istio's default route retry policy (what istiod sends for a
+          # service without a VirtualService), picked by a header.
+          - match: { prefix: /demo.v1.DemoService/, headers: [ { name: x-bench-route, exact: istio-retry } ] }
+            cluster: grpc
+            timeout: 0s
+            retries: { retry_on: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes", num_retries: 2, retriable_status_codes: [ 503 ], skip_previous_hosts: true }
           - match: { prefix: /demo.v1.DemoService/ }
             cluster: grpc
             timeout: 0s
