@@ -239,7 +239,7 @@ func FuzzRelay(f *testing.F) {
 		s := &Server{WriteTimeout: 200 * time.Millisecond, MaxHeaderBytes: 4096,
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }),
 			Relay: func(r *http.Request) (*RelayTarget, bool) {
-				return &RelayTarget{Transport: tr, Addr: up, Idle: time.Second,
+				return &RelayTarget{Transport: tr, Addr: up, Idle: 100 * time.Millisecond,
 					Start: func() (RequestHead, func(RelayEnd), bool) {
 						out := RequestHead{Method: r.Method, Scheme: "http", Authority: r.Host, Path: r.URL.Path, Header: r.Header}
 						return out, func(RelayEnd) {}, true
