@@ -330,3 +330,54 @@ func TestRelay_Retries(t *testing.T) {
 		t.Logf("%d calls ok; %d relayed, %d retries", loop.ok.Load(), cl.Stats.RqRelayed.Load()-relayedBefore, cl.Stats.RqRetry.Load())
 	})
 }
+
+// The stream idle timeout on the relay: a route without a timeout is
+// watched by the connection's sweep, one with a timeout by the call's own
+// timer; either way a stream quiet past the idle timeout ends
+// DEADLINE_EXCEEDED and the backend's handler is cancelled, and one that
+// keeps talking is not cut.
+func TestRelay_StreamIdleTimeout(t *testing.T) {
+	for _, timeout := range []string{"0s", "10s"} {
+		t.Run("route timeout "+timeout, func(t *testing.T) {
+			b := startBackend(t, "b0")
+			g := startGateway(t, render(t, `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /demo.v1.DemoService/ }
+            cluster: grpc
+            timeout: `+timeout+`
+            idle_timeout: 200ms
+clusters:
+  - { name: grpc, protocol: grpc, endpoints: [ "{{.GRPCAddr}}" ] }
+`, b))
+			c := demoClient(t, g.addr("main"))
+			relayed(t, g, c, func() {
+				s, err := c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 10, IntervalMs: 50})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := drain(s); err != nil || len(got) != 10 {
+					t.Fatalf("a stream sending every 50ms over 500ms: %d messages, %v; want all 10", len(got), err)
+				}
+			})
+			relayed(t, g, c, func() {
+				s, err := c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 3, IntervalMs: 600})
+				if err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				_, err = drain(s)
+				if st := status.Convert(err); st.Code() != codes.DeadlineExceeded || !strings.Contains(st.Message(), "idle") {
+					t.Fatalf("a stream quiet for 600ms past a 200ms idle timeout: %v, want DeadlineExceeded (stream idle timeout)", err)
+				}
+				if d := time.Since(start); d >= 600*time.Millisecond {
+					t.Errorf("the idle stream ended after %v, not before its next message at 600ms", d)
+				}
+				waitCancel(t, b, "ServerStream")
+			})
+		})
+	}
+}

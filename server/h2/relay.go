@@ -118,6 +118,10 @@ type relay struct {
 	upReset          bool // RST_STREAM went or came on the upstream stream
 	downEnded        bool // END_STREAM (or a reset) went to the client
 	respStarted      bool // response HEADERS went to the client
+	// swept: only an idle timeout bounds the call, watched by the
+	// connection's sweep instead of a timer of its own (set before the
+	// relay is known to the connection, then read-only).
+	swept bool
 	// held is the request's DATA so far while holding (a retry may replay
 	// it: the target retries and it fits in RetryBuffer).
 	held    []byte
@@ -238,7 +242,9 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 		cc.unreserve()
 		return false
 	}
-	r := &relay{sc: sc, did: id, cc: cc, tgt: tgt, report: done, reqEnded: end, holding: tgt.Retry != nil}
+	r := &relay{sc: sc, did: id, cc: cc, tgt: tgt, report: done, reqEnded: end, holding: tgt.Retry != nil,
+		last: sc.readAt} // (a sweep may look at it as soon as it is known)
+	r.swept = tgt.Timeout == 0 && tgt.Idle > 0
 	r.toUp, r.toDown = r.upRoom[:0], r.downRoom[:0]
 	r.drecv = recvFlow{avail: sc.s.streamWindow()}
 	r.urecv = recvFlow{avail: cc.t.streamWindow()}
@@ -250,6 +256,9 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 	}
 	sc.relays[id] = r
 	r.dsend = sc.initialWindow
+	if r.swept && !sc.sweepIdleLocked(tgt.Idle) {
+		r.swept = false // a shorter idle timeout than the sweep serves: its own timer
+	}
 	if sc.idleTimer != nil {
 		sc.idleTimer.Stop()
 	}
@@ -299,7 +308,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 	if tgt.Timeout > 0 {
 		r.deadline = now.Add(tgt.Timeout)
 	}
-	if d, ok := r.nextTimerLocked(now); ok && !r.done {
+	if d, ok := r.nextTimerLocked(now); ok && !r.done && !r.swept {
 		r.timer = time.AfterFunc(d, r.onTimer)
 	}
 	r.mu.Unlock()
@@ -318,6 +327,56 @@ func (r *relay) nextTimerLocked(now time.Time) (time.Duration, bool) {
 		}
 	}
 	return d, ok
+}
+
+// Relays bounded only by a stream idle timeout (Envoy's default is 5
+// minutes; no route timeout, as Istio's routes) are watched by one sweep per
+// connection instead of a timer each: a timer per call was ~5% of a relayed
+// call's CPU. The sweep runs every eighth of the idle timeout, so a quiet
+// stream ends between 1 and 1.125 times it.
+const minSweep = 10 * time.Millisecond
+
+// sweepIdleLocked (sc.mu held) makes sure the sweep runs often enough for
+// idle; false when it runs less often (the relay then keeps a timer).
+func (sc *serverConn) sweepIdleLocked(idle time.Duration) bool {
+	every := max(idle/8, minSweep)
+	if sc.sweep == nil {
+		sc.sweepEvery = every
+		sc.sweep = time.AfterFunc(every, sc.sweepIdle)
+		return true
+	}
+	return every >= sc.sweepEvery
+}
+
+// sweepIdle ends the swept relays quiet for their idle timeout, and runs
+// again while there are any.
+func (sc *serverConn) sweepIdle() {
+	now := time.Now()
+	sc.mu.Lock()
+	var swept []*relay
+	for _, r := range sc.relays {
+		if r.swept {
+			swept = append(swept, r)
+		}
+	}
+	sc.mu.Unlock()
+	for _, r := range swept {
+		r.mu.Lock()
+		quiet := !r.done && now.Sub(r.last) >= r.tgt.Idle
+		r.mu.Unlock()
+		if quiet {
+			r.fail(nil, ErrRelayIdle, "4", ErrRelayIdle.Error(), http2.ErrCodeCancel, false)
+		}
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for _, r := range sc.relays {
+		if r.swept && !sc.closed {
+			sc.sweep.Reset(sc.sweepEvery)
+			return
+		}
+	}
+	sc.sweep = nil // the next swept relay starts it again
 }
 
 func (r *relay) onTimer() {

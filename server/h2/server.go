@@ -266,6 +266,10 @@ type serverConn struct {
 	relays        map[uint32]*relay // relayed streams (under mu)
 	toFlush       flushList         // the read loop's: writers to flush before it waits
 	readAt        time.Time         // the read loop's: when its last read returned
+	// sweep watches the relays bounded only by an idle timeout, every
+	// sweepEvery (under mu; nil when none is running).
+	sweep      *time.Timer
+	sweepEvery time.Duration
 
 	// The read loop's: relayed streams opened, and reset by the client
 	// before their answer began (rapid reset, CVE-2023-44487: a relayed
@@ -413,6 +417,9 @@ func (sc *serverConn) close(err error) {
 	sc.closed = true
 	if sc.idleTimer != nil {
 		sc.idleTimer.Stop()
+	}
+	if sc.sweep != nil {
+		sc.sweep.Stop()
 	}
 	streams := make([]*serverStream, 0, len(sc.streams))
 	for _, st := range sc.streams {
