@@ -40,3 +40,39 @@ func Single(b []byte) (msg []byte, ok bool) {
 	}
 	return b[HeaderLen:], true
 }
+
+// SizeWatch follows a stream of length-prefixed messages as its bytes go
+// by, in pieces of any size, without buffering: it only reads the 5-byte
+// prefixes. Max is the largest message length allowed.
+type SizeWatch struct {
+	Max  uint64
+	left uint64 // bytes left of the current message
+	hdr  [HeaderLen]byte
+	hdrN int // prefix bytes gathered so far
+}
+
+// Scan takes the next bytes of the stream; false once a message's prefix
+// says it is longer than Max.
+func (w *SizeWatch) Scan(p []byte) bool {
+	for len(p) > 0 {
+		if w.left > 0 {
+			k := min(uint64(len(p)), w.left)
+			w.left -= k
+			p = p[k:]
+			continue
+		}
+		k := copy(w.hdr[w.hdrN:], p)
+		w.hdrN += k
+		p = p[k:]
+		if w.hdrN < len(w.hdr) {
+			return true
+		}
+		w.hdrN = 0
+		n, _ := Length(w.hdr[:])
+		w.left = uint64(n)
+		if w.left > w.Max {
+			return false
+		}
+	}
+	return true
+}

@@ -31,3 +31,43 @@ func TestAppendAndSingle(t *testing.T) {
 		}
 	}
 }
+
+func TestSizeWatch(t *testing.T) {
+	stream := func(lens ...int) []byte {
+		var b []byte
+		for _, n := range lens {
+			b = Append(b, 0, make([]byte, n))
+		}
+		return b
+	}
+	tests := []struct {
+		name   string
+		stream []byte
+		pieces int // bytes per Scan call; 0: all at once
+		ok     bool
+	}{
+		{"within the limit", stream(10, 100, 0), 0, true},
+		{"one message over", stream(10, 101), 0, false},
+		{"over, prefix split byte by byte", stream(5, 200), 1, false},
+		{"within, in pieces of 7", stream(100, 99, 1), 7, true},
+		{"an empty stream", nil, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := SizeWatch{Max: 100}
+			ok := true
+			p := tt.stream
+			for ok && len(p) > 0 {
+				k := len(p)
+				if tt.pieces > 0 {
+					k = min(k, tt.pieces)
+				}
+				ok = w.Scan(p[:k])
+				p = p[k:]
+			}
+			if ok != tt.ok {
+				t.Errorf("Scan = %v, want %v", ok, tt.ok)
+			}
+		})
+	}
+}

@@ -381,3 +381,29 @@ clusters:
 		})
 	}
 }
+
+// A listener's max_grpc_message_bytes holds on the relay too: a request
+// message over it ends the call RESOURCE_EXHAUSTED before the backend's
+// handler sees it; messages within it pass.
+func TestRelay_MessageLimit(t *testing.T) {
+	b := startBackend(t, "b1")
+	g := startGateway(t, render(t, baseConfig, baseData{GRPC: b.GRPCAddr, HTTP: b.HTTPAddr, MaxMsg: 1024}))
+	c := demoClient(t, g.addr("main"))
+	relayed(t, g, c, func() {
+		resp, err := c.Echo(context.Background(), &demov1.EchoRequest{Payload: make([]byte, 1000)})
+		if err != nil || len(resp.GetPayload()) != 1000 {
+			t.Fatalf("Echo with a 1000-byte payload under a 1024-byte limit = %v, %v", resp, err)
+		}
+	})
+	before := b.Service.Calls.Load()
+	relayed(t, g, c, func() {
+		_, err := c.Echo(context.Background(), &demov1.EchoRequest{Payload: make([]byte, 4096)})
+		if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "1024") {
+			t.Fatalf("Echo with a 4096-byte payload over a 1024-byte limit = %v, want RESOURCE_EXHAUSTED naming the limit", err)
+		}
+	})
+	// The warm-up calls of relayed reached it; the oversized one did not.
+	if got := b.Service.Calls.Load() - before; got > 2 {
+		t.Errorf("the backend's handler ran %d times for the warm-up and the oversized call, want the warm-up only", got)
+	}
+}

@@ -177,8 +177,7 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, route
 	default:
 		return nil, nil, fmt.Errorf("http_connection_manager: route specifier %T is not supported (want route_config or rds)", spec)
 	}
-	// The frame relay does not count gRPC messages against a limit.
-	ch.relayable = ch.routes != nil && ch.maxMsg == 0 && relayableChain(ch.filters)
+	ch.relayable = ch.routes != nil && relayableChain(ch.filters)
 	return ch, tlsConf, nil
 }
 

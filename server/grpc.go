@@ -48,13 +48,9 @@ var errBodyTooLarge = errors.New("request body larger than the listener's limit"
 type limitedBody struct {
 	io.ReadCloser
 	maxBody uint64 // 0: none
-	maxMsg  uint64 // 0: none; > 0 turns on gRPC framing
+	maxMsg  uint64 // 0: none; > 0 turns on gRPC framing (msgs)
 	read    uint64
-	// gRPC framing state: bytes left in the current message, or the header
-	// bytes gathered so far.
-	left    uint64
-	hdr     [grpcframe.HeaderLen]byte
-	hdrN    int
+	msgs    grpcframe.SizeWatch
 	tripped atomic.Pointer[error]
 }
 
@@ -81,8 +77,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		return b.trip(errBodyTooLarge)
 	}
 	if b.maxMsg > 0 {
-		if terr := b.scan(p[:n]); terr != nil {
-			return b.trip(terr)
+		b.msgs.Max = b.maxMsg
+		if !b.msgs.Scan(p[:n]) {
+			return b.trip(errMessageTooLarge)
 		}
 	}
 	return n, err
@@ -97,28 +94,4 @@ func bufferedOf(r io.Reader) (int, bool) {
 		return bb.Buffered()
 	}
 	return 0, false
-}
-
-func (b *limitedBody) scan(p []byte) error {
-	for len(p) > 0 {
-		if b.left > 0 {
-			k := min(uint64(len(p)), b.left)
-			b.left -= k
-			p = p[k:]
-			continue
-		}
-		k := copy(b.hdr[b.hdrN:], p)
-		b.hdrN += k
-		p = p[k:]
-		if b.hdrN < len(b.hdr) {
-			return nil
-		}
-		b.hdrN = 0
-		n, _ := grpcframe.Length(b.hdr[:])
-		b.left = uint64(n)
-		if b.left > b.maxMsg {
-			return errMessageTooLarge
-		}
-	}
-	return nil
 }

@@ -76,10 +76,11 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 	routeName := rt.Name
 	var orig http.Header // the request's header as it came, for a retry
 	tgt := &h2.RelayTarget{
-		Transport: tr,
-		Addr:      h.Address,
-		Timeout:   timeout,
-		Idle:      cmp.Or(f.IdleTimeout, ch.streamIdle),
+		Transport:  tr,
+		Addr:       h.Address,
+		Timeout:    timeout,
+		Idle:       cmp.Or(f.IdleTimeout, ch.streamIdle),
+		MaxMessage: ch.maxMsg,
 		Start: func() (h2.RequestHead, func(h2.RelayEnd), bool) {
 			a, ok := cl.BeginOn(h)
 			if !ok {
@@ -180,7 +181,7 @@ func relayOutcome(e h2.RelayEnd) (governance.Outcome, bool) {
 		if errors.Is(e.Err, h2.ErrRelayTimeout) {
 			local = governance.Timeout
 		}
-		if errors.Is(e.Err, h2.ErrRelayIdle) {
+		if errors.Is(e.Err, h2.ErrRelayIdle) || errors.Is(e.Err, h2.ErrRelayMessageTooLarge) {
 			return governance.Outcome{}, false // not the host's doing
 		}
 		return governance.Outcome{Local: local}, true

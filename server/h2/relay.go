@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshgate/meshgate/grpcframe"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -53,6 +54,9 @@ type RelayTarget struct {
 	// with RelayEnd.HandedOver set.
 	Retry       func(RelayEnd) (req *http.Request, handedOver any, ok bool)
 	RetryBuffer int
+	// MaxMessage ends the call (RESOURCE_EXHAUSTED) when a request message
+	// is longer (the listener's max_grpc_message_bytes); 0: no limit.
+	MaxMessage uint64
 }
 
 type handedOverKey struct{}
@@ -81,10 +85,12 @@ type RelayEnd struct {
 	HandedOver bool
 }
 
-// ErrRelayTimeout and ErrRelayIdle end a relayed call (RelayEnd.Err).
+// ErrRelayTimeout, ErrRelayIdle and ErrRelayMessageTooLarge end a relayed
+// call (RelayEnd.Err).
 var (
-	ErrRelayTimeout = errors.New("upstream request timeout")
-	ErrRelayIdle    = errors.New("stream idle timeout")
+	ErrRelayTimeout         = errors.New("upstream request timeout")
+	ErrRelayIdle            = errors.New("stream idle timeout")
+	ErrRelayMessageTooLarge = errors.New("gRPC message larger than the listener's limit")
 )
 
 // relayItem is what waits for a window: DATA, or trailers behind it.
@@ -122,6 +128,8 @@ type relay struct {
 	// connection's sweep instead of a timer of its own (set before the
 	// relay is known to the connection, then read-only).
 	swept bool
+	// msgs follows the request's message prefixes (MaxMessage > 0).
+	msgs grpcframe.SizeWatch
 	// held is the request's DATA so far while holding (a retry may replay
 	// it: the target retries and it fits in RetryBuffer).
 	held    []byte
@@ -417,6 +425,15 @@ func (r *relay) fromClient(data []byte, pad int32, end bool) {
 		sc.consumed(n)
 		r.fail(&sc.toFlush, errors.New("h2: the client overran its stream window"), "13", "flow control error", http2.ErrCodeFlowControl, false)
 		return
+	}
+	if max := r.tgt.MaxMessage; max > 0 {
+		r.msgs.Max = max
+		if !r.msgs.Scan(data) {
+			r.mu.Unlock()
+			sc.consumed(n)
+			r.fail(&sc.toFlush, ErrRelayMessageTooLarge, "8", fmt.Sprintf("a gRPC message is over the limit of %d bytes", max), http2.ErrCodeCancel, false)
+			return
+		}
 	}
 	if pad > 0 {
 		r.creditClientLocked(&sc.toFlush, pad)
