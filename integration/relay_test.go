@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	demov1 "github.com/meshgate/meshgate/proto/demo/v1"
@@ -406,4 +408,48 @@ func TestRelay_MessageLimit(t *testing.T) {
 	if got := b.Service.Calls.Load() - before; got > 2 {
 		t.Errorf("the backend's handler ran %d times for the warm-up and the oversized call, want the warm-up only", got)
 	}
+}
+
+// A route's response header mutations hold on the relay: set on the
+// answer's headers, a trailers-only answer included; the trailers and the
+// message pass untouched.
+func TestRelay_ResponseHeaderEdits(t *testing.T) {
+	b := startBackend(t, "b0")
+	g := startGateway(t, render(t, `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    virtual_hosts:
+      - routes:
+          - match: { prefix: /demo.v1.DemoService/ }
+            cluster: grpc
+            timeout: 0s
+            response_headers_to_set: { x-route: relayed }
+clusters:
+  - { name: grpc, protocol: grpc, endpoints: [ "{{.GRPCAddr}}" ] }
+`, b))
+	c := demoClient(t, g.addr("main"))
+	relayed(t, g, c, func() {
+		var hdr, trl metadata.MD
+		resp, err := c.Echo(context.Background(), &demov1.EchoRequest{Message: "m"}, grpc.Header(&hdr), grpc.Trailer(&trl))
+		if err != nil || resp.GetMessage() != "m" {
+			t.Fatalf("Echo = %v, %v", resp, err)
+		}
+		if got := hdr.Get("x-route"); len(got) != 1 || got[0] != "relayed" {
+			t.Errorf("response header x-route = %q, want [relayed] (response_headers_to_set)", got)
+		}
+		if got := trl.Get("x-route"); len(got) != 0 {
+			t.Errorf("trailer x-route = %q, want none: the edits are for headers", got)
+		}
+	})
+	relayed(t, g, c, func() {
+		var hdr metadata.MD
+		_, err := c.Echo(context.Background(), &demov1.EchoRequest{FailCode: int32(codes.NotFound)}, grpc.Header(&hdr))
+		if status.Code(err) != codes.NotFound {
+			t.Fatalf("Echo asked to fail = %v, want NotFound", err)
+		}
+		if got := hdr.Get("x-route"); len(got) != 1 || got[0] != "relayed" {
+			t.Errorf("response header x-route of a failed call = %q, want [relayed]", got)
+		}
+	})
 }

@@ -34,7 +34,7 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 		return nil, false
 	}
 	rt := ch.routes.Match(r)
-	if rt == nil || rt.Direct != nil || rt.Redirect != nil || len(rt.ResponseEdits) > 0 || !passesThrough(ch.filters, r, rt) {
+	if rt == nil || rt.Direct != nil || rt.Redirect != nil || !passesThrough(ch.filters, r, rt) {
 		return nil, false
 	}
 	f := rt.Forward
@@ -120,6 +120,9 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 				ch.srv.metrics.Request(ch.listener, routeName, target.Name, status, gs, time.Since(start))
 			}, true
 		},
+	}
+	if len(rt.ResponseEdits) > 0 {
+		tgt.EditResponse = rt.ResponseEdits.Apply
 	}
 	if policy != nil {
 		tgt.RetryBuffer = int(min(f.BufferLimit, math.MaxInt32))

@@ -57,6 +57,10 @@ type RelayTarget struct {
 	// MaxMessage ends the call (RESOURCE_EXHAUSTED) when a request message
 	// is longer (the listener's max_grpc_message_bytes); 0: no limit.
 	MaxMessage uint64
+	// EditResponse, when set, edits the response's headers (the route's
+	// response header mutations) before they go to the client; not
+	// trailers, not the relay's own answers (as on the handler path).
+	EditResponse func(http.Header)
 }
 
 type handedOverKey struct{}
@@ -621,12 +625,12 @@ func (r *relay) fromUpstreamHeaders(f *http2.MetaHeadersFrame) {
 				return
 			}
 		} else if r.mayRetryLocked() {
-			r.heldResp = responseFields(f.Fields)
+			r.heldResp = responseFields(r.headFields(f.Fields))
 			r.mu.Unlock()
 			return
 		}
 		r.respStarted, r.end.Status = true, status
-		r.writeDownHeaders(fl, f.Fields, f.StreamEnded())
+		r.writeDownHeaders(fl, r.headFields(f.Fields), f.StreamEnded())
 		end := f.StreamEnded()
 		if end {
 			r.respEnded, r.downEnded = true, true
@@ -656,6 +660,33 @@ func (r *relay) fromUpstreamHeaders(f *http2.MetaHeadersFrame) {
 		return
 	}
 	r.mu.Unlock()
+}
+
+// headFields is the response's header fields as the client gets them: the
+// target's EditResponse applied (through an http.Header: only routes with
+// response header mutations pay for it).
+func (r *relay) headFields(fields []hpack.HeaderField) []hpack.HeaderField {
+	edit := r.tgt.EditResponse
+	if edit == nil {
+		return fields
+	}
+	h := make(http.Header, len(fields))
+	for _, hf := range fields {
+		if sendOn(hf) && !hf.IsPseudo() {
+			k := canonicalHeader(hf.Name)
+			h[k] = append(h[k], hf.Value)
+		}
+	}
+	edit(h)
+	out := make([]hpack.HeaderField, 1, 1+len(h))
+	out[0] = hpack.HeaderField{Name: ":status", Value: fieldValue(fields, ":status")}
+	for k, vs := range h {
+		name := lowerHeader(k)
+		for _, v := range vs {
+			out = append(out, hpack.HeaderField{Name: name, Value: v})
+		}
+	}
+	return out
 }
 
 // writeDownHeaders sends the upstream's header fields to the client as a
