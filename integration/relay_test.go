@@ -306,6 +306,35 @@ func TestRelay_Retries(t *testing.T) {
 			t.Errorf("%d attempts reached the backends for 10 calls, want 20 (1 + num_retries each)", got)
 		}
 	})
+	t.Run("a per-try timeout moves a slow attempt to another host", func(t *testing.T) {
+		bs := backends(t, 2)
+		g := startGateway(t, render(t, governanceConfig, governanceData{
+			Backends: bs,
+			Route:    indent(`retries: { retry_on: "5xx,reset", num_retries: 2, per_try_timeout: 150ms, skip_previous_hosts: true }`, 12),
+		}))
+		c := demoClient(t, g.addr("main"))
+		warmRelay(t, g, c, 10)
+		cl := clusterNamed(t, g, "grpc")
+		bs[0].Service.Faults.Delay.Store(int64(3 * time.Second))
+		relayedBefore, timeoutsBefore := cl.Stats.RqRelayed.Load(), cl.Stats.RqTimeout.Load()
+		for i := range 6 {
+			start := time.Now()
+			resp, err := c.Echo(context.Background(), &demov1.EchoRequest{Message: "x"})
+			if err != nil || resp.GetServer() != "b1" {
+				t.Fatalf("call %d: %v, %v; want an answer from the fast backend b1", i, resp, err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("call %d took %v: the slow backend was waited for", i, d)
+			}
+		}
+		if got := cl.Stats.RqRelayed.Load() - relayedBefore; got != 6 {
+			t.Errorf("%d of 6 calls were relayed first, want all", got)
+		}
+		if cl.Stats.RqTimeout.Load() == timeoutsBefore {
+			t.Error("no per-try timeout was counted")
+		}
+		waitCancel(t, bs[0], "Echo") // the slow attempt was cancelled
+	})
 	t.Run("a backend gone mid-load", func(t *testing.T) {
 		bs := backends(t, 3)
 		g := startGateway(t, render(t, governanceConfig, governanceData{

@@ -45,9 +45,6 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 	if policy != nil && policy.NumRetries == 0 {
 		policy = nil
 	}
-	if policy != nil && policy.PerTryTimeout > 0 {
-		return nil, false // a per-try timeout is the handler path's
-	}
 	target := f.Pick(rand.Uint64())
 	if !target.Found {
 		return nil, false
@@ -102,7 +99,7 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 			out := h2.RequestHead{Method: r.Method, Scheme: cl.Scheme(), Authority: upstreamHost(r, f, h),
 				Path: path, Header: r.Header}
 			return out, func(e h2.RelayEnd) {
-				if errors.Is(e.Err, h2.ErrRelayTimeout) {
+				if errors.Is(e.Err, h2.ErrRelayTimeout) || errors.Is(e.Err, h2.ErrRelayPerTryTimeout) {
 					cl.Stats.RqTimeout.Add(1)
 				}
 				a.End(relayOutcome(e))
@@ -126,6 +123,7 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 	}
 	if policy != nil {
 		tgt.RetryBuffer = int(min(f.BufferLimit, math.MaxInt32))
+		tgt.PerTry = policy.PerTryTimeout
 		tgt.Retry = func(e h2.RelayEnd) (*http.Request, any, bool) {
 			out, judge := relayOutcome(e)
 			att := governance.Attempt{Outcome: out, GRPCStatus: -1, RefusedStream: e.Refused}
@@ -181,7 +179,7 @@ func relayOutcome(e h2.RelayEnd) (governance.Outcome, bool) {
 		return governance.Outcome{}, false
 	case e.Err != nil && e.Local:
 		local := governance.Reset
-		if errors.Is(e.Err, h2.ErrRelayTimeout) {
+		if errors.Is(e.Err, h2.ErrRelayTimeout) || errors.Is(e.Err, h2.ErrRelayPerTryTimeout) {
 			local = governance.Timeout
 		}
 		if errors.Is(e.Err, h2.ErrRelayIdle) || errors.Is(e.Err, h2.ErrRelayMessageTooLarge) {

@@ -57,6 +57,10 @@ type RelayTarget struct {
 	// MaxMessage ends the call (RESOURCE_EXHAUSTED) when a request message
 	// is longer (the listener's max_grpc_message_bytes); 0: no limit.
 	MaxMessage uint64
+	// PerTry ends an attempt whose response headers have not come that
+	// long after it began (the route's per_try_timeout): a retry may
+	// follow (Retry), else DEADLINE_EXCEEDED. 0: none.
+	PerTry time.Duration
 	// EditResponse, when set, edits the response's headers (the route's
 	// response header mutations) before they go to the client; not
 	// trailers, not the relay's own answers (as on the handler path).
@@ -95,6 +99,7 @@ var (
 	ErrRelayTimeout         = errors.New("upstream request timeout")
 	ErrRelayIdle            = errors.New("stream idle timeout")
 	ErrRelayMessageTooLarge = errors.New("gRPC message larger than the listener's limit")
+	ErrRelayPerTryTimeout   = errors.New("upstream per-try timeout")
 )
 
 // relayItem is what waits for a window: DATA, or trailers behind it.
@@ -147,6 +152,7 @@ type relay struct {
 	done     bool
 	timer    *time.Timer
 	deadline time.Time
+	perTryAt time.Time // zero: no per-try timeout
 	last     time.Time
 }
 
@@ -256,7 +262,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 	}
 	r := &relay{sc: sc, did: id, cc: cc, tgt: tgt, report: done, reqEnded: end, holding: tgt.Retry != nil,
 		last: sc.readAt} // (a sweep may look at it as soon as it is known)
-	r.swept = tgt.Timeout == 0 && tgt.Idle > 0
+	r.swept = tgt.Timeout == 0 && tgt.PerTry == 0 && tgt.Idle > 0
 	r.toUp, r.toDown = r.upRoom[:0], r.downRoom[:0]
 	r.drecv = recvFlow{avail: sc.s.streamWindow()}
 	r.urecv = recvFlow{avail: cc.t.streamWindow()}
@@ -300,13 +306,22 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 		return writeHeaderBlock(fr, uid, block, end, maxFrame)
 	})
 	if !opened {
-		// The connection went away since it was booked: the call ends
+		// The connection went away since it was booked: nothing went
+		// upstream, so a route that retries takes the request to a handler
+		// as it comes (its DATA is still to be read); else the call ends
 		// here, as an upstream that could not be reached.
 		cc.unreserve()
+		gone := RelayEnd{Err: errors.New("h2: the upstream connection went away"), Local: true, Refused: true}
 		r.mu.Lock()
 		r.upReset = true
+		if tgt.Retry != nil && !r.done {
+			if req, handedOver, ok := tgt.Retry(gone); ok {
+				r.handOffLocked(nil, req, handedOver, gone, true)
+				return true
+			}
+		}
 		r.mu.Unlock()
-		r.upstreamFailed(nil, errors.New("h2: the upstream connection went away"))
+		r.upstreamFailed(nil, gone.Err)
 		return true
 	}
 	sc.toFlush.add(cc.w)
@@ -319,6 +334,9 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 	r.last = now
 	if tgt.Timeout > 0 {
 		r.deadline = now.Add(tgt.Timeout)
+	}
+	if tgt.PerTry > 0 {
+		r.perTryAt = now.Add(tgt.PerTry)
 	}
 	if d, ok := r.nextTimerLocked(now); ok && !r.done && !r.swept {
 		r.timer = time.AfterFunc(d, r.onTimer)
@@ -338,7 +356,18 @@ func (r *relay) nextTimerLocked(now time.Time) (time.Duration, bool) {
 			d, ok = left, true
 		}
 	}
+	if r.waitingHeadersLocked() {
+		if left := r.perTryAt.Sub(now); !ok || left < d {
+			d, ok = left, true
+		}
+	}
 	return d, ok
+}
+
+// waitingHeadersLocked: a per-try timeout runs and the response's headers
+// have not come.
+func (r *relay) waitingHeadersLocked() bool {
+	return !r.perTryAt.IsZero() && !r.respStarted && r.heldResp == nil
 }
 
 // Relays bounded only by a stream idle timeout (Envoy's default is 5
@@ -402,11 +431,14 @@ func (r *relay) onTimer() {
 	switch {
 	case !r.deadline.IsZero() && !now.Before(r.deadline):
 		why = ErrRelayTimeout
+	case r.waitingHeadersLocked() && !now.Before(r.perTryAt):
+		why = ErrRelayPerTryTimeout
 	case r.tgt.Idle > 0 && now.Sub(r.last) >= r.tgt.Idle:
 		why = ErrRelayIdle
 	default:
-		d, _ := r.nextTimerLocked(now)
-		r.timer.Reset(d)
+		if d, ok := r.nextTimerLocked(now); ok {
+			r.timer.Reset(d)
+		}
 		r.mu.Unlock()
 		return
 	}
@@ -879,7 +911,7 @@ func (r *relay) retryLocked(fl *flushList, e RelayEnd) bool {
 	if !ok {
 		return false
 	}
-	r.handOffLocked(fl, req, handedOver, e)
+	r.handOffLocked(fl, req, handedOver, e, false)
 	return true
 }
 
@@ -890,8 +922,10 @@ func (r *relay) mayRetryLocked() bool {
 }
 
 // handOffLocked (r.mu held; releases it) ends this attempt and gives the
-// client's stream to a handler with req, its body the held DATA.
-func (r *relay) handOffLocked(fl *flushList, req *http.Request, handedOver any, e RelayEnd) {
+// client's stream to a handler with req, its body the held DATA, or, when
+// unread (none of the request's DATA was read yet), what the client sends
+// from now on.
+func (r *relay) handOffLocked(fl *flushList, req *http.Request, handedOver any, e RelayEnd, unread bool) {
 	r.done = true
 	if r.timer != nil {
 		r.timer.Stop()
@@ -899,7 +933,7 @@ func (r *relay) handOffLocked(fl *flushList, req *http.Request, handedOver any, 
 	uid := r.uid.Load()
 	resetUp := !r.upReset && !r.respEnded && uid != 0
 	r.upReset = true
-	held := r.held
+	held, ended := r.held, r.reqEnded
 	r.held, r.toUp, r.toDown = nil, nil, nil
 	r.mu.Unlock()
 	sc, cc := r.sc, r.cc
@@ -914,8 +948,13 @@ func (r *relay) handOffLocked(fl *flushList, req *http.Request, handedOver any, 
 	if r.report != nil {
 		r.report(e)
 	}
-	st := newServerStream(sc, r.did, req, true)
-	st.req.Body, st.req.ContentLength = io.NopCloser(bytes.NewReader(held)), int64(len(held))
+	var st *serverStream
+	if unread {
+		st = newServerStream(sc, r.did, req, ended)
+	} else {
+		st = newServerStream(sc, r.did, req, true)
+		st.req.Body, st.req.ContentLength = io.NopCloser(bytes.NewReader(held)), int64(len(held))
+	}
 	st.req = st.req.WithContext(context.WithValue(st.req.Context(), handedOverKey{}, handedOver))
 	sc.mu.Lock()
 	delete(sc.relays, r.did)

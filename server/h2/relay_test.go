@@ -3,6 +3,7 @@ package h2
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -177,5 +178,103 @@ func TestRelay_ConcurrentCalls(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// doneCount is a handed-over value whose Done the relay must call once the
+// handler returned.
+type doneCount struct{ n *atomic.Int32 }
+
+func (d doneCount) Done() { d.n.Add(1) }
+
+// A relayed call whose attempt fails before any of its answer went to the
+// client is handed to the handler with its request: after the upstream
+// failed it (trailers-only UNAVAILABLE: the body was held), and when the
+// upstream connection went away before the request's HEADERS could go (the
+// body is read by the handler as it comes). The handler sees the handed-over
+// value in its context and the whole body; its Done is called after.
+func TestRelay_HandOff(t *testing.T) {
+	tests := []struct {
+		name      string
+		closeConn bool // the upstream connection goes away before the HEADERS
+	}{
+		{name: "upstream answers UNAVAILABLE"},
+		{name: "upstream connection gone before the HEADERS", closeConn: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var upstreamCalls atomic.Int32
+			tr, up := relayTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body) // as grpc-go does before a unary handler runs
+				upstreamCalls.Add(1)
+				w.Header().Set("Content-Type", "application/grpc")
+				w.Header().Set("Grpc-Status", "14")
+			}))
+			before := upstreamCalls.Load()
+			var done atomic.Int32
+			var ends []RelayEnd
+			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				if _, ok := HandedOver(r.Context()).(doneCount); !ok {
+					http.Error(w, "no handed-over value", http.StatusInternalServerError)
+					return
+				}
+				w.Header().Set("Content-Type", "application/grpc")
+				w.Header().Set("Trailer", "Grpc-Status")
+				_, _ = w.Write(b)
+				w.Header().Set("Grpc-Status", "0")
+			})
+			relay := func(r *http.Request) (*RelayTarget, bool) {
+				return &RelayTarget{Transport: tr, Addr: up, RetryBuffer: 1 << 20,
+					Start: func() (RequestHead, func(RelayEnd), bool) {
+						if tt.closeConn {
+							tr.mu.Lock()
+							conns := append([]*clientConn(nil), tr.conns[up]...)
+							tr.mu.Unlock()
+							for _, cc := range conns {
+								cc.close(errors.New("test: gone"))
+							}
+						}
+						out := RequestHead{Method: r.Method, Scheme: "http", Authority: r.Host, Path: r.URL.Path, Header: r.Header}
+						return out, func(e RelayEnd) { ends = append(ends, e) }, true
+					},
+					Retry: func(RelayEnd) (*http.Request, any, bool) { return r, doneCount{&done}, true },
+				}, true
+			}
+			addr := serve(t, &Server{Relay: relay, Handler: handler})
+			var d net.Dialer
+			client := &Transport{Dial: func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }}
+			defer client.Close()
+			want := bytes.Repeat([]byte("m"), 3000)
+			req, _ := http.NewRequest("POST", "http://"+addr+"/svc/Method", bytes.NewReader(want))
+			req.Header.Set("Content-Type", "application/grpc")
+			resp, err := client.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err != nil || !bytes.Equal(got, want) || resp.Trailer.Get("Grpc-Status") != "0" {
+				t.Fatalf("answer: %d bytes of %d, status %d, grpc-status %q, %v; want the handler's echo",
+					len(got), len(want), resp.StatusCode, resp.Trailer.Get("Grpc-Status"), err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for done.Load() == 0 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if done.Load() != 1 {
+				t.Errorf("the handed-over value's Done ran %d times, want once", done.Load())
+			}
+			if len(ends) != 1 || !ends[0].HandedOver {
+				t.Errorf("the attempt ended %+v, want once, handed over", ends)
+			}
+			wantUpstream := int32(1)
+			if tt.closeConn {
+				wantUpstream = 0
+			}
+			if n := upstreamCalls.Load() - before; n != wantUpstream {
+				t.Errorf("the upstream saw %d calls, want %d", n, wantUpstream)
+			}
+		})
 	}
 }
