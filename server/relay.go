@@ -21,10 +21,11 @@ import (
 // relay decides, in the HTTP/2 server's read loop, whether a request is
 // relayed frame by frame (h2.RelayFunc) instead of going through a handler:
 // a plain gRPC call whose chain passes it through untouched, routed to an
-// HTTP/2 cluster without a retry policy or response edits, and
-// admitted by the cluster's circuit breakers. Anything else, and anything
-// the relay cannot start (no ready upstream connection), takes the handler
-// path, which does all of it.
+// HTTP/2 cluster and admitted by the cluster's circuit breakers. The route's
+// timeouts, response header edits and retry policy (a failed attempt is
+// handed to the handler path for its retries) and the listener's message
+// limit go with it. Anything else, and anything the relay cannot start (no
+// ready upstream connection), takes the handler path, which does all of it.
 func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 	ch := l.chainFor(r)
 	if ch == nil || !ch.relayable || !router.IsGRPC(r) || r.Method != http.MethodPost {
