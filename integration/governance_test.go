@@ -510,10 +510,15 @@ clusters:
 }
 
 // A stream quiet for longer than the route's idle timeout is reset; one
-// that keeps talking outlives it.
+// that keeps talking outlives it (the gateway's first calls: the handler
+// path).
 func TestGovernance_IdleTimeout(t *testing.T) {
-	b := startBackend(t, "b0")
-	g := startGateway(t, render(t, `
+	checkIdleTimeout(t, "0s", func(_ *testing.T, _ *gateway, _ demov1.DemoServiceClient, call func()) { call() })
+}
+
+// oneRouteConfig fronts one gRPC backend with one route; Route is YAML
+// spliced into that route.
+const oneRouteConfig = `
 listeners:
   - name: main
     address: 127.0.0.1:0
@@ -521,28 +526,46 @@ listeners:
       - routes:
           - match: { prefix: /demo.v1.DemoService/ }
             cluster: grpc
-            timeout: 0s
-            idle_timeout: 200ms
+{{.Route}}
 clusters:
-  - { name: grpc, protocol: grpc, endpoints: [ "{{.GRPCAddr}}" ] }
-`, b))
+  - { name: grpc, protocol: grpc, endpoints: [ "{{.GRPC}}" ] }
+`
+
+type oneRouteData struct{ GRPC, Route string }
+
+// checkIdleTimeout runs a route with a 200ms stream idle timeout (and the
+// given route timeout): a stream sending every 50ms outlives it; one quiet
+// for 600ms ends DEADLINE_EXCEEDED before its next message and the
+// backend's handler is cancelled. Calls go through th.
+func checkIdleTimeout(t *testing.T, routeTimeout string, th through) {
+	b := startBackend(t, "b0")
+	g := startGateway(t, render(t, oneRouteConfig, oneRouteData{GRPC: b.GRPCAddr,
+		Route: indent("timeout: "+routeTimeout+"\nidle_timeout: 200ms", 12)}))
 	c := demoClient(t, g.addr("main"))
-	s, err := c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 10, IntervalMs: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := drain(s); err != nil || len(got) != 10 {
-		t.Fatalf("a stream sending every 50ms over 500ms: %d messages, %v; want all 10", len(got), err)
-	}
-	s, err = c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 3, IntervalMs: 600})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = drain(s)
-	if st := status.Convert(err); st.Code() != codes.DeadlineExceeded || !strings.Contains(st.Message(), "idle") {
-		t.Fatalf("a stream quiet for 600ms past a 200ms idle timeout: %v, want DeadlineExceeded (stream idle timeout)", err)
-	}
-	waitCancel(t, b, "ServerStream")
+	th(t, g, c, func() {
+		s, err := c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 10, IntervalMs: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := drain(s); err != nil || len(got) != 10 {
+			t.Fatalf("a stream sending every 50ms over 500ms: %d messages, %v; want all 10", len(got), err)
+		}
+	})
+	th(t, g, c, func() {
+		s, err := c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 3, IntervalMs: 600})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = drain(s)
+		if st := status.Convert(err); st.Code() != codes.DeadlineExceeded || !strings.Contains(st.Message(), "idle") {
+			t.Fatalf("a stream quiet for 600ms past a 200ms idle timeout: %v, want DeadlineExceeded (stream idle timeout)", err)
+		}
+		if d := time.Since(start); d >= 600*time.Millisecond {
+			t.Errorf("the idle stream ended after %v, not before its next message at 600ms", d)
+		}
+		waitCancel(t, b, "ServerStream")
+	})
 }
 
 // A backend that sends its response headers and then dies, before the

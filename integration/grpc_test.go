@@ -184,47 +184,70 @@ func TestGRPC_MetadataAndTrailers(t *testing.T) {
 
 // A client deadline ends the call with DEADLINE_EXCEEDED and the backend
 // sees the call cancelled; so does a route timeout with no client deadline.
+// Each call is its gateway's first: the handler path (the relay's tests run
+// the same cases relayed).
 func TestGRPC_Deadlines(t *testing.T) {
+	checkDeadlines(t, func(_ *testing.T, _ *gateway, _ demov1.DemoServiceClient, call func()) { call() })
+}
+
+// through runs a test's call on a gateway: at once, or after warming it so
+// that the call is relayed.
+type through func(t *testing.T, g *gateway, c demov1.DemoServiceClient, call func())
+
+// checkDeadlines runs the deadline cases, each on a gateway of its own,
+// their calls made through th.
+func checkDeadlines(t *testing.T, th through) {
 	b := startBackend(t, "b1")
 	t.Run("client deadline", func(t *testing.T) {
 		g := startGateway(t, render(t, baseConfig, baseData{GRPC: b.GRPCAddr, HTTP: b.HTTPAddr}))
 		c := demoClient(t, g.addr("main"))
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		_, err := c.Echo(ctx, &demov1.EchoRequest{DelayMs: 10_000})
-		if code := status.Code(err); code != codes.DeadlineExceeded {
-			t.Fatalf("Echo with a 200ms deadline = %v, want DeadlineExceeded", err)
-		}
-		waitCancel(t, b, "Echo")
+		th(t, g, c, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			_, err := c.Echo(ctx, &demov1.EchoRequest{DelayMs: 10_000})
+			if code := status.Code(err); code != codes.DeadlineExceeded {
+				t.Fatalf("Echo with a 200ms deadline = %v, want DeadlineExceeded", err)
+			}
+			waitCancel(t, b, "Echo")
+		})
 	})
 	t.Run("route timeout", func(t *testing.T) {
 		g := startGateway(t, render(t, baseConfig, baseData{GRPC: b.GRPCAddr, HTTP: b.HTTPAddr, Timeout: "300ms"}))
 		c := demoClient(t, g.addr("main"))
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err := c.Echo(ctx, &demov1.EchoRequest{DelayMs: 10_000})
-		// The gateway ends the call itself ("upstream request timeout"), or
-		// the backend does first: it got the route timeout as grpc-timeout
-		// and, on a loaded machine, its own timer may fire before the
-		// gateway's. Either way the route timeout ended the call.
-		st := status.Convert(err)
-		if st.Code() != codes.DeadlineExceeded || !strings.Contains(st.Message(), "upstream request timeout") && !strings.Contains(st.Message(), "context deadline exceeded") {
-			t.Fatalf("Echo past the route timeout = %v, want DeadlineExceeded from the gateway", err)
-		}
-		waitCancel(t, b, "Echo")
+		th(t, g, c, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := c.Echo(ctx, &demov1.EchoRequest{DelayMs: 10_000})
+			// The gateway ends the call itself ("upstream request timeout"), or
+			// the backend does first: it got the route timeout as grpc-timeout
+			// and, on a loaded machine, its own timer may fire before the
+			// gateway's. Either way the route timeout ended the call.
+			st := status.Convert(err)
+			if st.Code() != codes.DeadlineExceeded || !strings.Contains(st.Message(), "upstream request timeout") && !strings.Contains(st.Message(), "context deadline exceeded") {
+				t.Fatalf("Echo past the route timeout = %v, want DeadlineExceeded from the gateway", err)
+			}
+			waitCancel(t, b, "Echo")
+		})
 	})
 	t.Run("route timeout mid-stream", func(t *testing.T) {
 		g := startGateway(t, render(t, baseConfig, baseData{GRPC: b.GRPCAddr, HTTP: b.HTTPAddr, Timeout: "300ms"}))
 		c := demoClient(t, g.addr("main"))
-		s, err := c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 1000, IntervalMs: 50})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := drain(s)
-		if status.Code(err) != codes.DeadlineExceeded || len(got) == 0 {
-			t.Fatalf("stream past the route timeout: %d messages then %v, want some messages then DeadlineExceeded", len(got), err)
-		}
-		waitCancel(t, b, "ServerStream")
+		th(t, g, c, func() {
+			s, err := c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 1000, IntervalMs: 50})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := drain(s)
+			if status.Code(err) != codes.DeadlineExceeded || len(got) == 0 {
+				t.Fatalf("stream past the route timeout: %d messages then %v, want some messages then DeadlineExceeded", len(got), err)
+			}
+			waitCancel(t, b, "ServerStream")
+		})
+	})
+	t.Run("client cancel mid-stream", func(t *testing.T) {
+		g := startGateway(t, render(t, baseConfig, baseData{GRPC: b.GRPCAddr, HTTP: b.HTTPAddr}))
+		c := demoClient(t, g.addr("main"))
+		th(t, g, c, func() { cancelServerStream(t, b, c) })
 	})
 }
 

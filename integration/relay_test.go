@@ -115,64 +115,9 @@ func TestRelay_Calls(t *testing.T) {
 	})
 }
 
+// The deadline and cancellation cases of TestGRPC_Deadlines, relayed.
 func TestRelay_DeadlinesAndCancel(t *testing.T) {
-	b := startBackend(t, "b1")
-	t.Run("client deadline", func(t *testing.T) {
-		g := startGateway(t, render(t, baseConfig, baseData{GRPC: b.GRPCAddr, HTTP: b.HTTPAddr}))
-		c := demoClient(t, g.addr("main"))
-		relayed(t, g, c, func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			defer cancel()
-			_, err := c.Echo(ctx, &demov1.EchoRequest{DelayMs: 10_000})
-			if code := status.Code(err); code != codes.DeadlineExceeded {
-				t.Fatalf("Echo with a 200ms deadline = %v, want DeadlineExceeded", err)
-			}
-			waitCancel(t, b, "Echo")
-		})
-	})
-	t.Run("route timeout", func(t *testing.T) {
-		g := startGateway(t, render(t, baseConfig, baseData{GRPC: b.GRPCAddr, HTTP: b.HTTPAddr, Timeout: "300ms"}))
-		c := demoClient(t, g.addr("main"))
-		relayed(t, g, c, func() {
-			_, err := c.Echo(context.Background(), &demov1.EchoRequest{DelayMs: 10_000})
-			st := status.Convert(err)
-			if st.Code() != codes.DeadlineExceeded {
-				t.Fatalf("Echo past the route timeout = %v, want DeadlineExceeded", err)
-			}
-			waitCancel(t, b, "Echo")
-		})
-	})
-	t.Run("route timeout mid-stream", func(t *testing.T) {
-		g := startGateway(t, render(t, baseConfig, baseData{GRPC: b.GRPCAddr, HTTP: b.HTTPAddr, Timeout: "300ms"}))
-		c := demoClient(t, g.addr("main"))
-		relayed(t, g, c, func() {
-			s, err := c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 1000, IntervalMs: 50})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := drain(s)
-			if status.Code(err) != codes.DeadlineExceeded || len(got) == 0 {
-				t.Fatalf("stream past the route timeout: %d messages then %v, want some then DeadlineExceeded", len(got), err)
-			}
-			waitCancel(t, b, "ServerStream")
-		})
-	})
-	t.Run("client cancel reaches the backend", func(t *testing.T) {
-		g := startGateway(t, render(t, baseConfig, baseData{GRPC: b.GRPCAddr, HTTP: b.HTTPAddr}))
-		c := demoClient(t, g.addr("main"))
-		relayed(t, g, c, func() {
-			ctx, cancel := context.WithCancel(context.Background())
-			s, err := c.ServerStream(ctx, &demov1.ServerStreamRequest{Count: 1000, IntervalMs: 20})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.Recv(); err != nil {
-				t.Fatal(err)
-			}
-			cancel()
-			waitCancel(t, b, "ServerStream")
-		})
-	})
+	checkDeadlines(t, relayed)
 }
 
 func TestRelay_UpstreamResetsAndLoss(t *testing.T) {
@@ -364,52 +309,10 @@ func TestRelay_Retries(t *testing.T) {
 
 // The stream idle timeout on the relay: a route without a timeout is
 // watched by the connection's sweep, one with a timeout by the call's own
-// timer; either way a stream quiet past the idle timeout ends
-// DEADLINE_EXCEEDED and the backend's handler is cancelled, and one that
-// keeps talking is not cut.
+// timer; either way TestGovernance_IdleTimeout's checks hold.
 func TestRelay_StreamIdleTimeout(t *testing.T) {
 	for _, timeout := range []string{"0s", "10s"} {
-		t.Run("route timeout "+timeout, func(t *testing.T) {
-			b := startBackend(t, "b0")
-			g := startGateway(t, render(t, `
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    virtual_hosts:
-      - routes:
-          - match: { prefix: /demo.v1.DemoService/ }
-            cluster: grpc
-            timeout: `+timeout+`
-            idle_timeout: 200ms
-clusters:
-  - { name: grpc, protocol: grpc, endpoints: [ "{{.GRPCAddr}}" ] }
-`, b))
-			c := demoClient(t, g.addr("main"))
-			relayed(t, g, c, func() {
-				s, err := c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 10, IntervalMs: 50})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got, err := drain(s); err != nil || len(got) != 10 {
-					t.Fatalf("a stream sending every 50ms over 500ms: %d messages, %v; want all 10", len(got), err)
-				}
-			})
-			relayed(t, g, c, func() {
-				s, err := c.ServerStream(context.Background(), &demov1.ServerStreamRequest{Count: 3, IntervalMs: 600})
-				if err != nil {
-					t.Fatal(err)
-				}
-				start := time.Now()
-				_, err = drain(s)
-				if st := status.Convert(err); st.Code() != codes.DeadlineExceeded || !strings.Contains(st.Message(), "idle") {
-					t.Fatalf("a stream quiet for 600ms past a 200ms idle timeout: %v, want DeadlineExceeded (stream idle timeout)", err)
-				}
-				if d := time.Since(start); d >= 600*time.Millisecond {
-					t.Errorf("the idle stream ended after %v, not before its next message at 600ms", d)
-				}
-				waitCancel(t, b, "ServerStream")
-			})
-		})
+		t.Run("route timeout "+timeout, func(t *testing.T) { checkIdleTimeout(t, timeout, relayed) })
 	}
 }
 
@@ -444,19 +347,8 @@ func TestRelay_MessageLimit(t *testing.T) {
 // message pass untouched.
 func TestRelay_ResponseHeaderEdits(t *testing.T) {
 	b := startBackend(t, "b0")
-	g := startGateway(t, render(t, `
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    virtual_hosts:
-      - routes:
-          - match: { prefix: /demo.v1.DemoService/ }
-            cluster: grpc
-            timeout: 0s
-            response_headers_to_set: { x-route: relayed }
-clusters:
-  - { name: grpc, protocol: grpc, endpoints: [ "{{.GRPCAddr}}" ] }
-`, b))
+	g := startGateway(t, render(t, oneRouteConfig, oneRouteData{GRPC: b.GRPCAddr,
+		Route: indent("timeout: 0s\nresponse_headers_to_set: { x-route: relayed }", 12)}))
 	c := demoClient(t, g.addr("main"))
 	relayed(t, g, c, func() {
 		var hdr, trl metadata.MD

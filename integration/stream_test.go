@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/meshgate/meshgate/internal/demo"
 	demov1 "github.com/meshgate/meshgate/proto/demo/v1"
 )
 
@@ -51,18 +52,23 @@ func TestGRPC_ClientCancelReachesBackend(t *testing.T) {
 		cancel()
 		waitCancel(t, b, "BidiStream")
 	})
-	t.Run("server stream", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		s, err := c.ServerStream(ctx, &demov1.ServerStreamRequest{Count: 1000, IntervalMs: 20})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Recv(); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-		waitCancel(t, b, "ServerStream")
-	})
+	t.Run("server stream", func(t *testing.T) { cancelServerStream(t, b, c) })
+}
+
+// cancelServerStream cancels a server stream after its first message and
+// waits for the backend to see it cancelled.
+func cancelServerStream(t *testing.T, b *demo.Backend, c demov1.DemoServiceClient) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := c.ServerStream(ctx, &demov1.ServerStreamRequest{Count: 1000, IntervalMs: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	waitCancel(t, b, "ServerStream")
 }
 
 // A backend that goes away mid-stream ends the client's call with
