@@ -159,6 +159,18 @@ func (f *recvFlow) consumed(n, size int32) int32 {
 	return add
 }
 
+// takeSend books up to n bytes, at most a frame, in a stream's and its
+// connection's send windows (their lock held); 0 when either is shut.
+func takeSend(stream, conn *int32, maxFrame uint32, n int32) int32 {
+	k := min(n, *stream, *conn, int32(maxFrame))
+	if k <= 0 {
+		return 0
+	}
+	*stream -= k
+	*conn -= k
+	return k
+}
+
 // grow changes a send window by delta (a WINDOW_UPDATE, or a new
 // SETTINGS_INITIAL_WINDOW_SIZE); false past 2^31-1, a flow-control error.
 func grow(w *int32, delta int64) bool {

@@ -563,24 +563,18 @@ func (r *relay) takeWindow(up bool, n int32) int32 {
 		cc := r.cc
 		cc.mu.Lock()
 		defer cc.mu.Unlock()
-		k := min(n, r.usend, cc.sendWindow, int32(cc.maxFrame))
-		if k <= 0 || cc.closed {
+		if cc.closed {
 			return 0
 		}
-		r.usend -= k
-		cc.sendWindow -= k
-		return k
+		return takeSend(&r.usend, &cc.sendWindow, cc.maxFrame, n)
 	}
 	sc := r.sc
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	k := min(n, r.dsend, sc.sendWindow, int32(sc.maxFrame))
-	if k <= 0 || sc.closed {
+	if sc.closed {
 		return 0
 	}
-	r.dsend -= k
-	sc.sendWindow -= k
-	return k
+	return takeSend(&r.dsend, &sc.sendWindow, sc.maxFrame, n)
 }
 
 // writeFields writes fields (those keep lets by; nil: all) as stream id's

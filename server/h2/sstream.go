@@ -527,9 +527,7 @@ func (st *serverStream) takeWindow(n int) (int, error) {
 			sc.mu.Unlock()
 			return 0, errors.New("h2: client connection closed")
 		}
-		if k := min(int32(n), st.sendWindow, sc.sendWindow, int32(sc.maxFrame)); k > 0 {
-			st.sendWindow -= k
-			sc.sendWindow -= k
+		if k := takeSend(&st.sendWindow, &sc.sendWindow, sc.maxFrame, int32(n)); k > 0 {
 			sc.mu.Unlock()
 			return int(k), nil
 		}

@@ -275,10 +275,7 @@ func (cs *clientStream) awaitSendWindow(n int) int {
 		if cs.aborted.Load() || cc.closed {
 			return 0
 		}
-		k := min(int32(n), cs.sendWindow, cc.sendWindow, int32(cc.maxFrame))
-		if k > 0 {
-			cs.sendWindow -= k
-			cc.sendWindow -= k
+		if k := takeSend(&cs.sendWindow, &cc.sendWindow, cc.maxFrame, int32(n)); k > 0 {
 			return int(k)
 		}
 		cc.cond.Wait()
