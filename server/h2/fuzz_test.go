@@ -187,53 +187,16 @@ func FuzzRelay(f *testing.F) {
 	f.Add([]byte{})
 	// One upstream and one warm connection to it for the whole run (the
 	// relay does not dial).
-	upstream := &Server{WriteTimeout: 200 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	tr, up := relayTo(f, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/fail") {
 			w.Header().Set("Content-Type", "application/grpc")
 			w.Header().Set("Grpc-Status", "14")
 			return
 		}
-		b, _ := io.ReadAll(r.Body)
-		w.Header().Set("Content-Type", "application/grpc")
-		w.Header().Set("Trailer", "Grpc-Status")
-		_, _ = w.Write(b)
-		w.Header().Set("Grpc-Status", "0")
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go upstream.ServeConn(c)
-		}
-	}()
-	up := ln.Addr().String()
-	var d net.Dialer
-	tr := &Transport{Dial: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
-	defer tr.Close()
-	warm := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+up+"/warm", bytes.NewReader([]byte("w")))
-		req.Header.Set("Content-Type", "application/grpc")
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return resp.Body.Close()
-	}
-	if err := warm(); err != nil {
-		f.Fatalf("warm-up: %v", err)
-	}
+		grpcEcho(w, r)
+	}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if err := warm(); err != nil { // (a GOAWAY may have closed the last one)
+		if err := warm(tr, up); err != nil { // (a GOAWAY may have closed the last one)
 			t.Fatalf("warm-up: %v", err)
 		}
 		s := &Server{WriteTimeout: 200 * time.Millisecond, MaxHeaderBytes: 4096,

@@ -18,22 +18,38 @@ import (
 
 // relayTo serves upstream on a loopback port and returns a Transport with
 // a connection to it already up (the relay does not dial) and its address.
-func relayTo(t *testing.T, upstream http.Handler) (*Transport, string) {
+func relayTo(t testing.TB, upstream http.Handler) (*Transport, string) {
 	t.Helper()
 	up := serve(t, &Server{Handler: upstream})
 	var d net.Dialer
 	tr := &Transport{Dial: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
 	t.Cleanup(tr.Close)
+	if err := warm(tr, up); err != nil {
+		t.Fatal(err)
+	}
+	return tr, up
+}
+
+// warm makes a call to up through tr, which leaves a connection up.
+func warm(tr *Transport, up string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+up+"/warm", bytes.NewReader(nil))
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return tr, up
+	return resp.Body.Close()
+}
+
+// grpcEcho answers a gRPC call with its request's bytes and status 0.
+func grpcEcho(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	w.Header().Set("Content-Type", "application/grpc")
+	w.Header().Set("Trailer", "Grpc-Status")
+	_, _ = w.Write(b)
+	w.Header().Set("Grpc-Status", "0")
 }
 
 // relayAll relays every request to up.
@@ -141,13 +157,7 @@ func TestRelay_OccasionalResetsAreFine(t *testing.T) {
 // answered with its own body (run with -race: the relay is shared by two
 // read loops and, at the start, by whoever flushes the upstream writer).
 func TestRelay_ConcurrentCalls(t *testing.T) {
-	tr, up := relayTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		w.Header().Set("Content-Type", "application/grpc")
-		w.Header().Set("Trailer", "Grpc-Status")
-		_, _ = w.Write(b)
-		w.Header().Set("Grpc-Status", "0")
-	}))
+	tr, up := relayTo(t, http.HandlerFunc(grpcEcho))
 	addr := serve(t, &Server{Relay: relayAll(tr, up), Handler: http.NotFoundHandler()})
 	var d net.Dialer
 	client := &Transport{Dial: func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }}
@@ -214,15 +224,11 @@ func TestRelay_HandOff(t *testing.T) {
 			var done atomic.Int32
 			var ends []RelayEnd
 			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				b, _ := io.ReadAll(r.Body)
 				if _, ok := HandedOver(r.Context()).(doneCount); !ok {
 					http.Error(w, "no handed-over value", http.StatusInternalServerError)
 					return
 				}
-				w.Header().Set("Content-Type", "application/grpc")
-				w.Header().Set("Trailer", "Grpc-Status")
-				_, _ = w.Write(b)
-				w.Header().Set("Grpc-Status", "0")
+				grpcEcho(w, r)
 			})
 			relay := func(r *http.Request) (*RelayTarget, bool) {
 				return &RelayTarget{Transport: tr, Addr: up, RetryBuffer: 1 << 20,

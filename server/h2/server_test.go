@@ -24,7 +24,7 @@ import (
 
 // serve runs s on a listener (cleartext, prior knowledge) and stops it
 // with the test.
-func serve(t *testing.T, s *Server) string {
+func serve(t testing.TB, s *Server) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
