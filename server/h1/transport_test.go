@@ -207,15 +207,21 @@ func readRequest(t *testing.T, br *bufio.Reader) bool {
 	return true
 }
 
-func TestTransport_RetriesAReusedConnectionTheServerClosed(t *testing.T) {
-	// The server answers one request per connection with keep-alive and
-	// then closes: the second request finds its pooled connection closed
-	// before any answer, which is retried once on a new connection.
-	addr, accepted := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+// oneAnswerPerConn is a server that answers one request per connection,
+// with keep-alive, and then closes it.
+func oneAnswerPerConn(t *testing.T) (string, *atomic.Int32) {
+	return rawServer(t, func(c net.Conn, br *bufio.Reader) {
 		if readRequest(t, br) {
 			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
 	})
+}
+
+func TestTransport_RetriesAReusedConnectionTheServerClosed(t *testing.T) {
+	// The server answers one request per connection with keep-alive and
+	// then closes: the second request finds its pooled connection closed
+	// before any answer, which is retried once on a new connection.
+	addr, accepted := oneAnswerPerConn(t)
 	tr := newTransport(nil)
 	defer tr.Close()
 	for i := range 3 {
@@ -238,11 +244,7 @@ func TestTransport_RetriesAReusedConnectionTheServerClosed(t *testing.T) {
 }
 
 func TestTransport_IdleConnectionClosedByServerIsNotReused(t *testing.T) {
-	addr, accepted := rawServer(t, func(c net.Conn, br *bufio.Reader) {
-		if readRequest(t, br) {
-			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		}
-	})
+	addr, accepted := oneAnswerPerConn(t)
 	var dials atomic.Int32
 	tr := newTransport(&dials)
 	defer tr.Close()
