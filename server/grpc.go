@@ -12,26 +12,13 @@ import (
 )
 
 // resetCode maps an HTTP/2 stream reset from the upstream to the gRPC status
-// the client sees, as the gRPC spec's "Errors" table says.
+// the client sees (h2.ResetCode).
 func resetCode(err error) (codes.Code, bool) {
 	var se http2.StreamError
 	if !errors.As(err, &se) {
 		return 0, false
 	}
-	switch se.Code {
-	case http2.ErrCodeNo, http2.ErrCodeProtocol, http2.ErrCodeInternal, http2.ErrCodeFlowControl,
-		http2.ErrCodeSettingsTimeout, http2.ErrCodeFrameSize, http2.ErrCodeCompression, http2.ErrCodeConnect:
-		return codes.Internal, true
-	case http2.ErrCodeRefusedStream:
-		return codes.Unavailable, true
-	case http2.ErrCodeCancel:
-		return codes.Canceled, true
-	case http2.ErrCodeEnhanceYourCalm:
-		return codes.ResourceExhausted, true
-	case http2.ErrCodeInadequateSecurity:
-		return codes.PermissionDenied, true
-	}
-	return codes.Internal, true
+	return h2.ResetCode(se.Code), true
 }
 
 // errMessageTooLarge ends a request whose gRPC message is over the limit.

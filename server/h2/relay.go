@@ -31,6 +31,7 @@ import (
 	"github.com/meshgate/meshgate/grpcframe"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/codes"
 )
 
 // RelayFunc decides, in the downstream read loop and without blocking,
@@ -1004,26 +1005,27 @@ func (r *relay) upstreamReset(code http2.ErrCode) {
 		r.fail(nil, ErrRelayTimeout, "4", ErrRelayTimeout.Error(), http2.ErrCodeCancel, false)
 		return
 	}
-	r.fail(nil, http2.StreamError{StreamID: r.uid.Load(), Code: code}, resetGRPCStatus(code), "upstream reset: "+code.String(), http2.ErrCodeCancel, false)
+	r.fail(nil, http2.StreamError{StreamID: r.uid.Load(), Code: code}, strconv.Itoa(int(ResetCode(code))), "upstream reset: "+code.String(), http2.ErrCodeCancel, false)
 }
 
 // DeadlineSlack is how close to a call's deadline an upstream failure
 // counts as the deadline passing.
 const DeadlineSlack = 10 * time.Millisecond
 
-// resetGRPCStatus is the gRPC status of a stream reset with code.
-func resetGRPCStatus(code http2.ErrCode) string {
+// ResetCode is the gRPC status a client sees for a stream the upstream
+// reset with code, as the gRPC spec's "Errors" table says.
+func ResetCode(code http2.ErrCode) codes.Code {
 	switch code {
 	case http2.ErrCodeRefusedStream:
-		return "14" // UNAVAILABLE: not processed
+		return codes.Unavailable // not processed
 	case http2.ErrCodeCancel:
-		return "1" // CANCELLED
+		return codes.Canceled
 	case http2.ErrCodeEnhanceYourCalm:
-		return "8" // RESOURCE_EXHAUSTED
+		return codes.ResourceExhausted
 	case http2.ErrCodeInadequateSecurity:
-		return "7" // PERMISSION_DENIED
+		return codes.PermissionDenied
 	}
-	return "13" // INTERNAL
+	return codes.Internal
 }
 
 // fromClientTrailers takes the request's trailers (downstream read loop).
