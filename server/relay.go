@@ -100,10 +100,11 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 			out := h2.RequestHead{Method: r.Method, Scheme: cl.Scheme(), Authority: upstreamHost(r, f, h),
 				Path: path, Header: r.Header}
 			return out, func(e h2.RelayEnd) {
-				if errors.Is(e.Err, h2.ErrRelayTimeout) || errors.Is(e.Err, h2.ErrRelayPerTryTimeout) {
+				out, judge := relayOutcome(e)
+				if out.Local == governance.Timeout {
 					cl.Stats.RqTimeout.Add(1)
 				}
-				a.End(relayOutcome(e))
+				a.End(out, judge)
 				if e.HandedOver {
 					return // the handler that retries it counts the request
 				}
@@ -111,11 +112,7 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 				if e.ClientGone && status == 0 {
 					status = 499
 				}
-				gs := -1
-				if v, err := strconv.Atoi(e.GRPCStatus); err == nil {
-					gs = v
-				}
-				ch.srv.metrics.Request(ch.listener, routeName, target.Name, status, gs, time.Since(start))
+				ch.srv.metrics.Request(ch.listener, routeName, target.Name, status, relayGRPCStatus(e), time.Since(start))
 			}, true
 		},
 	}
@@ -128,8 +125,8 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 		tgt.Retry = func(e h2.RelayEnd) (*http.Request, any, bool) {
 			out, judge := relayOutcome(e)
 			att := governance.Attempt{Outcome: out, GRPCStatus: -1, RefusedStream: e.Refused}
-			if gs, err := strconv.Atoi(e.GRPCStatus); err == nil && !e.Local {
-				att.GRPCStatus = gs
+			if !e.Local {
+				att.GRPCStatus = relayGRPCStatus(e)
 			}
 			if !judge || !policy.Retriable(att) {
 				return nil, nil, false
@@ -188,10 +185,18 @@ func relayOutcome(e h2.RelayEnd) (governance.Outcome, bool) {
 		}
 		return governance.Outcome{Local: local}, true
 	}
-	if gs, err := strconv.Atoi(e.GRPCStatus); err == nil {
+	if gs := relayGRPCStatus(e); gs >= 0 {
 		return governance.Outcome{Status: governance.HTTPStatusFromGRPC(gs)}, true
 	}
 	return governance.Outcome{Status: e.Status}, true
+}
+
+// relayGRPCStatus is a relayed call's grpc-status, -1 when it had none.
+func relayGRPCStatus(e h2.RelayEnd) int {
+	if v, err := strconv.Atoi(e.GRPCStatus); err == nil {
+		return v
+	}
+	return -1
 }
 
 // relayableChain: every filter of the chain can tell a gRPC request it
