@@ -384,15 +384,17 @@ func (fw *forwarding) call(r *http.Request) upstream.Call {
 	f := fw.rt.Forward
 	c := upstream.Call{Cluster: fw.cl, Priority: f.Priority}
 	c.Pick.Hash, c.Pick.HasHash = f.Hash(r)
-	if p := handedOverPrior(r, fw.cl); p != nil {
-		// The frame relay made the first attempt and booked a retry.
-		c.Prior = &upstream.Prior{Host: p.host, ReleaseRetry: p.releaseRetry}
-		fw.lastHost = p.host
-	}
 	if p := f.Retry; p != nil {
 		c.Retries, c.Backoff, c.SkipTried = int(p.NumRetries), p.Backoff, p.SkipPreviousHosts
 		c.Retriable = func(res upstream.Result) bool {
 			return p.Retriable(res.Attempt) && (fw.replay == nil || fw.replay.Replayable())
+		}
+		// Only a route that retries is handed calls by the relay (a route
+		// changed since releases its booking when the handler returns).
+		if prior := handedOverPrior(r, fw.cl); prior != nil {
+			// The frame relay made the first attempt and booked a retry.
+			c.Prior = &upstream.Prior{Host: prior.host, ReleaseRetry: prior.releaseRetry}
+			fw.lastHost = prior.host
 		}
 	}
 	return c
