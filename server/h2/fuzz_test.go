@@ -184,6 +184,15 @@ func FuzzRelay(f *testing.F) {
 		_ = fr.WriteData(3, true, []byte{0, 0, 0, 0, 1, 7})
 		_ = fr.WriteRSTStream(3, http2.ErrCodeCancel)
 	}))
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) {
+		// Messages split over frames under and over a message limit.
+		_ = fr.WriteSettings()
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true,
+			BlockFragment: enc(":method", "POST", ":scheme", "http", ":path", "/limit", "content-type", "application/grpc")})
+		_ = fr.WriteData(1, false, []byte{0, 0, 0})
+		_ = fr.WriteData(1, false, []byte{0, 4, 1, 2, 3, 4, 0, 0, 0})
+		_ = fr.WriteData(1, true, []byte{0, 17})
+	}))
 	f.Add([]byte{})
 	// One upstream and one warm connection to it for the whole run (the
 	// relay does not dial).
@@ -210,7 +219,12 @@ func FuzzRelay(f *testing.F) {
 					RetryBuffer: 64,
 					Retry: func(RelayEnd) (*http.Request, any, bool) { // every failure goes to the handler
 						return r, nil, true
-					}}, true
+					},
+					// Calls to /limit... watch a 16-byte message limit and
+					// have their response headers edited.
+					MaxMessage:   limitFor(r.URL.Path),
+					EditResponse: editFor(r.URL.Path),
+				}, true
 			}}
 		serveClientBytes(t, s, data)
 		deadline := time.Now().Add(5 * time.Second)
@@ -232,4 +246,21 @@ func FuzzRelay(f *testing.F) {
 			time.Sleep(time.Millisecond)
 		}
 	})
+}
+
+func limitFor(path string) uint64 {
+	if strings.HasPrefix(path, "/limit") {
+		return 16
+	}
+	return 0
+}
+
+func editFor(path string) func(http.Header) {
+	if !strings.HasPrefix(path, "/limit") {
+		return nil
+	}
+	return func(h http.Header) {
+		h.Del("Content-Type")
+		h.Set("X-Edited", "yes")
+	}
 }
