@@ -47,11 +47,12 @@ test-unit:
 test-integration: peers
 	$(GO) test -race -count=1 -timeout 30m ./integration/...
 	# Tests kept out of the race build (see their files: a peer's client library races on its own).
-	$(GO) test -count=1 -timeout 10m -run 'TestRegistryNacos_|TestRegistryZK_ServerRestart' ./integration/
+	$(GO) test -count=1 -timeout 10m -run 'TestRegistryNacos_|TestRegistryZK_ServerRestart|TestSidecar_RegisteredInNacos|TestRules_SteerCallsWhileTrafficFlowsNacos' ./integration/
 
 ## peers: install the real servers the integration tests run: ZooKeeper
 ## (Debian's package, with slf4j-simple for its logs), Java and Maven (for
-## the Java Dubbo provider), and rnacos (a Nacos 2.x server, from crates.io;
+## the Java Dubbo provider), Chromium and npm (the browser tests), promtool
+## (Debian's prometheus package: the metrics lint test), and rnacos (a Nacos 2.x server, from crates.io;
 ## a cold build takes ~15 minutes, then it is cached by version). The
 ## dubbo-go and Java Dubbo providers build themselves on first use, cached
 ## in $(CACHE).
@@ -63,6 +64,7 @@ peers: $(RNACOS)
 	  command -v mvn >/dev/null || missing="$$missing maven"; \
 	  [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	  command -v npm >/dev/null || missing="$$missing npm"; \
+	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

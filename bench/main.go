@@ -148,6 +148,11 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 		return err
 	}
 	defer stopMTLS()
+	// The tracing scenario's OTLP collector.
+	sink, sinkAddr, err := startOTLPSink()
+	if err != nil {
+		return err
+	}
 
 	payload := bytes.Repeat([]byte{'x'}, 1024)
 	scenarios := []scenario{
@@ -164,6 +169,31 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 		}, directAddr: mtlsAddr, gateway: func() (*gateway, error) {
 			return startMTLSGateway(gw.bin, mtlsAddr, pki)
 		}},
+		{name: "gRPC unary, access log on (Envoy's default format, to a file)", unit: "calls/s", target: "within 10% of gRPC unary", run: func(ctx context.Context, addr string) (result, error) {
+			return grpcUnary(ctx, addr, conc, warm, dur)
+		}, gateway: func() (*gateway, error) {
+			return startAccessLogGateway(gw.bin, backend.GRPCAddr)
+		}},
+		{name: "gRPC unary, access log on and tracing at 1% (OTLP to a collector)", unit: "calls/s", target: "within 10% of gRPC unary", run: func(ctx context.Context, addr string) (result, error) {
+			before := sink.spans.Load()
+			r, err := grpcUnary(ctx, addr, conc, warm, dur)
+			log.Printf("tracing at 1%%: the collector got %d spans during the run", sink.spans.Load()-before)
+			return r, err
+		}, direct: func(ctx context.Context, addr string) (result, error) {
+			return grpcUnary(ctx, addr, conc, warm, dur) // (no spans to count)
+		}, gateway: func() (*gateway, error) {
+			return startObservedGateway(gw.bin, backend.GRPCAddr, sinkAddr)
+		}},
+		{name: "gRPC unary while another connection sends rapid resets (vs direct, unattacked)", unit: "calls/s", target: "no failures", run: func(ctx context.Context, addr string) (result, error) {
+			actx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			conns, streams := rapidReset(actx, addr)
+			r, err := grpcUnary(ctx, addr, conc, warm, dur)
+			log.Printf("rapid reset during the run: %d streams reset on %d connections (each cut off by the gateway)", streams.Load(), conns.Load())
+			return r, err
+		}, direct: func(ctx context.Context, addr string) (result, error) {
+			return grpcUnary(ctx, addr, conc, warm, dur)
+		}, directAddr: backend.GRPCAddr},
 		{name: "gRPC server streaming", unit: "msgs/s", target: "≥ 0.70", proxied: true, run: func(ctx context.Context, addr string) (result, error) {
 			return grpcServerStream(ctx, addr, warm, dur)
 		}},
@@ -487,7 +517,7 @@ func startGateway(ctx context.Context, b *demo.Backend, dubboAddr, triAddr strin
 // launchGateway runs the gateway binary bin with config file cfg and
 // waits until it listens on addr; its stop removes dir.
 func launchGateway(bin, cfg, dir, addr, admin string) (*gateway, error) {
-	cmd := exec.Command(bin, "run", "-c", cfg, "-log-level", "warn")
+	cmd := exec.Command(bin, "run", "-c", cfg, "-log-level", "warn", "-drain-period=0")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

@@ -235,15 +235,9 @@ func startMTLSGateway(bin, backendAddr string, p *meshPKI) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports := make([]int, 2)
-	for i := range ports {
-		a, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		if ports[i], err = portOf(a); err != nil {
-			return nil, err
-		}
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, err
 	}
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) } // a YAML (JSON) string
 	body := fmt.Appendf(nil, mtlsGatewayConfig, ports[0], ports[1], q(backendSNI),
@@ -258,6 +252,21 @@ func startMTLSGateway(bin, backendAddr string, p *meshPKI) (*gateway, error) {
 		return nil, err
 	}
 	return launchGateway(bin, cfg, dir, fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[0]))
+}
+
+// freePorts picks n free local ports.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		a, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		if ports[i], err = portOf(a); err != nil {
+			return nil, err
+		}
+	}
+	return ports, nil
 }
 
 func portOf(addr string) (int, error) {

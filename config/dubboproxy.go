@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	dubbov3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/dubbo_proxy/v3"
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	failoverv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/dubbo/failover/v1"
+	localappv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/dubbo/local_app/v1"
 )
 
 // DubboProxyFilter is Envoy's Dubbo2 network filter: a listener whose
@@ -18,6 +20,10 @@ const DubboProxyFilter = "envoy.filters.network.dubbo_proxy"
 // DubboFailoverFilter carries a Dubbo listener's failover (meshgate's own
 // dubbo filter; Envoy's dubbo_proxy routes have no retry policy).
 const DubboFailoverFilter = "meshgate.filters.dubbo.failover"
+
+// DubboLocalAppFilter carries the services a Dubbo listener serves from a
+// local HTTP/JSON app (the sidecar's inbound side; a LocalApp config).
+const DubboLocalAppFilter = "meshgate.filters.dubbo.local_app"
 
 // DubboListenerConfig is a port Dubbo2 consumers call (hessian2 over TCP),
 // routed by service and method to Dubbo2 or Triple providers.
@@ -32,6 +38,87 @@ type DubboListenerConfig struct {
 	// Timeout bounds each try when the consumer sends no "timeout"
 	// attachment (default 15s).
 	Timeout *Duration `json:"timeout,omitempty"`
+	// LocalApp serves the calls of its services from a local HTTP/JSON
+	// application (the sidecar's inbound side); other calls are routed.
+	LocalApp *LocalAppConfig `json:"local_app,omitempty"`
+}
+
+// LocalAppConfig is a local HTTP/JSON application and the Dubbo services
+// it serves.
+type LocalAppConfig struct {
+	// Cluster is the app's cluster (in clusters:, e.g. endpoints
+	// ["127.0.0.1:8000"]).
+	Cluster  string                  `json:"cluster"`
+	Services []LocalAppServiceConfig `json:"services"`
+	// Timeout bounds a call to the app when the consumer sends no
+	// "timeout" attachment (default 15s).
+	Timeout *Duration `json:"timeout,omitempty"`
+	// Register announces the app as a Dubbo provider at this listener's
+	// address (none: served, not registered).
+	Register *LocalAppRegisterConfig `json:"register,omitempty"`
+	// Protocol the app speaks: http_json (default: each method an
+	// HTTP/JSON request) or grpc (Triple consumers' calls are passed to
+	// it as they came; its cluster must speak grpc).
+	Protocol string `json:"protocol,omitempty"`
+	// ProtoDescriptor is a FileDescriptorSet file (protoc
+	// --descriptor_set_out --include_imports): the services it defines
+	// are served to Triple consumers in the IDL form, the request message
+	// as the app's JSON body, the app's JSON answer as the answer message.
+	ProtoDescriptor string `json:"proto_descriptor,omitempty"`
+}
+
+// LocalAppRegisterConfig registers a local app in Dubbo registries while
+// its health check passes; it is withdrawn first when meshgate drains.
+type LocalAppRegisterConfig struct {
+	// Application is the Dubbo application name.
+	Application string `json:"application"`
+	// Registries to register in (each gives zookeeper).
+	Registries []LocalAppRegistryConfig `json:"registries"`
+	// Mode: all (default: interface- and application-level), interface
+	// or instance.
+	Mode string `json:"mode,omitempty"`
+	// AdvertiseHost is the host consumers connect to (default: the
+	// listener's IP, or the first non-loopback address when it listens
+	// on all).
+	AdvertiseHost string                `json:"advertise_host,omitempty"`
+	HealthCheck   *AppHealthCheckConfig `json:"health_check,omitempty"`
+}
+
+// LocalAppRegistryConfig is one registry a local app is registered in.
+type LocalAppRegistryConfig struct {
+	ZooKeeper *ZooKeeperConfig `json:"zookeeper,omitempty"`
+	Nacos     *NacosConfig     `json:"nacos,omitempty"`
+}
+
+// AppHealthCheckConfig checks a local app with GET path (2xx: healthy),
+// or a gRPC app with grpc.health.v1 (GRPCService: the service asked about).
+type AppHealthCheckConfig struct {
+	Path               string    `json:"path,omitempty"`
+	GRPCService        string    `json:"grpc_service,omitempty"`
+	Interval           *Duration `json:"interval,omitempty"`
+	Timeout            *Duration `json:"timeout,omitempty"`
+	UnhealthyThreshold uint32    `json:"unhealthy_threshold,omitempty"`
+	HealthyThreshold   uint32    `json:"healthy_threshold,omitempty"`
+}
+
+// LocalAppServiceConfig is one Dubbo service the app serves.
+type LocalAppServiceConfig struct {
+	Interface string                 `json:"interface"`
+	Version   string                 `json:"version,omitempty"`
+	Group     string                 `json:"group,omitempty"`
+	Methods   []LocalAppMethodConfig `json:"methods"`
+}
+
+// LocalAppMethodConfig maps one method to the app: POST /<name> (or
+// http_method and path) with the arguments as JSON (an object of
+// param_names, else an array), the JSON answer read as return_type.
+type LocalAppMethodConfig struct {
+	Name       string   `json:"name"`
+	ParamTypes []string `json:"param_types,omitempty"`
+	ParamNames []string `json:"param_names,omitempty"`
+	ReturnType string   `json:"return_type,omitempty"`
+	HTTPMethod string   `json:"http_method,omitempty"`
+	Path       string   `json:"path,omitempty"`
 }
 
 // DubboRouteMatch sends the calls of one service (or of all, with an empty
@@ -51,8 +138,8 @@ func (t *translator) dubboListener(path string, l *DubboListenerConfig) *listene
 	if l.Name == "" {
 		t.errf(path+".name", "must not be empty")
 	}
-	if len(l.Routes) == 0 {
-		t.errf(path+".routes", "needs at least one")
+	if len(l.Routes) == 0 && l.LocalApp == nil {
+		t.errf(path+".routes", "needs at least one (or a local_app)")
 	}
 	routes := &dubbov3.MultipleRouteConfiguration{Name: l.Name}
 	proxy := &dubbov3.DubboProxy{StatPrefix: l.Name, ProtocolType: dubbov3.ProtocolType_Dubbo, SerializationType: dubbov3.SerializationType_Hessian2,
@@ -81,10 +168,13 @@ func (t *translator) dubboListener(path string, l *DubboListenerConfig) *listene
 		if l.Timeout != nil {
 			fo.Timeout = durationpb.New(l.Timeout.Duration)
 		}
-		proxy.DubboFilters = []*dubbov3.DubboFilter{
-			{Name: DubboFailoverFilter, Config: mustAny(fo)},
-			{Name: "envoy.filters.dubbo.router"},
-		}
+		proxy.DubboFilters = append(proxy.DubboFilters, &dubbov3.DubboFilter{Name: DubboFailoverFilter, Config: mustAny(fo)})
+	}
+	if a := l.LocalApp; a != nil {
+		proxy.DubboFilters = append(proxy.DubboFilters, &dubbov3.DubboFilter{Name: DubboLocalAppFilter, Config: mustAny(t.localApp(path+".local_app", a))})
+	}
+	if len(proxy.DubboFilters) > 0 {
+		proxy.DubboFilters = append(proxy.DubboFilters, &dubbov3.DubboFilter{Name: "envoy.filters.dubbo.router"})
 	}
 	return &listenerv3.Listener{
 		Name:    l.Name,
@@ -93,6 +183,125 @@ func (t *translator) dubboListener(path string, l *DubboListenerConfig) *listene
 			Filters: []*listenerv3.Filter{{Name: DubboProxyFilter, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(proxy)}}},
 		}},
 	}
+}
+
+// localApp translates a Dubbo listener's local_app.
+func (t *translator) localApp(path string, a *LocalAppConfig) *localappv1.LocalApp {
+	if a.Cluster == "" {
+		t.errf(path+".cluster", "must name the app's cluster")
+	}
+	if len(a.Services) == 0 {
+		t.errf(path+".services", "needs at least one")
+	}
+	out := &localappv1.LocalApp{Cluster: a.Cluster}
+	switch a.Protocol {
+	case "":
+	case "http_json":
+		out.Protocol = localappv1.LocalApp_APP_PROTOCOL_HTTP_JSON
+	case "grpc":
+		out.Protocol = localappv1.LocalApp_APP_PROTOCOL_GRPC
+	default:
+		t.errf(path+".protocol", "want http_json or grpc, got %q", a.Protocol)
+	}
+	if a.Timeout != nil {
+		out.Timeout = durationpb.New(a.Timeout.Duration)
+	}
+	if a.ProtoDescriptor != "" {
+		b, err := os.ReadFile(t.file(a.ProtoDescriptor))
+		if err != nil {
+			t.errf(path+".proto_descriptor", "%v", err)
+		}
+		out.ProtoDescriptorBin = b
+	}
+	for i, s := range a.Services {
+		p := fmt.Sprintf("%s.services[%d]", path, i)
+		if s.Interface == "" {
+			t.errf(p+".interface", "must not be empty")
+		}
+		if len(s.Methods) == 0 {
+			t.errf(p+".methods", "needs at least one")
+		}
+		svc := &localappv1.Service{Interface: s.Interface, Version: s.Version, Group: s.Group}
+		for j, m := range s.Methods {
+			if m.Name == "" {
+				t.errf(fmt.Sprintf("%s.methods[%d].name", p, j), "must not be empty")
+			}
+			if len(m.ParamNames) > 0 && len(m.ParamNames) != len(m.ParamTypes) {
+				t.errf(fmt.Sprintf("%s.methods[%d].param_names", p, j), "one per param_types entry")
+			}
+			svc.Methods = append(svc.Methods, &localappv1.Method{Name: m.Name, ParamTypes: m.ParamTypes, ParamNames: m.ParamNames,
+				ReturnType: m.ReturnType, HttpMethod: m.HTTPMethod, Path: m.Path})
+		}
+		out.Services = append(out.Services, svc)
+	}
+	if a.Register != nil {
+		out.Registration = t.appRegistration(path+".register", a.Register, a.Protocol == "grpc")
+	}
+	return out
+}
+
+// appRegistration translates a local app's register section.
+func (t *translator) appRegistration(path string, r *LocalAppRegisterConfig, grpcApp bool) *localappv1.Registration {
+	if r.Application == "" {
+		t.errf(path+".application", "must not be empty")
+	}
+	if len(r.Registries) == 0 {
+		t.errf(path+".registries", "needs at least one")
+	}
+	out := &localappv1.Registration{Application: r.Application, AdvertiseHost: r.AdvertiseHost}
+	switch r.Mode {
+	case "":
+	case "all":
+		out.Mode = localappv1.Registration_MODE_ALL
+	case "interface":
+		out.Mode = localappv1.Registration_MODE_INTERFACE
+	case "instance":
+		out.Mode = localappv1.Registration_MODE_INSTANCE
+	default:
+		t.errf(path+".mode", "want all, interface or instance, got %q", r.Mode)
+	}
+	for i, reg := range r.Registries {
+		p := fmt.Sprintf("%s.registries[%d]", path, i)
+		if (reg.ZooKeeper == nil) == (reg.Nacos == nil) {
+			t.errf(p, "give exactly one of zookeeper or nacos")
+			continue
+		}
+		if n := reg.Nacos; n != nil {
+			t.servers(p+".nacos.servers", n.Servers)
+			if n.Password != "" && n.PasswordEnv != "" {
+				t.errf(p+".nacos", "give password or password_env, not both")
+			}
+			nc := &localappv1.Nacos{Servers: n.Servers, GrpcPort: uint32(n.GRPCPort), Namespace: n.Namespace, Group: n.Group,
+				Username: n.Username, Password: n.Password, PasswordEnv: n.PasswordEnv}
+			out.Registries = append(out.Registries, &localappv1.Registry{Kind: &localappv1.Registry_Nacos{Nacos: nc}})
+			continue
+		}
+		t.servers(p+".zookeeper.servers", reg.ZooKeeper.Servers)
+		zk := &localappv1.ZooKeeper{Servers: reg.ZooKeeper.Servers, Root: reg.ZooKeeper.Root}
+		if reg.ZooKeeper.SessionTimeout != nil {
+			zk.SessionTimeout = durationpb.New(reg.ZooKeeper.SessionTimeout.Duration)
+		}
+		out.Registries = append(out.Registries, &localappv1.Registry{Kind: &localappv1.Registry_Zookeeper{Zookeeper: zk}})
+	}
+	if h := r.HealthCheck; h != nil {
+		switch {
+		case grpcApp && h.Path != "":
+			t.errf(path+".health_check.path", "a gRPC app is checked with grpc.health.v1: give grpc_service (or nothing), not a path")
+		case !grpcApp && (h.Path == "" || h.Path[0] != '/'):
+			t.errf(path+".health_check.path", "want a path starting with /, got %q", h.Path)
+		case !grpcApp && h.GRPCService != "":
+			t.errf(path+".health_check.grpc_service", "is for a gRPC app (protocol: grpc)")
+		}
+		hc := &localappv1.HealthCheck{Path: h.Path, GrpcService: h.GRPCService, UnhealthyThreshold: h.UnhealthyThreshold, HealthyThreshold: h.HealthyThreshold}
+		if h.Interval != nil {
+			hc.Interval = durationpb.New(h.Interval.Duration)
+		}
+		if h.Timeout != nil {
+			hc.Timeout = durationpb.New(h.Timeout.Duration)
+		}
+		out.HealthCheck = hc
+	}
+	return out
 }
 
 // DubboProxy decodes a filter chain's dubbo_proxy filter; ok is false for a

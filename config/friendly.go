@@ -16,6 +16,11 @@ type File struct {
 	// DrainTimeout bounds how long SIGTERM waits for in-flight requests
 	// (default 15s).
 	DrainTimeout *Duration `json:"drain_timeout,omitempty"`
+	// DrainPeriod is how long the listeners keep accepting after SIGTERM
+	// while telling every client to go (HTTP/1.x Connection: close,
+	// HTTP/2 GOAWAY), before they stop accepting and drain_timeout runs
+	// (default 5s, Istio's terminationDrainDuration; 0: stop at once).
+	DrainPeriod *Duration `json:"drain_period,omitempty"`
 	// Listeners are the ports the gateway serves.
 	Listeners []ListenerConfig `json:"listeners,omitempty"`
 	// DubboListeners are ports Dubbo2 consumers call over TCP.
@@ -33,6 +38,18 @@ type File struct {
 	// Identity is where the gateway's workload certificate comes from
 	// (istiod's CA or files); see IdentityConfig.
 	Identity *IdentityConfig `json:"identity,omitempty"`
+	// Overload sheds load before the process runs out of memory or
+	// connections (Envoy's overload manager); see OverloadConfig.
+	Overload *OverloadConfig `json:"overload,omitempty"`
+	// IstioMetrics, when set, adds Istio's standard request metrics
+	// (istio_requests_total, ...) to /stats/prometheus, this gateway being
+	// the source workload it names.
+	IstioMetrics *IstioWorkload `json:"istio_metrics,omitempty"`
+	// Sidecar makes a local application without a Dubbo SDK a member of
+	// a Dubbo cluster (see SidecarConfig): a shorthand for a cluster, a
+	// Dubbo listener with a registered local_app, an outbound listener
+	// and registries.
+	Sidecar *SidecarConfig `json:"sidecar,omitempty"`
 
 	xdsSettings      *XDSSettings       // set by Translate
 	registrySettings []RegistrySettings // set by Translate
@@ -47,6 +64,62 @@ type AdminConfig struct {
 	// and /ready) on host:port, so that it can be exposed beyond loopback:
 	// Istio's gateways use 0.0.0.0:15021. Default: off.
 	ReadinessAddress string `json:"readiness_address,omitempty"`
+}
+
+// AccessLogConfig is one access log: Envoy's format strings as text or
+// JSON, appended to a file or written to stdout.
+type AccessLogConfig struct {
+	// Path is the file ("/dev/stdout" and "/dev/stderr" are the
+	// process's own); reopened on SIGUSR1.
+	Path string `json:"path"`
+	// Format is an Envoy format string (default: Envoy's default format);
+	// JSONFormat, instead, makes each line a JSON object of these keys.
+	Format     string            `json:"format,omitempty"`
+	JSONFormat map[string]string `json:"json_format,omitempty"`
+}
+
+// TracingConfig is a listener's tracing.
+type TracingConfig struct {
+	// OTLPEndpoint is the collector's OTLP gRPC address (host:port, or
+	// a gRPC target such as dns:///collector:4317), reached in cleartext.
+	OTLPEndpoint string `json:"otlp_endpoint"`
+	// ServiceName names the gateway in the spans (default "meshgate").
+	ServiceName string `json:"service_name,omitempty"`
+	// RandomSampling is the percentage of requests traced that bring no
+	// sampling decision of their own (Envoy's default: 100).
+	RandomSampling *float64 `json:"random_sampling,omitempty"`
+}
+
+// IstioWorkload names the gateway in Istio's metrics (source_* labels);
+// an empty field is "unknown".
+type IstioWorkload struct {
+	Workload  string `json:"workload,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	App       string `json:"app,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Principal string `json:"principal,omitempty"`
+	Cluster   string `json:"cluster,omitempty"`
+}
+
+// OverloadConfig is the overload manager: actions that turn on as the Go
+// heap nears a limit, and a cap on open downstream connections.
+type OverloadConfig struct {
+	// MaxHeapBytes is the heap limit the actions are shares of (default:
+	// GOMEMLIMIT, else the cgroup's memory.max; neither and none given:
+	// no heap actions).
+	MaxHeapBytes uint64 `json:"max_heap_bytes,omitempty"`
+	// DisableHTTPKeepalive is the share of the limit from which HTTP/1.x
+	// connections close after each answer and HTTP/2 connections are told
+	// to go (default 0.90).
+	DisableHTTPKeepalive float64 `json:"disable_http_keepalive,omitempty"`
+	// StopAcceptingRequests is the share from which new requests are
+	// answered 503 / RESOURCE_EXHAUSTED (default 0.95).
+	StopAcceptingRequests float64 `json:"stop_accepting_requests,omitempty"`
+	// RefreshInterval is how often the heap is read (default 1s).
+	RefreshInterval *Duration `json:"refresh_interval,omitempty"`
+	// MaxActiveDownstreamConnections caps the open downstream connections
+	// over all listeners; more are closed as accepted (0: no cap).
+	MaxActiveDownstreamConnections int64 `json:"max_active_downstream_connections,omitempty"`
 }
 
 // ListenerConfig is one port that serves HTTP/1.1, cleartext HTTP/2 and,
@@ -70,6 +143,31 @@ type ListenerConfig struct {
 	// StreamIdleTimeout resets a request with no bytes either way this
 	// long (Envoy's default 5m; 0s turns it off).
 	StreamIdleTimeout *Duration `json:"stream_idle_timeout,omitempty"`
+	// AccessLog lists where and how each request is logged (Envoy's file
+	// access logger).
+	AccessLog []AccessLogConfig `json:"access_log,omitempty"`
+	// Tracing makes OpenTelemetry spans of the requests it samples and
+	// sends them to an OTLP gRPC collector (Envoy's OpenTelemetry tracer).
+	Tracing *TracingConfig `json:"tracing,omitempty"`
+	// RequestTimeout bounds how long a request may take to arrive whole
+	// (408 / DEADLINE_EXCEEDED), unless its answer began first; 0: none.
+	RequestTimeout *Duration `json:"request_timeout,omitempty"`
+	// RequestHeadersTimeout bounds how long an HTTP/1.x request's headers
+	// may take to arrive (default 30s).
+	RequestHeadersTimeout *Duration `json:"request_headers_timeout,omitempty"`
+	// MaxRequestsPerConnection: the connection is told to go after this
+	// many requests (HTTP/1.x Connection: close, HTTP/2 GOAWAY); 0: no
+	// limit.
+	MaxRequestsPerConnection uint32 `json:"max_requests_per_connection,omitempty"`
+	// MaxConnectionDuration: a connection is told to go this long after
+	// it opened (spreads long-lived gRPC clients over new endpoints).
+	MaxConnectionDuration *Duration `json:"max_connection_duration,omitempty"`
+	// MaxHeadersCount limits a request's header fields (431 beyond;
+	// Envoy's default 100).
+	MaxHeadersCount uint32 `json:"max_headers_count,omitempty"`
+	// MaxConcurrentStreams limits the streams of one HTTP/2 connection
+	// (default 1024).
+	MaxConcurrentStreams uint32 `json:"max_concurrent_streams,omitempty"`
 	// RateLimit limits every request of the listener (routes and virtual
 	// hosts with their own limit use theirs).
 	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`

@@ -25,19 +25,37 @@ type Bootstrap struct {
 	// ReadinessAddress, when set, serves the readiness probe alone
 	// (GET /healthz/ready, as Istio's gateways on :15021) on host:port.
 	ReadinessAddress string
-	// DrainTimeout bounds the wait for in-flight requests on shutdown.
+	// DrainTimeout bounds the wait for in-flight requests on shutdown,
+	// once the listeners stopped accepting.
 	DrainTimeout time.Duration
+	// DrainPeriod is how long the listeners keep accepting on shutdown,
+	// telling clients to go (Envoy's --drain-time-s, Istio's
+	// terminationDrainDuration).
+	DrainPeriod time.Duration
 	// XDS, when set, takes config from a control plane too.
 	XDS *XDSSettings
 	// Registries are Dubbo registries to discover providers in.
 	Registries []RegistrySettings
 	// Identity, when set, keeps a workload certificate in the store.
 	Identity *IdentitySettings
+	// Overload configures the overload manager (zero: its defaults).
+	Overload OverloadSettings
+	// IstioMetrics, when set, turns Istio's request metrics on.
+	IstioMetrics *IstioWorkload
+}
+
+// OverloadSettings are the overload manager's (see OverloadConfig); zero
+// fields take its defaults.
+type OverloadSettings struct {
+	MaxHeapBytes                                uint64
+	DisableHTTPKeepalive, StopAcceptingRequests float64
+	RefreshInterval                             time.Duration
+	MaxActiveDownstreamConnections              int64
 }
 
 // DefaultBootstrap returns the settings used when a file gives none.
 func DefaultBootstrap() Bootstrap {
-	return Bootstrap{AdminAddress: "127.0.0.1:9901", DrainTimeout: 15 * time.Second}
+	return Bootstrap{AdminAddress: "127.0.0.1:9901", DrainTimeout: 15 * time.Second, DrainPeriod: 5 * time.Second}
 }
 
 // Loaded is the result of reading a configuration file.

@@ -141,6 +141,39 @@ listeners: [{name: l, address: ":80", virtual_hosts: [{routes: [
 clusters: [{name: c, endpoints: ["127.0.0.1:1"]}]`,
 			[]string{"routes[0].fault.abort_status: 42 is not an HTTP status", "routes[1].fault.delay_percent: want a percentage from 0 to 100, got 120",
 				"routes[2].fault: needs a delay or an abort"}},
+		{"tracing without a collector, sampling out of range", `
+listeners:
+  - {name: a, address: ":80", tracing: {random_sampling: 5}, virtual_hosts: [{routes: [{match: {prefix: /}, direct_response: {status: 200}}]}]}
+  - {name: b, address: ":81", tracing: {otlp_endpoint: "c:4317", random_sampling: 150}, virtual_hosts: [{routes: [{match: {prefix: /}, direct_response: {status: 200}}]}]}`,
+			[]string{"listeners[0].tracing.otlp_endpoint: must name the collector", "listeners[1].tracing.random_sampling: must be a percentage, 0 to 100"}},
+		{"local app without cluster, services or method names", `
+dubbo_listeners:
+  - {name: d, address: ":20880", local_app: {services: []}}
+  - {name: e, address: ":20881", local_app: {cluster: app, services: [{interface: org.x.S, methods: [{name: "", param_types: [int], param_names: [a, b]}]}]}}
+clusters: [{name: app, endpoints: ["127.0.0.1:8000"]}]`,
+			[]string{"dubbo_listeners[0].local_app.cluster: must name the app's cluster", "dubbo_listeners[0].local_app.services: needs at least one",
+				"dubbo_listeners[1].local_app.services[0].methods[0].name: must not be empty", "dubbo_listeners[1].local_app.services[0].methods[0].param_names: one per param_types entry"}},
+		{"local app registration without application, registries, a known mode or a path", `
+dubbo_listeners:
+  - {name: d, address: ":20880", local_app: {cluster: app, services: [{interface: org.x.S, methods: [{name: m}]}],
+     register: {mode: both, registries: [{}], health_check: {path: health}}}}
+  - {name: e, address: ":20881", local_app: {cluster: app, services: [{interface: org.x.S, methods: [{name: m}]}],
+     register: {application: a, registries: [{zookeeper: {servers: []}}]}}}
+clusters: [{name: app, endpoints: ["127.0.0.1:8000"]}]`,
+			[]string{"dubbo_listeners[0].local_app.register.application: must not be empty", "dubbo_listeners[0].local_app.register.mode: want all, interface or instance, got \"both\"",
+				"dubbo_listeners[0].local_app.register.registries[0]: give exactly one of zookeeper or nacos", "dubbo_listeners[0].local_app.register.health_check.path: want a path starting with /, got \"health\"",
+				"dubbo_listeners[1].local_app.register.registries[0].zookeeper.servers: give at least one host:port"}},
+		{"local app protocol unknown, a gRPC app checked by path, an HTTP app by gRPC service", `
+dubbo_listeners:
+  - {name: d, address: ":20880", local_app: {cluster: app, protocol: soap, services: [{interface: org.x.S, methods: [{name: m}]}]}}
+  - {name: e, address: ":20881", local_app: {cluster: app, protocol: grpc, services: [{interface: org.x.S, methods: [{name: m}]}],
+     register: {application: a, registries: [{zookeeper: {servers: ["zk:2181"]}}], health_check: {path: /health}}}}
+  - {name: f, address: ":20882", local_app: {cluster: app, services: [{interface: org.x.S, methods: [{name: m}]}],
+     register: {application: a, registries: [{zookeeper: {servers: ["zk:2181"]}}], health_check: {path: /h, grpc_service: x}}}}
+clusters: [{name: app, endpoints: ["127.0.0.1:8000"]}]`,
+			[]string{`dubbo_listeners[0].local_app.protocol: want http_json or grpc, got "soap"`,
+				"dubbo_listeners[1].local_app.register.health_check.path: a gRPC app is checked with grpc.health.v1",
+				"dubbo_listeners[2].local_app.register.health_check.grpc_service: is for a gRPC app"}},
 		{"undefined route config", `
 listeners: [{name: l, address: ":80", route_config: main}]`,
 			[]string{`listeners[0].route_config: route config "main" is not defined in route_configs`}},

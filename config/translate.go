@@ -18,6 +18,18 @@ import (
 func (f *File) Translate(baseDir string) ([]proto.Message, error) {
 	t := &translator{baseDir: baseDir}
 	var out []proto.Message
+	orig := f
+	f = t.withSidecar(f)
+	if o := f.Overload; o != nil {
+		for name, v := range map[string]float64{"disable_http_keepalive": o.DisableHTTPKeepalive, "stop_accepting_requests": o.StopAcceptingRequests} {
+			if v < 0 || v > 1 {
+				t.errf("overload."+name, "%v is not a share of the heap limit (0 to 1)", v)
+			}
+		}
+		if o.MaxActiveDownstreamConnections < 0 {
+			t.errf("overload.max_active_downstream_connections", "must not be negative")
+		}
+	}
 	clusters := map[string]bool{}
 	for i := range f.Clusters {
 		c := &f.Clusters[i]
@@ -81,6 +93,7 @@ func (f *File) Translate(baseDir string) ([]proto.Message, error) {
 	if f.Identity != nil {
 		f.identitySettings = t.identity("identity", f.Identity, f.XDS)
 	}
+	orig.xdsSettings, orig.registrySettings, orig.identitySettings = f.xdsSettings, f.registrySettings, f.identitySettings
 	if err := errors.Join(t.errs...); err != nil {
 		return nil, err
 	}
@@ -98,9 +111,20 @@ func (f *File) Bootstrap() Bootstrap {
 	if f.DrainTimeout != nil {
 		b.DrainTimeout = f.DrainTimeout.Duration
 	}
+	if f.DrainPeriod != nil {
+		b.DrainPeriod = f.DrainPeriod.Duration
+	}
 	b.XDS = f.xdsSettings
 	b.Registries = f.registrySettings
 	b.Identity = f.identitySettings
+	b.IstioMetrics = f.IstioMetrics
+	if o := f.Overload; o != nil {
+		b.Overload = OverloadSettings{MaxHeapBytes: o.MaxHeapBytes, DisableHTTPKeepalive: o.DisableHTTPKeepalive,
+			StopAcceptingRequests: o.StopAcceptingRequests, MaxActiveDownstreamConnections: o.MaxActiveDownstreamConnections}
+		if o.RefreshInterval != nil {
+			b.Overload.RefreshInterval = o.RefreshInterval.Duration
+		}
+	}
 	return b
 }
 

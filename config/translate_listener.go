@@ -1,8 +1,13 @@
 package config
 
 import (
+	"fmt"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
+	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	bridgev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/connect_grpc_bridge/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
@@ -12,7 +17,10 @@ import (
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	dubbov1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/http/dubbo/v1"
@@ -48,11 +56,86 @@ func (t *translator) listener(path string, l *ListenerConfig) *listenerv3.Listen
 	if l.MaxRequestHeadersKB > 0 {
 		hcm.MaxRequestHeadersKb = wrapperspb.UInt32(l.MaxRequestHeadersKB)
 	}
+	common := &corev3.HttpProtocolOptions{}
 	if l.IdleTimeout != nil {
-		hcm.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(l.IdleTimeout.Duration)}
+		common.IdleTimeout = durationpb.New(l.IdleTimeout.Duration)
+	}
+	if l.MaxRequestsPerConnection > 0 {
+		common.MaxRequestsPerConnection = wrapperspb.UInt32(l.MaxRequestsPerConnection)
+	}
+	if l.MaxConnectionDuration != nil {
+		common.MaxConnectionDuration = durationpb.New(l.MaxConnectionDuration.Duration)
+	}
+	if l.MaxHeadersCount > 0 {
+		common.MaxHeadersCount = wrapperspb.UInt32(l.MaxHeadersCount)
+	}
+	if proto.Size(common) > 0 {
+		hcm.CommonHttpProtocolOptions = common
+	}
+	if l.MaxConcurrentStreams > 0 {
+		hcm.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{MaxConcurrentStreams: wrapperspb.UInt32(l.MaxConcurrentStreams)}
 	}
 	if l.StreamIdleTimeout != nil {
 		hcm.StreamIdleTimeout = durationpb.New(l.StreamIdleTimeout.Duration)
+	}
+	for i, al := range l.AccessLog {
+		p := fmt.Sprintf("%s.access_log[%d]", path, i)
+		if al.Path == "" {
+			t.errf(p+".path", "must not be empty (use /dev/stdout for the process's output)")
+			continue
+		}
+		f := &filev3.FileAccessLog{Path: al.Path}
+		switch {
+		case al.Format != "" && len(al.JSONFormat) > 0:
+			t.errf(p, "format and json_format: one or the other")
+			continue
+		case al.Format != "":
+			f.AccessLogFormat = &filev3.FileAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
+				Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
+					Specifier: &corev3.DataSource_InlineString{InlineString: al.Format}}}}}
+		case len(al.JSONFormat) > 0:
+			fields := map[string]any{}
+			for k, v := range al.JSONFormat {
+				fields[k] = v
+			}
+			st, err := structpb.NewStruct(fields)
+			if err != nil {
+				t.errf(p+".json_format", "%v", err)
+				continue
+			}
+			f.AccessLogFormat = &filev3.FileAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
+				Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: st}}}
+		}
+		hcm.AccessLog = append(hcm.AccessLog, &accesslogv3.AccessLog{Name: "envoy.access_loggers.file",
+			ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(f)}})
+	}
+	if tc := l.Tracing; tc != nil {
+		p := path + ".tracing"
+		sampling := 100.0
+		if tc.RandomSampling != nil {
+			sampling = *tc.RandomSampling
+		}
+		switch {
+		case tc.OTLPEndpoint == "":
+			t.errf(p+".otlp_endpoint", "must name the collector (host:port)")
+		case sampling < 0 || sampling > 100:
+			t.errf(p+".random_sampling", "must be a percentage, 0 to 100")
+		default:
+			otel := &tracev3.OpenTelemetryConfig{ServiceName: tc.ServiceName, GrpcService: &corev3.GrpcService{
+				TargetSpecifier: &corev3.GrpcService_GoogleGrpc_{GoogleGrpc: &corev3.GrpcService_GoogleGrpc{
+					TargetUri: tc.OTLPEndpoint, StatPrefix: "otlp"}}}}
+			hcm.Tracing = &hcmv3.HttpConnectionManager_Tracing{
+				RandomSampling: &typev3.Percent{Value: sampling},
+				Provider: &tracev3.Tracing_Http{Name: "envoy.tracers.opentelemetry",
+					ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(otel)}},
+			}
+		}
+	}
+	if l.RequestTimeout != nil {
+		hcm.RequestTimeout = durationpb.New(l.RequestTimeout.Duration)
+	}
+	if l.RequestHeadersTimeout != nil {
+		hcm.RequestHeadersTimeout = durationpb.New(l.RequestHeadersTimeout.Duration)
 	}
 	// gRPC-Web, Connect and CORS are on for every friendly listener:
 	// browsers and Connect clients are among the callers meshgate is for.

@@ -52,8 +52,14 @@ func FuzzReadFrame(f *testing.F) {
 				_, _ = fr.eventBody()
 				return
 			}
-			if inv, err := fr.Request(); err == nil && inv.Service.Method == "" {
-				t.Fatal("a request without a method was accepted")
+			if inv, err := fr.Request(); err == nil {
+				if inv.Service.Method == "" {
+					t.Fatal("a request without a method was accepted")
+				}
+				// A generic call's arguments are the consumer's too.
+				if call, ok := inv.Unwrapped(); ok && call.Service.Method == "" {
+					t.Fatal("a generic call without a method name was unwrapped")
+				}
 			}
 			return
 		}

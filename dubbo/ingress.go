@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"time"
 
 	hessian "github.com/apache/dubbo-go-hessian2"
 )
@@ -178,3 +179,56 @@ const (
 	StatusServiceError    byte = 70
 	StatusServerError     byte = 80
 )
+
+// Unwrapped is the call a generic invocation ($invoke / $invokeAsync:
+// method name, parameter types, arguments; what GenericRequest sends)
+// stands for, and inv itself otherwise; false for a generic invocation
+// whose arguments are malformed.
+func (inv *Invocation) Unwrapped() (*Invocation, bool) {
+	if m := inv.Service.Method; m != "$invoke" && m != "$invokeAsync" {
+		return inv, true
+	}
+	if len(inv.Args) != 3 {
+		return nil, false
+	}
+	name, ok := inv.Args[0].(string)
+	if !ok || name == "" {
+		return nil, false
+	}
+	var types []string
+	switch ts := inv.Args[1].(type) {
+	case []string:
+		types = ts
+	case []any:
+		for _, t := range ts {
+			s, ok := t.(string)
+			if !ok {
+				return nil, false
+			}
+			types = append(types, s)
+		}
+	case nil:
+	default:
+		return nil, false
+	}
+	var args []any
+	switch as := inv.Args[2].(type) {
+	case []any:
+		args = as
+	case nil:
+	default:
+		return nil, false
+	}
+	out := *inv
+	out.Service.Method, out.Types, out.Args = name, types, args
+	return &out, true
+}
+
+// Timeout is the consumer's bound on the call (its "timeout" attachment,
+// in milliseconds), or def when it gives none.
+func (inv *Invocation) Timeout(def time.Duration) time.Duration {
+	if ms, err := time.ParseDuration(inv.Attachments["timeout"] + "ms"); err == nil && ms > 0 {
+		return ms
+	}
+	return def
+}

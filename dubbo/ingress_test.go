@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	hessian "github.com/apache/dubbo-go-hessian2"
 )
@@ -79,4 +81,50 @@ func mustFrame(t *testing.T, b []byte) *Frame {
 		t.Fatal(err)
 	}
 	return f
+}
+
+func TestInvocation_Unwrapped(t *testing.T) {
+	svc := Service{Interface: "org.x.S", Method: "$invoke"}
+	tests := []struct {
+		name      string
+		args      []any
+		wantOK    bool
+		wantName  string
+		wantTypes []string
+	}{
+		{name: "types as strings", args: []any{"SayHello", []string{"java.lang.String"}, []any{"x"}}, wantOK: true, wantName: "SayHello", wantTypes: []string{"java.lang.String"}},
+		{name: "types as objects", args: []any{"Add", []any{"long", "long"}, []any{int64(1), int64(2)}}, wantOK: true, wantName: "Add", wantTypes: []string{"long", "long"}},
+		{name: "no method name", args: []any{"", nil, nil}},
+		{name: "types not strings", args: []any{"m", []any{1}, nil}},
+		{name: "two arguments", args: []any{"m", nil}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, ok := (&Invocation{Service: svc, Args: tt.args}).Unwrapped()
+			if ok != tt.wantOK {
+				t.Fatalf("ok %v, want %v", ok, tt.wantOK)
+			}
+			if ok && (out.Service.Method != tt.wantName || strings.Join(out.Types, ",") != strings.Join(tt.wantTypes, ",") || out.Service.Interface != "org.x.S") {
+				t.Errorf("unwrapped %+v", out)
+			}
+		})
+	}
+	plain := &Invocation{Service: Service{Interface: "org.x.S", Method: "SayHello"}}
+	if out, ok := plain.Unwrapped(); !ok || out != plain {
+		t.Error("a plain call was not kept as it is")
+	}
+}
+
+func TestInvocation_Timeout(t *testing.T) {
+	for _, tt := range []struct {
+		attachment string
+		want       time.Duration
+	}{
+		{"", 15 * time.Second}, {"3000", 3 * time.Second}, {"0", 15 * time.Second}, {"-5", 15 * time.Second}, {"x", 15 * time.Second},
+	} {
+		inv := &Invocation{Attachments: map[string]string{"timeout": tt.attachment}}
+		if got := inv.Timeout(15 * time.Second); got != tt.want {
+			t.Errorf("timeout attachment %q: %v, want %v", tt.attachment, got, tt.want)
+		}
+	}
 }

@@ -2,8 +2,8 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,9 +12,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	demov1 "github.com/meshgate/meshgate/proto/demo/v1"
 )
 
 // buildBinary builds cmd/meshgate once per test binary.
@@ -84,6 +90,7 @@ func (s *syncBuffer) String() string {
 const binaryConfig = `
 admin: { address: "{{.Admin}}" }
 drain_timeout: {{.Drain}}
+drain_period: {{if .Period}}{{.Period}}{{else}}0s{{end}}
 listeners:
   - name: main
     address: "{{.Addr}}"
@@ -93,23 +100,39 @@ listeners:
             cluster: http
             timeout: 30s
             request_headers_to_set: { x-gateway: "{{.Tag}}" }
+{{- if .GRPC}}
+          - match: { prefix: /demo.v1.DemoService/, grpc: true }
+            cluster: grpc
+{{- end}}
 clusters:
   - { name: http, endpoints: [ "{{.HTTP}}" ] }
+{{- if .GRPC}}
+  - { name: grpc, protocol: grpc, endpoints: [ "{{.GRPC}}" ] }
+{{- end}}
 `
 
-type binaryData struct{ Admin, Addr, HTTP, Tag, Drain string }
+// binaryData fills binaryConfig; Period is the drain period (default 0s),
+// GRPC a gRPC backend (optional).
+type binaryData struct{ Admin, Addr, HTTP, GRPC, Tag, Drain, Period string }
 
 func startProcess(t *testing.T, data binaryData, args ...string) *process {
+	t.Helper()
+	return startProcessWith(t, binaryConfig, data, data.Admin, data.Addr, args...)
+}
+
+// startProcessWith runs the binary on the config tmpl renders from data;
+// admin and addr are its admin and main listener addresses.
+func startProcessWith(t *testing.T, tmpl string, data any, admin, addr string, args ...string) *process {
 	t.Helper()
 	bin, err := buildBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "meshgate.yaml")
-	if err := os.WriteFile(path, render(t, binaryConfig, data), 0o600); err != nil {
+	if err := os.WriteFile(path, render(t, tmpl, data), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{logs: &syncBuffer{}, done: make(chan struct{}), config: path, admin: data.Admin, addr: data.Addr}
+	p := &process{logs: &syncBuffer{}, done: make(chan struct{}), config: path, admin: admin, addr: addr}
 	p.cmd = exec.Command(bin, append([]string{"run", "-c", path}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -125,7 +148,7 @@ func startProcess(t *testing.T, data binaryData, args ...string) *process {
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + data.Admin + "/ready")
+		resp, err := http.Get("http://" + admin + "/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -219,6 +242,8 @@ func TestBinary_Reload(t *testing.T) {
 // SIGTERM drains: new connections are refused, the request in flight
 // finishes, and the process exits 0. A request longer than the drain
 // timeout is cut and the process still exits 0.
+// With no drain period, SIGTERM stops accepting at once; in-flight
+// requests get the drain timeout, and one longer than it is cut.
 func TestBinary_Drain(t *testing.T) {
 	b := startBackend(t, "b1")
 	tests := []struct {
@@ -233,50 +258,17 @@ func TestBinary_Drain(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := startProcess(t, binaryData{Admin: freeAddr(t), Addr: freeAddr(t), HTTP: b.HTTPAddr, Tag: "v1", Drain: tc.drain})
-			c := httpClient(t)
-			type result struct {
-				code int
-				err  error
-			}
-			inflight := make(chan result, 1)
-			go func() {
-				resp, err := c.Get(fmt.Sprintf("http://%s/echo?delay=%s", p.addr, tc.delay))
-				if err != nil {
-					inflight <- result{err: err}
-					return
-				}
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				inflight <- result{code: resp.StatusCode, err: err}
-			}()
+			p := startProcess(t, binaryData{Admin: freeAddr(t), Addr: freeAddr(t), HTTP: b.HTTPAddr, Tag: "v1", Drain: tc.drain, Period: "0s"})
+			inflight := getAsync(httpClient(t), fmt.Sprintf("http://%s/echo?delay=%s", p.addr, tc.delay))
 			time.Sleep(300 * time.Millisecond) // the request is at the backend
 			start := time.Now()
 			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			// New connections are refused once draining starts.
-			deadline := time.Now().Add(2 * time.Second)
-			for {
-				conn, err := net.DialTimeout("tcp", p.addr, 100*time.Millisecond)
-				if err != nil {
-					break
-				}
-				conn.Close()
-				if time.Now().After(deadline) {
-					t.Fatal("the listener still accepts 2s after SIGTERM")
-				}
-				time.Sleep(20 * time.Millisecond)
+			if d := refusedWithin(t, p.addr, 2*time.Second); d < 0 {
+				t.Fatal("the listener still accepts 2s after SIGTERM (no drain period set)")
 			}
-			select {
-			case <-p.done:
-			case <-time.After(tc.maxExitIn):
-				t.Fatalf("meshgate did not exit within %v of SIGTERM", tc.maxExitIn)
-			}
-			var exitErr *exec.ExitError
-			if errors.As(p.exit, &exitErr) || p.exit != nil {
-				t.Fatalf("exit = %v, want 0", p.exit)
-			}
+			p.exitsWithin(t, tc.maxExitIn)
 			r := <-inflight
 			if tc.wantDone && (r.err != nil || r.code != 200) {
 				t.Errorf("in-flight request: %d %v, want 200 (it should finish during the drain)", r.code, r.err)
@@ -287,4 +279,273 @@ func TestBinary_Drain(t *testing.T) {
 			t.Logf("exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 		})
 	}
+}
+
+// With a drain period, SIGTERM fails /ready at once while the port keeps
+// accepting: clients still sent here (a Kubernetes Service whose endpoints
+// have not caught up) are answered and told to go — HTTP/1.1 answers say
+// Connection: close, HTTP/2 connections get GOAWAY — and no call fails,
+// whether on an open connection or a new one. After the period the port
+// refuses, the in-flight request finishes, and the process exits 0.
+func TestBinary_DrainPeriod(t *testing.T) {
+	b := startBackend(t, "b1")
+	const period = 2 * time.Second
+	p := startProcess(t, binaryData{Admin: freeAddr(t), Addr: freeAddr(t), HTTP: b.HTTPAddr, GRPC: b.GRPCAddr, Tag: "v1", Drain: "5s", Period: period.String()})
+	inflight := getAsync(httpClient(t), fmt.Sprintf("http://%s/echo?delay=3s", p.addr))
+	adminClient := httpClient(t)
+
+	// Callers on open connections (gRPC on one HTTP/2 connection, HTTP/1.1
+	// keep-alive) call on until the period is nearly over.
+	grpcClient, web := demoClient(t, p.addr), httpClient(t)
+	stopLoad := make(chan struct{})
+	var calls, failed atomic.Int64
+	var firstErr atomic.Value
+	var load sync.WaitGroup
+	fail := func(err error) {
+		failed.Add(1)
+		firstErr.CompareAndSwap(nil, err.Error())
+	}
+	for i := range 6 {
+		load.Add(1)
+		go func() {
+			defer load.Done()
+			for {
+				select {
+				case <-stopLoad:
+					return
+				default:
+				}
+				calls.Add(1)
+				if i%2 == 0 {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					_, err := grpcClient.Echo(ctx, &demov1.EchoRequest{Message: "drain"})
+					cancel()
+					if err != nil {
+						fail(err)
+					}
+					continue
+				}
+				resp, err := web.Get("http://" + p.addr + "/echo")
+				if err != nil {
+					fail(err)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					fail(fmt.Errorf("HTTP %d", resp.StatusCode))
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	before := calls.Load()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+
+	// /ready fails at once.
+	for {
+		resp, err := adminClient.Get("http://" + p.admin + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				break
+			}
+		}
+		if time.Since(start) > 500*time.Millisecond {
+			t.Fatalf("/ready: %v %v half a second after SIGTERM, want 503", resp.Status, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// A new HTTP/1.1 connection is served and told to close.
+	time.Sleep(200 * time.Millisecond)
+	fresh := httpClient(t)
+	resp, err := fresh.Get("http://" + p.addr + "/echo")
+	if err != nil {
+		t.Fatalf("a new connection during the drain period: %v (want it served)", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("a new HTTP/1.1 connection during the drain: %d, Connection: close %v; want 200 and close", resp.StatusCode, resp.Close)
+	}
+	// A new HTTP/2 connection is served and gets GOAWAY.
+	goAway, answer := h2GetOnNewConn(t, p.addr, "/echo")
+	if !goAway || answer != "200" {
+		t.Errorf("a new HTTP/2 connection during the drain: GOAWAY %v, answer %q; want GOAWAY and 200", goAway, answer)
+	}
+
+	time.Sleep(period - time.Since(start) - 300*time.Millisecond)
+	close(stopLoad)
+	load.Wait()
+	during := calls.Load() - before
+	if failed.Load() > 0 {
+		t.Errorf("%d of %d calls failed during the drain period (first: %v), want 0", failed.Load(), during, firstErr.Load())
+	}
+	if during < 50 {
+		t.Errorf("only %d calls during the drain period; the load did not run", during)
+	}
+
+	// After the period the port refuses.
+	if d := refusedWithin(t, p.addr, period+2*time.Second-time.Since(start)); d < 0 {
+		t.Fatal("the listener still accepts 2s after the drain period")
+	}
+	if refusedAt := time.Since(start); refusedAt < period-100*time.Millisecond {
+		t.Errorf("the port refused %v after SIGTERM, before the %v drain period ended", refusedAt, period)
+	}
+	p.exitsWithin(t, 5*time.Second)
+	r := <-inflight
+	if r.err != nil || r.code != 200 {
+		t.Errorf("in-flight request: %d %v, want 200", r.code, r.err)
+	}
+	t.Logf("%d calls during the drain period, %d failed; exited %v after SIGTERM", during, failed.Load(), time.Since(start).Round(time.Millisecond))
+}
+
+// POST /drain_listeners?graceful drains as SIGTERM does, without exiting:
+// /ready fails, the port accepts and tells clients to go for the drain
+// period, then refuses; the admin endpoint still answers.
+func TestBinary_DrainListenersAdmin(t *testing.T) {
+	b := startBackend(t, "b1")
+	p := startProcess(t, binaryData{Admin: freeAddr(t), Addr: freeAddr(t), HTTP: b.HTTPAddr, Tag: "v1", Drain: "5s", Period: "1s"})
+	adminClient := httpClient(t)
+	resp, err := adminClient.Post("http://"+p.admin+"/drain_listeners?graceful", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	start := time.Now()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /drain_listeners?graceful: %s", resp.Status)
+	}
+	if resp, err := adminClient.Get("http://" + p.admin + "/ready"); err != nil {
+		t.Errorf("/ready after drain_listeners: %v", err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/ready after drain_listeners: %s, want 503", resp.Status)
+	}
+	resp, err = httpClient(t).Get("http://" + p.addr + "/echo")
+	if err != nil {
+		t.Fatalf("a request during the drain period: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("during the drain period: %d, Connection: close %v; want 200 and close", resp.StatusCode, resp.Close)
+	}
+	if refusedWithin(t, p.addr, 3*time.Second) < 0 {
+		t.Fatal("the listener still accepts 3s after drain_listeners with a 1s period")
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Errorf("refused %v after drain_listeners, before the 1s period ended", d)
+	}
+	select {
+	case <-p.done:
+		t.Fatalf("the process exited after drain_listeners: %v", p.exit)
+	default:
+	}
+	if resp, err := adminClient.Get("http://" + p.admin + "/ready"); err != nil {
+		t.Errorf("the admin endpoint after the drain: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+type getResult struct {
+	code int
+	err  error
+}
+
+// getAsync GETs url on its own goroutine.
+func getAsync(c *http.Client, url string) <-chan getResult {
+	out := make(chan getResult, 1)
+	go func() {
+		resp, err := c.Get(url)
+		if err != nil {
+			out <- getResult{err: err}
+			return
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		out <- getResult{code: resp.StatusCode, err: err}
+	}()
+	return out
+}
+
+// refusedWithin dials addr until it is refused, and returns how long that
+// took (-1: still accepting after within).
+func refusedWithin(t *testing.T, addr string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			return time.Since(start)
+		}
+		conn.Close()
+		if time.Since(start) > within {
+			return -1
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// exitsWithin waits for the process to exit 0.
+func (p *process) exitsWithin(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		t.Fatalf("meshgate did not exit within %v", d)
+	}
+	if p.exit != nil {
+		t.Fatalf("exit = %v, want 0", p.exit)
+	}
+}
+
+// h2GetOnNewConn sends one GET on a new cleartext HTTP/2 connection and
+// reports whether the server sent GOAWAY and the answer's :status.
+func h2GetOnNewConn(t *testing.T, addr, path string) (goAway bool, status string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	var hbuf bytes.Buffer
+	enc := hpack.NewEncoder(&hbuf)
+	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", addr}, {":path", path}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+	}
+	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hbuf.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for !goAway || status == "" {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return goAway, status
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			goAway = true
+		case *http2.MetaHeadersFrame:
+			if f.StreamID == 1 && status == "" {
+				status = f.PseudoValue("status")
+			}
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		}
+	}
+	return goAway, status
 }

@@ -25,6 +25,37 @@ import (
 // chromiumPath is Debian's Chromium, which `make peers` installs.
 const chromiumPath = "/usr/bin/chromium"
 
+// browserSetup skips a test that cannot drive Chromium here (-short, no
+// Chromium, no node: each says why), and otherwise copies files of
+// integration/browser next to the cached npm packages, whose directory it
+// returns.
+func browserSetup(t *testing.T, files ...string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs headless Chromium; skipped with -short")
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("Chromium is not installed (%v): `make peers` installs Debian's chromium package", err)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skipf("no node to drive the browser: %v", err)
+	}
+	deps, err := browserDeps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join("browser", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(deps, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return deps
+}
+
 // browserDeps installs integration/browser's npm packages (pinned by its
 // package-lock.json) once, cached in $HOME/.cache/meshgate/browser-<hash>,
 // and returns that directory.
@@ -88,30 +119,9 @@ clusters:
 // transport (binary) and its Connect transport (unary and server
 // streaming), and fetch() to a REST route. Any failed call fails the test.
 func TestBrowser_GRPCWebConnectAndREST(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs headless Chromium; skipped with -short")
-	}
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("Chromium is not installed (%v): `make peers` installs Debian's chromium package", err)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skipf("no node to drive the browser: %v", err)
-	}
-	deps, err := browserDeps()
-	if err != nil {
-		t.Fatal(err)
-	}
+	deps := browserSetup(t, "app.js", "run.mjs")
 	// The page's script, bundled with the cached packages.
 	work := t.TempDir()
-	for _, f := range []string{"app.js", "run.mjs"} {
-		b, err := os.ReadFile(filepath.Join("browser", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(deps, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	bundle := filepath.Join(work, "bundle.js")
 	build := exec.Command(filepath.Join(deps, "node_modules", ".bin", "esbuild"), "app.js", "--bundle", "--format=esm", "--outfile="+bundle)
 	build.Dir = deps

@@ -207,6 +207,13 @@ func TestDubboBridge_DubboGoProvider(t *testing.T) {
 		{path: bridgePath + "Attachment", body: `["traceparent"]`, hdr: []string{"Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
 			status: 200, check: equalJSON(`"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"`)},
 		{path: bridgePath + "Attachment", body: `["x-other"]`, hdr: []string{"X-Other", "not mapped"}, status: 200, check: equalJSON(`"<none>"`)},
+		// The request's id travels as an attachment: the client's, or one made up.
+		{path: bridgePath + "Attachment", body: `["x-request-id"]`, hdr: []string{"X-Request-Id", "req-42"}, status: 200, check: equalJSON(`"req-42"`)},
+		{path: bridgePath + "Attachment", body: `["x-request-id"]`, status: 200, check: func(t *testing.T, v any) {
+			if s, _ := v.(string); !uuidV4.MatchString(s) {
+				t.Errorf("the provider got x-request-id %v, want a version 4 UUID", v)
+			}
+		}},
 		// The provider's own failures.
 		{path: bridgePath + "Fail", body: `["no"]`, status: 500, check: errorSays("UNKNOWN", `"exception":{"class":"java.lang.Throwable","message":"refused: no"}`)},
 		{path: bridgePath + "Sleep", body: `[3000]`, status: 504, check: errorSays("DEADLINE_EXCEEDED", "timeout")},
@@ -361,10 +368,7 @@ func TestDubboBridge_JavaProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runWatcher(t, w)
 	jp.wait()
 
 	c := httpClient(t)

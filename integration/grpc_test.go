@@ -151,7 +151,12 @@ func TestGRPC_MetadataAndTrailers(t *testing.T) {
 			"x-user": "alice", "x-blob-bin": "AP96", // base64 of 00 ff 7a
 			"x-forwarded-for": "127.0.0.1", "x-forwarded-proto": "http",
 		}
-		if diff := cmp.Diff(want, resp.GetMetadata()); diff != "" {
+		got := resp.GetMetadata()
+		if id := got["x-request-id"]; !uuidV4.MatchString(id) {
+			t.Errorf("x-request-id the backend saw: %q, want one the gateway made up", id)
+		}
+		delete(got, "x-request-id")
+		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("metadata the backend saw (-want +got):\n%s", diff)
 		}
 		check(t, header, trailer)

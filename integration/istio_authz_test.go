@@ -149,15 +149,7 @@ func TestIstio_AuthorizationAndRequestAuthentication(t *testing.T) {
 	ist := startIstiod(t, string(render(t, istioAuthzConfig, data)))
 	g := startIstioGateway(t, ist.xds, false)
 	hc := httpClient(t)
-	listener := "0.0.0.0_" + data.Port
-	var addr string
-	waitFor(t, "the gateway's listener", func() bool {
-		addr = g.srv.ListenerAddr(listener)
-		return addr != ""
-	})
-	if f := g.client.Failures()[config.ListenerType]; len(f) != 0 {
-		t.Fatalf("listener rejected: %v", f)
-	}
+	addr := g.listenerOn(t, data.Port)
 
 	tampered := token(key, good)
 	tampered = tampered[:len(tampered)-4] + strings.Map(func(r rune) rune {
@@ -296,15 +288,7 @@ func TestIstio_RemoteJWKS(t *testing.T) {
 	ist := startIstiodWith(t, string(render(t, istioRemoteJWKSConfig, data)),
 		istiodOptions{Env: []string{"PILOT_JWT_ENABLE_REMOTE_JWKS=envoy"}})
 	g := startIstioGateway(t, ist.xds, false)
-	listener := "0.0.0.0_" + data.Port
-	var addr string
-	waitFor(t, "the gateway's listener", func() bool {
-		addr = g.srv.ListenerAddr(listener)
-		return addr != ""
-	})
-	if f := g.client.Failures()[config.ListenerType]; len(f) != 0 {
-		t.Fatalf("listener rejected: %v", f)
-	}
+	addr := g.listenerOn(t, data.Port)
 
 	hc := httpClient(t)
 	tests := []struct {

@@ -23,6 +23,7 @@ import (
 	"github.com/meshgate/meshgate/internal/demo"
 	demov1 "github.com/meshgate/meshgate/proto/demo/v1"
 	"github.com/meshgate/meshgate/server"
+	"github.com/meshgate/meshgate/server/stats"
 	"github.com/meshgate/meshgate/xds"
 )
 
@@ -302,7 +303,8 @@ func tail(s string, n int) string {
 func startIstioGateway(t *testing.T, xdsAddr string, delta bool) *xdsGateway {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := server.New(server.Options{Logger: log, DrainTimeout: 2 * time.Second})
+	srv := server.New(server.Options{Logger: log, DrainTimeout: 2 * time.Second,
+		IstioMetrics: &stats.Workload{Name: "istio-ingressgateway", Namespace: "istio-system"}})
 	store := config.NewStore(srv)
 	node, err := config.IstioNode(config.IstioNodeConfig{})
 	if err != nil {
@@ -477,6 +479,17 @@ func testGatewayFromIstiod(t *testing.T, delta bool) {
 		if counts["v1"] < 130 || counts["v1"] > 190 || counts["v2"] == 0 {
 			t.Errorf("200 requests split %v, want about 80/20", counts)
 		}
+		// Istio's metrics name the destination as istiod described it: the
+		// service from the cluster name, the workload from the endpoint
+		// metadata (istio.workload).
+		if line := istioRequestsLine(t, g, `destination_service="echo.example.com"`); line == "" {
+			t.Error("no istio_requests_total series for echo.example.com")
+		} else if !strings.Contains(line, `destination_workload_namespace="default"`) || strings.Contains(line, `destination_workload="unknown"`) ||
+			!strings.Contains(line, `source_workload="istio-ingressgateway"`) || !strings.Contains(line, `response_code="200"`) {
+			t.Errorf("istio_requests_total for echo: %s", line)
+		} else {
+			t.Logf("istio_requests_total{%s}", line)
+		}
 		req := newReq(t, "GET", "http://"+addr+"/echo", nil)
 		req.Header.Set("X-Canary", "yes")
 		_, body := do(t, hc, req)
@@ -572,4 +585,29 @@ func testGatewayFromIstiod(t *testing.T, delta bool) {
 			}
 		}
 	})
+}
+
+// istioRequestsLine is the first istio_requests_total series (as text)
+// whose labels contain want, "" when none.
+func istioRequestsLine(t *testing.T, g *xdsGateway, want string) string {
+	t.Helper()
+	mfs, err := g.srv.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "istio_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var b strings.Builder
+			for _, l := range m.GetLabel() {
+				fmt.Fprintf(&b, "%s=%q,", l.GetName(), l.GetValue())
+			}
+			if strings.Contains(b.String(), want) {
+				return b.String()
+			}
+		}
+	}
+	return ""
 }

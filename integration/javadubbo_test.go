@@ -158,6 +158,8 @@ type javaProviderSpec struct {
 	MetaProtocol string
 	// Bridge exports BridgeService too (the Dubbo2 bridge's tests).
 	Bridge bool
+	// Instance is the name its answers give (default: App).
+	Instance string
 }
 
 // javaProvider is a Java Dubbo provider process.
@@ -216,6 +218,9 @@ func launchJavaProvider(t *testing.T, s javaProviderSpec) *javaProvider {
 	}
 	if s.Bridge {
 		args = append(args, "-bridge", "true")
+	}
+	if s.Instance != "" {
+		args = append(args, "-instance", s.Instance)
 	}
 	p.cmd = exec.Command("java", args...)
 	p.cmd.Dir = t.TempDir()
@@ -697,6 +702,13 @@ func writeJavaFixtures(t *testing.T, fixtures map[string][]byte) {
 // one GreeterService.sayHello call to a URL) and returns what it printed.
 func javaConsumerCall(t *testing.T, url, version, group, arg string) map[string]any {
 	t.Helper()
+	return javaConsumer(t, "-url", url, "-version", version, "-group", group, "-arg", arg)
+}
+
+// javaConsumerCmd is the Java consumer's command with flags (skipping
+// the test when no Java toolchain can build it).
+func javaConsumerCmd(t *testing.T, flags ...string) *exec.Cmd {
+	t.Helper()
 	dir, err := javaProviderBinary()
 	if errors.Is(err, errNoJavaToolchain) {
 		t.Skipf("cannot run the Java Dubbo consumer: %v", err)
@@ -704,11 +716,19 @@ func javaConsumerCall(t *testing.T, url, version, group, arg string) map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.net.preferIPv4Stack=true",
-		"-Duser.home="+t.TempDir(),
-		"-cp", filepath.Join(dir, "provider.jar")+string(os.PathListSeparator)+filepath.Join(dir, "lib", "*"),
-		"org.apache.dubbo.samples.Consumer", "-url", url, "-version", version, "-group", group, "-arg", arg)
+	cmd := exec.Command("java", append([]string{"-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.net.preferIPv4Stack=true",
+		"-Duser.home=" + t.TempDir(),
+		"-cp", filepath.Join(dir, "provider.jar") + string(os.PathListSeparator) + filepath.Join(dir, "lib", "*"),
+		"org.apache.dubbo.samples.Consumer"}, flags...)...)
 	cmd.Dir = t.TempDir()
+	return cmd
+}
+
+// javaConsumer runs the Java consumer with flags and returns what it
+// printed.
+func javaConsumer(t *testing.T, flags ...string) map[string]any {
+	t.Helper()
+	cmd := javaConsumerCmd(t, flags...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -721,7 +741,7 @@ func javaConsumerCall(t *testing.T, url, version, group, arg string) map[string]
 		t.Fatalf("Java consumer printed %q\n%s", out, tail(stderr.String(), 30))
 	}
 	if v["error"] != nil {
-		t.Logf("Java consumer logs (tail):\n%s", tail(stderr.String(), 15))
+		t.Logf("Java consumer logs (tail):\n%s", tail(stderr.String(), 40))
 	}
 	return v
 }

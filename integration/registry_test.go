@@ -54,8 +54,12 @@ type providerSpec struct {
 	RemoteMetadata                                                                          bool
 	// Bridge exports BridgeService too (the Dubbo2 bridge tests').
 	Bridge bool
+	// Instance is the name its answers give (default: App).
+	Instance string
 	// DubboOnly exports the dubbo protocol alone (no tri port).
 	DubboOnly bool
+	// OTLPEndpoint turns dubbo-go's tracing on, exporting there.
+	OTLPEndpoint string
 }
 
 func startProvider(t *testing.T, s providerSpec) *provider {
@@ -80,13 +84,25 @@ func startProvider(t *testing.T, s providerSpec) *provider {
 	if s.RemoteMetadata {
 		args = append(args, "-remote-metadata")
 	}
+	if s.OTLPEndpoint != "" {
+		args = append(args, "-otlp-endpoint", s.OTLPEndpoint)
+	}
 	if s.Bridge {
 		args = append(args, "-bridge")
+	}
+	if s.Instance != "" {
+		args = append(args, "-instance", s.Instance)
 	}
 	if s.DubboOnly {
 		args = append(args, "-protocols", "dubbo")
 	}
 	p.cmd = exec.Command(bin, args...)
+	if s.OTLPEndpoint != "" {
+		// dubbo-go v3.3.2's otlp-grpc exporter drops its insecure option
+		// (it always dials with TLS); the OTel SDK's own variable says
+		// cleartext.
+		p.cmd.Env = append(os.Environ(), "OTEL_EXPORTER_OTLP_TRACES_INSECURE=true")
+	}
 	p.cmd.Dir = t.TempDir() // dubbo-go writes logs and caches next to it
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -202,6 +218,14 @@ type registryGateway struct {
 
 // watcher is what both registry watchers are to the test.
 type watcher interface{ Run(context.Context) error }
+
+// runWatcher runs w until the test ends.
+func runWatcher(t *testing.T, w watcher) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
 
 func startRegistryGateway(t *testing.T, build func(*config.Store, *slog.Logger) (watcher, error)) *registryGateway {
 	t.Helper()
@@ -528,7 +552,7 @@ func TestBinary_Registries(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &process{logs: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "run", "-c", path)
+	p.cmd = exec.Command(bin, "run", "-c", path, "-drain-period=0")
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -712,7 +736,7 @@ func TestBinary_RegistryReload(t *testing.T) {
 	}
 	write()
 	p := &process{logs: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "run", "-c", path, "-watch=false")
+	p.cmd = exec.Command(bin, "run", "-c", path, "-watch=false", "-drain-period=0")
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

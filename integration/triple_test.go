@@ -386,10 +386,7 @@ func TestTriple_ServiceIdentityRouting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runWatcher(t, w)
 
 	c := httpClient(t)
 	gw := g.addr("main")

@@ -155,6 +155,22 @@ type xdsGateway struct {
 	done   chan struct{}
 }
 
+// listenerOn waits for the listener istiod names after port
+// (0.0.0.0_<port>) to serve, and returns its address; a listener the
+// gateway refused fails the test.
+func (g *xdsGateway) listenerOn(t *testing.T, port string) string {
+	t.Helper()
+	var addr string
+	waitFor(t, "the gateway's listener", func() bool {
+		addr = g.srv.ListenerAddr("0.0.0.0_" + port)
+		return addr != ""
+	})
+	if f := g.client.Failures()[config.ListenerType]; len(f) != 0 {
+		t.Fatalf("listener rejected: %v", f)
+	}
+	return addr
+}
+
 func startXDSGateway(t *testing.T, cpAddr string, delta bool) *xdsGateway {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))

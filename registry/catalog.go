@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/dubbo/rules"
 )
 
 // MetadataKey is the filter metadata namespace of Dubbo facts on clusters
@@ -87,7 +91,7 @@ func newCatalog(store *config.Store, source string, log *slog.Logger, services [
 // publish writes the providers (and what is known of their methods) as
 // the source's whole set of resources. Unchanged resources are left as
 // they are, so a provider coming or going touches endpoints only.
-func (c *catalog) publish(ctx context.Context, providers []*Provider, sigs map[ServiceKey]*Signatures) error {
+func (c *catalog) publish(ctx context.Context, providers []*Provider, sigs map[ServiceKey]*Signatures, rulesOf map[ServiceKey][]Rule) error {
 	type group struct {
 		proto    string
 		key      ServiceKey
@@ -96,12 +100,14 @@ func (c *catalog) publish(ctx context.Context, providers []*Provider, sigs map[S
 		serial   string
 		methods  map[string]bool
 		disabled int
+		tagged   bool // some provider has a static dubbo.tag
 	}
 	groups := map[string]*group{}
 	for _, p := range providers {
 		if c.filter != nil && !c.filter[p.Service] {
 			continue
 		}
+		p = configured(p, rulesOf[p.Service])
 		name := ClusterName(p.Protocol, p.Service)
 		g := groups[name]
 		if g == nil {
@@ -113,6 +119,7 @@ func (c *catalog) publish(ctx context.Context, providers []*Provider, sigs map[S
 			continue
 		}
 		g.provs = append(g.provs, p)
+		g.tagged = g.tagged || p.Params["dubbo.tag"] != ""
 		for _, m := range p.Methods() {
 			g.methods[m] = true
 		}
@@ -133,7 +140,7 @@ func (c *catalog) publish(ctx context.Context, providers []*Provider, sigs map[S
 	endpoints := 0
 	for _, name := range names {
 		g := groups[name]
-		cl := c.cluster(name, g.proto, g.key, g.serial, g.methods, sigs[g.key], g.warmup)
+		cl := c.cluster(name, g.proto, g.key, g.serial, g.methods, sigs[g.key], g.warmup, rulesOf[g.key], g.tagged)
 		cla := &endpointv3.ClusterLoadAssignment{ClusterName: name}
 		lle := &endpointv3.LocalityLbEndpoints{}
 		sort.Slice(g.provs, func(i, j int) bool { return g.provs[i].Address() < g.provs[j].Address() })
@@ -184,7 +191,93 @@ func warmup(v string) time.Duration {
 	return d
 }
 
-func (c *catalog) cluster(name, protocol string, k ServiceKey, serial string, methods map[string]bool, sig *Signatures, warm time.Duration) *clusterv3.Cluster {
+// consumerOverrides are the consumer-side parameters the service's
+// dynamic configurations set for meshgate (application meshgate, any
+// consumer address or one of this machine's); configs that name provider
+// addresses are per provider, which the cluster-wide overrides cannot
+// carry, and are left out.
+func consumerOverrides(rs []Rule) map[string]string {
+	out := map[string]string{}
+	for _, r := range rs {
+		cr := r.configurator
+		if cr == nil || !cr.On() {
+			continue
+		}
+		for i := range cr.Configs {
+			cfg := &cr.Configs[i]
+			if cfg.Side != "consumer" || len(cfg.ProviderAddresses) > 0 || (cfg.Enabled != nil && !*cfg.Enabled) {
+				continue
+			}
+			if len(cfg.Applications) > 0 && !slices.Contains(cfg.Applications, rules.ConsumerApplication) && !slices.Contains(cfg.Applications, "*") {
+				continue
+			}
+			if cr.Scope == "application" && r.Key != rules.ConsumerApplication {
+				continue // another consumer application's configuration
+			}
+			if !localAddress(cfg.Addresses) {
+				continue
+			}
+			maps.Copy(out, cfg.Parameters)
+		}
+	}
+	return out
+}
+
+// localAddress: no addresses, 0.0.0.0, or one of this machine's IPs.
+func localAddress(addresses []string) bool {
+	if len(addresses) == 0 {
+		return true
+	}
+	ifaddrs, _ := net.InterfaceAddrs()
+	for _, a := range addresses {
+		host := a
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			host = h
+		}
+		if host == "0.0.0.0" {
+			return true
+		}
+		for _, ia := range ifaddrs {
+			if n, ok := ia.(*net.IPNet); ok && n.IP.String() == host {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// configured is p with the provider-side overrides of its service's
+// dynamic configurations applied (weight, disabled, ...), p itself when
+// none applies; p is not changed.
+func configured(p *Provider, rs []Rule) *Provider {
+	var out *Provider
+	for _, r := range rs {
+		cr := r.configurator
+		if cr == nil {
+			continue
+		}
+		if cr.Scope == "application" && r.Key != p.Params["application"] {
+			continue
+		}
+		cur := p
+		if out != nil {
+			cur = out
+		}
+		params := cr.ProviderParams(&rules.Provider{Host: cur.Host, Port: cur.Port, Protocol: cur.Protocol, Params: cur.Params}, cur.Params["application"])
+		if maps.Equal(params, cur.Params) {
+			continue
+		}
+		cp := *cur
+		cp.Params = params
+		out = &cp
+	}
+	if out == nil {
+		return p
+	}
+	return out
+}
+
+func (c *catalog) cluster(name, protocol string, k ServiceKey, serial string, methods map[string]bool, sig *Signatures, warm time.Duration, rules []Rule, tagged bool) *clusterv3.Cluster {
 	methodNames := make([]any, 0, len(methods))
 	for _, m := range sortedKeys(methods) {
 		methodNames = append(methodNames, m)
@@ -206,6 +299,30 @@ func (c *catalog) cluster(name, protocol string, k ServiceKey, serial string, me
 			ms = append(ms, map[string]any{"name": m.Name, "parameter_types": types, "return_type": m.ReturnType})
 		}
 		md["signatures"] = ms
+	}
+	if cp := consumerOverrides(rules); len(cp) > 0 {
+		// Dynamic configuration for meshgate as the consumer (timeout,
+		// retries): the data plane's calls of the service take them.
+		params := map[string]any{}
+		for k, v := range cp {
+			params[k] = v
+		}
+		md["consumer_params"] = params
+	}
+	if tagged {
+		// Some provider carries a static dubbo.tag: untagged calls must
+		// skip it, as Dubbo's tag router does even without a rule.
+		md["static_tags"] = true
+	}
+	if len(rules) > 0 {
+		// The traffic rules in force for the service, as the config
+		// center holds them (checked when read), for the data plane to
+		// compile and /config_dump to show.
+		var rs []any
+		for _, r := range rules {
+			rs = append(rs, map[string]any{"key": r.Key, "kind": r.Kind, "rule": r.Text})
+		}
+		md["rules"] = rs
 	}
 	st, err := structpb.NewStruct(md)
 	if err != nil {
@@ -242,6 +359,18 @@ func endpoint(p *Provider) *endpointv3.LbEndpoint {
 	if t := p.Params["dubbo.tag"]; t != "" {
 		md["tag"] = t
 	}
+	// The provider's URL parameters, which traffic rules match on
+	// ("region = a", dubbo.tag, ...): all but those that only describe
+	// the process or change at each restart.
+	params := map[string]any{}
+	for k, v := range p.Params {
+		switch k {
+		case "methods", "timestamp", "pid", "REGISTRY_CLUSTER", "anyhost", "dynamic", "deprecated", "generic", "side", "release", "revision":
+			continue
+		}
+		params[k] = v
+	}
+	md["params"] = params
 	st, _ := structpb.NewStruct(md)
 	return &endpointv3.LbEndpoint{
 		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{

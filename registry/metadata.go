@@ -3,6 +3,8 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,6 +120,9 @@ func MetadataFromHessian(v any) (*MetadataInfo, error) {
 	}
 	out := &MetadataInfo{App: str(m["app"]), Revision: str(m["revision"]), Services: map[string]*ServiceInfo{}}
 	services, _ := asMap(m["services"])
+	if services == nil {
+		services = anyMap(m["services"]) // a struct's field: map[string]*T
+	}
 	for k, sv := range services {
 		sm, ok := asMap(sv)
 		if !ok {
@@ -133,7 +138,9 @@ func MetadataFromHessian(v any) (*MetadataInfo, error) {
 		case int:
 			si.Port = p
 		}
-		if params, ok := asMap(sm["params"]); ok {
+		if params, ok := sm["params"].(map[string]string); ok { // a struct's field
+			maps.Copy(si.Params, params)
+		} else if params, ok := asMap(sm["params"]); ok {
 			for pk, pv := range params {
 				si.Params[pk] = str(pv)
 			}
@@ -154,7 +161,47 @@ func asMap(v any) (map[string]any, bool) {
 		}
 		return out, true
 	}
-	return nil, false
+	return structMap(v)
+}
+
+// anyMap reads a map of any key and value type (nil if v is none).
+func anyMap(v any) map[string]any {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Map {
+		return nil
+	}
+	out := make(map[string]any, rv.Len())
+	for it := rv.MapRange(); it.Next(); {
+		out[fmt.Sprint(it.Key().Interface())] = it.Value().Interface()
+	}
+	return out
+}
+
+// structMap reads a struct (or a pointer to one) as a map by its hessian
+// field names: what the decoder builds for a class this process has
+// registered as a POJO (a sidecar's own MetadataInfo), where it builds a
+// map for one it does not know.
+func structMap(v any) (map[string]any, bool) {
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return nil, false
+	}
+	out := map[string]any{}
+	for i := range rv.NumField() {
+		f := rv.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name := f.Tag.Get("hessian")
+		if name == "" {
+			name = strings.ToLower(f.Name[:1]) + f.Name[1:]
+		}
+		out[name] = rv.Field(i).Interface()
+	}
+	return out, true
 }
 
 func str(v any) string {

@@ -79,6 +79,7 @@ type Nacos struct {
 	subs      map[string]*vo.SubscribeParam // by service name
 	instances map[string][]model.Instance   // last push, by service name
 	mappings  map[string]bool               // interfaces whose mapping is listened to
+	rules     map[string]bool               // rule data IDs listened to (group dubbo)
 }
 
 // NewNacos returns a watcher writing into store; Run starts it.
@@ -111,33 +112,47 @@ func NewNacos(store *config.Store, opts NacosOptions) (*Nacos, error) {
 	}
 	log := opts.Logger.With("registry", opts.Name)
 	return &Nacos{opts: opts, v: newView(opts.Name, cat, log, m, opts.Metadata), log: log, m: m,
-		events: make(chan string, 256), subs: map[string]*vo.SubscribeParam{}, instances: map[string][]model.Instance{}, mappings: map[string]bool{}}, nil
+		events: make(chan string, 256), subs: map[string]*vo.SubscribeParam{}, instances: map[string][]model.Instance{}, mappings: map[string]bool{},
+		rules: map[string]bool{}}, nil
 }
 
-func (n *Nacos) clientParam() (vo.NacosClientParam, error) {
+func (n *Nacos) clientParam() (vo.NacosClientParam, error) { return NacosClientParam(n.opts) }
+
+// NacosClientParam is how a Nacos client (naming or config) is made for
+// opts: its servers, namespace, credentials, timeout, and the client's
+// files under opts.WorkDir.
+func NacosClientParam(opts NacosOptions) (vo.NacosClientParam, error) {
 	var servers []constant.ServerConfig
-	for _, s := range n.opts.Servers {
+	for _, s := range opts.Servers {
 		host, portStr, err := net.SplitHostPort(s)
 		if err != nil {
-			return vo.NacosClientParam{}, fmt.Errorf("registry %s: server %q: %w", n.opts.Name, s, err)
+			return vo.NacosClientParam{}, fmt.Errorf("registry %s: server %q: %w", opts.Name, s, err)
 		}
 		port, err := strconv.ParseUint(portStr, 10, 16)
 		if err != nil {
-			return vo.NacosClientParam{}, fmt.Errorf("registry %s: server %q: bad port", n.opts.Name, s)
+			return vo.NacosClientParam{}, fmt.Errorf("registry %s: server %q: bad port", opts.Name, s)
 		}
-		servers = append(servers, constant.ServerConfig{IpAddr: host, Port: port, GrpcPort: n.opts.GRPCPort, ContextPath: "/nacos", Scheme: "http"})
+		servers = append(servers, constant.ServerConfig{IpAddr: host, Port: port, GrpcPort: opts.GRPCPort, ContextPath: "/nacos", Scheme: "http"})
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	workDir := opts.WorkDir
+	if workDir == "" {
+		workDir = filepath.Join(os.TempDir(), "meshgate-nacos", fmt.Sprintf("%s-%d", opts.Name, os.Getpid()))
 	}
 	return vo.NacosClientParam{
 		ClientConfig: &constant.ClientConfig{
-			NamespaceId: n.opts.Namespace, TimeoutMs: uint64(n.opts.Timeout.Milliseconds()),
-			Username: n.opts.Username, Password: n.opts.Password,
+			NamespaceId: opts.Namespace, TimeoutMs: uint64(timeout.Milliseconds()),
+			Username: opts.Username, Password: opts.Password,
 			// Without it the client ignores a push of zero instances, and
 			// the last provider of a service would never go away.
 			UpdateCacheWhenEmpty: true,
 			NotLoadCacheAtStart:  true,
 			DisableUseSnapShot:   true,
-			LogDir:               filepath.Join(n.opts.WorkDir, "log"),
-			CacheDir:             filepath.Join(n.opts.WorkDir, "cache"),
+			LogDir:               filepath.Join(workDir, "log"),
+			CacheDir:             filepath.Join(workDir, "cache"),
 			LogLevel:             "error",
 		},
 		ServerConfigs: servers,
@@ -288,8 +303,63 @@ func (n *Nacos) resync(ctx context.Context) bool {
 	}
 	n.v.keepProviders(keepKeys)
 	n.v.keepApps(keepApps)
+	ruleNames := n.v.ruleNames()
+	seenRules := map[string]bool{}
+	for _, name := range ruleNames {
+		seenRules[name] = true
+	}
+	n.v.keepRules(seenRules)
+	for _, name := range ruleNames {
+		if err := n.listenRule(ctx, name); err != nil {
+			ok = false
+			n.v.noteError("read", err)
+			n.log.Warn("reading a traffic rule", "data_id", name, "error", err.Error())
+		}
+	}
 	n.publish(ctx)
 	return ok
+}
+
+// listenRule reads a traffic rule (data ID <key>.<kind>, group dubbo) and
+// listens to it (once per data ID): a pushed change is applied and
+// published at once; each resync reads it again too, so that a change
+// the push missed, or a deletion, is seen within the resync interval.
+func (n *Nacos) listenRule(ctx context.Context, name string) error {
+	n.mu.Lock()
+	listening := n.rules[name]
+	n.rules[name] = true
+	n.mu.Unlock()
+	if listening {
+		b, err := n.getConfig(name, "dubbo")
+		if err != nil {
+			return err
+		}
+		n.v.setRule(name, b)
+		return nil
+	}
+	err := n.configs.ListenConfig(vo.ConfigParam{DataId: name, Group: "dubbo", OnChange: func(_, _, _, content string) {
+		var text []byte
+		if content != "" {
+			text = []byte(content)
+		}
+		n.v.setRule(name, text)
+		select {
+		case n.events <- "":
+		case <-ctx.Done():
+		}
+	}})
+	if err != nil {
+		n.mu.Lock()
+		delete(n.rules, name)
+		n.mu.Unlock()
+		return err
+	}
+	b, err := n.getConfig(name, "dubbo")
+	if err != nil {
+		return err
+	}
+	n.v.setRule(name, b)
+	return nil
 }
 
 // serviceNames are the Nacos services to watch: every service of the

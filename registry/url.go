@@ -87,9 +87,9 @@ func ParseURL(raw string) (*Provider, error) {
 		return nil, fmt.Errorf("dubbo url %q: want protocol://host:port/interface", raw)
 	}
 	host, portStr, err := net.SplitHostPort(u.Host)
-	if err != nil && u.Scheme == "override" && u.Port() == "" {
-		// override://0.0.0.0/<interface>?...: Dubbo's form for "every
-		// provider" has no port.
+	if err != nil && (u.Scheme == "override" || u.Scheme == "route" || u.Scheme == "condition") && u.Port() == "" {
+		// override://0.0.0.0/<interface>?..., route://0.0.0.0/...:
+		// Dubbo's form for "every address" has no port.
 		host, portStr, err = u.Hostname(), "0", nil
 	}
 	if err != nil {

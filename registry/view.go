@@ -32,6 +32,9 @@ type view struct {
 	metadata    map[string]*MetadataInfo        // by app + "@" + revision
 	definitions map[string]*Signatures          // by definitionKey, from metadata reports
 	missing     map[string]bool                 // definitions looked for and not found
+	rules       map[string]Rule                 // traffic rules by config-center name (<key>.<kind>)
+	badRules    map[string]string               // refused rule texts, logged once
+	urlRouters  map[string][]Rule               // older URL-style condition routers, by interface
 
 	http *http.Client // for MetadataService over Triple
 
@@ -48,6 +51,7 @@ func newView(name string, cat *catalog, log *slog.Logger, m *metrics, metadata M
 	return &view{name: name, cat: cat, log: log, m: m, callDubbo: metadata,
 		byKey: map[string][]*Provider{}, byApp: map[string]map[string]*Instance{},
 		metadata: map[string]*MetadataInfo{}, definitions: map[string]*Signatures{}, missing: map[string]bool{},
+		rules: map[string]Rule{}, badRules: map[string]string{}, urlRouters: map[string][]Rule{},
 		// Rare calls (once per revision): no idle connections to leak.
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
 }
@@ -315,13 +319,28 @@ func (v *view) publish(ctx context.Context) {
 			}
 		}
 	}
+	apps := map[ServiceKey]map[string]bool{}
+	for _, p := range provs {
+		if apps[p.Service] == nil {
+			apps[p.Service] = map[string]bool{}
+		}
+		if a := p.Params["application"]; a != "" {
+			apps[p.Service][a] = true
+		}
+	}
+	rulesOf := map[ServiceKey][]Rule{}
+	for k, as := range apps {
+		if rs := v.rulesForLocked(k, as); len(rs) > 0 {
+			rulesOf[k] = rs
+		}
+	}
 	v.mu.Unlock()
 	for _, p := range provs {
 		if sigs[p.Service] == nil && len(p.Methods()) > 0 {
 			sigs[p.Service] = &Signatures{Source: "provider-url", Methods: methodsOf(p)}
 		}
 	}
-	if err := v.cat.publish(ctx, provs, sigs); err != nil {
+	if err := v.cat.publish(ctx, provs, sigs, rulesOf); err != nil {
 		v.noteError("apply", err)
 		v.log.Error("publishing the registry view", "error", err)
 	}

@@ -282,6 +282,7 @@ func (z *ZooKeeper) sync(ctx context.Context, p string) {
 	switch {
 	case p == "":
 		z.v.retryDefinitions()
+		err = z.readRules(ctx, root)
 		if z.opts.Mode != ModeApplication {
 			err = errors.Join(err, z.readInterfaces(ctx, root))
 		}
@@ -292,6 +293,10 @@ func (z *ZooKeeper) sync(ctx context.Context, p string) {
 		err = z.readInterfaces(ctx, root)
 	case strings.HasPrefix(p, root+"/metadata/"):
 		z.v.retryDefinitions() // a service definition appeared or changed
+	case p == root+"/config" || p == root+"/config/dubbo":
+		err = z.readRules(ctx, root)
+	case strings.HasPrefix(p, root+"/config/dubbo/"):
+		err = z.readRule(ctx, p)
 	case strings.HasPrefix(p, root+"/"):
 		parts := strings.Split(strings.TrimPrefix(p, root+"/"), "/")
 		err = z.readInterface(ctx, root, parts[0])
@@ -305,6 +310,51 @@ func (z *ZooKeeper) sync(ctx context.Context, p string) {
 		z.log.Warn("reading the registry", "path", p, "error", err)
 	}
 	z.publish(ctx)
+}
+
+// readRules reads the traffic rules of the config center (Dubbo's
+// /<root>/config/dubbo/<key>.<kind> nodes) and watches them.
+func (z *ZooKeeper) readRules(ctx context.Context, root string) error {
+	dir := root + "/config/dubbo"
+	names, err := z.children(ctx, dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		z.v.keepRules(nil)
+		z.watchCreation(ctx, dir)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var errs []error
+	for _, n := range names {
+		if _, _, ok := ParseRuleName(n); !ok {
+			continue
+		}
+		seen[n] = true
+		if err := z.readRule(ctx, dir+"/"+n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	z.v.keepRules(seen)
+	return errors.Join(errs...)
+}
+
+// readRule reads one rule node (and watches it).
+func (z *ZooKeeper) readRule(ctx context.Context, p string) error {
+	b, err := z.data(ctx, p)
+	if errors.Is(err, zk.ErrNoNode) {
+		z.v.setRule(path.Base(p), nil)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	z.v.setRule(path.Base(p), b)
+	return nil
 }
 
 func (z *ZooKeeper) readInterfaces(ctx context.Context, root string) error {
@@ -333,8 +383,9 @@ func (z *ZooKeeper) readInterfaces(ctx context.Context, root string) error {
 	return errors.Join(errs...)
 }
 
-// readInterface reads an interface's providers and its configurators
-// (override URLs that disable or re-weight providers).
+// readInterface reads an interface's providers, its configurators
+// (override URLs that disable or re-weight providers) and its routers
+// (older URL-style condition routers).
 func (z *ZooKeeper) readInterface(ctx context.Context, root, iface string) error {
 	base := path.Join(root, iface)
 	nodes, err := z.children(ctx, base+"/providers")
@@ -361,6 +412,16 @@ func (z *ZooKeeper) readInterface(ctx context.Context, root, iface string) error
 	case errors.Is(err, zk.ErrNoNode):
 		// None yet: watch for the first one.
 		z.watchCreation(ctx, base+"/configurators")
+	default:
+		return err
+	}
+	routers, err := z.children(ctx, base+"/routers")
+	switch {
+	case err == nil:
+		z.v.setURLRouters(iface, routers)
+	case errors.Is(err, zk.ErrNoNode):
+		z.v.setURLRouters(iface, nil)
+		z.watchCreation(ctx, base+"/routers")
 	default:
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -38,6 +39,9 @@ type compiledListener struct {
 	state          *listenerState
 	maxHeaderBytes int
 	idleTimeout    time.Duration
+	// headersTimeout is the HTTP/1.x server's: the longest of the chains'
+	// request_headers_timeout (net/http has one per port).
+	headersTimeout time.Duration
 }
 
 // routeTables are the RDS route configurations of a Set, compiled once
@@ -57,7 +61,7 @@ func (s *Server) compileListener(l *listenerv3.Listener, routes routeTables, res
 	}
 	out := &compiledListener{
 		address: net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10)),
-		state:   &listenerState{name: l.GetName()},
+		state:   &listenerState{name: l.GetName(), inbound: l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND},
 	}
 	for i, lf := range l.GetListenerFilters() {
 		if lf.GetName() != config.TLSInspectorFilter {
@@ -98,6 +102,9 @@ func (s *Server) compileListener(l *listenerv3.Listener, routes routeTables, res
 		if err != nil {
 			return nil, fmt.Errorf("filter_chains[%d]: %w", i, err)
 		}
+		if b := l.GetPerConnectionBufferLimitBytes(); b != nil {
+			ch.limits.capBuffers(b.GetValue())
+		}
 		if tlsConf != nil {
 			if err := out.state.addTLSChain(tlsChain{names: m.GetServerNames(), ch: &ch.chain, conf: tlsConf}); err != nil {
 				return nil, fmt.Errorf("filter_chains[%d]: %w", i, err)
@@ -112,6 +119,7 @@ func (s *Server) compileListener(l *listenerv3.Listener, routes routeTables, res
 			out.notes = append(out.notes, fmt.Sprintf("filter_chains[%d].%s", i, n))
 		}
 		out.maxHeaderBytes = max(out.maxHeaderBytes, ch.maxHeaderBytes)
+		out.headersTimeout = max(out.headersTimeout, ch.limits.headersTimeout)
 		if t := ch.idle; t > 0 {
 			out.idleTimeout = t
 		}
@@ -156,6 +164,33 @@ func (s *Server) compileChain(listener string, fc *listenerv3.FilterChain, route
 	ch.streamIdle = defaultStreamIdle
 	if t := hcm.GetStreamIdleTimeout(); t != nil {
 		ch.streamIdle = t.AsDuration()
+	}
+	if ch.limits, err = compileConnLimits(hcm); err != nil {
+		return nil, nil, err
+	}
+	if t := hcm.GetRequestTimeout(); t != nil {
+		ch.requestTimeout = t.AsDuration()
+	}
+	ch.genRequestID = hcm.GetGenerateRequestId() == nil || hcm.GetGenerateRequestId().GetValue()
+	logs, notes, err := s.compileAccessLogs(hcm.GetAccessLog())
+	if err != nil {
+		return nil, nil, err
+	}
+	ch.accessLogs = logs
+	for _, l := range logs {
+		ch.logsResponse = ch.logsResponse || l.format.ReadsResponseHeaders()
+	}
+	for _, n := range notes {
+		ch.notes = append(ch.notes, "filters[envoy.filters.network.http_connection_manager].typed_config."+n)
+	}
+	ch.idInResponse = hcm.GetAlwaysSetRequestIdInResponse()
+	tr, notes, err := s.compileTracing(hcm)
+	if err != nil {
+		return nil, nil, err
+	}
+	ch.tracing = tr
+	for _, n := range notes {
+		ch.notes = append(ch.notes, "filters[envoy.filters.network.http_connection_manager].typed_config."+n)
 	}
 	if err := s.compileHTTPFilters(listener, hcm, &ch.chain, &ch.notes, keep); err != nil {
 		return nil, nil, err

@@ -18,7 +18,10 @@ import (
 	"github.com/meshgate/meshgate/dubbo"
 	"github.com/meshgate/meshgate/governance"
 	failoverv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/dubbo/failover/v1"
+	localappv1 "github.com/meshgate/meshgate/proto/meshgate/extensions/filters/dubbo/local_app/v1"
+	"github.com/meshgate/meshgate/registry/announce"
 	"github.com/meshgate/meshgate/server/cluster"
+	"github.com/meshgate/meshgate/server/localapp"
 	"github.com/meshgate/meshgate/server/router"
 	"github.com/meshgate/meshgate/server/upstream"
 	"github.com/meshgate/meshgate/triple"
@@ -35,6 +38,8 @@ type dubboProxy struct {
 	resolve  router.Resolver[*cluster.Cluster]
 	retries  uint32        // failover tries after the first
 	timeout  time.Duration // each try's bound when the consumer gives none
+	// app serves the calls of the services a local app serves (nil: none).
+	app *localapp.App
 }
 
 type dubboService struct {
@@ -70,6 +75,16 @@ func compileDubboProxy(s *Server, listener string, p *dubbov3.DubboProxy, resolv
 			if d := fo.GetTimeout(); d != nil && d.AsDuration() > 0 {
 				out.timeout = d.AsDuration()
 			}
+		case config.DubboLocalAppFilter:
+			var la localappv1.LocalApp
+			if err := df.GetConfig().UnmarshalTo(&la); err != nil {
+				return nil, fmt.Errorf("dubbo_proxy: dubbo_filters[%d] (%s): %w", i, df.GetName(), err)
+			}
+			app, err := localapp.Compile(&la, resolve)
+			if err != nil {
+				return nil, fmt.Errorf("dubbo_proxy: dubbo_filters[%d] (%s): %w", i, df.GetName(), err)
+			}
+			out.app = app
 		case "envoy.filters.dubbo.router":
 		default:
 			return nil, fmt.Errorf("dubbo_proxy: dubbo_filters[%d]: filter %q is not supported", i, df.GetName())
@@ -196,6 +211,25 @@ func (p *dubboProxy) call(ctx context.Context, f *dubbo.Frame) []byte {
 	defer func() {
 		p.srv.metrics.Request(p.listener, route, cname, status, -1, time.Since(start))
 	}()
+	if p.app != nil {
+		if answer, ok := serveMetadata(p.app, f, inv); ok {
+			route, cname = announce.MetadataServiceName+".getMetadataInfo", p.app.Cluster
+			return answer
+		}
+		if svc := p.app.Service(inv.Service); svc != nil {
+			cname = p.app.Cluster
+			if _, declared := svc.Methods[inv.Service.Method]; declared { // a label only for what the config names
+				route = svc.Interface + "." + inv.Service.Method
+			}
+			if p.app.GRPC {
+				status = int(dubbo.StatusBadRequest)
+				return statusAnswer(f.ID(), dubbo.StatusBadRequest, fmt.Sprintf("%s is served by a gRPC app: call it over Triple (its protobuf IDL)", svc.Interface))
+			}
+			answer, st := p.callApp(ctx, f, inv, p.app, svc)
+			status = int(st)
+			return answer
+		}
+	}
 	target := p.route(inv.Service)
 	if target == nil {
 		status = int(dubbo.StatusServiceNotFound)
@@ -212,16 +246,30 @@ func (p *dubboProxy) call(ctx context.Context, f *dubbo.Frame) []byte {
 		return statusAnswer(f.ID(), dubbo.StatusServiceNotFound, fmt.Sprintf("cluster %q is not configured", target.Name))
 	}
 	cl := target.Target
-	timeout := p.timeout
-	if ms, err := time.ParseDuration(inv.Attachments["timeout"] + "ms"); err == nil && ms > 0 {
-		timeout = ms
+	// Dubbo's dynamic configuration for meshgate as the consumer
+	// overrides the listener's defaults; a consumer's own timeout
+	// attachment still wins, as it would at a provider.
+	def, retries := p.timeout, p.retries
+	if dc := cl.DubboConsumer; dc.Timeout > 0 {
+		def = dc.Timeout
 	}
+	if dc := cl.DubboConsumer; dc.HasRetries {
+		retries = uint32(dc.Retries)
+	}
+	timeout := inv.Timeout(def)
 	// Dubbo's failover: another provider after a failed try, each try
 	// bounded by the timeout; the method's own exception is an answer.
 	pc := &proxyCall{f: f, inv: inv, cl: cl, timeout: timeout}
 	call := upstream.Call{Cluster: cl, Pick: governance.PickInfo{Hash: rand.Uint64()}, SkipTried: true}
+	if cl.HasDubboRules() {
+		u, ok := inv.Unwrapped() // a generic call's rules see the method it names
+		if !ok {
+			u = inv
+		}
+		call.Dubbo = dubbo.RulesCall(u.Service.Method, u.Args, inv.Attachments)
+	}
 	if f.TwoWay() {
-		call.Retries = int(p.retries)
+		call.Retries = int(retries)
 		call.Retriable = func(upstream.Result) bool { return pc.retry }
 	}
 	if _, _, err := upstream.Run(ctx, call, pc.attempt); err != nil {

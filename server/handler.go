@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,8 @@ import (
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 
@@ -27,7 +30,9 @@ import (
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/h2"
 	"github.com/meshgate/meshgate/server/httpfilter"
+	"github.com/meshgate/meshgate/server/overload"
 	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/server/tracing"
 	"github.com/meshgate/meshgate/server/upstream"
 	"github.com/meshgate/meshgate/server/wire"
 )
@@ -68,6 +73,22 @@ type chain struct {
 	// relayable: every filter lets plain gRPC by (relayableChain), and
 	// routes are known: the HTTP/2 server may relay such calls.
 	relayable bool
+	// limits are the HCM's per-connection limits.
+	limits connLimits
+	// requestTimeout is the HCM's request_timeout: a request must arrive
+	// whole within it, unless its answer began first (0: none).
+	requestTimeout time.Duration
+	// genRequestID: requests without an x-request-id get one (HCM
+	// generate_request_id); idInResponse: answers carry it too
+	// (always_set_request_id_in_response).
+	genRequestID, idInResponse bool
+	// accessLogs are the HCM's access_log (none: nothing is recorded);
+	// logsResponse: one reads response headers, which relayed calls do not
+	// keep (such chains do not relay).
+	accessLogs   []accessLogger
+	logsResponse bool
+	// tracing makes the spans of the requests it samples (nil: off).
+	tracing *tracing.Tracing
 }
 
 // call is the per-request state, one allocation per request.
@@ -77,11 +98,32 @@ type call struct {
 	wroteHeader bool
 	// s carries the request through the listener's filters.
 	s httpfilter.Stream
+	// answered, when set, is told that the answer began (request_timeout).
+	answered *callContext
+	// For the access log and Istio's metrics: the request body's count,
+	// the bytes written, the last upstream host tried, Envoy's response
+	// flags.
+	in         *countingBody
+	bytesOut   int64
+	host       *cluster.Host
+	flags      []string
+	attempts   int
+	failReason string // why the last attempt failed (connection failures, resets)
+	// span is the request's span when it is traced.
+	span trace.Span
+}
+
+// flag records an Envoy response flag for the access log.
+func (c *call) flag(f string) {
+	if f != "" && !slices.Contains(c.flags, f) {
+		c.flags = append(c.flags, f)
+	}
 }
 
 func (c *call) WriteHeader(code int) {
 	if !c.wroteHeader {
 		c.status, c.wroteHeader = code, true
+		c.answerBegins()
 	}
 	c.ResponseWriter.WriteHeader(code)
 }
@@ -89,8 +131,18 @@ func (c *call) WriteHeader(code int) {
 func (c *call) Write(p []byte) (int, error) {
 	if !c.wroteHeader {
 		c.status, c.wroteHeader = http.StatusOK, true
+		c.answerBegins()
 	}
-	return c.ResponseWriter.Write(p)
+	n, err := c.ResponseWriter.Write(p)
+	c.bytesOut += int64(n)
+	return n, err
+}
+
+// answerBegins disarms request_timeout, which an answer under way ends.
+func (c *call) answerBegins() {
+	if c.answered != nil {
+		c.answered.requestArrived()
+	}
 }
 
 func (c *call) Flush() {
@@ -129,6 +181,10 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	c := &call{ResponseWriter: w}
 	c.s.Reset(c, &c.ResponseWriter, r, ch.routes)
+	if (len(ch.accessLogs) > 0 || ch.srv.istio != nil) && r.Body != nil && r.Body != http.NoBody {
+		c.in = &countingBody{ReadCloser: r.Body}
+		r.Body = c.in
+	}
 	defer func() {
 		p := recover()
 		if p != nil && p != http.ErrAbortHandler { //nolint:errorlint // net/http compares it the same way.
@@ -151,12 +207,44 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			route = rt.Name
 		}
 		ch.srv.metrics.Request(ch.listener, route, c.s.Cluster, status, c.grpcStatus(r), time.Since(start))
+		if len(ch.accessLogs) > 0 || ch.srv.istio != nil {
+			ch.recordCall(c, r, route, start)
+		}
+		if c.span != nil {
+			tracing.EndRequest(c.span, status, c.grpcStatus(r), c.s.Cluster, strings.Join(c.flags, ","))
+		}
 		if p != nil {
 			panic(p)
 		}
 	}()
 	// Wrappers finish (write what they held back) once the chain is done.
 	defer c.s.Finish()
+
+	if ov := ch.srv.overload; ov.Active(overload.StopAcceptingRequests) {
+		ov.Shed()
+		c.flag("OM")
+		wire.WriteError(c, r, http.StatusServiceUnavailable, codeResourceExhausted,
+			"the gateway is overloaded (envoy.overload_actions.stop_accepting_requests): retry on another endpoint")
+		return
+	}
+	if r.ProtoMajor == 1 && !ch.limits.admitH1(c, r) {
+		return // HTTP/2 connections are held to them by the h2 server
+	}
+	// After the header count: the id made up here is not the client's.
+	id := ch.requestID(r)
+	if id != "" && ch.idInResponse {
+		c.Header().Set("X-Request-Id", id)
+	}
+	if tr := ch.tracing; tr != nil {
+		if d := tr.Decide(r.Header, id); d.Sampled {
+			// Named as Envoy names a span without a route decorator.
+			ctx, span := tr.StartRequest(r.Context(), d, r.Host+r.URL.Path, r, id)
+			r = r.WithContext(ctx)
+			c.s.R, c.span = r, span
+		} else {
+			tracing.MarkUnsampled(r.Header)
+		}
+	}
 
 	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {
 		wire.WriteError(c, r, http.StatusRequestHeaderFieldsTooLarge, codeResourceExhausted,
@@ -176,12 +264,14 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 func (ch *chain) route(c *call) {
 	r := c.s.R
 	if ch.routes == nil {
+		c.flag("NR")
 		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable,
 			fmt.Sprintf("route config %q is not available yet", ch.missingRoutes))
 		return
 	}
 	rt := c.s.Route()
 	if rt == nil {
+		c.flag("NR")
 		wire.WriteError(c, r, http.StatusNotFound, codeUnimplemented,
 			fmt.Sprintf("no route for %s %s on host %q", r.Method, r.URL.Path, r.Host))
 		return
@@ -228,6 +318,7 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 	}
 	c.s.Cluster = target.Name
 	if !target.Found {
+		c.flag("NC")
 		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, fmt.Sprintf("cluster %q is not configured", target.Name))
 		return
 	}
@@ -250,19 +341,31 @@ func (ch *chain) forward(c *call, r *http.Request, rt *router.Route[*cluster.Clu
 	ch.prepareHeaders(r, rt, fw.isGRPC)
 
 	res, a, err := upstream.Run(fw.ctx, fw.call(r), fw.attempt)
+	c.host = fw.lastHost
+	c.attempts = fw.attempts
+	if fw.fail.flag == "UF" || fw.fail.flag == "UR" {
+		c.failReason = fw.fail.msg
+	}
 	switch {
 	case errors.Is(err, upstream.ErrOverloaded):
+		c.flag("UO")
 		ch.markOverloaded(c)
 		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 	case errors.Is(err, upstream.ErrNoHost):
+		c.flag("UH")
 		wire.WriteError(c, r, http.StatusServiceUnavailable, codeUnavailable, err.Error())
 	case err != nil: // the deadline passed while waiting to retry
 		if fail := ch.failure(fw.ctx, r, cl, fw.lastHost, fw.limited, err, false); fail.code != 0 {
+			c.flag(fail.flag)
 			wire.WriteError(c, r, fail.code, fail.grpc, fail.msg)
 		}
 	case a != nil: // an answer to pass on (a failed one too, when not retried)
 		ch.respond(c, r, rt, cl, a, fw.resp, res.Attempt, fw.isGRPC, fw.limited, fw.ctx, fw.cctx)
 	case fw.fail.code != 0:
+		c.flag(fw.fail.flag)
+		if fw.attempts > 1 && fw.fail.judge {
+			c.flag("URX") // the last of its retries failed too
+		}
 		wire.WriteError(c, r, fw.fail.code, fw.fail.grpc, fw.fail.msg)
 	}
 }
@@ -305,6 +408,9 @@ type forwarding struct {
 	resp     *http.Response
 	fail     failure
 	lastHost *cluster.Host
+	attempts int // made so far (access logs' URX)
+	// span is the attempt's span while it runs, when the request is traced.
+	span trace.Span
 }
 
 // newForwarding sets a request up for its attempts: body limits, the
@@ -344,13 +450,21 @@ func (ch *chain) newForwarding(c *call, r *http.Request, rt *router.Route[*clust
 	// when the handler returns, and closing the upstream body resets an
 	// unfinished upstream stream.
 	idle := cmp.Or(f.IdleTimeout, ch.streamIdle)
-	if timeout > 0 || idle > 0 {
+	var arrival time.Duration // request_timeout, for a request with a body to come
+	if fw.body != nil && r.Body != http.NoBody {
+		arrival = ch.requestTimeout
+	}
+	if timeout > 0 || idle > 0 || arrival > 0 {
 		fw.cctx = &fw.cctxRoom
-		fw.cctx.init(fw.ctx, timeout, idle)
+		fw.cctx.init(fw.ctx, timeout, idle, arrival)
 		fw.ctx = fw.cctx
 		if idle > 0 && fw.body != nil {
 			fw.touchRoom = touchingBody{ReadCloser: fw.body, c: fw.cctx}
 			fw.body = &fw.touchRoom
+		}
+		if arrival > 0 {
+			fw.body = &arrivalBody{ReadCloser: fw.body, c: fw.cctx}
+			c.answered = fw.cctx
 		}
 	}
 	if policy := f.Retry; policy != nil && policy.NumRetries > 0 && fw.body != nil {
@@ -371,6 +485,10 @@ func callTimeout(r *http.Request, f *router.Forward[*cluster.Cluster], isGRPC bo
 
 // close releases the deadline and idle watch (after the answer streamed).
 func (fw *forwarding) close() {
+	if fw.span != nil {
+		tracing.EndAttempt(fw.span, fw.c.status, fw.c.grpcStatus(fw.r), nil)
+		fw.span = nil
+	}
 	for i := len(fw.cancels) - 1; i >= 0; i-- {
 		fw.cancels[i]()
 	}
@@ -404,6 +522,7 @@ func (fw *forwarding) call(r *http.Request) upstream.Call {
 // respond; a failure is kept in fw.fail for the answer to the client.
 func (fw *forwarding) attempt(ctx context.Context, a *cluster.Attempt, n int) upstream.Result {
 	fw.lastHost = a.Host
+	fw.attempts++
 	r, policy := fw.r, fw.rt.Forward.Retry
 	body := fw.body
 	if fw.replay != nil {
@@ -417,6 +536,9 @@ func (fw *forwarding) attempt(ctx context.Context, a *cluster.Attempt, n int) up
 		fired := new(atomic.Bool)
 		perTryFired = fired
 		perTry = time.AfterFunc(policy.PerTryTimeout, func() { fired.Store(true); acancel() })
+	}
+	if span, ok := tracing.StartAttempt(ctx, fw.cl.Name, a.Host.Address, propagation.HeaderCarrier(r.Header)); ok {
+		fw.span = span
 	}
 	out := fw.ch.upstreamRequest(actx, r, fw.rt, fw.cl, a.Host, body, fw.isGRPC, fw.timeout)
 	resp, err := fw.cl.Transport(r.ProtoMajor == 2 || fw.c.s.AsGRPC).RoundTrip(out)
@@ -468,6 +590,7 @@ func (fw *forwarding) attempt(ctx context.Context, a *cluster.Attempt, n int) up
 	if retriable && policy.Retriable(att) {
 		// An answer the policy retries: failed, unless no retry comes
 		// (then it is passed on as it is).
+		fw.endAttemptSpan(att.Status, att.GRPCStatus, nil)
 		res.Failed = true
 		res.Discard = func() { resp.Body.Close(); acancel() }
 	}
@@ -488,8 +611,17 @@ func trailerKey(k string) string {
 	return http.TrailerPrefix + k
 }
 
+// endAttemptSpan ends the running attempt's span, if any.
+func (fw *forwarding) endAttemptSpan(status, grpcStatus int, err error) {
+	if fw.span != nil {
+		tracing.EndAttempt(fw.span, status, grpcStatus, err)
+		fw.span = nil
+	}
+}
+
 // failed is an attempt that got no answer: why is kept for the client.
 func (fw *forwarding) failed(ctx context.Context, err error, perTry bool) upstream.Result {
+	fw.endAttemptSpan(0, -1, err)
 	fw.fail = fw.ch.failure(ctx, fw.r, fw.cl, fw.lastHost, fw.limited, err, perTry)
 	out := governance.Outcome{Local: fw.fail.local}
 	return upstream.Result{Outcome: out, Judge: fw.fail.judge, Failed: true,
@@ -751,6 +883,7 @@ func upstreamHost(r *http.Request, f *router.Forward[*cluster.Cluster], host *cl
 type failure struct {
 	code    int // HTTP status for the client; 0: the client left, no answer
 	grpc    codes.Code
+	flag    string // Envoy's response flag for the access log ("": none)
 	msg     string
 	local   governance.LocalFailure
 	refused bool // REFUSED_STREAM: the upstream did not process it
@@ -777,33 +910,37 @@ func (ch *chain) failure(ctx context.Context, r *http.Request, cl *cluster.Clust
 	nearDeadline := hasDeadline && time.Until(dl) < h2.DeadlineSlack
 	switch {
 	case r.Context().Err() != nil:
-		return failure{code: 0, grpc: codeCancelled}
+		return failure{code: 0, grpc: codeCancelled, flag: "DC"}
+	case errors.Is(context.Cause(ctx), errRequestTimeout):
+		// The client did not send its whole request in time: not the host's fault.
+		return failure{code: http.StatusRequestTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout,
+			msg: fmt.Sprintf("request timeout: the request did not arrive whole within %v (request_timeout)", ch.requestTimeout)}
 	case errors.Is(context.Cause(ctx), errStreamIdle):
 		// The stream went quiet: not the host's failure to answer.
-		return failure{code: http.StatusRequestTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout,
+		return failure{code: http.StatusRequestTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout, flag: "SI",
 			msg: fmt.Sprintf("stream idle timeout (cluster %q, host %s)", cl.Name, host.Address)}
 	case perTryTimeout:
 		cl.Stats.RqTimeout.Add(1)
-		return failure{code: http.StatusGatewayTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout, judge: true,
+		return failure{code: http.StatusGatewayTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout, judge: true, flag: "UT",
 			msg: fmt.Sprintf("upstream per-try timeout (cluster %q, host %s)", cl.Name, host.Address)}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || nearDeadline:
 		cl.Stats.RqTimeout.Add(1)
-		return failure{code: http.StatusGatewayTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout, judge: true,
+		return failure{code: http.StatusGatewayTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout, judge: true, flag: "UT",
 			msg: fmt.Sprintf("upstream request timeout (cluster %q, host %s)", cl.Name, host.Address)}
 	}
 	var se http2.StreamError
 	if errors.As(err, &se) {
 		gc, _ := resetCode(err)
-		return failure{code: http.StatusServiceUnavailable, grpc: gc, local: governance.Reset, judge: true,
+		return failure{code: http.StatusServiceUnavailable, grpc: gc, local: governance.Reset, judge: true, flag: "UR",
 			refused: se.Code == http2.ErrCodeRefusedStream,
 			msg:     fmt.Sprintf("upstream reset (cluster %q, host %s): %v", cl.Name, host.Address, err)}
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
-		return failure{code: http.StatusServiceUnavailable, grpc: codeUnavailable, local: governance.ConnectFailure, judge: true,
+		return failure{code: http.StatusServiceUnavailable, grpc: codeUnavailable, local: governance.ConnectFailure, judge: true, flag: "UF",
 			msg: fmt.Sprintf("upstream connect error (cluster %q, host %s): %v", cl.Name, host.Address, op.Err)}
 	}
-	return failure{code: http.StatusServiceUnavailable, grpc: codeUnavailable, local: governance.Reset, judge: true,
+	return failure{code: http.StatusServiceUnavailable, grpc: codeUnavailable, local: governance.Reset, judge: true, flag: "UR",
 		msg: fmt.Sprintf("upstream failed (cluster %q, host %s): %v", cl.Name, host.Address, err)}
 }
 

@@ -12,6 +12,10 @@ import (
 // errStreamIdle is the cause of a request cancelled for idleness.
 var errStreamIdle = errors.New("stream idle timeout")
 
+// errRequestTimeout is the cause of a request cancelled because it did not
+// arrive whole within the HCM's request_timeout.
+var errRequestTimeout = errors.New("request timeout")
+
 // callContext is a forwarded request's context with its deadline (the
 // route timeout or grpc-timeout) and its stream idle timeout, cancelled by
 // whichever comes first. One context and one timer do both: a
@@ -29,21 +33,30 @@ type callContext struct {
 	mu              sync.Mutex   // orders the timer's re-arming with stop
 	timer           *time.Timer
 	stopped         bool
+	// arriveBy is when the whole request must have arrived (request_timeout;
+	// zero: no such limit); arrived says it did, or that the answer began.
+	arriveBy time.Time
+	arrived  atomic.Bool
 }
 
-// newCallContext derives the call's context; timeout and idle 0 mean none.
-func newCallContext(parent context.Context, timeout, idle time.Duration) *callContext {
+// newCallContext derives the call's context; timeout, idle and arrival 0
+// mean none.
+func newCallContext(parent context.Context, timeout, idle, arrival time.Duration) *callContext {
 	c := &callContext{}
-	c.init(parent, timeout, idle)
+	c.init(parent, timeout, idle, arrival)
 	return c
 }
 
 // init sets up a zero callContext (one kept inside a bigger struct, to save
-// an allocation per call).
-func (c *callContext) init(parent context.Context, timeout, idle time.Duration) {
+// an allocation per call). arrival is request_timeout: the request must
+// have arrived whole (see requestArrived) within it.
+func (c *callContext) init(parent context.Context, timeout, idle, arrival time.Duration) {
 	c.idle = idle
 	c.Context, c.cancel = context.WithCancelCause(parent)
 	now := time.Now()
+	if arrival > 0 {
+		c.arriveBy = now.Add(arrival)
+	}
 	if timeout > 0 {
 		c.deadline = now.Add(timeout)
 		if dl, ok := parent.Deadline(); ok && dl.Before(c.deadline) {
@@ -71,8 +84,17 @@ func (c *callContext) next(now time.Time) (time.Duration, bool) {
 			d, ok = left, true
 		}
 	}
+	if !c.arriveBy.IsZero() && !c.arrived.Load() {
+		if left := c.arriveBy.Sub(now); !ok || left < d {
+			d, ok = left, true
+		}
+	}
 	return d, ok
 }
+
+// requestArrived disarms request_timeout: the request's body ended, or the
+// answer began (as Envoy disarms it).
+func (c *callContext) requestArrived() { c.arrived.Store(true) }
 
 func (c *callContext) fire() {
 	now := time.Now()
@@ -83,8 +105,14 @@ func (c *callContext) fire() {
 	case c.idle > 0 && now.Sub(time.Unix(0, c.last.Load())) >= c.idle:
 		c.cancel(errStreamIdle)
 		return
+	case !c.arriveBy.IsZero() && !c.arrived.Load() && !now.Before(c.arriveBy):
+		c.cancel(errRequestTimeout)
+		return
 	}
-	d, _ := c.next(now)
+	d, ok := c.next(now)
+	if !ok {
+		return // nothing left to watch
+	}
 	c.mu.Lock()
 	if !c.stopped {
 		c.timer.Reset(d)
@@ -126,6 +154,24 @@ func (c *callContext) stop() {
 	}
 	c.mu.Unlock()
 	c.cancel(nil)
+}
+
+// arrivalBody tells the call's context when the request body ended
+// (request_timeout).
+type arrivalBody struct {
+	io.ReadCloser
+	c *callContext
+}
+
+// Buffered forwards the wrapped body's (see h2.BufferedBody).
+func (b *arrivalBody) Buffered() (int, bool) { return bufferedOf(b.ReadCloser) }
+
+func (b *arrivalBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.c.requestArrived()
+	}
+	return n, err
 }
 
 // touchingBody bumps the call's idle clock on each read of the request body.

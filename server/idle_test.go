@@ -15,6 +15,8 @@ func TestCallContext(t *testing.T) {
 	tests := []struct {
 		name          string
 		timeout, idle time.Duration
+		arrival       time.Duration // request_timeout
+		arriveAfter   time.Duration // when requestArrived is called; 0: never
 		touchEvery    time.Duration // 0: never
 		wantErr       error
 		wantCause     error
@@ -24,12 +26,18 @@ func TestCallContext(t *testing.T) {
 		{name: "idle before deadline", timeout: 5 * time.Second, idle: 30 * time.Millisecond, wantErr: context.Canceled, wantCause: errStreamIdle},
 		{name: "deadline while active", timeout: 150 * time.Millisecond, idle: 40 * time.Millisecond, touchEvery: 5 * time.Millisecond,
 			wantErr: context.DeadlineExceeded, wantCause: context.DeadlineExceeded},
+		{name: "request not arrived", timeout: 5 * time.Second, arrival: 30 * time.Millisecond, wantErr: context.Canceled, wantCause: errRequestTimeout},
+		{name: "request arrived, then the deadline", timeout: 150 * time.Millisecond, arrival: 60 * time.Millisecond, arriveAfter: 10 * time.Millisecond,
+			wantErr: context.DeadlineExceeded, wantCause: context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			c := newCallContext(context.Background(), tt.timeout, tt.idle)
+			c := newCallContext(context.Background(), tt.timeout, tt.idle, tt.arrival)
 			defer c.stop()
+			if tt.arriveAfter > 0 {
+				time.AfterFunc(tt.arriveAfter, c.requestArrived)
+			}
 			if dl, ok := c.Deadline(); ok != (tt.timeout > 0) || (ok && dl.Sub(start) > tt.timeout+50*time.Millisecond) {
 				t.Fatalf("Deadline() = %v, %v for a timeout of %v", dl, ok, tt.timeout)
 			}
@@ -66,7 +74,7 @@ func TestCallContext(t *testing.T) {
 func TestCallContextStop(t *testing.T) {
 	parent, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	c := newCallContext(parent, time.Hour, time.Hour)
+	c := newCallContext(parent, time.Hour, time.Hour, 0)
 	pdl, _ := parent.Deadline()
 	if dl, ok := c.Deadline(); !ok || !dl.Equal(pdl) {
 		t.Fatalf("Deadline() = %v, %v; want the parent's %v", dl, ok, pdl)

@@ -13,12 +13,17 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/server/h2"
+	"github.com/meshgate/meshgate/server/overload"
 	"github.com/meshgate/meshgate/server/wire"
 )
 
 // sniffTimeout bounds how long a new connection may take to send its first
 // byte when the port serves both TLS and cleartext.
 const sniffTimeout = 10 * time.Second
+
+// dubboSniffTimeout is how long a port serving Dubbo2 and Triple waits for
+// a consumer's first byte: Dubbo's idle timeout (three heartbeats).
+const dubboSniffTimeout = 3 * time.Minute
 
 // listener is one bound port. Its http.Server serves HTTP/1.1 and cleartext
 // HTTP/2 (prior knowledge) on plain connections, and HTTP/2 or HTTP/1.1 by
@@ -33,8 +38,11 @@ type listener struct {
 	h2 *h2.Server
 	// maxHeaderBytes is what srv enforces; set once, at bind time.
 	maxHeaderBytes int
-	log            *slog.Logger
-	state          atomic.Pointer[listenerState]
+	// connCap, when set, caps the open downstream connections of every
+	// listener (set at bind time).
+	connCap *overload.ConnLimit
+	log     *slog.Logger
+	state   atomic.Pointer[listenerState]
 
 	conns     chan net.Conn
 	closed    chan struct{}
@@ -44,10 +52,13 @@ type listener struct {
 
 // listenerState is what a reload changes on a running listener.
 type listenerState struct {
-	name  string
-	plain *chain      // nil: cleartext is refused
-	tls   []tlsChain  // by server name (SNI); none: TLS is refused
-	dubbo *dubboProxy // nil: Dubbo2 consumers are refused
+	name string
+	// inbound: the listener's traffic_direction is INBOUND (what
+	// /drain_listeners?inboundonly drains).
+	inbound bool
+	plain   *chain      // nil: cleartext is refused
+	tls     []tlsChain  // by server name (SNI); none: TLS is refused
+	dubbo   *dubboProxy // nil: Dubbo2 consumers are refused
 }
 
 // listen binds addr. The listener does not accept until serve is called.
@@ -107,6 +118,13 @@ func (l *listener) acceptLoop() {
 			continue
 		}
 		delay = 0
+		if l.connCap != nil {
+			if !l.connCap.Admit() {
+				_ = c.Close() // max_active_downstream_connections reached
+				continue
+			}
+			c = &countedConn{Conn: c, release: l.connCap.Release}
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
@@ -122,11 +140,32 @@ func (l *listener) classify(c net.Conn) {
 	var out net.Conn = c
 	var first byte
 	hasTLS := len(st.tls) > 0
-	sniff := (hasTLS && st.plain != nil) || (st.dubbo != nil && (hasTLS || st.plain != nil))
+	// A Dubbo listener whose local app serves Triple consumers too tells
+	// them apart by the first byte, as Dubbo 3's port unification does.
+	tripleApp := st.dubbo != nil && st.dubbo.app != nil && st.plain == nil && !hasTLS
+	sniff := (hasTLS && st.plain != nil) || (st.dubbo != nil && (hasTLS || st.plain != nil)) || tripleApp
 	if sniff {
-		_ = c.SetReadDeadline(time.Now().Add(sniffTimeout))
+		wait := sniffTimeout
+		if tripleApp {
+			// Dubbo consumers connect ahead of their first call and
+			// speak first only then (or at their heartbeat, 60s).
+			wait = dubboSniffTimeout
+		}
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		// A connection that has not spoken yet holds no request: it goes
+		// when the port stops accepting.
+		spoke := make(chan struct{})
+		go func() {
+			select {
+			case <-l.closed:
+				_ = c.SetReadDeadline(time.Now())
+			case <-spoke:
+			}
+		}()
 		var b [1]byte
-		if _, err := c.Read(b[:]); err != nil {
+		_, err := c.Read(b[:])
+		close(spoke)
+		if err != nil {
 			_ = c.Close()
 			return
 		}
@@ -149,13 +188,14 @@ func (l *listener) classify(c net.Conn) {
 			return
 		}
 		out = tls.Server(out, l.tlsConfig())
+	case tripleApp: // served by ServeHTTP
 	case st.plain == nil:
 		_ = c.Close() // nothing serves what this connection speaks
 		return
 	}
 	if l.h2 != nil {
 		if l.isHTTP2(&out) {
-			l.h2.ServeConn(out)
+			l.h2.ServeConnWith(out, l.h2Settings(out))
 			return
 		}
 		if out == nil {
@@ -209,6 +249,20 @@ func (l *listener) isHTTP2(c *net.Conn) bool {
 	return true
 }
 
+// h2Settings are the limits of the chain an HTTP/2 connection is served
+// by: the cleartext one, or the TLS one of its server name.
+func (l *listener) h2Settings(c net.Conn) h2.ConnSettings {
+	var cs *tls.ConnectionState
+	if tc, ok := c.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		cs = &st
+	}
+	if ch := l.state.Load().chainFor(cs); ch != nil {
+		return ch.limits.h2
+	}
+	return h2.ConnSettings{}
+}
+
 // prefixedConn gives back the bytes read to tell the protocol (the first
 // byte classify sniffs, the HTTP/2 preface).
 type prefixedConn struct {
@@ -218,8 +272,11 @@ type prefixedConn struct {
 
 // CloseWrite half-closes a TCP connection, which net/http does before
 // closing one it answered an error on (so the client reads the answer).
-func (c *prefixedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+func (c *prefixedConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// closeWrite half-closes c when it can (a TCP or TLS connection).
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return nil
@@ -253,13 +310,72 @@ func (l *listener) tlsConfig() *tls.Config {
 	}
 }
 
-// shutdown stops accepting, lets in-flight requests finish until ctx ends,
-// then closes what is left.
-func (l *listener) shutdown(ctx context.Context) error {
+// drain starts a graceful drain (Server.DrainListeners): the port still
+// accepts, and its connections, new ones too, are told to go: HTTP/1.x
+// answers carry Connection: close and their connections close after
+// them, HTTP/2 connections get GOAWAY.
+func (l *listener) drain() {
+	if l.srv != nil {
+		l.srv.SetKeepAlivesEnabled(false)
+	}
+	if l.h2 != nil {
+		l.h2.Drain()
+	}
+}
+
+// keepAlive turns HTTP keep-alive on or off (the overload action
+// disable_http_keepalive): off, HTTP/1.x answers carry Connection: close
+// and idle HTTP/1.x connections close; open HTTP/2 connections are told to
+// go.
+func (l *listener) keepAlive(on bool) {
+	if l.srv != nil {
+		l.srv.SetKeepAlivesEnabled(on)
+	}
+	if !on && l.h2 != nil {
+		l.h2.DrainOpen()
+	}
+}
+
+// countedConn releases its place under the connection cap once, when it
+// closes.
+type countedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+// CloseWrite half-closes, as the TCP connection it wraps does.
+func (c *countedConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// closeSocket stops accepting (once).
+func (l *listener) closeSocket() {
 	l.closeOnce.Do(func() {
 		close(l.closed)
 		_ = l.raw.Close()
 	})
+}
+
+// stopAccepting closes the port's socket; open connections are told to go
+// and close as their requests end (shutdown waits for them).
+func (l *listener) stopAccepting() {
+	l.closeSocket()
+	if l.srv != nil {
+		l.srv.SetKeepAlivesEnabled(false)
+	}
+	if l.h2 != nil {
+		l.h2.GoAway()
+	}
+}
+
+// shutdown stops accepting, lets in-flight requests finish until ctx ends,
+// then closes what is left.
+func (l *listener) shutdown(ctx context.Context) error {
+	l.closeSocket()
 	errs := make(chan error, 2)
 	go func() {
 		var err error
@@ -288,11 +404,16 @@ func (l *listener) shutdown(ctx context.Context) error {
 // chainFor is the filter chain r arrived on (nil: the listener no longer
 // serves that kind of connection).
 func (l *listener) chainFor(r *http.Request) *chain {
-	st := l.state.Load()
-	if r.TLS == nil {
+	return l.state.Load().chainFor(r.TLS)
+}
+
+// chainFor is the chain of a connection: the cleartext one (cs nil), or
+// the TLS one of its server name; nil when the listener serves no such.
+func (st *listenerState) chainFor(cs *tls.ConnectionState) *chain {
+	if cs == nil {
 		return st.plain
 	}
-	if tc := st.tlsChainFor(r.TLS.ServerName); tc != nil {
+	if tc := st.tlsChainFor(cs.ServerName); tc != nil {
 		return tc.ch
 	}
 	return nil
@@ -302,6 +423,10 @@ func (l *listener) chainFor(r *http.Request) *chain {
 func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ch := l.chainFor(r)
 	if ch == nil {
+		if st := l.state.Load(); st.dubbo != nil && st.dubbo.app != nil && r.TLS == nil {
+			st.dubbo.serveTripleApp(w, r)
+			return
+		}
 		wire.WriteError(w, r, http.StatusMisdirectedRequest, codeUnavailable, "this listener no longer serves this kind of connection")
 		return
 	}

@@ -11,10 +11,13 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/governance"
+	"github.com/meshgate/meshgate/server/accesslog"
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/h2"
 	"github.com/meshgate/meshgate/server/httpfilter"
+	"github.com/meshgate/meshgate/server/overload"
 	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/server/tracing"
 	"github.com/meshgate/meshgate/server/wire"
 )
 
@@ -28,7 +31,8 @@ import (
 // ready upstream connection), takes the handler path, which does all of it.
 func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 	ch := l.chainFor(r)
-	if ch == nil || !ch.relayable || !router.IsGRPC(r) || r.Method != http.MethodPost {
+	if ch == nil || !ch.relayable || !router.IsGRPC(r) || r.Method != http.MethodPost || ch.requestTimeout > 0 || ch.logsResponse ||
+		ch.srv.overload.Active(overload.StopAcceptingRequests) { // the handler path answers it
 		return nil, false
 	}
 	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {
@@ -72,6 +76,15 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 		return nil, false
 	}
 	routeName := rt.Name
+	id := ch.requestID(r) // before orig: a retry keeps the id
+	if tr := ch.tracing; tr != nil {
+		// A traced call takes the handler path, which makes its spans;
+		// with no request id to decide by, it decides there once.
+		if id == "" || tr.Decide(r.Header, id).Sampled {
+			return nil, false
+		}
+		tracing.MarkUnsampled(r.Header)
+	}
 	var orig http.Header // the request's header as it came, for a retry
 	tgt := &h2.RelayTarget{
 		Transport:  tr,
@@ -112,12 +125,36 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 				if e.ClientGone && status == 0 {
 					status = 499
 				}
-				ch.srv.metrics.Request(ch.listener, routeName, target.Name, status, relayGRPCStatus(e), time.Since(start))
+				gs := relayGRPCStatus(e)
+				ch.srv.metrics.Request(ch.listener, routeName, target.Name, status, gs, time.Since(start))
+				if len(ch.accessLogs) == 0 && ch.srv.istio == nil {
+					return
+				}
+				flags := relayFlags(e)
+				if ist := ch.srv.istio; ist != nil {
+					ist.Record(target.Name, h, true, e.Status, gs, flags, time.Since(start), e.BytesIn, e.BytesOut)
+				}
+				if len(ch.accessLogs) > 0 {
+					var en accesslog.Entry
+					accessEntry(&en, r, start)
+					en.Status, en.GRPCStatus, en.Flags = e.Status, gs, flags
+					en.UpstreamCluster, en.RouteName, en.UpstreamHost = target.Name, routeName, h.Address
+					en.BytesReceived, en.BytesSent = e.BytesIn, e.BytesOut
+					en.Attempts = 1
+					en.Details = codeDetails(en.Flags, en.Status, en.UpstreamHost)
+					ch.logAccess(&en)
+				}
 			}, true
 		},
 	}
-	if len(rt.ResponseEdits) > 0 {
-		tgt.EditResponse = rt.ResponseEdits.Apply
+	switch edits := rt.ResponseEdits; {
+	case ch.idInResponse && id != "":
+		tgt.EditResponse = func(h http.Header) {
+			edits.Apply(h)
+			h.Set("X-Request-Id", id)
+		}
+	case len(edits) > 0:
+		tgt.EditResponse = edits.Apply
 	}
 	if policy != nil {
 		tgt.RetryBuffer = int(min(f.BufferLimit, math.MaxInt32))

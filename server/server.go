@@ -32,11 +32,14 @@ import (
 
 	"github.com/meshgate/meshgate/config"
 	adminv1 "github.com/meshgate/meshgate/proto/meshgate/admin/v1"
+	"github.com/meshgate/meshgate/server/accesslog"
 	"github.com/meshgate/meshgate/server/cluster"
 	"github.com/meshgate/meshgate/server/h2"
 	"github.com/meshgate/meshgate/server/httpfilter"
+	"github.com/meshgate/meshgate/server/overload"
 	"github.com/meshgate/meshgate/server/secrets"
 	"github.com/meshgate/meshgate/server/stats"
+	"github.com/meshgate/meshgate/server/tracing"
 )
 
 // Options configure a Server.
@@ -45,6 +48,14 @@ type Options struct {
 	// DrainTimeout bounds how long a listener that goes away (on reload or
 	// shutdown) waits for its in-flight requests. Default 15s.
 	DrainTimeout time.Duration
+	// Overload configures the overload manager: heap actions (on when
+	// MaxHeapBytes is set; the command sets it from GOMEMLIMIT or the
+	// cgroup when the config does not, see overload.Limit) and the cap on
+	// open downstream connections.
+	Overload config.OverloadSettings
+	// IstioMetrics, when set, records Istio's standard request metrics
+	// with this gateway as the source workload.
+	IstioMetrics *stats.Workload
 }
 
 // Server is the data plane. Its methods are safe for concurrent use.
@@ -60,7 +71,31 @@ type Server struct {
 	listeners map[string]*listener
 	retired   []*cluster.Cluster
 	closing   bool
-	bg        sync.WaitGroup // listeners draining after a reload, background fetches
+	// draining: DrainListeners ran (ready stays false); drainInbound: it
+	// drains only the INBOUND listeners.
+	draining, drainInbound bool
+	down                   chan struct{} // closed by Shutdown
+
+	// overload sheds load as the heap nears its limit (nil: no limit
+	// known); connCap caps open downstream connections (nil: no cap).
+	overload *overload.Manager
+	connCap  *overload.ConnLimit
+
+	// logWriters are the access log files by path (under mu; kept for the
+	// process, closed by Shutdown).
+	logWriters map[string]*accesslog.Writer
+	// traceProviders are the span exporters by collector and service name
+	// (under mu; kept for the process, closed by Shutdown).
+	traceProviders map[string]*tracing.Provider
+	// istio records Istio's request metrics (nil: off).
+	istio *stats.Istio
+	// validating: compile runs for Validate (under mu): access log files
+	// are not opened.
+	validating bool
+	bg         sync.WaitGroup // listeners draining after a reload, background fetches
+	// announcers register local apps in Dubbo registries, by listener
+	// key (under mu).
+	announcers map[string]*announcing
 
 	// secrets are the SDS secrets TLS handshakes read, by name: they
 	// outlive snapshots (a rotated secret is put in place, no recompile).
@@ -82,14 +117,61 @@ func New(opts Options) *Server {
 		opts.DrainTimeout = 15 * time.Second
 	}
 	s := &Server{
-		log:       opts.Logger,
-		drain:     opts.DrainTimeout,
-		listeners: map[string]*listener{},
-		secrets:   secrets.NewTable(),
+		log:        opts.Logger,
+		drain:      opts.DrainTimeout,
+		listeners:  map[string]*listener{},
+		announcers: map[string]*announcing{},
+		secrets:    secrets.NewTable(),
+		down:       make(chan struct{}),
 	}
 	s.snap.Store(emptySnapshot())
 	s.metrics = stats.New(s.Clusters)
+	if opts.IstioMetrics != nil {
+		s.istio = stats.NewIstio(s.metrics.Registry, *opts.IstioMetrics)
+	}
+	s.startOverload(opts.Overload)
 	return s
+}
+
+// startOverload starts the overload manager when a heap limit is set, and
+// the connection cap when one is.
+func (s *Server) startOverload(o config.OverloadSettings) {
+	if o.MaxActiveDownstreamConnections > 0 {
+		s.connCap = overload.NewConnLimit(o.MaxActiveDownstreamConnections, s.metrics.Registry)
+	}
+	limit := o.MaxHeapBytes
+	if limit == 0 {
+		return
+	}
+	var cfg overload.Config
+	cfg.Thresholds[overload.DisableHTTPKeepalive] = o.DisableHTTPKeepalive
+	cfg.Thresholds[overload.StopAcceptingRequests] = o.StopAcceptingRequests
+	cfg.Interval = o.RefreshInterval
+	s.overload = overload.New(limit, cfg, s.onOverload, s.metrics.Registry)
+	s.log.Info("overload manager", "heap_limit_bytes", limit,
+		"disable_http_keepalive_at", s.overload.Threshold(overload.DisableHTTPKeepalive),
+		"stop_accepting_requests_at", s.overload.Threshold(overload.StopAcceptingRequests))
+	ctx, cancel := context.WithCancel(context.Background())
+	s.goBackground(func() { s.overload.Run(ctx) })
+	go func() {
+		<-s.down
+		cancel()
+	}()
+}
+
+// onOverload applies an overload action turning on or off.
+func (s *Server) onOverload(a overload.Action, on bool) {
+	s.log.Warn("overload action", "action", a.Name(), "on", on)
+	if a != overload.DisableHTTPKeepalive {
+		return // stop_accepting_requests is read per request
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ln := range s.listeners {
+		if !s.drains(ln.state.Load()) { // a drain keeps keep-alive off
+			ln.keepAlive(!on)
+		}
+	}
 }
 
 // Metrics returns the server's metrics registry.
@@ -104,11 +186,74 @@ func (s *Server) Config() *config.Set { return s.snap.Load().set }
 // Ready reports whether the server runs a config and is not draining.
 func (s *Server) Ready() bool { return s.ready.Load() }
 
-// Draining reports whether the server is shutting down.
+// Draining reports whether the server drains its listeners or is
+// shutting down.
 func (s *Server) Draining() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closing
+	return s.closing || s.draining
+}
+
+// DrainListeners starts a graceful drain, as Envoy's
+// /drain_listeners?graceful and its drain on shutdown: Ready is false from
+// now on; the listeners (only those whose traffic_direction is INBOUND,
+// when inboundOnly) keep accepting for period while telling every client
+// to go (HTTP/1.x Connection: close, HTTP/2 GOAWAY), so that clients still
+// routed here are answered while load balancers and Kubernetes endpoints
+// catch up; then they stop accepting, and their open connections close as
+// their requests end. It returns at once; the channel closes when the
+// listeners stopped accepting (at once when Shutdown runs first).
+func (s *Server) DrainListeners(period time.Duration, inboundOnly bool) <-chan struct{} {
+	s.mu.Lock()
+	if !s.draining {
+		s.draining, s.drainInbound = true, inboundOnly
+	} else if !inboundOnly {
+		s.drainInbound = false // a drain of all after one of the inbound ones
+	}
+	s.ready.Store(false)
+	// Consumers must stop finding this gateway before it tells them to
+	// go: the registrations are withdrawn first.
+	s.stopAnnouncersLocked()
+	lns := s.drainedLocked()
+	s.mu.Unlock()
+	s.log.Info("draining listeners", "period", period, "inbound_only", inboundOnly, "listeners", len(lns))
+	for _, ln := range lns {
+		ln.drain()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTimer(period)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.down:
+		}
+		s.mu.Lock()
+		lns := s.drainedLocked() // with those a reload bound meanwhile
+		s.mu.Unlock()
+		for _, ln := range lns {
+			ln.stopAccepting()
+		}
+		s.log.Info("drain period over: listeners stopped accepting", "listeners", len(lns))
+	}()
+	return done
+}
+
+// drainedLocked lists the listeners a drain covers (s.mu held).
+func (s *Server) drainedLocked() []*listener {
+	var lns []*listener
+	for _, ln := range s.listeners {
+		if s.drains(ln.state.Load()) {
+			lns = append(lns, ln)
+		}
+	}
+	return lns
+}
+
+// drains reports whether a drain in progress covers a listener (s.mu held).
+func (s *Server) drains(st *listenerState) bool {
+	return s.draining && (!s.drainInbound || st.inbound)
 }
 
 // ListenerStatus is one listener the server serves.
@@ -168,11 +313,16 @@ func (s *Server) Apply(ctx context.Context, next *config.Set, change config.Chan
 		return err
 	}
 	s.putSecrets(p.secrets)
+	// The new clusters get their endpoints before any listener can route
+	// to them: a rebuilt EDS cluster (its CDS changed) must not be
+	// reached empty.
+	feedEndpoints(p)
 	s.swapListeners(p, bound)
 	s.swapClusters(prev, p)
+	s.reconcileAnnouncers()
 	s.logNewNotes(prev, p)
 	s.snap.Store(p)
-	s.ready.Store(true)
+	s.ready.Store(!s.draining)
 	return nil
 }
 
@@ -234,6 +384,7 @@ func (s *Server) swapListeners(p *snapshot, bound map[string]*listener) {
 		if ln == nil {
 			ln = bound[addr]
 			ln.maxHeaderBytes = cl.maxHeaderBytes
+			ln.connCap = s.connCap
 		}
 		for _, ch := range cl.state.chains() {
 			if ch != nil {
@@ -244,6 +395,11 @@ func (s *Server) swapListeners(p *snapshot, bound map[string]*listener) {
 		if bound[addr] != nil {
 			ln.serve(s.httpServer(ln, cl), s.h2Server(ln, cl))
 			s.log.Info("listening", "listener", cl.state.name, "address", ln.raw.Addr().String())
+			if s.drains(cl.state) {
+				ln.drain() // bound during a drain: drained like the others
+			} else if s.overload.Active(overload.DisableHTTPKeepalive) {
+				ln.keepAlive(false)
+			}
 		}
 		s.listeners[addr] = ln
 	}
@@ -262,18 +418,22 @@ func (s *Server) swapListeners(p *snapshot, bound map[string]*listener) {
 	}
 }
 
+// feedEndpoints gives p's EDS clusters their endpoints from the store.
+func feedEndpoints(p *snapshot) {
+	for _, c := range p.clusters {
+		if c.EDSName != "" {
+			c.SetEndpoints(p.set.Endpoints(c.EDSName))
+		}
+	}
+}
+
 // swapClusters retires prev's clusters that p does not keep (they finish
-// what is in flight) and feeds p's EDS clusters their endpoints.
+// what is in flight).
 func (s *Server) swapClusters(prev, p *snapshot) {
 	for name, old := range prev.clusters {
 		if p.clusters[name] != old {
 			old.Close()
 			s.retired = append(s.retired, old)
-		}
-	}
-	for _, c := range p.clusters {
-		if c.EDSName != "" { // EDS clusters take their endpoints from the store
-			c.SetEndpoints(p.set.Endpoints(c.EDSName))
 		}
 	}
 	s.sweepRetired()
@@ -478,7 +638,9 @@ func (s *Server) Check(set *config.Set) error {
 func (s *Server) Validate(set *config.Set) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.validating = true // nothing is opened for a config that will not run
 	p, err := s.compile(set, s.snap.Load())
+	s.validating = false
 	if err != nil {
 		return nil, err
 	}
@@ -525,8 +687,9 @@ func (s *Server) httpServer(ln *listener, cl *compiledListener) *http.Server {
 		// Only read by net/http to decide that TLS connections may speak h2;
 		// the certificates come from the listener state at each handshake.
 		TLSConfig:         ln.tlsConfig(),
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: cmp.Or(cl.headersTimeout, defaultHeadersTimeout),
 		IdleTimeout:       cl.idleTimeout,
+		ConnContext:       withH1Conn,
 		MaxHeaderBytes:    ln.maxHeaderBytes,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams:          1024,
@@ -570,8 +733,12 @@ func (s *Server) connState(ln *listener) func(net.Conn, http.ConnState) {
 // until ctx ends, then closes what is left and the upstream pools.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closing {
+		close(s.down)
+	}
 	s.closing = true
 	s.ready.Store(false)
+	s.stopAnnouncersLocked()
 	lns := make([]*listener, 0, len(s.listeners))
 	for _, ln := range s.listeners {
 		lns = append(lns, ln)
@@ -599,5 +766,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range s.retired {
 		c.Close()
 	}
+	s.closeAccessLogs()
+	s.closeTraceProviders()
 	return first
 }

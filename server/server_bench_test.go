@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshgate/meshgate/config"
+	"github.com/meshgate/meshgate/server/stats"
 )
 
 // BenchmarkEndpointUpdate applies one cluster's new endpoint set (100
@@ -163,6 +165,18 @@ func (d *discardWriter) WriteHeader(int)             {}
 // in bench/. Its allocations and CPU profile are the gateway's hot path
 // (grpc-go's own share shows up as theirs in a profile).
 func BenchmarkGRPCUnary(b *testing.B) {
+	b.Run("access log off", func(b *testing.B) { benchGRPCUnary(b, "", Options{}) })
+	b.Run("access log on", func(b *testing.B) {
+		benchGRPCUnary(b, fmt.Sprintf("access_log: [ { path: %q } ]", filepath.Join(b.TempDir(), "access.log")), Options{})
+	})
+	b.Run("istio metrics on", func(b *testing.B) {
+		benchGRPCUnary(b, "", Options{IstioMetrics: &stats.Workload{Name: "bench"}})
+	})
+}
+
+// benchGRPCUnary runs BenchmarkGRPCUnary with extra listener fields and
+// server options.
+func benchGRPCUnary(b *testing.B, listenerFields string, opts Options) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -175,14 +189,15 @@ func BenchmarkGRPCUnary(b *testing.B) {
 listeners:
   - name: web
     address: 127.0.0.1:0
+    %s
     virtual_hosts:
       - routes:
           - match: { prefix: / }
             cluster: be
 clusters:
   - { name: be, protocol: grpc, endpoints: [ "%s" ] }
-`, lis.Addr().String())
-	srv := New(Options{})
+`, listenerFields, lis.Addr().String())
+	srv := New(opts)
 	defer func() { _ = srv.Shutdown(context.Background()) }()
 	l, err := config.Load([]byte(y), "")
 	if err != nil {

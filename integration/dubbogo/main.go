@@ -23,6 +23,7 @@ import (
 	"dubbo.apache.org/dubbo-go/v3/common/constant"
 	"dubbo.apache.org/dubbo-go/v3/graceful_shutdown"
 	_ "dubbo.apache.org/dubbo-go/v3/imports"
+	"dubbo.apache.org/dubbo-go/v3/otel/trace"
 	"dubbo.apache.org/dubbo-go/v3/protocol"
 	"dubbo.apache.org/dubbo-go/v3/registry"
 	"dubbo.apache.org/dubbo-go/v3/server"
@@ -162,6 +163,7 @@ func main() {
 	instance := flag.String("instance", "", "name returned in answers (default: app)")
 	protocols := flag.String("protocols", "dubbo,tri", "the protocols to export: dubbo, tri or both")
 	bridge := flag.Bool("bridge", false, "also export org.apache.dubbo.samples.BridgeService (the Dubbo2 bridge tests')")
+	otlp := flag.String("otlp-endpoint", "", "trace every call (dubbo-go's OpenTelemetry filter, W3C) and export the spans to this OTLP gRPC collector")
 	flag.Parse()
 	if *instance == "" {
 		*instance = *app
@@ -220,6 +222,10 @@ func main() {
 	}
 	if *remote {
 		opts = append(opts, dubbo.WithRemoteMetadata())
+	}
+	if *otlp != "" {
+		opts = append(opts, dubbo.WithTracing(trace.WithEnabled(), trace.WithOtlpGrpcExporter(), trace.WithEndpoint(*otlp),
+			trace.WithInsecure(), trace.WithW3cPropagator(), trace.WithAlwaysMode()))
 	}
 	ins, err := dubbo.NewInstance(opts...)
 	if err != nil {

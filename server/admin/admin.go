@@ -73,6 +73,14 @@ func WithUnimplemented(list func() []*adminv1.UnimplementedResource) Option {
 	return func(a *admin) { a.unimplemented = list }
 }
 
+// WithDrain serves POST /drain_listeners as Envoy's admin does: drain
+// starts draining the listeners (graceful: they keep accepting for the
+// drain period while telling clients to go, else they stop accepting at
+// once; inboundOnly: only the INBOUND ones). The process keeps running.
+func WithDrain(drain func(graceful, inboundOnly bool)) Option {
+	return func(a *admin) { a.drain = drain }
+}
+
 // RegistryStatus is one Dubbo registry's state, as /clusters and
 // /registries show it (the command fills it from package registry).
 type RegistryStatus struct {
@@ -98,14 +106,23 @@ func Handler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Hand
 	mux.HandleFunc("GET /config_dump", a.configDump)
 	mux.HandleFunc("GET /clusters", a.clusters)
 	mux.HandleFunc("GET /registries", a.registryStatus)
+	if a.drain != nil {
+		mux.HandleFunc("POST /drain_listeners", func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			a.drain(q.Has("graceful"), q.Has("inboundonly"))
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprint(w, "OK\n")
+		})
+	}
 	mux.Handle("GET /stats/prometheus", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	// Go's profiler, for performance work (admin binds to loopback by default).
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /{$}", a.page)
+	mux.HandleFunc("GET /help", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprint(w, "meshgate admin\n  /ready             200 LIVE when ready for traffic, else 503 and why (JSON); ?verbose: listeners\n  /config_dump       active resources (Envoy admin.v3.ConfigDump JSON)\n  /clusters          hosts and counters (?format=json), registries\n  /registries        Dubbo registries (JSON)\n  /stats/prometheus  metrics\n  /debug/pprof/      Go profiles\n")
+		fmt.Fprint(w, "meshgate admin\n  /                  this gateway at a glance (HTML)\n  /ready             200 LIVE when ready for traffic, else 503 and why (JSON); ?verbose: listeners\n  /config_dump       active resources (Envoy admin.v3.ConfigDump JSON)\n  /clusters          hosts and counters (?format=json), registries\n  /registries        Dubbo registries (JSON)\n  /stats/prometheus  metrics\n  /debug/pprof/      Go profiles\n  POST /drain_listeners  drain the listeners (?graceful: keep accepting for the drain period, telling clients to go; ?inboundonly)\n")
 	})
 	return mux
 }
@@ -118,6 +135,7 @@ type admin struct {
 	descriptors func() []*adminv1.TranscoderDescriptors
 	// unimplemented lists what of each resource is accepted but not done.
 	unimplemented func() []*adminv1.UnimplementedResource
+	drain         func(graceful, inboundOnly bool)
 	// gates hold readiness back while they name something missing.
 	gates []func() string
 }

@@ -169,7 +169,7 @@ func TestAdmin_Prometheus(t *testing.T) {
 		`meshgate_http_requests_total{cluster="be",code="200",grpc_status="",listener="web",route="all"} 1`,
 		`meshgate_http_request_duration_seconds_count{cluster="be",listener="web",route="all"} 1`,
 		`meshgate_cluster_upstream_rq_total{cluster="be"} 1`,
-		`meshgate_cluster_membership_total{cluster="be"} 1`,
+		`meshgate_cluster_membership_hosts{cluster="be"} 1`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(text, want) {

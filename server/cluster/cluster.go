@@ -66,6 +66,12 @@ type Cluster struct {
 	// for HTTP clusters), and DubboService what its metadata says.
 	Dubbo        *dubbo.Pool
 	DubboService DubboService
+	// dubboRules are the Dubbo traffic rules its calls go through (nil:
+	// none); see BeginRouted.
+	dubboRules *dubboRules
+	// DubboConsumer is what Dubbo's dynamic configuration sets for
+	// meshgate as the service's consumer (zero: nothing).
+	DubboConsumer DubboConsumer
 	// Triple marks a cluster of Triple providers (HTTP/2).
 	Triple bool
 	// Notes say what of the cluster's config is not done as asked (a
@@ -203,6 +209,10 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		// call non-IDL methods in Triple's wrapper form.
 		out.Triple = true
 		out.DubboService = dubboService(md)
+	}
+	out.DubboConsumer = dubboConsumer(md)
+	if out.dubboRules, err = compileDubboRules(md); err != nil {
+		return nil, fmt.Errorf("cluster %q: Dubbo traffic rules: %w", c.GetName(), err)
 	}
 	if out.socks, err = upstreamTLS(c, opts.Secrets); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)

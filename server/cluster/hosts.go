@@ -13,6 +13,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 
+	"github.com/meshgate/meshgate/config"
 	"github.com/meshgate/meshgate/governance"
 )
 
@@ -49,6 +50,49 @@ type HostSpec struct {
 	// TLS is the endpoint's transport socket (nil: plaintext), chosen by
 	// its metadata from the cluster's transport_socket_matches.
 	TLS *tls.Config
+	// Workload is who the endpoint is, from istiod's endpoint metadata
+	// (filter_metadata istio.workload); zero when not sent.
+	Workload Workload
+	// DubboParams are a Dubbo provider's URL parameters (its endpoint's
+	// meshgate.dubbo metadata), which Dubbo's traffic rules match on; nil
+	// for other endpoints.
+	DubboParams map[string]string
+}
+
+// dubboParamsOf reads a Dubbo provider's parameters from its endpoint's
+// metadata.
+func dubboParamsOf(lbe *endpointv3.LbEndpoint) map[string]string {
+	fields := lbe.GetMetadata().GetFilterMetadata()[config.DubboMetadata].GetFields()["params"].GetStructValue().GetFields()
+	if len(fields) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(fields))
+	for k, v := range fields {
+		out[k] = v.GetStringValue()
+	}
+	return out
+}
+
+// Workload is an endpoint's workload as istiod describes it in EDS
+// metadata: "name;namespace;canonical service;canonical revision;cluster".
+type Workload struct {
+	Name, Namespace, App, Version, Cluster string
+}
+
+// workloadOf reads an endpoint's istio.workload metadata.
+func workloadOf(lbe *endpointv3.LbEndpoint) Workload {
+	v := lbe.GetMetadata().GetFilterMetadata()["istio"].GetFields()["workload"].GetStringValue()
+	if v == "" {
+		return Workload{}
+	}
+	p := strings.SplitN(v, ";", 5)
+	for len(p) < 5 {
+		p = append(p, "")
+	}
+	if p[3] == "" {
+		p[3] = "latest" // istiod leaves out its default revision
+	}
+	return Workload{Name: p[0], Namespace: p[1], App: p[2], Version: p[3], Cluster: p[4]}
 }
 
 // Spec returns the host's current weight, priority, locality and EDS
@@ -126,6 +170,9 @@ func (h *Host) HealthFlags() string {
 type hostSet struct {
 	hosts  []*Host
 	picker governance.Picker
+	// views are the hosts as Dubbo's traffic rules see them (built on
+	// first use).
+	views providerViews
 }
 
 // Pick chooses a host for one request, avoiding the hosts in tried (the
@@ -195,6 +242,8 @@ func (c *Cluster) SetEndpoints(cla *endpointv3.ClusterLoadAssignment) {
 				LocalityWeight: lle.GetLoadBalancingWeight().GetValue(),
 				EDSHealth:      lbe.GetHealthStatus(),
 				TLS:            sock,
+				Workload:       workloadOf(lbe),
+				DubboParams:    dubboParamsOf(lbe),
 			})
 			members = append(members, h)
 		}
@@ -307,9 +356,15 @@ type Attempt struct {
 // Begin picks a host for one attempt (avoiding tried hosts when it can,
 // and hosts whose breaker refuses) and counts it as in flight.
 func (c *Cluster) Begin(info governance.PickInfo, tried []*Host) (*Attempt, error) {
+	return c.beginWith(tried, "every host tried", func(excluded []*Host) (*Host, error) { return c.Pick(info, excluded) })
+}
+
+// beginWith counts an attempt at the host pick chooses, picking again
+// (the refused host excluded) when its breaker refuses, a few times.
+func (c *Cluster) beginWith(tried []*Host, which string, pick func(excluded []*Host) (*Host, error)) (*Attempt, error) {
 	excluded := tried
 	for range 4 {
-		h, err := c.Pick(info, excluded)
+		h, err := pick(excluded)
 		if err != nil {
 			return nil, err
 		}
@@ -319,7 +374,7 @@ func (c *Cluster) Begin(info governance.PickInfo, tried []*Host) (*Attempt, erro
 		excluded = append(slices.Clip(excluded), h)
 	}
 	c.Stats.NoHealthyUpstrm.Add(1)
-	return nil, fmt.Errorf("cluster %q: the endpoint breakers refused every host tried: %w", c.Name, ErrNoHealthyUpstream)
+	return nil, fmt.Errorf("cluster %q: the endpoint breakers refused %s: %w", c.Name, which, ErrNoHealthyUpstream)
 }
 
 // BeginOn counts an attempt at h, a host Pick chose, as in flight; false

@@ -181,3 +181,17 @@ func grow(w *int32, delta int64) bool {
 	*w = int32(v)
 	return true
 }
+
+// perRequest reports whether a header's value is new on every request
+// (request ids, trace context): such a field is written as a literal
+// never indexed, or each one would take a place in the connection's HPACK
+// table, push the fields that do repeat (content-type, te, user-agent)
+// out of it, and make every header block larger and costlier to encode
+// and decode on both sides.
+func perRequest(name string) bool {
+	switch name {
+	case "x-request-id", "traceparent", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid":
+		return true
+	}
+	return false
+}

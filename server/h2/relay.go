@@ -95,6 +95,9 @@ type RelayEnd struct {
 	// HandedOver: the call went on to a handler that retries it; this
 	// attempt is over, the call is not (not answered here).
 	HandedOver bool
+	// BytesIn and BytesOut are the DATA bytes taken from the client and
+	// passed to it (access logs' BYTES_RECEIVED and BYTES_SENT).
+	BytesIn, BytesOut int64
 }
 
 // ErrRelayTimeout, ErrRelayIdle and ErrRelayMessageTooLarge end a relayed
@@ -154,6 +157,9 @@ type relay struct {
 	heldResp []hpack.HeaderField
 	end      RelayEnd
 	done     bool
+	// handedTo is the stream a handler took the call on (set with done):
+	// the client's frames read for the relay since go on there.
+	handedTo *serverStream
 	timer    *time.Timer
 	deadline time.Time
 	perTryAt time.Time // zero: no per-try timeout
@@ -268,7 +274,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 		last: sc.readAt} // (a sweep may look at it as soon as it is known)
 	r.swept = tgt.Timeout == 0 && tgt.PerTry == 0 && tgt.Idle > 0
 	r.toUp, r.toDown = r.upRoom[:0], r.downRoom[:0]
-	r.drecv = recvFlow{avail: sc.s.streamWindow()}
+	r.drecv = recvFlow{avail: sc.set.StreamWindow}
 	r.urecv = recvFlow{avail: cc.t.streamWindow()}
 	// Known on this side before the HEADERS can go out (another writer
 	// may flush them at once, and the answer may come right back).
@@ -286,7 +292,6 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 	}
 	sc.mu.Unlock()
 	sc.handlers.Add(1) // a graceful shutdown waits for relays too
-	sc.relayedCount++
 	opened := false
 	err := cc.w.write(false, func(fr *http2.Framer) error {
 		cc.mu.Lock()
@@ -455,6 +460,14 @@ func (r *relay) fromClient(data []byte, pad int32, end bool) {
 	sc := r.sc
 	n := int32(len(data)) + pad
 	r.mu.Lock()
+	if st := r.handedTo; st != nil {
+		r.mu.Unlock()
+		if pad > 0 {
+			sc.consumed(pad)
+		}
+		st.onData(data, pad, end)
+		return
+	}
 	if r.done || r.reqEnded {
 		r.mu.Unlock()
 		sc.consumed(n)
@@ -466,6 +479,7 @@ func (r *relay) fromClient(data []byte, pad int32, end bool) {
 		r.fail(&sc.toFlush, errors.New("h2: the client overran its stream window"), "13", "flow control error", http2.ErrCodeFlowControl, false)
 		return
 	}
+	r.end.BytesIn += int64(len(data))
 	if max := r.tgt.MaxMessage; max > 0 {
 		r.msgs.Max = max
 		if !r.msgs.Scan(data) {
@@ -585,6 +599,7 @@ func writeFields(fl *flushList, w *frameWriter, id uint32, fields []hpack.Header
 		block := w.headerBlock(func(enc *hpack.Encoder) {
 			for _, hf := range fields {
 				if keep == nil || keep(hf) {
+					hf.Sensitive = hf.Sensitive || perRequest(hf.Name)
 					_ = enc.WriteField(hf)
 				}
 			}
@@ -596,7 +611,7 @@ func writeFields(fl *flushList, w *frameWriter, id uint32, fields []hpack.Header
 // creditClientLocked gives n forwarded bytes back to the client's windows.
 func (r *relay) creditClientLocked(fl *flushList, n int32) {
 	sc := r.sc
-	if add := r.drecv.consumed(n, sc.s.streamWindow()); add > 0 && !r.done {
+	if add := r.drecv.consumed(n, sc.set.StreamWindow); add > 0 && !r.done {
 		id := r.did
 		write(fl, sc.w, func(fr *http2.Framer) error { return fr.WriteWindowUpdate(id, uint32(add)) })
 	}
@@ -792,6 +807,7 @@ func (r *relay) fromUpstreamData(data []byte, pad int32, end bool) {
 	if end {
 		r.respEnded = true
 	}
+	r.end.BytesOut += int64(len(data))
 	r.toDown = append(r.toDown, relayItem{data: data, end: end})
 	r.pumpLocked(fl, false)
 	keepQueued(r.toDown)
@@ -833,6 +849,11 @@ func (r *relay) fail(fl *flushList, err error, grpcStatus, msg string, code http
 	r.end.Err, r.end.ClientGone = err, clientGone
 	sc, cc := r.sc, r.cc
 	if !clientGone && !r.downEnded {
+		if r.respStarted {
+			// Said so the client can tell a call cut mid-answer (which no
+			// retry can hide) from one that never reached an upstream.
+			msg += " (after the response started)"
+		}
 		fields := []hpack.HeaderField{{Name: "grpc-status", Value: grpcStatus}, {Name: "grpc-message", Value: msg}}
 		r.end.GRPCStatus, r.end.Local = grpcStatus, true
 		if !r.respStarted {
@@ -899,10 +920,10 @@ func (r *relay) finishLocked() {
 
 // retryLocked (r.mu held; released when true) hands the call to a handler
 // when the attempt that ended so may be retried: the target retries, the
-// whole request went and is held, nothing of the answer went to the
+// request so far went and is held, nothing of the answer went to the
 // client, and the call's own deadline is not what ended it.
 func (r *relay) retryLocked(fl *flushList, e RelayEnd) bool {
-	if !r.mayRetryLocked() || errors.Is(e.Err, ErrRelayTimeout) || errors.Is(e.Err, ErrRelayIdle) {
+	if !r.mayReplayLocked() || errors.Is(e.Err, ErrRelayTimeout) || errors.Is(e.Err, ErrRelayIdle) {
 		return false
 	}
 	req, handedOver, ok := r.tgt.Retry(e)
@@ -916,7 +937,14 @@ func (r *relay) retryLocked(fl *flushList, e RelayEnd) bool {
 // mayRetryLocked: the attempt may still be retried (the target retries,
 // the whole request went and is held, nothing of the answer went on).
 func (r *relay) mayRetryLocked() bool {
-	return r.tgt.Retry != nil && r.holding && r.reqEnded && len(r.toUp) == 0 && !r.respStarted && !r.done
+	return r.reqEnded && r.mayReplayLocked()
+}
+
+// mayReplayLocked: what went of the request is held, so an attempt that
+// failed may be retried, the rest of a request still coming following
+// what is replayed (as Envoy's router does with its buffered body).
+func (r *relay) mayReplayLocked() bool {
+	return r.tgt.Retry != nil && r.holding && len(r.toUp) == 0 && !r.respStarted && !r.done
 }
 
 // handOffLocked (r.mu held; releases it) ends this attempt and gives the
@@ -931,10 +959,26 @@ func (r *relay) handOffLocked(fl *flushList, req *http.Request, handedOver any, 
 	uid := r.uid.Load()
 	resetUp := !r.upReset && !r.respEnded && uid != 0
 	r.upReset = true
-	held, ended := r.held, r.reqEnded
+	sc, cc := r.sc, r.cc
+	var st *serverStream
+	switch {
+	case unread:
+		st = newServerStream(sc, r.did, req, r.reqEnded)
+	case r.reqEnded:
+		st = newServerStream(sc, r.did, req, true)
+		st.req.Body, st.req.ContentLength = io.NopCloser(bytes.NewReader(r.held)), int64(len(r.held))
+	default:
+		// Part of the request went: the handler reads it from what is
+		// held, then the rest as the client sends it, in the window the
+		// client was given so far (the held bytes were credited already).
+		st = newServerStream(sc, r.did, req, false)
+		st.reqBody.pre = r.held
+		st.received = int64(len(r.held))
+	}
+	st.recv = r.drecv
+	r.handedTo = st
 	r.held, r.toUp, r.toDown = nil, nil, nil
 	r.mu.Unlock()
-	sc, cc := r.sc, r.cc
 	if resetUp {
 		write(fl, cc.w, func(fr *http2.Framer) error { return fr.WriteRSTStream(uid, http2.ErrCodeCancel) })
 	}
@@ -945,13 +989,6 @@ func (r *relay) handOffLocked(fl *flushList, req *http.Request, handedOver any, 
 	e.HandedOver = true
 	if r.report != nil {
 		r.report(e)
-	}
-	var st *serverStream
-	if unread {
-		st = newServerStream(sc, r.did, req, ended)
-	} else {
-		st = newServerStream(sc, r.did, req, true)
-		st.req.Body, st.req.ContentLength = io.NopCloser(bytes.NewReader(held)), int64(len(held))
 	}
 	st.req = st.req.WithContext(context.WithValue(st.req.Context(), handedOverKey{}, handedOver))
 	sc.mu.Lock()
@@ -985,7 +1022,13 @@ func handedOverDone(v any) {
 func (r *relay) clientReset(code http2.ErrCode) bool {
 	r.mu.Lock()
 	premature := !r.respStarted && !r.done
+	st := r.handedTo
 	r.mu.Unlock()
+	if st != nil {
+		premature = !st.answered.Load()
+		st.abort(http2.StreamError{StreamID: r.did, Code: code})
+		return premature
+	}
 	r.fail(nil, fmt.Errorf("h2: the client reset the stream (%v)", code), "1", "", http2.ErrCodeCancel, true)
 	return premature
 }
@@ -1031,6 +1074,11 @@ func ResetCode(code http2.ErrCode) codes.Code {
 // fromClientTrailers takes the request's trailers (downstream read loop).
 func (r *relay) fromClientTrailers(f *http2.MetaHeadersFrame) {
 	r.mu.Lock()
+	if st := r.handedTo; st != nil {
+		r.mu.Unlock()
+		_ = st.onTrailers(f)
+		return
+	}
 	if r.done || r.reqEnded {
 		r.mu.Unlock()
 		return

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,6 +42,16 @@ func warm(tr *Transport, up string) error {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.Body.Close()
+}
+
+// loseUpstream closes tr's connections to up, as a lost upstream does.
+func loseUpstream(tr *Transport, up string) {
+	tr.mu.Lock()
+	conns := append([]*clientConn(nil), tr.conns[up]...)
+	tr.mu.Unlock()
+	for _, cc := range conns {
+		cc.close(errors.New("test: upstream connection lost"))
+	}
 }
 
 // grpcEcho answers a gRPC call with its request's bytes and status 0.
@@ -234,12 +245,7 @@ func TestRelay_HandOff(t *testing.T) {
 				return &RelayTarget{Transport: tr, Addr: up, RetryBuffer: 1 << 20,
 					Start: func() (RequestHead, func(RelayEnd), bool) {
 						if tt.closeConn {
-							tr.mu.Lock()
-							conns := append([]*clientConn(nil), tr.conns[up]...)
-							tr.mu.Unlock()
-							for _, cc := range conns {
-								cc.close(errors.New("test: gone"))
-							}
+							loseUpstream(tr, up)
 						}
 						out := RequestHead{Method: r.Method, Scheme: "http", Authority: r.Host, Path: r.URL.Path, Header: r.Header}
 						return out, func(e RelayEnd) { ends = append(ends, e) }, true
@@ -282,5 +288,142 @@ func TestRelay_HandOff(t *testing.T) {
 				t.Errorf("the upstream saw %d calls, want %d", n, wantUpstream)
 			}
 		})
+	}
+}
+
+// A relayed call whose upstream connection is lost while the client is
+// still sending its request is handed to the handler too: it reads what
+// went so far (held) and then the rest as the client sends it, in order.
+func TestRelay_HandOffMidRequest(t *testing.T) {
+	first, rest := bytes.Repeat([]byte("a"), 3000), bytes.Repeat([]byte("b"), 5000)
+	upstreamRead := make(chan struct{})
+	tr, up := relayTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/warm" {
+			return
+		}
+		if _, err := io.ReadFull(r.Body, make([]byte, len(first))); err == nil {
+			close(upstreamRead)
+		}
+		_, _ = io.Copy(io.Discard, r.Body) // until the connection goes
+	}))
+	var done atomic.Int32
+	var handedOver atomic.Int32
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := HandedOver(r.Context()).(doneCount); ok {
+			handedOver.Add(1)
+		}
+		grpcEcho(w, r)
+	})
+	relay := func(r *http.Request) (*RelayTarget, bool) {
+		return &RelayTarget{Transport: tr, Addr: up, RetryBuffer: 1 << 20,
+			Start: func() (RequestHead, func(RelayEnd), bool) {
+				out := RequestHead{Method: r.Method, Scheme: "http", Authority: r.Host, Path: r.URL.Path, Header: r.Header}
+				return out, nil, true
+			},
+			Retry: func(RelayEnd) (*http.Request, any, bool) { return r, doneCount{&done}, true },
+		}, true
+	}
+	addr := serve(t, &Server{Relay: relay, Handler: handler})
+	var d net.Dialer
+	client := &Transport{Dial: func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }}
+	defer client.Close()
+	body, bodyW := io.Pipe()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/svc/Method", body)
+	req.Header.Set("Content-Type", "application/grpc")
+	type answer struct {
+		resp *http.Response
+		err  error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, err := client.RoundTrip(req)
+		answered <- answer{resp, err}
+	}()
+	if _, err := bodyW.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-upstreamRead:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream did not get the first part of the request")
+	}
+	loseUpstream(tr, up)
+	if _, err := bodyW.Write(rest); err != nil {
+		t.Fatal(err)
+	}
+	_ = bodyW.Close()
+	var a answer
+	select {
+	case a = <-answered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer")
+	}
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	got, err := io.ReadAll(a.resp.Body)
+	_ = a.resp.Body.Close()
+	want := append(append([]byte(nil), first...), rest...)
+	if err != nil || !bytes.Equal(got, want) || a.resp.Trailer.Get("Grpc-Status") != "0" {
+		t.Fatalf("answer: %d bytes (want %d, equal %v), grpc-status %q, %v; want the handler's echo of the whole request",
+			len(got), len(want), bytes.Equal(got, want), a.resp.Trailer.Get("Grpc-Status"), err)
+	}
+	if handedOver.Load() != 1 {
+		t.Errorf("the handler saw %d handed-over calls, want 1", handedOver.Load())
+	}
+}
+
+// An upstream connection lost after the answer began cannot be retried:
+// the client gets what went, then UNAVAILABLE in trailers whose message
+// says the answer had started (so a cut call is told from an unreached one).
+func TestRelay_UpstreamLostMidAnswer(t *testing.T) {
+	sent := make(chan struct{})
+	tr, up := relayTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/warm" {
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/grpc")
+		_, _ = w.Write([]byte{0, 0, 0, 0, 1, 'x'})
+		w.(http.Flusher).Flush()
+		close(sent)
+		<-r.Context().Done() // the trailers never come
+	}))
+	retried := false
+	relay := func(r *http.Request) (*RelayTarget, bool) {
+		return &RelayTarget{Transport: tr, Addr: up, RetryBuffer: 1 << 20,
+			Start: func() (RequestHead, func(RelayEnd), bool) {
+				out := RequestHead{Method: r.Method, Scheme: "http", Authority: r.Host, Path: r.URL.Path, Header: r.Header}
+				return out, nil, true
+			},
+			Retry: func(RelayEnd) (*http.Request, any, bool) { retried = true; return r, nil, true },
+		}, true
+	}
+	addr := serve(t, &Server{Relay: relay, Handler: http.NotFoundHandler()})
+	var d net.Dialer
+	client := &Transport{Dial: func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }}
+	defer client.Close()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/svc/Method", bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+	req.Header.Set("Content-Type", "application/grpc")
+	resp, err := client.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	select {
+	case <-sent:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream did not answer")
+	}
+	loseUpstream(tr, up)
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(got, []byte{0, 0, 0, 0, 1, 'x'}) {
+		t.Fatalf("body %q, %v; want the message that went", got, err)
+	}
+	if gs, msg := resp.Trailer.Get("Grpc-Status"), resp.Trailer.Get("Grpc-Message"); gs != "14" || !strings.Contains(msg, "(after the response started)") {
+		t.Errorf("trailers grpc-status %q grpc-message %q; want 14 saying the response had started", gs, msg)
+	}
+	if retried {
+		t.Error("a call whose answer began was retried")
 	}
 }

@@ -2,6 +2,7 @@ package h2
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -58,6 +59,7 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*serverConn]struct{}
 	shutdown bool
+	draining bool          // Drain was called: connections are told to go
 	idle     chan struct{} // signalled when a connection ends during Shutdown
 }
 
@@ -85,14 +87,14 @@ func (s *Server) streamWindow() int32 {
 	if s.StreamWindow > 0 {
 		return s.StreamWindow
 	}
-	return defaultStreamWindow
+	return DefaultStreamWindow
 }
 
 func (s *Server) connWindow() int32 {
 	if s.ConnWindow > 0 {
 		return s.ConnWindow
 	}
-	return defaultConnWindow
+	return DefaultConnWindow
 }
 
 func (s *Server) writeTimeout() time.Duration {
@@ -102,16 +104,42 @@ func (s *Server) writeTimeout() time.Duration {
 	return 30 * time.Second
 }
 
-// ServeConn serves one connection until it ends. The client preface is
-// the first thing c reads.
-func (s *Server) ServeConn(c net.Conn) {
+// ConnSettings are one connection's limits (ServeConnWith), under the
+// names of Envoy's HttpConnectionManager; a zero field takes the Server's.
+type ConnSettings struct {
+	// MaxConcurrentStreams, StreamWindow and ConnWindow: as the Server's
+	// (http2_protocol_options max_concurrent_streams,
+	// initial_stream_window_size, initial_connection_window_size).
+	MaxConcurrentStreams     uint32
+	StreamWindow, ConnWindow int32
+	// MaxRequests: once this many streams were opened the connection gets
+	// its final GOAWAY (later streams are refused, safe to retry) and
+	// closes when they ended (max_requests_per_connection); 0: no limit.
+	MaxRequests uint32
+	// MaxDuration: this long after it opened, the connection is drained as
+	// by Server.Drain (max_connection_duration); 0: no limit.
+	MaxDuration time.Duration
+	// MaxHeaders bounds the fields of a request's header block, pseudo
+	// headers aside: more is answered 431 (max_headers_count); 0: none.
+	MaxHeaders int
+}
+
+// ServeConn serves one connection until it ends, with the Server's
+// settings. The client preface is the first thing c reads.
+func (s *Server) ServeConn(c net.Conn) { s.ServeConnWith(c, ConnSettings{}) }
+
+// ServeConnWith serves one connection until it ends, with its own limits.
+func (s *Server) ServeConnWith(c net.Conn, set ConnSettings) {
+	set.MaxConcurrentStreams = cmp.Or(set.MaxConcurrentStreams, s.maxStreams())
+	set.StreamWindow = cmp.Or(set.StreamWindow, s.streamWindow())
+	set.ConnWindow = cmp.Or(set.ConnWindow, s.connWindow())
 	sc := &serverConn{
-		s: s, conn: c, remoteAddr: c.RemoteAddr().String(),
+		s: s, set: set, conn: c, remoteAddr: c.RemoteAddr().String(),
 		streams:       map[uint32]*serverStream{},
 		initialWindow: 65535,
 		sendWindow:    65535,
 		maxFrame:      16384,
-		recv:          recvFlow{avail: s.connWindow()},
+		recv:          recvFlow{avail: set.ConnWindow},
 	}
 	if tc, ok := c.(*tls.Conn); ok {
 		st := tc.ConnectionState()
@@ -142,6 +170,9 @@ func (s *Server) ServeConn(c net.Conn) {
 		s.ConnState(c, http.StateNew)
 	}
 	err := sc.serve()
+	if ce := (http2.ConnectionError(0)); errors.As(err, &ce) {
+		sc.linger() // its GOAWAY went: let the client read it
+	}
 	sc.close(err)
 	sc.handlers.Wait()
 	s.mu.Lock()
@@ -158,16 +189,64 @@ func (s *Server) ServeConn(c net.Conn) {
 	}
 }
 
+// Drain tells every connection, and each new one once its SETTINGS went,
+// to go away while refusing nothing yet: a GOAWAY naming the highest
+// stream id, then a PING; when the PING's ACK comes back every stream the
+// client opened before it read the GOAWAY has arrived, and a second
+// GOAWAY names the last of them (the two steps RFC 9113 §6.8 describes,
+// as Envoy drains). The connection closes once those streams end. New
+// connections are still served: a client that reaches a draining gateway
+// is answered and moves on.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	s.draining = true // connections registered from now on drain themselves
+	s.mu.Unlock()
+	s.DrainOpen()
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// DrainOpen drains the open connections as Drain does, but not the ones
+// that open later (the overload action disable_http_keepalive).
+func (s *Server) DrainOpen() { s.eachConn((*serverConn).drain) }
+
+// GoAway sends every connection its final GOAWAY: streams above the last
+// one seen are refused, and each connection closes once its streams end.
+// It does not wait for that (Shutdown does).
+func (s *Server) GoAway() {
+	s.eachConn(func(sc *serverConn) { sc.goAway(http2.ErrCodeNo, true) })
+}
+
+// eachConn calls f on each open connection (s.mu not held during f).
+func (s *Server) eachConn(f func(*serverConn)) {
+	s.mu.Lock()
+	conns := s.connList()
+	s.mu.Unlock()
+	for _, sc := range conns {
+		f(sc)
+	}
+}
+
+// connList copies the open connections (s.mu held).
+func (s *Server) connList() []*serverConn {
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	return conns
+}
+
 // Shutdown sends GOAWAY on every connection, lets their streams finish
 // until ctx ends, then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutdown = true
 	s.idle = make(chan struct{}, 1)
-	conns := make([]*serverConn, 0, len(s.conns))
-	for sc := range s.conns {
-		conns = append(conns, sc)
-	}
+	conns := s.connList()
 	s.mu.Unlock()
 	for _, sc := range conns {
 		sc.goAway(http2.ErrCodeNo, true)
@@ -193,10 +272,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.shutdown = true
-	conns := make([]*serverConn, 0, len(s.conns))
-	for sc := range s.conns {
-		conns = append(conns, sc)
-	}
+	conns := s.connList()
 	s.mu.Unlock()
 	for _, sc := range conns {
 		sc.close(errors.New("h2: server closed"))
@@ -238,6 +314,7 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 // serverConn is one client connection.
 type serverConn struct {
 	s          *Server
+	set        ConnSettings // the Server's where the caller gave none
 	conn       net.Conn
 	tls        *tls.ConnectionState
 	remoteAddr string
@@ -262,20 +339,74 @@ type serverConn struct {
 	recv          recvFlow
 	goingAway     bool
 	closed        bool
-	idleTimer     *time.Timer
-	relays        map[uint32]*relay // relayed streams (under mu)
-	toFlush       flushList         // the read loop's: writers to flush before it waits
-	readAt        time.Time         // the read loop's: when its last read returned
+	// settingsSent: the server's SETTINGS went (nothing may precede them);
+	// drainSent: the first GOAWAY of a drain went.
+	settingsSent, drainSent bool
+	failed                  bool        // a GOAWAY with an error code went
+	opened                  uint32      // streams accepted (for MaxRequests)
+	opening                 int         // streams accepted whose handler or relay is not registered yet
+	maxAge                  *time.Timer // drains at MaxDuration
+	idleTimer               *time.Timer
+	relays                  map[uint32]*relay // relayed streams (under mu)
+	toFlush                 flushList         // the read loop's: writers to flush before it waits
+	readAt                  time.Time         // the read loop's: when its last read returned
 	// sweep watches the relays bounded only by an idle timeout, every
 	// sweepEvery (under mu; nil when none is running).
 	sweep      *time.Timer
 	sweepEvery time.Duration
 
-	// The read loop's: relayed streams opened, and reset by the client
-	// before their answer began (rapid reset, CVE-2023-44487: a relayed
-	// stream stops counting as soon as it is reset, so the connection is
-	// judged by its share of such resets instead).
-	relayedCount, prematureResets int
+	// The read loop's: streams reset by the client before their answer
+	// began (rapid reset, CVE-2023-44487: a reset stream stops counting
+	// against the stream limit soon — a relayed one at once — so the
+	// connection is judged by their share of the streams it opened).
+	prematureResets int
+	floods          floodWatch // the read loop's
+}
+
+// Control frames a client may send (PING and SETTINGS that ask for an
+// ACK) within each floodWindow beyond maxControlFrames plus
+// controlPerStreamFrame for each HEADERS or DATA frame of the same window:
+// a PING or SETTINGS flood makes the server write an ACK for each
+// (CVE-2019-9512, CVE-2019-9515). grpc-go pings at most once per DATA
+// frame it receives (BDP estimation), and keepalives are seconds apart.
+const (
+	floodWindow           = 10 * time.Second
+	maxControlFrames      = 1000
+	controlPerStreamFrame = 4
+)
+
+// floodWatch counts a connection's control and stream frames per window.
+type floodWatch struct {
+	start           time.Time
+	control, stream int
+}
+
+// note counts f, read at now; an error when the control frames are a
+// flood.
+func (w *floodWatch) note(f http2.Frame, now time.Time) error {
+	control := false
+	switch f := f.(type) {
+	case *http2.PingFrame:
+		control = !f.IsAck()
+	case *http2.SettingsFrame:
+		control = !f.IsAck()
+	case *http2.MetaHeadersFrame, *http2.DataFrame:
+	default:
+		return nil
+	}
+	if now.Sub(w.start) > floodWindow {
+		*w = floodWatch{start: now}
+	}
+	if !control {
+		w.stream++
+		return nil
+	}
+	w.control++
+	if w.control > maxControlFrames+controlPerStreamFrame*w.stream {
+		return fmt.Errorf("h2: %d PING and SETTINGS frames within %v against %d HEADERS and DATA (a control frame flood): %w",
+			w.control, floodWindow, w.stream, http2.ConnectionError(http2.ErrCodeEnhanceYourCalm))
+	}
+	return nil
 }
 
 func (sc *serverConn) serve() error {
@@ -290,12 +421,12 @@ func (sc *serverConn) serve() error {
 	}
 	err := sc.w.write(true, func(fr *http2.Framer) error {
 		err := fr.WriteSettings(
-			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: sc.s.maxStreams()},
-			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(sc.s.streamWindow())},
+			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: sc.set.MaxConcurrentStreams},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(sc.set.StreamWindow)},
 			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: sc.s.maxHeaderBytes()},
 		)
-		if err == nil && sc.s.connWindow() > 65535 {
-			err = fr.WriteWindowUpdate(0, uint32(sc.s.connWindow()-65535))
+		if err == nil && sc.set.ConnWindow > 65535 {
+			err = fr.WriteWindowUpdate(0, uint32(sc.set.ConnWindow-65535))
 		}
 		return err
 	})
@@ -303,8 +434,15 @@ func (sc *serverConn) serve() error {
 		return err
 	}
 	sc.mu.Lock()
+	sc.settingsSent = true
 	sc.armIdleLocked()
+	if d := sc.set.MaxDuration; d > 0 {
+		sc.maxAge = time.AfterFunc(d, sc.drain)
+	}
 	sc.mu.Unlock()
+	if sc.s.isDraining() {
+		sc.drain()
+	}
 	first := true
 	for {
 		f, err := sc.hr.next(sc.fr)
@@ -327,13 +465,17 @@ func (sc *serverConn) serve() error {
 			}
 			first = false
 		}
+		if err = sc.floods.note(f, sc.readAt); err != nil {
+			sc.goAway(http2.ErrCodeEnhanceYourCalm, false)
+			return err
+		}
 		switch f := f.(type) {
 		case *http2.MetaHeadersFrame:
 			err = sc.onHeaders(f)
 		case *http2.DataFrame:
 			err = sc.onData(f)
 		case *http2.RSTStreamFrame:
-			sc.onReset(f)
+			err = sc.onReset(f)
 		case *http2.SettingsFrame:
 			err = sc.onSettings(f)
 		case *http2.WindowUpdateFrame:
@@ -343,6 +485,8 @@ func (sc *serverConn) serve() error {
 				data := f.Data
 				err = sc.w.write(false, func(fr *http2.Framer) error { return fr.WritePing(true, data) })
 				sc.toFlush.add(sc.w) // with what the read loop flushes before it waits
+			} else if f.Data == drainPing {
+				sc.goAway(http2.ErrCodeNo, true) // the drain's second GOAWAY
 			}
 		case *http2.GoAwayFrame:
 			sc.mu.Lock()
@@ -371,6 +515,9 @@ func (sc *serverConn) goAway(code http2.ErrCode, graceful bool) {
 		return
 	}
 	sc.goingAway = true
+	// A GOAWAY with an error ends the read loop, which lingers and closes
+	// the connection; streams ending meanwhile must not close it first.
+	sc.failed = sc.failed || code != http2.ErrCodeNo
 	last := sc.maxClientID
 	sc.mu.Unlock()
 	_ = sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteGoAway(last, code, nil) })
@@ -381,10 +528,37 @@ func (sc *serverConn) goAway(code http2.ErrCode, graceful bool) {
 	}
 }
 
+// drainPing is the PING a drain's first GOAWAY is followed by.
+var drainPing = [8]byte{'d', 'r', 'a', 'i', 'n', 'i', 'n', 'g'}
+
+// drain sends the first GOAWAY of a graceful drain (see Server.Drain); a
+// connection whose SETTINGS have not gone yet drains once they have.
+func (sc *serverConn) drain() {
+	sc.mu.Lock()
+	if sc.closed || sc.goingAway || sc.drainSent || !sc.settingsSent {
+		sc.mu.Unlock()
+		return
+	}
+	sc.drainSent = true
+	sc.mu.Unlock()
+	_ = sc.w.write(true, func(fr *http2.Framer) error {
+		if err := fr.WriteGoAway(1<<31-1, http2.ErrCodeNo, nil); err != nil {
+			return err
+		}
+		return fr.WritePing(false, drainPing)
+	})
+}
+
 // closeIfDoneLocked closes a connection going away once its streams ended.
+// What the last stream wrote may still be buffered for another read loop
+// to flush (a relayed answer is flushed by the upstream connection's): it
+// is flushed first, or the client would read the close before its answer.
 func (sc *serverConn) closeIfDoneLocked() {
-	if sc.goingAway && len(sc.streams)+len(sc.relays) == 0 && !sc.closed {
-		go sc.close(errors.New("h2: connection done after GOAWAY"))
+	if sc.goingAway && len(sc.streams)+len(sc.relays)+sc.opening == 0 && !sc.closed && !sc.failed {
+		go func() {
+			_ = sc.w.flushNow()
+			sc.close(errors.New("h2: connection done after GOAWAY"))
+		}()
 	}
 }
 
@@ -417,6 +591,9 @@ func (sc *serverConn) close(err error) {
 	sc.closed = true
 	if sc.idleTimer != nil {
 		sc.idleTimer.Stop()
+	}
+	if sc.maxAge != nil {
+		sc.maxAge.Stop()
 	}
 	if sc.sweep != nil {
 		sc.sweep.Stop()
@@ -478,13 +655,30 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.ConnectionError(http2.ErrCodeProtocol) // HEADERS on a closed stream
 	}
 	sc.maxClientID = id
-	refuse := sc.goingAway || sc.closed || uint32(len(sc.streams)+len(sc.relays)) >= sc.s.maxStreams()
+	refuse := sc.goingAway || sc.closed || uint32(len(sc.streams)+len(sc.relays)) >= sc.set.MaxConcurrentStreams
+	if !refuse {
+		sc.opened++
+		sc.opening++
+	}
+	last := sc.set.MaxRequests > 0 && sc.opened == sc.set.MaxRequests
 	sc.mu.Unlock()
 	if refuse {
 		_ = sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeRefusedStream) })
 		return nil
 	}
-	if f.Truncated {
+	// Until this stream is registered (or answered here), a GOAWAY sent
+	// meanwhile must not close the connection under it when the other
+	// streams end.
+	defer func() {
+		sc.mu.Lock()
+		sc.opening--
+		sc.closeIfDoneLocked()
+		sc.mu.Unlock()
+	}()
+	if last {
+		sc.goAway(http2.ErrCodeNo, false) // this stream is served; later ones are refused
+	}
+	if f.Truncated || (sc.set.MaxHeaders > 0 && len(f.RegularFields()) > sc.set.MaxHeaders) {
 		return sc.answer(id, http.StatusRequestHeaderFieldsTooLarge)
 	}
 	var req http.Request
@@ -568,7 +762,7 @@ func (sc *serverConn) consumed(n int32) {
 	sc.mu.Lock()
 	add := int32(0)
 	if !sc.closed {
-		add = sc.recv.consumed(n, sc.s.connWindow())
+		add = sc.recv.consumed(n, sc.set.ConnWindow)
 	}
 	sc.mu.Unlock()
 	if add > 0 {
@@ -576,37 +770,59 @@ func (sc *serverConn) consumed(n int32) {
 	}
 }
 
-// Premature resets tolerated per connection, and their share of the relayed
+// Premature resets tolerated per connection, and their share of the
 // streams past that (Envoy's premature_reset_* overload defaults are alike).
 const (
 	maxPrematureResets     = 100
 	maxPrematureResetShare = 2 // at most 1 in 2 relayed streams
 )
 
-// prematureReset counts a relayed stream the client reset before its
-// answer began; a connection that does it too often is told to go away
-// (ENHANCE_YOUR_CALM) and closed.
-func (sc *serverConn) prematureReset() {
+// prematureReset counts a stream the client reset before its answer
+// began; a connection that does it too often fails with
+// ENHANCE_YOUR_CALM (the read loop sends GOAWAY and closes).
+func (sc *serverConn) prematureReset() error {
 	sc.prematureResets++
-	if sc.prematureResets >= maxPrematureResets && sc.prematureResets*maxPrematureResetShare >= sc.relayedCount {
-		sc.goAway(http2.ErrCodeEnhanceYourCalm, false)
-		go sc.close(errors.New("h2: too many streams reset by the client before their answer (rapid reset)"))
+	if sc.prematureResets >= maxPrematureResets && uint32(sc.prematureResets*maxPrematureResetShare) >= sc.opened {
+		return fmt.Errorf("h2: too many streams reset by the client before their answer (rapid reset): %w",
+			http2.ConnectionError(http2.ErrCodeEnhanceYourCalm))
 	}
+	return nil
 }
 
-func (sc *serverConn) onReset(f *http2.RSTStreamFrame) {
+func (sc *serverConn) onReset(f *http2.RSTStreamFrame) error {
 	sc.mu.Lock()
 	r := sc.relays[f.StreamID]
 	sc.mu.Unlock()
 	if r != nil {
 		if r.clientReset(f.ErrCode) {
-			sc.prematureReset()
+			return sc.prematureReset()
 		}
-		return
+		return nil
 	}
 	if st := sc.stream(f.StreamID); st != nil {
+		premature := !st.answered.Load()
 		st.abort(http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode})
+		if premature {
+			return sc.prematureReset()
+		}
 	}
+	return nil
+}
+
+// lingerTime is how long a connection that failed with a connection error
+// is read (and what it sends dropped) after its GOAWAY, before it is
+// closed: closing a socket with unread bytes sends a TCP reset, which
+// can discard the GOAWAY before the client reads why it was closed.
+const lingerTime = 250 * time.Millisecond
+
+// linger half-closes the connection after its GOAWAY and drains what the
+// client still sends, for lingerTime or 1 MiB, whichever comes first.
+func (sc *serverConn) linger() {
+	if cw, ok := sc.conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = sc.conn.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.Copy(io.Discard, io.LimitReader(sc.conn, 1<<20))
 }
 
 func (sc *serverConn) onSettings(f *http2.SettingsFrame) error {

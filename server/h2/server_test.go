@@ -3,9 +3,12 @@ package h2
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -235,11 +238,15 @@ func (rc *rawClient) readUntil(timeout time.Duration, match func(http2.Frame) bo
 }
 
 // Streams reset as soon as they are opened (CVE-2023-44487) run no more
-// handlers at once than MaxConcurrentStreams: the ones over it are
-// refused, and the server still answers afterwards.
+// handlers at once than MaxConcurrentStreams, and once more than half of
+// a connection's streams were reset before their answer (past the first
+// maxPrematureResets) the connection gets GOAWAY ENHANCE_YOUR_CALM and is
+// closed: the handlers that ran stay within a bound. Another connection is
+// served meanwhile.
 func TestServer_RapidReset(t *testing.T) {
-	var running, peak atomic.Int32
-	addr := serve(t, &Server{MaxConcurrentStreams: 8, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var running, peak, started atomic.Int32
+	s := &Server{MaxConcurrentStreams: 8, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Add(1)
 		n := running.Add(1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
@@ -251,36 +258,51 @@ func TestServer_RapidReset(t *testing.T) {
 		case <-r.Context().Done():
 		case <-time.After(5 * time.Second):
 		}
-	})})
+	})}
+	addr := serve(t, s)
 	rc := dialRaw(t, addr)
-	var refused atomic.Int32
-	done := make(chan struct{})
+	var goAway atomic.Value
+	done := make(chan error, 1)
 	go func() {
-		defer close(done)
-		_ = rc.readUntil(10*time.Second, func(f http2.Frame) bool {
-			if rs, ok := f.(*http2.RSTStreamFrame); ok && rs.ErrCode == http2.ErrCodeRefusedStream {
-				refused.Add(1)
-			}
-			if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == 2*5000+1 {
-				return true
+		done <- rc.readUntil(10*time.Second, func(f http2.Frame) bool {
+			if g, ok := f.(*http2.GoAwayFrame); ok {
+				goAway.Store(g.ErrCode)
 			}
 			return false
 		})
 	}()
+	sent := 0
 	for i := range 5000 {
 		id := uint32(2*i + 1)
-		rc.headers(id, true, "/slow")
-		_ = rc.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+		rc.hbuf.Reset()
+		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/slow"}} {
+			_ = rc.henc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		if rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.hbuf.Bytes(), EndStream: true, EndHeaders: true}) != nil ||
+			rc.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			break // the server closed the connection
+		}
+		sent++
 	}
-	rc.headers(2*5000+1, true, "/ok")
-	<-done
+	if err := <-done; err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the connection was not closed after %d rapid resets (%v)", sent, err)
+	}
+	if code, _ := goAway.Load().(http2.ErrCode); code != http2.ErrCodeEnhanceYourCalm {
+		t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM", goAway.Load())
+	}
 	if p := peak.Load(); p > 8 {
 		t.Errorf("%d handlers ran at once, want at most MaxConcurrentStreams (8)", p)
 	}
-	if refused.Load() == 0 {
-		t.Error("no stream was refused under 5000 rapid resets")
+	if n := started.Load(); n > 2*maxPrematureResets {
+		t.Errorf("%d handlers ran before the connection was closed, want at most %d", n, 2*maxPrematureResets)
 	}
-	t.Logf("peak handlers %d, refused %d of 5000", peak.Load(), refused.Load())
+	ok := h2Client(t)
+	resp, err := ok.Get("http://" + addr + "/ok")
+	if err != nil {
+		t.Fatalf("another connection after the rapid reset: %v", err)
+	}
+	resp.Body.Close()
+	t.Logf("closed after %d of 5000 streams were sent; %d handlers ran, peak %d", sent, started.Load(), peak.Load())
 }
 
 // A header block that never ends (CONTINUATION frames past the header
@@ -313,88 +335,118 @@ func TestServer_ContinuationFlood(t *testing.T) {
 	}
 }
 
-// SETTINGS and PING floods from a client that does not read the answers
-// end with the connection closed when the server's writes stall
-// (WriteTimeout): the answers are written as they are due, never queued
-// in memory. (A client that reads them is served, as x/net's server
-// serves it: grpc-go's BDP estimator pings once a round trip.)
+// A SETTINGS or PING flood is closed: a client that reads the ACKs is
+// closed (GOAWAY ENHANCE_YOUR_CALM) once its control frames outnumber its
+// streams' frames past the allowance — it would be answered forever
+// otherwise; one that does not read them is closed when
+// the server's writes stall past WriteTimeout, or stalls reading. Either
+// way nothing is queued without bound and another connection is served.
 func TestServer_ControlFrameFloods(t *testing.T) {
 	for _, kind := range []string{"SETTINGS", "PING"} {
-		t.Run(kind, func(t *testing.T) {
-			closed := make(chan struct{})
-			s := &Server{WriteTimeout: 300 * time.Millisecond, Handler: http.NotFoundHandler(),
-				ConnState: func(_ net.Conn, st http.ConnState) {
-					if st == http.StateClosed {
-						close(closed)
-					}
-				}}
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer lis.Close()
-			served := make(chan struct{})
-			go func() {
-				defer close(served)
-				c, err := lis.Accept()
-				if err != nil {
-					return
+		for _, reads := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, client reads %v", kind, reads), func(t *testing.T) {
+				closed := make(chan struct{})
+				wt := 300 * time.Millisecond
+				if reads {
+					wt = time.Minute // only the flood rule may close it
 				}
-				_ = c.(*net.TCPConn).SetWriteBuffer(4096) // the answers back up soon
-				s.ServeConn(c)
-			}()
-			c, err := net.Dial("tcp", lis.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if err := c.(*net.TCPConn).SetReadBuffer(4096); err != nil {
-				t.Fatal(err)
-			}
-			var written atomic.Int64
-			go func() {
-				fr := http2.NewFramer(c, nil)
-				_, _ = c.Write([]byte(http2.ClientPreface))
-				_ = fr.WriteSettings()
-				for i := 0; ; i++ {
-					var err error
-					if kind == "PING" {
-						err = fr.WritePing(false, [8]byte{byte(i)})
-					} else {
-						err = fr.WriteSettings(http2.Setting{ID: http2.SettingEnablePush, Val: 0})
-					}
+				s := &Server{WriteTimeout: wt, Handler: http.NotFoundHandler(),
+					ConnState: func(_ net.Conn, st http.ConnState) {
+						if st == http.StateClosed {
+							close(closed)
+						}
+					}}
+				lis, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer lis.Close()
+				served := make(chan struct{})
+				go func() {
+					defer close(served)
+					c, err := lis.Accept()
 					if err != nil {
 						return
 					}
-					written.Add(1)
+					_ = c.(*net.TCPConn).SetWriteBuffer(4096) // the answers back up soon
+					s.ServeConn(c)
+				}()
+				c, err := net.Dial("tcp", lis.Addr().String())
+				if err != nil {
+					t.Fatal(err)
 				}
-			}()
-			// Either the server closes the connection (its writes stalled
-			// past WriteTimeout), or it stops reading the flood (its read
-			// loop waits on a write): both keep nothing queued. Reading
-			// and answering on for 30s is the failure.
-			last, still := int64(-1), 0
-			for deadline := time.Now().Add(30 * time.Second); ; {
-				select {
-				case <-closed:
-				case <-time.After(100 * time.Millisecond):
-					if n := written.Load(); n == last {
-						still++
-					} else {
-						last, still = n, 0
-					}
-					if still < 20 { // 2s without the server taking a frame
-						if time.Now().After(deadline) {
-							t.Fatalf("the server still takes a %s flood whose answers nobody reads", kind)
+				defer c.Close()
+				if err := c.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+					t.Fatal(err)
+				}
+				fr := http2.NewFramer(c, c)
+				var goAway atomic.Value
+				readerDone := make(chan struct{})
+				if reads {
+					go func() {
+						defer close(readerDone)
+						for {
+							f, err := fr.ReadFrame()
+							if err != nil {
+								return
+							}
+							if g, ok := f.(*http2.GoAwayFrame); ok {
+								goAway.Store(g.ErrCode)
+							}
 						}
-						continue
+					}()
+				}
+				var written atomic.Int64
+				go func() {
+					_, _ = c.Write([]byte(http2.ClientPreface))
+					_ = fr.WriteSettings()
+					for i := 0; ; i++ {
+						var err error
+						if kind == "PING" {
+							err = fr.WritePing(false, [8]byte{byte(i)})
+						} else {
+							err = fr.WriteSettings(http2.Setting{ID: http2.SettingEnablePush, Val: 0})
+						}
+						if err != nil {
+							return
+						}
+						written.Add(1)
+					}
+				}()
+				last, still := int64(-1), 0
+				for deadline := time.Now().Add(20 * time.Second); ; {
+					select {
+					case <-closed:
+					case <-time.After(100 * time.Millisecond):
+						if n := written.Load(); n == last {
+							still++
+						} else {
+							last, still = n, 0
+						}
+						if reads || still < 20 { // a non-reader may be held by backpressure instead
+							if time.Now().After(deadline) {
+								t.Fatalf("the server still takes a %s flood after 20s (%d frames)", kind, written.Load())
+							}
+							continue
+						}
+					}
+					break
+				}
+				if reads {
+					select {
+					case <-readerDone: // it read up to the server's close
+					case <-time.After(5 * time.Second):
+						t.Fatal("the connection did not end for the client")
 					}
 				}
-				break
-			}
-			c.Close()
-			<-served
-		})
+				// The GOAWAY (ENHANCE_YOUR_CALM) goes out, but a client
+				// still flooding when the server closes gets a TCP reset,
+				// which may discard it unread: logged, not asserted.
+				t.Logf("%d %s frames written before the server stopped them; GOAWAY seen: %v", written.Load(), kind, goAway.Load())
+				c.Close()
+				<-served
+			})
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ type serverStream struct {
 	// sendWindow is the stream's send window (under sc.mu).
 	sendWindow int32
 	aborted    atomic.Bool
+	answered   atomic.Bool // the answer's HEADERS went (a reset after is not premature)
 
 	mu   sync.Mutex
 	cond sync.Cond // body data or its end arrived
@@ -49,7 +50,7 @@ type serverStream struct {
 }
 
 func newServerStream(sc *serverConn, id uint32, req *http.Request, ended bool) *serverStream {
-	st := &serverStream{sc: sc, id: id, recv: recvFlow{avail: sc.s.streamWindow()}, declared: req.ContentLength}
+	st := &serverStream{sc: sc, id: id, recv: recvFlow{avail: sc.set.StreamWindow}, declared: req.ContentLength}
 	st.cond.L = &st.mu
 	ctx, cancel := context.WithCancelCause(sc.ctx)
 	st.cancel = cancel
@@ -167,6 +168,7 @@ func (st *serverStream) done() {
 	st.mu.Lock()
 	unread := int32(st.body.Len())
 	st.body.Reset()
+	st.reqBody.pre = nil
 	st.bodyClosed = true
 	stillSending := st.bodyErr == nil
 	st.mu.Unlock()
@@ -271,17 +273,28 @@ func (st *serverStream) onTrailers(f *http2.MetaHeadersFrame) error {
 }
 
 // requestBody reads a stream's request body.
-type requestBody struct{ st *serverStream }
+type requestBody struct {
+	st *serverStream
+	// pre is read before the stream's body (under st.mu): what a relayed
+	// attempt held of the request when a handler took the call over.
+	pre []byte
+}
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	st := b.st
 	st.mu.Lock()
-	for st.body.Len() == 0 && st.bodyErr == nil && !st.bodyClosed {
+	for len(b.pre) == 0 && st.body.Len() == 0 && st.bodyErr == nil && !st.bodyClosed {
 		st.cond.Wait()
 	}
 	if st.bodyClosed {
 		st.mu.Unlock()
 		return 0, errors.New("h2: request body closed")
+	}
+	if len(b.pre) > 0 && len(p) > 0 {
+		n := copy(p, b.pre)
+		b.pre = b.pre[n:]
+		st.mu.Unlock()
+		return n, nil
 	}
 	if st.body.Len() == 0 {
 		err := st.bodyErr
@@ -295,7 +308,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	n := st.body.Read(p)
 	var add int32
 	if st.bodyErr == nil { // after its end, no more window is wanted
-		add = st.recv.consumed(int32(n), st.sc.s.streamWindow())
+		add = st.recv.consumed(int32(n), st.sc.set.StreamWindow)
 	}
 	st.mu.Unlock()
 	st.sc.consumed(int32(n))
@@ -310,7 +323,7 @@ func (b *requestBody) Buffered() (int, bool) {
 	st := b.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.body.Len(), st.bodyErr == io.EOF && !st.bodyClosed
+	return len(b.pre) + st.body.Len(), st.bodyErr == io.EOF && !st.bodyClosed
 }
 
 // Close drops what was not read; a client still sending gets no more
@@ -320,6 +333,7 @@ func (b *requestBody) Close() error {
 	st.mu.Lock()
 	unread := int32(st.body.Len())
 	st.body.Reset()
+	st.reqBody.pre = nil
 	st.bodyClosed = true
 	st.cond.Broadcast()
 	st.mu.Unlock()
@@ -375,6 +389,7 @@ func (w *responseWriter) sendHeader(end, flush bool) {
 		return
 	}
 	w.sentHeader = true
+	w.st.answered.Store(true)
 	w.sendHeaders(w.status, end, flush)
 }
 
@@ -392,7 +407,7 @@ func (w *responseWriter) sendHeaders(code int, end, flush bool) {
 				name := lowerHeader(k)
 				for _, v := range vs {
 					if httpguts.ValidHeaderFieldValue(v) {
-						_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v})
+						_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v, Sensitive: perRequest(name)})
 					}
 				}
 			}

@@ -606,7 +606,7 @@ func encodeRequestHeaders(enc *hpack.Encoder, h *RequestHead) {
 		}
 		name := lowerHeader(k)
 		for _, v := range vs {
-			_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v})
+			_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v, Sensitive: perRequest(name)})
 		}
 	}
 	if h.ContentLength > 0 {

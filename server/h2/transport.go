@@ -35,8 +35,8 @@ import (
 // response in flight (buffered here until the handler reads it), a
 // connection 16 MiB over all its streams.
 const (
-	defaultStreamWindow = 1 << 20
-	defaultConnWindow   = 16 << 20
+	DefaultStreamWindow = 1 << 20
+	DefaultConnWindow   = 16 << 20
 	// maxResponseHeaderBytes bounds a response's header list (decoded);
 	// larger ones reset the stream.
 	maxResponseHeaderBytes = 1 << 20
@@ -253,12 +253,12 @@ func (t *Transport) streamWindow() int32 {
 	if t.StreamWindow > 0 {
 		return t.StreamWindow
 	}
-	return defaultStreamWindow
+	return DefaultStreamWindow
 }
 
 func (t *Transport) connWindow() int32 {
 	if t.ConnWindow > 0 {
 		return t.ConnWindow
 	}
-	return defaultConnWindow
+	return DefaultConnWindow
 }

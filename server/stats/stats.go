@@ -24,6 +24,9 @@ type Metrics struct {
 	// Unimplemented counts, by resource type, the parts of the running
 	// config that are accepted but not done (see /config_dump).
 	Unimplemented *prometheus.GaugeVec
+	// AccessLogDropped counts access log lines dropped because the writer
+	// fell behind (the request never waits for the disk).
+	AccessLogDropped prometheus.Counter
 }
 
 // latencyBuckets reach down to 50µs: a gateway's added latency lives there.
@@ -62,8 +65,12 @@ func New(clusters func() []*cluster.Cluster) *Metrics {
 			Name: "meshgate_config_unimplemented_fields",
 			Help: "Parts of the running config that are accepted but not done, by resource type (listed in /config_dump, logged once at WARN).",
 		}, []string{"type"}),
+		AccessLogDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshgate_access_log_dropped_total",
+			Help: "Access log lines dropped because the writer fell behind (requests never wait for the disk).",
+		}),
 	}
-	m.Registry.MustRegister(m.requests, m.duration, m.Panics, m.ConfigUpdates, m.Connections, m.Unimplemented,
+	m.Registry.MustRegister(m.requests, m.duration, m.Panics, m.ConfigUpdates, m.Connections, m.Unimplemented, m.AccessLogDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&clusterCollector{clusters: clusters})
 	return m
@@ -110,8 +117,8 @@ var (
 		"Failed connection attempts to a cluster.", []string{"cluster"}, nil)
 	descNoHealthy = prometheus.NewDesc("meshgate_cluster_upstream_no_healthy_total",
 		"Requests that found no healthy host in a cluster.", []string{"cluster"}, nil)
-	descMembers = prometheus.NewDesc("meshgate_cluster_membership_total",
-		"Hosts in a cluster.", []string{"cluster"}, nil)
+	descMembers = prometheus.NewDesc("meshgate_cluster_membership_hosts",
+		"Hosts in a cluster (Envoy's membership_total; Prometheus keeps _total for counters).", []string{"cluster"}, nil)
 	descHealthy = prometheus.NewDesc("meshgate_cluster_membership_healthy",
 		"Hosts in a cluster that take traffic outside panic mode.", []string{"cluster"}, nil)
 	descOverflow = prometheus.NewDesc("meshgate_cluster_upstream_rq_overflow_total",

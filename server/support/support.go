@@ -118,6 +118,31 @@ func enumIs(names ...string) func(protoreflect.FieldDescriptor, protoreflect.Val
 	}
 }
 
+// onlyFields: a message that sets no field but names (an unset or empty
+// message too).
+func onlyFields(names ...string) func(protoreflect.FieldDescriptor, protoreflect.Value) bool {
+	return func(_ protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		m, ok := v.Interface().(protoreflect.Message)
+		if !ok {
+			return false
+		}
+		fine := true
+		m.Range(func(fd protoreflect.FieldDescriptor, fv protoreflect.Value) bool {
+			if zero(fv) {
+				return true
+			}
+			fine = false
+			for _, n := range names {
+				if string(fd.Name()) == n {
+					fine = true
+				}
+			}
+			return fine
+		})
+		return fine
+	}
+}
+
 // Check walks a resource (a Listener, RouteConfiguration, Cluster or
 // ClusterLoadAssignment) and returns what of its config is ignored, as
 // "path: what meshgate does instead" (sorted, each once), and an error

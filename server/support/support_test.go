@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -84,7 +85,7 @@ func TestCheck(t *testing.T) {
 			}),
 			wantNotes: []string{
 				"filter_chains[chain].filters[envoy.filters.network.http_connection_manager].typed_config.normalize_path: paths are not normalized: routes match the path as sent",
-				"filter_chains[chain].filters[envoy.filters.network.http_connection_manager].typed_config.request_id_extension: x-request-id is not generated yet",
+				"filter_chains[chain].filters[envoy.filters.network.http_connection_manager].typed_config.request_id_extension: x-request-id is a random UUID, as UuidRequestIdConfig makes; random sampling goes by it, but the trace decision is not packed into it (pack_trace_reason)",
 				"filter_chains[chain].filters[envoy.filters.network.http_connection_manager].typed_config.server_name: no server header is set; the upstream's passes through",
 				"filter_chains[chain].filters[envoy.filters.network.http_connection_manager].typed_config.upgrade_configs: WebSocket and other upgrades are not proxied: the Upgrade header is dropped",
 				"filter_chains[chain].filters[envoy.filters.network.http_connection_manager].typed_config.use_remote_address: the peer address is always appended to X-Forwarded-For; x-envoy-external-address is not set and external x-envoy-* headers are not stripped",
@@ -197,7 +198,7 @@ refuses the rest with a message.
 
 // The router's own settings are checked too (its typed_config is walked).
 func TestCheck_RouterSettings(t *testing.T) {
-	router, err := anypb.New(&routecfgv3.Router{StartChildSpan: true, UpstreamHttpFilters: []*hcmv3.HttpFilter{{Name: "x"}}})
+	router, err := anypb.New(&routecfgv3.Router{UpstreamLog: []*accesslogv3.AccessLog{{Name: "x"}}, UpstreamHttpFilters: []*hcmv3.HttpFilter{{Name: "x"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func TestCheck_RouterSettings(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "upstream_http_filters: upstream HTTP filters are not supported") {
 		t.Errorf("upstream_http_filters: %v, want refused", err)
 	}
-	if len(notes) != 1 || !strings.Contains(notes[0], "http_filters[envoy.filters.http.router].typed_config.start_child_span: no tracing yet") {
-		t.Errorf("notes %q, want start_child_span's", notes)
+	if len(notes) != 1 || !strings.Contains(notes[0], "http_filters[envoy.filters.http.router].typed_config.upstream_log: upstream access logs are not written") {
+		t.Errorf("notes %q, want upstream_log's", notes)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/meshgate/meshgate/dubbo/rules"
 	"github.com/meshgate/meshgate/governance"
 	"github.com/meshgate/meshgate/server/cluster"
 )
@@ -42,6 +43,10 @@ type Call struct {
 	// Avoid names more hosts to skip on each attempt (Dubbo2 providers
 	// shutting down); nil: none.
 	Avoid func() []*cluster.Host
+	// Dubbo is a Dubbo call as the cluster's traffic rules see it (nil:
+	// not a Dubbo call, or no rules apply): each attempt goes to a
+	// provider the rules leave it.
+	Dubbo *rules.Call
 	// Prior is the call's first attempt when it was made elsewhere (the
 	// HTTP/2 frame relay) and failed in a way the retry policy retries;
 	// Run goes on from the first retry. nil: none.
@@ -106,6 +111,11 @@ type Try func(ctx context.Context, a *cluster.Attempt, n int) Result
 // context's error when it ended while waiting to retry. Admission holds for
 // the whole call; a retry also needs the cluster's retry budget.
 func Run(ctx context.Context, c Call, try Try) (Result, *cluster.Attempt, error) {
+	if err := ctx.Err(); err != nil {
+		// The client went before the first attempt (a stream reset as soon
+		// as it opened: rapid reset): nothing goes upstream.
+		return Result{}, nil, err
+	}
 	cl := c.Cluster
 	if err := cl.Admit(c.Priority); err != nil {
 		return Result{}, nil, &runError{kind: ErrOverloaded, err: err}
@@ -140,7 +150,7 @@ func Run(ctx context.Context, c Call, try Try) (Result, *cluster.Attempt, error)
 				avoid = append(slices.Clip(avoid), more...)
 			}
 		}
-		a, err := cl.Begin(c.Pick, avoid)
+		a, err := cl.BeginRouted(c.Pick, avoid, c.Dubbo)
 		if err != nil {
 			return Result{}, nil, &runError{kind: ErrNoHost, err: err}
 		}

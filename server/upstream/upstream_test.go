@@ -189,6 +189,19 @@ func TestRun_DeadlineWhileBackingOff(t *testing.T) {
 	}
 }
 
+// A call whose client already went (a stream reset as soon as it opened)
+// makes no attempt and books nothing.
+func TestRun_CancelledBeforeTheFirstAttempt(t *testing.T) {
+	cl := newCluster(t, 2, 0, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s := &script{results: []upstream.Result{ok}}
+	_, a, err := upstream.Run(ctx, upstream.Call{Cluster: cl}, s.try)
+	if !errors.Is(err, context.Canceled) || a != nil || len(s.hosts) != 0 || cl.Stats.RqTotal.Load() != 0 {
+		t.Errorf("Run = %v, %v after %d attempts (%d upstream requests), want Canceled before any", err, a, len(s.hosts), cl.Stats.RqTotal.Load())
+	}
+}
+
 // No host to try: an error before any attempt.
 func TestRun_NoHost(t *testing.T) {
 	cl := newCluster(t, 0, 0, 0)

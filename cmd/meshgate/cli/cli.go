@@ -47,6 +47,8 @@ import (
 	"github.com/meshgate/meshgate/registry"
 	"github.com/meshgate/meshgate/server"
 	"github.com/meshgate/meshgate/server/admin"
+	"github.com/meshgate/meshgate/server/overload"
+	"github.com/meshgate/meshgate/server/stats"
 	"github.com/meshgate/meshgate/xds"
 )
 
@@ -162,7 +164,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	demoFlag := fs.Bool("demo", false, "also run the in-process demo backend (on by default without -c)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log as JSON lines")
-	drain := fs.Duration("drain-timeout", 0, "how long SIGTERM waits for in-flight requests (default: the config's, else 15s)")
+	var drain drainFlags
+	fs.DurationVar(&drain.timeout, "drain-timeout", 0, "how long SIGTERM waits for in-flight requests once the listeners stopped accepting (default: the config's drain_timeout, else 15s)")
+	fs.DurationVar(&drain.period, "drain-period", -1, "how long the listeners keep accepting after SIGTERM, telling clients to go, before they stop (default: the config's drain_period, else 5s; 0: stop at once)")
 	watch := fs.Bool("watch", true, "reload when the config file changes (SIGHUP always reloads)")
 	var xf xdsFlags
 	fs.StringVar(&xf.address, "xds-address", "", "take config from this xDS control plane (host:port), besides the file's")
@@ -184,15 +188,19 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
 	}
 	log := slog.New(handler)
-	if err := serve(log, *path, *path == "" || *demoFlag, *drain, *watch, xf); err != nil {
+	if err := serve(log, *path, *path == "" || *demoFlag, drain, *watch, xf); err != nil {
 		log.Error("meshgate stopped", "error", err)
 		return 1
 	}
 	return 0
 }
 
+// drainFlags override the config's drain settings (period < 0 and
+// timeout 0: not given).
+type drainFlags struct{ period, timeout time.Duration }
+
 // serve runs the gateway until SIGTERM or SIGINT, then drains.
-func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration, watch bool, xf xdsFlags) error {
+func serve(log *slog.Logger, path string, withDemo bool, drainFlag drainFlags, watch bool, xf xdsFlags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -217,9 +225,12 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 	if err := xf.apply(&boot.Bootstrap); err != nil {
 		return err
 	}
-	drain := boot.Bootstrap.DrainTimeout
-	if drainFlag > 0 {
-		drain = drainFlag
+	drain, period := boot.Bootstrap.DrainTimeout, boot.Bootstrap.DrainPeriod
+	if drainFlag.timeout > 0 {
+		drain = drainFlag.timeout
+	}
+	if drainFlag.period >= 0 {
+		period = drainFlag.period
 	}
 
 	var backend *demo.Backend
@@ -232,7 +243,20 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 		log.Info("demo backend", "grpc", backend.GRPCAddr, "http", backend.HTTPAddr)
 	}
 
-	srv := server.New(server.Options{Logger: log, DrainTimeout: drain})
+	ov := boot.Bootstrap.Overload
+	if ov.MaxHeapBytes == 0 {
+		var from string
+		if ov.MaxHeapBytes, from = overload.Limit(); from != "" {
+			log.Info("overload: heap limit", "bytes", ov.MaxHeapBytes, "from", from)
+		} else {
+			log.Info("overload manager off: no heap limit given (overload.max_heap_bytes) nor known (GOMEMLIMIT, cgroup memory.max)")
+		}
+	}
+	var istio *stats.Workload
+	if w := boot.Bootstrap.IstioMetrics; w != nil {
+		istio = &stats.Workload{Name: w.Workload, Namespace: w.Namespace, App: w.App, Version: w.Version, Principal: w.Principal, Cluster: w.Cluster}
+	}
+	srv := server.New(server.Options{Logger: log, DrainTimeout: drain, Overload: ov, IstioMetrics: istio})
 	metrics := srv.Metrics()
 	store := config.NewStore(srv, config.WithObserver(func(_ *config.Update, err error) {
 		result := "accepted"
@@ -329,7 +353,13 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 	}
 	if addr := boot.Bootstrap.AdminAddress; addr != "" {
 		opts := append([]admin.Option{admin.WithDescriptors(srv.Descriptors), admin.WithRegistries(registryStatuses(registries)),
-			admin.WithUnimplemented(srv.Unimplemented)}, adminOpts...)
+			admin.WithUnimplemented(srv.Unimplemented), admin.WithDrain(func(graceful, inboundOnly bool) {
+				p := time.Duration(0)
+				if graceful {
+					p = period
+				}
+				srv.DrainListeners(p, inboundOnly)
+			})}, adminOpts...)
 		if err := serveOn("admin", addr, admin.Handler(srv, metrics.Registry, opts...)); err != nil {
 			_ = srv.Shutdown(context.Background())
 			return err
@@ -358,18 +388,37 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag time.Duration
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr1 := make(chan os.Signal, 1) // log rotation: reopen the access logs
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	log.Info("meshgate started", "version", buildVersion(), "config", configName(path))
 
 	for running := true; running; {
 		select {
 		case <-hup:
 			source.Reload(ctx, "SIGHUP")
+		case <-usr1:
+			if err := srv.ReopenAccessLogs(); err != nil {
+				log.Error("reopening the access logs", "error", err)
+			} else {
+				log.Info("access logs reopened (SIGUSR1)")
+			}
 		case <-ctx.Done():
 			running = false
 		}
 	}
 	stopWatch()
-	log.Info("draining", "timeout", drain)
+	// The drain period: /ready fails, the listeners accept on and tell
+	// each client to go; a second signal cuts it short.
+	log.Info("draining", "period", period, "timeout", drain)
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(again)
+	select {
+	case <-srv.DrainListeners(period, false):
+	case <-again:
+		log.Info("second signal: the drain period ends now")
+	}
 	dctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := srv.Shutdown(dctx); err != nil {

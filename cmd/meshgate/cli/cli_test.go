@@ -55,7 +55,7 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: web
-          access_log: [ { name: envoy.access_loggers.stdout, typed_config: { "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog } } ]
+          access_log: [ { name: envoy.access_loggers.stdout, filter: { not_health_check_filter: {} }, typed_config: { "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog } } ]
           route_config: { virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: / }, route: { cluster: be } } ] } ] }
           http_filters: [ { name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } } ]
   clusters:
@@ -83,7 +83,7 @@ static_resources:
 		stderr string
 	}{
 		{[]string{"validate", "-c", envoyCfg}, 0, "valid (envoy format",
-			`warning: accepted, but not done: listener "web": filter_chains[*].filters[envoy.filters.network.http_connection_manager].typed_config.access_log: access logs are not written yet`},
+			`warning: accepted, but not done: listener "web": filter_chains[0].filters[envoy.filters.network.http_connection_manager].typed_config.access_log[0].filter: not applied: every request is logged`},
 		{[]string{"validate", "-c", sanCfg}, 1, "", "subject alt name matchers need trust anchors"},
 		{[]string{"version"}, 0, "meshgate ", ""},
 		{[]string{"validate", "-c", good}, 0, "valid (meshgate format", ""},

@@ -12,6 +12,11 @@
 //	consumer -url dubbo://127.0.0.1:20880 -iface org.apache.dubbo.samples.GreeterService \
 //	  -version 1.0.0 -group g1 -method SayHello -arg world -c 16 -duration 5s
 //	consumer -mode tri -url tri://127.0.0.1:8080 -group g1 -method SayHello -arg world
+//	consumer -mode tri -registry nacos -registry-addr 127.0.0.1:8848 -group g1 -method sayHello -arg world -wait 20s
+//
+// With -registry the provider is found by application-level discovery (the
+// interface's mapping, the application's instances, their MetadataService)
+// instead of -url.
 package main
 
 import (
@@ -31,6 +36,7 @@ import (
 	"dubbo.apache.org/dubbo-go/v3/common/constant"
 	_ "dubbo.apache.org/dubbo-go/v3/imports"
 	"dubbo.apache.org/dubbo-go/v3/protocol/triple/health/triple_health"
+	"dubbo.apache.org/dubbo-go/v3/registry"
 	hessian "github.com/apache/dubbo-go-hessian2"
 )
 
@@ -46,9 +52,13 @@ func main() {
 	warm := flag.Duration("warmup", time.Second, "warm-up time")
 	protocol := flag.String("protocol", "dubbo", "bench: dubbo (generic Dubbo2 calls) or tri (non-IDL Triple calls)")
 	mode := flag.String("mode", "bench", "bench, tri (one non-IDL Triple call), tri-health (one IDL Triple call) or dubbo (one Dubbo2 call)")
+	reg := flag.String("registry", "", "tri and dubbo: find the provider in this registry (nacos or zookeeper) by application-level discovery instead of -url")
+	regAddr := flag.String("registry-addr", "127.0.0.1:8848", "the registry's address")
+	wait := flag.Duration("wait", 0, "tri and dubbo: retry the call until it works or this long passed (discovery is asynchronous)")
 	flag.Parse()
 	if *mode != "bench" {
-		once(*mode, *url, *iface, *version, *group, *method, *arg)
+		once(onceCall{mode: *mode, url: *url, iface: *iface, version: *version, group: *group, method: *method, arg: *arg,
+			registry: *reg, registryAddr: *regAddr, wait: *wait})
 		return
 	}
 
@@ -166,15 +176,38 @@ func main() {
 	os.Exit(0) // dubbo-go keeps goroutines (registries, getty) that would hold the process
 }
 
-// once makes one Triple call and prints its outcome as JSON.
-func once(mode, url, iface, version, group, method, arg string) {
+// onceCall is one call of -mode tri, tri-health or dubbo.
+type onceCall struct {
+	mode, url, iface, version, group, method, arg string
+	// registry ("" none): find the provider there, application-level.
+	registry, registryAddr string
+	wait                   time.Duration
+}
+
+// once makes one call and prints its outcome as JSON.
+func once(c onceCall) {
+	mode, url, iface, version, group, method, arg := c.mode, c.url, c.iface, c.version, c.group, c.method, c.arg
 	out := map[string]any{}
 	defer func() {
 		b, _ := json.Marshal(out)
 		fmt.Fprintln(os.Stdout, string(b))
 		os.Exit(0)
 	}()
-	ins, err := dubbo.NewInstance(dubbo.WithName("meshgate-test-consumer"))
+	insOpts := []dubbo.InstanceOption{dubbo.WithName("meshgate-test-consumer")}
+	if c.registry != "" {
+		regOpts := []registry.Option{registry.WithAddress(c.registryAddr), registry.WithRegisterService()}
+		switch c.registry {
+		case "nacos":
+			regOpts = append(regOpts, registry.WithNacos())
+		case "zookeeper":
+			regOpts = append(regOpts, registry.WithZookeeper())
+		default:
+			out["error"] = "unknown registry " + c.registry
+			return
+		}
+		insOpts = append(insOpts, dubbo.WithRegistry(regOpts...))
+	}
+	ins, err := dubbo.NewInstance(insOpts...)
 	if err != nil {
 		out["error"] = err.Error()
 		return
@@ -188,12 +221,27 @@ func once(mode, url, iface, version, group, method, arg string) {
 		out["error"] = err.Error()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second+c.wait)
 	defer cancel()
+	var target []client.ReferenceOption // none: the instance's registries
+	if c.registry == "" {
+		target = append(target, client.WithURL(url))
+	}
+	// callUntil retries a call while the provider is not found yet.
+	callUntil := func(call func() error) error {
+		deadline := time.Now().Add(c.wait)
+		for {
+			err := call()
+			if err == nil || time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
 	switch mode {
 	case "dubbo":
-		opts := []client.ReferenceOption{client.WithURL(url), client.WithVersion(version), client.WithProtocolDubbo(),
-			client.WithSerialization(constant.Hessian2Serialization), client.WithRetries(0), client.WithRequestTimeout(5 * time.Second)}
+		opts := append(target, client.WithVersion(version), client.WithProtocolDubbo(),
+			client.WithSerialization(constant.Hessian2Serialization), client.WithRetries(0), client.WithRequestTimeout(5*time.Second))
 		if group != "" {
 			opts = append(opts, client.WithGroup(group))
 		}
@@ -203,14 +251,14 @@ func once(mode, url, iface, version, group, method, arg string) {
 			return
 		}
 		var resp string
-		if err := conn.CallUnary(ctx, []any{arg}, &resp, method); err != nil {
+		if err := callUntil(func() error { return conn.CallUnary(ctx, []any{arg}, &resp, method) }); err != nil {
 			out["error"] = err.Error()
 			return
 		}
 		out["result"] = resp
 	case "tri":
-		opts := []client.ReferenceOption{client.WithURL(url), client.WithVersion(version), client.WithProtocolTriple(),
-			client.WithSerialization(constant.Hessian2Serialization), client.WithIDL(constant.NONIDL), client.WithRetries(0)}
+		opts := append(target, client.WithVersion(version), client.WithProtocolTriple(),
+			client.WithSerialization(constant.Hessian2Serialization), client.WithIDL(constant.NONIDL), client.WithRetries(0))
 		if group != "" {
 			opts = append(opts, client.WithGroup(group))
 		}
@@ -220,7 +268,7 @@ func once(mode, url, iface, version, group, method, arg string) {
 			return
 		}
 		var resp string
-		if err := conn.CallUnary(ctx, []any{arg}, &resp, method); err != nil {
+		if err := callUntil(func() error { return conn.CallUnary(ctx, []any{arg}, &resp, method) }); err != nil {
 			out["error"] = err.Error()
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc/codes"
 
 	"github.com/meshgate/meshgate/dubbo"
@@ -18,6 +19,7 @@ import (
 	"github.com/meshgate/meshgate/server/filters/dubbo/bridge"
 	"github.com/meshgate/meshgate/server/httpfilter"
 	"github.com/meshgate/meshgate/server/router"
+	"github.com/meshgate/meshgate/server/tracing"
 	"github.com/meshgate/meshgate/server/upstream"
 	"github.com/meshgate/meshgate/server/wire"
 	"github.com/meshgate/meshgate/triple"
@@ -59,7 +61,7 @@ func (f *filter) serve(s *httpfilter.Stream, rt *httpfilter.Route, b *bridge.Rou
 	}
 	isGRPC := router.IsGRPC(r)
 	ctx := r.Context()
-	timeout, ok := bridgeTimeout(c, r, fw, isGRPC)
+	timeout, ok := bridgeTimeout(c, r, fw, isGRPC, cl.DubboConsumer.Timeout)
 	if !ok {
 		return
 	}
@@ -124,6 +126,18 @@ func (f *filter) generic(c http.ResponseWriter, r *http.Request, fw *router.Forw
 	if p := fw.Retry; p != nil {
 		call.Retries, call.Backoff, call.SkipTried = int(p.NumRetries), p.Backoff, p.SkipPreviousHosts
 		call.Retriable = func(res upstream.Result) bool { return res.Outcome.Failed() && p.Retriable(res.Attempt) }
+	}
+	if dc := cl.DubboConsumer; dc.HasRetries {
+		// Dubbo's dynamic configuration: failover tries on another
+		// provider after a failed one, on the route's conditions when it
+		// has a retry policy, else on any failure.
+		call.Retries, call.SkipTried = dc.Retries, true
+		if call.Retriable == nil {
+			call.Retriable = func(res upstream.Result) bool { return res.Outcome.Failed() }
+		}
+	}
+	if cl.HasDubboRules() {
+		call.Dubbo = dubbo.RulesCall(callSpec.Service.Method, callSpec.Args, callSpec.Attachments)
 	}
 	if cl.Dubbo != nil {
 		// Providers shutting down (their readonly event) take no new calls
@@ -190,8 +204,11 @@ func (f *filter) readBody(c http.ResponseWriter, r *http.Request) ([]byte, bool)
 // bridgeTimeout is a bridged call's deadline: the route's timeout, or the
 // caller's own (Triple-Timeout-Ms, grpc-timeout) when sooner; false: the
 // caller's was malformed and was answered.
-func bridgeTimeout(c http.ResponseWriter, r *http.Request, fw *router.Forward[*cluster.Cluster], isGRPC bool) (time.Duration, bool) {
+func bridgeTimeout(c http.ResponseWriter, r *http.Request, fw *router.Forward[*cluster.Cluster], isGRPC bool, dynamic time.Duration) (time.Duration, bool) {
 	timeout := fw.Timeout
+	if dynamic > 0 {
+		timeout = dynamic // Dubbo's dynamic configuration for meshgate overrides the route's
+	}
 	if v := r.Header.Get(tripleTimeoutHeader); !isGRPC && v != "" {
 		// Triple's unary HTTP form: the caller's timeout in milliseconds.
 		ms, err := strconv.ParseUint(v, 10, 32)
@@ -245,8 +262,17 @@ func (bc *bridgeCall) attempt(ctx context.Context, a *cluster.Attempt, _ int) up
 		}
 	}
 	defer acancel()
+	if spec.Attachments == nil {
+		spec.Attachments = map[string]string{}
+	}
+	// A traced request's attempt: its span's context goes in the
+	// attachments, where a Dubbo provider's tracing filter reads it.
+	span, traced := tracing.StartAttempt(ctx, cl.Name, a.Host.Address, propagation.MapCarrier(spec.Attachments))
 	var resp *dubbo.Response
 	var err error
+	if traced {
+		defer func() { tracing.EndAttempt(span, 0, -1, err) }()
+	}
 	if cl.Dubbo != nil {
 		req := dubbo.GenericRequest(spec.Service, spec.Types, spec.Args, spec.Attachments)
 		req.Timeout = callTimeout

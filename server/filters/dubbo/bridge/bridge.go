@@ -454,8 +454,9 @@ func arities(sigs [][]string) string {
 	return strings.Join(parts, " or ")
 }
 
-// traceHeaders are carried into attachments whatever the config says.
-var traceHeaders = []string{"traceparent", "tracestate"}
+// traceHeaders are carried into attachments whatever the config says:
+// the W3C trace context and the request's id.
+var traceHeaders = []string{"traceparent", "tracestate", "x-request-id"}
 
 func (rt *Route) attachments(r *http.Request) map[string]string {
 	out := map[string]string{}

@@ -4,17 +4,26 @@ import java.util.HashMap;
 import java.util.Map;
 import org.apache.dubbo.config.ApplicationConfig;
 import org.apache.dubbo.config.ReferenceConfig;
+import org.apache.dubbo.config.RegistryConfig;
 import org.apache.dubbo.config.bootstrap.DubboBootstrap;
+import org.apache.dubbo.rpc.RpcContext;
 
 /**
  * A Java Dubbo consumer for meshgate's integration tests: one call of
  * GreeterService.sayHello(arg) to a URL (tri://host:port for Triple,
- * dubbo://host:port for Dubbo2; no registry), printing {"result":"..."} or
- * {"error":"..."} on stdout (logs go to stderr).
+ * dubbo://host:port for Dubbo2), or to a provider found in a registry with
+ * application-level discovery only (-registry zookeeper://host:port: the
+ * interface's mapping, the application's instances, their MetadataService),
+ * printing {"result":"..."} or {"error":"..."} on stdout (logs go to stderr).
+ * With -calls N it makes N calls -interval-ms apart (after the first that
+ * works), printing each outcome on its own line; -retries sets Dubbo's
+ * failover retries, -tag the dubbo.tag attachment of each call.
  *
  * <pre>
  * java -cp provider.jar:lib/* org.apache.dubbo.samples.Consumer \
  *   -url tri://127.0.0.1:8080 -version 1.0.0 -group g1 -arg world
+ * java -cp provider.jar:lib/* org.apache.dubbo.samples.Consumer \
+ *   -registry zookeeper://127.0.0.1:2181 -version 1.0.0 -group g1 -arg world
  * </pre>
  */
 public final class Consumer {
@@ -26,6 +35,13 @@ public final class Consumer {
         f.put("version", "1.0.0");
         f.put("group", "");
         f.put("arg", "world");
+        f.put("registry", "");
+        f.put("wait-ms", "5000");
+        f.put("calls", "1");
+        f.put("interval-ms", "100");
+        f.put("retries", "0");
+        f.put("protocol", "");
+        f.put("tag", "");
         for (int i = 0; i + 1 < args.length; i += 2) {
             String k = args[i].replaceFirst("^--?", "");
             if (!f.containsKey(k)) {
@@ -41,7 +57,19 @@ public final class Consumer {
             application.setEnableFileCache(false);
             ReferenceConfig<GreeterService> ref = new ReferenceConfig<>();
             ref.setInterface(GreeterService.class);
-            ref.setUrl(f.get("url"));
+            DubboBootstrap boot = DubboBootstrap.getInstance().application(application);
+            if (f.get("registry").isEmpty()) {
+                ref.setUrl(f.get("url"));
+            } else {
+                // Application-level discovery only: a provider registered
+                // at the interface level alone is not found this way.
+                System.setProperty("dubbo.application.service-discovery.migration", "FORCE_APPLICATION");
+                RegistryConfig registry = new RegistryConfig(f.get("registry"));
+                boot.registry(registry);
+            }
+            if (!f.get("protocol").isEmpty()) {
+                ref.setProtocol(f.get("protocol")); // of the providers found in a registry
+            }
             ref.setVersion(f.get("version"));
             if (!f.get("group").isEmpty()) {
                 ref.setGroup(f.get("group"));
@@ -49,16 +77,19 @@ public final class Consumer {
             // hessian2 on the wire, as the providers are pinned to it.
             ref.setParameters(Map.of("serialization", "hessian2", "prefer.serialization", "hessian2"));
             ref.setTimeout(10_000);
-            ref.setRetries(0);
+            // Dubbo's failover: another provider after a failed try.
+            ref.setRetries(Integer.parseInt(f.get("retries")));
             ref.setCheck(false);
-            DubboBootstrap.getInstance().application(application).reference(ref).start();
+            boot.reference(ref).start();
             GreeterService greeter = ref.get();
             // The client connects in the background: the first calls can find
             // no connection yet. Retry for a few seconds, then report.
             RuntimeException last = null;
             String result = null;
-            for (int attempt = 0; attempt < 50 && result == null; attempt++) {
+            long deadline = System.currentTimeMillis() + Long.parseLong(f.get("wait-ms"));
+            while (result == null && System.currentTimeMillis() < deadline) {
                 try {
+                    tagCall(f.get("tag"));
                     result = greeter.sayHello(f.get("arg"));
                 } catch (RuntimeException e) {
                     last = e;
@@ -68,13 +99,43 @@ public final class Consumer {
             if (result == null) {
                 throw last;
             }
-            out = "{\"result\":" + quote(result) + "}";
+            // The provider's answer attachments ride along, as one JSON
+            // object of strings.
+            StringBuilder att = new StringBuilder("{");
+            for (Map.Entry<String, Object> e : RpcContext.getServerContext().getObjectAttachments().entrySet()) {
+                if (att.length() > 1) {
+                    att.append(',');
+                }
+                att.append(quote(e.getKey())).append(':').append(quote(String.valueOf(e.getValue())));
+            }
+            out = "{\"result\":" + quote(result) + ",\"attachments\":" + att.append('}') + "}";
+            // With -calls N, the first call's outcome and N-1 more follow,
+            // one line each as they happen (the caller may act between).
+            int calls = Integer.parseInt(f.get("calls"));
+            for (int i = 1; i < calls; i++) {
+                System.out.println(out);
+                System.out.flush();
+                Thread.sleep(Long.parseLong(f.get("interval-ms")));
+                try {
+                    tagCall(f.get("tag"));
+                    out = "{\"result\":" + quote(greeter.sayHello(f.get("arg"))) + "}";
+                } catch (RuntimeException e) {
+                    out = "{\"error\":" + quote(String.valueOf(e)) + "}";
+                }
+            }
         } catch (Throwable t) {
             out = "{\"error\":" + quote(String.valueOf(t)) + "}";
         }
         System.out.println(out);
         System.out.flush();
         Runtime.getRuntime().halt(0); // Dubbo's threads would hold the JVM
+    }
+
+    /** Sets the next call's dubbo.tag attachment (tag routing), unless empty. */
+    private static void tagCall(String tag) {
+        if (!tag.isEmpty()) {
+            RpcContext.getClientAttachment().setAttachment("dubbo.tag", tag);
+        }
     }
 
     private static String quote(String s) {
