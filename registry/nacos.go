@@ -60,6 +60,10 @@ type NacosOptions struct {
 	Metadata MetadataCaller
 }
 
+// rulePushed is the event of a traffic rule's push: the rule is already
+// set, so only a publish follows (no Nacos service name holds a NUL).
+const rulePushed = "\x00rule"
+
 // Nacos watches a Nacos registry: interface-level services named
 // providers:<interface>:<version>:<group>, and application-level services
 // (named after the application) whose instances carry Dubbo's metadata
@@ -73,7 +77,7 @@ type Nacos struct {
 	naming  naming_client.INamingClient
 	configs config_client.IConfigClient
 
-	events chan string // services whose push arrived; "" for a resync
+	events chan string // services whose push arrived; "" for a resync, rulePushed for a rule
 
 	mu        sync.Mutex
 	subs      map[string]*vo.SubscribeParam // by service name
@@ -217,7 +221,9 @@ func (n *Nacos) Run(ctx context.Context) error {
 				continue
 			}
 			for q := range batch {
-				n.apply(ctx, q)
+				if q != rulePushed {
+					n.apply(ctx, q)
+				}
 			}
 			n.publish(ctx)
 		}
@@ -343,8 +349,10 @@ func (n *Nacos) listenRule(ctx context.Context, name string) error {
 			text = []byte(content)
 		}
 		n.v.setRule(name, text)
+		// The push carries the rule: publish it, without a resync that
+		// would read every rule again (and meet the SDK's rate limit).
 		select {
-		case n.events <- "":
+		case n.events <- rulePushed:
 		case <-ctx.Done():
 		}
 	}})
@@ -563,13 +571,27 @@ func nacosProvider(service string, in model.Instance) *Provider {
 // getConfig reads a config; nil, nil when there is none.
 func (n *Nacos) getConfig(dataID, group string) ([]byte, error) {
 	content, err := n.configs.GetConfig(vo.ConfigParam{DataId: dataID, Group: group})
-	if content == "" {
-		if err != nil && !strings.Contains(strings.ToLower(err.Error()), "not") {
-			return nil, err
-		}
+	switch {
+	case content != "":
+		return []byte(content), nil
+	case err == nil || configMissing(err):
 		return nil, nil
 	}
-	return []byte(content), nil
+	return nil, fmt.Errorf("reading config %s (group %s): %w", dataID, group, err)
+}
+
+// configMissing reports whether GetConfig's error is Nacos saying the
+// config does not exist (CONFIG_NOT_FOUND, 300: "config data not exist"),
+// not a read that failed: the server unreachable, or the SDK's own rate
+// limit of 5 reads a second per config ("ConfigQueryRequest is limited",
+// wrapped as "get config from remote nacos server fail"). Only the first
+// may delete a rule; on the others the last known rule stays.
+func configMissing(err error) bool {
+	msg := strings.ToLower(err.Error())
+	if strings.Contains(msg, "fail") || strings.Contains(msg, "limited") {
+		return false
+	}
+	return strings.Contains(msg, "not exist") || strings.Contains(msg, "not found")
 }
 
 // remoteMetadata reads an application revision's MetadataInfo from the

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/json"
+	"errors"
 	"sort"
 	"testing"
 
@@ -170,6 +171,28 @@ func TestNacosApplicationInstanceFixture(t *testing.T) {
 		// and its service name has none either.
 		if p := nacosProvider("go-nacos", in); p != nil {
 			t.Errorf("%d: nacosProvider on an application instance = %+v, want nil", in.Port, p)
+		}
+	}
+}
+
+func TestConfigMissing(t *testing.T) {
+	for _, tc := range []struct {
+		err  string
+		want bool
+	}{
+		// Nacos's CONFIG_NOT_FOUND, as GetConfig returns it.
+		{"config data not exist", true},
+		{"config not found", true},
+		// nacos-sdk-go's own limit and failures (DisableUseSnapShot is set):
+		// a read that failed, never a deletion.
+		{"get config from remote nacos server fail, and is not allowed to read local file, err:ConfigQueryRequest is limited", false},
+		{"ConfigQueryRequest is limited", false},
+		{"get config from remote nacos server fail, and is not allowed to read local file, err:client not connected, current status:UNHEALTHY", false},
+		{"read config from both server and cache fail, err=open x: no such file", false},
+		{"data being modified, dataId=a,group=dubbo,tenant=", false},
+	} {
+		if got := configMissing(errors.New(tc.err)); got != tc.want {
+			t.Errorf("configMissing(%q) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }
