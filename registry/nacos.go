@@ -76,6 +76,7 @@ type Nacos struct {
 
 	naming  naming_client.INamingClient
 	configs config_client.IConfigClient
+	rules   *nacosConfigReader // traffic rules, read past the SDK's rate limit
 
 	events chan string // services whose push arrived; "" for a resync, rulePushed for a rule
 
@@ -83,7 +84,7 @@ type Nacos struct {
 	subs      map[string]*vo.SubscribeParam // by service name
 	instances map[string][]model.Instance   // last push, by service name
 	mappings  map[string]bool               // interfaces whose mapping is listened to
-	rules     map[string]bool               // rule data IDs listened to (group dubbo)
+	listened  map[string]bool               // rule data IDs listened to (group dubbo)
 }
 
 // NewNacos returns a watcher writing into store; Run starts it.
@@ -117,7 +118,7 @@ func NewNacos(store *config.Store, opts NacosOptions) (*Nacos, error) {
 	log := opts.Logger.With("registry", opts.Name)
 	return &Nacos{opts: opts, v: newView(opts.Name, cat, log, m, opts.Metadata), log: log, m: m,
 		events: make(chan string, 256), subs: map[string]*vo.SubscribeParam{}, instances: map[string][]model.Instance{}, mappings: map[string]bool{},
-		rules: map[string]bool{}}, nil
+		listened: map[string]bool{}, rules: newNacosConfigReader(opts)}, nil
 }
 
 func (n *Nacos) clientParam() (vo.NacosClientParam, error) { return NacosClientParam(n.opts) }
@@ -332,37 +333,31 @@ func (n *Nacos) resync(ctx context.Context) bool {
 // the push missed, or a deletion, is seen within the resync interval.
 func (n *Nacos) listenRule(ctx context.Context, name string) error {
 	n.mu.Lock()
-	listening := n.rules[name]
-	n.rules[name] = true
+	listening := n.listened[name]
+	n.listened[name] = true
 	n.mu.Unlock()
-	if listening {
-		b, err := n.getConfig(name, "dubbo")
+	if !listening {
+		err := n.configs.ListenConfig(vo.ConfigParam{DataId: name, Group: "dubbo", OnChange: func(_, _, _, content string) {
+			var text []byte
+			if content != "" {
+				text = []byte(content)
+			}
+			n.v.setRule(name, text)
+			// The push carries the rule: publish it, without a resync that
+			// would read every rule again.
+			select {
+			case n.events <- rulePushed:
+			case <-ctx.Done():
+			}
+		}})
 		if err != nil {
+			n.mu.Lock()
+			delete(n.listened, name)
+			n.mu.Unlock()
 			return err
 		}
-		n.v.setRule(name, b)
-		return nil
 	}
-	err := n.configs.ListenConfig(vo.ConfigParam{DataId: name, Group: "dubbo", OnChange: func(_, _, _, content string) {
-		var text []byte
-		if content != "" {
-			text = []byte(content)
-		}
-		n.v.setRule(name, text)
-		// The push carries the rule: publish it, without a resync that
-		// would read every rule again (and meet the SDK's rate limit).
-		select {
-		case n.events <- rulePushed:
-		case <-ctx.Done():
-		}
-	}})
-	if err != nil {
-		n.mu.Lock()
-		delete(n.rules, name)
-		n.mu.Unlock()
-		return err
-	}
-	b, err := n.getConfig(name, "dubbo")
+	b, err := n.rules.get(ctx, name, "dubbo")
 	if err != nil {
 		return err
 	}

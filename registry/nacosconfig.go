@@ -1,0 +1,137 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// nacosConfigReader reads configs over Nacos's open API (GET
+// /nacos/v1/cs/configs), which answers 404 for a config that does not
+// exist. Traffic rules are read with it rather than through nacos-sdk-go:
+// the SDK rate-limits reads to 5 a second per config, process-wide, and
+// after a config is deleted its own listen loop queries that config again
+// and again (it never settles on a deleted config), using up the limit,
+// so the watcher's reads would be refused for as long as the rule stays
+// deleted.
+type nacosConfigReader struct {
+	servers   []string // host:port of Nacos's HTTP API
+	namespace string
+	username  string
+	password  string
+	client    *http.Client
+
+	mu          sync.Mutex
+	token       string
+	tokenExpiry time.Time
+}
+
+func newNacosConfigReader(opts NacosOptions) *nacosConfigReader {
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	return &nacosConfigReader{servers: opts.Servers, namespace: opts.Namespace, username: opts.Username, password: opts.Password,
+		client: &http.Client{Timeout: timeout}}
+}
+
+// get returns a config's content; nil, nil when it does not exist.
+func (r *nacosConfigReader) get(ctx context.Context, dataID, group string) ([]byte, error) {
+	var errs []error
+	for _, server := range r.servers {
+		b, err := r.getFrom(ctx, server, dataID, group)
+		if err == nil {
+			return b, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("reading config %s (group %s): %w", dataID, group, errors.Join(errs...))
+}
+
+func (r *nacosConfigReader) getFrom(ctx context.Context, server, dataID, group string) ([]byte, error) {
+	q := url.Values{"dataId": {dataID}, "group": {group}}
+	if r.namespace != "" {
+		q.Set("tenant", r.namespace)
+	}
+	for attempt := 0; ; attempt++ {
+		tok, err := r.accessToken(ctx, server, attempt > 0)
+		if err != nil {
+			return nil, err
+		}
+		if tok != "" {
+			q.Set("accessToken", tok)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+server+"/nacos/v1/cs/configs?"+q.Encode(), nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := r.client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 10<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", server, err)
+		}
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			if len(body) == 0 {
+				return nil, nil
+			}
+			return body, nil
+		case resp.StatusCode == http.StatusNotFound:
+			return nil, nil
+		case resp.StatusCode == http.StatusForbidden && r.username != "" && attempt == 0:
+			continue // the token expired early (a restarted server): log in again
+		}
+		return nil, fmt.Errorf("%s: HTTP %d: %.200s", server, resp.StatusCode, body)
+	}
+}
+
+// accessToken logs in when the registry has a user, keeping the token
+// for most of its lifetime; fresh asks for a new one.
+func (r *nacosConfigReader) accessToken(ctx context.Context, server string, fresh bool) (string, error) {
+	if r.username == "" {
+		return "", nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !fresh && r.token != "" && time.Now().Before(r.tokenExpiry) {
+		return r.token, nil
+	}
+	form := url.Values{"username": {r.username}, "password": {r.password}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+server+"/nacos/v1/auth/users/login", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("%s: logging in: %w", server, err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"accessToken"`
+		TokenTTL    int64  `json:"tokenTtl"` // seconds
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: logging in: HTTP %d", server, resp.StatusCode)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&tok); err != nil || tok.AccessToken == "" {
+		return "", fmt.Errorf("%s: logging in: no access token in the answer (%v)", server, err)
+	}
+	ttl := time.Duration(tok.TokenTTL) * time.Second
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	r.token, r.tokenExpiry = tok.AccessToken, time.Now().Add(ttl*9/10)
+	return r.token, nil
+}
