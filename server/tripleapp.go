@@ -64,7 +64,14 @@ func (p *dubboProxy) serveTripleApp(w http.ResponseWriter, r *http.Request) {
 	}
 	timeout := app.DefaultCallTimeout()
 	if v := r.Header.Get("Grpc-Timeout"); v != "" {
-		if d, err := wire.ParseGRPCTimeout(v); err == nil && d > 0 {
+		d, err := wire.ParseGRPCTimeout(v)
+		if err != nil {
+			// As the gateway's own gRPC routes answer it: never a call
+			// without the deadline its caller meant to set.
+			fail(codes.InvalidArgument, err.Error())
+			return
+		}
+		if d > 0 {
 			timeout = d
 		}
 	}

@@ -50,3 +50,39 @@ func FuzzTripleApp(f *testing.F) {
 		}
 	})
 }
+
+// A malformed grpc-timeout is refused with INVALID_ARGUMENT (as the
+// gateway's own gRPC routes answer it), never served without the
+// deadline the caller meant to set.
+func TestTripleApp_BadTimeout(t *testing.T) {
+	app, err := localapp.Compile(&localappv1.LocalApp{Cluster: "app", Services: []*localappv1.Service{{Interface: "org.x.S",
+		Methods: []*localappv1.Method{{Name: "m", ParamTypes: []string{"java.lang.String"}, ReturnType: "java.lang.String"}}}}},
+		func(string) (*cluster.Cluster, bool) { return nil, false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := triple.EncodeRequest([]any{"x"}, []string{"java.lang.String"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &dubboProxy{srv: New(Options{}), listener: "t", app: app}
+	for _, tc := range []struct{ timeout, want string }{
+		{"1x", "3"},         // unknown unit
+		{"123456789S", "3"}, // over 8 digits
+		{"S", "3"},
+		{"5S", "14"}, // well formed: the call goes on and finds no app (UNAVAILABLE)
+	} {
+		r := httptest.NewRequest(http.MethodPost, "http://x/org.x.S/m", bytes.NewReader(grpcframe.Append(nil, 0, good)))
+		r.Header.Set("Content-Type", "application/grpc")
+		r.Header.Set("Grpc-Timeout", tc.timeout)
+		w := httptest.NewRecorder()
+		p.serveTripleApp(w, r)
+		st := w.Header().Get("Grpc-Status")
+		if st == "" {
+			st = w.Result().Trailer.Get("Grpc-Status")
+		}
+		if st != tc.want {
+			t.Errorf("grpc-timeout %q: grpc-status %q (%s), want %s", tc.timeout, st, w.Header().Get("Grpc-Message"), tc.want)
+		}
+	}
+}

@@ -20,10 +20,12 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -564,7 +566,12 @@ func (a *App) Forward(w http.ResponseWriter, r *http.Request, body []byte, timeo
 		h[k] = vs
 	}
 	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, io.LimitReader(resp.Body, maxAnswer))
+	if n, _ := io.Copy(w, io.LimitReader(resp.Body, maxAnswer+1)); n > maxAnswer {
+		// The answer is cut: its status must say so, not the app's.
+		h.Set(http.TrailerPrefix+"Grpc-Status", strconv.Itoa(int(codes.ResourceExhausted)))
+		h.Set(http.TrailerPrefix+"Grpc-Message", fmt.Sprintf("the local app's answer is over %d bytes", maxAnswer))
+		return nil
+	}
 	for k, vs := range resp.Trailer {
 		for _, v := range vs {
 			h.Add(http.TrailerPrefix+k, v)
