@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -69,7 +70,9 @@ const usage = `meshgate: a gRPC/Triple-first API and mesh gateway for the Dubbo 
 Usage:
   meshgate run [-c FILE] [flags]   serve; without -c, the embedded demo config and demo backend
   meshgate validate -c FILE        check a config file and exit (0: valid)
-  meshgate version                 print the version
+  meshgate convert pixiu -c FILE [-api FILE] [-o FILE]
+                                   convert an Apache Pixiu config to meshgate's (warnings on stderr)
+  meshgate version                 print the version, commit and Go version
 
 Run 'meshgate run -h' for the flags of run.
 `
@@ -86,8 +89,10 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return runCmd(args[1:], stdout, stderr)
 	case "validate":
 		return validateCmd(args[1:], stdout, stderr)
+	case "convert":
+		return convertCmd(args[1:], stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "meshgate", buildVersion())
+		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
@@ -99,20 +104,47 @@ func Run(args []string, stdout, stderr io.Writer) int {
 }
 
 func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	bi, _ := debug.ReadBuildInfo()
+	return describeBuild(version, bi, runtime.Version())
+}
+
+// versionLine is `meshgate version`'s answer.
+func versionLine() string { return "meshgate " + buildVersion() }
+
+// describeBuild says which meshgate this is: the -ldflags version, else the
+// module version `go install ...@vX` records, else "dev"; then the commit
+// (-dirty when the tree had changes) and the Go version, e.g.
+// "v0.3.0 (commit 0123456789ab, go1.26.8)".
+func describeBuild(ldflagsVersion string, bi *debug.BuildInfo, goVersion string) string {
+	v, commit, dirty := ldflagsVersion, "", false
+	if bi != nil {
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
 			}
 		}
-		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			return bi.Main.Version
-		}
 	}
-	return "dev"
+	if v == "" {
+		v = "dev"
+	}
+	details := []string{}
+	if commit != "" {
+		if len(commit) > 12 {
+			commit = commit[:12]
+		}
+		if dirty {
+			commit += "-dirty"
+		}
+		details = append(details, "commit "+commit)
+	}
+	details = append(details, goVersion)
+	return v + " (" + strings.Join(details, ", ") + ")"
 }
 
 func validateCmd(args []string, stdout, stderr io.Writer) int {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -76,6 +78,24 @@ static_resources:
 	if err := os.WriteFile(sanCfg, []byte(envoyListener+sanCluster), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	pixiuCfg := filepath.Join(dir, "pixiu.yaml")
+	const pixiuConf = `
+static_resources:
+  listeners:
+    - name: web
+      address: { socket_address: { address: 127.0.0.1, port: 0 } }
+      filter_chains:
+        filters:
+          - name: dgp.filter.httpconnectionmanager
+            config:
+              route_config: { routes: [ { match: { prefix: / }, route: { cluster: user } } ] }
+              http_filters: [ { name: dgp.filter.http.httpproxy } ]
+  clusters: [ { name: user, endpoints: [ { socket_address: { address: 127.0.0.1, port: 9 } } ] } ]
+tracing: { http: { name: jaeger } }
+`
+	if err := os.WriteFile(pixiuCfg, []byte(pixiuConf), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args   []string
 		code   int
@@ -86,6 +106,12 @@ static_resources:
 			`warning: accepted, but not done: listener "web": filter_chains[0].filters[envoy.filters.network.http_connection_manager].typed_config.access_log[0].filter: not applied: every request is logged`},
 		{[]string{"validate", "-c", sanCfg}, 1, "", "subject alt name matchers need trust anchors"},
 		{[]string{"version"}, 0, "meshgate ", ""},
+		{[]string{"convert", "pixiu", "-c", pixiuCfg}, 0, "cluster: user", "warning: tracing: not converted"},
+		{[]string{"convert", "pixiu", "-c", bad}, 1, "", "no static_resources"},
+		{[]string{"convert", "pixiu", "-c", filepath.Join(dir, "missing.yaml")}, 1, "", "no such file"},
+		{[]string{"convert", "pixiu"}, 2, "", "-c conf.yaml is required"},
+		{[]string{"convert", "pixiu", "-nope"}, 2, "", "flag provided but not defined"},
+		{[]string{"convert"}, 2, "", "the source format is required"},
 		{[]string{"validate", "-c", good}, 0, "valid (meshgate format", ""},
 		{[]string{"validate", "-c", bad}, 1, "", `cluster "nope" is not defined`},
 		{[]string{"validate"}, 2, "", "-c FILE is required"},
@@ -100,6 +126,35 @@ static_resources:
 			t.Errorf("meshgate %v = %d, stdout %q, stderr %q; want %d with %q / %q",
 				tc.args, code, stdout.String(), stderr.String(), tc.code, tc.stdout, tc.stderr)
 		}
+	}
+}
+
+// `meshgate version` names the release, the commit and the toolchain, from
+// -ldflags or from what `go build` / `go install ...@vX` recorded.
+func TestDescribeBuild(t *testing.T) {
+	vcs := func(rev, modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: modified}}
+	}
+	tests := []struct {
+		ldflags string
+		bi      *debug.BuildInfo
+		want    string
+	}{
+		{"v0.3.0", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("0123456789abcdef0123", "false")},
+			"v0.3.0 (commit 0123456789ab, go1.26.8)"},
+		{"", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("0123456789abcdef0123", "true")},
+			"dev (commit 0123456789ab-dirty, go1.26.8)"},
+		// go install github.com/meshgate/meshgate/cmd/meshgate@v0.3.1: no VCS stamp.
+		{"", &debug.BuildInfo{Main: debug.Module{Version: "v0.3.1"}}, "v0.3.1 (go1.26.8)"},
+		{"", nil, "dev (go1.26.8)"},
+	}
+	for _, tc := range tests {
+		if got := describeBuild(tc.ldflags, tc.bi, "go1.26.8"); got != tc.want {
+			t.Errorf("describeBuild(%q, %+v) = %q, want %q", tc.ldflags, tc.bi, got, tc.want)
+		}
+	}
+	if line := versionLine(); !strings.HasPrefix(line, "meshgate ") || !strings.Contains(line, runtime.Version()+")") {
+		t.Errorf("version line %q", line)
 	}
 }
 
