@@ -26,7 +26,7 @@ RNACOS := $(CACHE)/rnacos-$(RNACOS_VERSION)/bin/rnacos
 
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /integration -e /bench)
 
-.PHONY: all run build test test-unit test-integration peers bench lint proto fuzz grpcurl clean
+.PHONY: all run build test test-unit test-deploy test-integration peers bench lint proto fuzz grpcurl image manifests clean
 
 all: build
 
@@ -34,15 +34,49 @@ all: build
 run:
 	$(GO) run ./cmd/meshgate run
 
-## build: build bin/meshgate
+## build: build bin/meshgate (VERSION=v1.2.3 stamps `meshgate version`; the
+## commit and Go version are always stamped by the go command)
 build:
-	$(GO) build -o bin/meshgate ./cmd/meshgate
+	$(GO) build $(if $(VERSION),-ldflags "-X github.com/meshgate/meshgate/cmd/meshgate/cli.version=$(VERSION)") -o bin/meshgate ./cmd/meshgate
 
-## test: lint, unit tests (with the race detector), then integration tests
-test: lint test-unit test-integration
+## test: lint, unit tests (with the race detector), the deployment's tests, then integration tests
+test: lint test-unit test-deploy test-integration
 
 test-unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+## test-deploy: the Helm chart rendered with Helm's Go library and checked
+## against the real binary, the Dockerfile read, deploy/kubernetes current
+## (deploy/helm/charttest, a module of its own; no helm CLI, no Docker engine)
+test-deploy:
+	cd deploy/helm/charttest && $(GO) test -count=1 ./...
+
+## manifests: render the chart's defaults into deploy/kubernetes (committed)
+manifests:
+	cd deploy/helm/charttest && $(GO) run ./cmd/render -chart ../meshgate -out ../../kubernetes/meshgate.yaml
+
+## image: build the container image $(IMAGE) from the Dockerfile with docker
+## or podman (CONTAINER_BUILDER to choose; VERSION stamps the binary, default
+## git describe); fails, saying so, when no builder answers (`docker info`)
+IMAGE ?= meshgate/meshgate:dev
+CONTAINER_BUILDER ?=
+VERSION ?=
+image:
+	@builder="$(CONTAINER_BUILDER)"; \
+	  if [ -z "$$builder" ]; then \
+	    for b in docker podman; do \
+	      if command -v $$b >/dev/null 2>&1 && $$b info >/dev/null 2>&1; then builder=$$b; break; fi; \
+	    done; \
+	  fi; \
+	  if [ -z "$$builder" ] || ! $$builder info >/dev/null 2>&1; then \
+	    echo "make image: no working container builder: '$${builder:-docker} info' fails (a docker or podman client without a running engine?); the image was not built" >&2; \
+	    exit 1; \
+	  fi; \
+	  version="$(VERSION)"; \
+	  [ -n "$$version" ] || version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev); \
+	  commit=$$(git rev-parse HEAD 2>/dev/null || true); \
+	  echo "$$builder build -t $(IMAGE) (version $$version)"; \
+	  $$builder build --build-arg VERSION="$$version" --build-arg COMMIT="$$commit" -t $(IMAGE) .
 
 test-integration: peers
 	$(GO) test -race -count=1 -timeout 30m ./integration/...

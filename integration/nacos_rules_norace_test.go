@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,10 +22,9 @@ import (
 )
 
 // The same in Nacos (rnacos): rules are configs <key>.<kind> in group
-// dubbo, listened to for the services and applications the watcher sees.
-// A new or changed rule arrives by Nacos's push, within a second, once the
-// listener is known to the server; a deleted one at the watcher's resync
-// (2s here): nacos-sdk-go calls no listener for a deletion.
+// dubbo, read for the services and applications the watcher sees and
+// watched by Nacos's long poll: a new, changed or deleted rule reaches the
+// cluster within a second.
 func TestRegistryNacos_TrafficRulesReachTheClusters(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Nacos and a dubbo-go provider; skipped with -short")
@@ -37,8 +35,8 @@ func TestRegistryNacos_TrafficRulesReachTheClusters(t *testing.T) {
 	testTrafficRules(t, g, p, time.Second, nacosPut(t, n), nacosDel(t, n))
 }
 
-// The same through Nacos (rnacos): rules arrive by push (deletions at the
-// 2s resync).
+// The same through Nacos (rnacos): rules arrive by Nacos's long poll,
+// deletions too.
 func TestRules_SteerCallsWhileTrafficFlowsNacos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Nacos and two dubbo-go providers; skipped with -short")
@@ -56,19 +54,10 @@ func TestRules_SteerCallsWhileTrafficFlowsNacos(t *testing.T) {
 	})
 }
 
-// nacosListenerSettle is how long nacos-sdk-go takes to tell the server of
-// a new config listener: its listen loop runs every 5s, and a change made
-// before the server knows the listener is not pushed (the watcher's
-// resync would see it).
-const nacosListenerSettle = 6 * time.Second
-
-// nacosPut writes a rule as Dubbo Admin does; the first write waits until
-// the watcher's listeners are known to the server.
+// nacosPut writes a rule as Dubbo Admin does.
 func nacosPut(t *testing.T, n *nacosServer) func(name, text string) {
 	writeConfig := nacosConfigWriter(t, n)
-	var once sync.Once
 	return func(name, text string) {
-		once.Do(func() { time.Sleep(nacosListenerSettle) })
 		writeConfig(http.MethodPost, url.Values{"dataId": {name}, "group": {"dubbo"}, "content": {text}})
 	}
 }

@@ -145,7 +145,11 @@ func testTrafficRules(t *testing.T, g *registryGateway, p *provider, within time
 		t.Error("another application's tag rule reached this cluster")
 	}
 	del(condKey)
-	waitRules("the deleted rule to go", func(r map[string]string) bool { _, ok := r[condKey]; return !ok && r["rules-app.tag-router"] != "" })
+	d = waitRules("the deleted rule to go", func(r map[string]string) bool { _, ok := r[condKey]; return !ok && r["rules-app.tag-router"] != "" })
+	t.Logf("the deleted condition rule left the cluster in %v", d.Round(time.Millisecond))
+	if d > within {
+		t.Errorf("a deleted rule took %v to leave the cluster, want within %v", d, within)
+	}
 }
 
 const rulesGatewayConfig = `
@@ -217,8 +221,8 @@ func testSteering(t *testing.T, rs steeringSetup) {
 
 	c := httpClient(t)
 	url := "http://" + g.addr("main") + "/rules/SayHello"
-	answer := func(hdr ...string) string {
-		status, v, raw := post(t, c, url, `["x"]`, hdr...)
+	answerWith := func(arg string, hdr ...string) string {
+		status, v, raw := post(t, c, url, `["`+arg+`"]`, hdr...)
 		if status == http.StatusGatewayTimeout {
 			return "HTTP 504" // the call's timeout
 		}
@@ -226,8 +230,9 @@ func testSteering(t *testing.T, rs steeringSetup) {
 			return fmt.Sprintf("HTTP %d: %s", status, raw)
 		}
 		s, _ := v.(string)
-		return strings.TrimPrefix(s, "Hello x from ")
+		return strings.TrimPrefix(s, "Hello "+arg+" from ")
 	}
+	answer := func(hdr ...string) string { return answerWith("x", hdr...) }
 	waitFor(t, "both providers in the cluster", func() bool {
 		got := map[string]bool{}
 		for range 10 {
@@ -266,7 +271,7 @@ func testSteering(t *testing.T, rs steeringSetup) {
 	})
 	// seen waits until n calls in a row are answered only by the wanted
 	// instances, and says how long it took.
-	seen := func(what string, n int, want map[string]bool, hdr ...string) time.Duration {
+	seenArg := func(what, arg string, n int, want map[string]bool, hdr ...string) time.Duration {
 		t.Helper()
 		t.Logf("phase %q: %d background failures so far", what, failed.Load())
 		start := time.Now()
@@ -275,13 +280,17 @@ func testSteering(t *testing.T, rs steeringSetup) {
 			if time.Since(start) > 10*time.Second {
 				t.Fatalf("%s: still not only %v after 10s", what, want)
 			}
-			if want[answer(hdr...)] {
+			if want[answerWith(arg, hdr...)] {
 				inRow++
 			} else {
 				inRow = 0
 			}
 		}
 		return time.Since(start)
+	}
+	seen := func(what string, n int, want map[string]bool, hdr ...string) time.Duration {
+		t.Helper()
+		return seenArg(what, "x", n, want, hdr...)
 	}
 	both := func(hdr ...string) {
 		t.Helper()
@@ -303,8 +312,25 @@ func testSteering(t *testing.T, rs steeringSetup) {
 		t.Errorf("the condition rule took %v to steer the calls, want %v at most", d, rs.within)
 	}
 	rs.del(condName)
-	seen("the deleted rule", 1, map[string]bool{"b": true})
+	d = seen("the deleted rule", 1, map[string]bool{"b": true})
+	t.Logf("the deleted condition rule let b answer again within %v", d.Round(time.Millisecond))
+	if d > rs.within {
+		t.Errorf("the condition rule's deletion took %v to restore the calls, want %v at most", d, rs.within)
+	}
 	both()
+
+	// By argument: calls whose first argument starts with "gray" go to b;
+	// the others (the background's "x") stay on both.
+	rs.put(condName, fmt.Sprintf("configVersion: v3.0\nscope: service\nkey: \"org.apache.dubbo.samples.GreeterService:1.0.0:g1\"\nconditions:\n  - arguments[0] = gray* => port = %s\n", b.triPort))
+	d = seenArg("the condition rule by argument", "gray-user", 30, map[string]bool{"b": true})
+	t.Logf("a condition rule (arguments[0] = gray* => port = b's) steered the calls within %v", d.Round(time.Millisecond))
+	if d > rs.within {
+		t.Errorf("the condition rule by argument took %v to steer the calls, want %v at most", d, rs.within)
+	}
+	both()
+	rs.del(condName)
+	d = seenArg("the deleted rule by argument", "gray-user", 1, map[string]bool{"a": true})
+	t.Logf("the deleted rule by argument let a answer gray calls again within %v", d.Round(time.Millisecond))
 
 	rs.put("rules-app.tag-router", fmt.Sprintf(
 		"configVersion: v3.0\nkey: rules-app\ntags:\n  - name: gray\n    addresses: [ \"0.0.0.0:%s\" ]\n", b.triPort))
@@ -317,7 +343,8 @@ func testSteering(t *testing.T, rs steeringSetup) {
 	}
 
 	rs.del("rules-app.tag-router")
-	seen("the deleted tag rule", 1, map[string]bool{"b": true})
+	d = seen("the deleted tag rule", 1, map[string]bool{"b": true})
+	t.Logf("the deleted tag rule let b answer untagged calls again within %v", d.Round(time.Millisecond))
 
 	// A dynamic configuration disables provider a: it drains from the
 	// cluster; deleting it brings a back.
@@ -326,7 +353,8 @@ func testSteering(t *testing.T, rs steeringSetup) {
 	d = seen("the disabling configurator", 30, map[string]bool{"b": true})
 	t.Logf("a configurator disabling a drained it within %v", d.Round(time.Millisecond))
 	rs.del("rules-app.configurators")
-	seen("the deleted configurator", 1, map[string]bool{"a": true})
+	d = seen("the deleted configurator", 1, map[string]bool{"a": true})
+	t.Logf("the deleted configurator brought a back within %v", d.Round(time.Millisecond))
 	both()
 
 	close(stop)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"os"
@@ -60,7 +61,7 @@ type NacosOptions struct {
 	Metadata MetadataCaller
 }
 
-// rulePushed is the event of a traffic rule's push: the rule is already
+// rulePushed is the event of a traffic rule's change: the rule is already
 // set, so only a publish follows (no Nacos service name holds a NUL).
 const rulePushed = "\x00rule"
 
@@ -84,7 +85,10 @@ type Nacos struct {
 	subs      map[string]*vo.SubscribeParam // by service name
 	instances map[string][]model.Instance   // last push, by service name
 	mappings  map[string]bool               // interfaces whose mapping is listened to
-	listened  map[string]bool               // rule data IDs listened to (group dubbo)
+	ruleMD5s  map[string]string             // rule data IDs watched (group dubbo): the MD5 of the content last read
+	// rulesAdded wakes the rule watch when a data ID is added (its long
+	// poll started without it).
+	rulesAdded chan struct{}
 }
 
 // NewNacos returns a watcher writing into store; Run starts it.
@@ -118,7 +122,7 @@ func NewNacos(store *config.Store, opts NacosOptions) (*Nacos, error) {
 	log := opts.Logger.With("registry", opts.Name)
 	return &Nacos{opts: opts, v: newView(opts.Name, cat, log, m, opts.Metadata), log: log, m: m,
 		events: make(chan string, 256), subs: map[string]*vo.SubscribeParam{}, instances: map[string][]model.Instance{}, mappings: map[string]bool{},
-		listened: map[string]bool{}, rules: newNacosConfigReader(opts)}, nil
+		ruleMD5s: map[string]string{}, rulesAdded: make(chan struct{}, 1), rules: newNacosConfigReader(opts)}, nil
 }
 
 func (n *Nacos) clientParam() (vo.NacosClientParam, error) { return NacosClientParam(n.opts) }
@@ -179,6 +183,15 @@ func (n *Nacos) Run(ctx context.Context) error {
 	}
 	defer n.configs.CloseClient()
 	defer n.unsubscribeAll()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	watching.Add(1)
+	go func() {
+		defer watching.Done()
+		n.watchRules(watchCtx)
+	}()
+	defer watching.Wait()
+	defer stopWatch()
 
 	ticker := time.NewTicker(n.opts.Resync)
 	defer ticker.Stop()
@@ -317,7 +330,7 @@ func (n *Nacos) resync(ctx context.Context) bool {
 	}
 	n.v.keepRules(seenRules)
 	for _, name := range ruleNames {
-		if err := n.listenRule(ctx, name); err != nil {
+		if err := n.readRule(ctx, name); err != nil {
 			ok = false
 			n.v.noteError("read", err)
 			n.log.Warn("reading a traffic rule", "data_id", name, "error", err.Error())
@@ -327,42 +340,90 @@ func (n *Nacos) resync(ctx context.Context) bool {
 	return ok
 }
 
-// listenRule reads a traffic rule (data ID <key>.<kind>, group dubbo) and
-// listens to it (once per data ID): a pushed change is applied and
-// published at once; each resync reads it again too, so that a change
-// the push missed, or a deletion, is seen within the resync interval.
-func (n *Nacos) listenRule(ctx context.Context, name string) error {
-	n.mu.Lock()
-	listening := n.listened[name]
-	n.listened[name] = true
-	n.mu.Unlock()
-	if !listening {
-		err := n.configs.ListenConfig(vo.ConfigParam{DataId: name, Group: "dubbo", OnChange: func(_, _, _, content string) {
-			var text []byte
-			if content != "" {
-				text = []byte(content)
-			}
-			n.v.setRule(name, text)
-			// The push carries the rule: publish it, without a resync that
-			// would read every rule again.
-			select {
-			case n.events <- rulePushed:
-			case <-ctx.Done():
-			}
-		}})
-		if err != nil {
-			n.mu.Lock()
-			delete(n.listened, name)
-			n.mu.Unlock()
-			return err
-		}
-	}
+// readRule reads a traffic rule (data ID <key>.<kind>, group dubbo) and
+// watches it from then on (watchRules); each resync reads it again too.
+func (n *Nacos) readRule(ctx context.Context, name string) error {
 	b, err := n.rules.get(ctx, name, "dubbo")
 	if err != nil {
 		return err
 	}
 	n.v.setRule(name, b)
+	n.mu.Lock()
+	_, known := n.ruleMD5s[name]
+	n.ruleMD5s[name] = contentMD5(b)
+	n.mu.Unlock()
+	if !known {
+		select {
+		case n.rulesAdded <- struct{}{}:
+		default:
+		}
+	}
 	return nil
+}
+
+// watchRules long-polls Nacos for changes of the rules read so far, and
+// reads each one that changed (new, edited or deleted) at once. The rules
+// are watched over Nacos's open API, not nacos-sdk-go's listeners: the SDK
+// calls no listener when a config is deleted.
+func (n *Nacos) watchRules(ctx context.Context) {
+	const retry = time.Second
+	for ctx.Err() == nil {
+		n.mu.Lock()
+		md5s := maps.Clone(n.ruleMD5s)
+		n.mu.Unlock()
+		if len(md5s) == 0 {
+			select {
+			case <-n.rulesAdded:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		pollCtx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-n.rulesAdded:
+				cancel() // poll again with the new data ID
+			case <-pollCtx.Done():
+			}
+		}()
+		changed, err := n.rules.changed(pollCtx, "dubbo", md5s)
+		woken := pollCtx.Err() != nil && ctx.Err() == nil
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case woken:
+			continue
+		case err != nil:
+			n.v.noteError("read", err)
+			n.log.Warn("watching the traffic rules", "error", err.Error())
+			select {
+			case <-time.After(retry):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		failed := false
+		for _, name := range changed {
+			if err := n.readRule(ctx, name); err != nil {
+				failed = true
+				n.v.noteError("read", err)
+				n.log.Warn("reading a traffic rule", "data_id", name, "error", err.Error())
+			}
+		}
+		if len(changed) > 0 {
+			select {
+			case n.events <- rulePushed:
+			case <-ctx.Done():
+			}
+		}
+		if failed { // Nacos would answer the next poll at once
+			select {
+			case <-time.After(retry):
+			case <-ctx.Done():
+			}
+		}
+	}
 }
 
 // serviceNames are the Nacos services to watch: every service of the

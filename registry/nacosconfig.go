@@ -2,12 +2,15 @@ package registry
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -134,4 +137,94 @@ func (r *nacosConfigReader) accessToken(ctx context.Context, server string, fres
 	}
 	r.token, r.tokenExpiry = tok.AccessToken, time.Now().Add(ttl*9/10)
 	return r.token, nil
+}
+
+// longPoll is how long Nacos holds a listening request open when nothing
+// changed (its clients' default is 30s; rnacos takes 10s to 120s).
+const longPoll = 30 * time.Second
+
+// changed long-polls Nacos (POST /nacos/v1/cs/configs/listener) with the
+// MD5 of the content last read of each config ("" for none): it returns
+// as soon as one of them differs on the server (a new, changed or deleted
+// config) with their data IDs, or with none after longPoll.
+func (r *nacosConfigReader) changed(ctx context.Context, group string, md5s map[string]string) ([]string, error) {
+	var listening strings.Builder
+	for dataID, sum := range md5s {
+		listening.WriteString(dataID + "\x02" + group + "\x02" + sum)
+		if r.namespace != "" {
+			listening.WriteString("\x02" + r.namespace)
+		}
+		listening.WriteString("\x01")
+	}
+	var errs []error
+	for _, server := range r.servers {
+		ids, err := r.changedAt(ctx, server, listening.String())
+		if err == nil || ctx.Err() != nil {
+			return ids, err
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("listening to %d configs: %w", len(md5s), errors.Join(errs...))
+}
+
+func (r *nacosConfigReader) changedAt(ctx context.Context, server, listening string) ([]string, error) {
+	tok, err := r.accessToken(ctx, server, false)
+	if err != nil {
+		return nil, err
+	}
+	form := url.Values{"Listening-Configs": {listening}}
+	if tok != "" {
+		form.Set("accessToken", tok)
+	}
+	ctx, cancel := context.WithTimeout(ctx, longPoll+r.client.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+server+"/nacos/v1/cs/configs/listener", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Long-Pulling-Timeout", strconv.FormatInt(longPoll.Milliseconds(), 10))
+	// The request outlives the reads' timeout: its own bound is ctx's.
+	resp, err := (&http.Client{Transport: r.client.Transport}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", server, err)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", server, err)
+	}
+	if resp.StatusCode == http.StatusForbidden {
+		r.forgetToken()
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: listening: HTTP %d: %.200s", server, resp.StatusCode, body)
+	}
+	// The answer is the changed keys, URL-encoded: dataId^2group[^2tenant]^1...
+	text, err := url.QueryUnescape(strings.TrimSpace(string(body)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: listening: %w", server, err)
+	}
+	var ids []string
+	for _, key := range strings.Split(text, "\x01") {
+		if dataID, _, ok := strings.Cut(key, "\x02"); ok && dataID != "" {
+			ids = append(ids, dataID)
+		}
+	}
+	return ids, nil
+}
+
+func (r *nacosConfigReader) forgetToken() {
+	r.mu.Lock()
+	r.token = ""
+	r.mu.Unlock()
+}
+
+// contentMD5 is the MD5 Nacos keeps of a config's content ("" for none).
+func contentMD5(b []byte) string {
+	if b == nil {
+		return ""
+	}
+	sum := md5.Sum(b)
+	return hex.EncodeToString(sum[:])
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -46,6 +48,28 @@ func fakeNacosConfigs(t *testing.T, configs map[string]string, user string) (add
 			default:
 				w.Write([]byte(c))
 			}
+		case "/nacos/v1/cs/configs/listener":
+			// Nacos answers at once with the keys whose MD5 differs (it
+			// would hold the request when none does; here it answers empty).
+			if r.Header.Get("Long-Pulling-Timeout") == "" {
+				http.Error(w, "no long-poll timeout", http.StatusBadRequest)
+				return
+			}
+			var changed []string
+			for _, item := range strings.Split(r.PostFormValue("Listening-Configs"), "\x01") {
+				f := strings.Split(item, "\x02")
+				if len(f) < 3 {
+					continue
+				}
+				var current []byte
+				if c, ok := configs[f[0]]; ok {
+					current = []byte(c)
+				}
+				if contentMD5(current) != f[2] {
+					changed = append(changed, strings.Join(f, "\x02"))
+				}
+			}
+			w.Write([]byte(url.QueryEscape(strings.Join(changed, "\x01")) + "\n"))
 		default:
 			http.NotFound(w, r)
 		}
@@ -91,5 +115,25 @@ func TestNacosConfigReader(t *testing.T) {
 	none := newNacosConfigReader(NacosOptions{Servers: []string{down}})
 	if _, err := none.get(ctx, "svc.condition-router", "dubbo"); err == nil {
 		t.Error("no server up: want an error, not a missing rule")
+	}
+}
+
+// The long poll names the configs whose content differs from what was
+// last read: changed, deleted, or new where there was none.
+func TestNacosConfigReader_Changed(t *testing.T) {
+	addr, _, _ := fakeNacosConfigs(t, map[string]string{"a.tag-router": "new text", "b.tag-router": "same"}, "")
+	r := newNacosConfigReader(NacosOptions{Servers: []string{addr}, Namespace: "ns1"})
+	got, err := r.changed(context.Background(), "dubbo", map[string]string{
+		"a.tag-router": contentMD5([]byte("old text")), // edited
+		"b.tag-router": contentMD5([]byte("same")),     // as read
+		"c.tag-router": contentMD5([]byte("gone")),     // deleted
+		"d.tag-router": "",                             // still none
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if want := []string{"a.tag-router", "c.tag-router"}; !slices.Equal(got, want) {
+		t.Errorf("changed = %v, want %v", got, want)
 	}
 }
