@@ -37,7 +37,7 @@ run:
 ## build: build bin/meshgate (VERSION=v1.2.3 stamps `meshgate version`; the
 ## commit and Go version are always stamped by the go command)
 build:
-	$(GO) build $(if $(VERSION),-ldflags "-X github.com/meshgate/meshgate/cmd/meshgate/cli.version=$(VERSION)") -o bin/meshgate ./cmd/meshgate
+	$(GO) build -buildvcs=auto $(if $(VERSION),-ldflags "-X github.com/meshgate/meshgate/cmd/meshgate/cli.version=$(VERSION)") -o bin/meshgate ./cmd/meshgate
 
 ## test: lint, unit tests (with the race detector), the deployment's tests, then integration tests
 test: lint test-unit test-deploy test-integration
