@@ -181,7 +181,7 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 			return r, err
 		}, direct: func(ctx context.Context, addr string) (result, error) {
 			return grpcUnary(ctx, addr, conc, warm, dur) // (no spans to count)
-		}, gateway: func() (*gateway, error) {
+		}, directAddr: backend.GRPCAddr, gateway: func() (*gateway, error) {
 			return startObservedGateway(gw.bin, backend.GRPCAddr, sinkAddr)
 		}},
 		{name: "gRPC unary while another connection sends rapid resets (vs direct, unattacked)", unit: "calls/s", target: "no failures", run: func(ctx context.Context, addr string) (result, error) {
