@@ -7,6 +7,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/meshgate/meshgate/config"
 )
 
@@ -164,10 +167,15 @@ func (a *admin) ready(w http.ResponseWriter, r *http.Request) {
 	_ = enc.Encode(st)
 }
 
-// ReadinessHandler serves readiness alone, for a probe port that may be
-// exposed beyond loopback (Istio's :15021/healthz/ready convention): GET
-// /healthz/ready and /ready answer as the admin's /ready.
-func ReadinessHandler(src Source, opts ...Option) http.Handler {
+// ReadinessHandler serves the read-only status a probe port may expose
+// beyond loopback (Istio's :15021/healthz/ready convention), so that the
+// admin port, whose POST /drain_listeners takes the gateway out of
+// service, can stay on loopback: GET /healthz/ready and /ready answer as
+// the admin's /ready; GET /healthz/live answers 200 while the process
+// serves (a liveness probe: it stays 200 through a drain); GET
+// /stats/prometheus serves gatherer when not nil (Istio scrapes its
+// gateways' metrics off the admin port too: here they need not be).
+func ReadinessHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Handler {
 	a := &admin{src: src}
 	for _, o := range opts {
 		o(a)
@@ -175,5 +183,12 @@ func ReadinessHandler(src Source, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz/ready", a.ready)
 	mux.HandleFunc("GET /ready", a.ready)
+	mux.HandleFunc("GET /healthz/live", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "LIVE")
+	})
+	if gatherer != nil {
+		mux.Handle("GET /stats/prometheus", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}
 	return mux
 }

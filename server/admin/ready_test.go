@@ -85,7 +85,7 @@ func TestAdmin_Readiness(t *testing.T) {
 				opts = append(opts, admin.WithXDS(tt.xds))
 			}
 			h := admin.Handler(tt.src, prometheus.NewRegistry(), opts...)
-			probe := admin.ReadinessHandler(tt.src, opts...)
+			probe := admin.ReadinessHandler(tt.src, nil, opts...)
 
 			code, body := get(t, h, "/ready")
 			if code != tt.code {
@@ -127,13 +127,36 @@ func TestAdmin_Readiness(t *testing.T) {
 	}
 }
 
+// The probe port serves read-only status only: readiness, liveness and,
+// when given a gatherer, the metrics; never the admin's config dump or its
+// drain (which would let anyone who reaches the pod take it out of
+// service).
 func TestAdmin_ReadinessHandlerServesOnlyProbes(t *testing.T) {
-	probe := admin.ReadinessHandler(fakeSource{ready: true, listeners: []server.ListenerStatus{{Name: "a"}}})
-	for path, want := range map[string]int{"/healthz/ready": 200, "/ready": 200, "/config_dump": 404, "/stats/prometheus": 404} {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "probe_test_total", Help: "a metric"}))
+	src := fakeSource{ready: true, listeners: []server.ListenerStatus{{Name: "a"}}}
+	for _, tc := range []struct {
+		name     string
+		gatherer prometheus.Gatherer
+		method   string
+		path     string
+		want     int
+	}{
+		{"ready", nil, http.MethodGet, "/healthz/ready", 200},
+		{"ready, admin's path", nil, http.MethodGet, "/ready", 200},
+		{"live", nil, http.MethodGet, "/healthz/live", 200},
+		{"no config dump", nil, http.MethodGet, "/config_dump", 404},
+		{"no drain", reg, http.MethodPost, "/drain_listeners", 404},
+		{"no metrics without a gatherer", nil, http.MethodGet, "/stats/prometheus", 404},
+		{"metrics with one", reg, http.MethodGet, "/stats/prometheus", 200},
+	} {
 		rec := httptest.NewRecorder()
-		probe.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-		if rec.Code != want {
-			t.Errorf("%s on the probe port = %d, want %d", path, rec.Code, want)
+		admin.ReadinessHandler(src, tc.gatherer).ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != tc.want {
+			t.Errorf("%s: %s %s on the probe port = %d, want %d", tc.name, tc.method, tc.path, rec.Code, tc.want)
+		}
+		if tc.want == 200 && tc.path == "/stats/prometheus" && !strings.Contains(rec.Body.String(), "probe_test_total") {
+			t.Errorf("%s: the metrics lack the gatherer's: %.200s", tc.name, rec.Body.String())
 		}
 	}
 }

@@ -398,7 +398,7 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag drainFlags, w
 		}
 	}
 	if addr := boot.Bootstrap.ReadinessAddress; addr != "" {
-		if err := serveOn("readiness probe", addr, admin.ReadinessHandler(srv, adminOpts...)); err != nil {
+		if err := serveOn("readiness probe", addr, admin.ReadinessHandler(srv, metrics.Registry, adminOpts...)); err != nil {
 			for _, hs := range servers {
 				_ = hs.Close()
 			}

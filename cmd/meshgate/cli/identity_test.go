@@ -88,7 +88,7 @@ func TestIdentityGate_Readiness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := admin.ReadinessHandler(servingSource{}, identityGate(id))
+	h := admin.ReadinessHandler(servingSource{}, nil, identityGate(id))
 	var body string
 	ready := func() int {
 		rec := httptest.NewRecorder()

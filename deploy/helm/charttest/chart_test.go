@@ -416,12 +416,15 @@ func checkProbes(t *testing.T, r *rendered) {
 	if lp == nil || lp.HTTPGet == nil {
 		t.Fatal("no HTTP liveness probe")
 	}
-	adminHost, adminPort := hostPort(t, "admin.address", r.cfg("admin.address"))
-	if got := r.portNumber(lp.HTTPGet.Port); got != adminPort {
-		t.Errorf("liveness probe on port %d, the admin endpoint is on %d", got, adminPort)
+	if got := r.portNumber(lp.HTTPGet.Port); got != readyPort || lp.HTTPGet.Path != "/healthz/live" {
+		t.Errorf("liveness probe GET :%d%s, want :%d/healthz/live (the status port)", got, lp.HTTPGet.Path, readyPort)
 	}
-	if ip := net.ParseIP(adminHost); adminHost == "localhost" || (ip != nil && ip.IsLoopback()) {
-		t.Errorf("admin on %s: the kubelet's liveness probe cannot reach loopback", adminHost)
+	// The admin endpoint drains the gateway on a POST: it must not be
+	// reachable from the pod network.
+	if adminHost, _ := hostPort(t, "admin.address", r.cfg("admin.address")); adminHost != "localhost" {
+		if ip := net.ParseIP(adminHost); ip == nil || !ip.IsLoopback() {
+			t.Errorf("admin on %s: reachable from the pod network (POST /drain_listeners takes the gateway out of service)", adminHost)
+		}
 	}
 	if lp.HTTPGet.Path == "/ready" || lp.HTTPGet.Path == "/healthz/ready" {
 		t.Errorf("liveness on %s would restart a draining or still-initializing gateway", lp.HTTPGet.Path)
@@ -429,8 +432,8 @@ func checkProbes(t *testing.T, r *rendered) {
 	if rp.HTTPGet.Host != "" || lp.HTTPGet.Host != "" {
 		t.Errorf("probes must go to the pod's IP (no host)")
 	}
-	if scrape := r.pod.Annotations["prometheus.io/port"]; scrape != "" && scrape != strconv.Itoa(adminPort) {
-		t.Errorf("prometheus.io/port %s, the admin endpoint (/stats/prometheus) is on %d", scrape, adminPort)
+	if scrape := r.pod.Annotations["prometheus.io/port"]; scrape != "" && scrape != strconv.Itoa(readyPort) {
+		t.Errorf("prometheus.io/port %s, the status port (/stats/prometheus) is %d", scrape, readyPort)
 	}
 }
 
@@ -560,11 +563,18 @@ func checkProbesLive(t *testing.T, r *rendered) {
 	if code != http.StatusOK {
 		t.Fatalf("readiness GET %s: %d %s", rp.Path, code, body)
 	}
-	if code, body = get(admin, lp.Path); code != http.StatusOK {
-		t.Errorf("liveness GET %s on the admin endpoint: %d %s", lp.Path, code, body)
+	if code, body = get(ready, lp.Path); code != http.StatusOK {
+		t.Errorf("liveness GET %s on the status port: %d %s", lp.Path, code, body)
 	}
-	if code, _ = get(admin, "/stats/prometheus"); code != http.StatusOK {
-		t.Errorf("GET /stats/prometheus on the admin endpoint: %d", code)
+	scrape := r.pod.Annotations["prometheus.io/path"]
+	if scrape == "" {
+		scrape = "/stats/prometheus"
+	}
+	if code, _ = get(ready, scrape); code != http.StatusOK {
+		t.Errorf("GET %s (the metrics) on the status port: %d", scrape, code)
+	}
+	if code, _ = get(admin, "/ready"); code != http.StatusOK {
+		t.Errorf("GET /ready on the admin endpoint: %d", code)
 	}
 }
 

@@ -113,7 +113,7 @@ metadata:
     sidecar.istio.io/inject: "false"
     {{- if .Values.metrics.scrapeAnnotations }}
     prometheus.io/scrape: "true"
-    prometheus.io/port: {{ .Values.admin.port | quote }}
+    prometheus.io/port: {{ .Values.readiness.port | quote }}
     prometheus.io/path: /stats/prometheus
     {{- end }}
     {{- with .Values.podAnnotations }}
@@ -197,9 +197,6 @@ spec:
         - name: status-port
           containerPort: {{ .Values.readiness.port }}
           protocol: TCP
-        - name: admin
-          containerPort: {{ .Values.admin.port }}
-          protocol: TCP
       readinessProbe:
         httpGet:
           path: /healthz/ready
@@ -214,7 +211,7 @@ spec:
       livenessProbe:
         httpGet:
           path: {{ .Values.livenessProbe.path }}
-          port: {{ .Values.admin.port }}
+          port: {{ .Values.readiness.port }}
           scheme: HTTP
         initialDelaySeconds: {{ .Values.livenessProbe.initialDelaySeconds }}
         periodSeconds: {{ .Values.livenessProbe.periodSeconds }}
