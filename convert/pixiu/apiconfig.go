@@ -65,10 +65,17 @@ func (c *converter) convertResource(l *listener, rn *node) []config.RouteConfig 
 	if rn.has("resources") {
 		c.warnf(rn.path+".resources", "nested resources are not converted; list them at the top level")
 	}
+	// The resource's timeout bounds each of its methods that sets none.
+	var timeout *config.Duration
+	if rn.has("timeout") {
+		if d, ok := c.duration(rn.path+".timeout", rn.str("timeout")); ok {
+			timeout = &config.Duration{Duration: d}
+		}
+	}
 	var out []config.RouteConfig
 	for i, m := range rn.list("methods") {
 		mn := asNode(fmt.Sprintf("%s.methods[%d]", rn.path, i), m)
-		if r, ok := c.convertMethod(l, path, mn); ok {
+		if r, ok := c.convertMethod(l, path, timeout, mn); ok {
 			out = append(out, r)
 		}
 		c.leftovers(mn)
@@ -76,21 +83,33 @@ func (c *converter) convertResource(l *listener, rn *node) []config.RouteConfig 
 	return out
 }
 
-func (c *converter) convertMethod(l *listener, path string, mn *node) (config.RouteConfig, bool) {
+func (c *converter) convertMethod(l *listener, path string, resourceTimeout *config.Duration, mn *node) (config.RouteConfig, bool) {
 	match := pathMatch(path)
 	if verb := strings.ToUpper(mn.str("httpVerb")); verb != "" && verb != "ANY" {
-		match.Headers = []config.HeaderMatchConfig{methodMatch([]string{verb})}
+		if h, ok := c.methodMatch(mn.path+".httpVerb", []string{verb}); ok {
+			match.Headers = []config.HeaderMatchConfig{h}
+		}
 	}
 	route := config.RouteConfig{Match: match, Timeout: l.timeout}
 	if route.Timeout == nil {
 		route.Timeout = c.requestTimeout
 	}
-	if mn.has("timeout") {
+	methodTimeout := mn.has("timeout")
+	if resourceTimeout != nil && !methodTimeout {
+		route.Timeout = resourceTimeout
+	}
+	if methodTimeout {
 		if d, ok := c.duration(mn.path+".timeout", mn.str("timeout")); ok {
 			route.Timeout = &config.Duration{Duration: d}
 		}
 	}
-	if !mn.boolean("enable") {
+	// Older Pixiu names the switch onAir; either one puts the API online.
+	online := mn.boolean("enable")
+	if mn.get("enable") == nil {
+		online = mn.boolean("onAir")
+	}
+	mn.get("onAir")
+	if !online {
 		// Pixiu answers an API that is offline with 406.
 		mn.skip("inboundRequest", "integrationRequest", "mock", "filters")
 		route.DirectResponse = &config.DirectResponseConfig{Status: 406, Body: "the API is offline\n"}
@@ -120,7 +139,10 @@ func (c *converter) convertMethod(l *listener, path string, mn *node) (config.Ro
 	defer c.leftovers(ir)
 	switch t := strings.ToLower(ir.str("requestType")); t {
 	case "dubbo":
-		return c.dubboRoute(route, path, ir)
+		if l.dubboTimeout != nil && !methodTimeout && resourceTimeout == nil && l.timeout == nil {
+			route.Timeout = l.dubboTimeout // the dubboproxy filter's request_timeout
+		}
+		return c.dubboRoute(l, route, path, ir)
 	case "http":
 		return c.httpRoute(route, path, ir)
 	default:
@@ -143,7 +165,7 @@ var paramSources = []struct{ pixiu, meshgate string }{
 	{"uri.", "path."}, {"headers.", "header."},
 }
 
-func (c *converter) dubboRoute(route config.RouteConfig, path string, ir *node) (config.RouteConfig, bool) {
+func (c *converter) dubboRoute(l *listener, route config.RouteConfig, path string, ir *node) (config.RouteConfig, bool) {
 	iface, method := ir.str("interface"), ir.str("method")
 	if iface == "" || method == "" {
 		c.warnf(ir.path, "a dubbo integration request needs interface and method; left out")
@@ -151,15 +173,23 @@ func (c *converter) dubboRoute(route config.RouteConfig, path string, ir *node) 
 	}
 	version, group := ir.str("version"), ir.str("group")
 	protocol := "dubbo"
-	if p := strings.ToLower(ir.str("protocol")); p == "tri" || p == "triple" {
+	switch p := strings.ToLower(ir.str("protocol")); p {
+	case "", "dubbo":
+	case "tri", "triple":
 		protocol = "tri"
+	default:
+		c.warnf(ir.path+".protocol", "protocol %q is not dubbo or tri (triple): meshgate calls the method over dubbo; check that the provider speaks it", p)
 	}
 	ir.get("applicationName") // meshgate finds providers by interface
 	d := &config.DubboRouteConfig{Interface: iface, Version: version, Group: group, Method: method}
 	if pathVariable.MatchString(path) {
 		d.PathTemplate = pathVariable.ReplaceAllStringFunc(path, func(v string) string { return "{" + v[1:] + "}" })
 	}
-	types := ir.strings("paramTypes")
+	// parameterTypes is the current spelling, paramTypes the older one.
+	types := ir.strings("parameterTypes")
+	if older := ir.strings("paramTypes"); len(types) == 0 {
+		types = older
+	}
 	if ir.has("toParamTypes") {
 		c.warnf(ir.path+".toParamTypes", "not converted: the provider's own parameter types are used")
 	}
@@ -174,6 +204,11 @@ func (c *converter) dubboRoute(route config.RouteConfig, path string, ir *node) 
 		idx, err := strconv.Atoi(mapTo)
 		if err != nil {
 			c.warnf(pn.path, "mapTo %q (Pixiu's generic-call options) is not converted", mapTo)
+			pn.skip("mapType", "opt")
+			continue
+		}
+		if idx < 0 {
+			c.warnf(pn.path, "mapTo %q is not an argument index (0, 1, ...); parameter %q left out", mapTo, name)
 			pn.skip("mapType", "opt")
 			continue
 		}
@@ -227,18 +262,20 @@ func (c *converter) dubboRoute(route config.RouteConfig, path string, ir *node) 
 		}
 	}
 	route.Dubbo = d
-	route.Cluster = c.dubboCluster(ir, protocol, iface, version, group)
+	route.Cluster = c.dubboCluster(l, ir, protocol, iface, version, group)
 	return route, true
 }
 
 // dubboCluster is the api config's clusterName when conf.yaml defines it
 // with endpoints, else the registry's cluster of the service.
-func (c *converter) dubboCluster(ir *node, protocol, iface, version, group string) string {
+func (c *converter) dubboCluster(l *listener, ir *node, protocol, iface, version, group string) string {
 	name := ir.str("clusterName")
 	if cl := c.clusters[name]; cl != nil && len(cl.Endpoints) > 0 {
 		cl.Protocol = protocol
+		l.dubboStatic[name] = true
 		return name
 	}
+	l.dubboRegistry = true
 	registryName := protocol + "|" + iface + "|" + version + "|" + group
 	if len(c.file.Registries) == 0 {
 		c.warnf(ir.path, "no registry and no cluster %q with endpoints: the route names %q; add a registry (registries:) or that cluster", name, registryName)
@@ -247,17 +284,24 @@ func (c *converter) dubboCluster(ir *node, protocol, iface, version, group strin
 }
 
 func (c *converter) httpRoute(route config.RouteConfig, path string, ir *node) (config.RouteConfig, bool) {
-	host, target, scheme := ir.str("host"), ir.str("path"), ir.str("scheme")
+	// Pixiu's YAML key is schema (its JSON one scheme).
+	host, target, scheme := ir.str("host"), ir.str("path"), strings.ToLower(ir.str("schema", "scheme"))
+	ir.skip("schema", "scheme")
 	if raw := ir.str("url"); raw != "" {
 		u, err := url.Parse(raw)
 		if err != nil || u.Host == "" {
 			c.warnf(ir.path+".url", "%q is not a URL; left out", raw)
 			return route, false
 		}
-		host, scheme = u.Host, u.Scheme
+		host, scheme = u.Host, strings.ToLower(u.Scheme)
 		if target == "" {
 			target = u.Path
 		}
+	}
+	switch scheme {
+	case "", "http", "https":
+	default:
+		c.warnf(ir.path+".schema", "scheme %q is not converted (http and https are); the backend is called over http", scheme)
 	}
 	cluster := ir.str("clusterName")
 	if cl := c.clusters[cluster]; cl == nil || len(cl.Endpoints) == 0 {
@@ -266,6 +310,8 @@ func (c *converter) httpRoute(route config.RouteConfig, path string, ir *node) (
 			return route, false
 		}
 		cluster = c.hostCluster(host, scheme)
+	} else if scheme == "https" && cl.TLS == nil {
+		cluster = c.tlsCluster(cl, host)
 	}
 	route.Cluster = cluster
 	if target != "" && target != path {
@@ -278,14 +324,35 @@ func (c *converter) httpRoute(route config.RouteConfig, path string, ir *node) (
 	return route, true
 }
 
+// tlsCluster makes (once) a copy of cl that dials TLS, for an https
+// integration request: cl itself keeps serving plain HTTP routes.
+func (c *converter) tlsCluster(cl *config.ClusterConfig, host string) string {
+	name := cl.Name + "-tls"
+	if _, ok := c.clusters[name]; ok {
+		return name
+	}
+	tls := *cl
+	tls.Name = name
+	tls.Endpoints = append([]config.EndpointConfig(nil), cl.Endpoints...)
+	tls.TLS = &config.UpstreamTLSConfig{}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host = strings.Trim(host, "[]"); host != "" && net.ParseIP(host) == nil {
+		tls.TLS.SNI = host
+	}
+	c.addCluster(&tls)
+	return name
+}
+
 // hostCluster makes (once) a cluster for a backend named by host.
 func (c *converter) hostCluster(host, scheme string) string {
 	if _, _, err := net.SplitHostPort(host); err != nil {
+		port := "80"
 		if scheme == "https" {
-			host += ":443"
-		} else {
-			host += ":80"
+			port = "443"
 		}
+		host = net.JoinHostPort(strings.Trim(host, "[]"), port)
 	}
 	name := "http-" + strings.Trim(nameUnsafe.ReplaceAllString(host, "-"), "-")
 	if _, ok := c.clusters[name]; ok {

@@ -32,6 +32,9 @@ func (c *converter) convertHTTPFilter(l *listener, fn *node) {
 		return
 	case filterCORS:
 		l.cors = c.convertCORS(cfg)
+		if l.cors == nil {
+			cfg.skip("allow_methods", "allow_headers", "expose_headers", "max_age", "allow_credentials")
+		}
 	case filterRateLimit:
 		l.rateLimits = append(l.rateLimits, c.readRateLimits(cfg)...)
 	case filterJWT:
@@ -44,8 +47,9 @@ func (c *converter) convertHTTPFilter(l *listener, fn *node) {
 			}
 		}
 	case filterAccessLog:
+		// Pixiu's outPutPath defaults to "console", its logger: stdout.
 		path := cfg.str("outputpath", "output_path")
-		if path == "" {
+		if path == "" || strings.EqualFold(path, "console") {
 			path = "/dev/stdout"
 		}
 		l.out.AccessLog = append(l.out.AccessLog, config.AccessLogConfig{Path: path})
@@ -54,7 +58,7 @@ func (c *converter) convertHTTPFilter(l *listener, fn *node) {
 		c.convertGRPCProxy(l, cfg)
 	case filterDubboProxy:
 		l.proxies[name] = true
-		c.convertDubboProxy(cfg)
+		c.convertDubboProxy(l, cfg)
 	case filterAPIConfig:
 		l.proxies[name] = true
 		l.apiConfigPath = cfg.str("path")
@@ -72,9 +76,13 @@ func (c *converter) convertHTTPFilter(l *listener, fn *node) {
 
 // convertCORS: Pixiu lists the origins it allows by host name; meshgate
 // compares the Origin header, so a bare host allows it over http and https.
+// Pixiu sends Access-Control-Allow-Origin only for a listed entry, so an
+// empty list allows no origin: then no cors block is written (meshgate
+// adds no CORS headers), never one that allows every origin.
 func (c *converter) convertCORS(cfg *node) *config.CORSConfig {
 	out := &config.CORSConfig{}
-	for _, o := range cfg.strings("allow_origin") {
+	origins := cfg.strings("allow_origin")
+	for _, o := range origins {
 		switch {
 		case o == "*" || strings.Contains(o, "://"):
 			out.AllowOrigins = append(out.AllowOrigins, o)
@@ -83,8 +91,10 @@ func (c *converter) convertCORS(cfg *node) *config.CORSConfig {
 		}
 	}
 	if len(out.AllowOrigins) == 0 {
-		out.AllowOrigins = []string{"*"}
+		c.warnf(cfg.path+".allow_origin", "allow_origin is empty: Pixiu allows no origin then, so no cors block is written (meshgate adds no CORS headers); list the origins to allow")
+		return nil
 	}
+	c.warnf(cfg.path+".allow_origin", "Pixiu compares each allow_origin entry with the request's Host header (and answers with the entry itself); meshgate compares the Origin header with allow_origins %q and answers with that origin: check that these are the browser origins to allow", out.AllowOrigins)
 	out.AllowMethods = cfg.strings("allow_methods")
 	out.AllowHeaders = cfg.strings("allow_headers")
 	out.ExposeHeaders = cfg.strings("expose_headers")
@@ -153,6 +163,10 @@ func (c *converter) readRateLimits(cfg *node) []rateLimit {
 		}
 		resource := fr.str("resource")
 		threshold, err := strconv.ParseFloat(fr.str("threshold"), 64)
+		if err == nil && (math.IsNaN(threshold) || math.IsInf(threshold, 0) || threshold > math.MaxUint32) {
+			c.warnf(fr.path+".threshold", "threshold %q is not a finite number of requests; the rule is not converted", fr.str("threshold"))
+			continue
+		}
 		if err != nil || threshold <= 0 {
 			c.warnf(fr.path, "flow rule without a threshold; not converted")
 			continue
@@ -185,38 +199,48 @@ func (c *converter) readRateLimits(cfg *node) []rateLimit {
 	return out
 }
 
-// applyRateLimits puts each rule on the routes its paths cover: a pattern
-// covering every path limits the listener; one that is a route's own path
-// or prefix limits that route. Pixiu shares one bucket among a resource's
-// paths; meshgate's buckets are per route, which the warning says.
+// applyRateLimits puts each rule on every route its patterns cover, read
+// as Pixiu reads them: exact (strategy 0) compares the path, regex (1) is an
+// unanchored regexp.MatchString, Ant (2) a path pattern. A pattern that
+// covers every path limits the listener. A route a pattern covers only in
+// part (a catch-all under /user/*, say) keeps no limit, with a warning:
+// limiting it whole would limit paths Pixiu does not. Pixiu shares one
+// bucket among a resource's paths; meshgate's buckets are per route, which
+// the warning says.
 func (c *converter) applyRateLimits(l *listener) {
 	for _, rl := range l.rateLimits {
 		limit := rl.limit
 		var hit int
 		for _, it := range rl.items {
-			prefix, exact, ok := patternPath(it)
+			m, named, ok := patternMatcher(it)
 			if !ok {
-				c.warnf(rl.path, "resource %q: pattern %q cannot be placed on a route; not converted", rl.resource, it.pattern)
+				c.warnf(rl.path, "resource %q: pattern %q cannot be read; not converted", rl.resource, it.pattern)
 				continue
 			}
-			if prefix == "/" {
+			if it.strategy == 2 {
+				c.warnf(rl.path, "resource %q: pattern %q is an Ant path, which Pixiu's rate limit filter does not match (it limits nothing there); converted as the Ant pattern reads", rl.resource, it.pattern)
+			}
+			if covers(m, named, config.MatchConfig{Prefix: "/"}) == coverFull {
 				l.out.RateLimit = &limit
 				hit++
 				continue
 			}
-			placed := false
+			touched := false
 			for _, vh := range l.vhosts {
 				for i := range vh.routes {
 					r := &vh.routes[i]
-					if exact && (r.Match.Path == prefix || r.Match.Prefix == prefix) ||
-						!exact && strings.TrimSuffix(r.Match.Prefix, "/") == strings.TrimSuffix(prefix, "/") {
+					switch covers(m, named, r.Match) {
+					case coverFull:
 						r.RateLimit = &limit
-						placed = true
+						touched = true
 						hit++
+					case coverPart:
+						touched = true
+						c.warnf(rl.path, "route %s is only partly covered by resource %q pattern %q: Pixiu limits only the paths the pattern matches; the route is left without a limit (split it to limit those paths)", describeMatch(r), rl.resource, it.pattern)
 					}
 				}
 			}
-			if !placed {
+			if !touched {
 				c.warnf(rl.path, "resource %q: no route has the path %q; its limit is not converted", rl.resource, it.pattern)
 			}
 		}
@@ -226,25 +250,136 @@ func (c *converter) applyRateLimits(l *listener) {
 	}
 }
 
-// patternPath reads a rate limit pattern as a path or a prefix: exact
-// paths, and "/a/*", "/a/**", "/a/.*" style patterns.
-func patternPath(it rateLimitItem) (path string, exact bool, ok bool) {
+// patternMatcher is Pixiu's reading of a rate limit pattern, and sample
+// paths the pattern matches.
+func patternMatcher(it rateLimitItem) (match func(string) bool, named []string, ok bool) {
 	p := it.pattern
-	if it.strategy == 0 {
-		return p, true, strings.HasPrefix(p, "/")
+	switch it.strategy {
+	case 0:
+		return func(s string) bool { return s == p }, []string{p}, p != ""
+	case 1:
+		re, err := regexp.Compile(p)
+		if err != nil {
+			return nil, nil, false
+		}
+		prefix, _ := re.LiteralPrefix()
+		return re.MatchString, []string{prefix, prefix + "/zz-sample", strings.TrimSuffix(prefix, "/")}, true
+	case 2:
+		re, err := regexp.Compile("^" + antRegex(p) + "$")
+		if err != nil || p == "" {
+			return nil, nil, false
+		}
+		sample := strings.NewReplacer("**", "zz", "*", "zz", "?", "z").Replace(p)
+		return re.MatchString, []string{sample, strings.TrimSuffix(strings.TrimSuffix(p, "/**"), "/*")}, true
 	}
-	for _, suffix := range []string{"/**", "/*", "/.*", "**", "*", ".*"} {
-		if base, found := strings.CutSuffix(p, suffix); found {
-			if strings.ContainsAny(base, "*?[](){}|+^$\\") {
-				return "", false, false
-			}
-			if base == "" {
-				base = "/"
-			}
-			return base, false, strings.HasPrefix(base, "/")
+	return nil, nil, false
+}
+
+// antRegex: ** any depth (/a/** also /a), * within a segment, ? one
+// character.
+func antRegex(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		switch {
+		case strings.HasPrefix(p[i:], "/**"):
+			b.WriteString("(/.*)?")
+			i += 2
+		case strings.HasPrefix(p[i:], "**"):
+			b.WriteString(".*")
+			i++
+		case p[i] == '*':
+			b.WriteString("[^/]*")
+		case p[i] == '?':
+			b.WriteString("[^/]")
+		default:
+			b.WriteString(regexp.QuoteMeta(p[i : i+1]))
 		}
 	}
-	return "", false, false
+	return b.String()
+}
+
+type coverage int
+
+const (
+	coverNone coverage = iota
+	coverPart
+	coverFull
+)
+
+// covers tells whether the pattern matches every path of the route, some,
+// or none, by sample paths: the route's own (its path; its prefix and
+// paths under it; its :variables filled two ways) and paths the pattern
+// names that the route matches.
+func covers(m func(string) bool, named []string, match config.MatchConfig) coverage {
+	var samples []string
+	var routeMatches func(string) bool
+	switch {
+	case match.Path != "":
+		samples = []string{match.Path}
+		routeMatches = func(s string) bool { return s == match.Path }
+	case match.Regex != "":
+		re, err := regexp.Compile("^(?:" + match.Regex + ")$")
+		if err != nil {
+			return coverNone
+		}
+		routeMatches = re.MatchString
+		for _, v := range []string{"1", "zz-sample"} {
+			if s := unquoteMeta(strings.ReplaceAll(match.Regex, "[^/]+", v)); re.MatchString(s) {
+				samples = append(samples, s)
+			}
+		}
+	default:
+		p := match.Prefix
+		if p == "" {
+			p = "/"
+		}
+		routeMatches = func(s string) bool { return strings.HasPrefix(s, p) }
+		base := strings.TrimSuffix(p, "/")
+		samples = []string{p, base + "/", base + "/zz-sample", base + "/zz-sample/yy", base + "/1"}
+		if base != "" {
+			samples = append(samples, base)
+		}
+	}
+	matched := 0
+	for _, s := range samples {
+		if routeMatches(s) && m(s) {
+			matched++
+		}
+	}
+	switch {
+	case matched > 0 && matched == len(samples):
+		return coverFull
+	case matched > 0:
+		return coverPart
+	}
+	for _, s := range named {
+		if s != "" && routeMatches(s) && m(s) {
+			return coverPart
+		}
+	}
+	return coverNone
+}
+
+// unquoteMeta undoes regexp.QuoteMeta.
+func unquoteMeta(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func describeMatch(r *config.RouteConfig) string {
+	switch {
+	case r.Match.Path != "":
+		return fmt.Sprintf("path %q", r.Match.Path)
+	case r.Match.Regex != "":
+		return fmt.Sprintf("regex %q", r.Match.Regex)
+	}
+	return fmt.Sprintf("prefix %q", r.Match.Prefix)
 }
 
 // protoService finds `package x.y;` and `service Name` in .proto sources.
@@ -308,8 +443,11 @@ func (c *converter) convertGRPCProxy(l *listener, cfg *node) {
 	l.out.GRPCJSON = &config.GRPCJSONConfig{Protos: protos, ImportPaths: []string{dir}, Services: services}
 }
 
-// convertDubboProxy reads the registries of Pixiu's Dubbo proxy.
-func (c *converter) convertDubboProxy(cfg *node) {
+// convertDubboProxy reads the registries of Pixiu's Dubbo proxy. Its
+// timeout_config is its Dubbo client's: it bounds this listener's Dubbo
+// routes only (request_timeout) and the static clusters they call
+// (connect_timeout), never other listeners' routes.
+func (c *converter) convertDubboProxy(l *listener, cfg *node) {
 	dp := cfg.child("dubboProxyConfig")
 	c.convertRegistries(dp.child("registries"))
 	if dp.boolean("auto_resolve") {
@@ -317,7 +455,16 @@ func (c *converter) convertDubboProxy(cfg *node) {
 	}
 	dp.get("auto_resolve")
 	tc := dp.child("timeout_config")
-	c.timeouts(tc)
+	if tc.has("connect_timeout") {
+		if d, ok := c.duration(tc.path+".connect_timeout", tc.str("connect_timeout")); ok {
+			l.dubboConnect, l.dubboConnPath = &config.Duration{Duration: d}, tc.path+".connect_timeout"
+		}
+	}
+	if tc.has("request_timeout") {
+		if d, ok := c.duration(tc.path+".request_timeout", tc.str("request_timeout")); ok {
+			l.dubboTimeout = &config.Duration{Duration: d}
+		}
+	}
 	c.leftovers(tc)
 	c.leftovers(dp)
 }
@@ -361,6 +508,11 @@ func (c *converter) convertRegistries(regs *node) {
 			out.ZooKeeper = &config.ZooKeeperConfig{Servers: servers}
 			if r.has("username") || r.has("password") {
 				c.warnf(r.path, "ZooKeeper credentials are not converted")
+			}
+			for _, k := range []string{"group", "namespace"} {
+				if r.has(k) {
+					c.warnf(r.path+"."+k, "%q not converted: meshgate reads the ZooKeeper tree under its root (zookeeper.root, default dubbo); set root by hand if the providers register elsewhere", r.str(k))
+				}
 			}
 			r.skip("username", "password", "group", "namespace")
 		case "nacos":

@@ -9,12 +9,15 @@ package pixiu
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"sigs.k8s.io/yaml"
 
@@ -54,7 +57,7 @@ func (r *Result) YAML() ([]byte, error) {
 	if len(r.Warnings) > 0 {
 		b.WriteString("# Not converted (no meshgate equivalent, or needs a decision):\n")
 		for _, w := range r.Warnings {
-			b.WriteString("#   warning: " + strings.ReplaceAll(w, "\n", " ") + "\n")
+			b.WriteString("#   warning: " + escapeText(w) + "\n")
 		}
 	}
 	b.Write(body)
@@ -142,7 +145,29 @@ func (c *converter) warnf(path, format string, args ...any) {
 	if path != "" {
 		msg = path + ": " + msg
 	}
-	c.warnings = append(c.warnings, msg)
+	c.warnings = append(c.warnings, escapeText(msg))
+}
+
+// escapeText writes every character that is not printable (line breaks
+// such as \r, U+0085, U+2028 and U+2029 included) as a Go escape, so that
+// no key or value of the input can end a warning's comment line (in the
+// YAML output or on a terminal) and start YAML of its own.
+func escapeText(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == ' ' || unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r) // '\u2028'
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // leftovers reports every key of n that nothing converted.
@@ -242,7 +267,7 @@ func (c *converter) convertClusters(static *node) {
 				cl.Protocol = map[string]string{"GRPC": "grpc", "HTTP2": "http2"}[p]
 			}
 			en.skip("id", "name") // identifiers only
-			cl.Endpoints = append(cl.Endpoints, config.EndpointConfig{Address: addr + ":" + port})
+			cl.Endpoints = append(cl.Endpoints, config.EndpointConfig{Address: hostPort(addr, port)})
 			c.leftovers(sa)
 			c.leftovers(en)
 		}
@@ -252,6 +277,14 @@ func (c *converter) convertClusters(static *node) {
 		c.leftovers(n)
 		c.addCluster(cl)
 	}
+}
+
+// hostPort joins a host (an IPv6 one in brackets or not) and a port.
+func hostPort(host, port string) string {
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func (c *converter) addCluster(cl *config.ClusterConfig) {
@@ -273,11 +306,21 @@ type listener struct {
 	grpcServices  []string
 	rateLimits    []rateLimit
 	apiConfigPath string
+	// The dubboproxy filter's timeout_config, for this listener's Dubbo
+	// routes only, and the clusters those routes call.
+	dubboTimeout  *config.Duration
+	dubboConnect  *config.Duration
+	dubboConnPath string
+	dubboStatic   map[string]bool
+	dubboRegistry bool
 }
 
 type vhost struct {
+	path    string
 	domains []string
 	routes  []config.RouteConfig
+	// grpc is the cluster each gRPC service (or "" for every one) goes to.
+	grpc map[string]string
 }
 
 var nameUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
@@ -293,7 +336,7 @@ func (c *converter) convertListener(n *node) {
 	for base, i := name, 2; c.listenerIDs[name]; i++ {
 		name = fmt.Sprintf("%s-%d", base, i)
 	}
-	l := &listener{path: n.path, out: &config.ListenerConfig{Name: name}, proxies: map[string]bool{}}
+	l := &listener{path: n.path, out: &config.ListenerConfig{Name: name}, proxies: map[string]bool{}, dubboStatic: map[string]bool{}}
 	sa := n.child("address").child("socket_address")
 	proto := strings.ToUpper(n.str("protocol_type"))
 	if p := strings.ToUpper(sa.str("protocol_type")); proto == "" {
@@ -315,7 +358,7 @@ func (c *converter) convertListener(n *node) {
 	if port == "" {
 		port = "8881" // Pixiu's default
 	}
-	l.out.Address = host + ":" + port
+	l.out.Address = hostPort(host, port)
 	if sa.has("domains") || sa.has("certs_dir") {
 		c.warnf(sa.path, "domains and certs_dir (automatic TLS certificates) are not converted")
 	}
@@ -328,7 +371,7 @@ func (c *converter) convertListener(n *node) {
 
 	for i, fc := range n.list("filter_chains") {
 		fcn := asNode(fmt.Sprintf("%s.filter_chains[%d]", n.path, i), fc)
-		vh := &vhost{domains: fcn.child("filter_chain_match").strings("domains")}
+		vh := &vhost{path: fcn.path, domains: fcn.child("filter_chain_match").strings("domains"), grpc: map[string]string{}}
 		fcn.get("filter_chain_match")
 		for j, f := range fcn.list("filters") {
 			fn := asNode(fmt.Sprintf("%s.filters[%d]", fcn.path, j), f)
@@ -341,7 +384,7 @@ func (c *converter) convertListener(n *node) {
 			c.leftovers(fn)
 		}
 		c.leftovers(fcn)
-		if len(vh.routes) > 0 {
+		if len(vh.routes) > 0 && c.claimDomains(l, vh) {
 			l.vhosts = append(l.vhosts, vh)
 		}
 	}
@@ -357,6 +400,45 @@ func (c *converter) convertListener(n *node) {
 		l.out.VirtualHosts = append(l.out.VirtualHosts, out)
 	}
 	c.file.Listeners = append(c.file.Listeners, *l.out)
+}
+
+// claimDomains keeps each domain on the first filter chain that names it
+// (no domains is "*"): meshgate refuses a domain in two virtual hosts. It
+// reports false when the chain is left with no domain.
+func (c *converter) claimDomains(l *listener, vh *vhost) bool {
+	owner := func(d string) string {
+		for _, o := range l.vhosts {
+			ds := o.domains
+			if len(ds) == 0 {
+				ds = []string{"*"}
+			}
+			for _, od := range ds {
+				if strings.EqualFold(od, d) {
+					return o.path
+				}
+			}
+		}
+		return ""
+	}
+	ds := vh.domains
+	if len(ds) == 0 {
+		ds = []string{"*"}
+	}
+	var kept []string
+	for _, d := range ds {
+		if o := owner(d); o != "" {
+			c.warnf(vh.path, "domain %q is served by %s already; this chain's routes for it are left out", d, strings.TrimPrefix(o, l.path+"."))
+			continue
+		}
+		kept = append(kept, d)
+	}
+	if len(kept) == 0 {
+		return false
+	}
+	if len(vh.domains) > 0 {
+		vh.domains = kept
+	}
+	return true
 }
 
 // listenerTimeouts converts the listener's HTTP server settings.
@@ -417,15 +499,32 @@ func (c *converter) convertHCM(l *listener, vh *vhost, hcm *node) {
 	if l.proxies[filterAPIConfig] {
 		vh.routes = append(vh.routes, c.convertAPIConfig(l)...)
 	}
+	c.dubboConnectTimeout(l)
 	for i, r := range routes {
 		rn := asNode(fmt.Sprintf("%s.routes[%d]", rc.path, i), r)
-		vh.routes = append(vh.routes, c.convertRoute(l, rn)...)
+		vh.routes = append(vh.routes, c.convertRoute(l, vh, rn)...)
 	}
+}
+
+// dubboConnectTimeout gives the dubboproxy filter's connect_timeout to the
+// static clusters this listener's Dubbo routes call; a registry's clusters
+// have no connect timeout in meshgate's config.
+func (c *converter) dubboConnectTimeout(l *listener) {
+	if l.dubboConnect == nil {
+		return
+	}
+	for name := range l.dubboStatic {
+		c.clusters[name].ConnectTimeout = l.dubboConnect
+	}
+	if l.dubboRegistry {
+		c.warnf(l.dubboConnPath, "%s not converted for the clusters a registry finds (meshgate's registries set no connect timeout)", l.dubboConnect.Duration)
+	}
+	l.dubboConnect, l.dubboStatic, l.dubboRegistry = nil, map[string]bool{}, false
 }
 
 // convertRoute turns one route_config route into meshgate routes: one
 // forwarding route, or for a grpcproxy listener one gRPC route per service.
-func (c *converter) convertRoute(l *listener, rn *node) []config.RouteConfig {
+func (c *converter) convertRoute(l *listener, vh *vhost, rn *node) []config.RouteConfig {
 	defer c.leftovers(rn)
 	m := rn.child("match")
 	act := rn.child("route")
@@ -465,14 +564,16 @@ func (c *converter) convertRoute(l *listener, rn *node) []config.RouteConfig {
 		match.Prefix = "/"
 	}
 	if methods := m.strings("methods"); len(methods) > 0 {
-		match.Headers = append(match.Headers, methodMatch(methods))
+		if h, ok := c.methodMatch(m.path+".methods", methods); ok {
+			match.Headers = append(match.Headers, h)
+		}
 	}
 	timeout := l.timeout
 	if timeout == nil {
 		timeout = c.requestTimeout
 	}
 	if l.proxies[filterGRPCProxy] {
-		return c.grpcRoutes(l, rn, match, clusterName)
+		return c.grpcRoutes(l, vh, rn, match, clusterName)
 	}
 	return []config.RouteConfig{{Name: rn.str("id"), Match: match, Cluster: clusterName, Timeout: timeout}}
 }
@@ -480,20 +581,38 @@ func (c *converter) convertRoute(l *listener, rn *node) []config.RouteConfig {
 // grpcRoutes: Pixiu's grpcproxy takes JSON at <prefix>/<package.Service>/<Method>;
 // meshgate's transcoder takes it at /<package.Service>/<Method>, and routes
 // see the call as gRPC.
-func (c *converter) grpcRoutes(l *listener, rn *node, match config.MatchConfig, clusterName string) []config.RouteConfig {
-	if cl := c.clusters[clusterName]; cl != nil {
-		cl.Protocol = "grpc"
-	}
+func (c *converter) grpcRoutes(l *listener, vh *vhost, rn *node, match config.MatchConfig, clusterName string) []config.RouteConfig {
 	zero := &config.Duration{}
 	if match.Prefix != "/" {
 		c.warnf(rn.path+".match", "JSON callers of the gRPC proxy call POST /<package.Service>/<Method> on meshgate, without Pixiu's %q in front", match.Prefix+match.Path+match.Regex)
 	}
-	if len(l.grpcServices) == 0 {
-		return []config.RouteConfig{{Name: rn.str("id"), Match: config.MatchConfig{Prefix: "/", GRPC: true}, Cluster: clusterName, Timeout: zero}}
+	services := l.grpcServices
+	if len(services) == 0 {
+		services = []string{""} // every service: prefix "/"
 	}
+	// Every route_config route becomes the same service routes, so a
+	// service goes to the first route's cluster; later ones never see it.
 	var out []config.RouteConfig
-	for _, s := range l.grpcServices {
-		out = append(out, config.RouteConfig{Match: config.MatchConfig{Prefix: "/" + s + "/", GRPC: true}, Cluster: clusterName, Timeout: zero})
+	for _, s := range services {
+		if first, taken := vh.grpc[s]; taken {
+			what := "every gRPC service"
+			if s != "" {
+				what = s
+			}
+			c.warnf(rn.path, "cluster %q is unreachable for %s: meshgate routes gRPC calls by service, and %s goes to cluster %q (an earlier route)", clusterName, what, what, first)
+			continue
+		}
+		vh.grpc[s] = clusterName
+		r := config.RouteConfig{Match: config.MatchConfig{Prefix: "/" + s, GRPC: true}, Cluster: clusterName, Timeout: zero}
+		if s != "" {
+			r.Match.Prefix += "/"
+		} else {
+			r.Name = rn.str("id")
+		}
+		out = append(out, r)
+	}
+	if cl := c.clusters[clusterName]; cl != nil && len(out) > 0 {
+		cl.Protocol = "grpc"
 	}
 	return out
 }
@@ -513,13 +632,30 @@ func pathMatch(p string) config.MatchConfig {
 	return config.MatchConfig{Regex: strings.Join(parts, "[^/]+")}
 }
 
-// methodMatch matches the request's method against Pixiu's list.
-func methodMatch(methods []string) config.HeaderMatchConfig {
-	for i, m := range methods {
-		methods[i] = strings.ToUpper(m)
+// methodMatch matches the request's method against Pixiu's list. Pixiu
+// compares the method with each entry as a string, so "*" is a method name
+// no request has, not "any": it stays literal (warned), never widening the
+// route. ok is false when there is nothing to match.
+func (c *converter) methodMatch(path string, methods []string) (config.HeaderMatchConfig, bool) {
+	var list []string
+	for _, m := range methods {
+		m = strings.ToUpper(strings.TrimSpace(m))
+		if m == "" {
+			continue
+		}
+		if m == "*" {
+			c.warnf(path, "method \"*\" matches no request in Pixiu (it compares the method as a string); kept as the literal %q, which no request has: list the methods, or none for any", m)
+		}
+		list = append(list, m)
 	}
-	if len(methods) == 1 {
-		return config.HeaderMatchConfig{Name: ":method", Exact: &methods[0]}
+	switch len(list) {
+	case 0:
+		return config.HeaderMatchConfig{}, false
+	case 1:
+		return config.HeaderMatchConfig{Name: ":method", Exact: &list[0]}, true
 	}
-	return config.HeaderMatchConfig{Name: ":method", Regex: strings.Join(methods, "|")}
+	for i, m := range list {
+		list[i] = regexp.QuoteMeta(m)
+	}
+	return config.HeaderMatchConfig{Name: ":method", Regex: strings.Join(list, "|")}, true
 }

@@ -62,7 +62,7 @@ func TestConvert(t *testing.T) {
 			if len(f.Registries) != 1 || f.Registries[0].ZooKeeper.Servers[0] != "127.0.0.1:2181" {
 				t.Errorf("registries = %+v", f.Registries)
 			}
-		}, nil},
+		}, []string{"timeout_config.connect_timeout: 25s not converted for the clusters a registry finds"}},
 		{"grpc.yaml", func(t *testing.T, f *config.File) {
 			l := f.Listeners[0]
 			if l.GRPCJSON == nil || strings.Join(l.GRPCJSON.Services, ",") != "hello.v1.Greeter" || !strings.HasSuffix(l.GRPCJSON.Protos[0], "/testdata/proto/hello.proto") {
