@@ -200,10 +200,19 @@ func (r *nacosConfigReader) changedAt(ctx context.Context, server, listening str
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s: listening: HTTP %d: %.200s", server, resp.StatusCode, body)
 	}
-	// The answer is the changed keys, URL-encoded: dataId^2group[^2tenant]^1...
-	text, err := url.QueryUnescape(strings.TrimSpace(string(body)))
+	ids, err := changedKeys(body)
 	if err != nil {
 		return nil, fmt.Errorf("%s: listening: %w", server, err)
+	}
+	return ids, nil
+}
+
+// changedKeys reads the long poll's answer: the changed keys, URL-encoded,
+// dataId^2group[^2tenant]^1 each; it returns their data IDs.
+func changedKeys(body []byte) ([]string, error) {
+	text, err := url.QueryUnescape(strings.TrimSpace(string(body)))
+	if err != nil {
+		return nil, err
 	}
 	var ids []string
 	for _, key := range strings.Split(text, "\x01") {

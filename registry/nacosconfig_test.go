@@ -137,3 +137,23 @@ func TestNacosConfigReader_Changed(t *testing.T) {
 		t.Errorf("changed = %v, want %v", got, want)
 	}
 }
+
+// Whatever a Nacos server answers to the long poll, the reader returns
+// data IDs (non-empty, without separators) or an error, and no panic.
+func FuzzChangedKeys(f *testing.F) {
+	f.Add([]byte(url.QueryEscape("a.tag-router\x02dubbo\x01b.condition-router\x02dubbo\x02ns1\x01") + "\n"))
+	f.Add([]byte(""))
+	f.Add([]byte("%zz"))
+	f.Add([]byte("\x02\x01\x01x"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ids, err := changedKeys(body)
+		if err != nil {
+			return
+		}
+		for _, id := range ids {
+			if id == "" || strings.ContainsAny(id, "\x01\x02") {
+				t.Fatalf("data ID %q from %q", id, body)
+			}
+		}
+	})
+}
