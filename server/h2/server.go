@@ -153,7 +153,10 @@ func (s *Server) ServeConnWith(c net.Conn, set ConnSettings) {
 	sc.fr.SetReuseFrames() // DATA is copied out before the next read
 	sc.hr = newHeaderReader(s.maxHeaderBytes())
 	sc.fr.MaxHeaderListSize = s.maxHeaderBytes()
-	sc.ctx, sc.cancel = context.WithCancel(context.Background())
+	// As net/http's server does: the address the connection arrived at, for
+	// whoever matches on it (RBAC's destination_ip and destination_port,
+	// %DOWNSTREAM_LOCAL_ADDRESS%).
+	sc.ctx, sc.cancel = context.WithCancel(context.WithValue(context.Background(), http.LocalAddrContextKey, c.LocalAddr()))
 
 	s.mu.Lock()
 	if s.shutdown {

@@ -544,3 +544,24 @@ func TestServer_PanicResetsStream(t *testing.T) {
 		t.Errorf("after a panic: %q", b)
 	}
 }
+
+// A request carries the address its connection arrived at under
+// http.LocalAddrContextKey, as net/http's server sets it: RBAC's
+// destination_port and destination_ip read it (without it a DENY by port
+// would never match an HTTP/2 request).
+func TestServer_LocalAddrInContext(t *testing.T) {
+	got := make(chan any, 1)
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Context().Value(http.LocalAddrContextKey)
+		w.WriteHeader(http.StatusNoContent)
+	})})
+	resp, err := h2Client(t).Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	la, ok := (<-got).(net.Addr)
+	if !ok || la.String() != addr {
+		t.Errorf("the request's local address is %v, want the listener's %s", la, addr)
+	}
+}
