@@ -86,6 +86,10 @@ type Nacos struct {
 	instances map[string][]model.Instance   // last push, by service name
 	mappings  map[string]bool               // interfaces whose mapping is listened to
 	ruleMD5s  map[string]string             // rule data IDs watched (group dubbo): the MD5 of the content last read
+	// ruleReads numbers the rule reads; ruleApplied is, per data ID, the
+	// number of the read whose content is in force.
+	ruleReads   uint64
+	ruleApplied map[string]uint64
 	// rulesAdded wakes the rule watch when a data ID is added (its long
 	// poll started without it).
 	rulesAdded chan struct{}
@@ -122,7 +126,7 @@ func NewNacos(store *config.Store, opts NacosOptions) (*Nacos, error) {
 	log := opts.Logger.With("registry", opts.Name)
 	return &Nacos{opts: opts, v: newView(opts.Name, cat, log, m, opts.Metadata), log: log, m: m,
 		events: make(chan string, 256), subs: map[string]*vo.SubscribeParam{}, instances: map[string][]model.Instance{}, mappings: map[string]bool{},
-		ruleMD5s: map[string]string{}, rulesAdded: make(chan struct{}, 1), rules: newNacosConfigReader(opts)}, nil
+		ruleMD5s: map[string]string{}, ruleApplied: map[string]uint64{}, rulesAdded: make(chan struct{}, 1), rules: newNacosConfigReader(opts)}, nil
 }
 
 func (n *Nacos) clientParam() (vo.NacosClientParam, error) { return NacosClientParam(n.opts) }
@@ -329,6 +333,7 @@ func (n *Nacos) resync(ctx context.Context) bool {
 		seenRules[name] = true
 	}
 	n.v.keepRules(seenRules)
+	n.forgetRules(seenRules)
 	for _, name := range ruleNames {
 		if err := n.readRule(ctx, name); err != nil {
 			ok = false
@@ -342,15 +347,27 @@ func (n *Nacos) resync(ctx context.Context) bool {
 
 // readRule reads a traffic rule (data ID <key>.<kind>, group dubbo) and
 // watches it from then on (watchRules); each resync reads it again too.
+// The resync and the watch may read one rule at once: a read that started
+// before another one already applied is dropped, so that an older content
+// never replaces a newer one (nor its MD5, which the long poll compares).
 func (n *Nacos) readRule(ctx context.Context, name string) error {
+	n.mu.Lock()
+	n.ruleReads++
+	seq := n.ruleReads
+	n.mu.Unlock()
 	b, err := n.rules.get(ctx, name, "dubbo")
 	if err != nil {
 		return err
 	}
-	n.v.setRule(name, b)
 	n.mu.Lock()
+	if seq < n.ruleApplied[name] {
+		n.mu.Unlock()
+		return nil
+	}
+	n.ruleApplied[name] = seq
 	_, known := n.ruleMD5s[name]
 	n.ruleMD5s[name] = contentMD5(b)
+	n.v.setRule(name, b) // (under n.mu: the rule and its MD5 change together)
 	n.mu.Unlock()
 	if !known {
 		select {
@@ -361,12 +378,39 @@ func (n *Nacos) readRule(ctx context.Context, name string) error {
 	return nil
 }
 
+// forgetRules stops watching the rules not in keep (their services are gone).
+func (n *Nacos) forgetRules(keep map[string]bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for name := range n.ruleMD5s {
+		if !keep[name] {
+			delete(n.ruleMD5s, name)
+			delete(n.ruleApplied, name)
+		}
+	}
+}
+
 // watchRules long-polls Nacos for changes of the rules read so far, and
 // reads each one that changed (new, edited or deleted) at once. The rules
 // are watched over Nacos's open API, not nacos-sdk-go's listeners: the SDK
 // calls no listener when a config is deleted.
 func (n *Nacos) watchRules(ctx context.Context) {
-	const retry = time.Second
+	const (
+		settle  = 100 * time.Millisecond // new data IDs coming in a burst (a resync) wake the poll once
+		quick   = time.Second            // a poll that answers sooner, with nothing new, is not held by the server
+		backoff = 30 * time.Second       // the most a failing or unheld poll waits
+	)
+	wait := func(d time.Duration) {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
+	pause := time.Duration(0) // grows while polls fail or come back at once with nothing new
+	slower := func() {
+		pause = min(max(2*pause, time.Second), backoff)
+		wait(pause)
+	}
 	for ctx.Err() == nil {
 		n.mu.Lock()
 		md5s := maps.Clone(n.ruleMD5s)
@@ -379,16 +423,24 @@ func (n *Nacos) watchRules(ctx context.Context) {
 			continue
 		}
 		pollCtx, cancel := context.WithCancel(ctx)
+		wakerDone := make(chan struct{})
 		go func() {
+			defer close(wakerDone)
 			select {
 			case <-n.rulesAdded:
-				cancel() // poll again with the new data ID
+				select {
+				case <-time.After(settle):
+				case <-pollCtx.Done():
+				}
+				cancel() // poll again with the new data IDs
 			case <-pollCtx.Done():
 			}
 		}()
+		start := time.Now()
 		changed, err := n.rules.changed(pollCtx, "dubbo", md5s)
 		woken := pollCtx.Err() != nil && ctx.Err() == nil
 		cancel()
+		<-wakerDone // no wake-up may be taken by a poll that is over
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -397,32 +449,34 @@ func (n *Nacos) watchRules(ctx context.Context) {
 		case err != nil:
 			n.v.noteError("read", err)
 			n.log.Warn("watching the traffic rules", "error", err.Error())
-			select {
-			case <-time.After(retry):
-			case <-ctx.Done():
-			}
+			slower()
 			continue
 		}
-		failed := false
+		fresh := false // a read brought a content the watcher did not have
 		for _, name := range changed {
 			if err := n.readRule(ctx, name); err != nil {
-				failed = true
 				n.v.noteError("read", err)
 				n.log.Warn("reading a traffic rule", "data_id", name, "error", err.Error())
+				continue
 			}
+			n.mu.Lock()
+			fresh = fresh || n.ruleMD5s[name] != md5s[name]
+			n.mu.Unlock()
 		}
-		if len(changed) > 0 {
+		if fresh {
 			select {
 			case n.events <- rulePushed:
 			case <-ctx.Done():
 			}
 		}
-		if failed { // Nacos would answer the next poll at once
-			select {
-			case <-time.After(retry):
-			case <-ctx.Done():
-			}
+		if !fresh && time.Since(start) < quick {
+			// Nothing new, yet the server answered at once: a server or
+			// proxy that does not hold the poll, a rule it keeps calling
+			// changed, a read that failed. Not a busy loop.
+			slower()
+			continue
 		}
+		pause = 0
 	}
 }
 
@@ -637,17 +691,14 @@ func (n *Nacos) getConfig(dataID, group string) ([]byte, error) {
 }
 
 // configMissing reports whether GetConfig's error is Nacos saying the
-// config does not exist (CONFIG_NOT_FOUND, 300: "config data not exist"),
-// not a read that failed: the server unreachable, or the SDK's own rate
-// limit of 5 reads a second per config ("ConfigQueryRequest is limited",
-// wrapped as "get config from remote nacos server fail"). Only the first
-// may delete a rule; on the others the last known rule stays.
+// config does not exist (CONFIG_NOT_FOUND, 300: "config data not exist", the
+// text of Java Nacos and rnacos alike), not a read that failed: the server
+// unreachable, the SDK's own rate limit of 5 reads a second per config
+// ("ConfigQueryRequest is limited"), an auth refusal ("user not found!").
+// Only the first may delete what was read; on the others the last known
+// value stays.
 func configMissing(err error) bool {
-	msg := strings.ToLower(err.Error())
-	if strings.Contains(msg, "fail") || strings.Contains(msg, "limited") {
-		return false
-	}
-	return strings.Contains(msg, "not exist") || strings.Contains(msg, "not found")
+	return strings.Contains(strings.ToLower(err.Error()), "config data not exist")
 }
 
 // remoteMetadata reads an application revision's MetadataInfo from the

@@ -182,7 +182,10 @@ func TestConfigMissing(t *testing.T) {
 	}{
 		// Nacos's CONFIG_NOT_FOUND, as GetConfig returns it.
 		{"config data not exist", true},
-		{"config not found", true},
+		{"Config data not exist", true},
+		// Java Nacos's auth refusal, passed through by the SDK: not a deletion.
+		{"user not found!", false},
+		{"config not found", false},
 		// nacos-sdk-go's own limit and failures (DisableUseSnapShot is set):
 		// a read that failed, never a deletion.
 		{"get config from remote nacos server fail, and is not allowed to read local file, err:ConfigQueryRequest is limited", false},

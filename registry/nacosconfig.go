@@ -34,6 +34,7 @@ type nacosConfigReader struct {
 	mu          sync.Mutex
 	token       string
 	tokenExpiry time.Time
+	last        int // index of the server that answered last
 }
 
 func newNacosConfigReader(opts NacosOptions) *nacosConfigReader {
@@ -41,21 +42,55 @@ func newNacosConfigReader(opts NacosOptions) *nacosConfigReader {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	return &nacosConfigReader{servers: opts.Servers, namespace: opts.Namespace, username: opts.Username, password: opts.Password,
+	namespace := opts.Namespace
+	if namespace == "public" {
+		// The public namespace's id is "" to Nacos 2's config store: a
+		// listener keyed "public" would never match its configs.
+		namespace = ""
+	}
+	return &nacosConfigReader{servers: opts.Servers, namespace: namespace, username: opts.Username, password: opts.Password,
 		client: &http.Client{Timeout: timeout}}
 }
 
 // get returns a config's content; nil, nil when it does not exist.
 func (r *nacosConfigReader) get(ctx context.Context, dataID, group string) ([]byte, error) {
 	var errs []error
-	for _, server := range r.servers {
+	for _, server := range r.order() {
 		b, err := r.getFrom(ctx, server, dataID, group)
 		if err == nil {
+			r.answered(server)
 			return b, nil
 		}
 		errs = append(errs, err)
 	}
 	return nil, fmt.Errorf("reading config %s (group %s): %w", dataID, group, errors.Join(errs...))
+}
+
+// order lists the servers, the one that answered last first (a server that
+// drops packets would otherwise cost every read its timeout).
+func (r *nacosConfigReader) order() []string {
+	r.mu.Lock()
+	first := r.last
+	r.mu.Unlock()
+	out := make([]string, 0, len(r.servers))
+	out = append(out, r.servers[first%len(r.servers)])
+	for i, s := range r.servers {
+		if i != first%len(r.servers) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *nacosConfigReader) answered(server string) {
+	for i, s := range r.servers {
+		if s == server {
+			r.mu.Lock()
+			r.last = i
+			r.mu.Unlock()
+			return
+		}
+	}
 }
 
 func (r *nacosConfigReader) getFrom(ctx context.Context, server, dataID, group string) ([]byte, error) {
@@ -90,7 +125,10 @@ func (r *nacosConfigReader) getFrom(ctx context.Context, server, dataID, group s
 				return nil, nil
 			}
 			return body, nil
-		case resp.StatusCode == http.StatusNotFound:
+		case resp.StatusCode == http.StatusNotFound && strings.Contains(string(body), "config data not exist"):
+			// Nacos's own answer for a missing config (Java Nacos and
+			// rnacos alike), not any 404: a proxy's, or a Nacos 3 server
+			// without its v1 API adapter, would delete every rule.
 			return nil, nil
 		case resp.StatusCode == http.StatusForbidden && r.username != "" && attempt == 0:
 			continue // the token expired early (a restarted server): log in again
@@ -157,8 +195,11 @@ func (r *nacosConfigReader) changed(ctx context.Context, group string, md5s map[
 		listening.WriteString("\x01")
 	}
 	var errs []error
-	for _, server := range r.servers {
+	for _, server := range r.order() {
 		ids, err := r.changedAt(ctx, server, listening.String())
+		if err == nil {
+			r.answered(server)
+		}
 		if err == nil || ctx.Err() != nil {
 			return ids, err
 		}

@@ -43,6 +43,8 @@ func fakeNacosConfigs(t *testing.T, configs map[string]string, user string) (add
 			switch {
 			case r.URL.Query().Get("dataId") == "broken":
 				http.Error(w, "boom", http.StatusInternalServerError)
+			case r.URL.Query().Get("dataId") == "proxied":
+				http.Error(w, "404 page not found", http.StatusNotFound) // not Nacos's answer
 			case !ok:
 				http.Error(w, "config data not exist", http.StatusNotFound)
 			default:
@@ -89,8 +91,9 @@ func TestNacosConfigReader(t *testing.T) {
 		wantErr bool
 	}{
 		{dataID: "svc.condition-router", want: "rule text"},
-		{dataID: "gone.condition-router"}, // 404: no rule, no error
-		{dataID: "broken", wantErr: true}, // a server error is not a deletion
+		{dataID: "gone.condition-router"},  // 404: no rule, no error
+		{dataID: "broken", wantErr: true},  // a server error is not a deletion
+		{dataID: "proxied", wantErr: true}, // nor a 404 that is not Nacos's "config data not exist"
 	} {
 		b, err := r.get(ctx, tc.dataID, "dubbo")
 		if (err != nil) != tc.wantErr || string(b) != tc.want {
@@ -156,4 +159,20 @@ func FuzzChangedKeys(f *testing.F) {
 			}
 		}
 	})
+}
+
+// After a server answered, it is asked first (one that drops packets
+// costs one timeout, not one per read); "public" is the "" namespace.
+func TestNacosConfigReader_Order(t *testing.T) {
+	r := newNacosConfigReader(NacosOptions{Servers: []string{"a:8848", "b:8848", "c:8848"}, Namespace: "public"})
+	if got := r.order(); !slices.Equal(got, []string{"a:8848", "b:8848", "c:8848"}) {
+		t.Errorf("first order %v", got)
+	}
+	r.answered("c:8848")
+	if got := r.order(); !slices.Equal(got, []string{"c:8848", "a:8848", "b:8848"}) {
+		t.Errorf("after c answered: %v, want c first", got)
+	}
+	if r.namespace != "" {
+		t.Errorf("namespace %q, want \"\" for public", r.namespace)
+	}
 }
