@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -10,8 +9,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"golang.org/x/net/http2"
 
 	"github.com/meshgate/meshgate/config"
 )
@@ -27,9 +24,8 @@ func TestRBAC_DenyByLocalAddress(t *testing.T) {
 	host, port, _ := net.SplitHostPort(strings.TrimPrefix(backend.URL, "http://"))
 	h1 := &http.Transport{}
 	defer h1.CloseIdleConnections()
-	h2c := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, addr)
-	}}
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true) // prior knowledge, as gRPC clients speak
 	defer h2c.CloseIdleConnections()
 	for _, tc := range []struct{ name, permission string }{
 		{"destination_port_range", "{ destination_port_range: { start: 1, end: 65536 } }"},
