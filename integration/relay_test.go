@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -374,4 +375,93 @@ func TestRelay_ResponseHeaderEdits(t *testing.T) {
 			t.Errorf("response header x-route of a failed call = %q, want [relayed]", got)
 		}
 	})
+}
+
+// rbacRelayConfig: an Envoy listener whose chain has an RBAC filter as
+// Istio's AuthorizationPolicy puts it (DENY policies), in front of the gRPC
+// demo backend.
+const rbacRelayConfig = `
+static_resources:
+  listeners:
+  - name: main
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main
+          route_config: { virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: / }, route: { cluster: grpc } } ] } ] }
+          http_filters:
+          - name: envoy.filters.http.rbac
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                action: DENY
+                policies:
+                  by-header: { permissions: [ { header: { name: x-deny, present_match: true } } ], principals: [ { any: true } ] }
+                  by-method: { permissions: [ { url_path: { path: { exact: /demo.v1.DemoService/ServerStream } } } ], principals: [ { any: true } ] }
+                  by-port:
+                    permissions: [ { and_rules: { rules: [ { destination_port_range: { start: 1, end: 65536 } }, { header: { name: x-port-deny, present_match: true } } ] } } ]
+                    principals: [ { any: true } ]
+          - { name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } }
+  clusters:
+  - name: grpc
+    type: STATIC
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }
+    load_assignment: { cluster_name: grpc, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: {{.Port}} } } } } ] } ] }
+`
+
+// Behind an RBAC filter (Istio's AuthorizationPolicy), the calls the policy
+// allows are relayed, and the ones it denies are denied as on the handler
+// path (PERMISSION_DENIED, nothing upstream, nothing relayed): by header,
+// by path, and by the destination port (the request's local address).
+func TestRelay_RBAC(t *testing.T) {
+	b := startBackend(t, "b1")
+	_, port, _ := net.SplitHostPort(b.GRPCAddr)
+	g := startGateway(t, render(t, rbacRelayConfig, map[string]string{"Port": port}))
+	c := demoClient(t, g.addr("main"))
+	relayed(t, g, c, func() {
+		resp, err := c.Echo(context.Background(), &demov1.EchoRequest{Message: "allowed"})
+		if err != nil || resp.GetMessage() != "allowed" {
+			t.Fatalf("an allowed call = %v, %v", resp, err)
+		}
+	})
+	cl := clusterNamed(t, g, "grpc")
+	for _, tc := range []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"by header", func(ctx context.Context) error {
+			_, err := c.Echo(metadata.AppendToOutgoingContext(ctx, "x-deny", "1"), &demov1.EchoRequest{})
+			return err
+		}},
+		{"by path", func(ctx context.Context) error {
+			st, err := c.ServerStream(ctx, &demov1.ServerStreamRequest{})
+			if err != nil {
+				return err
+			}
+			_, err = st.Recv()
+			return err
+		}},
+		{"by destination port", func(ctx context.Context) error {
+			_, err := c.Echo(metadata.AppendToOutgoingContext(ctx, "x-port-deny", "1"), &demov1.EchoRequest{})
+			return err
+		}},
+	} {
+		calls, relayedBefore := b.Service.Calls.Load(), cl.Stats.RqRelayed.Load()
+		err := tc.call(context.Background())
+		if st := status.Convert(err); st.Code() != codes.PermissionDenied {
+			t.Errorf("a call denied %s = %v, want PERMISSION_DENIED", tc.name, err)
+		}
+		if n := b.Service.Calls.Load() - calls; n != 0 {
+			t.Errorf("a call denied %s reached the backend (%d calls)", tc.name, n)
+		}
+		if cl.Stats.RqRelayed.Load() != relayedBefore {
+			t.Errorf("a call denied %s was relayed", tc.name)
+		}
+	}
 }

@@ -39,7 +39,23 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 		return nil, false
 	}
 	rt := ch.routes.Match(r)
-	if rt == nil || rt.Direct != nil || rt.Redirect != nil || !passesThrough(ch.filters, r, rt) {
+	if rt == nil || rt.Direct != nil || rt.Redirect != nil {
+		return nil, false
+	}
+	// The request id and the tracing decision first, as the handler path
+	// makes them before its filters: a filter that reads the request (RBAC
+	// on headers) sees what it would see there. (A call that still takes
+	// the handler path keeps both.)
+	id := ch.requestID(r) // before orig: a retry keeps the id
+	if tr := ch.tracing; tr != nil {
+		// A traced call takes the handler path, which makes its spans;
+		// with no request id to decide by, it decides there once.
+		if id == "" || tr.Decide(r.Header, id).Sampled {
+			return nil, false
+		}
+		tracing.MarkUnsampled(r.Header)
+	}
+	if !passesThrough(ch.filters, r, rt) {
 		return nil, false
 	}
 	f := rt.Forward
@@ -76,15 +92,6 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 		return nil, false
 	}
 	routeName := rt.Name
-	id := ch.requestID(r) // before orig: a retry keeps the id
-	if tr := ch.tracing; tr != nil {
-		// A traced call takes the handler path, which makes its spans;
-		// with no request id to decide by, it decides there once.
-		if id == "" || tr.Decide(r.Header, id).Sampled {
-			return nil, false
-		}
-		tracing.MarkUnsampled(r.Header)
-	}
 	var orig http.Header // the request's header as it came, for a retry
 	tgt := &h2.RelayTarget{
 		Transport:  tr,

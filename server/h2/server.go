@@ -157,6 +157,7 @@ func (s *Server) ServeConnWith(c net.Conn, set ConnSettings) {
 	// whoever matches on it (RBAC's destination_ip and destination_port,
 	// %DOWNSTREAM_LOCAL_ADDRESS%).
 	sc.ctx, sc.cancel = context.WithCancel(context.WithValue(context.Background(), http.LocalAddrContextKey, c.LocalAddr()))
+	sc.baseReq = (&http.Request{}).WithContext(sc.ctx)
 
 	s.mu.Lock()
 	if s.shutdown {
@@ -321,12 +322,15 @@ type serverConn struct {
 	conn       net.Conn
 	tls        *tls.ConnectionState
 	remoteAddr string
-	fr         *http2.Framer
-	hr         *headerReader // the read loop's
-	br         *bufio.Reader
-	ctx        context.Context
-	cancel     context.CancelFunc
-	handlers   sync.WaitGroup
+	// baseReq is an empty request with the connection's context: each
+	// request starts as a copy of it (no allocation for the context).
+	baseReq  *http.Request
+	fr       *http2.Framer
+	hr       *headerReader // the read loop's
+	br       *bufio.Reader
+	ctx      context.Context
+	cancel   context.CancelFunc
+	handlers sync.WaitGroup
 
 	w *frameWriter
 

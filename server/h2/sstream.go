@@ -133,10 +133,12 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame, req *http.Request) (
 		}
 	}
 	delete(h, "Trailer")
-	*req = http.Request{
-		Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, ContentLength: contentLength,
-		Host: authority, RemoteAddr: sc.remoteAddr, RequestURI: path, TLS: sc.tls, Trailer: trailer,
-	}
+	// From the connection's empty request, for its context (the local
+	// address): a relayed call's request never gets a stream's context,
+	// and what reads it (RBAC's destination_port) must see it all the same.
+	*req = *sc.baseReq
+	req.Method, req.URL, req.Proto, req.ProtoMajor, req.Header, req.ContentLength = method, u, "HTTP/2.0", 2, h, contentLength
+	req.Host, req.RemoteAddr, req.RequestURI, req.TLS, req.Trailer = authority, sc.remoteAddr, path, sc.tls, trailer
 	return 0
 }
 

@@ -190,7 +190,39 @@ type filter struct {
 	log                        *slog.Logger
 }
 
-var _ httpfilter.Filter = (*filter)(nil)
+var (
+	_ httpfilter.Filter          = (*filter)(nil)
+	_ httpfilter.GRPCPassThrough = (*filter)(nil)
+)
+
+// PassesGRPCThrough evaluates the policy on a plain gRPC request as Decode
+// would, and says yes only when Decode would let it by and record nothing:
+// the policy allows it and there are no shadow rules and no LOG action
+// (both set metadata). A request the policy denies is not let by: it takes
+// the filter chain, where Decode denies it. What the policy reads is what
+// Decode reads: the same request (headers, path, TLS state, remote and
+// local addresses), the route's per-route config, and no dynamic metadata
+// (the filters of a chain whose calls are relayed set none).
+func (f *filter) PassesGRPCThrough(r *http.Request, rt *httpfilter.Route) bool {
+	cfg := &f.own
+	if rt != nil {
+		if pr, ok := rt.PerFilter[f.name].(*perRoute); ok {
+			cfg = &pr.cfg
+		}
+	}
+	if cfg.shadow != nil {
+		return false
+	}
+	e := cfg.rules
+	if e == nil {
+		return true
+	}
+	if e.log {
+		return false
+	}
+	_, matched := e.match(&request{s: &httpfilter.Stream{R: r}})
+	return e.allows(matched)
+}
 
 func (f *filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	cfg := &f.own

@@ -98,7 +98,34 @@ func run(t testing.TB, f httpfilter.Filter, table *httpfilter.Table, q req) (htt
 	}
 	st := f.Decode(s)
 	s.Finish()
+	checkPassThrough(t, f, table, q, st, s)
 	return st, rec, s
+}
+
+// checkPassThrough holds every test's case to what the gRPC relay relies
+// on: PassesGRPCThrough says yes exactly when Decode lets the request by
+// and records nothing (else the relay would let through what the chain
+// denies). Cases with metadata from earlier filters are left out: a
+// relayed call never has any.
+func checkPassThrough(t testing.TB, f httpfilter.Filter, table *httpfilter.Table, q req, st httpfilter.Status, s *httpfilter.Stream) {
+	t.Helper()
+	pt, ok := f.(httpfilter.GRPCPassThrough)
+	if !ok {
+		t.Fatal("the RBAC filter does not say whether it lets gRPC by")
+	}
+	if len(q.md) > 0 {
+		return
+	}
+	r := q.request(t)
+	var rt *httpfilter.Route
+	if table != nil {
+		rt = table.Match(r)
+	}
+	want := st == httpfilter.Continue && len(s.Metadata(rbac.Name)) == 0 && len(s.Metadata(rbac.CommonNamespace)) == 0
+	if got := pt.PassesGRPCThrough(r, rt); got != want {
+		t.Errorf("PassesGRPCThrough = %v, but Decode said %v with metadata %v / %v: the relay and the chain would disagree",
+			got, st, s.Metadata(rbac.Name), s.Metadata(rbac.CommonNamespace))
+	}
 }
 
 // config compiles an RBAC filter config written as Envoy YAML.
