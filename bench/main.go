@@ -169,6 +169,11 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 		}, directAddr: mtlsAddr, gateway: func() (*gateway, error) {
 			return startMTLSGateway(gw.bin, mtlsAddr, pki)
 		}},
+		{name: "gRPC unary, Istio AuthorizationPolicy (RBAC DENY policies the calls do not match)", unit: "calls/s", target: "≥ 0.60", run: func(ctx context.Context, addr string) (result, error) {
+			return grpcUnary(ctx, addr, conc, warm, dur)
+		}, gateway: func() (*gateway, error) {
+			return startRBACGateway(gw.bin, backend.GRPCAddr)
+		}},
 		{name: "gRPC unary, access log on (Envoy's default format, to a file)", unit: "calls/s", target: "within 10% of gRPC unary", run: func(ctx context.Context, addr string) (result, error) {
 			return grpcUnary(ctx, addr, conc, warm, dur)
 		}, gateway: func() (*gateway, error) {
