@@ -181,3 +181,26 @@ func FuzzInstanceMetadata(f *testing.F) {
 		}
 	})
 }
+
+// The older URL-style routers and overrides under /dubbo/<interface>/ in
+// ZooKeeper: whatever a node's name holds, reading it gives a rule, "not a
+// router", or an error, and no panic.
+func FuzzURLRouter(f *testing.F) {
+	for _, s := range []string{
+		"route%3A%2F%2F0.0.0.0%2Forg.x.S%3Fcategory%3Drouters%26rule%3Dmethod%2B%253D%2Bfind%2B%253D%253E%2Bhost%2B%253D%2B10.0.0.1%26force%3Dtrue",
+		"route://0.0.0.0/org.x.S?category=routers&rule=%3D%3E&priority=x",
+		"override://0.0.0.0/org.x.S?category=configurators&disabled=true",
+		"route://", "%", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		r, ok, err := urlRouter(raw)
+		if err != nil || !ok {
+			return
+		}
+		if _, err := checkRule(r.Kind, []byte(r.Text)); err != nil {
+			t.Fatalf("urlRouter(%q) gave a rule its own check refuses: %v\n%s", raw, err, r.Text)
+		}
+	})
+}
