@@ -893,6 +893,10 @@ type failure struct {
 // failure classifies an upstream error.
 func (ch *chain) failure(ctx context.Context, r *http.Request, cl *cluster.Cluster, host *cluster.Host,
 	limited *limitedBody, err error, perTryTimeout bool) failure {
+	addr := "-" // no attempt was made (the deadline passed before the first): Envoy's "-"
+	if host != nil {
+		addr = host.Address
+	}
 	if limited != nil {
 		switch limited.Tripped() {
 		case errBodyTooLarge:
@@ -918,30 +922,30 @@ func (ch *chain) failure(ctx context.Context, r *http.Request, cl *cluster.Clust
 	case errors.Is(context.Cause(ctx), errStreamIdle):
 		// The stream went quiet: not the host's failure to answer.
 		return failure{code: http.StatusRequestTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout, flag: "SI",
-			msg: fmt.Sprintf("stream idle timeout (cluster %q, host %s)", cl.Name, host.Address)}
+			msg: fmt.Sprintf("stream idle timeout (cluster %q, host %s)", cl.Name, addr)}
 	case perTryTimeout:
 		cl.Stats.RqTimeout.Add(1)
 		return failure{code: http.StatusGatewayTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout, judge: true, flag: "UT",
-			msg: fmt.Sprintf("upstream per-try timeout (cluster %q, host %s)", cl.Name, host.Address)}
+			msg: fmt.Sprintf("upstream per-try timeout (cluster %q, host %s)", cl.Name, addr)}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || nearDeadline:
 		cl.Stats.RqTimeout.Add(1)
 		return failure{code: http.StatusGatewayTimeout, grpc: codeDeadlineExceeded, local: governance.Timeout, judge: true, flag: "UT",
-			msg: fmt.Sprintf("upstream request timeout (cluster %q, host %s)", cl.Name, host.Address)}
+			msg: fmt.Sprintf("upstream request timeout (cluster %q, host %s)", cl.Name, addr)}
 	}
 	var se http2.StreamError
 	if errors.As(err, &se) {
 		gc, _ := resetCode(err)
 		return failure{code: http.StatusServiceUnavailable, grpc: gc, local: governance.Reset, judge: true, flag: "UR",
 			refused: se.Code == http2.ErrCodeRefusedStream,
-			msg:     fmt.Sprintf("upstream reset (cluster %q, host %s): %v", cl.Name, host.Address, err)}
+			msg:     fmt.Sprintf("upstream reset (cluster %q, host %s): %v", cl.Name, addr, err)}
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		return failure{code: http.StatusServiceUnavailable, grpc: codeUnavailable, local: governance.ConnectFailure, judge: true, flag: "UF",
-			msg: fmt.Sprintf("upstream connect error (cluster %q, host %s): %v", cl.Name, host.Address, op.Err)}
+			msg: fmt.Sprintf("upstream connect error (cluster %q, host %s): %v", cl.Name, addr, op.Err)}
 	}
 	return failure{code: http.StatusServiceUnavailable, grpc: codeUnavailable, local: governance.Reset, judge: true, flag: "UR",
-		msg: fmt.Sprintf("upstream failed (cluster %q, host %s): %v", cl.Name, host.Address, err)}
+		msg: fmt.Sprintf("upstream failed (cluster %q, host %s): %v", cl.Name, addr, err)}
 }
 
 // hopByHop are the headers that describe one connection, not the message
