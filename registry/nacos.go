@@ -684,20 +684,20 @@ func (n *Nacos) getConfig(dataID, group string) ([]byte, error) {
 	switch {
 	case content != "":
 		return []byte(content), nil
-	case err == nil || configMissing(err):
+	case err == nil || ConfigMissing(err):
 		return nil, nil
 	}
 	return nil, fmt.Errorf("reading config %s (group %s): %w", dataID, group, err)
 }
 
-// configMissing reports whether GetConfig's error is Nacos saying the
+// ConfigMissing reports whether a GetConfig error of nacos-sdk-go is Nacos saying the
 // config does not exist (CONFIG_NOT_FOUND, 300: "config data not exist", the
 // text of Java Nacos and rnacos alike), not a read that failed: the server
 // unreachable, the SDK's own rate limit of 5 reads a second per config
 // ("ConfigQueryRequest is limited"), an auth refusal ("user not found!").
 // Only the first may delete what was read; on the others the last known
 // value stays.
-func configMissing(err error) bool {
+func ConfigMissing(err error) bool {
 	return strings.Contains(strings.ToLower(err.Error()), "config data not exist")
 }
 

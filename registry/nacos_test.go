@@ -194,8 +194,8 @@ func TestConfigMissing(t *testing.T) {
 		{"read config from both server and cache fail, err=open x: no such file", false},
 		{"data being modified, dataId=a,group=dubbo,tenant=", false},
 	} {
-		if got := configMissing(errors.New(tc.err)); got != tc.want {
-			t.Errorf("configMissing(%q) = %v, want %v", tc.err, got, tc.want)
+		if got := ConfigMissing(errors.New(tc.err)); got != tc.want {
+			t.Errorf("ConfigMissing(%q) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

@@ -188,7 +188,9 @@ func (n *Nacos) mapApp(ctx context.Context, iface, app string) error {
 		return nil
 	}
 	cur, err := n.configs.GetConfig(vo.ConfigParam{DataId: iface, Group: "mapping"})
-	if err != nil && cur == "" && !strings.Contains(strings.ToLower(err.Error()), "not") {
+	if err != nil && cur == "" && !registry.ConfigMissing(err) {
+		// Not "no mapping yet" (a refused read, the SDK's rate limit): writing
+		// this app alone would drop the other applications from it.
 		return fmt.Errorf("nacos: reading the mapping of %s: %w", iface, err)
 	}
 	var apps []string

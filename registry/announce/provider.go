@@ -208,7 +208,7 @@ func (p *Provider) InstanceJSON(revision string) ([]byte, error) {
 			"@class": "org.apache.dubbo.registry.zookeeper.ZookeeperInstance",
 			"id":     id, "name": p.App, "metadata": meta,
 		},
-		"registrationTimeUTC": time.Now().UnixMilli(), "serviceType": "DYNAMIC", "uriSpec": nil,
+		"registrationTimeUTC": p.Started.UnixMilli(), // (not now: the node is rewritten only when it changes) "serviceType": "DYNAMIC", "uriSpec": nil,
 	}
 	return json.Marshal(inst)
 }

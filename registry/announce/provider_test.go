@@ -209,3 +209,23 @@ func toRegistry(m *MetadataInfo) map[string]*registry.ServiceInfo {
 	}
 	return out
 }
+
+// The instance node's content is the same at each health tick (the
+// ZooKeeper registrar rewrites it only when it differs: a change would
+// wake every consumer's watch every interval).
+func TestProvider_InstanceJSONStable(t *testing.T) {
+	p := testProvider()
+	m := p.Metadata()
+	a, err := p.InstanceJSON(m.Revision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	b, err := p.InstanceJSON(m.Revision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("the instance JSON changed between two ticks:\n%s\n%s", a, b)
+	}
+}
