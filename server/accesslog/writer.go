@@ -24,8 +24,11 @@ type Writer struct {
 	lines   chan *[]byte
 	dropped func()
 	reopen  chan chan error
-	done    chan struct{}
-	closed  sync.Once
+	// stop asks the writer to end (lines is never closed: a request that
+	// ends after Close, past the drain timeout, still writes into it).
+	stop   chan struct{}
+	done   chan struct{}
+	closed sync.Once
 
 	pool sync.Pool // line buffers
 }
@@ -39,7 +42,7 @@ func Open(path string, dropped func()) (*Writer, error) {
 		return nil, err
 	}
 	w := &Writer{path: path, lines: make(chan *[]byte, queueLines), dropped: dropped,
-		reopen: make(chan chan error), done: make(chan struct{})}
+		reopen: make(chan chan error), stop: make(chan struct{}), done: make(chan struct{})}
 	w.pool.New = func() any { b := make([]byte, 0, 512); return &b }
 	go w.run(f)
 	return w, nil
@@ -74,6 +77,12 @@ func (w *Writer) Buffer() *[]byte {
 // full queue drops the line.
 func (w *Writer) Write(line *[]byte) {
 	select {
+	case <-w.stop: // closed: the line is dropped
+		w.pool.Put(line)
+		return
+	default:
+	}
+	select {
 	case w.lines <- line: // the writer puts it back in the pool once written
 	default:
 		w.pool.Put(line)
@@ -96,7 +105,7 @@ func (w *Writer) Reopen() error {
 
 // Close writes what is queued and stops.
 func (w *Writer) Close() {
-	w.closed.Do(func() { close(w.lines) })
+	w.closed.Do(func() { close(w.stop) })
 	<-w.done
 }
 
@@ -106,6 +115,18 @@ func (w *Writer) write(bw *bufio.Writer, line *[]byte) {
 	w.pool.Put(line)
 }
 
+// drain writes what is queued now.
+func (w *Writer) drain(bw *bufio.Writer) {
+	for {
+		select {
+		case line := <-w.lines:
+			w.write(bw, line)
+		default:
+			return
+		}
+	}
+}
+
 func (w *Writer) run(f io.WriteCloser) {
 	defer close(w.done)
 	bw := bufio.NewWriterSize(f, 64<<10)
@@ -113,27 +134,18 @@ func (w *Writer) run(f io.WriteCloser) {
 	defer tick.Stop()
 	for {
 		select {
-		case line, ok := <-w.lines:
-			if !ok {
-				_ = bw.Flush()
-				_ = f.Close()
-				return
-			}
+		case line := <-w.lines:
 			w.write(bw, line)
+		case <-w.stop:
+			w.drain(bw)
+			_ = bw.Flush()
+			_ = f.Close()
+			return
 		case <-tick.C:
 			_ = bw.Flush()
 		case res := <-w.reopen:
 			// What was queued before the rotation goes to the old file.
-			for queued := true; queued; {
-				select {
-				case line, ok := <-w.lines:
-					if queued = ok; ok {
-						w.write(bw, line)
-					}
-				default:
-					queued = false
-				}
-			}
+			w.drain(bw)
 			_ = bw.Flush()
 			_ = f.Close()
 			nf, err := openFile(w.path)

@@ -41,6 +41,13 @@ func TestWriter_ReopenAndClose(t *testing.T) {
 	if err := w.Reopen(); err == nil {
 		t.Error("Reopen after Close: no error")
 	}
+	// A request that ends after the gateway closed its logs (past the
+	// drain timeout) writes into a closed writer: dropped, no panic.
+	writeLine(w, "late\n")
+	w.Close()
+	if b, _ := os.ReadFile(path); string(b) != "three\n" {
+		t.Errorf("after Close: %q, want the late line dropped", b)
+	}
 }
 
 // A queue the disk does not drain drops lines and counts them instead of
