@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -155,10 +156,13 @@ func (s *Server) accessLogWriter(path string) (*accesslog.Writer, error) {
 // ReopenAccessLogs reopens every access log file (after rotation: the
 // command calls it on SIGUSR1).
 func (s *Server) ReopenAccessLogs() error {
+	// Reopened outside s.mu: a slow disk must not hold readiness and
+	// reloads (a writer closed meanwhile answers Reopen with an error).
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	writers := slices.Collect(maps.Values(s.logWriters))
+	s.mu.Unlock()
 	var errs []error
-	for _, w := range s.logWriters {
+	for _, w := range writers {
 		if err := w.Reopen(); err != nil {
 			errs = append(errs, err)
 		}

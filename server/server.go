@@ -623,12 +623,20 @@ func (s *Server) compile(next *config.Set, prev *snapshot) (*snapshot, error) {
 func (s *Server) Check(set *config.Set) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, err := s.compile(set, s.snap.Load())
+	p, err := s.compileDry(set)
 	if err != nil {
 		return err
 	}
 	p.abandon()
 	return nil
+}
+
+// compileDry compiles set for Check and Validate (s.mu held): nothing is
+// opened (access log files, trace exporters) for a config that will not run.
+func (s *Server) compileDry(set *config.Set) (*snapshot, error) {
+	s.validating = true
+	defer func() { s.validating = false }()
+	return s.compile(set, s.snap.Load())
 }
 
 // Validate compiles set as Apply would, without binding ports or changing
@@ -638,9 +646,7 @@ func (s *Server) Check(set *config.Set) error {
 func (s *Server) Validate(set *config.Set) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.validating = true // nothing is opened for a config that will not run
-	p, err := s.compile(set, s.snap.Load())
-	s.validating = false
+	p, err := s.compileDry(set)
 	if err != nil {
 		return nil, err
 	}
