@@ -469,7 +469,18 @@ func header(kind, name string) command {
 	case kind == "RESP":
 		return func(e *Entry) value { return first(e.RespHeader) }
 	}
-	return func(e *Entry) value { return first(e.RespTrailer) }
+	// A trailer is in RespTrailer, or, as the handler path keeps trailers,
+	// in RespHeader under net/http's TrailerPrefix.
+	tkey := http.TrailerPrefix + key
+	return func(e *Entry) value {
+		if v := first(e.RespTrailer); !v.missing {
+			return v
+		}
+		if vs := e.RespHeader[tkey]; len(vs) > 0 {
+			return str(vs[0])
+		}
+		return value{missing: true}
+	}
 }
 
 func hostOf(hostport string) string {

@@ -45,6 +45,12 @@ func TestFormat_Text(t *testing.T) {
 			want: `192.0.2.7:54321 192.0.2.7 127.0.0.1:8080 gw.example grpc echo`},
 		{name: "response headers and trailers", format: `%RESP(content-type)% %RESP(:STATUS)% %TRAILER(GRPC-MESSAGE)% %RESP(X-NONE)%`,
 			want: `application/grpc 200 gone -`},
+		{name: "trailers as the handler path keeps them", format: `%TRAILER(GRPC-MESSAGE)% %TRAILER(X-NONE)%`,
+			edit: func(e *Entry) {
+				e.RespTrailer = nil
+				e.RespHeader = http.Header{http.TrailerPrefix + "Grpc-Message": {"late"}}
+			},
+			want: `late -`},
 		{name: "start time layout", format: `%START_TIME(%Y/%m/%d %H:%M:%S)%`, want: `2026/12/06 03:04:05`},
 		{name: "literal percent", format: `100%% %RESPONSE_CODE%`, want: `100% 200`},
 	}
