@@ -235,6 +235,11 @@ type drainFlags struct{ period, timeout time.Duration }
 func serve(log *slog.Logger, path string, withDemo bool, drainFlag drainFlags, watch bool, xf xdsFlags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// First thing: Go's default for SIGUSR1 kills the process, and logrotate
+	// may send it while the listeners are still coming up.
+	usr1 := make(chan os.Signal, 1) // log rotation: reopen the access logs
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 
 	var data []byte
 	if path == "" {
@@ -420,9 +425,6 @@ func serve(log *slog.Logger, path string, withDemo bool, drainFlag drainFlags, w
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	usr1 := make(chan os.Signal, 1) // log rotation: reopen the access logs
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
 	log.Info("meshgate started", "version", buildVersion(), "config", configName(path))
 
 	for running := true; running; {
