@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -227,8 +228,10 @@ func (inv *Invocation) Unwrapped() (*Invocation, bool) {
 // Timeout is the consumer's bound on the call (its "timeout" attachment,
 // in milliseconds), or def when it gives none.
 func (inv *Invocation) Timeout(def time.Duration) time.Duration {
-	if ms, err := time.ParseDuration(inv.Attachments["timeout"] + "ms"); err == nil && ms > 0 {
-		return ms
+	// Whole milliseconds only ("1h30" is no timeout, not 1h0m0.03s); at most
+	// a day, so that the Duration cannot overflow.
+	if ms, err := strconv.ParseInt(inv.Attachments["timeout"], 10, 64); err == nil && ms > 0 && ms <= 24*3600*1000 {
+		return time.Duration(ms) * time.Millisecond
 	}
 	return def
 }

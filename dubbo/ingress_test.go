@@ -121,6 +121,7 @@ func TestInvocation_Timeout(t *testing.T) {
 		want       time.Duration
 	}{
 		{"", 15 * time.Second}, {"3000", 3 * time.Second}, {"0", 15 * time.Second}, {"-5", 15 * time.Second}, {"x", 15 * time.Second},
+		{"1h30", 15 * time.Second}, {"2m3", 15 * time.Second}, {"1.5", 15 * time.Second}, {"99999999999999999", 15 * time.Second},
 	} {
 		inv := &Invocation{Attachments: map[string]string{"timeout": tt.attachment}}
 		if got := inv.Timeout(15 * time.Second); got != tt.want {
