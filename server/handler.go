@@ -230,6 +230,13 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 && !ch.limits.admitH1(c, r) {
 		return // HTTP/2 connections are held to them by the h2 server
 	}
+	// Before the id and the trace mark the gateway adds, as the relay
+	// checks: only the client's headers count against its limit.
+	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {
+		wire.WriteError(c, r, http.StatusRequestHeaderFieldsTooLarge, codeResourceExhausted,
+			fmt.Sprintf("request headers are larger than %d bytes", ch.maxHeaderBytes))
+		return
+	}
 	// After the header count: the id made up here is not the client's.
 	id := ch.requestID(r)
 	if id != "" && ch.idInResponse {
@@ -246,11 +253,6 @@ func (ch *chain) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	if ch.checkHeaders && headerBytes(r) > ch.maxHeaderBytes {
-		wire.WriteError(c, r, http.StatusRequestHeaderFieldsTooLarge, codeResourceExhausted,
-			fmt.Sprintf("request headers are larger than %d bytes", ch.maxHeaderBytes))
-		return
-	}
 	for _, f := range ch.filters {
 		if f.Decode(&c.s) == httpfilter.Stop {
 			return
