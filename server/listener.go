@@ -154,8 +154,9 @@ func (l *listener) classify(c net.Conn) {
 		_ = c.SetReadDeadline(time.Now().Add(wait))
 		// A connection that has not spoken yet holds no request: it goes
 		// when the port stops accepting.
-		spoke := make(chan struct{})
+		spoke, watched := make(chan struct{}), make(chan struct{})
 		go func() {
+			defer close(watched)
 			select {
 			case <-l.closed:
 				_ = c.SetReadDeadline(time.Now())
@@ -165,6 +166,7 @@ func (l *listener) classify(c net.Conn) {
 		var b [1]byte
 		_, err := c.Read(b[:])
 		close(spoke)
+		<-watched // its deadline, if it set one, is cleared below, not after
 		if err != nil {
 			_ = c.Close()
 			return
