@@ -98,7 +98,7 @@ func (p *dubboProxy) serveTripleApp(w http.ResponseWriter, r *http.Request) {
 	}
 	if md := app.IDLMethod(svc.Interface, method); md != nil {
 		route = svc.Interface + "." + method
-		res := app.CallIDL(r.Context(), svc.Methods[method], md, msg, tripleAttachments(r.Header), timeout)
+		res := app.CallIDL(r.Context(), svc.Methods[method], md, msg, triple.Attachments(r.Header), timeout)
 		switch {
 		case res.Failure != nil:
 			fail(failureCode(res.Failure), res.Failure.Message)
@@ -124,7 +124,7 @@ func (p *dubboProxy) serveTripleApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route = svc.Interface + "." + m.Name
-	res := app.Call(r.Context(), m, inv.Args, tripleAttachments(r.Header), timeout)
+	res := app.Call(r.Context(), m, inv.Args, triple.Attachments(r.Header), timeout)
 	switch {
 	case res.Failure != nil:
 		fail(failureCode(res.Failure), res.Failure.Message)
@@ -155,22 +155,6 @@ func writeGRPCAnswer(w http.ResponseWriter, r *http.Request, msg []byte, attachm
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(grpcframe.Append(make([]byte, 0, grpcframe.HeaderLen+len(msg)), 0, msg))
 	wire.SetGRPCTrailers(w, codes.OK, "")
-}
-
-// tripleAttachments are a Triple call's headers that are Dubbo
-// attachments: not HTTP/2's, gRPC's or Triple's own.
-func tripleAttachments(h http.Header) map[string]string {
-	out := map[string]string{}
-	for k, vs := range h {
-		lk := strings.ToLower(k)
-		switch {
-		case len(vs) == 0, strings.HasPrefix(lk, "grpc-"), strings.HasPrefix(lk, "tri-service-"), strings.HasPrefix(lk, "triple-"):
-		case lk == "content-type", lk == "te", lk == "user-agent", lk == "content-length", lk == "accept-encoding":
-		default:
-			out[lk] = vs[0]
-		}
-	}
-	return out
 }
 
 // exceptionText is what a Java exception says (its message names its

@@ -103,14 +103,7 @@ func Call(ctx context.Context, rt http.RoundTripper, scheme, addr string, req Re
 	if err != nil {
 		return nil, err
 	}
-	att := map[string]string{}
-	for k, vs := range respHeader {
-		lk := strings.ToLower(k)
-		if attachable(lk) && len(vs) > 0 {
-			att[lk] = vs[0]
-		}
-	}
-	return &Response{Value: v, Attachments: att}, nil
+	return &Response{Value: v, Attachments: Attachments(respHeader)}, nil
 }
 
 // CallProto sends one protobuf message (an IDL request, or a non-IDL
@@ -121,7 +114,7 @@ func Call(ctx context.Context, rt http.RoundTripper, scheme, addr string, req Re
 func CallProto(ctx context.Context, rt http.RoundTripper, scheme, addr, path string, msg []byte, hdr http.Header, timeout time.Duration) ([]byte, http.Header, error) {
 	h := http.Header{}
 	for k, vs := range hdr {
-		if attachable(k) && len(vs) > 0 && !strings.EqualFold(k, "Triple-Protocol-Version") && !strings.EqualFold(k, "Triple-Timeout-Ms") {
+		if attachable(k) && len(vs) > 0 {
 			h[k] = vs
 		}
 	}
@@ -208,19 +201,33 @@ func status(resp *http.Response) *StatusError {
 	return &StatusError{Code: codes.Code(n), Message: m}
 }
 
-// attachable reports a header name that may carry an attachment: not the
-// protocol's own headers.
+// attachable reports a header name that may carry an attachment: not
+// HTTP's, gRPC's or Triple's own headers (Triple's other tri-* headers,
+// tri-unit-info and the like, are attachments).
 func attachable(k string) bool {
 	k = strings.ToLower(k)
-	if k == "" || strings.HasPrefix(k, ":") || strings.HasPrefix(k, "grpc-") {
+	if k == "" || strings.HasPrefix(k, ":") || strings.HasPrefix(k, "grpc-") || strings.HasPrefix(k, "tri-service-") || strings.HasPrefix(k, "triple-") {
 		return false
 	}
 	switch k {
 	case "content-type", "te", "content-length", "user-agent", "host", "connection", "trailer", "transfer-encoding",
-		"tri-service-version", "tri-service-group", "date", "server":
+		"accept-encoding", "date", "server":
 		return false
 	}
 	return true
+}
+
+// Attachments are the Dubbo attachments a Triple call's (or answer's)
+// headers carry, by lower-case name: the headers that are not the
+// protocol's own.
+func Attachments(h http.Header) map[string]string {
+	out := map[string]string{}
+	for k, vs := range h {
+		if len(vs) > 0 && attachable(k) {
+			out[strings.ToLower(k)] = vs[0]
+		}
+	}
+	return out
 }
 
 // CodeOfHTTP maps an HTTP status of a non-gRPC answer to a gRPC code, as the

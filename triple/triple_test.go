@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -175,6 +176,11 @@ func TestCall(t *testing.T) {
 	}
 	if attachable("Content-Type") || attachable(":path") || attachable("grpc-status") || !attachable("x-user") {
 		t.Error("attachable lets the protocol's own headers through")
+	}
+	att := Attachments(http.Header{"X-User": {"u"}, "Tri-Service-Version": {"1.0.0"}, "Triple-Timeout-Ms": {"5"}, "Grpc-Timeout": {"1S"},
+		"Accept-Encoding": {"gzip"}, "Content-Type": {"application/grpc+proto"}, "Dubbo.tag": {"gray"}, "Tri-Unit-Info": {"unit-7"}})
+	if want := map[string]string{"x-user": "u", "dubbo.tag": "gray", "tri-unit-info": "unit-7"}; !maps.Equal(att, want) {
+		t.Errorf("Attachments = %v, want %v", att, want)
 	}
 	if !strings.Contains((&StatusError{Code: codes.Unknown, Message: "m"}).Error(), "Unknown") {
 		t.Error("StatusError does not name its code")
