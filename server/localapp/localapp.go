@@ -387,15 +387,9 @@ func (a *App) exchange(ctx context.Context, m *httpapp.Method, body []byte, atta
 			}
 		}
 		if err != nil {
-			kind, local := Unreachable, governance.Reset
-			if errors.Is(err, context.DeadlineExceeded) || actx.Err() != nil && parent.Err() == nil {
-				kind, local = TimedOut, governance.Timeout
-			}
-			fail = &Failure{Kind: kind, Message: "the local app: " + err.Error()}
-			if f := a.onUnreachable.Load(); f != nil && kind == Unreachable && parent.Err() == nil {
-				(*f)()
-			}
-			return upstream.Result{Outcome: governance.Outcome{Local: local}, Judge: parent.Err() == nil, Failed: true}
+			var res upstream.Result
+			res, fail = a.tryFailed(err, actx, parent)
+			return res
 		}
 		fail, ans = nil, appAnswer{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), body: out, attachments: answerAttachments(resp.Header)}
 		return upstream.Result{Outcome: governance.Outcome{Status: resp.StatusCode}, Judge: true}
@@ -512,10 +506,25 @@ func grpcHealth(ctx context.Context, cl *cluster.Cluster, addr, service string, 
 	return nil
 }
 
+// tryFailed is a try that got no answer from the app (err): timed out when
+// the try's own bound (tctx) ran out while the caller (parent) still
+// waits, else unreachable, which also runs a health check at once.
+func (a *App) tryFailed(err error, tctx, parent context.Context) (upstream.Result, *Failure) {
+	kind, local := Unreachable, governance.Reset
+	if errors.Is(err, context.DeadlineExceeded) || tctx.Err() != nil && parent.Err() == nil {
+		kind, local = TimedOut, governance.Timeout
+	}
+	if f := a.onUnreachable.Load(); f != nil && kind == Unreachable && parent.Err() == nil {
+		(*f)()
+	}
+	return upstream.Result{Outcome: governance.Outcome{Local: local}, Judge: parent.Err() == nil, Failed: true},
+		&Failure{Kind: kind, Message: "the local app: " + err.Error()}
+}
+
 // Forward passes a Triple consumer's unary call to a gRPC app as it came
 // (the path, the message, the Triple headers) and its answer back: the
 // status, the message, the trailers. The call's body is read whole first
-// (maxBody), so that a failed try can go to another of the app's hosts.
+// (maxBody).
 func (a *App) Forward(w http.ResponseWriter, r *http.Request, body []byte, timeout time.Duration) *Failure {
 	if a.target == nil {
 		return &Failure{Kind: NotConfigured, Message: fmt.Sprintf("the local app's cluster %q is not configured", a.Cluster)}
@@ -539,15 +548,9 @@ func (a *App) Forward(w http.ResponseWriter, r *http.Request, body []byte, timeo
 		out, err := cl.Transport(true).RoundTrip(req)
 		if err != nil {
 			cancel()
-			kind, local := Unreachable, governance.Reset
-			if ctx.Err() != nil && parent.Err() == nil {
-				kind, local = TimedOut, governance.Timeout
-			}
-			fail = &Failure{Kind: kind, Message: "the local app: " + err.Error()}
-			if f := a.onUnreachable.Load(); f != nil && kind == Unreachable && parent.Err() == nil {
-				(*f)()
-			}
-			return upstream.Result{Outcome: governance.Outcome{Local: local}, Judge: parent.Err() == nil, Failed: true}
+			var res upstream.Result
+			res, fail = a.tryFailed(err, ctx, parent)
+			return res
 		}
 		fail, resp, done = nil, out, cancel // the body is read below, within the try's bound
 		return upstream.Result{Outcome: governance.Outcome{Status: out.StatusCode}, Judge: true}
