@@ -27,10 +27,7 @@ func (p *dubboProxy) callApp(ctx context.Context, f *dubbo.Frame, inv *dubbo.Inv
 	}
 	res := app.Call(ctx, m, inv.Args, inv.Attachments, inv.Timeout(app.DefaultCallTimeout()))
 	if fl := res.Failure; fl != nil {
-		st := map[localapp.FailureKind]byte{
-			localapp.NotConfigured: dubbo.StatusServiceNotFound, localapp.BadArguments: dubbo.StatusBadRequest,
-			localapp.Unreachable: dubbo.StatusServiceError, localapp.TimedOut: dubbo.StatusServerTimeout,
-		}[fl.Kind]
+		st := failureStatus(fl.Kind)
 		return statusAnswer(f.ID(), st, fl.Message), st
 	}
 	b, err := dubbo.EncodeResponse(f.ID(), res.Value, res.Exception, res.Attachments)
@@ -70,4 +67,17 @@ func serveMetadata(app *localapp.App, f *dubbo.Frame, inv *dubbo.Invocation) ([]
 		return statusAnswer(f.ID(), dubbo.StatusServerError, "encoding the metadata: "+err.Error()), true
 	}
 	return b, true
+}
+
+// failureStatus is the Dubbo2 status of a call the app did not answer.
+func failureStatus(k localapp.FailureKind) byte {
+	switch k {
+	case localapp.NotConfigured:
+		return dubbo.StatusServiceNotFound
+	case localapp.BadArguments:
+		return dubbo.StatusBadRequest
+	case localapp.TimedOut:
+		return dubbo.StatusServerTimeout
+	}
+	return dubbo.StatusServiceError // unreachable
 }

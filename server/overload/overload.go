@@ -55,16 +55,13 @@ const (
 
 // Config configures a Manager.
 type Config struct {
-	// MaxHeapBytes is the limit the heap is measured against; 0 takes the
-	// process's GOMEMLIMIT, else its cgroup's memory.max (see Limit).
-	MaxHeapBytes uint64
 	// Thresholds are each action's share of the limit (0: its default).
 	Thresholds [numActions]float64
 	// Interval is how often the heap is read (0: DefaultInterval).
 	Interval time.Duration
 }
 
-// Limit is what a zero MaxHeapBytes takes: GOMEMLIMIT when set, else the
+// Limit is the heap limit when the config gives none: GOMEMLIMIT when set, else the
 // cgroup v2 memory.max of the process, else 0 (no limit known: no
 // overload manager). from says where it came from.
 func Limit() (limit uint64, from string) {
@@ -124,7 +121,10 @@ func New(limit uint64, cfg Config, onChange func(Action, bool), reg prometheus.R
 	for a := range numActions {
 		m.thresholds[a] = cfg.Thresholds[a]
 		if m.thresholds[a] <= 0 {
-			m.thresholds[a] = map[Action]float64{DisableHTTPKeepalive: DefaultKeepaliveShare, StopAcceptingRequests: DefaultStopRequestsShare}[a]
+			m.thresholds[a] = DefaultKeepaliveShare
+			if a == StopAcceptingRequests {
+				m.thresholds[a] = DefaultStopRequestsShare
+			}
 		}
 		m.state.WithLabelValues(a.Name()).Set(0)
 	}
@@ -179,7 +179,11 @@ func (m *Manager) Update(heap uint64) {
 	for a := range numActions {
 		on := p >= m.thresholds[a]
 		if m.active[a].Swap(on) != on {
-			m.state.WithLabelValues(a.Name()).Set(map[bool]float64{false: 0, true: 1}[on])
+			v := 0.0
+			if on {
+				v = 1
+			}
+			m.state.WithLabelValues(a.Name()).Set(v)
 			if m.onChange != nil {
 				m.onChange(a, on)
 			}
