@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/clients"
@@ -90,6 +91,9 @@ type Nacos struct {
 	// number of the read whose content is in force.
 	ruleReads   uint64
 	ruleApplied map[string]uint64
+	// pollFailing: the rule watch's last long poll failed (the resync
+	// then reads every rule itself).
+	pollFailing atomic.Bool
 	// rulesAdded wakes the rule watch when a data ID is added (its long
 	// poll started without it).
 	rulesAdded chan struct{}
@@ -334,9 +338,19 @@ func (n *Nacos) resync(ctx context.Context) bool {
 	}
 	n.v.keepRules(seenRules)
 	n.forgetRules(seenRules)
+	// A rule read once is the long poll's (watchRules): only new ones are
+	// read here, unless the poll is failing. One that cannot be read is
+	// tried again at the next resync; it does not make the resync retry
+	// sooner.
+	pollFailing := n.pollFailing.Load()
 	for _, name := range ruleNames {
+		n.mu.Lock()
+		_, watched := n.ruleMD5s[name]
+		n.mu.Unlock()
+		if watched && !pollFailing {
+			continue
+		}
 		if err := n.readRule(ctx, name); err != nil {
-			ok = false
 			n.v.noteError("read", err)
 			n.log.Warn("reading a traffic rule", "data_id", name, "error", err.Error())
 		}
@@ -346,7 +360,7 @@ func (n *Nacos) resync(ctx context.Context) bool {
 }
 
 // readRule reads a traffic rule (data ID <key>.<kind>, group dubbo) and
-// watches it from then on (watchRules); each resync reads it again too.
+// watches it from then on (watchRules).
 // The resync and the watch may read one rule at once: a read that started
 // before another one already applied is dropped, so that an older content
 // never replaces a newer one (nor its MD5, which the long poll compares).
@@ -447,11 +461,13 @@ func (n *Nacos) watchRules(ctx context.Context) {
 		case woken:
 			continue
 		case err != nil:
+			n.pollFailing.Store(true)
 			n.v.noteError("read", err)
 			n.log.Warn("watching the traffic rules", "error", err.Error())
 			slower()
 			continue
 		}
+		n.pollFailing.Store(false)
 		fresh := false // a read brought a content the watcher did not have
 		for _, name := range changed {
 			if err := n.readRule(ctx, name); err != nil {
