@@ -118,6 +118,9 @@ func MetadataFromHessian(v any) (*MetadataInfo, error) {
 	if !ok {
 		return nil, fmt.Errorf("metadata info: want an object, got %T", v)
 	}
+	if m["app"] == nil && m["services"] == nil {
+		return nil, fmt.Errorf("metadata info: an object with neither app nor services")
+	}
 	out := &MetadataInfo{App: str(m["app"]), Revision: str(m["revision"]), Services: map[string]*ServiceInfo{}}
 	services, _ := asMap(m["services"])
 	if services == nil {
@@ -177,11 +180,23 @@ func anyMap(v any) map[string]any {
 	return out
 }
 
+// metadataClasses are the Java classes structMap reads.
+var metadataClasses = map[string]bool{
+	"org.apache.dubbo.metadata.MetadataInfo":             true,
+	"org.apache.dubbo.metadata.MetadataInfo$ServiceInfo": true,
+}
+
 // structMap reads a struct (or a pointer to one) as a map by its hessian
 // field names: what the decoder builds for a class this process has
 // registered as a POJO (a sidecar's own MetadataInfo), where it builds a
 // map for one it does not know.
 func structMap(v any) (map[string]any, bool) {
+	// Only Dubbo's own metadata classes: any other object is not a
+	// MetadataInfo, and must not read as an empty one.
+	pojo, ok := v.(interface{ JavaClassName() string })
+	if !ok || !metadataClasses[pojo.JavaClassName()] {
+		return nil, false
+	}
 	rv := reflect.ValueOf(v)
 	for rv.Kind() == reflect.Pointer && !rv.IsNil() {
 		rv = rv.Elem()

@@ -386,6 +386,8 @@ func TestMetadataFromHessian(t *testing.T) {
 		{"a string", "MetadataInfo", "want an object, got string", nil},
 		{"a list", []any{info(nil)}, "want an object, got []interface {}", nil},
 		{"a typed map", map[string]string{"app": "a"}, "want an object", nil},
+		{"another object", map[string]any{"_class": "java.util.Date", "value": int64(1)}, "neither app nor services", nil},
+		{"a struct of another class", struct{ App string }{"a"}, "want an object", nil},
 		{"no services", info(nil), "", map[string]int{}},
 		{"services not a map", info("x"), "", map[string]int{}},
 		{"a service not a map", info(map[any]any{"k": "x", "ok": svc(int32(1))}), "", map[string]int{"ok": 1}},
