@@ -60,7 +60,7 @@ func (a *Announcer) Run(ctx context.Context) {
 		up = 1
 	}
 	meta := a.Provider.Metadata()
-	st := &announceState{registered: make([]bool, len(a.Registrars))}
+	st := &announceState{registered: make([]bool, len(a.Registrars)), written: make([]bool, len(a.Registrars))}
 	healthy, passes, fails := false, 0, 0
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -79,13 +79,18 @@ func (a *Announcer) Run(ctx context.Context) {
 			if healthy && fails >= down {
 				healthy = false
 				a.Log.Warn("local app unhealthy: withdrawing it", "app", a.Provider.App, "error", err)
-				a.deregister(ctx, st)
 			} else if !healthy && fails == 1 {
 				a.Log.Warn("local app not healthy: not announced", "app", a.Provider.App, "error", err)
 			}
 		}
-		if healthy && ctx.Err() == nil {
+		switch {
+		case ctx.Err() != nil:
+		case healthy:
 			a.register(ctx, meta, st)
+		default:
+			// Each tick until every registry let go (a withdrawal that
+			// failed is tried again; none written: nothing to do).
+			a.deregister(ctx, st)
 		}
 		select {
 		case <-ctx.Done():
@@ -109,8 +114,11 @@ func (a *Announcer) Run(ctx context.Context) {
 
 // announceState is what Run knows of each registrar.
 type announceState struct {
-	registered []bool
-	failing    []error
+	registered []bool // the last Register worked (for the logs)
+	// written: a registration may be there (a Register was tried: one
+	// that failed half way may have written some of it), to withdraw.
+	written []bool
+	failing []error
 }
 
 func (a *Announcer) check(ctx context.Context) error {
@@ -138,19 +146,20 @@ func (a *Announcer) register(ctx context.Context, meta *MetadataInfo, st *announ
 		}
 		st.failing[i] = err
 		st.registered[i] = st.registered[i] || err == nil
+		st.written[i] = true
 	}
 }
 
 func (a *Announcer) deregister(ctx context.Context, st *announceState) {
 	for i, r := range a.Registrars {
-		if !st.registered[i] {
+		if !st.written[i] {
 			continue
 		}
 		if err := r.Deregister(ctx); err != nil {
 			a.Log.Error("withdrawing the local app", "registry", r.Name(), "error", err)
 			continue
 		}
-		st.registered[i] = false
+		st.registered[i], st.written[i] = false, false
 	}
 }
 

@@ -159,3 +159,62 @@ func TestAnnouncer_Suspect(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// halfWriter is a Registrar whose Register fails after writing part of the
+// registration, and whose first withdrawal fails.
+type halfWriter struct {
+	mu                   sync.Mutex
+	written              bool // some of the registration is there
+	withdrawals, refused int
+}
+
+func (h *halfWriter) Name() string { return "half" }
+
+func (h *halfWriter) Register(context.Context, *Provider, *MetadataInfo, Mode) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.written = true
+	return context.DeadlineExceeded // the rest timed out
+}
+
+func (h *halfWriter) Deregister(context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.withdrawals++
+	if h.refused == 0 {
+		h.refused++
+		return context.DeadlineExceeded
+	}
+	h.written = false
+	return nil
+}
+
+func (h *halfWriter) Close() {}
+
+// What a failed registration may have written is withdrawn when the app
+// goes unhealthy, and a withdrawal that failed is tried again.
+func TestAnnouncer_WithdrawsHalfWritten(t *testing.T) {
+	var healthy atomic.Bool
+	healthy.Store(true)
+	h := &halfWriter{}
+	a := NewAnnouncer(testProvider())
+	a.Registrars, a.Interval, a.UnhealthyThreshold, a.HealthyThreshold = []Registrar{h}, 5*time.Millisecond, 1, 1
+	a.Check = func(context.Context) error {
+		if healthy.Load() {
+			return nil
+		}
+		return context.DeadlineExceeded
+	}
+	a.Log = slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "a half-written registration", func() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.written })
+	healthy.Store(false)
+	waitFor(t, "its withdrawal, after one refused", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return !h.written && h.withdrawals >= 2
+	})
+}
