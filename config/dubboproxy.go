@@ -262,21 +262,15 @@ func (t *translator) appRegistration(path string, r *LocalAppRegisterConfig, grp
 	}
 	for i, reg := range r.Registries {
 		p := fmt.Sprintf("%s.registries[%d]", path, i)
-		if (reg.ZooKeeper == nil) == (reg.Nacos == nil) {
-			t.errf(p, "give exactly one of zookeeper or nacos")
+		if !t.registryKind(p, reg.ZooKeeper, reg.Nacos) {
 			continue
 		}
 		if n := reg.Nacos; n != nil {
-			t.servers(p+".nacos.servers", n.Servers)
-			if n.Password != "" && n.PasswordEnv != "" {
-				t.errf(p+".nacos", "give password or password_env, not both")
-			}
 			nc := &localappv1.Nacos{Servers: n.Servers, GrpcPort: uint32(n.GRPCPort), Namespace: n.Namespace, Group: n.Group,
 				Username: n.Username, Password: n.Password, PasswordEnv: n.PasswordEnv}
 			out.Registries = append(out.Registries, &localappv1.Registry{Kind: &localappv1.Registry_Nacos{Nacos: nc}})
 			continue
 		}
-		t.servers(p+".zookeeper.servers", reg.ZooKeeper.Servers)
 		zk := &localappv1.ZooKeeper{Servers: reg.ZooKeeper.Servers, Root: reg.ZooKeeper.Root}
 		if reg.ZooKeeper.SessionTimeout != nil {
 			zk.SessionTimeout = durationpb.New(reg.ZooKeeper.SessionTimeout.Duration)

@@ -163,6 +163,13 @@ clusters: [{name: app, endpoints: ["127.0.0.1:8000"]}]`,
 			[]string{"dubbo_listeners[0].local_app.register.application: must not be empty", "dubbo_listeners[0].local_app.register.mode: want all, interface or instance, got \"both\"",
 				"dubbo_listeners[0].local_app.register.registries[0]: give exactly one of zookeeper or nacos", "dubbo_listeners[0].local_app.register.health_check.path: want a path starting with /, got \"health\"",
 				"dubbo_listeners[1].local_app.register.registries[0].zookeeper.servers: give at least one host:port"}},
+		{"local app registered in Nacos with a password from an unset variable, and a gRPC port that is none", `
+dubbo_listeners:
+  - {name: d, address: ":20880", local_app: {cluster: app, services: [{interface: org.x.S, methods: [{name: m}]}],
+     register: {application: a, registries: [{nacos: {servers: ["n:8848"], grpc_port: 70000, password_env: MESHGATE_NO_SUCH_VAR}}]}}}
+clusters: [{name: app, endpoints: ["127.0.0.1:8000"]}]`,
+			[]string{"dubbo_listeners[0].local_app.register.registries[0].nacos.grpc_port: 70000 is not a port",
+				"dubbo_listeners[0].local_app.register.registries[0].nacos.password_env: environment variable MESHGATE_NO_SUCH_VAR is not set"}},
 		{"local app protocol unknown, a gRPC app checked by path, an HTTP app by gRPC service", `
 dubbo_listeners:
   - {name: d, address: ":20880", local_app: {cluster: app, protocol: soap, services: [{interface: org.x.S, methods: [{name: m}]}]}}

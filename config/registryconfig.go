@@ -112,29 +112,19 @@ func (t *translator) registries(path string, rs []RegistryConfig) []RegistrySett
 			s.Resync = r.Resync.Duration
 		}
 		switch {
-		case (r.ZooKeeper == nil) == (r.Nacos == nil):
-			t.errf(p, "give exactly one of zookeeper or nacos")
+		case !t.registryKind(p, r.ZooKeeper, r.Nacos):
 		case r.ZooKeeper != nil:
 			s.Kind, s.Servers, s.Root = "zookeeper", r.ZooKeeper.Servers, r.ZooKeeper.Root
 			if r.ZooKeeper.SessionTimeout != nil {
 				s.SessionTimeout = r.ZooKeeper.SessionTimeout.Duration
 			}
-			t.servers(p+".zookeeper.servers", s.Servers)
 		default:
 			n := r.Nacos
 			s.Kind, s.Servers, s.GRPCPort = "nacos", n.Servers, n.GRPCPort
 			s.Namespace, s.Group, s.Username, s.Password = n.Namespace, n.Group, n.Username, n.Password
 			if n.PasswordEnv != "" {
-				if n.Password != "" {
-					t.errf(p+".nacos", "give password or password_env, not both")
-				}
-				v, ok := os.LookupEnv(n.PasswordEnv)
-				if !ok {
-					t.errf(p+".nacos.password_env", "environment variable %s is not set", n.PasswordEnv)
-				}
-				s.Password = v
+				s.Password = os.Getenv(n.PasswordEnv) // (set: registryKind checked)
 			}
-			t.servers(p+".nacos.servers", s.Servers)
 		}
 		out = append(out, s)
 	}
@@ -142,6 +132,33 @@ func (t *translator) registries(path string, rs []RegistryConfig) []RegistrySett
 }
 
 // servers checks a list of host:port addresses.
+// registryKind checks a registry entry, a watcher's or a local app's: one
+// of zookeeper or nacos, its servers, and a Nacos password given once and,
+// from the environment, set there. It reports whether the entry is usable.
+func (t *translator) registryKind(p string, zk *ZooKeeperConfig, n *NacosConfig) bool {
+	if (zk == nil) == (n == nil) {
+		t.errf(p, "give exactly one of zookeeper or nacos")
+		return false
+	}
+	if zk != nil {
+		t.servers(p+".zookeeper.servers", zk.Servers)
+		return true
+	}
+	t.servers(p+".nacos.servers", n.Servers)
+	if n.GRPCPort > 65535 {
+		t.errf(p+".nacos.grpc_port", "%d is not a port", n.GRPCPort)
+	}
+	if n.PasswordEnv != "" {
+		if n.Password != "" {
+			t.errf(p+".nacos", "give password or password_env, not both")
+		}
+		if _, ok := os.LookupEnv(n.PasswordEnv); !ok {
+			t.errf(p+".nacos.password_env", "environment variable %s is not set", n.PasswordEnv)
+		}
+	}
+	return true
+}
+
 func (t *translator) servers(path string, servers []string) {
 	if len(servers) == 0 {
 		t.errf(path, "give at least one host:port")
