@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,6 +61,7 @@ type catalog struct {
 	filter map[ServiceKey]bool // nil: every service
 	lb     clusterv3.Cluster_LbPolicy
 	m      *metrics
+	hosts  []string // this machine's addresses (localHosts)
 
 	mu        sync.Mutex
 	last      string // fingerprint of what was written last
@@ -71,7 +71,7 @@ type catalog struct {
 }
 
 func newCatalog(store *config.Store, source string, log *slog.Logger, services []ServiceKey, lb string, m *metrics) (*catalog, error) {
-	c := &catalog{store: store, source: source, log: log, m: m, lb: clusterv3.Cluster_ROUND_ROBIN}
+	c := &catalog{store: store, source: source, log: log, m: m, lb: clusterv3.Cluster_ROUND_ROBIN, hosts: localHosts()}
 	if len(services) > 0 {
 		c.filter = map[ServiceKey]bool{}
 		for _, s := range services {
@@ -192,58 +192,32 @@ func warmup(v string) time.Duration {
 }
 
 // consumerOverrides are the consumer-side parameters the service's
-// dynamic configurations set for meshgate (application meshgate, any
-// consumer address or one of this machine's); configs that name provider
-// addresses are per provider, which the cluster-wide overrides cannot
-// carry, and are left out.
-func consumerOverrides(rs []Rule) map[string]string {
+// dynamic configurations set for meshgate (application meshgate, on any
+// consumer address or one of hosts, this machine's), cluster-wide ones
+// only (rules.ClusterParams).
+func consumerOverrides(rs []Rule, hosts []string) map[string]string {
 	out := map[string]string{}
 	for _, r := range rs {
 		cr := r.configurator
-		if cr == nil || !cr.On() {
-			continue
+		if cr == nil || cr.Scope == "application" && r.Key != rules.ConsumerApplication {
+			continue // none, or another consumer application's configuration
 		}
-		for i := range cr.Configs {
-			cfg := &cr.Configs[i]
-			if cfg.Side != "consumer" || len(cfg.ProviderAddresses) > 0 || (cfg.Enabled != nil && !*cfg.Enabled) {
-				continue
-			}
-			if len(cfg.Applications) > 0 && !slices.Contains(cfg.Applications, rules.ConsumerApplication) && !slices.Contains(cfg.Applications, "*") {
-				continue
-			}
-			if cr.Scope == "application" && r.Key != rules.ConsumerApplication {
-				continue // another consumer application's configuration
-			}
-			if !localAddress(cfg.Addresses) {
-				continue
-			}
-			maps.Copy(out, cfg.Parameters)
-		}
+		maps.Copy(out, cr.ClusterParams(hosts, rules.ConsumerApplication))
 	}
 	return out
 }
 
-// localAddress: no addresses, 0.0.0.0, or one of this machine's IPs.
-func localAddress(addresses []string) bool {
-	if len(addresses) == 0 {
-		return true
-	}
-	ifaddrs, _ := net.InterfaceAddrs()
-	for _, a := range addresses {
-		host := a
-		if h, _, err := net.SplitHostPort(a); err == nil {
-			host = h
-		}
-		if host == "0.0.0.0" {
-			return true
-		}
-		for _, ia := range ifaddrs {
-			if n, ok := ia.(*net.IPNet); ok && n.IP.String() == host {
-				return true
-			}
+// localHosts are this machine's IP addresses, which consumer-side rules
+// name (looked up once, as Dubbo does).
+func localHosts() []string {
+	addrs, _ := net.InterfaceAddrs()
+	var out []string
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			out = append(out, n.IP.String())
 		}
 	}
-	return false
+	return out
 }
 
 // configured is p with the provider-side overrides of its service's
@@ -300,7 +274,7 @@ func (c *catalog) cluster(name, protocol string, k ServiceKey, serial string, me
 		}
 		md["signatures"] = ms
 	}
-	if cp := consumerOverrides(rules); len(cp) > 0 {
+	if cp := consumerOverrides(rules, c.hosts); len(cp) > 0 {
 		// Dynamic configuration for meshgate as the consumer (timeout,
 		// retries): the data plane's calls of the service take them.
 		params := map[string]any{}

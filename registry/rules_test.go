@@ -65,7 +65,7 @@ func TestConsumerOverrides(t *testing.T) {
 		"  - { side: consumer, providerAddresses: [ \"10.0.0.1:1\" ], parameters: { retries: 9 } }\n"+
 		"  - { side: consumer, addresses: [ \"203.0.113.77\" ], parameters: { timeout: 9 } }\n"))
 	v.setRule("shop.configurators", []byte("configVersion: v3.0\nscope: application\nkey: shop\nconfigs: [ { side: consumer, parameters: { timeout: 7 } } ]\n"))
-	got := consumerOverrides(v.rulesForLocked(ServiceKey{Interface: "org.x.S"}, map[string]bool{"shop": true}))
+	got := consumerOverrides(v.rulesForLocked(ServiceKey{Interface: "org.x.S"}, map[string]bool{"shop": true}), localHosts())
 	if len(got) != 2 || got["timeout"] != "500" || got["retries"] != "3" {
 		t.Errorf("consumer overrides %v, want timeout 500 and retries 3", got)
 	}

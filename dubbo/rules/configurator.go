@@ -130,6 +130,28 @@ func (r *ConfiguratorRule) ConsumerParams(consumerHost, app string, p *Provider)
 	return out
 }
 
+// ClusterParams are the rule's consumer-side overrides for a consumer
+// application running on any of hosts that hold for every provider of the
+// service: configs naming provider addresses are per provider and left
+// out (a cluster-wide setting cannot carry them).
+func (r *ConfiguratorRule) ClusterParams(hosts []string, app string) map[string]string {
+	out := map[string]string{}
+	if !r.On() {
+		return out
+	}
+	for i := range r.Configs {
+		c := &r.Configs[i]
+		if c.Side != "consumer" || !c.on() || !c.forApp(app) || len(c.ProviderAddresses) > 0 {
+			continue
+		}
+		// (A Provider with no host matches 0.0.0.0 alone: any host.)
+		if anyAddress(c.Addresses, &Provider{}) || slices.ContainsFunc(hosts, func(h string) bool { return anyAddress(c.Addresses, &Provider{Host: h}) }) {
+			maps.Copy(out, c.Parameters)
+		}
+	}
+	return out
+}
+
 func (c *Config) on() bool { return c.Enabled == nil || *c.Enabled }
 
 func (c *Config) forApp(app string) bool {

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -89,6 +90,37 @@ func TestParseConfiguratorRule_Errors(t *testing.T) {
 	} {
 		if _, err := ParseConfiguratorRule([]byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want it to say %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+// The cluster-wide consumer overrides: for the consumer app on any of its
+// hosts (addresses as patterns too), never the per-provider configs.
+func TestConfiguratorRule_ClusterParams(t *testing.T) {
+	r, err := ParseConfiguratorRule([]byte(`configVersion: v3.0
+scope: service
+key: org.x.S
+configs:
+  - { side: consumer, addresses: [ "10.0.*.1" ], parameters: { timeout: "100" } }
+  - { side: consumer, addresses: [ "0.0.0.0" ], parameters: { retries: "2" } }
+  - { side: consumer, providerAddresses: [ "10.20.0.1:20880" ], parameters: { loadbalance: random } }
+  - { side: consumer, applications: [ other ], parameters: { weight: "1" } }
+  - { side: provider, parameters: { disabled: "true" } }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		hosts []string
+		want  map[string]string
+	}{
+		{"a host the pattern names", []string{"127.0.0.1", "10.0.5.1"}, map[string]string{"timeout": "100", "retries": "2"}},
+		{"other hosts", []string{"192.168.1.1"}, map[string]string{"retries": "2"}},
+		{"no host known", nil, map[string]string{"retries": "2"}},
+	} {
+		if got := r.ClusterParams(tc.hosts, "meshgate"); !maps.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
