@@ -110,26 +110,6 @@ func (r *ConfiguratorRule) ProviderParams(p *Provider, app string) map[string]st
 	return out
 }
 
-// ConsumerParams are the rule's consumer-side overrides for a consumer
-// (host, application) calling provider p.
-func (r *ConfiguratorRule) ConsumerParams(consumerHost, app string, p *Provider) map[string]string {
-	out := map[string]string{}
-	if !r.On() {
-		return out
-	}
-	for i := range r.Configs {
-		c := &r.Configs[i]
-		if c.Side != "consumer" || !c.on() || !c.forApp(app) || !anyAddress(c.Addresses, &Provider{Host: consumerHost}) {
-			continue
-		}
-		if len(c.ProviderAddresses) > 0 && !anyAddress(c.ProviderAddresses, p) {
-			continue
-		}
-		maps.Copy(out, c.Parameters)
-	}
-	return out
-}
-
 // ClusterParams are the rule's consumer-side overrides for a consumer
 // application running on any of hosts that hold for every provider of the
 // service: configs naming provider addresses are per provider and left

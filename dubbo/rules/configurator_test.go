@@ -49,9 +49,8 @@ func TestConfiguratorRule(t *testing.T) {
 		{"untouched but by app", r.ProviderParams(p1, "other"), "weight=100"},
 		{"weight by address", r.ProviderParams(p2, "other"), "weight=200"},
 		{"disabled by host, and the app's timeout", r.ProviderParams(p3, "shop"), "disabled=true timeout=3000"},
-		{"consumer, any host", r.ConsumerParams("10.9.9.9", "meshgate", p1), "retries=3"},
-		{"consumer host and provider address", r.ConsumerParams("192.168.0.9", "meshgate", p2), "retries=3 timeout=500"},
-		{"consumer host, another provider", r.ConsumerParams("192.168.0.9", "meshgate", p1), "retries=3"},
+		{"consumer, any host", r.ClusterParams([]string{"10.9.9.9"}, "meshgate"), "retries=3"},
+		{"consumer host, but a per-provider config: not cluster-wide", r.ClusterParams([]string{"192.168.0.9"}, "meshgate"), "retries=3"},
 	} {
 		if got := kv(tc.got); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)

@@ -32,7 +32,7 @@ func FuzzParseRules(f *testing.F) {
 		if r, err := ParseConfiguratorRule(data); err == nil {
 			for _, p := range providers() {
 				_ = r.ProviderParams(p, "app")
-				_ = r.ConsumerParams("10.0.0.1", "meshgate", p)
+				_ = r.ClusterParams([]string{p.Host}, "meshgate")
 			}
 		}
 	})
