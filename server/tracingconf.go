@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"time"
 
@@ -107,26 +106,19 @@ func (s *Server) traceProvider(target, cluster, service string) (*tracing.Provid
 	return p, nil
 }
 
-// dialCluster connects to one healthy host of the named cluster of the
-// current snapshot (the collector Envoy's envoy_grpc names).
+// dialCluster connects to the named cluster of the current snapshot (the
+// collector Envoy's envoy_grpc names), through the cluster's balancer and
+// transport socket (an Istio mTLS collector included).
 func (s *Server) dialCluster(ctx context.Context, name string) (net.Conn, error) {
-	for _, cl := range s.Clusters() {
-		if cl.Name != name {
-			continue
-		}
-		var addrs []string
-		for _, h := range cl.Hosts() {
-			if h.Healthy() {
-				addrs = append(addrs, h.Address)
-			}
-		}
-		if len(addrs) == 0 {
-			return nil, fmt.Errorf("tracing: cluster %q has no healthy host", name)
-		}
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addrs[rand.IntN(len(addrs))])
+	snap := s.snap.Load()
+	if snap == nil || snap.clusters[name] == nil {
+		return nil, fmt.Errorf("tracing: cluster %q is not configured", name)
 	}
-	return nil, fmt.Errorf("tracing: cluster %q is not configured", name)
+	conn, err := snap.clusters[name].DialGRPC(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	return conn, nil
 }
 
 // closeTraceProviders exports what the providers queued and closes them

@@ -58,6 +58,8 @@ type Cluster struct {
 	Protocol Protocol
 	// socks are the transport sockets (TLS configs) of the endpoints.
 	socks *sockets
+	// dialer dials the hosts (the cluster's connect_timeout).
+	dialer *net.Dialer
 	// EDSName is the ClusterLoadAssignment name an EDS cluster reads.
 	EDSName string
 	// Static reports whether endpoints come from the Cluster itself.
@@ -234,6 +236,7 @@ func New(c *clusterv3.Cluster, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
 	dialer := &net.Dialer{Timeout: connectTimeoutOf(c), KeepAlive: 30 * time.Second}
+	out.dialer = dialer
 	if out.Protocol != HTTP2 && out.Protocol != Dubbo {
 		out.h1 = out.http1Transport(dialer, opts)
 	}
@@ -364,6 +367,22 @@ func (c *Cluster) handshake(ctx context.Context, raw net.Conn, addr string, conf
 		return nil, fmt.Errorf("cluster %q: TLS handshake with %s: %w", c.Name, addr, err)
 	}
 	return tc, nil
+}
+
+// DialGRPC connects to a host the balancer picks, as the cluster's own
+// transports do (connect timeout, connection stats, the endpoint's
+// transport socket offering h2): for a gRPC client of the gateway's that
+// names an Envoy cluster (the OTLP exporter's envoy_grpc).
+func (c *Cluster) DialGRPC(ctx context.Context) (net.Conn, error) {
+	h, err := c.Pick(governance.PickInfo{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := c.dial(c.dialer)(ctx, "tcp", h.Address)
+	if err != nil {
+		return nil, err
+	}
+	return c.handshake(ctx, raw, h.Address, c.hostTLS(h.Address), "h2", c.dialer.Timeout)
 }
 
 // dial counts connections per host.
