@@ -36,8 +36,11 @@ type listener struct {
 	// h2 serves the HTTP/2 connections (prior knowledge, or ALPN h2);
 	// srv the HTTP/1.x ones.
 	h2 *h2.Server
-	// maxHeaderBytes is what srv enforces; set once, at bind time.
-	maxHeaderBytes int
+	// maxHeaderBytes is what srv enforces; set once, at bind time, as are
+	// the connection timeouts the servers apply (headersTimeout,
+	// idleTimeout): a reload that changes them is logged, not applied.
+	maxHeaderBytes              int
+	headersTimeout, idleTimeout time.Duration
 	// connCap, when set, caps the open downstream connections of every
 	// listener (set at bind time).
 	connCap *overload.ConnLimit

@@ -383,8 +383,11 @@ func (s *Server) swapListeners(p *snapshot, bound map[string]*listener) {
 		ln := s.listeners[addr]
 		if ln == nil {
 			ln = bound[addr]
-			ln.maxHeaderBytes = cl.maxHeaderBytes
+			ln.maxHeaderBytes, ln.headersTimeout, ln.idleTimeout = cl.maxHeaderBytes, cl.headersTimeout, cl.idleTimeout
 			ln.connCap = s.connCap
+		} else if cl.headersTimeout != ln.headersTimeout || cl.idleTimeout != ln.idleTimeout {
+			s.log.Warn("request_headers_timeout and idle_timeout of a port already bound keep their values until it is bound again (a restart)",
+				"listener", cl.state.name, "request_headers_timeout", ln.headersTimeout, "idle_timeout", ln.idleTimeout)
 		}
 		for _, ch := range cl.state.chains() {
 			if ch != nil {
