@@ -5,7 +5,6 @@
 package accesslog
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 )
@@ -230,9 +230,28 @@ func (f *Format) Append(b []byte, e *Entry) []byte {
 }
 
 func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s)
-	return append(b, q...)
+	// strconv's quoting is not JSON's (\x escapes); json.Marshal's is, but
+	// it escapes <, > and & for HTML, which Envoy's log lines do not.
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r < 0x20:
+			b = append(b, `\u00`...)
+			b = append(b, hexDigits[r>>4], hexDigits[r&0xf])
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...) // invalid UTF-8, as json.Marshal writes it
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
+
+const hexDigits = "0123456789abcdef"
 
 // parse splits a format string into literals and commands.
 func parse(s string) ([]op, error) {

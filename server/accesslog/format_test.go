@@ -139,3 +139,22 @@ func TestFormat_IstioDefault(t *testing.T) {
 		t.Errorf("Unfilled = %v", got)
 	}
 }
+
+// A JSON field's string is valid JSON that reads back as the value, with
+// &, < and > as they are (as Envoy writes them, not HTML-escaped).
+func TestAppendJSONString(t *testing.T) {
+	for _, v := range []string{"", "/a?x=1&y=<2>", `quote " and \ back`, "tab\tnl\n\x01", "日本", "bad \xff byte"} {
+		out := appendJSONString(nil, v)
+		var back string
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Errorf("%q -> %s: not JSON: %v", v, out, err)
+			continue
+		}
+		if want := strings.ToValidUTF8(v, "\uFFFD"); back != want {
+			t.Errorf("%q -> %s reads back %q", v, out, back)
+		}
+		if strings.Contains(v, "&") && !strings.Contains(string(out), "&") {
+			t.Errorf("%q -> %s: & escaped", v, out)
+		}
+	}
+}
