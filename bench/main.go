@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -51,7 +52,7 @@ func main() {
 	warm := flag.Duration("warmup", time.Second, "warm-up time before each run")
 	conc := flag.Int("c", 16, "concurrent callers for the unary and HTTP runs")
 	profile := flag.String("cpuprofile", "", "write CPU profiles of the gateway, one per scenario, to FILE-<n>.pprof")
-	only := flag.String("only", "", "run only the scenarios whose name contains this")
+	only := flag.String("only", "", "run only the scenarios whose name this regular expression matches (\"^gRPC unary$\": that one alone)")
 	nginx := flag.String("nginx", "", "the nginx binary (default: nginx on PATH or in /usr/sbin; none: skip nginx)")
 	haproxy := flag.String("haproxy", "", "the HAProxy binary (default: haproxy on PATH or in /usr/sbin; none: skip HAProxy)")
 	floor := flag.String(relayFloorFlag, "", "LISTEN,BACKEND: run only the bare relay (the bench starts it so)")
@@ -272,8 +273,12 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 		fmt.Println(row)
 		rows = append(rows, row)
 	}
+	onlyRE, err := regexp.Compile(only)
+	if err != nil {
+		return fmt.Errorf("-only: %w", err)
+	}
 	for i, s := range scenarios {
-		if !strings.Contains(s.name, only) {
+		if !onlyRE.MatchString(s.name) {
 			continue
 		}
 		direct := backend.GRPCAddr

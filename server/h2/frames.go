@@ -1,14 +1,14 @@
 package h2
 
 import (
-	"bytes"
 	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
+
+	"github.com/meshgate/meshgate/server/h2/hpackcodec"
 )
 
 // frameWriter is a connection's write side, the client's and the
@@ -21,17 +21,14 @@ type frameWriter struct {
 	mu      sync.Mutex
 	bw      *pooledWriter
 	fr      *http2.Framer // written only here; its reads are the read loop's
-	henc    *hpack.Encoder
-	hbuf    bytes.Buffer
+	henc    *hpackcodec.Encoder
 	err     error
 	pending atomic.Int32
 	fail    func(error)
 }
 
 func newFrameWriter(bw *pooledWriter, fr *http2.Framer, fail func(error)) *frameWriter {
-	w := &frameWriter{bw: bw, fr: fr, fail: fail}
-	w.henc = hpack.NewEncoder(&w.hbuf)
-	return w
+	return &frameWriter{bw: bw, fr: fr, fail: fail, henc: hpackcodec.NewEncoder()}
 }
 
 // write runs fn (nil: nothing) with the framer under the lock; flush sends
@@ -93,10 +90,10 @@ func (w *frameWriter) fail1(err error) {
 
 // headerBlock encodes fields with the connection's HPACK encoder; called
 // within write (the encoder's state follows the order blocks go out).
-func (w *frameWriter) headerBlock(fields func(enc *hpack.Encoder)) []byte {
-	w.hbuf.Reset()
+func (w *frameWriter) headerBlock(fields func(enc *hpackcodec.Encoder)) []byte {
+	w.henc.Reset()
 	fields(w.henc)
-	return w.hbuf.Bytes()
+	return w.henc.Bytes()
 }
 
 // setHeaderTableSize applies the peer's SETTINGS_HEADER_TABLE_SIZE.
@@ -180,18 +177,4 @@ func grow(w *int32, delta int64) bool {
 	}
 	*w = int32(v)
 	return true
-}
-
-// perRequest reports whether a header's value is new on every request
-// (request ids, trace context): such a field is written as a literal
-// never indexed, or each one would take a place in the connection's HPACK
-// table, push the fields that do repeat (content-type, te, user-agent)
-// out of it, and make every header block larger and costlier to encode
-// and decode on both sides.
-func perRequest(name string) bool {
-	switch name {
-	case "x-request-id", "traceparent", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid":
-		return true
-	}
-	return false
 }

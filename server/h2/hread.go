@@ -8,6 +8,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/meshgate/meshgate/server/h2/hpackcodec"
 )
 
 // headerReader decodes a connection's header blocks (HEADERS and its
@@ -18,7 +20,7 @@ import (
 // frame, its growing field slice and a closure with its captured state for
 // every block.
 type headerReader struct {
-	dec *hpack.Decoder
+	dec *hpackcodec.Decoder
 	max uint32 // SETTINGS_MAX_HEADER_LIST_SIZE we announced
 
 	mh                            http2.MetaHeadersFrame
@@ -30,7 +32,7 @@ type headerReader struct {
 
 func newHeaderReader(max uint32) *headerReader {
 	r := &headerReader{max: max}
-	r.dec = hpack.NewDecoder(4096, r.emit)
+	r.dec = hpackcodec.NewDecoder(hpackcodec.DefaultTableSize, r.emit)
 	r.dec.SetMaxStringLength(int(max))
 	return r
 }
@@ -110,7 +112,7 @@ func (r *headerReader) read(fr *http2.Framer, hf *http2.HeadersFrame) (*http2.Me
 		if int64(len(frag)) > 2*int64(r.headersRemain+r.trailersRemain) || r.invalid != nil {
 			return nil, http2.ConnectionError(http2.ErrCodeProtocol)
 		}
-		if _, err := r.dec.Write(frag); err != nil {
+		if err := r.dec.Write(frag); err != nil {
 			return nil, http2.ConnectionError(http2.ErrCodeCompression)
 		}
 		if hc.HeadersEnded() {

@@ -7,9 +7,9 @@ package h2
 // DATA forwarded as the windows allow and queued when they do not (the
 // sender's window is given back only as bytes are forwarded, so a slow
 // reader holds its writer back), trailers after the data, resets and lost
-// connections mapped both ways, one timer for the deadline, the per-try
-// timeout and the idle timeout (or the connection's idle sweep when that is
-// all). Writes from a read loop are flushed before it next waits, so the
+// connections mapped both ways, the deadline, the per-try timeout and the
+// idle timeout watched by one timer per connection (or the connection's
+// idle sweep when the idle timeout is all). Writes from a read loop are flushed before it next waits, so the
 // frames of everything one read brought leave in one write per connection.
 // An attempt that fails before any of its answer went to the client is
 // handed, with its request, to a handler that makes the retries.
@@ -31,6 +31,8 @@ import (
 	"github.com/meshgate/meshgate/grpcframe"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/meshgate/meshgate/server/h2/hpackcodec"
 	"google.golang.org/grpc/codes"
 )
 
@@ -160,7 +162,9 @@ type relay struct {
 	// handedTo is the stream a handler took the call on (set with done):
 	// the client's frames read for the relay since go on there.
 	handedTo *serverStream
-	timer    *time.Timer
+	// wakeAt: when the connection's watch is to look at this relay's
+	// timeouts again (zero: never).
+	wakeAt   time.Time
 	deadline time.Time
 	perTryAt time.Time // zero: no per-try timeout
 	last     time.Time
@@ -285,7 +289,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 	sc.relays[id] = r
 	r.dsend = sc.initialWindow
 	if r.swept && !sc.sweepIdleLocked(tgt.Idle) {
-		r.swept = false // a shorter idle timeout than the sweep serves: its own timer
+		r.swept = false // a shorter idle timeout than the sweep serves: the watch's
 	}
 	if sc.idleTimer != nil {
 		sc.idleTimer.Stop()
@@ -311,7 +315,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 		cc.reserved--
 		maxFrame := int(cc.maxFrame)
 		cc.mu.Unlock()
-		block := cc.w.headerBlock(func(enc *hpack.Encoder) { encodeRequestHeaders(enc, &out) })
+		block := cc.w.headerBlock(func(enc *hpackcodec.Encoder) { encodeRequestHeaders(enc, &out) })
 		return writeHeaderBlock(fr, uid, block, end, maxFrame)
 	})
 	if !opened {
@@ -347,10 +351,15 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 	if tgt.PerTry > 0 {
 		r.perTryAt = now.Add(tgt.PerTry)
 	}
+	var wake time.Time
 	if d, ok := r.nextTimerLocked(now); ok && !r.done && !r.swept {
-		r.timer = time.AfterFunc(d, r.onTimer)
+		wake = now.Add(d)
+		r.wakeAt = wake
 	}
 	r.mu.Unlock()
+	if !wake.IsZero() {
+		sc.watchAt(wake)
+	}
 	return true
 }
 
@@ -381,13 +390,13 @@ func (r *relay) waitingHeadersLocked() bool {
 
 // Relays bounded only by a stream idle timeout (Envoy's default is 5
 // minutes; no route timeout, as Istio's routes) are watched by one sweep per
-// connection instead of a timer each: a timer per call was ~5% of a relayed
-// call's CPU. The sweep runs every eighth of the idle timeout, so a quiet
+// connection: their idle time moves with every frame, and the watch would
+// fire once per idle timeout for each. The sweep runs every eighth of the idle timeout, so a quiet
 // stream ends between 1 and 1.125 times it.
 const minSweep = 10 * time.Millisecond
 
 // sweepIdleLocked (sc.mu held) makes sure the sweep runs often enough for
-// idle; false when it runs less often (the relay then keeps a timer).
+// idle; false when it runs less often (the relay is then the watch's).
 func (sc *serverConn) sweepIdleLocked(idle time.Duration) bool {
 	every := max(idle/8, minSweep)
 	if sc.sweep == nil {
@@ -429,12 +438,63 @@ func (sc *serverConn) sweepIdle() {
 	sc.sweep = nil // the next swept relay starts it again
 }
 
-func (r *relay) onTimer() {
+// The relays' timeouts (route, per-try, stream idle when they have one of
+// the others) are watched by one timer per connection, set for the
+// earliest time any relay must be looked at: a timer per call, set and
+// stopped, was ~5% of a relayed call's CPU. Calls that finish early leave
+// the timer set; when it fires it looks at each relay, ends those due, and
+// is set again for the earliest left (one firing per route timeout, for
+// calls that all share it).
+
+// watchAt makes sure the connection's watch fires by at.
+func (sc *serverConn) watchAt(at time.Time) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.closed || (sc.watchArmed && !at.Before(sc.watchNext)) {
+		return
+	}
+	sc.watchArmed, sc.watchNext = true, at
+	d := time.Until(at)
+	if sc.watch == nil {
+		sc.watch = time.AfterFunc(d, sc.onWatch)
+	} else {
+		sc.watch.Reset(d)
+	}
+}
+
+// onWatch runs the due relays' timeouts and sets the watch for the next.
+func (sc *serverConn) onWatch() {
+	sc.mu.Lock()
+	sc.watchArmed = false
+	relays := make([]*relay, 0, len(sc.relays))
+	for _, r := range sc.relays {
+		relays = append(relays, r)
+	}
+	sc.mu.Unlock()
+	var next time.Time
+	for _, r := range relays {
+		if at := r.onTimer(); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	if !next.IsZero() {
+		sc.watchAt(next)
+	}
+}
+
+// onTimer ends the relay if one of its timeouts has passed; else it
+// returns when to look again (zero: never).
+func (r *relay) onTimer() time.Time {
 	now := time.Now()
 	r.mu.Lock()
-	if r.done {
+	if r.done || r.wakeAt.IsZero() {
 		r.mu.Unlock()
-		return
+		return time.Time{}
+	}
+	if now.Before(r.wakeAt) {
+		at := r.wakeAt
+		r.mu.Unlock()
+		return at
 	}
 	var why error
 	switch {
@@ -445,14 +505,18 @@ func (r *relay) onTimer() {
 	case r.tgt.Idle > 0 && now.Sub(r.last) >= r.tgt.Idle:
 		why = ErrRelayIdle
 	default:
+		r.wakeAt = time.Time{}
 		if d, ok := r.nextTimerLocked(now); ok {
-			r.timer.Reset(d)
+			r.wakeAt = now.Add(d)
 		}
+		at := r.wakeAt
 		r.mu.Unlock()
-		return
+		return at
 	}
+	r.wakeAt = time.Time{}
 	r.mu.Unlock()
 	r.fail(nil, why, "4", why.Error(), http2.ErrCodeCancel, false)
+	return time.Time{}
 }
 
 // fromClient takes downstream DATA (downstream read loop).
@@ -596,11 +660,10 @@ func (r *relay) takeWindow(up bool, n int32) int32 {
 // header block on w.
 func writeFields(fl *flushList, w *frameWriter, id uint32, fields []hpack.HeaderField, end bool, frameSize int, keep func(hpack.HeaderField) bool) {
 	write(fl, w, func(fr *http2.Framer) error {
-		block := w.headerBlock(func(enc *hpack.Encoder) {
+		block := w.headerBlock(func(enc *hpackcodec.Encoder) {
 			for _, hf := range fields {
 				if keep == nil || keep(hf) {
-					hf.Sensitive = hf.Sensitive || perRequest(hf.Name)
-					_ = enc.WriteField(hf)
+					enc.WriteField(hf)
 				}
 			}
 		})
@@ -880,9 +943,6 @@ func (r *relay) finishLocked() {
 		return
 	}
 	r.done = true
-	if r.timer != nil {
-		r.timer.Stop()
-	}
 	queued := int32(0)
 	for _, it := range r.toUp {
 		queued += int32(len(it.data))
@@ -953,9 +1013,6 @@ func (r *relay) mayReplayLocked() bool {
 // from now on.
 func (r *relay) handOffLocked(fl *flushList, req *http.Request, handedOver any, e RelayEnd, unread bool) {
 	r.done = true
-	if r.timer != nil {
-		r.timer.Stop()
-	}
 	uid := r.uid.Load()
 	resetUp := !r.upReset && !r.respEnded && uid != 0
 	r.upReset = true

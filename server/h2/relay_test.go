@@ -427,3 +427,70 @@ func TestRelay_UpstreamLostMidAnswer(t *testing.T) {
 		t.Error("a call whose answer began was retried")
 	}
 }
+
+// The relays' timeouts on one connection share a watch: a call with a
+// shorter timeout started after one with a longer one still ends at its
+// own, and so does one started after a call that finished before its
+// timeout (the watch fires for nothing and is set again).
+func TestRelay_TimeoutsShareOneWatch(t *testing.T) {
+	tr, up := relayTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Answer") != "" || r.Header.Get("X-Timeout") == "" {
+			grpcEcho(w, r)
+			return
+		}
+		<-r.Context().Done() // answers nothing: only the gateway's timeout ends the call
+	}))
+	relay := func(r *http.Request) (*RelayTarget, bool) {
+		d, err := time.ParseDuration(r.Header.Get("X-Timeout"))
+		if err != nil {
+			return nil, false
+		}
+		tgt, _ := relayAll(tr, up)(r)
+		tgt.Timeout = d
+		return tgt, true
+	}
+	addr := serve(t, &Server{Relay: relay, Handler: http.NotFoundHandler()})
+	var d net.Dialer
+	client := &Transport{Dial: func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }}
+	defer client.Close()
+	type result struct {
+		status  string
+		elapsed time.Duration
+		err     error
+	}
+	call := func(timeout string, answer bool) <-chan result {
+		out := make(chan result, 1)
+		req, _ := http.NewRequest("POST", "http://"+addr+"/call", bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("X-Timeout", timeout)
+		if answer {
+			req.Header.Set("X-Answer", "1")
+		}
+		start := time.Now()
+		go func() {
+			resp, err := client.RoundTrip(req)
+			if err != nil {
+				out <- result{err: err}
+				return
+			}
+			_, _ = io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			out <- result{status: resp.Header.Get("Grpc-Status") + resp.Trailer.Get("Grpc-Status"), elapsed: time.Since(start)}
+		}()
+		return out
+	}
+	check := func(name string, r result, status string, atLeast, below time.Duration) {
+		t.Helper()
+		if r.err != nil || r.status != status || r.elapsed < atLeast || r.elapsed >= below {
+			t.Errorf("%s: grpc-status %q after %v (%v), want %q after %v to %v", name, r.status, r.elapsed, r.err, status, atLeast, below)
+		}
+	}
+	long := call("3s", false)
+	time.Sleep(100 * time.Millisecond) // the long call's relay has set the watch
+	short, middle := call("200ms", false), call("400ms", false)
+	check("200ms call after a 3s one", <-short, "4", 200*time.Millisecond, 2500*time.Millisecond)
+	check("400ms call after a 3s one", <-middle, "4", 400*time.Millisecond, 2500*time.Millisecond)
+	check("answered call", <-call("150ms", true), "0", 0, 150*time.Millisecond)
+	check("300ms call after a call answered before its 150ms", <-call("300ms", false), "4", 300*time.Millisecond, 2500*time.Millisecond)
+	check("3s call", <-long, "4", 3*time.Second, 6*time.Second)
+}

@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/meshgate/meshgate/server/h2/hpackcodec"
 )
 
 // Server serves HTTP/2 connections (cleartext with prior knowledge, or TLS
@@ -361,6 +363,11 @@ type serverConn struct {
 	// sweepEvery (under mu; nil when none is running).
 	sweep      *time.Timer
 	sweepEvery time.Duration
+	// watch looks at the relays' timeouts, due by watchNext while
+	// watchArmed (under mu; see watchAt).
+	watch      *time.Timer
+	watchNext  time.Time
+	watchArmed bool
 
 	// The read loop's: streams reset by the client before their answer
 	// began (rapid reset, CVE-2023-44487: a reset stream stops counting
@@ -605,6 +612,9 @@ func (sc *serverConn) close(err error) {
 	if sc.sweep != nil {
 		sc.sweep.Stop()
 	}
+	if sc.watch != nil {
+		sc.watch.Stop()
+	}
 	streams := make([]*serverStream, 0, len(sc.streams))
 	for _, st := range sc.streams {
 		streams = append(streams, st)
@@ -715,8 +725,8 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 // answer ends a stream with a status and no body, without a handler.
 func (sc *serverConn) answer(id uint32, status int) error {
 	return sc.w.write(true, func(fr *http2.Framer) error {
-		block := sc.w.headerBlock(func(enc *hpack.Encoder) {
-			_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusCode(status)})
+		block := sc.w.headerBlock(func(enc *hpackcodec.Encoder) {
+			enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusCode(status)})
 		})
 		return writeHeaderBlock(fr, id, block, true, int(sc.frameSize()))
 	})

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/meshgate/meshgate/server/h2/hpackcodec"
 )
 
 // errStreamClosed is what writing to a stream the client reset returns.
@@ -400,8 +402,8 @@ func (w *responseWriter) sendHeaders(code int, end, flush bool) {
 	st := w.st
 	sc := st.sc
 	_ = sc.w.write(flush, func(fr *http2.Framer) error {
-		block := sc.w.headerBlock(func(enc *hpack.Encoder) {
-			_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusCode(code)})
+		block := sc.w.headerBlock(func(enc *hpackcodec.Encoder) {
+			enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusCode(code)})
 			for k, vs := range w.header {
 				if !sendableField(k) || slices.Contains(w.declared, k) {
 					continue
@@ -409,7 +411,7 @@ func (w *responseWriter) sendHeaders(code int, end, flush bool) {
 				name := lowerHeader(k)
 				for _, v := range vs {
 					if httpguts.ValidHeaderFieldValue(v) {
-						_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v, Sensitive: perRequest(name)})
+						enc.WriteField(hpack.HeaderField{Name: name, Value: v})
 					}
 				}
 			}
@@ -509,10 +511,10 @@ func (w *responseWriter) finish() {
 		if len(trailers) == 0 {
 			return fr.WriteData(st.id, true, nil)
 		}
-		block := sc.w.headerBlock(func(enc *hpack.Encoder) {
+		block := sc.w.headerBlock(func(enc *hpackcodec.Encoder) {
 			for _, f := range trailers {
 				if httpguts.ValidHeaderFieldName(f.Name) && httpguts.ValidHeaderFieldValue(f.Value) {
-					_ = enc.WriteField(f)
+					enc.WriteField(f)
 				}
 			}
 		})

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/meshgate/meshgate/server/h2/hpackcodec"
 )
 
 // maxStreamID is the last stream id a client may use.
@@ -145,7 +147,7 @@ func (cc *clientConn) roundTrip(req *http.Request, body io.ReadCloser, inline []
 		cc.reserved--
 		cc.mu.Unlock()
 		head := requestHead(req)
-		block := cc.w.headerBlock(func(enc *hpack.Encoder) { encodeRequestHeaders(enc, &head) })
+		block := cc.w.headerBlock(func(enc *hpackcodec.Encoder) { encodeRequestHeaders(enc, &head) })
 		endInHeaders := (body == nil && inline == nil) || (sendInline && len(inline) == 0)
 		err := writeHeaderBlock(fr, id, block, endInHeaders, maxFrame)
 		if err == nil && sendInline && len(inline) > 0 {
@@ -235,10 +237,10 @@ func (cs *clientStream) writeBody(body io.ReadCloser) {
 		var err error
 		if len(cs.req.Trailer) > 0 {
 			err = cc.w.write(true, func(fr *http2.Framer) error {
-				block := cc.w.headerBlock(func(enc *hpack.Encoder) {
+				block := cc.w.headerBlock(func(enc *hpackcodec.Encoder) {
 					for k, vs := range cs.req.Trailer {
 						for _, v := range vs {
-							_ = enc.WriteField(hpack.HeaderField{Name: lowerHeader(k), Value: v})
+							enc.WriteField(hpack.HeaderField{Name: lowerHeader(k), Value: v})
 						}
 					}
 				})
@@ -587,30 +589,30 @@ func requestHead(req *http.Request) RequestHead {
 
 // encodeRequestHeaders writes a request's header block: pseudo-headers,
 // then its fields lower-cased, without the hop-by-hop ones.
-func encodeRequestHeaders(enc *hpack.Encoder, h *RequestHead) {
+func encodeRequestHeaders(enc *hpackcodec.Encoder, h *RequestHead) {
 	method := cmp.Or(h.Method, http.MethodGet)
 	scheme := cmp.Or(h.Scheme, "http")
-	_ = enc.WriteField(hpack.HeaderField{Name: ":authority", Value: h.Authority})
-	_ = enc.WriteField(hpack.HeaderField{Name: ":method", Value: method})
-	_ = enc.WriteField(hpack.HeaderField{Name: ":path", Value: h.Path})
-	_ = enc.WriteField(hpack.HeaderField{Name: ":scheme", Value: scheme})
+	enc.WriteField(hpack.HeaderField{Name: ":authority", Value: h.Authority})
+	enc.WriteField(hpack.HeaderField{Name: ":method", Value: method})
+	enc.WriteField(hpack.HeaderField{Name: ":path", Value: h.Path})
+	enc.WriteField(hpack.HeaderField{Name: ":scheme", Value: scheme})
 	for k, vs := range h.Header {
 		switch k {
 		case "Host", "Content-Length", "Connection", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Keep-Alive":
 			continue
 		case "Te":
 			if len(vs) > 0 && vs[0] == "trailers" {
-				_ = enc.WriteField(hpack.HeaderField{Name: "te", Value: "trailers"})
+				enc.WriteField(hpack.HeaderField{Name: "te", Value: "trailers"})
 			}
 			continue
 		}
 		name := lowerHeader(k)
 		for _, v := range vs {
-			_ = enc.WriteField(hpack.HeaderField{Name: name, Value: v, Sensitive: perRequest(name)})
+			enc.WriteField(hpack.HeaderField{Name: name, Value: v})
 		}
 	}
 	if h.ContentLength > 0 {
-		_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(h.ContentLength, 10)})
+		enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(h.ContentLength, 10)})
 	}
 }
 

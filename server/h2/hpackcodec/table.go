@@ -1,0 +1,168 @@
+// Package hpackcodec encodes and decodes HTTP/2 header blocks (RFC 7541)
+// for the gateway's HTTP/2 relay, on golang.org/x/net/http2/hpack's
+// HeaderField and Huffman code.
+//
+// x/net's Encoder and Decoder keep two maps per table (by name, by name
+// and value) and update both on every insertion and eviction, in the
+// decoder too, where nothing searches them: in a profile of relayed gRPC
+// unary calls, hashing for those maps and the table churn of per-request
+// values were a quarter of the gateway's CPU. Here the decoder's table is
+// a plain slice, the encoder searches its table linearly and keeps it
+// small by not indexing values that never repeat (request ids, trace
+// context, dates, lengths), as nghttp2 does for the same reason.
+package hpackcodec
+
+import "golang.org/x/net/http2/hpack"
+
+// DefaultTableSize is SETTINGS_HEADER_TABLE_SIZE's initial value.
+const DefaultTableSize = 4096
+
+// staticTable is RFC 7541 Appendix A; index i+1 is staticTable[i].
+var staticTable = [...]hpack.HeaderField{
+	{Name: ":authority"},
+	{Name: ":method", Value: "GET"},
+	{Name: ":method", Value: "POST"},
+	{Name: ":path", Value: "/"},
+	{Name: ":path", Value: "/index.html"},
+	{Name: ":scheme", Value: "http"},
+	{Name: ":scheme", Value: "https"},
+	{Name: ":status", Value: "200"},
+	{Name: ":status", Value: "204"},
+	{Name: ":status", Value: "206"},
+	{Name: ":status", Value: "304"},
+	{Name: ":status", Value: "400"},
+	{Name: ":status", Value: "404"},
+	{Name: ":status", Value: "500"},
+	{Name: "accept-charset"},
+	{Name: "accept-encoding", Value: "gzip, deflate"},
+	{Name: "accept-language"},
+	{Name: "accept-ranges"},
+	{Name: "accept"},
+	{Name: "access-control-allow-origin"},
+	{Name: "age"},
+	{Name: "allow"},
+	{Name: "authorization"},
+	{Name: "cache-control"},
+	{Name: "content-disposition"},
+	{Name: "content-encoding"},
+	{Name: "content-language"},
+	{Name: "content-length"},
+	{Name: "content-location"},
+	{Name: "content-range"},
+	{Name: "content-type"},
+	{Name: "cookie"},
+	{Name: "date"},
+	{Name: "etag"},
+	{Name: "expect"},
+	{Name: "expires"},
+	{Name: "from"},
+	{Name: "host"},
+	{Name: "if-match"},
+	{Name: "if-modified-since"},
+	{Name: "if-none-match"},
+	{Name: "if-range"},
+	{Name: "if-unmodified-since"},
+	{Name: "last-modified"},
+	{Name: "link"},
+	{Name: "location"},
+	{Name: "max-forwards"},
+	{Name: "proxy-authenticate"},
+	{Name: "proxy-authorization"},
+	{Name: "range"},
+	{Name: "referer"},
+	{Name: "refresh"},
+	{Name: "retry-after"},
+	{Name: "server"},
+	{Name: "set-cookie"},
+	{Name: "strict-transport-security"},
+	{Name: "transfer-encoding"},
+	{Name: "user-agent"},
+	{Name: "vary"},
+	{Name: "via"},
+	{Name: "www-authenticate"},
+}
+
+// staticName locates a name's run of entries in staticTable.
+type staticName struct{ first, n uint8 } // first: HPACK index
+
+// staticNames indexes staticTable by name; built once, never written.
+var staticNames = func() map[string]staticName {
+	m := make(map[string]staticName, len(staticTable))
+	for i, f := range staticTable {
+		s := m[f.Name]
+		if s.n == 0 {
+			s.first = uint8(i + 1)
+		}
+		s.n++
+		m[f.Name] = s
+	}
+	return m
+}()
+
+// staticSearch returns f's static index: with full set when name and
+// value match, else the name's first index (0: not there).
+func staticSearch(f hpack.HeaderField) (idx uint64, full bool) {
+	s, ok := staticNames[f.Name]
+	if !ok {
+		return 0, false
+	}
+	for i := s.first; i < s.first+s.n; i++ {
+		if staticTable[i-1].Value == f.Value {
+			return uint64(i), true
+		}
+	}
+	return uint64(s.first), false
+}
+
+// dynamicTable is the table both sides keep in step: entries oldest first,
+// their total size (RFC 7541 section 4.1) within maxSize.
+type dynamicTable struct {
+	ents    []hpack.HeaderField
+	size    uint32
+	maxSize uint32
+}
+
+func (t *dynamicTable) setMaxSize(v uint32) {
+	t.maxSize = v
+	t.evict()
+}
+
+func (t *dynamicTable) add(f hpack.HeaderField) {
+	f.Sensitive = false
+	t.ents = append(t.ents, f)
+	t.size += f.Size()
+	t.evict()
+}
+
+// evict drops the oldest entries until the table fits; their strings are
+// let go at once (the slice's front is not reused until it is copied).
+func (t *dynamicTable) evict() {
+	n := 0
+	for t.size > t.maxSize && n < len(t.ents) {
+		t.size -= t.ents[n].Size()
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	clear(t.ents[:n])
+	t.ents = t.ents[n:]
+	if len(t.ents) == 0 {
+		t.ents = t.ents[:0:0] // start over at the front of a new array
+	}
+}
+
+// at returns the entry of HPACK index i (static or dynamic).
+func (t *dynamicTable) at(i uint64) (hpack.HeaderField, bool) {
+	if i == 0 {
+		return hpack.HeaderField{}, false
+	}
+	if i <= uint64(len(staticTable)) {
+		return staticTable[i-1], true
+	}
+	d := i - uint64(len(staticTable)) // 1: the newest
+	if d > uint64(len(t.ents)) {
+		return hpack.HeaderField{}, false
+	}
+	return t.ents[uint64(len(t.ents))-d], true
+}
