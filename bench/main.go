@@ -56,6 +56,7 @@ func main() {
 	nginx := flag.String("nginx", "", "the nginx binary (default: nginx on PATH or in /usr/sbin; none: skip nginx)")
 	haproxy := flag.String("haproxy", "", "the HAProxy binary (default: haproxy on PATH or in /usr/sbin; none: skip HAProxy)")
 	floor := flag.String(relayFloorFlag, "", "LISTEN,BACKEND: run only the bare relay (the bench starts it so)")
+	baseline := flag.String("baseline", "", "a checkout of meshgate (another commit) whose gateway also runs the proxied paths, same run: an A/B comparison")
 	flag.Parse()
 	if *floor != "" {
 		listen, backend, _ := strings.Cut(*floor, ",")
@@ -64,7 +65,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*out, *dur, *warm, *conc, *profile, *only, *nginx, *haproxy); err != nil {
+	if err := run(*out, *dur, *warm, *conc, *profile, *only, *nginx, *haproxy, *baseline); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -112,7 +113,7 @@ type scenario struct {
 	proxied bool
 }
 
-func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin, haproxyBin string) error {
+func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin, haproxyBin, baseline string) error {
 	ctx := context.Background()
 	backend, err := demo.Start(ctx, "bench", "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
@@ -131,7 +132,7 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 		dubboAddr, triAddr = provider.addr, provider.triAddr
 	}
 
-	gw, err := startGateway(ctx, backend, dubboAddr, triAddr, profile != "")
+	gw, err := startGateway(ctx, "", backend, dubboAddr, triAddr, profile != "")
 	if err != nil {
 		return err
 	}
@@ -260,6 +261,16 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 			log.Printf("%s: gRPC on %s, HTTP/1.1 on %s", p.version, p.grpcAddr, p.httpAddr)
 		}
 		others = append(others, p)
+	}
+	if baseline != "" {
+		base, err := startGateway(ctx, baseline, backend, dubboAddr, triAddr, false)
+		if err != nil {
+			return fmt.Errorf("the baseline gateway: %w", err)
+		}
+		defer base.stop()
+		name := "meshgate baseline (" + filepath.Base(baseline) + ")"
+		others = append(others, &proxy{name: name, version: name + ": the gateway built from " + baseline,
+			grpcAddr: base.addr, httpAddr: base.addr, pid: base.cmd.Process.Pid})
 	}
 	if floor := startRelayFloor(backend.GRPCAddr); floor.skip != "" {
 		log.Printf("%s skipped: %s", floor.name, floor.skip)
@@ -488,13 +499,16 @@ clusters:
   - { name: tri, protocol: tri, endpoints: [ "%s" ] }
 `
 
-func startGateway(ctx context.Context, b *demo.Backend, dubboAddr, triAddr string, withAdmin bool) (*gateway, error) {
+// startGateway builds the gateway from the checkout in src ("": this one)
+// and starts it in front of b and the Dubbo provider.
+func startGateway(ctx context.Context, src string, b *demo.Backend, dubboAddr, triAddr string, withAdmin bool) (*gateway, error) {
 	dir, err := os.MkdirTemp("", "meshgate-bench")
 	if err != nil {
 		return nil, err
 	}
 	bin := filepath.Join(dir, "meshgate")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/meshgate")
+	build.Dir = src
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return nil, fmt.Errorf("build the gateway (run from the repository root): %w", err)
