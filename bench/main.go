@@ -56,6 +56,7 @@ func main() {
 	nginx := flag.String("nginx", "", "the nginx binary (default: nginx on PATH or in /usr/sbin; none: skip nginx)")
 	haproxy := flag.String("haproxy", "", "the HAProxy binary (default: haproxy on PATH or in /usr/sbin; none: skip HAProxy)")
 	floor := flag.String(relayFloorFlag, "", "LISTEN,BACKEND: run only the bare relay (the bench starts it so)")
+	gatewayEnv := flag.String("gateway-env", "", "extra environment of the gateway under test, comma-separated K=V (GOMAXPROCS=1, GOGC=400): tried against -baseline or an earlier run")
 	baseline := flag.String("baseline", "", "a checkout of meshgate (another commit) whose gateway also runs the proxied paths, same run: an A/B comparison")
 	flag.Parse()
 	if *floor != "" {
@@ -65,7 +66,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*out, *dur, *warm, *conc, *profile, *only, *nginx, *haproxy, *baseline); err != nil {
+	if err := run(*out, *dur, *warm, *conc, *profile, *only, *nginx, *haproxy, *baseline, *gatewayEnv); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -113,7 +114,7 @@ type scenario struct {
 	proxied bool
 }
 
-func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin, haproxyBin, baseline string) error {
+func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin, haproxyBin, baseline, gatewayEnv string) error {
 	ctx := context.Background()
 	backend, err := demo.Start(ctx, "bench", "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
@@ -132,7 +133,11 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 		dubboAddr, triAddr = provider.addr, provider.triAddr
 	}
 
-	gw, err := startGateway(ctx, "", backend, dubboAddr, triAddr, profile != "")
+	var env []string
+	if gatewayEnv != "" {
+		env = strings.Split(gatewayEnv, ",")
+	}
+	gw, err := startGateway(ctx, "", backend, dubboAddr, triAddr, profile != "", env...)
 	if err != nil {
 		return err
 	}
@@ -501,7 +506,8 @@ clusters:
 
 // startGateway builds the gateway from the checkout in src ("": this one)
 // and starts it in front of b and the Dubbo provider.
-func startGateway(ctx context.Context, src string, b *demo.Backend, dubboAddr, triAddr string, withAdmin bool) (*gateway, error) {
+// env is added to the gateway's environment.
+func startGateway(ctx context.Context, src string, b *demo.Backend, dubboAddr, triAddr string, withAdmin bool, env ...string) (*gateway, error) {
 	dir, err := os.MkdirTemp("", "meshgate-bench")
 	if err != nil {
 		return nil, err
@@ -535,13 +541,16 @@ func startGateway(ctx context.Context, src string, b *demo.Backend, dubboAddr, t
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, gatewayConfig, admin, addr, b.GRPCAddr, b.HTTPAddr, dubboAddr, triAddr), 0o600); err != nil {
 		return nil, err
 	}
-	return launchGateway(bin, cfg, dir, addr, admin)
+	return launchGateway(bin, cfg, dir, addr, admin, env...)
 }
 
 // launchGateway runs the gateway binary bin with config file cfg and
 // waits until it listens on addr; its stop removes dir.
-func launchGateway(bin, cfg, dir, addr, admin string) (*gateway, error) {
+func launchGateway(bin, cfg, dir, addr, admin string, env ...string) (*gateway, error) {
 	cmd := exec.Command(bin, "run", "-c", cfg, "-log-level", "warn", "-drain-period=0")
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
