@@ -49,6 +49,7 @@ type clientConn struct {
 	closed     bool
 	err        error
 	idleTimer  *time.Timer
+	idleArmed  bool // idleTimer set and not stopped since (under mu)
 	// settled is closed when the server's first SETTINGS came or the
 	// connection closed.
 	settled       chan struct{}
@@ -189,12 +190,16 @@ func (cc *clientConn) maybeIdleLocked() {
 		} else {
 			cc.idleTimer.Reset(d)
 		}
+		cc.idleArmed = true
 	}
 }
 
+// stopIdleLocked stops the idle timer if it was set: on a busy connection
+// that is once, not a timer stop per call.
 func (cc *clientConn) stopIdleLocked() {
-	if cc.idleTimer != nil {
+	if cc.idleArmed {
 		cc.idleTimer.Stop()
+		cc.idleArmed = false
 	}
 }
 

@@ -302,9 +302,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 	if r.swept && !sc.sweepIdleLocked(tgt.Idle) {
 		r.swept = false // a shorter idle timeout than the sweep serves: the watch's
 	}
-	if sc.idleTimer != nil {
-		sc.idleTimer.Stop()
-	}
+	sc.stopIdleLocked()
 	sc.mu.Unlock()
 	sc.handlers.Add(1) // a graceful shutdown waits for relays too
 	opened := false

@@ -356,6 +356,7 @@ type serverConn struct {
 	opening                 int         // streams accepted whose handler or relay is not registered yet
 	maxAge                  *time.Timer // drains at MaxDuration
 	idleTimer               *time.Timer
+	idleArmed               bool // idleTimer set and not stopped since (under mu)
 	relays                  map[uint32]*relay // relayed streams (under mu)
 	toFlush                 flushList         // the read loop's: writers to flush before it waits
 	readAt                  time.Time         // the read loop's: when its last read returned
@@ -582,6 +583,7 @@ func (sc *serverConn) armIdleLocked() {
 	if d <= 0 || len(sc.streams)+len(sc.relays) != 0 || sc.closed {
 		return
 	}
+	sc.idleArmed = true
 	if sc.idleTimer == nil {
 		sc.idleTimer = time.AfterFunc(d, func() {
 			sc.mu.Lock()
@@ -594,6 +596,15 @@ func (sc *serverConn) armIdleLocked() {
 		return
 	}
 	sc.idleTimer.Reset(d)
+}
+
+// stopIdleLocked stops the idle timer if it was set: on a busy connection
+// that is once, not a timer stop per call.
+func (sc *serverConn) stopIdleLocked() {
+	if sc.idleArmed {
+		sc.idleTimer.Stop()
+		sc.idleArmed = false
+	}
 }
 
 func (sc *serverConn) close(err error) {
@@ -713,9 +724,7 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	sc.mu.Lock()
 	sc.streams[id] = st
 	st.sendWindow = sc.initialWindow
-	if sc.idleTimer != nil {
-		sc.idleTimer.Stop()
-	}
+	sc.stopIdleLocked()
 	sc.mu.Unlock()
 	sc.handlers.Add(1)
 	go st.run()

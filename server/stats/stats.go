@@ -4,6 +4,7 @@ package stats
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,23 @@ type Metrics struct {
 	// AccessLogDropped counts access log lines dropped because the writer
 	// fell behind (the request never waits for the disk).
 	AccessLogDropped prometheus.Counter
+
+	// handles keeps each label set's counter and histogram (requestKey →
+	// requestHandles): looking them up in the vectors hashed and checked
+	// five label values twice per request, 4% of a relayed gRPC call.
+	// Label sets are never deleted from the vectors, so neither are they
+	// here.
+	handles sync.Map
+}
+
+type requestKey struct {
+	listener, route, cluster string
+	code, grpcStatus         int
+}
+
+type requestHandles struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // latencyBuckets reach down to 50µs: a gateway's added latency lives there.
@@ -79,12 +97,21 @@ func New(clusters func() []*cluster.Cluster) *Metrics {
 // Request records one finished downstream request. grpcStatus is -1 for a
 // non-gRPC request.
 func (m *Metrics) Request(listener, route, clusterName string, code, grpcStatus int, d time.Duration) {
-	gs := ""
-	if grpcStatus >= 0 {
-		gs = strconv.Itoa(grpcStatus)
+	key := requestKey{listener: listener, route: route, cluster: clusterName, code: code, grpcStatus: max(grpcStatus, -1)}
+	v, ok := m.handles.Load(key)
+	if !ok {
+		gs := ""
+		if grpcStatus >= 0 {
+			gs = strconv.Itoa(grpcStatus)
+		}
+		v, _ = m.handles.LoadOrStore(key, &requestHandles{
+			requests: m.requests.WithLabelValues(listener, route, clusterName, statusText(code), gs),
+			duration: m.duration.WithLabelValues(listener, route, clusterName),
+		})
 	}
-	m.requests.WithLabelValues(listener, route, clusterName, statusText(code), gs).Inc()
-	m.duration.WithLabelValues(listener, route, clusterName).Observe(d.Seconds())
+	h := v.(*requestHandles)
+	h.requests.Inc()
+	h.duration.Observe(d.Seconds())
 }
 
 // statusText avoids an allocation for common codes.

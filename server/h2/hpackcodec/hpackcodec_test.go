@@ -271,3 +271,22 @@ func TestIDLike(t *testing.T) {
 		}
 	}
 }
+
+// staticSearch finds every static entry by name and value, a name's first
+// entry for another value, and nothing for names not in the table.
+func TestStaticSearch(t *testing.T) {
+	for i, f := range staticTable {
+		if idx, full := staticSearch(f); !full || staticTable[idx-1] != f {
+			t.Errorf("entry %d %v: found %d (full %v)", i+1, f, idx, full)
+		}
+		idx, full := staticSearch(hf(f.Name, "not a static value"))
+		if full || idx == 0 || staticTable[idx-1].Name != f.Name || (idx > 1 && staticTable[idx-2].Name == f.Name) {
+			t.Errorf("name of entry %d (%s) with another value: found %d (full %v), want the name's first entry", i+1, f.Name, idx, full)
+		}
+	}
+	for _, name := range []string{"grpc-status", "x-request-id", "", "content-typf", strings.Repeat("a", 40)} {
+		if idx, _ := staticSearch(hf(name, "")); idx != 0 {
+			t.Errorf("%q: found static index %d", name, idx)
+		}
+	}
+}

@@ -82,36 +82,39 @@ var staticTable = [...]hpack.HeaderField{
 	{Name: "www-authenticate"},
 }
 
-// staticName locates a name's run of entries in staticTable.
-type staticName struct{ first, n uint8 } // first: HPACK index
-
-// staticNames indexes staticTable by name; built once, never written.
-var staticNames = func() map[string]staticName {
-	m := make(map[string]staticName, len(staticTable))
+// staticByLen lists, for each name length, the HPACK indexes of the static
+// entries whose name is that long, in order (a name's entries are
+// adjacent): a field's name is compared with a handful of them at most,
+// cheaper than hashing it for a map. Built once, never written.
+var staticByLen = func() (by [28][]uint8) {
 	for i, f := range staticTable {
-		s := m[f.Name]
-		if s.n == 0 {
-			s.first = uint8(i + 1)
-		}
-		s.n++
-		m[f.Name] = s
+		by[len(f.Name)] = append(by[len(f.Name)], uint8(i+1))
 	}
-	return m
+	return by
 }()
 
 // staticSearch returns f's static index: with full set when name and
 // value match, else the name's first index (0: not there).
 func staticSearch(f hpack.HeaderField) (idx uint64, full bool) {
-	s, ok := staticNames[f.Name]
-	if !ok {
+	if len(f.Name) >= len(staticByLen) {
 		return 0, false
 	}
-	for i := s.first; i < s.first+s.n; i++ {
-		if staticTable[i-1].Value == f.Value {
+	for _, i := range staticByLen[len(f.Name)] {
+		e := &staticTable[i-1]
+		if e.Name != f.Name {
+			if idx != 0 {
+				break // past the name's run
+			}
+			continue
+		}
+		if e.Value == f.Value {
 			return uint64(i), true
 		}
+		if idx == 0 {
+			idx = uint64(i)
+		}
 	}
-	return uint64(s.first), false
+	return idx, false
 }
 
 // dynamicTable is the table both sides keep in step: entries oldest first,
