@@ -3,6 +3,7 @@ package h2
 import (
 	"bytes"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"golang.org/x/net/http2/hpack"
@@ -42,6 +43,40 @@ func TestEncodeRequestHeaders_PerRequestFieldsNotIndexed(t *testing.T) {
 		}
 		if bytes.Contains(block, hpack.AppendHuffmanString(nil, "application/grpc")) {
 			t.Errorf("second block %x carries content-type's value again: it was not indexed", block)
+		}
+	}
+}
+
+// A plain path makes the URL url.ParseRequestURI would make of it.
+func TestPlainPath(t *testing.T) {
+	for _, c := range []struct {
+		path  string
+		plain bool
+	}{
+		{"/grpc.health.v1.Health/Check", true},
+		{"/", true},
+		{"/a/b-c_d~e.f/", true},
+		{"/a?b=1", false},
+		{"/a%20b", false},
+		{"/a b", false},
+		{"/a#b", false},
+		{"a/b", false},
+		{"", false},
+		{"//host/x", true},
+		{"/a;b=c", false},
+	} {
+		if got := plainPath(c.path); got != c.plain {
+			t.Errorf("plainPath(%q) = %v, want %v", c.path, got, c.plain)
+		}
+		if !c.plain {
+			continue
+		}
+		want, err := url.ParseRequestURI(c.path)
+		if err != nil {
+			t.Fatalf("%q: %v", c.path, err)
+		}
+		if got := (url.URL{Path: c.path}); got != *want {
+			t.Errorf("%q: built %#v, url.ParseRequestURI made %#v", c.path, got, *want)
 		}
 	}
 }

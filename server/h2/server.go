@@ -356,7 +356,7 @@ type serverConn struct {
 	opening                 int         // streams accepted whose handler or relay is not registered yet
 	maxAge                  *time.Timer // drains at MaxDuration
 	idleTimer               *time.Timer
-	idleArmed               bool // idleTimer set and not stopped since (under mu)
+	idleArmed               bool              // idleTimer set and not stopped since (under mu)
 	relays                  map[uint32]*relay // relayed streams (under mu)
 	toFlush                 flushList         // the read loop's: writers to flush before it waits
 	readAt                  time.Time         // the read loop's: when its last read returned

@@ -83,8 +83,8 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame, req *http.Request) (
 		return -1
 	}
 	var u *url.URL
-	if path == "*" {
-		u = &url.URL{Path: "*"}
+	if path == "*" || plainPath(path) {
+		u = &url.URL{Path: path}
 	} else {
 		var err error
 		if u, err = url.ParseRequestURI(path); err != nil {
@@ -579,4 +579,22 @@ func statusCode(code int) string {
 		return "200"
 	}
 	return strconv.Itoa(code)
+}
+
+// plainPath: p is an absolute path that url.ParseRequestURI would take
+// as it is (no query, no escapes, only characters a path keeps unescaped),
+// so the URL is built without parsing it (gRPC's /package.Service/Method).
+func plainPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 1; i < len(p); i++ {
+		switch c := p[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '/' || c == '.' || c == '-' || c == '_' || c == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }
