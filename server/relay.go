@@ -92,7 +92,13 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 		return nil, false
 	}
 	routeName := rt.Name
-	var orig http.Header // the request's header as it came, for a retry
+	// orig keeps the request's header as it came, for a retry (only a
+	// route that retries pays for it: a variable the closures assigned
+	// would be moved to the heap for every call).
+	var orig *http.Header
+	if policy != nil {
+		orig = new(http.Header)
+	}
 	tgt := &h2.RelayTarget{
 		Transport:  tr,
 		Addr:       h.Address,
@@ -106,8 +112,8 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 			}
 			cl.Stats.RqRelayed.Add(1)
 			start := time.Now()
-			if policy != nil {
-				orig = r.Header.Clone()
+			if orig != nil {
+				*orig = r.Header.Clone()
 			}
 			ch.prepareHeaders(r, rt, true)
 			if timeout > 0 {
@@ -179,7 +185,7 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 			if !ok {
 				return nil, nil, false
 			}
-			r.Header, r.Body = orig, nil
+			r.Header, r.Body = *orig, nil
 			return r, &relayPrior{cluster: cl, host: h, releaseRetry: sync.OnceFunc(release)}, true
 		}
 	}

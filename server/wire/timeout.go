@@ -59,7 +59,8 @@ func FormatGRPCTimeout(d time.Duration) string {
 			if d%u.d != 0 {
 				v++
 			}
-			return strconv.FormatInt(int64(v), 10) + u.s
+			var b [24]byte // one allocation: the string
+			return string(append(strconv.AppendInt(b[:0], int64(v), 10), u.s...))
 		}
 	}
 	return strconv.FormatInt(int64(min(d/time.Hour+1, maxDigits)), 10) + "H"
