@@ -94,13 +94,13 @@ func (e *Encoder) WriteField(f hpack.HeaderField) {
 // search looks f up in the dynamic table, newest first: the HPACK index of
 // the same name and value (full), else of the newest entry with the name.
 func (e *Encoder) search(f hpack.HeaderField) (idx uint64, full bool) {
-	ents := e.tab.ents
-	for i := len(ents) - 1; i >= 0; i-- {
-		if ents[i].Name != f.Name {
+	for d := 1; d <= e.tab.n; d++ {
+		ent := e.tab.newest(d)
+		if ent.Name != f.Name {
 			continue
 		}
-		at := uint64(len(staticTable) + len(ents) - i)
-		if ents[i].Value == f.Value {
+		at := uint64(len(staticTable) + d)
+		if ent.Value == f.Value {
 			return at, true
 		}
 		if idx == 0 {

@@ -217,8 +217,8 @@ func TestEncoder_RoundTripAndIndexing(t *testing.T) {
 	// round 2); the query path only when seen again in round 2. Never: the
 	// ids, the trace context, the secret.
 	want := []hpack.HeaderField{block[1], block[2], block[7]}
-	if !equalFields(enc.tab.ents, want) {
-		t.Errorf("dynamic table holds %v, want %v", enc.tab.ents, want)
+	if got := enc.tab.entries(); !equalFields(got, want) {
+		t.Errorf("dynamic table holds %v, want %v", got, want)
 	}
 	// x/net's literals of the same two fields, less the two index bytes.
 	var b bytes.Buffer
@@ -249,8 +249,8 @@ func TestEncoder_TableSizeLimit(t *testing.T) {
 	if err != nil || !equalFields(got, []hpack.HeaderField{hf("content-type", "application/grpc")}) {
 		t.Fatalf("decoded %v, %v", got, err)
 	}
-	if len(enc.tab.ents) != 0 {
-		t.Errorf("table of 0 bytes holds %v", enc.tab.ents)
+	if enc.tab.n != 0 {
+		t.Errorf("table of 0 bytes holds %v", enc.tab.entries())
 	}
 }
 

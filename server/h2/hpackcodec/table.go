@@ -117,10 +117,14 @@ func staticSearch(f hpack.HeaderField) (idx uint64, full bool) {
 	return idx, false
 }
 
-// dynamicTable is the table both sides keep in step: entries oldest first,
-// their total size (RFC 7541 section 4.1) within maxSize.
+// dynamicTable is the table both sides keep in step: a ring of entries
+// (no copying or reallocation as entries come and go, the steady state of
+// a connection whose blocks carry a new request id each), their total size
+// (RFC 7541 section 4.1) within maxSize.
 type dynamicTable struct {
-	ents    []hpack.HeaderField
+	ring    []hpack.HeaderField // len a power of two (or 0)
+	head    int                 // the oldest entry's slot
+	n       int                 // entries
 	size    uint32
 	maxSize uint32
 }
@@ -132,27 +136,42 @@ func (t *dynamicTable) setMaxSize(v uint32) {
 
 func (t *dynamicTable) add(f hpack.HeaderField) {
 	f.Sensitive = false
-	t.ents = append(t.ents, f)
+	if t.n == len(t.ring) {
+		grown := make([]hpack.HeaderField, max(16, 2*len(t.ring)))
+		for i := 0; i < t.n; i++ {
+			grown[i] = t.ring[(t.head+i)&(len(t.ring)-1)]
+		}
+		t.ring, t.head = grown, 0
+	}
+	t.ring[(t.head+t.n)&(len(t.ring)-1)] = f
+	t.n++
 	t.size += f.Size()
 	t.evict()
 }
 
 // evict drops the oldest entries until the table fits; their strings are
-// let go at once (the slice's front is not reused until it is copied).
+// let go at once.
 func (t *dynamicTable) evict() {
-	n := 0
-	for t.size > t.maxSize && n < len(t.ents) {
-		t.size -= t.ents[n].Size()
-		n++
+	for t.size > t.maxSize && t.n > 0 {
+		t.size -= t.ring[t.head].Size()
+		t.ring[t.head] = hpack.HeaderField{}
+		t.head = (t.head + 1) & (len(t.ring) - 1)
+		t.n--
 	}
-	if n == 0 {
-		return
+}
+
+// newest returns the d-th newest entry (d from 1 to t.n).
+func (t *dynamicTable) newest(d int) *hpack.HeaderField {
+	return &t.ring[(t.head+t.n-d)&(len(t.ring)-1)]
+}
+
+// entries lists the table oldest first (for tests).
+func (t *dynamicTable) entries() []hpack.HeaderField {
+	out := make([]hpack.HeaderField, t.n)
+	for i := range out {
+		out[i] = *t.newest(t.n - i)
 	}
-	clear(t.ents[:n])
-	t.ents = t.ents[n:]
-	if len(t.ents) == 0 {
-		t.ents = t.ents[:0:0] // start over at the front of a new array
-	}
+	return out
 }
 
 // at returns the entry of HPACK index i (static or dynamic).
@@ -164,8 +183,8 @@ func (t *dynamicTable) at(i uint64) (hpack.HeaderField, bool) {
 		return staticTable[i-1], true
 	}
 	d := i - uint64(len(staticTable)) // 1: the newest
-	if d > uint64(len(t.ents)) {
+	if d > uint64(t.n) {
 		return hpack.HeaderField{}, false
 	}
-	return t.ents[uint64(len(t.ents))-d], true
+	return *t.newest(int(d)), true
 }
