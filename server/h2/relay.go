@@ -471,7 +471,10 @@ func (sc *serverConn) watchAt(at time.Time) {
 	}
 }
 
-// onWatch runs the due relays' timeouts and sets the watch for the next.
+// onWatch sets the watch for the next relay due, then ends the relays whose
+// timeouts passed, each on a goroutine of its own: ending one writes to its
+// client and upstream, and a peer that stopped reading must not hold up
+// the other relays' timeouts (as a timer of their own would not have).
 func (sc *serverConn) onWatch() {
 	sc.mu.Lock()
 	sc.watchArmed = false
@@ -481,29 +484,35 @@ func (sc *serverConn) onWatch() {
 	}
 	sc.mu.Unlock()
 	var next time.Time
+	var due []*relay
+	var whys []error
 	for _, r := range relays {
-		if at := r.onTimer(); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+		at, why := r.checkTimeouts()
+		if why != nil {
+			due, whys = append(due, r), append(whys, why)
+		} else if !at.IsZero() && (next.IsZero() || at.Before(next)) {
 			next = at
 		}
 	}
 	if !next.IsZero() {
 		sc.watchAt(next)
 	}
+	for i, r := range due {
+		go r.fail(nil, whys[i], "4", whys[i].Error(), http2.ErrCodeCancel, false)
+	}
 }
 
-// onTimer ends the relay if one of its timeouts has passed; else it
-// returns when to look again (zero: never).
-func (r *relay) onTimer() time.Time {
+// checkTimeouts returns the timeout that ends the relay, if one has
+// passed; else when to look again (zero: never).
+func (r *relay) checkTimeouts() (time.Time, error) {
 	now := time.Now()
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.done || r.wakeAt.IsZero() {
-		r.mu.Unlock()
-		return time.Time{}
+		return time.Time{}, nil
 	}
 	if now.Before(r.wakeAt) {
-		at := r.wakeAt
-		r.mu.Unlock()
-		return at
+		return r.wakeAt, nil
 	}
 	var why error
 	switch {
@@ -518,14 +527,10 @@ func (r *relay) onTimer() time.Time {
 		if d, ok := r.nextTimerLocked(now); ok {
 			r.wakeAt = now.Add(d)
 		}
-		at := r.wakeAt
-		r.mu.Unlock()
-		return at
+		return r.wakeAt, nil
 	}
 	r.wakeAt = time.Time{}
-	r.mu.Unlock()
-	r.fail(nil, why, "4", why.Error(), http2.ErrCodeCancel, false)
-	return time.Time{}
+	return time.Time{}, why
 }
 
 // fromClient takes downstream DATA (downstream read loop).

@@ -36,8 +36,27 @@ func NewEncoder() *Encoder {
 // Reset starts a new header block.
 func (e *Encoder) Reset() { e.buf = e.buf[:0] }
 
-// Bytes is the block written since Reset; valid until the next Reset.
-func (e *Encoder) Bytes() []byte { return e.buf }
+// Bytes is the block written since Reset; valid until the next Reset. A
+// block with no field still carries a pending table size update: a decoder
+// that shrank its table may insist on it before the next block.
+func (e *Encoder) Bytes() []byte {
+	e.writeSizeUpdate()
+	return e.buf
+}
+
+// writeSizeUpdate writes the Dynamic Table Size Update a smaller limit
+// asked for, if one is pending (a block begins with it).
+func (e *Encoder) writeSizeUpdate() {
+	if !e.sizeUpdate {
+		return
+	}
+	e.sizeUpdate = false
+	if e.minSize < e.tab.maxSize {
+		e.buf = appendTableSize(e.buf, e.minSize)
+	}
+	e.minSize = ^uint32(0)
+	e.buf = appendTableSize(e.buf, e.tab.maxSize)
+}
 
 // SetMaxDynamicTableSizeLimit applies the peer's
 // SETTINGS_HEADER_TABLE_SIZE: a smaller one shrinks the table (announced
@@ -54,17 +73,13 @@ func (e *Encoder) SetMaxDynamicTableSizeLimit(v uint32) {
 
 // WriteField appends f's representation to the block: an index when the
 // tables hold the field, else a literal, added to the table only when
-// worth keeping; Sensitive fields are literals never indexed, here and by
-// every intermediary after (RFC 7541 section 7.1.3).
+// worth keeping. Sensitive fields, and credentials whatever the flag says
+// (a request's header map does not keep how a field came), are literals
+// never indexed, here and by every intermediary after (RFC 7541 section
+// 7.1.3).
 func (e *Encoder) WriteField(f hpack.HeaderField) {
-	if e.sizeUpdate {
-		e.sizeUpdate = false
-		if e.minSize < e.tab.maxSize {
-			e.buf = appendTableSize(e.buf, e.minSize)
-		}
-		e.minSize = ^uint32(0)
-		e.buf = appendTableSize(e.buf, e.tab.maxSize)
-	}
+	e.writeSizeUpdate()
+	f.Sensitive = f.Sensitive || secret(f)
 	idx, full := staticSearch(f)
 	if !full && !f.Sensitive {
 		if d, dfull := e.search(f); dfull || (idx == 0 && d != 0) {
@@ -136,6 +151,18 @@ func (e *Encoder) worthIndexing(f hpack.HeaderField) bool {
 	}
 	e.recent[e.recentNext] = hpack.HeaderField{Name: f.Name, Value: f.Value}
 	e.recentNext = (e.recentNext + 1) % len(e.recent)
+	return false
+}
+
+// secret reports a credential: authorization headers, and cookies short
+// enough to be guessed from the size of their index (nghttp2's rule).
+func secret(f hpack.HeaderField) bool {
+	switch f.Name {
+	case "authorization", "proxy-authorization":
+		return true
+	case "cookie":
+		return len(f.Value) < 20
+	}
 	return false
 }
 

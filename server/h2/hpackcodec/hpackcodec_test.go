@@ -290,3 +290,46 @@ func TestStaticSearch(t *testing.T) {
 		}
 	}
 }
+
+// Credentials go out never indexed even when the field does not say so (a
+// request's header map does not keep how it came): authorization always,
+// cookies when short; a long cookie is indexed.
+func TestEncoder_CredentialsNeverIndexed(t *testing.T) {
+	enc := NewEncoder()
+	for _, c := range []struct {
+		f     hpack.HeaderField
+		first byte // representation: 0x10 never indexed, 0x40 incremental indexing
+	}{
+		{hf("authorization", "Bearer abc"), 0x10},
+		{hf("proxy-authorization", "Basic abc"), 0x10},
+		{hf("cookie", "sid=1"), 0x10},
+		{hf("cookie", "a-long-session-cookie=0123456789"), 0x40},
+	} {
+		enc.Reset()
+		enc.WriteField(c.f)
+		got, err := hpack.NewDecoder(4096, nil).DecodeFull(enc.Bytes())
+		if err != nil || len(got) != 1 || got[0].Value != c.f.Value {
+			t.Fatalf("%s: decoded %v, %v", c.f.Name, got, err)
+		}
+		if kind := enc.Bytes()[0] & 0xf0; kind != c.first && !(c.first == 0x40 && kind&0xc0 == 0x40) {
+			t.Errorf("%s: representation %#x, want %#x", c.f.Name, enc.Bytes()[0], c.first)
+		}
+		if got[0].Sensitive != (c.first == 0x10) {
+			t.Errorf("%s: decoded as sensitive %v", c.f.Name, got[0].Sensitive)
+		}
+	}
+}
+
+// A block without fields still carries a pending table size update.
+func TestEncoder_SizeUpdateInEmptyBlock(t *testing.T) {
+	enc := NewEncoder()
+	enc.SetMaxDynamicTableSizeLimit(0)
+	enc.Reset()
+	if b := enc.Bytes(); len(b) != 1 || b[0] != 0x20 {
+		t.Fatalf("empty block after the limit went to 0 is %x, want 20", b)
+	}
+	enc.Reset()
+	if b := enc.Bytes(); len(b) != 0 {
+		t.Errorf("the next empty block is %x, want nothing (the update went)", b)
+	}
+}
