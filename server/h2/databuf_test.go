@@ -75,3 +75,39 @@ func TestDataBuffer_Interleaved(t *testing.T) {
 		t.Error("Len after Reset")
 	}
 }
+
+// Tiny DATA frames queued for a slow reader share pooled chunks instead
+// of holding one each, keep their bytes in order, and the last frame's
+// END_STREAM stays with the bytes.
+func TestKeepQueued_CoalescesSmallFrames(t *testing.T) {
+	var q []relayItem
+	var want []byte
+	frame := make([]byte, 10) // reused for every frame, as the framer's buffer is
+	for i := range 300 {
+		for j := range frame {
+			frame[j] = byte(i + j)
+		}
+		want = append(want, frame...)
+		q = append(q, relayItem{data: frame, end: i == 299})
+		keepQueued(&q)
+	}
+	var got []byte
+	for _, it := range q {
+		got = append(got, it.data...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("queued bytes differ from the frames'")
+	}
+	if len(q) > 3 { // 3,000 bytes in 1 KiB chunks
+		t.Errorf("300 frames of 10 bytes took %d queue items, want at most 3", len(q))
+	}
+	if !q[len(q)-1].end {
+		t.Error("END_STREAM was lost")
+	}
+	for _, it := range q[:len(q)-1] {
+		if it.end {
+			t.Error("END_STREAM on an item before the last")
+		}
+	}
+	releaseItems(q)
+}

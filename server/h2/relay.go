@@ -583,7 +583,7 @@ func (r *relay) fromClient(data []byte, pad int32, end bool) {
 		r.reqEnded = true
 	}
 	r.pumpLocked(&sc.toFlush, true)
-	keepQueued(r.toUp)
+	keepQueued(&r.toUp)
 	r.mu.Unlock()
 }
 
@@ -593,13 +593,27 @@ func (r *relay) fromClient(data []byte, pad int32, end bool) {
 // goes into a pooled chunk, given back once the item is sent or dropped:
 // a stream whose reader is slower than its writer queues every frame, and
 // a fresh copy of each made the garbage collector a quarter of a relayed
-// server stream's CPU.
-func keepQueued(q []relayItem) {
-	n := len(q)
-	if n == 0 || len(q[n-1].data) == 0 {
+// server stream's CPU. A frame that fits in the chunk of the item before it
+// joins that item (DATA frames need not keep their boundaries), so a peer
+// sending tiny frames cannot make each one hold a chunk: what is queued
+// takes at most about twice its size.
+func keepQueued(q *[]relayItem) {
+	n := len(*q)
+	if n == 0 || len((*q)[n-1].data) == 0 {
 		return
 	}
-	it := &q[n-1]
+	it := &(*q)[n-1]
+	if n >= 2 {
+		prev := &(*q)[n-2]
+		if prev.buf != nil && prev.trailer == nil && !prev.end && cap(*prev.buf)-len(*prev.buf) >= len(it.data) {
+			off := len(*prev.buf) - len(prev.data) // prev.data is its chunk's unsent tail
+			*prev.buf = append(*prev.buf, it.data...)
+			prev.data, prev.end = (*prev.buf)[off:], it.end
+			*it = relayItem{}
+			*q = (*q)[:n-1]
+			return
+		}
+	}
 	if len(it.data) > chunkSizes[len(chunkSizes)-1] {
 		it.data = cloneIfAny(it.data) // a frame larger than the largest chunk
 		return
@@ -903,7 +917,7 @@ func (r *relay) fromUpstreamData(data []byte, pad int32, end bool) {
 	r.end.BytesOut += int64(len(data))
 	r.toDown = append(r.toDown, relayItem{data: data, end: end})
 	r.pumpLocked(fl, false)
-	keepQueued(r.toDown)
+	keepQueued(&r.toDown)
 	if r.downEnded {
 		r.finishLocked()
 		return
