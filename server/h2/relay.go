@@ -1049,8 +1049,21 @@ func (r *relay) mayRetryLocked() bool {
 // mayReplayLocked: what went of the request is held, so an attempt that
 // failed may be retried, the rest of a request still coming following
 // what is replayed (as Envoy's router does with its buffered body).
+// DATA still queued for the upstream does not stand in the way: it is held
+// too (a connection lost before it could go leaves it queued), and the
+// hand-off gives its flow-control credit back.
 func (r *relay) mayReplayLocked() bool {
-	return r.tgt.Retry != nil && r.holding && len(r.toUp) == 0 && !r.respStarted && !r.done
+	return r.tgt.Retry != nil && r.holding && !trailerQueued(r.toUp) && !r.respStarted && !r.done
+}
+
+// trailerQueued: the client's trailers wait in q (they are not held).
+func trailerQueued(q []relayItem) bool {
+	for i := range q {
+		if q[i].trailer != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // handOffLocked (r.mu held; releases it) ends this attempt and gives the
@@ -1077,6 +1090,15 @@ func (r *relay) handOffLocked(fl *flushList, req *http.Request, handedOver any, 
 		st = newServerStream(sc, r.did, req, false)
 		st.reqBody.pre = r.held
 		st.received = int64(len(r.held))
+	}
+	// DATA queued for the upstream is in what is held: it counts as
+	// consumed, as what went did.
+	queued := int32(0)
+	for _, it := range r.toUp {
+		queued += int32(len(it.data))
+	}
+	if queued > 0 {
+		r.creditClientLocked(fl, queued)
 	}
 	st.recv = r.drecv
 	r.handedTo = st
