@@ -80,3 +80,23 @@ func TestPlainPath(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPlainPath: whatever the path, when plainPath takes it, the URL built
+// without parsing is the one url.ParseRequestURI makes.
+func FuzzPlainPath(f *testing.F) {
+	for _, p := range []string{"/grpc.health.v1.Health/Check", "/", "//x", "/a?b", "/a%2F", "/a b", "*"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if !plainPath(p) {
+			return
+		}
+		want, err := url.ParseRequestURI(p)
+		if err != nil {
+			t.Fatalf("plainPath took %q, which url.ParseRequestURI refuses: %v", p, err)
+		}
+		if got := (url.URL{Path: p}); got != *want {
+			t.Fatalf("%q: built %#v, url.ParseRequestURI made %#v", p, got, *want)
+		}
+	})
+}
