@@ -7,8 +7,8 @@
 // binary and the other proxies as their own processes, drives load at each
 // in turn, and writes a Markdown report with throughput ratios, added
 // latency, and each proxy's CPU time per 10k calls or messages. The gRPC
-// paths also run through a bare Go frame relay (relayfloor.go), the floor
-// a Go proxy can reach on the machine.
+// and HTTP/1.1 paths also run through a bare Go relay (relayfloor.go), the
+// floor a Go proxy can reach on the machine.
 //
 //	go run ./bench -out bench/RESULTS.md
 package main
@@ -55,13 +55,12 @@ func main() {
 	only := flag.String("only", "", "run only the scenarios whose name this regular expression matches (\"^gRPC unary$\": that one alone)")
 	nginx := flag.String("nginx", "", "the nginx binary (default: nginx on PATH or in /usr/sbin; none: skip nginx)")
 	haproxy := flag.String("haproxy", "", "the HAProxy binary (default: haproxy on PATH or in /usr/sbin; none: skip HAProxy)")
-	floor := flag.String(relayFloorFlag, "", "LISTEN,BACKEND: run only the bare relay (the bench starts it so)")
+	floor := flag.String(relayFloorFlag, "", "LISTEN,BACKEND,HTTPLISTEN,HTTPBACKEND: run only the bare relays (the bench starts them so)")
 	gatewayEnv := flag.String("gateway-env", "", "extra environment of the gateway under test, comma-separated K=V (GOMAXPROCS=1, GOGC=400): tried against -baseline or an earlier run")
 	baseline := flag.String("baseline", "", "a checkout of meshgate (another commit) whose gateway also runs the proxied paths, same run: an A/B comparison")
 	flag.Parse()
 	if *floor != "" {
-		listen, backend, _ := strings.Cut(*floor, ",")
-		if err := runRelayFloor(listen, backend); err != nil {
+		if err := runRelayFloor(strings.Split(*floor, ",")); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -277,7 +276,7 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 		others = append(others, &proxy{name: name, version: name + ": the gateway built from " + baseline,
 			grpcAddr: base.addr, httpAddr: base.addr, pid: base.cmd.Process.Pid})
 	}
-	if floor := startRelayFloor(backend.GRPCAddr); floor.skip != "" {
+	if floor := startRelayFloor(backend.GRPCAddr, backend.HTTPAddr); floor.skip != "" {
 		log.Printf("%s skipped: %s", floor.name, floor.skip)
 	} else {
 		defer floor.stop()
@@ -348,7 +347,7 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 				addr = p.httpAddr
 			}
 			if addr == "" {
-				continue // the floor relay speaks HTTP/2 only
+				continue // a proxy without a listener for this path
 			}
 			pctx, probe := withCPUProbe(ctx, p.pid)
 			g, err := s.run(pctx, addr)
@@ -377,8 +376,9 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 	fmt.Fprintf(&b, "The load generator and the grpc-go / net/http demo backend run in one process, each proxy in its own;\n")
 	fmt.Fprintf(&b, "each path runs direct and then through meshgate, %s each after %s of warm-up, in the same run.\n", dur, warm)
 	fmt.Fprintf(&b, "gRPC unary, server and bidi streaming and HTTP/1.1 GET then also run through nginx and HAProxy, in front of the same backend,\n")
-	fmt.Fprintf(&b, "in that order right after meshgate, and the gRPC paths through a bare Go HTTP/2 frame relay (the floor: what Go itself allows here\n")
-	fmt.Fprintf(&b, "when no goroutine is handed a stream; no routing, nothing changed); the direct figures of a path's rows are that path's one direct run.\n")
+	fmt.Fprintf(&b, "in that order right after meshgate, and through a bare Go relay, the floor: on the gRPC paths an HTTP/2 frame relay (what Go itself\n")
+	fmt.Fprintf(&b, "allows here when no goroutine is handed a stream; no routing, nothing changed), on HTTP/1.1 a byte copy both ways, two goroutines per\n")
+	fmt.Fprintf(&b, "connection pair, nothing parsed (what the runtime's reads and writes alone cost); the direct figures of a path's rows are that path's one direct run.\n")
 	fmt.Fprintf(&b, "Unary and HTTP use %d concurrent callers (gRPC: one connection; HTTP: keep-alive pool); streams are one stream of 1 KiB messages.\n\n", conc)
 	fmt.Fprintf(&b, "Proxies:\n\n")
 	fmt.Fprintf(&b, "- meshgate: this tree's gateway (`go build ./cmd/meshgate`), one process, its Go runtime using both cores.\n")

@@ -25,21 +25,58 @@ import (
 // nothing more buffered. No routing, no headers changed, no limits, no TLS:
 // a reference, not a proxy to deploy.
 
-const relayFloorFlag = "relay-floor" // -relay-floor LISTEN,BACKEND: be the floor relay
+//
+// On the HTTP/1.1 path the floor is lower still: the bytes are copied as
+// they come, both ways, by two goroutines per connection pair, one upstream
+// connection per downstream one — not even the requests are parsed. It shows
+// what the runtime's reads and writes alone cost a Go proxy per request.
 
-// runRelayFloor serves the relay on listen towards backend until killed.
-func runRelayFloor(listen, backend string) error {
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return err
+const relayFloorFlag = "relay-floor" // -relay-floor LISTEN,BACKEND,HTTPLISTEN,HTTPBACKEND: be the floor relays
+
+// runRelayFloor serves the HTTP/2 relay on args[0] towards args[1] and the
+// HTTP/1.1 byte relay on args[2] towards args[3] until killed.
+func runRelayFloor(args []string) error {
+	if len(args) != 4 {
+		return fmt.Errorf("-%s wants LISTEN,BACKEND,HTTPLISTEN,HTTPBACKEND", relayFloorFlag)
 	}
-	for {
-		c, err := ln.Accept()
+	errs := make(chan error, 2)
+	serve := func(listen string, pair func(net.Conn)) {
+		ln, err := net.Listen("tcp", listen)
 		if err != nil {
-			return err
+			errs <- err
+			return
 		}
-		go relayPair(c, backend)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				errs <- err
+				return
+			}
+			go pair(c)
+		}
 	}
+	go serve(args[0], func(c net.Conn) { relayPair(c, args[1]) })
+	go serve(args[2], func(c net.Conn) { copyPair(c, args[3]) })
+	return <-errs
+}
+
+// copyPair copies the bytes of down to a new connection to backend and back.
+func copyPair(down net.Conn, backend string) {
+	defer down.Close()
+	up, err := net.Dial("tcp", backend)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(down, up)
+		_ = down.Close()
+		close(done)
+	}()
+	_, _ = io.Copy(up, down)
+	_ = up.Close()
+	<-done
 }
 
 func relayPair(down net.Conn, backend string) {
@@ -122,8 +159,8 @@ func (b *blockBuffer) Write(p []byte) (int, error) { *b = append(*b, p...); retu
 
 // startRelayFloor runs the floor relay in a process of its own (this
 // program again), in front of the gRPC backend only.
-func startRelayFloor(grpcBackend string) *proxy {
-	const name = "bare Go HTTP/2 relay (floor)"
+func startRelayFloor(grpcBackend, httpBackend string) *proxy {
+	const name = "bare Go relay (floor)"
 	self, err := os.Executable()
 	if err != nil {
 		return &proxy{name: name, skip: err.Error()}
@@ -132,22 +169,28 @@ func startRelayFloor(grpcBackend string) *proxy {
 	if err != nil {
 		return &proxy{name: name, skip: err.Error()}
 	}
-	cmd := exec.Command(self, "-"+relayFloorFlag, addr+","+grpcBackend)
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return &proxy{name: name, skip: err.Error()}
+	}
+	cmd := exec.Command(self, "-"+relayFloorFlag, addr+","+grpcBackend+","+httpAddr+","+httpBackend)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return &proxy{name: name, skip: err.Error()}
 	}
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_ = c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return &proxy{name: name, skip: fmt.Sprintf("the relay did not listen on %s", addr)}
+	for _, a := range []string{addr, httpAddr} {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+				_ = c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				stop()
+				return &proxy{name: name, skip: fmt.Sprintf("the relay did not listen on %s", a)}
+			}
 		}
 	}
 	return &proxy{name: name, version: name + ": bench/relayfloor.go, this program's `-" + relayFloorFlag + "` mode",
-		grpcAddr: addr, pid: cmd.Process.Pid, stop: stop}
+		grpcAddr: addr, httpAddr: httpAddr, pid: cmd.Process.Pid, stop: stop}
 }
