@@ -57,6 +57,7 @@ func main() {
 	haproxy := flag.String("haproxy", "", "the HAProxy binary (default: haproxy on PATH or in /usr/sbin; none: skip HAProxy)")
 	floor := flag.String(relayFloorFlag, "", "LISTEN,BACKEND,HTTPLISTEN,HTTPBACKEND: run only the bare relays (the bench starts them so)")
 	gatewayEnv := flag.String("gateway-env", "", "extra environment of the gateway under test, comma-separated K=V (GOMAXPROCS=1, GOGC=400): tried against -baseline or an earlier run")
+	echo := flag.Bool("backend-echo", false, "the backend echoes the request's headers (as a header and a trailer each on gRPC, in the JSON body on HTTP): its work then grows with what each proxy adds")
 	baseline := flag.String("baseline", "", "a checkout of meshgate (another commit) whose gateway also runs the proxied paths, same run: an A/B comparison")
 	flag.Parse()
 	if *floor != "" {
@@ -65,7 +66,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*out, *dur, *warm, *conc, *profile, *only, *nginx, *haproxy, *baseline, *gatewayEnv); err != nil {
+	if err := run(*out, *dur, *warm, *conc, *profile, *only, *nginx, *haproxy, *baseline, *gatewayEnv, *echo); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -113,13 +114,19 @@ type scenario struct {
 	proxied bool
 }
 
-func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin, haproxyBin, baseline, gatewayEnv string) error {
+func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin, haproxyBin, baseline, gatewayEnv string, echo bool) error {
 	ctx := context.Background()
 	backend, err := demo.Start(ctx, "bench", "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	defer backend.Stop()
+	// The demo backend echoes every x- header back twice (gRPC) or in its
+	// body (HTTP): behind a proxy that adds x-request-id and
+	// x-forwarded-proto as Envoy does, and not behind nginx or HAProxy, the
+	// backend and the client did more work per call than direct, charged to
+	// that proxy's rate.
+	backend.Service.NoEcho.Store(!echo)
 
 	// A dubbo-go provider for REST -> Dubbo2; without it (no module
 	// proxy to build it) that row says why it is missing.

@@ -45,6 +45,10 @@ type Service struct {
 	Faults *Faults
 	// Calls counts the unary calls that reached the instance.
 	Calls atomic.Int64
+	// NoEcho leaves the request's headers and metadata out of the answers:
+	// the benchmark's backend, whose work per call must not depend on which
+	// headers the proxy in front of it adds.
+	NoEcho atomic.Bool
 }
 
 // Faults are switches that make an instance fail or slow down on purpose.
@@ -99,8 +103,11 @@ func (s *Service) wait(ctx context.Context, method string, d time.Duration) erro
 
 // echoMetadata sends every "x-" request key back as a header, and as a
 // trailer named "x-trailer-<rest>"; it returns them ("-bin" values in
-// base64) for the response's metadata field.
-func echoMetadata(ctx context.Context) map[string]string {
+// base64) for the response's metadata field. With s.NoEcho it does nothing.
+func (s *Service) echoMetadata(ctx context.Context) map[string]string {
+	if s.NoEcho.Load() {
+		return nil
+	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	seen := map[string]string{}
 	header, trailer := metadata.MD{}, metadata.MD{}
@@ -140,7 +147,7 @@ func failure(code int32, msg string) error {
 // Echo answers with the request's message and payload.
 func (s *Service) Echo(ctx context.Context, req *demov1.EchoRequest) (*demov1.EchoResponse, error) {
 	s.Calls.Add(1)
-	md := echoMetadata(ctx)
+	md := s.echoMetadata(ctx)
 	if err := s.Faults.apply(ctx, s, "Echo"); err != nil {
 		return nil, err
 	}
@@ -156,7 +163,7 @@ func (s *Service) Echo(ctx context.Context, req *demov1.EchoRequest) (*demov1.Ec
 // ServerStream sends count messages of payload_size bytes.
 func (s *Service) ServerStream(req *demov1.ServerStreamRequest, stream grpc.ServerStreamingServer[demov1.EchoResponse]) error {
 	ctx := stream.Context()
-	md := echoMetadata(ctx)
+	md := s.echoMetadata(ctx)
 	payload := bytes.Repeat([]byte{'x'}, int(req.GetPayloadSize()))
 	for i := int64(0); i < req.GetCount(); i++ {
 		if err := s.wait(ctx, "ServerStream", time.Duration(req.GetIntervalMs())*time.Millisecond); err != nil {
@@ -180,7 +187,7 @@ func (s *Service) ServerStream(req *demov1.ServerStreamRequest, stream grpc.Serv
 // ClientStream counts what the client sends.
 func (s *Service) ClientStream(stream grpc.ClientStreamingServer[demov1.EchoRequest, demov1.ClientStreamResponse]) error {
 	ctx := stream.Context()
-	echoMetadata(ctx)
+	s.echoMetadata(ctx)
 	var out demov1.ClientStreamResponse
 	for {
 		req, err := stream.Recv()
@@ -205,7 +212,7 @@ func (s *Service) ClientStream(stream grpc.ClientStreamingServer[demov1.EchoRequ
 // BidiStream answers each message as it arrives.
 func (s *Service) BidiStream(stream grpc.BidiStreamingServer[demov1.EchoRequest, demov1.EchoResponse]) error {
 	ctx := stream.Context()
-	md := echoMetadata(ctx)
+	md := s.echoMetadata(ctx)
 	for i := int64(0); ; i++ {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -238,10 +245,8 @@ func (s *Service) BidiStream(stream grpc.BidiStreamingServer[demov1.EchoRequest,
 // Query parameters steer it: status=N answers with that status,
 // delay=250ms waits first, size=N sends a body of N bytes instead. faults
 // (may be nil) make every request fail or wait.
-func EchoHandler(name string, faults *Faults) http.Handler {
-	if faults == nil {
-		faults = &Faults{}
-	}
+func EchoHandler(s *Service) http.Handler {
+	name, faults := s.Name, s.Faults
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d := time.Duration(faults.Delay.Load()); d > 0 {
 			select {
@@ -282,8 +287,10 @@ func EchoHandler(name string, faults *Faults) http.Handler {
 			return
 		}
 		headers := map[string]string{}
-		for k, vs := range r.Header {
-			headers[strings.ToLower(k)] = strings.Join(vs, ",")
+		if !s.NoEcho.Load() {
+			for k, vs := range r.Header {
+				headers[strings.ToLower(k)] = strings.Join(vs, ",")
+			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
@@ -348,7 +355,7 @@ func Start(ctx context.Context, name, grpcAddr, httpAddr string) (*Backend, erro
 		var p http.Protocols
 		p.SetHTTP1(true)
 		p.SetUnencryptedHTTP2(true)
-		b.http = &http.Server{Handler: EchoHandler(name, b.Service.Faults), Protocols: &p, ReadHeaderTimeout: 10 * time.Second}
+		b.http = &http.Server{Handler: EchoHandler(b.Service), Protocols: &p, ReadHeaderTimeout: 10 * time.Second}
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
