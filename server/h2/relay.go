@@ -251,12 +251,14 @@ func write(fl *flushList, w *frameWriter, fn func(fr *http2.Framer) error) {
 	fl.add(w)
 }
 
-// writeData is write of one DATA frame, without a closure per frame.
-func writeData(fl *flushList, w *frameWriter, id uint32, end bool, p []byte) {
+// writeData is write of one DATA frame, without a closure per frame; it
+// joins the DATA frame of the same stream written just before it when both
+// fit in one frame of maxFrame bytes.
+func writeData(fl *flushList, w *frameWriter, id uint32, end bool, p []byte, maxFrame uint32) {
 	w.mu.Lock()
 	err := w.err
 	if err == nil {
-		err = w.fr.WriteData(id, end, p)
+		err = w.bw.writeData(id, end, p, maxFrame)
 		w.fail1(err)
 	}
 	w.mu.Unlock()
@@ -638,6 +640,7 @@ func (r *relay) pumpLocked(fl *flushList, up bool) {
 	if up {
 		q, room, w, id, frameSize = &r.toUp, r.upRoom[:0], r.cc.w, r.uid.Load(), r.cc.frameSize
 	}
+	var maxFrame uint32 // the peer's
 	for len(*q) > 0 {
 		it := &(*q)[0]
 		if it.trailer != nil {
@@ -648,14 +651,16 @@ func (r *relay) pumpLocked(fl *flushList, up bool) {
 		}
 		k := int32(len(it.data))
 		if k > 0 {
-			if k = r.takeWindow(up, k); k <= 0 {
+			if k, maxFrame = r.takeWindow(up, k); k <= 0 {
 				return
 			}
+		} else if maxFrame == 0 {
+			maxFrame = frameSize()
 		}
 		chunk := it.data[:k]
 		last := int(k) == len(it.data)
 		endNow := last && it.end
-		writeData(fl, w, id, endNow, chunk)
+		writeData(fl, w, id, endNow, chunk, maxFrame)
 		if k > 0 {
 			if up {
 				r.creditClientLocked(fl, k)
@@ -680,24 +685,25 @@ func (r *relay) pumpLocked(fl *flushList, up bool) {
 
 // takeWindow books up to n bytes (at most a frame) in the stream's and the
 // connection's send windows towards the upstream (up) or the client; 0
-// when they are shut or the connection closed.
-func (r *relay) takeWindow(up bool, n int32) int32 {
+// when they are shut or the connection closed. It also tells that peer's
+// largest frame.
+func (r *relay) takeWindow(up bool, n int32) (int32, uint32) {
 	if up {
 		cc := r.cc
 		cc.mu.Lock()
 		defer cc.mu.Unlock()
 		if cc.closed {
-			return 0
+			return 0, cc.maxFrame
 		}
-		return takeSend(&r.usend, &cc.sendWindow, cc.maxFrame, n)
+		return takeSend(&r.usend, &cc.sendWindow, cc.maxFrame, n), cc.maxFrame
 	}
 	sc := r.sc
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if sc.closed {
-		return 0
+		return 0, sc.maxFrame
 	}
-	return takeSend(&r.dsend, &sc.sendWindow, sc.maxFrame, n)
+	return takeSend(&r.dsend, &sc.sendWindow, sc.maxFrame, n), sc.maxFrame
 }
 
 // writeFields writes fields (those keep lets by; nil: all) as stream id's

@@ -3,7 +3,11 @@ package h2
 import (
 	"bytes"
 	"errors"
+	"io"
+	"slices"
 	"testing"
+
+	"golang.org/x/net/http2"
 )
 
 // countingWriter records each Write it gets.
@@ -82,5 +86,106 @@ func TestPooledWriterError(t *testing.T) {
 	}
 	if err := p.Flush(); !errors.Is(err, boom) || p.buf != nil {
 		t.Fatalf("Flush after the error = %v (buffer held: %v)", err, p.buf != nil)
+	}
+}
+
+// TestPooledWriter_DataFramesJoin: DATA frames of one stream written one
+// after the other leave as one frame while they fit in the peer's frame
+// size; anything else in between, another stream, a flush or END_STREAM
+// starts a new frame. The frames are read back with x/net's Framer.
+func TestPooledWriter_DataFramesJoin(t *testing.T) {
+	type op struct {
+		id    uint32 // 0: a PING frame (anything but DATA); flush: a Flush
+		n     int
+		end   bool
+		flush bool
+	}
+	type frame struct {
+		id  uint32
+		n   int
+		end bool
+	}
+	tests := []struct {
+		name     string
+		maxFrame uint32
+		ops      []op
+		want     []frame
+	}{
+		{name: "same stream joins", maxFrame: 16384, ops: []op{{id: 1, n: 1029}, {id: 1, n: 1029}, {id: 1, n: 1029}},
+			want: []frame{{1, 3087, false}}},
+		{name: "END_STREAM of the last carries over", maxFrame: 16384, ops: []op{{id: 1, n: 100}, {id: 1, n: 5, end: true}},
+			want: []frame{{1, 105, true}}},
+		{name: "an empty END_STREAM joins", maxFrame: 16384, ops: []op{{id: 3, n: 100}, {id: 3, end: true}},
+			want: []frame{{3, 100, true}}},
+		{name: "nothing joins a frame that ended the stream", maxFrame: 16384, ops: []op{{id: 1, n: 10, end: true}, {id: 1, n: 10}},
+			want: []frame{{1, 10, true}, {1, 10, false}}},
+		{name: "another stream", maxFrame: 16384, ops: []op{{id: 1, n: 10}, {id: 3, n: 10}, {id: 1, n: 10}},
+			want: []frame{{1, 10, false}, {3, 10, false}, {1, 10, false}}},
+		{name: "a frame of another type in between", maxFrame: 16384, ops: []op{{id: 1, n: 10}, {id: 0}, {id: 1, n: 10}},
+			want: []frame{{1, 10, false}, {0, 8, false}, {1, 10, false}}},
+		{name: "a flush in between", maxFrame: 16384, ops: []op{{id: 1, n: 10}, {flush: true}, {id: 1, n: 10}},
+			want: []frame{{1, 10, false}, {1, 10, false}}},
+		{name: "never past the peer's frame size", maxFrame: 1000, ops: []op{{id: 1, n: 600}, {id: 1, n: 400}, {id: 1, n: 1}},
+			want: []frame{{1, 1000, false}, {1, 1, false}}},
+		{name: "past the buffer: a new frame after it is written out", maxFrame: 1 << 20,
+			ops:  []op{{id: 1, n: 16384}, {id: 1, n: 16384}, {id: 1, n: 16384}, {id: 1, n: 16384}, {id: 1, n: 16384}},
+			want: []frame{{1, 3 * 16384, false}, {1, 2 * 16384, false}}}, // (the frame header counts)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cw := &countingWriter{}
+			p := &pooledWriter{w: cw}
+			var payload bytes.Buffer // all the DATA bytes, in order
+			for i, o := range tt.ops {
+				switch {
+				case o.flush:
+					if err := p.Flush(); err != nil {
+						t.Fatal(err)
+					}
+				case o.id == 0:
+					fr := http2.NewFramer(p, nil)
+					if err := fr.WritePing(false, [8]byte{}); err != nil {
+						t.Fatal(err)
+					}
+				default:
+					b := bytes.Repeat([]byte{byte('a' + i)}, o.n)
+					payload.Write(b)
+					if err := p.writeData(o.id, o.end, b, tt.maxFrame); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := p.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			fr := http2.NewFramer(nil, &cw.out)
+			fr.SetMaxReadFrameSize(1<<24 - 1)
+			var got []frame
+			var data bytes.Buffer
+			for {
+				f, err := fr.ReadFrame()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("reading the frames back: %v", err)
+				}
+				switch f := f.(type) {
+				case *http2.DataFrame:
+					data.Write(f.Data())
+					got = append(got, frame{f.StreamID, len(f.Data()), f.StreamEnded()})
+				case *http2.PingFrame:
+					got = append(got, frame{0, 8, false})
+				default:
+					t.Fatalf("unexpected frame %v", f)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("frames %v, want %v", got, tt.want)
+			}
+			if !bytes.Equal(data.Bytes(), payload.Bytes()) {
+				t.Fatal("the DATA bytes read back differ from those written")
+			}
+		})
 	}
 }
