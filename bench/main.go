@@ -341,10 +341,14 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 		}
 		logFailures(s.name+" direct", d)
 		logFailures(s.name+" through meshgate", g)
-		emit(tableRow(s, "meshgate", d, g, probe.per10k(g.ops), s.target))
 		if !s.proxied {
+			emit(tableRow(s, "meshgate", d, g, probe.per10k(g.ops), s.target))
 			continue
 		}
+		// A proxied path's rows wait for a second direct run after the
+		// proxies': the better of the two stands for direct (one slow
+		// direct run made every ratio of its path look good).
+		rowsOf := []func(d result) string{func(d result) string { return tableRow(s, "meshgate", d, g, probe.per10k(g.ops), s.target) }}
 		for _, p := range others {
 			if p.skip != "" {
 				continue
@@ -360,12 +364,26 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 			g, err := s.run(pctx, addr)
 			if err != nil {
 				log.Printf("%s through %s: %v", s.name, p.name, err)
-				emit(fmt.Sprintf("| %s | %s | %.0f %s | error: %s | | | | | | |", s.name, p.name, d.rate(), s.unit,
-					strings.ReplaceAll(err.Error(), "|", `\|`)))
+				rowsOf = append(rowsOf, func(d result) string {
+					return fmt.Sprintf("| %s | %s | %.0f %s | error: %s | | | | | | |", s.name, p.name, d.rate(), s.unit,
+						strings.ReplaceAll(err.Error(), "|", `\|`))
+				})
 				continue
 			}
 			logFailures(s.name+" through "+p.name, g)
-			emit(tableRow(s, p.name, d, g, probe.per10k(g.ops), "—"))
+			rowsOf = append(rowsOf, func(d result) string { return tableRow(s, p.name, d, g, probe.per10k(g.ops), "—") })
+		}
+		d2, err := runDirect(ctx, direct)
+		if err != nil {
+			return fmt.Errorf("%s direct, second run: %w", s.name, err)
+		}
+		logFailures(s.name+" direct, second run", d2)
+		log.Printf("%s direct: %.0f then %.0f %s", s.name, d.rate(), d2.rate(), s.unit)
+		if d2.rate() > d.rate() {
+			d = d2
+		}
+		for _, row := range rowsOf {
+			emit(row(d))
 		}
 	}
 	loadRSS := rssKiB(gw.cmd.Process.Pid)
@@ -385,7 +403,8 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 	fmt.Fprintf(&b, "gRPC unary, server and bidi streaming and HTTP/1.1 GET then also run through nginx and HAProxy, in front of the same backend,\n")
 	fmt.Fprintf(&b, "in that order right after meshgate, and through a bare Go relay, the floor: on the gRPC paths an HTTP/2 frame relay (what Go itself\n")
 	fmt.Fprintf(&b, "allows here when no goroutine is handed a stream; no routing, nothing changed), on HTTP/1.1 a byte copy both ways, two goroutines per\n")
-	fmt.Fprintf(&b, "connection pair, nothing parsed (what the runtime's reads and writes alone cost); the direct figures of a path's rows are that path's one direct run.\n")
+	fmt.Fprintf(&b, "connection pair, nothing parsed (what the runtime's reads and writes alone cost). These paths run direct twice, before and after\n")
+	fmt.Fprintf(&b, "the proxies, and the better of the two runs is the direct figure of all their rows; the other paths' direct figures are one run.\n")
 	fmt.Fprintf(&b, "Unary and HTTP use %d concurrent callers (gRPC: one connection; HTTP: keep-alive pool); streams are one stream of 1 KiB messages.\n\n", conc)
 	fmt.Fprintf(&b, "Proxies:\n\n")
 	fmt.Fprintf(&b, "- meshgate: this tree's gateway (`go build ./cmd/meshgate`), one process, its Go runtime using both cores.\n")
