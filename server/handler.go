@@ -830,7 +830,12 @@ func (ch *chain) upstreamRequest(ctx context.Context, r *http.Request, rt *route
 	} else {
 		u.Opaque = path // sent as is, keeping the client's escaping
 	}
-	if isGRPC && timeout > 0 {
+	// The upstream learns the client's deadline, as the time left of it;
+	// a call without one gets none made from the route timeout unless the
+	// route says so (Envoy writes grpc-timeout only under the deprecated
+	// max_grpc_timeout): the gateway ends it at that timeout and resets the
+	// upstream stream.
+	if isGRPC && timeout > 0 && (f.WriteGRPCTimeout || len(r.Header["Grpc-Timeout"]) > 0) {
 		left := timeout
 		if dl, ok := ctx.Deadline(); ok {
 			left = time.Until(dl)

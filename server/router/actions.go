@@ -82,6 +82,11 @@ type Forward[T any] struct {
 	IdleTimeout time.Duration
 	// GRPCTimeoutMax caps a grpc-timeout header; 0 means no cap.
 	GRPCTimeoutMax time.Duration
+	// WriteGRPCTimeout: the upstream gets the call's deadline as
+	// grpc-timeout even when the client sent none (Envoy does so under the
+	// deprecated max_grpc_timeout without max_stream_duration, which istiod
+	// sets on every route).
+	WriteGRPCTimeout bool
 }
 
 // WeightedTarget is one cluster of a route and its share.
@@ -431,6 +436,9 @@ func compileForward[T any](ra *routev3.RouteAction, m *routeMatch, resolve Resol
 		if g := msd.GetGrpcTimeoutHeaderMax(); g != nil {
 			f.GRPCTimeoutMax = g.AsDuration()
 		}
+	} else {
+		//lint:ignore SA1019 deprecated, still set by istiod on every route.
+		f.WriteGRPCTimeout = ra.GetMaxGrpcTimeout() != nil
 	}
 	return f, nil
 }
