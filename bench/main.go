@@ -57,6 +57,7 @@ func main() {
 	haproxy := flag.String("haproxy", "", "the HAProxy binary (default: haproxy on PATH or in /usr/sbin; none: skip HAProxy)")
 	floor := flag.String(relayFloorFlag, "", "LISTEN,BACKEND,HTTPLISTEN,HTTPBACKEND: run only the bare relays (the bench starts them so)")
 	gatewayEnv := flag.String("gateway-env", "", "extra environment of the gateway under test, comma-separated K=V (GOMAXPROCS=1, GOGC=400): tried against -baseline or an earlier run")
+	rounds := flag.Int("rounds", 2, "rounds of the proxied paths (gRPC unary, streams, HTTP/1.1): every proxy once a round, the order reversed each round")
 	echo := flag.Bool("backend-echo", false, "the backend echoes the request's headers (as a header and a trailer each on gRPC, in the JSON body on HTTP): its work then grows with what each proxy adds")
 	baseline := flag.String("baseline", "", "a checkout of meshgate (another commit) whose gateway also runs the proxied paths, same run: an A/B comparison")
 	flag.Parse()
@@ -66,8 +67,48 @@ func main() {
 		}
 		return
 	}
-	if err := run(*out, *dur, *warm, *conc, *profile, *only, *nginx, *haproxy, *baseline, *gatewayEnv, *echo); err != nil {
+	if err := run(*out, *dur, *warm, *conc, *profile, *only, *nginx, *haproxy, *baseline, *gatewayEnv, *echo, max(1, *rounds)); err != nil {
 		log.Fatal(err)
+	}
+}
+
+// pathRun is one proxy's runs of a proxied path, summed over the rounds.
+type pathRun struct {
+	name, addr, target string
+	pid                int
+	res                result
+	cpu                cpuProbe // used and the flags summed over the rounds
+	err                error    // the first run that failed
+}
+
+// add counts one more run of the proxy: its result and CPU probe.
+func (e *pathRun) add(g result, p *cpuProbe, err error) {
+	if e.err != nil {
+		return
+	}
+	if err != nil {
+		e.err = err
+		return
+	}
+	first := e.res.ops == 0 && e.res.elapsed == 0
+	e.res.ops += g.ops
+	e.res.elapsed += g.elapsed
+	e.res.failures += g.failures
+	if g.lastErr != nil {
+		e.res.lastErr = g.lastErr
+	}
+	e.res.lat = append(e.res.lat, g.lat...)
+	slices.Sort(e.res.lat)
+	e.res.p50, e.res.p99 = max(e.res.p50, g.p50), max(e.res.p99, g.p99)
+	switch {
+	case p.err != nil:
+		e.cpu.err = p.err
+	case first:
+		e.cpu = cpuProbe{used: p.used, begun: p.begun, ended: p.ended, approx: p.approx}
+	default:
+		e.cpu.used += p.used
+		e.cpu.ended = e.cpu.ended && p.ended
+		e.cpu.approx = e.cpu.approx || p.approx
 	}
 }
 
@@ -114,7 +155,7 @@ type scenario struct {
 	proxied bool
 }
 
-func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin, haproxyBin, baseline, gatewayEnv string, echo bool) error {
+func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin, haproxyBin, baseline, gatewayEnv string, echo bool, rounds int) error {
 	ctx := context.Background()
 	backend, err := demo.Start(ctx, "bench", "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
@@ -345,10 +386,14 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 			emit(tableRow(s, "meshgate", d, g, probe.per10k(g.ops), s.target))
 			continue
 		}
-		// A proxied path's rows wait for a second direct run after the
-		// proxies': the better of the two stands for direct (one slow
-		// direct run made every ratio of its path look good).
-		rowsOf := []func(d result) string{func(d result) string { return tableRow(s, "meshgate", d, g, probe.per10k(g.ops), s.target) }}
+		// A proxied path runs in rounds: direct, then every proxy, the
+		// order reversed each round (meshgate first, then last, ...), and
+		// direct once more at the end. Each proxy's row sums its rounds; the
+		// best direct run stands for direct (one slow direct run made every
+		// ratio of its path look good; the first proxy after direct tended
+		// to come out lower).
+		entries := []*pathRun{{name: "meshgate", addr: sgw.addr, target: s.target}}
+		entries[0].add(g, probe, nil)
 		for _, p := range others {
 			if p.skip != "" {
 				continue
@@ -360,30 +405,56 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 			if addr == "" {
 				continue // a proxy without a listener for this path
 			}
-			pctx, probe := withCPUProbe(ctx, p.pid)
-			g, err := s.run(pctx, addr)
-			if err != nil {
-				log.Printf("%s through %s: %v", s.name, p.name, err)
-				rowsOf = append(rowsOf, func(d result) string {
-					return fmt.Sprintf("| %s | %s | %.0f %s | error: %s | | | | | | |", s.name, p.name, d.rate(), s.unit,
-						strings.ReplaceAll(err.Error(), "|", `\|`))
-				})
+			entries = append(entries, &pathRun{name: p.name, addr: addr, pid: p.pid, target: "—"})
+		}
+		entries[0].pid = sgw.cmd.Process.Pid
+		directs := []result{d}
+		for round := range rounds {
+			order := slices.Clone(entries)
+			if round%2 == 1 {
+				slices.Reverse(order)
+			}
+			if round > 0 {
+				dn, err := runDirect(ctx, direct)
+				if err != nil {
+					return fmt.Errorf("%s direct, round %d: %w", s.name, round+1, err)
+				}
+				directs = append(directs, dn)
+			}
+			for _, e := range order {
+				if round == 0 && e == entries[0] {
+					continue // measured above
+				}
+				pctx, probe := withCPUProbe(ctx, e.pid)
+				g, err := s.run(pctx, e.addr)
+				if err != nil {
+					log.Printf("%s through %s: %v", s.name, e.name, err)
+				} else {
+					logFailures(s.name+" through "+e.name, g)
+				}
+				e.add(g, probe, err)
+			}
+		}
+		dn, err := runDirect(ctx, direct)
+		if err != nil {
+			return fmt.Errorf("%s direct, last run: %w", s.name, err)
+		}
+		directs = append(directs, dn)
+		rates := make([]string, len(directs))
+		for k, r := range directs {
+			rates[k] = fmt.Sprintf("%.0f", r.rate())
+			if r.rate() > d.rate() {
+				d = r
+			}
+		}
+		log.Printf("%s direct runs: %s %s", s.name, strings.Join(rates, ", "), s.unit)
+		for _, e := range entries {
+			if e.err != nil {
+				emit(fmt.Sprintf("| %s | %s | %.0f %s | error: %s | | | | | | |", s.name, e.name, d.rate(), s.unit,
+					strings.ReplaceAll(e.err.Error(), "|", `\|`)))
 				continue
 			}
-			logFailures(s.name+" through "+p.name, g)
-			rowsOf = append(rowsOf, func(d result) string { return tableRow(s, p.name, d, g, probe.per10k(g.ops), "—") })
-		}
-		d2, err := runDirect(ctx, direct)
-		if err != nil {
-			return fmt.Errorf("%s direct, second run: %w", s.name, err)
-		}
-		logFailures(s.name+" direct, second run", d2)
-		log.Printf("%s direct: %.0f then %.0f %s", s.name, d.rate(), d2.rate(), s.unit)
-		if d2.rate() > d.rate() {
-			d = d2
-		}
-		for _, row := range rowsOf {
-			emit(row(d))
+			emit(tableRow(s, e.name, d, e.res, e.cpu.per10k(e.res.ops), e.target))
 		}
 	}
 	loadRSS := rssKiB(gw.cmd.Process.Pid)
@@ -403,8 +474,9 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 	fmt.Fprintf(&b, "gRPC unary, server and bidi streaming and HTTP/1.1 GET then also run through nginx and HAProxy, in front of the same backend,\n")
 	fmt.Fprintf(&b, "in that order right after meshgate, and through a bare Go relay, the floor: on the gRPC paths an HTTP/2 frame relay (what Go itself\n")
 	fmt.Fprintf(&b, "allows here when no goroutine is handed a stream; no routing, nothing changed), on HTTP/1.1 a byte copy both ways, two goroutines per\n")
-	fmt.Fprintf(&b, "connection pair, nothing parsed (what the runtime's reads and writes alone cost). These paths run direct twice, before and after\n")
-	fmt.Fprintf(&b, "the proxies, and the better of the two runs is the direct figure of all their rows; the other paths' direct figures are one run.\n")
+	fmt.Fprintf(&b, "connection pair, nothing parsed (what the runtime's reads and writes alone cost). These paths run in %d rounds: direct, then every\n", rounds)
+	fmt.Fprintf(&b, "proxy, the order reversed each round, and direct once more at the end; a proxy's figures sum its rounds, and the best direct run\n")
+	fmt.Fprintf(&b, "is the direct figure of all the path's rows. The other paths run once, direct then through meshgate.\n")
 	fmt.Fprintf(&b, "Unary and HTTP use %d concurrent callers (gRPC: one connection; HTTP: keep-alive pool); streams are one stream of 1 KiB messages.\n\n", conc)
 	fmt.Fprintf(&b, "Proxies:\n\n")
 	fmt.Fprintf(&b, "- meshgate: this tree's gateway (`go build ./cmd/meshgate`), one process, its Go runtime using both cores.\n")
