@@ -369,7 +369,7 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 		}
 		pctx, probe := withCPUProbe(ctx, sgw.cmd.Process.Pid)
 		g, err := s.run(pctx, sgw.addr)
-		if sgw != gw {
+		if sgw != gw && !s.proxied { // a proxied path's rounds use it again
 			sgw.stop()
 		}
 		if profDone != nil {
@@ -434,6 +434,9 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 				}
 				e.add(g, probe, err)
 			}
+		}
+		if sgw != gw {
+			sgw.stop()
 		}
 		dn, err := runDirect(ctx, direct)
 		if err != nil {

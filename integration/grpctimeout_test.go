@@ -33,6 +33,9 @@ static_resources:
               # istiod's shape: the deprecated max_grpc_timeout beside the timeout.
               - match: { prefix: /, headers: [ { name: x-route, string_match: { exact: istio } } ] }
                 route: { cluster: grpc, timeout: 5s, max_grpc_timeout: 5s }
+              # 0 is Envoy's "no limit": nothing to write for a call without grpc-timeout.
+              - match: { prefix: /, headers: [ { name: x-route, string_match: { exact: zero } } ] }
+                route: { cluster: grpc, timeout: 5s, max_grpc_timeout: 0s }
               - match: { prefix: / }
                 route: { cluster: grpc, timeout: 5s }
           http_filters:
@@ -48,10 +51,12 @@ static_resources:
 `
 
 // The deadline a gRPC backend sees through the gateway (grpc-timeout
-// upstream), on the handler path (a gateway's first call) and relayed (the
-// next): the client's, as the time left of it and never past the route
-// timeout; none made from the route timeout alone, as Envoy; made from it
-// when the route carries max_grpc_timeout, as Envoy (and istiod's routes).
+// upstream), on the handler path (a gateway's first call: each case has a
+// gateway of its own) and relayed (the next two): the client's, as the time
+// left of it and never past the route timeout (meshgate's rule; Envoy would
+// pass the client's on unchanged); none made from the route timeout alone,
+// as Envoy; made from it when the route carries a non-zero max_grpc_timeout,
+// as Envoy (istiod's routes), and not for a zero one.
 func TestGRPCTimeout_Upstream(t *testing.T) {
 	var mu sync.Mutex
 	var seen []time.Duration // time left at the backend; -1: no deadline
@@ -74,28 +79,31 @@ func TestGRPCTimeout_Upstream(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	g := startGateway(t, render(t, grpcTimeoutConfig, map[string]string{"Port": port}))
-	c := demoClient(t, g.addr("main"))
+	cfg := render(t, grpcTimeoutConfig, map[string]string{"Port": port})
 
 	for _, tc := range []struct {
 		name     string
 		client   time.Duration // the client's deadline; 0: none
-		istio    bool          // the route with max_grpc_timeout
+		route    string        // x-route: istio (max_grpc_timeout 5s), zero (0s); "": the plain route
 		min, max time.Duration // bounds of the time left at the backend; max 0: no deadline
 	}{
 		{name: "no client deadline: none upstream", min: -1, max: 0},
 		{name: "the client's deadline, as time left", client: 2 * time.Second, min: time.Second, max: 2 * time.Second},
 		{name: "never past the route timeout", client: 20 * time.Second, min: 4 * time.Second, max: 5 * time.Second},
-		{name: "max_grpc_timeout: the route timeout goes upstream", istio: true, min: 4 * time.Second, max: 5 * time.Second},
+		{name: "max_grpc_timeout: the route timeout goes upstream", route: "istio", min: 4 * time.Second, max: 5 * time.Second},
+		{name: "max_grpc_timeout 0: none upstream", route: "zero", min: -1, max: 0},
+		{name: "max_grpc_timeout 0: the client's deadline", route: "zero", client: 2 * time.Second, min: time.Second, max: 2 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			g := startGateway(t, cfg)
+			c := demoClient(t, g.addr("main"))
 			mu.Lock()
 			seen = nil
 			mu.Unlock()
 			for range 3 {
 				ctx := context.Background()
-				if tc.istio {
-					ctx = metadata.AppendToOutgoingContext(ctx, "x-route", "istio")
+				if tc.route != "" {
+					ctx = metadata.AppendToOutgoingContext(ctx, "x-route", tc.route)
 				}
 				if tc.client > 0 {
 					var cancel context.CancelFunc
@@ -122,9 +130,12 @@ func TestGRPCTimeout_Upstream(t *testing.T) {
 					t.Errorf("call %d: the backend's deadline is %v away, want within [%v, %v]", i, left, tc.min, tc.max)
 				}
 			}
+			// The first call dialed on the handler path; the others are
+			// relayed once the connection is up.
+			cl := clusterNamed(t, g, "grpc")
+			if n := cl.Stats.RqRelayed.Load(); n == 0 || n == 3 {
+				t.Errorf("%d of the 3 calls were relayed: want the handler path and the relay both tested", n)
+			}
 		})
-	}
-	if cl := clusterNamed(t, g, "grpc"); cl.Stats.RqRelayed.Load() == 0 {
-		t.Error("no call was relayed: only the handler path was tested")
 	}
 }

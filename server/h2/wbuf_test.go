@@ -2,6 +2,7 @@ package h2
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"slices"
@@ -99,6 +100,7 @@ func TestPooledWriter_DataFramesJoin(t *testing.T) {
 		n     int
 		end   bool
 		flush bool
+		max   uint32 // the peer's frame size for this write; 0: the case's
 	}
 	type frame struct {
 		id  uint32
@@ -127,6 +129,11 @@ func TestPooledWriter_DataFramesJoin(t *testing.T) {
 			want: []frame{{1, 10, false}, {1, 10, false}}},
 		{name: "never past the peer's frame size", maxFrame: 1000, ops: []op{{id: 1, n: 600}, {id: 1, n: 400}, {id: 1, n: 1}},
 			want: []frame{{1, 1000, false}, {1, 1, false}}},
+		{name: "a smaller frame size for the next write", maxFrame: 16384, ops: []op{{id: 1, n: 9000}, {id: 1, n: 9000, max: 16384}, {id: 1, n: 100, max: 9000}},
+			want: []frame{{1, 9000, false}, {1, 9000, false}, {1, 100, false}}},
+		{name: "a frame past the buffer goes straight, and nothing joins it", maxFrame: 1 << 20,
+			ops:  []op{{id: 1, n: 10}, {id: 1, n: 70000}, {id: 1, n: 10}},
+			want: []frame{{1, 10, false}, {1, 70000, false}, {1, 10, false}}},
 		{name: "past the buffer: a new frame after it is written out", maxFrame: 1 << 20,
 			ops:  []op{{id: 1, n: 16384}, {id: 1, n: 16384}, {id: 1, n: 16384}, {id: 1, n: 16384}, {id: 1, n: 16384}},
 			want: []frame{{1, 3 * 16384, false}, {1, 2 * 16384, false}}}, // (the frame header counts)
@@ -150,7 +157,7 @@ func TestPooledWriter_DataFramesJoin(t *testing.T) {
 				default:
 					b := bytes.Repeat([]byte{byte('a' + i)}, o.n)
 					payload.Write(b)
-					if err := p.writeData(o.id, o.end, b, tt.maxFrame); err != nil {
+					if err := p.writeData(o.id, o.end, b, cmp.Or(o.max, tt.maxFrame)); err != nil {
 						t.Fatal(err)
 					}
 				}

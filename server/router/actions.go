@@ -83,9 +83,9 @@ type Forward[T any] struct {
 	// GRPCTimeoutMax caps a grpc-timeout header; 0 means no cap.
 	GRPCTimeoutMax time.Duration
 	// WriteGRPCTimeout: the upstream gets the call's deadline as
-	// grpc-timeout even when the client sent none (Envoy does so under the
-	// deprecated max_grpc_timeout without max_stream_duration, which istiod
-	// sets on every route).
+	// grpc-timeout even when the client sent none (Envoy does so under a
+	// non-zero deprecated max_grpc_timeout without max_stream_duration,
+	// which istiod sets on every route with a timeout).
 	WriteGRPCTimeout bool
 }
 
@@ -437,8 +437,10 @@ func compileForward[T any](ra *routev3.RouteAction, m *routeMatch, resolve Resol
 			f.GRPCTimeoutMax = g.AsDuration()
 		}
 	} else {
+		// (0 is Envoy's "no limit": a call without grpc-timeout then has
+		// no deadline for Envoy to write.)
 		//lint:ignore SA1019 deprecated, still set by istiod on every route.
-		f.WriteGRPCTimeout = ra.GetMaxGrpcTimeout() != nil
+		f.WriteGRPCTimeout = ra.GetMaxGrpcTimeout().AsDuration() > 0
 	}
 	return f, nil
 }

@@ -311,9 +311,9 @@ var table = map[string]map[string]status{
 		"rate_limits":                     harmless,
 		"include_vh_rate_limits":          harmless, // deprecated
 		"hash_policy":                     ok,
-		"cors":                            ignored("the deprecated cors field is not read: use typed_per_filter_config with envoy.filters.http.cors"),                                                                                                                                 // deprecated
-		"max_grpc_timeout":                ignored("not a cap: grpc-timeout is always honoured, the call's deadline the smaller of it and the route timeout (see max_stream_duration.grpc_timeout_header_max); the upstream still gets that deadline as grpc-timeout, as with Envoy"), // deprecated
-		"grpc_timeout_offset":             ignoredUnless("grpc-timeout is not offset", isZero),                                                                                                                                                                                        // deprecated
+		"cors":                            ignored("the deprecated cors field is not read: use typed_per_filter_config with envoy.filters.http.cors"),                                                                                                                                                                             // deprecated
+		"max_grpc_timeout":                ignored("not a cap: grpc-timeout is always honoured, the call's deadline the smaller of it and the route timeout (see max_stream_duration.grpc_timeout_header_max); when non-zero, the upstream gets that deadline as grpc-timeout even if the client sent none, as Envoy writes one"), // deprecated
+		"grpc_timeout_offset":             ignoredUnless("grpc-timeout is not offset", isZero),                                                                                                                                                                                                                                    // deprecated
 		"upgrade_configs":                 ignored("WebSocket and other upgrades are not proxied"),
 		"internal_redirect_policy":        ignored("redirects from upstreams go back to the client"),
 		"internal_redirect_action":        ignoredUnless("redirects from upstreams go back to the client", enumIs("PASS_THROUGH_INTERNAL_REDIRECT")), // deprecated
