@@ -14,8 +14,6 @@ import (
 	"math/big"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -235,23 +233,11 @@ func startMTLSGateway(bin, backendAddr string, p *meshPKI) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2)
-	if err != nil {
-		return nil, err
-	}
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) } // a YAML (JSON) string
-	body := fmt.Appendf(nil, mtlsGatewayConfig, ports[0], ports[1], q(backendSNI),
-		q(string(p.clientChain)), q(string(p.clientKeyPEM)), q(string(p.caPEM)), q(backendSPIFFE), q(host), port)
-	dir, err := os.MkdirTemp("", "meshgate-bench-mtls")
-	if err != nil {
-		return nil, err
-	}
-	cfg := filepath.Join(dir, "bench-mtls.yaml")
-	if err := os.WriteFile(cfg, body, 0o600); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	return launchGateway(bin, cfg, dir, fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[0]))
+	return startFileGateway(bin, "bench-mtls", func(adminPort, listenPort int, _ string) []byte {
+		return fmt.Appendf(nil, mtlsGatewayConfig, adminPort, listenPort, q(backendSNI),
+			q(string(p.clientChain)), q(string(p.clientKeyPEM)), q(string(p.caPEM)), q(backendSPIFFE), q(host), port)
+	})
 }
 
 // freePorts picks n free local ports.
