@@ -725,15 +725,15 @@ func (s *Server) h2Server(ln *listener, cl *compiledListener) *h2.Server {
 	}
 }
 
-// connState counts a listener's open connections.
+// connState counts a listener's open connections. (net/http calls it twice
+// per request too, active and idle: those cost nothing.)
 func (s *Server) connState(ln *listener) func(net.Conn, http.ConnState) {
 	return func(_ net.Conn, st http.ConnState) {
-		g := s.metrics.Connections.WithLabelValues(ln.state.Load().name)
 		switch st {
 		case http.StateNew:
-			g.Inc()
+			s.metrics.Connections.WithLabelValues(ln.state.Load().name).Inc()
 		case http.StateClosed, http.StateHijacked:
-			g.Dec()
+			s.metrics.Connections.WithLabelValues(ln.state.Load().name).Dec()
 		}
 	}
 }
