@@ -352,7 +352,11 @@ func (p *cpuProbe) per10k(ops int64) string {
 	case !p.ended || ops == 0:
 		return "n/a"
 	}
-	s := fmt.Sprintf("%.3f s", p.used.Seconds()/float64(ops)*1e4)
+	per := p.used.Seconds() / float64(ops) * 1e4
+	s := fmt.Sprintf("%.3f s", per)
+	if per < 0.1 { // streams: 0.007 s could be 0.0065 or 0.0074
+		s = fmt.Sprintf("%.4f s", per)
+	}
 	if p.approx {
 		s = "≈" + s
 	}
