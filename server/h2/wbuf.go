@@ -93,7 +93,13 @@ func (p *pooledWriter) writeData(id uint32, end bool, b []byte, maxFrame uint32)
 		}
 	}
 	if frameHeaderLen+n >= wbufSize {
-		if _, err := p.Write(hdr[:]); err != nil {
+		// The header through the buffer (hdr must not escape: this runs
+		// for every relayed DATA frame), the payload after it.
+		if p.buf == nil {
+			p.buf = wbufPool.Get().(*[]byte)
+		}
+		*p.buf = append(*p.buf, hdr[:]...)
+		if err := p.writeOut(); err != nil {
 			return err
 		}
 		_, err := p.Write(b)
