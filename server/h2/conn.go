@@ -99,7 +99,12 @@ func newClientConn(ctx context.Context, t *Transport, addr string, conn net.Conn
 	cc.cond.L = &cc.mu
 	cc.nextID.Store(1)
 	bw := &pooledWriter{w: conn}
-	cc.fr = http2.NewFramer(bw, bufio.NewReaderSize(relayFlushReader{cc}, 32<<10))
+	// 64 KiB: a backend streaming faster than its client reads leaves up
+	// to a write buffer's worth per read, so what one read brings leaves in
+	// one write (same-run A/B on server streaming against 32 KiB: 0.69-0.78
+	// vs 0.78-0.79 µs of CPU per relayed message over four runs). Upstream
+	// connections are few; downstream ones keep their smaller buffer.
+	cc.fr = http2.NewFramer(bw, bufio.NewReaderSize(relayFlushReader{cc}, 64<<10))
 	cc.w = newFrameWriter(bw, cc.fr, func(err error) { cc.close(fmt.Errorf("h2: write to %s: %w", addr, err)) })
 	cc.fr.SetReuseFrames() // DATA is copied out before the next read
 	cc.hr = newHeaderReader(maxResponseHeaderBytes)
