@@ -119,6 +119,15 @@ type relayItem struct {
 	end     bool
 }
 
+// queuedBytes is how many DATA bytes wait in q.
+func queuedBytes(q []relayItem) int32 {
+	n := int32(0)
+	for i := range q {
+		n += int32(len(q[i].data))
+	}
+	return n
+}
+
 // releaseItems gives the pooled chunks of a queue back.
 func releaseItems(q []relayItem) {
 	for i := range q {
@@ -993,14 +1002,7 @@ func (r *relay) finishLocked() {
 		return
 	}
 	r.done = true
-	queued := int32(0)
-	for _, it := range r.toUp {
-		queued += int32(len(it.data))
-	}
-	downQueued := int32(0)
-	for _, it := range r.toDown {
-		downQueued += int32(len(it.data))
-	}
+	queued, downQueued := queuedBytes(r.toUp), queuedBytes(r.toDown)
 	releaseItems(r.toUp)
 	releaseItems(r.toDown)
 	r.toUp, r.toDown = nil, nil
@@ -1099,11 +1101,7 @@ func (r *relay) handOffLocked(fl *flushList, req *http.Request, handedOver any, 
 	}
 	// DATA queued for the upstream is in what is held: it counts as
 	// consumed, as what went did.
-	queued := int32(0)
-	for _, it := range r.toUp {
-		queued += int32(len(it.data))
-	}
-	if queued > 0 {
+	if queued := queuedBytes(r.toUp); queued > 0 {
 		r.creditClientLocked(fl, queued)
 	}
 	st.recv = r.drecv
