@@ -485,6 +485,16 @@ func callTimeout(r *http.Request, f *router.Forward[*cluster.Cluster], isGRPC bo
 	return wire.CallTimeout(timeout, r.Header.Get("Grpc-Timeout"), f.GRPCTimeoutMax)
 }
 
+// sendsGRPCTimeout: the upstream gets the call's deadline as grpc-timeout
+// (the relay and the handler path alike). It learns the client's, as the
+// time left of it; a call without one gets none made from the route
+// timeout unless the route says so (Envoy writes grpc-timeout only under
+// the deprecated max_grpc_timeout): the gateway ends it at that timeout and
+// resets the upstream stream.
+func sendsGRPCTimeout(r *http.Request, f *router.Forward[*cluster.Cluster], timeout time.Duration) bool {
+	return timeout > 0 && (f.WriteGRPCTimeout || len(r.Header["Grpc-Timeout"]) > 0)
+}
+
 // close releases the deadline and idle watch (after the answer streamed).
 func (fw *forwarding) close() {
 	if fw.span != nil {
@@ -830,12 +840,7 @@ func (ch *chain) upstreamRequest(ctx context.Context, r *http.Request, rt *route
 	} else {
 		u.Opaque = path // sent as is, keeping the client's escaping
 	}
-	// The upstream learns the client's deadline, as the time left of it;
-	// a call without one gets none made from the route timeout unless the
-	// route says so (Envoy writes grpc-timeout only under the deprecated
-	// max_grpc_timeout): the gateway ends it at that timeout and resets the
-	// upstream stream.
-	if isGRPC && timeout > 0 && (f.WriteGRPCTimeout || len(r.Header["Grpc-Timeout"]) > 0) {
+	if isGRPC && sendsGRPCTimeout(r, f, timeout) {
 		left := timeout
 		if dl, ok := ctx.Deadline(); ok {
 			left = time.Until(dl)

@@ -116,7 +116,7 @@ func (l *listener) relay(r *http.Request) (*h2.RelayTarget, bool) {
 				*orig = r.Header.Clone()
 			}
 			ch.prepareHeaders(r, rt, true)
-			if timeout > 0 && (f.WriteGRPCTimeout || len(r.Header["Grpc-Timeout"]) > 0) {
+			if sendsGRPCTimeout(r, f, timeout) {
 				r.Header["Grpc-Timeout"] = []string{wire.FormatGRPCTimeout(timeout)}
 			}
 			path, query := upstreamPath(r, f)
