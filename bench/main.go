@@ -475,7 +475,7 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 	fmt.Fprintf(&b, "The load generator and the grpc-go / net/http demo backend run in one process, each proxy in its own;\n")
 	fmt.Fprintf(&b, "each path runs direct and then through meshgate, %s each after %s of warm-up, in the same run.\n", dur, warm)
 	fmt.Fprintf(&b, "gRPC unary, server and bidi streaming and HTTP/1.1 GET then also run through nginx and HAProxy, in front of the same backend,\n")
-	fmt.Fprintf(&b, "in that order right after meshgate, and through a bare Go relay, the floor: on the gRPC paths an HTTP/2 frame relay (what Go itself\n")
+	fmt.Fprintf(&b, "and through a bare Go relay, the floor: on the gRPC paths an HTTP/2 frame relay (what Go itself\n")
 	fmt.Fprintf(&b, "allows here when no goroutine is handed a stream; no routing, nothing changed), on HTTP/1.1 a byte copy both ways, two goroutines per\n")
 	fmt.Fprintf(&b, "connection pair, nothing parsed (what the runtime's reads and writes alone cost). These paths run in %d rounds: direct, then every\n", rounds)
 	fmt.Fprintf(&b, "proxy, the order reversed each round, and direct once more at the end; a proxy's figures sum its rounds, and the best direct run\n")
