@@ -64,6 +64,7 @@ type clientConn struct {
 
 	relays     map[uint32]*relay // relayed streams (under mu)
 	relayFlush flushList         // the read loop's: writers to flush before it waits
+	run        dataRun           // the read loop's: response DATA not yet handed to its relay
 	readAt     time.Time         // the read loop's: when its last read returned
 }
 
@@ -73,6 +74,9 @@ type relayFlushReader struct{ cc *clientConn }
 
 func (r relayFlushReader) Read(p []byte) (int, error) {
 	cc := r.cc
+	if err := cc.flushRun(); err != nil {
+		return 0, err
+	}
 	cc.relayFlush.flush()
 	n, err := cc.conn.Read(p)
 	// The read loop's clock: once per read, not per frame (a clock read
@@ -333,6 +337,12 @@ func (cc *clientConn) readFrames() error {
 	first := true
 	for {
 		f, err := cc.hr.next(cc.fr)
+		if d, ok := f.(*http2.DataFrame); ok && err == nil && cc.run.extend(d) {
+			continue
+		}
+		if ferr := cc.flushRun(); ferr != nil {
+			return ferr
+		}
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
@@ -428,8 +438,10 @@ func (cc *clientConn) onData(f *http2.DataFrame) error {
 	r := cc.relays[f.StreamID]
 	cc.mu.Unlock()
 	if r != nil {
-		data := f.Data()
-		r.fromUpstreamData(data, n-int32(len(data)), f.StreamEnded())
+		if !cc.run.start(r, f) {
+			data := f.Data()
+			r.fromUpstreamData(data, n-int32(len(data)), f.StreamEnded())
+		}
 		return nil
 	}
 	if cs == nil {

@@ -193,6 +193,23 @@ func FuzzRelay(f *testing.F) {
 		_ = fr.WriteData(1, false, []byte{0, 4, 1, 2, 3, 4, 0, 0, 0})
 		_ = fr.WriteData(1, true, []byte{0, 17})
 	}))
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) {
+		// Two streams' DATA read back to back, interleaved and padded: the
+		// read loop hands each stream's run on when the other's frame comes.
+		_ = fr.WriteSettings()
+		for _, id := range []uint32{1, 3} {
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true,
+				BlockFragment: enc(":method", "POST", ":scheme", "http", ":path", "/runs", "content-type", "application/grpc")})
+		}
+		for i := range 12 {
+			_ = fr.WriteData(1, false, bytes.Repeat([]byte{byte(i)}, 1+i*50))
+			if i%3 == 0 {
+				_ = fr.WriteDataPadded(3, false, []byte{0, 0, 0, 0, 1, byte(i)}, make([]byte, i*20))
+			}
+		}
+		_ = fr.WriteData(1, true, nil)
+		_ = fr.WriteData(3, true, []byte{0, 0, 0, 0, 0})
+	}))
 	f.Add([]byte{})
 	// One upstream and one warm connection to it for the whole run (the
 	// relay does not dial).

@@ -291,6 +291,9 @@ func (s *Server) Close() {
 type flushingReader struct{ sc *serverConn }
 
 func (r *flushingReader) Read(p []byte) (int, error) {
+	if err := r.sc.flushRun(); err != nil {
+		return 0, err
+	}
 	r.sc.toFlush.flush()
 	n, err := r.sc.conn.Read(p)
 	r.sc.readAt = time.Now() // the read loop's clock, once per read
@@ -359,6 +362,7 @@ type serverConn struct {
 	idleArmed               bool              // idleTimer set and not stopped since (under mu)
 	relays                  map[uint32]*relay // relayed streams (under mu)
 	toFlush                 flushList         // the read loop's: writers to flush before it waits
+	run                     dataRun           // the read loop's: request DATA not yet handed to its relay
 	readAt                  time.Time         // the read loop's: when its last read returned
 	// sweep watches the relays bounded only by an idle timeout, every
 	// sweepEvery (under mu; nil when none is running).
@@ -461,6 +465,17 @@ func (sc *serverConn) serve() error {
 	first := true
 	for {
 		f, err := sc.hr.next(sc.fr)
+		if d, ok := f.(*http2.DataFrame); ok && err == nil && sc.run.extend(d) {
+			if err = sc.floods.note(f, sc.readAt); err != nil {
+				sc.goAway(http2.ErrCodeEnhanceYourCalm, false)
+				return err
+			}
+			continue
+		}
+		if ferr := sc.flushRun(); ferr != nil {
+			sc.goAway(http2.ErrCodeFlowControl, false)
+			return ferr
+		}
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) {
@@ -759,8 +774,10 @@ func (sc *serverConn) onData(f *http2.DataFrame) error {
 	r := sc.relays[f.StreamID]
 	sc.mu.Unlock()
 	if r != nil {
-		data := f.Data()
-		r.fromClient(data, n-int32(len(data)), f.StreamEnded())
+		if !sc.run.start(r, f) {
+			data := f.Data()
+			r.fromClient(data, n-int32(len(data)), f.StreamEnded())
+		}
 		return nil
 	}
 	if st == nil {
