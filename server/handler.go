@@ -960,14 +960,17 @@ func (ch *chain) failure(ctx context.Context, r *http.Request, cl *cluster.Clust
 		msg: fmt.Sprintf("upstream failed (cluster %q, host %s): %v", cl.Name, addr, err)}
 }
 
-// hopByHop are the headers that describe one connection, not the message
-// (RFC 9110 section 7.6.1), and are not forwarded.
-var hopByHop = map[string]bool{
-	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
-	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+// isHopByHop: k (canonical) describes one connection, not the message
+// (RFC 9110 section 7.6.1), and is not forwarded. A switch, not a map:
+// every relayed request asks it about each of its fields.
+func isHopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
-
-func isHopByHop(k string) bool { return hopByHop[k] }
 
 func removeHopByHop(h http.Header) {
 	for _, v := range h["Connection"] {
@@ -977,7 +980,11 @@ func removeHopByHop(h http.Header) {
 			}
 		}
 	}
-	for k := range hopByHop {
-		delete(h, k)
+	// The request's few fields are looked at, rather than a delete for each
+	// hop-by-hop name (a hash each, most of them absent).
+	for k := range h {
+		if isHopByHop(k) {
+			delete(h, k)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -74,5 +75,33 @@ func TestChain_PanicIsRecovered(t *testing.T) {
 	ch.serveHTTP(rec, httptest.NewRequest("GET", "/fine", nil))
 	if rec.Code != http.StatusNoContent {
 		t.Errorf("after the panics a normal request got %d, want 204", rec.Code)
+	}
+}
+
+// The fields that describe one connection go, those Connection names
+// included; the message's own stay.
+func TestRemoveHopByHop(t *testing.T) {
+	tests := []struct {
+		name string
+		in   http.Header
+		want http.Header
+	}{
+		{"none", http.Header{"Content-Type": {"application/grpc"}, "X-A": {"1"}},
+			http.Header{"Content-Type": {"application/grpc"}, "X-A": {"1"}}},
+		{"every standard one", http.Header{
+			"Connection": {"keep-alive"}, "Proxy-Connection": {"x"}, "Keep-Alive": {"timeout=5"}, "Proxy-Authenticate": {"Basic"},
+			"Proxy-Authorization": {"Basic eA=="}, "Te": {"trailers"}, "Trailer": {"Grpc-Status"}, "Transfer-Encoding": {"chunked"},
+			"Upgrade": {"h2c"}, "Authorization": {"Bearer t"}, "Grpc-Timeout": {"1S"}},
+			http.Header{"Authorization": {"Bearer t"}, "Grpc-Timeout": {"1S"}}},
+		{"named by Connection", http.Header{"Connection": {"x-hop, X-Other ,", "x-third"}, "X-Hop": {"1"}, "X-Other": {"2"}, "X-Third": {"3"}, "X-Kept": {"4"}},
+			http.Header{"X-Kept": {"4"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			removeHopByHop(tc.in)
+			if !reflect.DeepEqual(tc.in, tc.want) {
+				t.Errorf("got %v, want %v", tc.in, tc.want)
+			}
+		})
 	}
 }
