@@ -55,7 +55,8 @@ func main() {
 	only := flag.String("only", "", "run only the scenarios whose name this regular expression matches (\"^gRPC unary$\": that one alone)")
 	nginx := flag.String("nginx", "", "the nginx binary (default: nginx on PATH or in /usr/sbin; none: skip nginx)")
 	haproxy := flag.String("haproxy", "", "the HAProxy binary (default: haproxy on PATH or in /usr/sbin; none: skip HAProxy)")
-	floor := flag.String(relayFloorFlag, "", "LISTEN,BACKEND,HTTPLISTEN,HTTPBACKEND: run only the bare relays (the bench starts them so)")
+	floor := flag.String(relayFloorFlag, "", "LISTEN,BACKEND,HTTPLISTEN,HTTPBACKEND[,epoll]: run only the bare relays (the bench starts them so)")
+	httpFloor := flag.String("http-floor", "copy", "the HTTP/1.1 floor: copy (two goroutines per connection pair on Go's netpoller) or epoll (one epoll loop on a locked thread, no goroutine per connection: how nginx runs)")
 	gatewayEnv := flag.String("gateway-env", "", "extra environment of the gateway under test, comma-separated K=V (GOMAXPROCS=1, GOGC=400): tried against -baseline or an earlier run")
 	rounds := flag.Int("rounds", 2, "rounds of the proxied paths (gRPC unary, streams, HTTP/1.1): every proxy once a round, the order reversed each round")
 	echo := flag.Bool("backend-echo", false, "the backend echoes the request's headers (as a header and a trailer each on gRPC, in the JSON body on HTTP): its work then grows with what each proxy adds")
@@ -67,7 +68,10 @@ func main() {
 		}
 		return
 	}
-	if err := run(*out, *dur, *warm, *conc, *profile, *only, *nginx, *haproxy, *baseline, *gatewayEnv, *echo, max(1, *rounds)); err != nil {
+	if *httpFloor != "copy" && *httpFloor != "epoll" {
+		log.Fatalf("-http-floor %q: copy or epoll", *httpFloor)
+	}
+	if err := run(*out, *dur, *warm, *conc, *profile, *only, *nginx, *haproxy, *baseline, *gatewayEnv, *httpFloor, *echo, max(1, *rounds)); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -155,7 +159,7 @@ type scenario struct {
 	proxied bool
 }
 
-func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin, haproxyBin, baseline, gatewayEnv string, echo bool, rounds int) error {
+func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin, haproxyBin, baseline, gatewayEnv, httpFloor string, echo bool, rounds int) error {
 	ctx := context.Background()
 	backend, err := demo.Start(ctx, "bench", "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
@@ -324,7 +328,7 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 		others = append(others, &proxy{name: name, version: name + ": the gateway built from " + baseline,
 			grpcAddr: base.addr, httpAddr: base.addr, pid: base.cmd.Process.Pid})
 	}
-	if floor := startRelayFloor(backend.GRPCAddr, backend.HTTPAddr); floor.skip != "" {
+	if floor := startRelayFloor(backend.GRPCAddr, backend.HTTPAddr, httpFloor); floor.skip != "" {
 		log.Printf("%s skipped: %s", floor.name, floor.skip)
 	} else {
 		defer floor.stop()
@@ -476,8 +480,13 @@ func run(out string, dur, warm time.Duration, conc int, profile, only, nginxBin,
 	fmt.Fprintf(&b, "each path runs direct and then through meshgate, %s each after %s of warm-up, in the same run.\n", dur, warm)
 	fmt.Fprintf(&b, "gRPC unary, server and bidi streaming and HTTP/1.1 GET then also run through nginx and HAProxy, in front of the same backend,\n")
 	fmt.Fprintf(&b, "and through a bare Go relay, the floor: on the gRPC paths an HTTP/2 frame relay (what Go itself\n")
-	fmt.Fprintf(&b, "allows here when no goroutine is handed a stream; no routing, nothing changed), on HTTP/1.1 a byte copy both ways, two goroutines per\n")
-	fmt.Fprintf(&b, "connection pair, nothing parsed (what the runtime's reads and writes alone cost). These paths run in %d rounds: direct, then every\n", rounds)
+	fmt.Fprintf(&b, "allows here when no goroutine is handed a stream; no routing, nothing changed), on HTTP/1.1 a byte copy both ways, nothing parsed,\n")
+	if httpFloor == "epoll" {
+		fmt.Fprintf(&b, "by one epoll loop on a locked thread, no goroutine per connection (`-http-floor epoll`: how nginx runs, not Go's netpoller).")
+	} else {
+		fmt.Fprintf(&b, "two goroutines per connection pair (what the runtime's reads and writes alone cost; `-http-floor epoll` copies by an epoll loop instead).")
+	}
+	fmt.Fprintf(&b, " These paths run in %d rounds: direct, then every\n", rounds)
 	fmt.Fprintf(&b, "proxy, the order reversed each round, and direct once more at the end; a proxy's figures sum its rounds, and the best direct run\n")
 	fmt.Fprintf(&b, "is the direct figure of all the path's rows. The other paths run once, direct then through meshgate.\n")
 	fmt.Fprintf(&b, "Unary and HTTP use %d concurrent callers (gRPC: one connection; HTTP: keep-alive pool); streams are one stream of 1 KiB messages.\n\n", conc)

@@ -33,13 +33,19 @@ import (
 // copy goes through a buffer in the program (read, then write), as a proxy's
 // must, not splice(2), which io.Copy between two TCP connections would use.
 
-const relayFloorFlag = "relay-floor" // -relay-floor LISTEN,BACKEND,HTTPLISTEN,HTTPBACKEND: be the floor relays
+//
+// With -http-floor epoll the HTTP/1.1 copy is made by one epoll loop on a
+// locked OS thread instead (epollfloor.go): no goroutine parks per read, as
+// in nginx's event loop.
+
+const relayFloorFlag = "relay-floor" // -relay-floor LISTEN,BACKEND,HTTPLISTEN,HTTPBACKEND[,epoll]: be the floor relays
 
 // runRelayFloor serves the HTTP/2 relay on args[0] towards args[1] and the
-// HTTP/1.1 byte relay on args[2] towards args[3] until killed.
+// HTTP/1.1 byte relay on args[2] towards args[3] until killed; args[4],
+// when there, is "epoll" for the HTTP/1.1 copy by an epoll loop.
 func runRelayFloor(args []string) error {
-	if len(args) != 4 {
-		return fmt.Errorf("-%s wants LISTEN,BACKEND,HTTPLISTEN,HTTPBACKEND", relayFloorFlag)
+	if len(args) != 4 && (len(args) != 5 || args[4] != "epoll") {
+		return fmt.Errorf("-%s wants LISTEN,BACKEND,HTTPLISTEN,HTTPBACKEND[,epoll]", relayFloorFlag)
 	}
 	errs := make(chan error, 2)
 	serve := func(listen string, pair func(net.Conn)) {
@@ -58,7 +64,11 @@ func runRelayFloor(args []string) error {
 		}
 	}
 	go serve(args[0], func(c net.Conn) { relayPair(c, args[1]) })
-	go serve(args[2], func(c net.Conn) { copyPair(c, args[3]) })
+	if len(args) == 5 {
+		go func() { errs <- epollCopy(args[2], args[3]) }()
+	} else {
+		go serve(args[2], func(c net.Conn) { copyPair(c, args[3]) })
+	}
 	return <-errs
 }
 
@@ -169,8 +179,12 @@ func (b *blockBuffer) Write(p []byte) (int, error) { *b = append(*b, p...); retu
 
 // startRelayFloor runs the floor relay in a process of its own (this
 // program again), in front of the gRPC backend only.
-func startRelayFloor(grpcBackend, httpBackend string) *proxy {
-	const name = "bare Go relay (floor)"
+func startRelayFloor(grpcBackend, httpBackend, httpFloor string) *proxy {
+	name := "bare Go relay (floor)"
+	arg := ""
+	if httpFloor == "epoll" {
+		name, arg = "bare Go relay (floor; HTTP/1.1 by an epoll loop)", ",epoll"
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return &proxy{name: name, skip: err.Error()}
@@ -183,7 +197,7 @@ func startRelayFloor(grpcBackend, httpBackend string) *proxy {
 	if err != nil {
 		return &proxy{name: name, skip: err.Error()}
 	}
-	cmd := exec.Command(self, "-"+relayFloorFlag, addr+","+grpcBackend+","+httpAddr+","+httpBackend)
+	cmd := exec.Command(self, "-"+relayFloorFlag, addr+","+grpcBackend+","+httpAddr+","+httpBackend+arg)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return &proxy{name: name, skip: err.Error()}
