@@ -46,11 +46,12 @@ func (d *dataRun) extend(f *http2.DataFrame) bool {
 }
 
 // start begins a run for r with f, whose bytes the caller took from the
-// connection's window; false when f is better handed on at once (it ends
-// the stream or is too big for a chunk).
+// connection's window; false when f is better handed on at once: it ends
+// the stream, or it is over half a chunk (little would join it, and a
+// bulk stream's full-size frames would each pay a copy for nothing).
 func (d *dataRun) start(r *relay, f *http2.DataFrame) bool {
 	data := f.Data()
-	if f.StreamEnded() || len(data) > runChunk {
+	if f.StreamEnded() || len(data) > runChunk/2 {
 		return false
 	}
 	d.r, d.id, d.buf = r, f.StreamID, getChunk(runChunk)

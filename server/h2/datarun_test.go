@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,6 +74,9 @@ var runCases = []struct {
 		}
 		return fs
 	}()},
+	{"frames that fill a chunk exactly", []dataFrame{
+		{data: patterned(8192, 1)}, {data: patterned(8183, 2)}, {data: patterned(9, 3)}, {data: patterned(1, 4)}, {data: patterned(2, 5)},
+	}},
 	{"frames that fill a chunk and go past it", []dataFrame{
 		{data: patterned(9000, 1)}, {data: patterned(7000, 2)}, {data: patterned(384, 3)}, {data: patterned(1, 4)},
 		{data: patterned(16384, 5)}, {data: patterned(16000, 6)}, {data: patterned(500, 7)},
@@ -365,4 +369,72 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// A call that the client itself ends (DATA past its stream window, a
+// message over the listener's limit) is answered, not handed to a handler
+// for a retry on a route that retries: the request is not whole (what
+// failed is not held) and no other host would take it either.
+func TestRelay_ClientFaultsAreNotRetried(t *testing.T) {
+	overrun := make([]dataFrame, 10) // 10,000 bytes against a 4,096-byte window
+	for i := range overrun {
+		overrun[i] = dataFrame{data: patterned(1000, i)}
+	}
+	tests := []struct {
+		name       string
+		set        ConnSettings
+		maxMessage uint64
+		frames     []dataFrame
+		wantStatus string
+	}{
+		{"DATA past the stream window", ConnSettings{StreamWindow: 4096, ConnWindow: 1 << 20}, 0, overrun, "13"},
+		{"a message over the limit", ConnSettings{}, 100, []dataFrame{{data: []byte{0, 0, 0, 3, 232}}, {data: patterned(1000, 1)}}, "8"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, up := relayTo(t, http.HandlerFunc(grpcEcho))
+			var retried atomic.Int32
+			relay := func(r *http.Request) (*RelayTarget, bool) {
+				return &RelayTarget{Transport: tr, Addr: up, RetryBuffer: 1 << 20, MaxMessage: tc.maxMessage,
+					Start: func() (RequestHead, func(RelayEnd), bool) {
+						out := RequestHead{Method: r.Method, Scheme: "http", Authority: r.Host, Path: r.URL.Path, Header: r.Header}
+						return out, nil, true
+					},
+					Retry: func(RelayEnd) (*http.Request, any, bool) { retried.Add(1); return r, nil, true },
+				}, true
+			}
+			addr := serveWith(t, &Server{Relay: relay, Handler: http.HandlerFunc(grpcEcho)}, tc.set)
+			rc := dialRaw(t, addr)
+			var out bytes.Buffer
+			fr := http2.NewFramer(&out, nil)
+			rc.hbuf.Reset()
+			for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/svc/Echo"}, {"content-type", "application/grpc"}} {
+				_ = rc.henc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+			}
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, BlockFragment: rc.hbuf.Bytes()})
+			writeFrames(fr, 1, tc.frames, true)
+			if _, err := rc.conn.Write(out.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			status := ""
+			err := rc.readUntil(5*time.Second, func(f http2.Frame) bool {
+				if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == 1 {
+					if v := fieldValue(h.Fields, "grpc-status"); v != "" {
+						status = v
+					}
+					return h.StreamEnded()
+				}
+				return false
+			})
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if status != tc.wantStatus {
+				t.Errorf("grpc-status %q, want %s", status, tc.wantStatus)
+			}
+			if n := retried.Load(); n != 0 {
+				t.Errorf("the call was handed over for a retry %d times", n)
+			}
+		})
+	}
 }

@@ -102,13 +102,15 @@ type RelayEnd struct {
 	BytesIn, BytesOut int64
 }
 
-// ErrRelayTimeout, ErrRelayIdle and ErrRelayMessageTooLarge end a relayed
-// call (RelayEnd.Err).
+// ErrRelayTimeout, ErrRelayIdle, ErrRelayMessageTooLarge,
+// ErrRelayPerTryTimeout and ErrRelayFlowControl end a relayed call
+// (RelayEnd.Err).
 var (
 	ErrRelayTimeout         = errors.New("upstream request timeout")
 	ErrRelayIdle            = errors.New("stream idle timeout")
 	ErrRelayMessageTooLarge = errors.New("gRPC message larger than the listener's limit")
 	ErrRelayPerTryTimeout   = errors.New("upstream per-try timeout")
+	ErrRelayFlowControl     = errors.New("h2: the client overran its stream window")
 )
 
 // relayItem is what waits for a window: DATA, or trailers behind it.
@@ -565,7 +567,7 @@ func (r *relay) fromClient(data []byte, pad int32, end bool) {
 	if !r.drecv.take(n) {
 		r.mu.Unlock()
 		sc.consumed(n)
-		r.fail(&sc.toFlush, errors.New("h2: the client overran its stream window"), "13", "flow control error", http2.ErrCodeFlowControl, false)
+		r.fail(&sc.toFlush, ErrRelayFlowControl, "13", "flow control error", http2.ErrCodeFlowControl, false)
 		return
 	}
 	r.end.BytesIn += int64(len(data))
@@ -1035,9 +1037,12 @@ func (r *relay) finishLocked() {
 // retryLocked (r.mu held; released when true) hands the call to a handler
 // when the attempt that ended so may be retried: the target retries, the
 // request so far went and is held, nothing of the answer went to the
-// client, and the call's own deadline is not what ended it.
+// client, and neither the call's own deadline nor the client's request
+// (a message over the limit, DATA past its window: not held, and no other
+// host would take it either) is what ended it.
 func (r *relay) retryLocked(fl *flushList, e RelayEnd) bool {
-	if !r.mayReplayLocked() || errors.Is(e.Err, ErrRelayTimeout) || errors.Is(e.Err, ErrRelayIdle) {
+	if !r.mayReplayLocked() || errors.Is(e.Err, ErrRelayTimeout) || errors.Is(e.Err, ErrRelayIdle) ||
+		errors.Is(e.Err, ErrRelayMessageTooLarge) || errors.Is(e.Err, ErrRelayFlowControl) {
 		return false
 	}
 	req, handedOver, ok := r.tgt.Retry(e)

@@ -400,6 +400,14 @@ type floodWatch struct {
 	control, stream int
 }
 
+// noteStream counts a HEADERS or DATA frame read at now.
+func (w *floodWatch) noteStream(now time.Time) {
+	if now.Sub(w.start) > floodWindow {
+		*w = floodWatch{start: now}
+	}
+	w.stream++
+}
+
 // note counts f, read at now; an error when the control frames are a
 // flood.
 func (w *floodWatch) note(f http2.Frame, now time.Time) error {
@@ -413,12 +421,12 @@ func (w *floodWatch) note(f http2.Frame, now time.Time) error {
 	default:
 		return nil
 	}
+	if !control {
+		w.noteStream(now)
+		return nil
+	}
 	if now.Sub(w.start) > floodWindow {
 		*w = floodWatch{start: now}
-	}
-	if !control {
-		w.stream++
-		return nil
 	}
 	w.control++
 	if w.control > maxControlFrames+controlPerStreamFrame*w.stream {
@@ -466,10 +474,7 @@ func (sc *serverConn) serve() error {
 	for {
 		f, err := sc.hr.next(sc.fr)
 		if d, ok := f.(*http2.DataFrame); ok && err == nil && sc.run.extend(d) {
-			if err = sc.floods.note(f, sc.readAt); err != nil {
-				sc.goAway(http2.ErrCodeEnhanceYourCalm, false)
-				return err
-			}
+			sc.floods.noteStream(sc.readAt)
 			continue
 		}
 		if ferr := sc.flushRun(); ferr != nil {
