@@ -96,7 +96,7 @@ var runCases = []struct {
 // /warm's, answered empty) with the bytes of answer(id), written at once,
 // so that they reach the relay in one read. The GOAWAY codes it gets are
 // sent on the channel.
-func rawUpstream(t *testing.T, answer func(fr *http2.Framer, enc func(...string) []byte, id uint32)) (string, <-chan http2.ErrCode) {
+func rawUpstream(t *testing.T, answer func(fr *http2.Framer, enc func(...string) []byte, id uint32, req *http2.MetaHeadersFrame)) (string, <-chan http2.ErrCode) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -151,7 +151,7 @@ func rawUpstream(t *testing.T, answer func(fr *http2.Framer, enc func(...string)
 							continue
 						}
 						var out bytes.Buffer
-						answer(http2.NewFramer(&out, nil), enc, f.StreamID)
+						answer(http2.NewFramer(&out, nil), enc, f.StreamID, f)
 						if _, err := c.Write(out.Bytes()); err != nil {
 							return
 						}
@@ -198,7 +198,7 @@ func TestRelay_ResponseDataRuns(t *testing.T) {
 		for _, trailers := range []bool{true, false} {
 			name := tc.name + map[bool]string{true: ", trailers", false: ", END_STREAM on DATA"}[trailers]
 			t.Run(name, func(t *testing.T) {
-				up, _ := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, id uint32) {
+				up, _ := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, id uint32, _ *http2.MetaHeadersFrame) {
 					_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, BlockFragment: enc(":status", "200", "content-type", "application/grpc")})
 					writeFrames(fr, id, tc.frames, !trailers)
 					if trailers {
@@ -290,7 +290,7 @@ func TestRelay_DataRunsKeepTheConnectionWindow(t *testing.T) {
 		overrun[i] = dataFrame{data: patterned(1024, i)}
 	}
 	t.Run("upstream", func(t *testing.T) {
-		up, goaways := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, id uint32) {
+		up, goaways := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, id uint32, _ *http2.MetaHeadersFrame) {
 			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, BlockFragment: enc(":status", "200", "content-type", "application/grpc")})
 			writeFrames(fr, id, overrun, false)
 			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true, BlockFragment: enc("grpc-status", "0")})

@@ -298,6 +298,7 @@ func (sc *serverConn) tryRelay(id uint32, req *http.Request, end bool) bool {
 		cc.unreserve()
 		return false
 	}
+	out.NeverIndexed = NeverIndexed(req.Context())
 	r := &relay{sc: sc, did: id, cc: cc, tgt: tgt, report: done, reqEnded: end, holding: tgt.Retry != nil,
 		last: sc.readAt} // (a sweep may look at it as soon as it is known)
 	r.swept = tgt.Timeout == 0 && tgt.PerTry == 0 && tgt.Idle > 0

@@ -54,7 +54,7 @@ type serverStream struct {
 func newServerStream(sc *serverConn, id uint32, req *http.Request, ended bool) *serverStream {
 	st := &serverStream{sc: sc, id: id, recv: recvFlow{avail: sc.set.StreamWindow}, declared: req.ContentLength}
 	st.cond.L = &st.mu
-	ctx, cancel := context.WithCancelCause(sc.ctx)
+	ctx, cancel := context.WithCancelCause(req.Context()) // the connection's, or it with NeverIndexed
 	st.cancel = cancel
 	if ended {
 		st.bodyErr = io.EOF
@@ -94,8 +94,11 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame, req *http.Request) (
 	fields := f.RegularFields()
 	h := make(http.Header, len(fields))
 	vals := make([]string, len(fields))
-	var cookies []string
+	var cookies, neverIndexed []string
 	for i, hf := range fields {
+		if hf.Sensitive {
+			neverIndexed = append(neverIndexed, hf.Name)
+		}
 		switch hf.Name {
 		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
 			return -1 // connection-specific (RFC 9113 section 8.2.2)
@@ -141,7 +144,22 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame, req *http.Request) (
 	*req = *sc.baseReq
 	req.Method, req.URL, req.Proto, req.ProtoMajor, req.Header, req.ContentLength = method, u, "HTTP/2.0", 2, h, contentLength
 	req.Host, req.RemoteAddr, req.RequestURI, req.TLS, req.Trailer = authority, sc.remoteAddr, path, sc.tls, trailer
+	if neverIndexed != nil {
+		// Kept beside the header map, which cannot say how a field came
+		// (rare: a context value only for the requests that have them).
+		*req = *req.WithContext(context.WithValue(req.Context(), neverIndexedKey{}, neverIndexed))
+	}
 	return 0
+}
+
+type neverIndexedKey struct{}
+
+// NeverIndexed is the names of the request fields the client sent as
+// literals never indexed (RFC 7541 section 7.1.3): whoever forwards them
+// over HPACK must send them so too. nil: none (or not an HTTP/2 request).
+func NeverIndexed(ctx context.Context) []string {
+	names, _ := ctx.Value(neverIndexedKey{}).([]string)
+	return names
 }
 
 // run serves the stream's request and ends its response.

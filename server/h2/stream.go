@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -575,6 +576,9 @@ type RequestHead struct {
 	Method, Scheme, Authority, Path string
 	Header                          http.Header
 	ContentLength                   int64 // > 0: sent as content-length
+	// NeverIndexed names (lower-case) the fields to send as literals never
+	// indexed, as the client sent them (NeverIndexed of its context).
+	NeverIndexed []string
 }
 
 // requestHead is req's head as sent upstream.
@@ -584,7 +588,8 @@ func requestHead(req *http.Request) RequestHead {
 		host = req.URL.Host
 	}
 	return RequestHead{Method: req.Method, Scheme: req.URL.Scheme, Authority: host,
-		Path: req.URL.RequestURI(), Header: req.Header, ContentLength: req.ContentLength}
+		Path: req.URL.RequestURI(), Header: req.Header, ContentLength: req.ContentLength,
+		NeverIndexed: NeverIndexed(req.Context())}
 }
 
 // encodeRequestHeaders writes a request's header block: pseudo-headers,
@@ -607,8 +612,9 @@ func encodeRequestHeaders(enc *hpackcodec.Encoder, h *RequestHead) {
 			continue
 		}
 		name := lowerHeader(k)
+		sensitive := len(h.NeverIndexed) > 0 && slices.Contains(h.NeverIndexed, name)
 		for _, v := range vs {
-			enc.WriteField(hpack.HeaderField{Name: name, Value: v})
+			enc.WriteField(hpack.HeaderField{Name: name, Value: v, Sensitive: sensitive})
 		}
 	}
 	if h.ContentLength > 0 {

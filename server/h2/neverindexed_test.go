@@ -1,0 +1,93 @@
+package h2
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Request fields the client sends as literals never indexed go upstream
+// never indexed too (RFC 7541 section 7.1.3: an intermediary must keep
+// the representation), on the relay and through a handler that forwards
+// with the Transport; the other fields may be indexed. Each field is sent
+// on two requests, the second when the upstream's table could index it.
+func TestNeverIndexedFieldsStaySo(t *testing.T) {
+	for _, path := range []string{"relayed", "handler"} {
+		t.Run(path, func(t *testing.T) {
+			var mu sync.Mutex
+			seen := map[string][]bool{} // field name -> Sensitive, per request
+			up, _ := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, id uint32, req *http2.MetaHeadersFrame) {
+				mu.Lock()
+				for _, hf := range req.RegularFields() {
+					if hf.Name == "x-api-key" || hf.Name == "x-plain" || hf.Name == "authorization" {
+						seen[hf.Name] = append(seen[hf.Name], hf.Sensitive)
+					}
+				}
+				mu.Unlock()
+				_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true,
+					BlockFragment: enc(":status", "200", "content-type", "application/grpc", "grpc-status", "0")})
+			})
+			var d net.Dialer
+			tr := &Transport{Dial: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+			t.Cleanup(tr.Close)
+			if err := warm(tr, up); err != nil {
+				t.Fatal(err)
+			}
+			s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				out := r.Clone(r.Context())
+				out.URL.Scheme, out.URL.Host, out.RequestURI = "http", up, ""
+				resp, err := tr.RoundTrip(out)
+				if err != nil {
+					w.WriteHeader(http.StatusBadGateway)
+					return
+				}
+				resp.Body.Close()
+				w.WriteHeader(resp.StatusCode)
+			})}
+			if path == "relayed" {
+				s.Relay = relayAll(tr, up)
+			}
+			addr := serve(t, s)
+			rc := dialRaw(t, addr)
+			for id := uint32(1); id <= 3; id += 2 {
+				rc.hbuf.Reset()
+				for _, hf := range []hpack.HeaderField{
+					{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"}, {Name: ":authority", Value: "x"},
+					{Name: ":path", Value: "/svc/Method"}, {Name: "content-type", Value: "application/grpc"},
+					{Name: "x-api-key", Value: "k-123", Sensitive: true}, {Name: "x-plain", Value: "p-123"},
+					{Name: "authorization", Value: "Bearer t"},
+				} {
+					_ = rc.henc.WriteField(hf)
+				}
+				if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true, BlockFragment: rc.hbuf.Bytes()}); err != nil {
+					t.Fatal(err)
+				}
+				if err := rc.readUntil(5*time.Second, func(f http2.Frame) bool {
+					h, ok := f.(*http2.MetaHeadersFrame)
+					return ok && h.StreamID == id && h.StreamEnded()
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for name, want := range map[string]bool{"x-api-key": true, "authorization": true, "x-plain": false} {
+				got := seen[name]
+				if len(got) != 2 {
+					t.Fatalf("%s reached the upstream %d times, want 2", name, len(got))
+				}
+				for i, sensitive := range got {
+					if sensitive != want {
+						t.Errorf("request %d: %s never indexed %v, want %v", i+1, name, sensitive, want)
+					}
+				}
+			}
+		})
+	}
+}
