@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -86,6 +87,73 @@ func TestNeverIndexedFieldsStaySo(t *testing.T) {
 					if sensitive != want {
 						t.Errorf("request %d: %s never indexed %v, want %v", i+1, name, sensitive, want)
 					}
+				}
+			}
+		})
+	}
+}
+
+// Response fields the upstream sends never indexed reach the client never
+// indexed on the relay, whether the route edits the response's headers
+// (they go through a header map then) or not.
+func TestRelay_NeverIndexedResponseFields(t *testing.T) {
+	for _, edits := range []bool{false, true} {
+		t.Run(map[bool]string{false: "passed through", true: "headers edited"}[edits], func(t *testing.T) {
+			up, _ := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, id uint32, _ *http2.MetaHeadersFrame) {
+				var b bytes.Buffer
+				e := hpack.NewEncoder(&b)
+				for _, hf := range []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"},
+					{Name: "x-secret", Value: "s-1", Sensitive: true}, {Name: "x-plain", Value: "p-1"}, {Name: "grpc-status", Value: "0"}} {
+					_ = e.WriteField(hf)
+				}
+				_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true, BlockFragment: b.Bytes()})
+			})
+			var d net.Dialer
+			tr := &Transport{Dial: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+			t.Cleanup(tr.Close)
+			if err := warm(tr, up); err != nil {
+				t.Fatal(err)
+			}
+			relay := func(r *http.Request) (*RelayTarget, bool) {
+				tgt, ok := relayAll(tr, up)(r)
+				if edits {
+					tgt.EditResponse = func(h http.Header) { h.Set("X-Edited", "1") }
+				}
+				return tgt, ok
+			}
+			addr := serve(t, &Server{Relay: relay, Handler: http.NotFoundHandler()})
+			rc := dialRaw(t, addr)
+			rc.hbuf.Reset()
+			for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/svc/M"}, {"content-type", "application/grpc"}} {
+				_ = rc.henc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+			}
+			_ = rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true, BlockFragment: rc.hbuf.Bytes()})
+			var got []hpack.HeaderField
+			if err := rc.readUntil(5*time.Second, func(f http2.Frame) bool {
+				h, ok := f.(*http2.MetaHeadersFrame)
+				if ok && h.StreamID == 1 {
+					got = append(got, h.Fields...)
+				}
+				return ok && h.StreamEnded()
+			}); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]bool{"x-secret": true, "x-plain": false}
+			if edits {
+				want["x-edited"] = false
+			}
+			for name, sensitive := range want {
+				found := false
+				for _, hf := range got {
+					if hf.Name == name {
+						found = true
+						if hf.Sensitive != sensitive {
+							t.Errorf("%s never indexed %v, want %v", name, hf.Sensitive, sensitive)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("%s did not reach the client (got %v)", name, got)
 				}
 			}
 		})

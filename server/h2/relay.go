@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -841,10 +842,14 @@ func (r *relay) headFields(fields []hpack.HeaderField) []hpack.HeaderField {
 		return fields
 	}
 	h := make(http.Header, len(fields))
+	var neverIndexed []string // the header map drops the flag: kept aside
 	for _, hf := range fields {
 		if sendOn(hf) && !hf.IsPseudo() {
 			k := canonicalHeader(hf.Name)
 			h[k] = append(h[k], hf.Value)
+			if hf.Sensitive {
+				neverIndexed = append(neverIndexed, hf.Name)
+			}
 		}
 	}
 	edit(h)
@@ -852,8 +857,9 @@ func (r *relay) headFields(fields []hpack.HeaderField) []hpack.HeaderField {
 	out[0] = hpack.HeaderField{Name: ":status", Value: fieldValue(fields, ":status")}
 	for k, vs := range h {
 		name := lowerHeader(k)
+		sensitive := neverIndexed != nil && slices.Contains(neverIndexed, name)
 		for _, v := range vs {
-			out = append(out, hpack.HeaderField{Name: name, Value: v})
+			out = append(out, hpack.HeaderField{Name: name, Value: v, Sensitive: sensitive})
 		}
 	}
 	return out
