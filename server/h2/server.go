@@ -729,18 +729,19 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	if f.Truncated || (sc.set.MaxHeaders > 0 && len(f.RegularFields()) > sc.set.MaxHeaders) {
 		return sc.answer(id, http.StatusRequestHeaderFieldsTooLarge)
 	}
-	var req http.Request
-	if status := sc.newRequest(f, &req); status != 0 {
+	room := new(requestRoom)
+	req := &room.req
+	if status := sc.newRequest(f, room); status != 0 {
 		if status < 0 {
 			_ = sc.w.write(true, func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeProtocol) })
 			return nil
 		}
 		return sc.answer(id, status)
 	}
-	if sc.s.Relay != nil && sc.tryRelay(id, &req, f.StreamEnded()) {
+	if sc.s.Relay != nil && sc.tryRelay(id, req, f.StreamEnded()) {
 		return nil
 	}
-	st := newServerStream(sc, id, &req, f.StreamEnded())
+	st := newServerStream(sc, id, req, f.StreamEnded())
 	sc.mu.Lock()
 	sc.streams[id] = st
 	st.sendWindow = sc.initialWindow

@@ -67,11 +67,21 @@ func newServerStream(sc *serverConn, id uint32, req *http.Request, ended bool) *
 	return st
 }
 
-// newRequest fills req from a HEADERS frame (req is the caller's: the
-// stream takes a copy that carries its context, and WithContext is the only
-// way to give one). status > 0 is an answer to give without a handler; < 0
-// a malformed request (reset).
-func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame, req *http.Request) (status int) {
+// requestRoom is what newRequest builds a request of, in one allocation:
+// the request, its URL (a plain path's) and the backing array of the
+// first field values (a gRPC call sends five or six fields).
+type requestRoom struct {
+	req  http.Request
+	url  url.URL
+	vals [8]string
+}
+
+// newRequest fills room.req from a HEADERS frame (the stream takes a copy
+// that carries its context, and WithContext is the only way to give one).
+// status > 0 is an answer to give without a handler; < 0 a malformed
+// request (reset).
+func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame, room *requestRoom) (status int) {
+	req := &room.req
 	method, path := f.PseudoValue("method"), f.PseudoValue("path")
 	scheme, authority := f.PseudoValue("scheme"), f.PseudoValue("authority")
 	switch {
@@ -84,7 +94,8 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame, req *http.Request) (
 	}
 	var u *url.URL
 	if path == "*" || plainPath(path) {
-		u = &url.URL{Path: path}
+		u = &room.url
+		u.Path = path
 	} else {
 		var err error
 		if u, err = url.ParseRequestURI(path); err != nil {
@@ -93,7 +104,12 @@ func (sc *serverConn) newRequest(f *http2.MetaHeadersFrame, req *http.Request) (
 	}
 	fields := f.RegularFields()
 	h := make(http.Header, len(fields))
-	vals := make([]string, len(fields))
+	var vals []string
+	if len(fields) <= len(room.vals) {
+		vals = room.vals[:len(fields)]
+	} else {
+		vals = make([]string, len(fields))
+	}
 	var cookies, neverIndexed []string
 	for i, hf := range fields {
 		if hf.Sensitive {
