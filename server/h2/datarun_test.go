@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,84 +91,18 @@ var runCases = []struct {
 	{"empty frames", []dataFrame{{data: nil}, {data: patterned(5, 1)}, {data: nil}, {data: nil}}},
 }
 
-// rawUpstream is an HTTP/2 upstream that answers each request (but
-// /warm's, answered empty) with the bytes of answer(id), written at once,
-// so that they reach the relay in one read. The GOAWAY codes it gets are
-// sent on the channel.
-func rawUpstream(t *testing.T, answer func(fr *http2.Framer, enc func(...string) []byte, id uint32, req *http2.MetaHeadersFrame)) (string, <-chan http2.ErrCode) {
+// rawUpstream is rawServerGoAways answering /warm (the Transport's first
+// call, which leaves a connection up) itself and every other request with
+// answer.
+func rawUpstream(t *testing.T, answer func(fr *http2.Framer, enc func(...string) []byte, f *http2.MetaHeadersFrame)) (string, <-chan http2.ErrCode) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	goaways := make(chan http2.ErrCode, 16)
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() {
-				preface := make([]byte, len(http2.ClientPreface))
-				if _, err := io.ReadFull(c, preface); err != nil {
-					return
-				}
-				fr := http2.NewFramer(c, c)
-				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-				var hbuf bytes.Buffer
-				henc := hpack.NewEncoder(&hbuf)
-				enc := func(kv ...string) []byte {
-					hbuf.Reset()
-					for i := 0; i+1 < len(kv); i += 2 {
-						_ = henc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
-					}
-					return append([]byte(nil), hbuf.Bytes()...)
-				}
-				_ = fr.WriteSettings()
-				for {
-					f, err := fr.ReadFrame()
-					if err != nil {
-						return
-					}
-					switch f := f.(type) {
-					case *http2.SettingsFrame:
-						if !f.IsAck() {
-							_ = fr.WriteSettingsAck()
-						}
-					case *http2.GoAwayFrame:
-						goaways <- f.ErrCode
-					case *http2.MetaHeadersFrame:
-						if f.PseudoValue("path") == "/warm" {
-							_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, EndHeaders: true, EndStream: true, BlockFragment: enc(":status", "200")})
-							continue
-						}
-						var out bytes.Buffer
-						answer(http2.NewFramer(&out, nil), enc, f.StreamID, f)
-						if _, err := c.Write(out.Bytes()); err != nil {
-							return
-						}
-					}
-				}
-			}()
+	return rawServerGoAways(t, func(fr *http2.Framer, enc func(...string) []byte, f *http2.MetaHeadersFrame) {
+		if f.PseudoValue("path") == "/warm" {
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, EndHeaders: true, EndStream: true, BlockFragment: enc(":status", "200")})
+			return
 		}
-	}()
-	t.Cleanup(func() {
-		lis.Close()
-		<-done
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
+		answer(fr, enc, f)
 	})
-	return lis.Addr().String(), goaways
 }
 
 // relayCall makes a call to the relaying server at addr with a client
@@ -198,7 +131,8 @@ func TestRelay_ResponseDataRuns(t *testing.T) {
 		for _, trailers := range []bool{true, false} {
 			name := tc.name + map[bool]string{true: ", trailers", false: ", END_STREAM on DATA"}[trailers]
 			t.Run(name, func(t *testing.T) {
-				up, _ := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, id uint32, _ *http2.MetaHeadersFrame) {
+				up, _ := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, f *http2.MetaHeadersFrame) {
+					id := f.StreamID
 					_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, BlockFragment: enc(":status", "200", "content-type", "application/grpc")})
 					writeFrames(fr, id, tc.frames, !trailers)
 					if trailers {
@@ -290,7 +224,8 @@ func TestRelay_DataRunsKeepTheConnectionWindow(t *testing.T) {
 		overrun[i] = dataFrame{data: patterned(1024, i)}
 	}
 	t.Run("upstream", func(t *testing.T) {
-		up, goaways := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, id uint32, _ *http2.MetaHeadersFrame) {
+		up, goaways := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, f *http2.MetaHeadersFrame) {
+			id := f.StreamID
 			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, BlockFragment: enc(":status", "200", "content-type", "application/grpc")})
 			writeFrames(fr, id, overrun, false)
 			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true, BlockFragment: enc("grpc-status", "0")})

@@ -23,7 +23,8 @@ func TestNeverIndexedFieldsStaySo(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			var mu sync.Mutex
 			seen := map[string][]bool{} // field name -> Sensitive, per request
-			up, _ := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, id uint32, req *http2.MetaHeadersFrame) {
+			up, _ := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, req *http2.MetaHeadersFrame) {
+				id := req.StreamID
 				mu.Lock()
 				for _, hf := range req.RegularFields() {
 					if hf.Name == "x-api-key" || hf.Name == "x-plain" || hf.Name == "authorization" {
@@ -99,7 +100,8 @@ func TestNeverIndexedFieldsStaySo(t *testing.T) {
 func TestRelay_NeverIndexedResponseFields(t *testing.T) {
 	for _, edits := range []bool{false, true} {
 		t.Run(map[bool]string{false: "passed through", true: "headers edited"}[edits], func(t *testing.T) {
-			up, _ := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, id uint32, _ *http2.MetaHeadersFrame) {
+			up, _ := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, f *http2.MetaHeadersFrame) {
+				id := f.StreamID
 				var b bytes.Buffer
 				e := hpack.NewEncoder(&b)
 				for _, hf := range []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"},

@@ -375,13 +375,22 @@ func TestTransport_BodyCloseResets(t *testing.T) {
 }
 
 // rawServer is a hand-driven HTTP/2 server: it answers the preface and
-// SETTINGS, then calls onHeaders for each request's HEADERS.
+// SETTINGS, then calls onHeaders for each request's HEADERS; what that
+// writes leaves in one write, so that it reaches the client in one read.
 func rawServer(t *testing.T, onHeaders func(fr *http2.Framer, enc func(...string) []byte, f *http2.MetaHeadersFrame)) string {
+	addr, _ := rawServerGoAways(t, onHeaders)
+	return addr
+}
+
+// rawServerGoAways is rawServer, also telling the codes of the GOAWAYs it
+// gets.
+func rawServerGoAways(t *testing.T, onHeaders func(fr *http2.Framer, enc func(...string) []byte, f *http2.MetaHeadersFrame)) (string, <-chan http2.ErrCode) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	goaways := make(chan http2.ErrCode, 16)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
@@ -404,7 +413,8 @@ func rawServer(t *testing.T, onHeaders func(fr *http2.Framer, enc func(...string
 				if _, err := io.ReadFull(c, preface); err != nil {
 					return
 				}
-				fr := http2.NewFramer(c, c)
+				bw := bufio.NewWriterSize(c, 1<<20)
+				fr := http2.NewFramer(bw, c)
 				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 				var hbuf bytes.Buffer
 				henc := hpack.NewEncoder(&hbuf)
@@ -416,6 +426,7 @@ func rawServer(t *testing.T, onHeaders func(fr *http2.Framer, enc func(...string
 					return append([]byte(nil), hbuf.Bytes()...)
 				}
 				_ = fr.WriteSettings()
+				_ = bw.Flush()
 				for {
 					f, err := fr.ReadFrame()
 					if err != nil {
@@ -425,9 +436,16 @@ func rawServer(t *testing.T, onHeaders func(fr *http2.Framer, enc func(...string
 					case *http2.SettingsFrame:
 						if !f.IsAck() {
 							_ = fr.WriteSettingsAck()
+							_ = bw.Flush()
+						}
+					case *http2.GoAwayFrame:
+						select {
+						case goaways <- f.ErrCode:
+						default:
 						}
 					case *http2.MetaHeadersFrame:
-						if !answer(onHeaders, fr, enc, f) {
+						ok := answer(onHeaders, fr, enc, f)
+						if bw.Flush() != nil || !ok {
 							return
 						}
 					}
@@ -444,11 +462,11 @@ func rawServer(t *testing.T, onHeaders func(fr *http2.Framer, enc func(...string
 		mu.Unlock()
 		wg.Wait()
 	})
-	return lis.Addr().String()
+	return lis.Addr().String(), goaways
 }
 
 // answer runs onHeaders; a panic in it (http.ErrAbortHandler) cuts the
-// connection.
+// connection, after what it wrote.
 func answer(onHeaders func(*http2.Framer, func(...string) []byte, *http2.MetaHeadersFrame), fr *http2.Framer,
 	enc func(...string) []byte, f *http2.MetaHeadersFrame) (ok bool) {
 	defer func() {
