@@ -10,7 +10,11 @@ package h2
 // before the read loop reads again (so before it may wait: the windows
 // the run's bytes take come back with them), and when its chunk is full.
 
-import "golang.org/x/net/http2"
+import (
+	"sync"
+
+	"golang.org/x/net/http2"
+)
 
 // runChunk is the most a run holds: a chunk of the largest pooled size.
 const runChunk = 16 << 10
@@ -60,52 +64,34 @@ func (d *dataRun) start(r *relay, f *http2.DataFrame) bool {
 	return true
 }
 
-// take ends the run: what it holds, for the caller to hand on, then give
-// back with done. take returns a nil relay when there is no run.
-func (d *dataRun) take() (r *relay, data []byte, pad, untaken int32, end bool, done func()) {
+// hand ends the run and hands what it holds to its relay with to, once
+// its bytes past the first frame's are booked in the connection's receive
+// window (recv, under mu); an overrun is a connection FLOW_CONTROL_ERROR.
+func (d *dataRun) hand(mu *sync.Mutex, recv *recvFlow, to func(r *relay, data []byte, pad int32, end bool)) error {
 	if d.buf == nil {
-		return nil, nil, 0, 0, false, nil
+		return nil
 	}
-	buf := d.buf
-	r, data, pad, untaken, end = d.r, *buf, d.pad, d.untaken, d.end
+	run := *d
 	*d = dataRun{}
-	return r, data, pad, untaken, end, func() { putChunk(buf) }
+	defer putChunk(run.buf)
+	if run.untaken > 0 {
+		mu.Lock()
+		ok := recv.take(run.untaken)
+		mu.Unlock()
+		if !ok {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+	}
+	to(run.r, *run.buf, run.pad, run.end)
+	return nil
 }
 
 // flushRun hands the upstream read loop's run to its relay.
 func (cc *clientConn) flushRun() error {
-	r, data, pad, untaken, end, done := cc.run.take()
-	if r == nil {
-		return nil
-	}
-	defer done()
-	if untaken > 0 {
-		cc.mu.Lock()
-		ok := cc.recv.take(untaken)
-		cc.mu.Unlock()
-		if !ok {
-			return http2.ConnectionError(http2.ErrCodeFlowControl)
-		}
-	}
-	r.fromUpstreamData(data, pad, end)
-	return nil
+	return cc.run.hand(&cc.mu, &cc.recv, (*relay).fromUpstreamData)
 }
 
 // flushRun hands the downstream read loop's run to its relay.
 func (sc *serverConn) flushRun() error {
-	r, data, pad, untaken, end, done := sc.run.take()
-	if r == nil {
-		return nil
-	}
-	defer done()
-	if untaken > 0 {
-		sc.mu.Lock()
-		ok := sc.recv.take(untaken)
-		sc.mu.Unlock()
-		if !ok {
-			return http2.ConnectionError(http2.ErrCodeFlowControl)
-		}
-	}
-	r.fromClient(data, pad, end)
-	return nil
+	return sc.run.hand(&sc.mu, &sc.recv, (*relay).fromClient)
 }
