@@ -3,10 +3,12 @@ package h2
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -279,5 +281,146 @@ func editFor(path string) func(http.Header) {
 	return func(h http.Header) {
 		h.Del("Content-Type")
 		h.Set("X-Edited", "yes")
+	}
+}
+
+// FuzzRelayUpstream: whatever an upstream answers a relayed call with
+// (DATA the read loop gathers into runs, padding, resets, GOAWAY, frames out
+// of order), nothing panics, the client's call ends, and the relay is
+// forgotten on the upstream connection.
+func FuzzRelayUpstream(f *testing.F) {
+	head := func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndHeaders: true, BlockFragment: enc(":status", "200", "content-type", "application/grpc")})
+	}
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) {
+		head(fr, enc)
+		for i := range 20 {
+			_ = fr.WriteData(3, false, bytes.Repeat([]byte{byte(i)}, 100+i*40))
+		}
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndHeaders: true, EndStream: true, BlockFragment: enc("grpc-status", "0")})
+	}))
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) {
+		head(fr, enc)
+		_ = fr.WriteDataPadded(3, false, []byte{0, 0, 0, 0, 1, 7}, make([]byte, 40))
+		_ = fr.WriteData(3, false, make([]byte, 9000))
+		_ = fr.WritePing(false, [8]byte{1})
+		_ = fr.WriteData(3, false, []byte{1})
+		_ = fr.WriteRSTStream(3, http2.ErrCodeInternal)
+	}))
+	f.Add(frames(func(fr *http2.Framer, enc func(...string) []byte) {
+		_ = fr.WriteData(3, false, []byte("before the headers"))
+		head(fr, enc)
+		_ = fr.WriteData(3, true, []byte{0, 0, 0, 0, 0})
+		_ = fr.WriteGoAway(3, http2.ErrCodeNo, nil)
+	}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		gw, up := net.Pipe()
+		go fuzzUpstream(up, data)
+		var dialed atomic.Bool
+		tr := &Transport{Dial: func(context.Context, string) (net.Conn, error) {
+			if dialed.Swap(true) {
+				return nil, errors.New("one connection only")
+			}
+			return gw, nil
+		}}
+		defer tr.Close()
+		if err := warm(tr, "up"); err != nil {
+			t.Fatalf("warm-up: %v", err)
+		}
+		// The client over loopback TCP (a pipe would stall the two
+		// prefaces' writes on each other).
+		addr := serve(t, &Server{Relay: relayAll(tr, "up"), Handler: http.NotFoundHandler()})
+		var d net.Dialer
+		ct := &Transport{Dial: func(ctx context.Context, _ string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
+		defer ct.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://gw/svc/M", bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+		req.Header.Set("Content-Type", "application/grpc")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			resp, err := ct.RoundTrip(req)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}()
+		select {
+		case <-done:
+		case <-time.After(6 * time.Second):
+			t.Fatalf("the relayed call hung (input %x)", data)
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			tr.mu.Lock()
+			left := 0
+			for _, cc := range tr.conns["up"] {
+				cc.mu.Lock()
+				left += len(cc.relays)
+				cc.mu.Unlock()
+			}
+			tr.mu.Unlock()
+			if left == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d relayed streams left on the upstream connection (input %x)", left, data)
+			}
+		}
+	})
+}
+
+// fuzzUpstream serves one connection: SETTINGS, an answer to /warm (stream
+// 1), and data for the next request (stream 3), then closes it. One goroutine reads the
+// gateway's frames, another writes, so that neither side's writes wait on
+// the other's.
+func fuzzUpstream(c net.Conn, data []byte) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil {
+		return
+	}
+	out := make(chan []byte, 16)
+	go func() {
+		defer close(out)
+		fr := http2.NewFramer(nil, c)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					out <- frames(func(fr *http2.Framer, _ func(...string) []byte) { _ = fr.WriteSettingsAck() })
+				}
+			case *http2.MetaHeadersFrame:
+				if f.PseudoValue("path") != "/warm" {
+					out <- data
+					// Then it leaves: a call its answer did not end ends so.
+					time.AfterFunc(20*time.Millisecond, func() { _ = c.Close() })
+					continue
+				}
+				id := f.StreamID
+				out <- frames(func(fr *http2.Framer, enc func(...string) []byte) {
+					_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true, BlockFragment: enc(":status", "200")})
+				})
+			}
+		}
+	}()
+	if _, err := c.Write(frames(func(fr *http2.Framer, _ func(...string) []byte) { _ = fr.WriteSettings() })); err != nil {
+		return
+	}
+	for b := range out {
+		if _, err := c.Write(b); err != nil {
+			break
+		}
+	}
+	_ = c.Close()
+	for range out { // the reader ends now that the connection is closed
 	}
 }
