@@ -25,6 +25,9 @@ type frameWriter struct {
 	err     error
 	pending atomic.Int32
 	fail    func(error)
+	// dataFrames counts the DATA frames written: a peer may ping for each
+	// it receives (see floodWatch).
+	dataFrames atomic.Uint64
 }
 
 func newFrameWriter(bw *pooledWriter, fr *http2.Framer, fail func(error)) *frameWriter {

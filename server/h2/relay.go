@@ -272,6 +272,7 @@ func writeData(fl *flushList, w *frameWriter, id uint32, end bool, p []byte, max
 	if err == nil {
 		err = w.bw.writeData(id, end, p, maxFrame)
 		w.fail1(err)
+		w.dataFrames.Add(1)
 	}
 	w.mu.Unlock()
 	if fl == nil {

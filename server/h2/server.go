@@ -384,10 +384,12 @@ type serverConn struct {
 
 // Control frames a client may send (PING and SETTINGS that ask for an
 // ACK) within each floodWindow beyond maxControlFrames plus
-// controlPerStreamFrame for each HEADERS or DATA frame of the same window:
-// a PING or SETTINGS flood makes the server write an ACK for each
-// (CVE-2019-9512, CVE-2019-9515). grpc-go pings at most once per DATA
-// frame it receives (BDP estimation), and keepalives are seconds apart.
+// controlPerStreamFrame for each HEADERS or DATA frame of the same window,
+// read or written: a PING or SETTINGS flood makes the server write an ACK
+// for each (CVE-2019-9512, CVE-2019-9515). grpc-go pings at most once per
+// DATA frame it receives (BDP estimation: one PING a round trip while data
+// flows, thousands a second on a long server stream whose client sends
+// nothing else), and keepalives are seconds apart.
 const (
 	floodWindow           = 10 * time.Second
 	maxControlFrames      = 1000
@@ -398,19 +400,28 @@ const (
 type floodWatch struct {
 	start           time.Time
 	control, stream int
+	// sentAtStart is the count of DATA frames the connection had written
+	// when the window began.
+	sentAtStart uint64
 }
 
-// noteStream counts a HEADERS or DATA frame read at now.
-func (w *floodWatch) noteStream(now time.Time) {
-	if now.Sub(w.start) > floodWindow {
-		*w = floodWatch{start: now}
-	}
+// noteStream counts a HEADERS or DATA frame read at now, when the
+// connection had written sent DATA frames.
+func (w *floodWatch) noteStream(now time.Time, sent uint64) {
+	w.roll(now, sent)
 	w.stream++
 }
 
-// note counts f, read at now; an error when the control frames are a
-// flood.
-func (w *floodWatch) note(f http2.Frame, now time.Time) error {
+// roll begins a new window when the current one is over.
+func (w *floodWatch) roll(now time.Time, sent uint64) {
+	if now.Sub(w.start) > floodWindow {
+		*w = floodWatch{start: now, sentAtStart: sent}
+	}
+}
+
+// note counts f, read at now, when the connection had written sent DATA
+// frames; an error when the control frames are a flood.
+func (w *floodWatch) note(f http2.Frame, now time.Time, sent uint64) error {
 	control := false
 	switch f := f.(type) {
 	case *http2.PingFrame:
@@ -422,16 +433,15 @@ func (w *floodWatch) note(f http2.Frame, now time.Time) error {
 		return nil
 	}
 	if !control {
-		w.noteStream(now)
+		w.noteStream(now, sent)
 		return nil
 	}
-	if now.Sub(w.start) > floodWindow {
-		*w = floodWatch{start: now}
-	}
+	w.roll(now, sent)
 	w.control++
-	if w.control > maxControlFrames+controlPerStreamFrame*w.stream {
-		return fmt.Errorf("h2: %d PING and SETTINGS frames within %v against %d HEADERS and DATA (a control frame flood): %w",
-			w.control, floodWindow, w.stream, http2.ConnectionError(http2.ErrCodeEnhanceYourCalm))
+	streamFrames := w.stream + int(sent-w.sentAtStart)
+	if w.control > maxControlFrames+controlPerStreamFrame*streamFrames {
+		return fmt.Errorf("h2: %d PING and SETTINGS frames within %v against %d HEADERS and DATA read and written (a control frame flood): %w",
+			w.control, floodWindow, streamFrames, http2.ConnectionError(http2.ErrCodeEnhanceYourCalm))
 	}
 	return nil
 }
@@ -474,7 +484,7 @@ func (sc *serverConn) serve() error {
 	for {
 		f, err := sc.hr.next(sc.fr)
 		if d, ok := f.(*http2.DataFrame); ok && err == nil && sc.run.extend(d) {
-			sc.floods.noteStream(sc.readAt)
+			sc.floods.noteStream(sc.readAt, sc.w.dataFrames.Load())
 			continue
 		}
 		if ferr := sc.flushRun(); ferr != nil {
@@ -500,7 +510,7 @@ func (sc *serverConn) serve() error {
 			}
 			first = false
 		}
-		if err = sc.floods.note(f, sc.readAt); err != nil {
+		if err = sc.floods.note(f, sc.readAt, sc.w.dataFrames.Load()); err != nil {
 			sc.goAway(http2.ErrCodeEnhanceYourCalm, false)
 			return err
 		}

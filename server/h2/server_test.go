@@ -450,6 +450,67 @@ func TestServer_ControlFrameFloods(t *testing.T) {
 	}
 }
 
+// A client that pings once for each DATA frame it receives, as grpc-go's
+// BDP estimation does on a long server stream while it sends nothing else,
+// is no control-frame flood: the frames the server writes count like the
+// ones it reads. The client grants its window 100 bytes at a time so the
+// answer comes in that many frames, whether a handler writes it or it is
+// relayed (where frames that arrive together would be joined).
+func TestServer_PingPerDataFrameIsNoFlood(t *testing.T) {
+	const msgs, msgLen = 3000, 100
+	stream := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/warm" {
+			return
+		}
+		msg := bytes.Repeat([]byte{'m'}, msgLen)
+		for range msgs {
+			if _, err := w.Write(msg); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	}
+	for _, path := range []string{"handler", "relay"} {
+		t.Run(path, func(t *testing.T) {
+			s := &Server{Handler: http.HandlerFunc(stream)}
+			if path == "relay" {
+				s = &Server{Relay: relayAll(relayTo(t, http.HandlerFunc(stream))), Handler: http.NotFoundHandler()}
+			}
+			rc := dialRaw(t, serve(t, s), http2.Setting{ID: http2.SettingInitialWindowSize, Val: msgLen})
+			rc.headers(1, true, "/stream")
+			got, frames := 0, 0
+			err := rc.readUntil(20*time.Second, func(f http2.Frame) bool {
+				switch f := f.(type) {
+				case *http2.GoAwayFrame:
+					t.Fatalf("GOAWAY %v after %d DATA frames and as many PINGs", f.ErrCode, frames)
+				case *http2.RSTStreamFrame:
+					t.Fatalf("RST_STREAM %v after %d DATA frames", f.ErrCode, frames)
+				case *http2.DataFrame:
+					if n := len(f.Data()); n > 0 {
+						got += n
+						frames++
+						if rc.fr.WriteWindowUpdate(1, uint32(n)) != nil || rc.fr.WriteWindowUpdate(0, uint32(n)) != nil ||
+							rc.fr.WritePing(false, [8]byte{byte(frames)}) != nil {
+							t.Fatalf("the server closed the connection after %d DATA frames", frames)
+						}
+					}
+					return f.StreamEnded()
+				case *http2.MetaHeadersFrame:
+					return f.StreamEnded() && f.StreamID == 1
+				}
+				return false
+			})
+			if err != nil {
+				t.Fatalf("after %d DATA frames: %v", frames, err)
+			}
+			if got != msgs*msgLen || frames <= maxControlFrames+controlPerStreamFrame {
+				t.Fatalf("%d bytes in %d DATA frames, want %d bytes in more than %d frames (past the allowance without written frames)",
+					got, frames, msgs*msgLen, maxControlFrames+controlPerStreamFrame)
+			}
+		})
+	}
+}
+
 // A client that never opens its window (zero-window stall) gets the
 // stream reset after WriteTimeout, and the handler's Write fails.
 func TestServer_ZeroWindowStall(t *testing.T) {

@@ -485,6 +485,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		if err := st.sc.w.write(false, func(fr *http2.Framer) error { return fr.WriteData(st.id, false, chunk) }); err != nil {
 			return sent, err
 		}
+		st.sc.w.dataFrames.Add(1)
 		sent += k
 	}
 	return sent, nil
