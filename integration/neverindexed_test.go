@@ -13,9 +13,10 @@ import (
 )
 
 // A request field the client sends as a literal never indexed reaches the
-// upstream as one too (RFC 7541 section 7.1.3), through the whole gateway:
-// the first call through a handler (it dials), the next relayed. The
-// upstream is a hand-driven HTTP/2 server that notes how the field came.
+// upstream as one too (RFC 7541 section 7.1.3), and a response field the
+// upstream sends so reaches the client so, through the whole gateway: the
+// first call through a handler (it dials), the next relayed. The upstream
+// is a hand-driven HTTP/2 server that notes how the field came.
 func TestGateway_NeverIndexedFieldsStaySo(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,6 +69,7 @@ func TestGateway_NeverIndexedFieldsStaySo(t *testing.T) {
 	_ = fr.WriteSettings()
 	cl := clusterNamed(t, g, "grpc")
 	const calls = 6
+	var secretFlags []bool // Sensitive of x-secret, per answer the client got
 	for i := range calls {
 		id := uint32(2*i + 1)
 		hbuf.Reset()
@@ -89,6 +91,11 @@ func TestGateway_NeverIndexedFieldsStaySo(t *testing.T) {
 			switch f := f.(type) {
 			case *http2.MetaHeadersFrame:
 				done = f.StreamID == id && f.StreamEnded()
+				for _, hf := range f.RegularFields() {
+					if f.StreamID == id && hf.Name == "x-secret" {
+						secretFlags = append(secretFlags, hf.Sensitive)
+					}
+				}
 			case *http2.RSTStreamFrame:
 				if f.StreamID == id {
 					t.Fatalf("call %d reset: %v", i, f.ErrCode)
@@ -117,6 +124,14 @@ func TestGateway_NeverIndexedFieldsStaySo(t *testing.T) {
 			t.Errorf("call %d: x-api-key reached the upstream indexable, want never indexed", i)
 		}
 	}
+	if len(secretFlags) != calls {
+		t.Fatalf("x-secret reached the client %d times, want %d", len(secretFlags), calls)
+	}
+	for i, sensitive := range secretFlags {
+		if !sensitive {
+			t.Errorf("call %d: x-secret reached the client indexable, want never indexed", i)
+		}
+	}
 }
 
 // rawGRPCUpstream serves one HTTP/2 connection: each request's HEADERS go
@@ -134,8 +149,9 @@ func rawGRPCUpstream(c net.Conn, seen func(*http2.MetaHeadersFrame)) {
 	_ = fr.WriteSettings()
 	answer := func(id uint32) {
 		hbuf.Reset()
-		for _, kv := range [][2]string{{":status", "200"}, {"content-type", "application/grpc"}, {"grpc-status", "0"}} {
-			_ = henc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		for _, hf := range []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"},
+			{Name: "x-secret", Value: "s-1", Sensitive: true}, {Name: "grpc-status", Value: "0"}} {
+			_ = henc.WriteField(hf)
 		}
 		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true, BlockFragment: hbuf.Bytes()})
 	}

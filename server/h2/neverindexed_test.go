@@ -3,6 +3,7 @@ package h2
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -94,21 +95,30 @@ func TestNeverIndexedFieldsStaySo(t *testing.T) {
 	}
 }
 
-// Response fields the upstream sends never indexed reach the client never
-// indexed on the relay, whether the route edits the response's headers
-// (they go through a header map then) or not.
-func TestRelay_NeverIndexedResponseFields(t *testing.T) {
-	for _, edits := range []bool{false, true} {
-		t.Run(map[bool]string{false: "passed through", true: "headers edited"}[edits], func(t *testing.T) {
+// Response fields and trailers the upstream sends never indexed reach the
+// client never indexed: on the relay, whether the route edits the
+// response's headers (they go through a header map then) or not, and
+// through a handler that forwards with the Transport and copies the
+// response (its header maps drop the flag; the stream is told aside).
+func TestNeverIndexedResponseFields(t *testing.T) {
+	for _, path := range []string{"relayed", "relayed, headers edited", "handler"} {
+		t.Run(path, func(t *testing.T) {
 			up, _ := rawUpstream(t, func(fr *http2.Framer, enc func(...string) []byte, f *http2.MetaHeadersFrame) {
 				id := f.StreamID
-				var b bytes.Buffer
-				e := hpack.NewEncoder(&b)
-				for _, hf := range []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"},
-					{Name: "x-secret", Value: "s-1", Sensitive: true}, {Name: "x-plain", Value: "p-1"}, {Name: "grpc-status", Value: "0"}} {
-					_ = e.WriteField(hf)
+				block := func(fields ...hpack.HeaderField) []byte {
+					var b bytes.Buffer
+					e := hpack.NewEncoder(&b)
+					for _, hf := range fields {
+						_ = e.WriteField(hf)
+					}
+					return b.Bytes()
 				}
-				_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true, BlockFragment: b.Bytes()})
+				_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, BlockFragment: block(
+					hpack.HeaderField{Name: ":status", Value: "200"}, hpack.HeaderField{Name: "content-type", Value: "application/grpc"},
+					hpack.HeaderField{Name: "x-secret", Value: "s-1", Sensitive: true}, hpack.HeaderField{Name: "x-plain", Value: "p-1"})})
+				_ = fr.WriteData(id, false, []byte{0, 0, 0, 0, 0})
+				_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndHeaders: true, EndStream: true, BlockFragment: block(
+					hpack.HeaderField{Name: "grpc-status", Value: "0"}, hpack.HeaderField{Name: "x-secret-trailer", Value: "t-1", Sensitive: true})})
 			})
 			var d net.Dialer
 			tr := &Transport{Dial: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }}
@@ -116,14 +126,34 @@ func TestRelay_NeverIndexedResponseFields(t *testing.T) {
 			if err := warm(tr, up); err != nil {
 				t.Fatal(err)
 			}
-			relay := func(r *http.Request) (*RelayTarget, bool) {
-				tgt, ok := relayAll(tr, up)(r)
-				if edits {
-					tgt.EditResponse = func(h http.Header) { h.Set("X-Edited", "1") }
+			s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				out := r.Clone(r.Context())
+				out.URL.Scheme, out.URL.Host, out.RequestURI = "http", up, ""
+				resp, err := tr.RoundTrip(out)
+				if err != nil {
+					w.WriteHeader(http.StatusBadGateway)
+					return
 				}
-				return tgt, ok
+				defer resp.Body.Close()
+				for k, vs := range resp.Header {
+					w.Header()[k] = vs
+				}
+				w.WriteHeader(resp.StatusCode)
+				_, _ = io.Copy(w, resp.Body)
+				for k, vs := range resp.Trailer {
+					w.Header()[http.TrailerPrefix+k] = vs
+				}
+			})}
+			if path != "handler" {
+				s.Relay = func(r *http.Request) (*RelayTarget, bool) {
+					tgt, ok := relayAll(tr, up)(r)
+					if path == "relayed, headers edited" {
+						tgt.EditResponse = func(h http.Header) { h.Set("X-Edited", "1") }
+					}
+					return tgt, ok
+				}
 			}
-			addr := serve(t, &Server{Relay: relay, Handler: http.NotFoundHandler()})
+			addr := serve(t, s)
 			rc := dialRaw(t, addr)
 			rc.hbuf.Reset()
 			for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/svc/M"}, {"content-type", "application/grpc"}} {
@@ -140,8 +170,8 @@ func TestRelay_NeverIndexedResponseFields(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			want := map[string]bool{"x-secret": true, "x-plain": false}
-			if edits {
+			want := map[string]bool{"x-secret": true, "x-plain": false, "x-secret-trailer": true, "grpc-status": false}
+			if path == "relayed, headers edited" {
 				want["x-edited"] = false
 			}
 			for name, sensitive := range want {

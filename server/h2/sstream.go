@@ -46,6 +46,10 @@ type serverStream struct {
 	recv       recvFlow
 	reqBody    requestBody    // the request's Body (in the stream: one allocation less)
 	rw         responseWriter // the handler's, likewise
+	// ctx is the request's context; respNeverIndexed what it tells the
+	// Transport that forwards the request (likewise in the stream).
+	ctx              streamContext
+	respNeverIndexed neverIndexedSink
 	// declared is the request's content-length (-1: none), received what
 	// came so far.
 	declared, received int64
@@ -56,6 +60,7 @@ func newServerStream(sc *serverConn, id uint32, req *http.Request, ended bool) *
 	st.cond.L = &st.mu
 	ctx, cancel := context.WithCancelCause(req.Context()) // the connection's, or it with NeverIndexed
 	st.cancel = cancel
+	st.ctx = streamContext{Context: ctx, sink: &st.respNeverIndexed}
 	if ended {
 		st.bodyErr = io.EOF
 		req.Body, req.ContentLength = http.NoBody, 0
@@ -63,7 +68,7 @@ func newServerStream(sc *serverConn, id uint32, req *http.Request, ended bool) *
 		st.reqBody.st = st
 		req.Body = &st.reqBody
 	}
-	st.req = req.WithContext(ctx)
+	st.req = req.WithContext(&st.ctx)
 	return st
 }
 
@@ -176,6 +181,71 @@ type neverIndexedKey struct{}
 func NeverIndexed(ctx context.Context) []string {
 	names, _ := ctx.Value(neverIndexedKey{}).([]string)
 	return names
+}
+
+// neverIndexedSinkKey is what a stream's context answers with the stream's
+// neverIndexedSink.
+type neverIndexedSinkKey struct{}
+
+// streamContext is a served request's context: the stream's own, which
+// also answers neverIndexedSinkKey (a context.WithValue would be one more
+// allocation per request, for a rare case).
+type streamContext struct {
+	context.Context
+	sink *neverIndexedSink
+}
+
+func (c *streamContext) Value(key any) any {
+	if _, ok := key.(neverIndexedSinkKey); ok {
+		return c.sink
+	}
+	return c.Context.Value(key)
+}
+
+// neverIndexedSink holds the names of the response fields an upstream sent
+// as literals never indexed, for a request the handler forwarded with the
+// Transport: the response's header map drops the flag, and the stream
+// sends fields of those names never indexed too (RFC 7541 section 7.1.3).
+type neverIndexedSink struct{ names atomic.Pointer[[]string] }
+
+// add records names (the Transport's read loop; a retry or a mirrored
+// request may add more while the handler runs).
+func (s *neverIndexedSink) add(names []string) {
+	for {
+		old := s.names.Load()
+		var next []string
+		if old != nil {
+			next = append(next, *old...)
+		}
+		next = append(next, names...)
+		if s.names.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+// has reports whether a field of name (lower-case) came never indexed.
+func (s *neverIndexedSink) has(name string) bool {
+	names := s.names.Load()
+	return names != nil && slices.Contains(*names, name)
+}
+
+// noteNeverIndexed tells the stream serving the request whose context ctx
+// descends from, if any, which of an upstream's response fields came never
+// indexed.
+func noteNeverIndexed(ctx context.Context, fields []hpack.HeaderField) {
+	var names []string
+	for _, hf := range fields {
+		if hf.Sensitive {
+			names = append(names, hf.Name)
+		}
+	}
+	if names == nil {
+		return
+	}
+	if s, ok := ctx.Value(neverIndexedSinkKey{}).(*neverIndexedSink); ok {
+		s.add(names)
+	}
 }
 
 // run serves the stream's request and ends its response.
@@ -443,9 +513,10 @@ func (w *responseWriter) sendHeaders(code int, end, flush bool) {
 					continue
 				}
 				name := lowerHeader(k)
+				sensitive := st.respNeverIndexed.has(name)
 				for _, v := range vs {
 					if httpguts.ValidHeaderFieldValue(v) {
-						enc.WriteField(hpack.HeaderField{Name: name, Value: v})
+						enc.WriteField(hpack.HeaderField{Name: name, Value: v, Sensitive: sensitive})
 					}
 				}
 			}
@@ -549,6 +620,7 @@ func (w *responseWriter) finish() {
 		block := sc.w.headerBlock(func(enc *hpackcodec.Encoder) {
 			for _, f := range trailers {
 				if httpguts.ValidHeaderFieldName(f.Name) && httpguts.ValidHeaderFieldValue(f.Value) {
+					f.Sensitive = st.respNeverIndexed.has(f.Name)
 					enc.WriteField(f)
 				}
 			}

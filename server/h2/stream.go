@@ -379,6 +379,7 @@ func (cs *clientStream) onHeaders(f *http2.MetaHeadersFrame) {
 			cs.mu.Unlock()
 			return
 		}
+		noteNeverIndexed(cs.req.Context(), f.RegularFields())
 		resp := &http.Response{
 			Status: statusText(code), StatusCode: code, Proto: "HTTP/2.0", ProtoMajor: 2,
 			Header: responseHeader(f.RegularFields()), Request: cs.req, ContentLength: -1,
@@ -403,6 +404,7 @@ func (cs *clientStream) onHeaders(f *http2.MetaHeadersFrame) {
 			cs.abort(http2.StreamError{StreamID: cs.id, Code: http2.ErrCodeProtocol, Cause: errors.New("trailers without END_STREAM")}, true)
 			return
 		}
+		noteNeverIndexed(cs.req.Context(), f.RegularFields())
 		if cs.resp.Trailer == nil {
 			cs.resp.Trailer = responseHeader(f.RegularFields())
 		} else {
