@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -189,5 +190,30 @@ func TestNeverIndexedResponseFields(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The sink keeps each name once, and a list it published is never changed
+// (a handler may be reading it while the Transport adds).
+func TestNeverIndexedSink(t *testing.T) {
+	var s neverIndexedSink
+	if s.has("x-a") {
+		t.Fatal("an empty sink has x-a")
+	}
+	s.add([]string{"x-a", "x-b"})
+	first := s.names.Load()
+	for _, add := range [][]string{{"x-b", "x-c"}, {"x-a"}, {"x-c", "x-c", "x-d"}} {
+		s.add(add)
+	}
+	if got, want := *s.names.Load(), []string{"x-a", "x-b", "x-c", "x-d"}; !slices.Equal(got, want) {
+		t.Errorf("names %v, want %v", got, want)
+	}
+	if got := *first; !slices.Equal(got, []string{"x-a", "x-b"}) {
+		t.Errorf("the first list published changed to %v", got)
+	}
+	for name, want := range map[string]bool{"x-a": true, "x-d": true, "x-e": false, "X-A": false} {
+		if s.has(name) != want {
+			t.Errorf("has(%q) = %v, want %v", name, !want, want)
+		}
 	}
 }

@@ -270,9 +270,12 @@ func writeData(fl *flushList, w *frameWriter, id uint32, end bool, p []byte, max
 	w.mu.Lock()
 	err := w.err
 	if err == nil {
-		err = w.bw.writeData(id, end, p, maxFrame)
+		var started bool
+		started, err = w.bw.writeData(id, end, p, maxFrame)
 		w.fail1(err)
-		w.dataFrames.Add(1)
+		if started {
+			w.dataFrames.Add(1)
+		}
 	}
 	w.mu.Unlock()
 	if fl == nil {

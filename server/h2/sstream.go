@@ -189,11 +189,15 @@ type neverIndexedSinkKey struct{}
 
 // streamContext is a served request's context: the stream's own, which
 // also answers neverIndexedSinkKey (a context.WithValue would be one more
-// allocation per request, for a rare case).
+// allocation per request, for a rare case). It lives inside the stream, so
+// a context kept past the handler (context.WithoutCancel for work after
+// the answer) keeps the stream's memory until it is dropped.
 type streamContext struct {
 	context.Context
 	sink *neverIndexedSink
 }
+
+func (c *streamContext) String() string { return "h2.streamContext(" + fmt.Sprint(c.Context) + ")" }
 
 func (c *streamContext) Value(key any) any {
 	if _, ok := key.(neverIndexedSinkKey); ok {
@@ -208,17 +212,27 @@ func (c *streamContext) Value(key any) any {
 // sends fields of those names never indexed too (RFC 7541 section 7.1.3).
 type neverIndexedSink struct{ names atomic.Pointer[[]string] }
 
-// add records names (the Transport's read loop; a retry or a mirrored
-// request may add more while the handler runs).
+// add records names (the Transport's read loop; a retry, a mirrored
+// request or any other call made with the request's context may add more
+// while the handler runs). The set stays small: a name is kept once.
 func (s *neverIndexedSink) add(names []string) {
 	for {
 		old := s.names.Load()
 		var next []string
 		if old != nil {
-			next = append(next, *old...)
+			next = *old
 		}
-		next = append(next, names...)
-		if s.names.CompareAndSwap(old, &next) {
+		grown := false
+		for _, n := range names {
+			if !slices.Contains(next, n) {
+				if !grown {
+					next = slices.Clone(next) // published slices are never changed
+					grown = true
+				}
+				next = append(next, n)
+			}
+		}
+		if !grown || s.names.CompareAndSwap(old, &next) {
 			return
 		}
 	}
@@ -553,10 +567,12 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 			return sent, err
 		}
 		chunk := p[sent : sent+k]
-		if err := st.sc.w.write(false, func(fr *http2.Framer) error { return fr.WriteData(st.id, false, chunk) }); err != nil {
+		if err := st.sc.w.write(false, func(fr *http2.Framer) error {
+			st.sc.w.dataFrames.Add(1)
+			return fr.WriteData(st.id, false, chunk)
+		}); err != nil {
 			return sent, err
 		}
-		st.sc.w.dataFrames.Add(1)
 		sent += k
 	}
 	return sent, nil

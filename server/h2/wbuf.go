@@ -61,10 +61,11 @@ const frameHeaderLen = 9
 // message) reaches its peer in frames of up to maxFrame bytes, so the peer
 // handles one frame where it had dozens. DATA frame boundaries mean
 // nothing in HTTP (RFC 9113 section 8.1); the bytes, their order and the
-// flow-control windows they take are the same.
-func (p *pooledWriter) writeData(id uint32, end bool, b []byte, maxFrame uint32) error {
+// flow-control windows they take are the same. started tells whether p
+// began a frame of its own (the flood watch counts frames the peer gets).
+func (p *pooledWriter) writeData(id uint32, end bool, b []byte, maxFrame uint32) (started bool, err error) {
 	if p.err != nil {
-		return p.err
+		return false, p.err
 	}
 	if p.data > 0 && p.dataID == id && len(*p.buf)+len(b) <= wbufSize {
 		hdr := (*p.buf)[p.data-1 : p.data-1+frameHeaderLen]
@@ -76,7 +77,7 @@ func (p *pooledWriter) writeData(id uint32, end bool, b []byte, maxFrame uint32)
 				hdr[4] |= byte(http2.FlagDataEndStream)
 			}
 			*p.buf = append(*p.buf, b...)
-			return nil
+			return false, nil
 		}
 	}
 	var hdr [frameHeaderLen]byte
@@ -89,7 +90,7 @@ func (p *pooledWriter) writeData(id uint32, end bool, b []byte, maxFrame uint32)
 	hdr[5], hdr[6], hdr[7], hdr[8] = byte(id>>24&0x7f), byte(id>>16), byte(id>>8), byte(id)
 	if p.buf != nil && len(*p.buf)+frameHeaderLen+n > wbufSize {
 		if err := p.writeOut(); err != nil {
-			return err
+			return true, err
 		}
 	}
 	if frameHeaderLen+n >= wbufSize {
@@ -100,17 +101,17 @@ func (p *pooledWriter) writeData(id uint32, end bool, b []byte, maxFrame uint32)
 		}
 		*p.buf = append(*p.buf, hdr[:]...)
 		if err := p.writeOut(); err != nil {
-			return err
+			return true, err
 		}
 		_, err := p.Write(b)
-		return err
+		return true, err
 	}
 	if p.buf == nil {
 		p.buf = wbufPool.Get().(*[]byte)
 	}
 	p.data, p.dataID = len(*p.buf)+1, id
 	*p.buf = append(append(*p.buf, hdr[:]...), b...)
-	return nil
+	return true, nil
 }
 
 // WriteString is Write for the client preface.

@@ -143,6 +143,7 @@ func TestPooledWriter_DataFramesJoin(t *testing.T) {
 			cw := &countingWriter{}
 			p := &pooledWriter{w: cw}
 			var payload bytes.Buffer // all the DATA bytes, in order
+			startedFrames := 0       // the DATA frames writeData said it began
 			for i, o := range tt.ops {
 				switch {
 				case o.flush:
@@ -157,8 +158,12 @@ func TestPooledWriter_DataFramesJoin(t *testing.T) {
 				default:
 					b := bytes.Repeat([]byte{byte('a' + i)}, o.n)
 					payload.Write(b)
-					if err := p.writeData(o.id, o.end, b, cmp.Or(o.max, tt.maxFrame)); err != nil {
+					started, err := p.writeData(o.id, o.end, b, cmp.Or(o.max, tt.maxFrame))
+					if err != nil {
 						t.Fatal(err)
+					}
+					if started {
+						startedFrames++
 					}
 				}
 			}
@@ -192,6 +197,15 @@ func TestPooledWriter_DataFramesJoin(t *testing.T) {
 			}
 			if !bytes.Equal(data.Bytes(), payload.Bytes()) {
 				t.Fatal("the DATA bytes read back differ from those written")
+			}
+			dataFrames := 0
+			for _, f := range got {
+				if f.id != 0 {
+					dataFrames++
+				}
+			}
+			if startedFrames != dataFrames {
+				t.Fatalf("writeData said it began %d DATA frames, %d went out", startedFrames, dataFrames)
 			}
 		})
 	}
